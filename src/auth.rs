@@ -1,0 +1,19 @@
+//! Authentication of incoming requests: signature checks for web hooks and the global-secret
+//! API endpoints ([`signature`]) and the replay rules that sit after them ([`replay`]).
+//!
+//! Everything here is pure and synchronous: no tokio, no axum, no IO. The HTTP layer reads
+//! the raw body, calls [`verify_webhook`] or [`verify_global`], then [`check_epoch`], and only
+//! once all of those passed records the delivery with [`ReplayGuard::check_and_remember`].
+//! bcrypt users and sessions live beside this part of the room, not in it.
+
+pub mod replay;
+pub mod signature;
+
+#[doc(inline)]
+pub use self::{
+    replay::{ReplayError, ReplayGuard, check_epoch, delivery_key},
+    signature::{
+        AuthError, SOURCEHUT_PUBLIC_KEY, SOURCEHUT_PUBLIC_KEY_BASE64, WebhookAuth,
+        parse_public_key, sign_github_sha1, sign_hmac_sha256, verify_global, verify_webhook,
+    },
+};

@@ -1,0 +1,23 @@
+//! The `config` room: everything karajo knows before it starts. It reads the
+//! git-config style INI files ([`ini`]), Go durations ([`duration`]), and loads the
+//! main file, `user.conf`, `job.d/` and `job_http.d/` into the typed [`Config`]
+//! ([`model`]), collecting every error and warning as a [`Diagnostic`] so that
+//! `karajo check` can print them all. Pure and synchronous: it only reads files.
+
+pub mod duration;
+mod fields;
+pub mod ini;
+mod jobs;
+mod load;
+pub mod model;
+mod settings;
+
+#[cfg(test)]
+mod tests;
+
+pub use jobs::clean_path;
+pub use load::load;
+pub use model::{
+    Config, ConfigErrors, Diagnostic, HttpMethod, HttpRequestType, JobExecConfig, JobHttpConfig,
+    NotifConfig, UserConfig,
+};

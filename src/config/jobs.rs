@@ -1,0 +1,412 @@
+//! Turning `[job "..."]` and `[job.http "..."]` definitions into typed job configs
+//! (spec 2.3, 2.4 and the new keys), and the checks across jobs: ids that collide
+//! after normalisation, command jobs sharing a webhook path, unknown notif names.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+
+use super::fields::{Fields, Problems, positive};
+use super::model::{
+    DEFAULT_HEADER_SIGN, DEFAULT_KILL_GRACE, DEFAULT_LOG_RETENTION, HttpMethod, HttpRequestType,
+    JobExecConfig, JobHttpConfig, MIN_INTERVAL,
+};
+use super::settings::{Settings, report_not_positive};
+use crate::job::{AuthKind, JobId};
+use crate::schedule::Schedule;
+
+/// The keys a `[job "..."]` section may hold.
+pub(crate) const JOB_EXEC_KEYS: &[&str] = &[
+    "description",
+    "schedule",
+    "interval",
+    "timezone",
+    "path",
+    "auth_kind",
+    "header_sign",
+    "secret",
+    "sourcehut_public_key",
+    "log_retention",
+    "command",
+    "notif_on_success",
+    "notif_on_failed",
+    "notif_on_recover",
+    "timeout",
+    "kill_grace",
+];
+
+/// The keys a `[job.http "..."]` section may hold.
+pub(crate) const JOB_HTTP_KEYS: &[&str] = &[
+    "description",
+    "schedule",
+    "interval",
+    "timezone",
+    "log_retention",
+    "notif_on_success",
+    "notif_on_failed",
+    "notif_on_recover",
+    "secret",
+    "header_sign",
+    "http_method",
+    "http_url",
+    "http_request_type",
+    "http_header",
+    "http_timeout",
+    "http_insecure",
+];
+
+/// One job section: its name and its variables (the last definition of a name).
+#[derive(Debug, Clone)]
+pub(crate) struct Definition {
+    pub(crate) name: String,
+    pub(crate) fields: Fields,
+}
+
+/// The timer settings both job kinds share.
+struct Timer {
+    timezone: TimeZone,
+    schedule: Option<Schedule>,
+    interval: Option<Duration>,
+}
+
+/// Builds a command job; problems go to `problems`.
+pub(crate) fn build_exec_job(
+    def: &Definition,
+    global: &Settings,
+    problems: &mut Problems,
+) -> JobExecConfig {
+    let f = &def.fields;
+    f.check_keys("[job]", JOB_EXEC_KEYS, problems);
+    let timer = read_timer(f, global, problems);
+    let commands = f.list("command");
+    for var in f.all("command").filter(|v| v.value.is_empty()) {
+        problems.warn(&f.file, var.line, "empty command");
+    }
+    JobExecConfig {
+        name: def.name.clone(),
+        id: JobId::from_name(&def.name),
+        file: f.file.clone(),
+        line: f.line,
+        description: f.text("description"),
+        schedule: timer.schedule,
+        interval: timer.interval,
+        timezone: timer.timezone,
+        path: clean_path(&f.text("path")),
+        auth_kind: read_auth_kind(f, problems),
+        header_sign: f.text_or("header_sign", DEFAULT_HEADER_SIGN),
+        secret: read_secret(f, global),
+        sourcehut_public_key: f
+            .key32("sourcehut_public_key", problems)
+            .unwrap_or(global.sourcehut_public_key),
+        log_retention: read_log_retention(f, problems),
+        commands,
+        notif_on_success: f.list("notif_on_success"),
+        notif_on_failed: f.list("notif_on_failed"),
+        notif_on_recover: f.list("notif_on_recover"),
+        timeout: f.duration("timeout", problems).and_then(positive),
+        kill_grace: read_kill_grace(f, problems),
+    }
+}
+
+/// Builds an HTTP job; problems go to `problems`.
+pub(crate) fn build_http_job(
+    def: &Definition,
+    global: &Settings,
+    problems: &mut Problems,
+) -> JobHttpConfig {
+    let f = &def.fields;
+    f.check_keys("[job.http]", JOB_HTTP_KEYS, problems);
+    let timer = read_timer(f, global, problems);
+    let (http_headers, http_header_lines) = read_headers(f, problems);
+    let http_request_type_text = f.text("http_request_type");
+    JobHttpConfig {
+        name: def.name.clone(),
+        id: JobId::from_name(&def.name),
+        file: f.file.clone(),
+        line: f.line,
+        description: f.text("description"),
+        schedule: timer.schedule,
+        interval: timer.interval,
+        timezone: timer.timezone,
+        log_retention: read_log_retention(f, problems),
+        notif_on_success: f.list("notif_on_success"),
+        notif_on_failed: f.list("notif_on_failed"),
+        notif_on_recover: f.list("notif_on_recover"),
+        secret: read_secret(f, global),
+        header_sign: f.text_or("header_sign", DEFAULT_HEADER_SIGN),
+        http_method_text: f.text_or("http_method", "GET"),
+        http_method: read_http_method(f, problems),
+        http_url: read_http_url(def, problems),
+        http_request_type: read_request_type(f, problems),
+        http_request_type_text,
+        http_headers,
+        http_header_lines,
+        http_timeout: read_job_http_timeout(f, global, problems),
+        http_insecure: f.boolean("http_insecure", problems),
+    }
+}
+
+/// `timezone`, `schedule` (parsed in that zone) and `interval`.
+fn read_timer(f: &Fields, global: &Settings, problems: &mut Problems) -> Timer {
+    let timezone = f
+        .timezone("timezone", problems)
+        .unwrap_or_else(|| global.timezone.clone());
+    let schedule = read_schedule(f, &timezone, problems);
+    let interval = read_interval(f, schedule.is_some(), problems);
+    Timer {
+        timezone,
+        schedule,
+        interval,
+    }
+}
+
+fn read_schedule(f: &Fields, timezone: &TimeZone, problems: &mut Problems) -> Option<Schedule> {
+    let var = f.last("schedule").filter(|v| !v.value.is_empty())?;
+    match Schedule::parse(&var.value, timezone.clone()) {
+        Ok(schedule) => Some(schedule),
+        Err(err) => {
+            let message = format!("schedule = {:?} is invalid: {err}", var.value);
+            problems.error(&f.file, var.line, message);
+            None
+        }
+    }
+}
+
+/// `interval`: ignored (with a warning) when a schedule is set; ≤ 0 → none;
+/// under a minute → one minute.
+fn read_interval(f: &Fields, has_schedule: bool, problems: &mut Problems) -> Option<Duration> {
+    let interval = f.duration("interval", problems)?;
+    if has_schedule {
+        if let Some(var) = f.last("interval") {
+            problems.warn(
+                &f.file,
+                var.line,
+                "interval is ignored because a schedule is set",
+            );
+        }
+        return None;
+    }
+    positive(interval).map(|d| d.max(MIN_INTERVAL))
+}
+
+fn read_auth_kind(f: &Fields, problems: &mut Problems) -> AuthKind {
+    f.typed(
+        "auth_kind",
+        problems,
+        "hmac-sha256, github or sourcehut",
+        AuthKind::parse,
+    )
+    .unwrap_or_default()
+}
+
+/// `secret`, trimmed; empty → the global secret.
+fn read_secret(f: &Fields, global: &Settings) -> String {
+    match f.text("secret").trim() {
+        "" => global.secret.clone(),
+        secret => secret.to_string(),
+    }
+}
+
+/// `log_retention`: ≤ 0 or absent → 5.
+fn read_log_retention(f: &Fields, problems: &mut Problems) -> usize {
+    f.integer("log_retention", problems)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_LOG_RETENTION)
+}
+
+/// `kill_grace`: default 5s; zero allowed (SIGKILL at once); negative refused.
+fn read_kill_grace(f: &Fields, problems: &mut Problems) -> Duration {
+    match f.duration("kill_grace", problems) {
+        None => DEFAULT_KILL_GRACE,
+        Some(d) if d.is_zero() => Duration::ZERO,
+        Some(d) => positive(d).unwrap_or_else(|| {
+            report_not_positive(f, "kill_grace", problems);
+            DEFAULT_KILL_GRACE
+        }),
+    }
+}
+
+fn read_http_method(f: &Fields, problems: &mut Problems) -> HttpMethod {
+    f.typed(
+        "http_method",
+        problems,
+        "GET, POST, PUT or DELETE",
+        HttpMethod::parse,
+    )
+    .unwrap_or_default()
+}
+
+fn read_request_type(f: &Fields, problems: &mut Problems) -> HttpRequestType {
+    f.typed(
+        "http_request_type",
+        problems,
+        "query, form or json",
+        HttpRequestType::parse,
+    )
+    .unwrap_or_default()
+}
+
+/// `http_url`: required.
+fn read_http_url(def: &Definition, problems: &mut Problems) -> String {
+    let url = def.fields.text("http_url");
+    if url.is_empty() {
+        let message = format!("job.http {:?} has no http_url", def.name);
+        problems.error(&def.fields.file, def.fields.line, message);
+    }
+    url
+}
+
+/// `http_header` lines split at the first `:`; lines without `:` are errors.
+fn read_headers(f: &Fields, problems: &mut Problems) -> (Vec<(String, String)>, Vec<String>) {
+    let mut headers = Vec::new();
+    for var in f.all("http_header") {
+        match var.value.split_once(':') {
+            Some((name, value)) => {
+                headers.push((name.trim().to_string(), value.trim().to_string()))
+            }
+            None => {
+                let message = format!(
+                    "http_header = {:?} is invalid: expected \"Name: value\"",
+                    var.value
+                );
+                problems.error(&f.file, var.line, message);
+            }
+        }
+    }
+    (headers, f.list("http_header"))
+}
+
+/// `http_timeout`: absent or 0 → the global one; negative → no timeout.
+fn read_job_http_timeout(
+    f: &Fields,
+    global: &Settings,
+    problems: &mut Problems,
+) -> Option<Duration> {
+    match f.duration("http_timeout", problems) {
+        None => global.http_timeout,
+        Some(d) if d.is_zero() => global.http_timeout,
+        Some(d) => positive(d),
+    }
+}
+
+/// Cleans a webhook path like Go `path.Join("/", p)`: a leading slash, no trailing
+/// slash, no empty, `.` or `..` segments. Empty input gives `None`.
+pub fn clean_path(path: &str) -> Option<String> {
+    if path.is_empty() {
+        return None;
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            _ => segments.push(segment),
+        }
+    }
+    Some(format!("/{}", segments.join("/")))
+}
+
+/// Where a job came from, for messages: `job "NAME" (file:line)`.
+fn origin(kind: &str, name: &str, fields: &Fields) -> String {
+    format!(
+        "{kind} {name:?} ({}:{})",
+        fields.file.display(),
+        fields.line
+    )
+}
+
+/// Reports jobs of one kind whose different names normalise to the same id.
+pub(crate) fn check_duplicate_ids(
+    kind: &str,
+    defs: &BTreeMap<String, Definition>,
+    problems: &mut Problems,
+) {
+    let mut seen: HashMap<JobId, &Definition> = HashMap::new();
+    for def in defs.values() {
+        let id = JobId::from_name(&def.name);
+        if let Some(first) = seen.get(&id) {
+            let message = format!(
+                "{kind} {:?} has the same id {:?} as {}; rename one of them",
+                def.name,
+                id.as_str(),
+                origin(kind, &first.name, &first.fields)
+            );
+            problems.error(&def.fields.file, def.fields.line, message);
+        } else {
+            seen.insert(id, def);
+        }
+    }
+}
+
+/// Reports command jobs sharing a webhook path (compared case-insensitively).
+pub(crate) fn check_duplicate_paths(
+    jobs: &[JobExecConfig],
+    defs: &BTreeMap<String, Definition>,
+    problems: &mut Problems,
+) {
+    let mut seen: HashMap<String, &JobExecConfig> = HashMap::new();
+    for job in jobs {
+        let Some(path) = &job.path else { continue };
+        let key = path.to_lowercase();
+        if let Some(first) = seen.get(&key) {
+            let first_origin = match defs.get(&first.name) {
+                Some(def) => origin("job", &first.name, &def.fields),
+                None => format!("job {:?}", first.name),
+            };
+            let message = format!(
+                "job {:?} has the same path {path:?} as {first_origin}",
+                job.name
+            );
+            let line = path_line(defs.get(&job.name)).unwrap_or(job.line);
+            problems.error(&job.file, line, message);
+        } else {
+            seen.insert(key, job);
+        }
+    }
+}
+
+fn path_line(def: Option<&Definition>) -> Option<usize> {
+    def?.fields.last("path").map(|v| v.line)
+}
+
+/// Warns about `notif_on_*` names that no `[notif]` section defines.
+pub(crate) fn check_notif_names(
+    fields: &Fields,
+    known: &dyn Fn(&str) -> bool,
+    problems: &mut Problems,
+) {
+    for key in ["notif_on_success", "notif_on_failed", "notif_on_recover"] {
+        for var in fields.all(key).filter(|v| !known(&v.value)) {
+            let message = format!(
+                "{key} = {:?}: no [notif {:?}] is defined",
+                var.value, var.value
+            );
+            problems.warn(&fields.file, var.line, message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_cleaned_like_go_path_join() {
+        let cases = [
+            ("/hello", Some("/hello")),
+            ("hello", Some("/hello")),
+            ("/hello/", Some("/hello")),
+            ("//a//b/./c/../d/", Some("/a/b/d")),
+            ("../../x", Some("/x")),
+            ("/", Some("/")),
+            ("", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(clean_path(input).as_deref(), want, "{input:?}");
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Loading the configuration from disk in the original's order (spec 1.3): the main
+//! file, `$dir_base/etc/karajo/user.conf`, then `job.d/*.conf` and `job_http.d/*.conf`
+//! sorted by name. A later definition of a job name replaces the earlier one. Every
+//! problem is collected, so one run reports them all.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::fields::{Fields, Problems};
+use super::ini::{self, Document, Section};
+use super::jobs::{
+    Definition, build_exec_job, build_http_job, check_duplicate_ids, check_duplicate_paths,
+    check_notif_names,
+};
+use super::model::{Config, ConfigErrors, NotifConfig, UserConfig};
+use super::settings::{Settings, read_settings};
+
+/// Section names.
+const KARAJO: &str = "karajo";
+const JOB: &str = "job";
+const JOB_HTTP: &str = "job.http";
+const NOTIF: &str = "notif";
+const USER: &str = "user";
+
+/// Job and notif definitions gathered from all files, keyed by name (so sorted, and
+/// a later definition replaces an earlier one).
+#[derive(Debug, Default)]
+struct Definitions {
+    karajo: Vec<ini::Var>,
+    karajo_line: usize,
+    jobs: BTreeMap<String, Definition>,
+    http_jobs: BTreeMap<String, Definition>,
+    notifs: BTreeMap<String, NotifConfig>,
+}
+
+/// Loads `config_file` and the files under its `dir_base`. Returns every error (and
+/// the warnings seen so far) when anything is wrong; a missing main file is an error.
+pub fn load(config_file: &Path) -> Result<Config, ConfigErrors> {
+    let mut problems = Problems::default();
+    let cwd = current_dir(config_file, &mut problems);
+    let doc = read_document(config_file, &mut problems).ok_or_else(|| fail(&mut problems))?;
+    let mut defs = Definitions::default();
+    collect_main(config_file, &doc, &mut defs, &mut problems);
+    let karajo_fields = Fields {
+        file: config_file.to_path_buf(),
+        line: defs.karajo_line,
+        vars: std::mem::take(&mut defs.karajo),
+    };
+    let settings = read_settings(&karajo_fields, &cwd, &mut problems);
+    let etc = settings.dir_base.join("etc").join("karajo");
+    let users = read_users(&etc.join("user.conf"), &mut problems);
+    collect_dir(&etc.join("job.d"), JOB, &mut defs.jobs, &mut problems);
+    collect_dir(
+        &etc.join("job_http.d"),
+        JOB_HTTP,
+        &mut defs.http_jobs,
+        &mut problems,
+    );
+    let config = assemble(config_file, settings, defs, users, &mut problems);
+    if problems.errors.is_empty() {
+        Ok(Config {
+            warnings: problems.warnings,
+            ..config
+        })
+    } else {
+        Err(fail(&mut problems))
+    }
+}
+
+fn fail(problems: &mut Problems) -> ConfigErrors {
+    ConfigErrors {
+        errors: std::mem::take(&mut problems.errors),
+        warnings: std::mem::take(&mut problems.warnings),
+    }
+}
+
+fn current_dir(config_file: &Path, problems: &mut Problems) -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|err| {
+        let message = format!("cannot read the current directory (for dir_base): {err}");
+        problems.error(config_file, 0, message);
+        PathBuf::from("/")
+    })
+}
+
+/// Reads and parses one file; `None` (with an error) when unreadable or invalid.
+fn read_document(file: &Path, problems: &mut Problems) -> Option<Document> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(err) => {
+            problems.error(file, 0, format!("cannot read: {err}"));
+            return None;
+        }
+    };
+    match ini::parse(&text) {
+        Ok(doc) => Some(doc),
+        Err(err) => {
+            problems.error(file, err.line, err.kind.to_string());
+            None
+        }
+    }
+}
+
+/// The name of a section that needs one (`[job "NAME"]`); warns when it has none.
+fn section_name<'a>(file: &Path, section: &'a Section, problems: &mut Problems) -> Option<&'a str> {
+    let name = section.sub.as_deref();
+    if name.is_none() {
+        let message = format!(
+            "section [{}] needs a name: [{} \"NAME\"]; ignored",
+            section.name, section.name
+        );
+        problems.warn(file, section.line, message);
+    }
+    name
+}
+
+fn warn_section_ignored(file: &Path, section: &Section, why: &str, problems: &mut Problems) {
+    let header = match &section.sub {
+        Some(sub) => format!("[{} {sub:?}]", section.name),
+        None => format!("[{}]", section.name),
+    };
+    problems.warn(
+        file,
+        section.line,
+        format!("section {header} {why}; ignored"),
+    );
+}
+
+/// Sorts the main file's sections into `defs`.
+fn collect_main(file: &Path, doc: &Document, defs: &mut Definitions, problems: &mut Problems) {
+    for section in &doc.sections {
+        match (section.name.as_str(), &section.sub) {
+            (KARAJO, None) => {
+                defs.karajo_line = section.line;
+                defs.karajo.extend(section.vars.iter().cloned());
+            }
+            (JOB, _) => add_definition(file, section, &mut defs.jobs, problems),
+            (JOB_HTTP, _) => add_definition(file, section, &mut defs.http_jobs, problems),
+            (NOTIF, _) => add_notif(file, section, &mut defs.notifs, problems),
+            _ => warn_section_ignored(file, section, "is unknown", problems),
+        }
+    }
+}
+
+fn add_definition(
+    file: &Path,
+    section: &Section,
+    into: &mut BTreeMap<String, Definition>,
+    problems: &mut Problems,
+) {
+    let Some(name) = section_name(file, section, problems) else {
+        return;
+    };
+    let def = Definition {
+        name: name.to_string(),
+        fields: Fields::new(file, section),
+    };
+    into.insert(name.to_string(), def);
+}
+
+fn add_notif(
+    file: &Path,
+    section: &Section,
+    into: &mut BTreeMap<String, NotifConfig>,
+    problems: &mut Problems,
+) {
+    let Some(name) = section_name(file, section, problems) else {
+        return;
+    };
+    Fields::new(file, section).check_cut_values(problems);
+    let notif = NotifConfig {
+        name: name.to_string(),
+        file: file.to_path_buf(),
+        line: section.line,
+        vars: section
+            .vars
+            .iter()
+            .map(|v| (v.key.clone(), v.value.clone()))
+            .collect(),
+    };
+    into.insert(name.to_string(), notif);
+}
+
+/// Reads `user.conf`; a missing file means no users.
+fn read_users(file: &Path, problems: &mut Problems) -> Vec<UserConfig> {
+    if !file.exists() {
+        return Vec::new();
+    }
+    let Some(doc) = read_document(file, problems) else {
+        return Vec::new();
+    };
+    let mut users: BTreeMap<String, UserConfig> = BTreeMap::new();
+    for section in &doc.sections {
+        if section.name != USER {
+            warn_section_ignored(file, section, "is not allowed in user.conf", problems);
+            continue;
+        }
+        let Some(name) = section_name(file, section, problems) else {
+            continue;
+        };
+        let fields = Fields::new(file, section);
+        fields.check_keys("[user]", &["password"], problems);
+        let password_hash = fields.text("password");
+        if password_hash.is_empty() {
+            let message = format!("user {name:?} has no password and cannot log in");
+            problems.warn(file, section.line, message);
+        }
+        let user = UserConfig {
+            name: name.to_string(),
+            password_hash,
+        };
+        users.insert(name.to_string(), user);
+    }
+    users.into_values().collect()
+}
+
+/// The `*.conf` files of a job directory that the original reads: regular files (not
+/// symlinks, not directories), not hidden, sorted by name. A missing directory is fine.
+fn conf_files(dir: &Path, problems: &mut Problems) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Vec::new(),
+        Err(err) => {
+            problems.error(dir, 0, format!("cannot read the directory: {err}"));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| is_conf_name(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
+}
+
+fn is_conf_name(name: &str) -> bool {
+    !name.starts_with('.') && name.ends_with(".conf")
+}
+
+/// Reads the job sections named `kind` from every file of `dir` into `into`.
+fn collect_dir(
+    dir: &Path,
+    kind: &str,
+    into: &mut BTreeMap<String, Definition>,
+    problems: &mut Problems,
+) {
+    for file in conf_files(dir, problems) {
+        let Some(doc) = read_document(&file, problems) else {
+            continue;
+        };
+        for section in &doc.sections {
+            if section.name == kind {
+                add_definition(&file, section, into, problems);
+            } else {
+                let why = format!("is not read from this directory (only [{kind} \"...\"])");
+                warn_section_ignored(&file, section, &why, problems);
+            }
+        }
+    }
+}
+
+/// Types every definition and runs the checks across jobs.
+fn assemble(
+    file: &Path,
+    settings: Settings,
+    defs: Definitions,
+    users: Vec<UserConfig>,
+    problems: &mut Problems,
+) -> Config {
+    let jobs: Vec<_> = defs
+        .jobs
+        .values()
+        .map(|def| build_exec_job(def, &settings, problems))
+        .collect();
+    let http_jobs: Vec<_> = defs
+        .http_jobs
+        .values()
+        .map(|def| build_http_job(def, &settings, problems))
+        .collect();
+    check_duplicate_ids("job", &defs.jobs, problems);
+    check_duplicate_ids("job.http", &defs.http_jobs, problems);
+    check_duplicate_paths(&jobs, &defs.jobs, problems);
+    let known_notif = |name: &str| defs.notifs.contains_key(name);
+    for def in defs.jobs.values().chain(defs.http_jobs.values()) {
+        check_notif_names(&def.fields, &known_notif, problems);
+    }
+    Config {
+        file: file.to_path_buf(),
+        name: settings.name,
+        listen_address: settings.listen_address,
+        dir_base: settings.dir_base,
+        dir_public: settings.dir_public,
+        secret: settings.secret,
+        secret_generated: settings.secret_generated,
+        http_timeout: settings.http_timeout,
+        max_job_running: settings.max_job_running,
+        is_development: settings.is_development,
+        timezone: settings.timezone,
+        epoch_window: settings.epoch_window,
+        sourcehut_public_key: settings.sourcehut_public_key,
+        max_body_size: settings.max_body_size,
+        jobs,
+        http_jobs,
+        notifs: defs.notifs.into_values().collect(),
+        users,
+        warnings: Vec::new(),
+    }
+}

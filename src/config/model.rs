@@ -1,0 +1,301 @@
+//! The typed configuration that the rest of karajo reads: the `[karajo]` settings,
+//! every command job and HTTP job with defaults applied and values validated, the raw
+//! `[notif]` sections and the WUI users. Also the [`Diagnostic`] type that names a
+//! problem by file and line. Only data here; [`super::load`] builds it.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+
+use crate::job::{AuthKind, JobId};
+use crate::schedule::Schedule;
+
+/// SourceHut's webhook signing key (`sourcehut_public_key` default), as published
+/// by sr.ht and hard-coded in the original.
+pub const SOURCEHUT_PUBLIC_KEY: &str = "uX7KWyyDNMaBma4aVbJ/cbUQpdjqczuCyK/HxzV/u+4=";
+/// `name` default.
+pub const DEFAULT_NAME: &str = "karajo";
+/// `listen_address` default.
+pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:31937";
+/// `header_sign` default.
+pub const DEFAULT_HEADER_SIGN: &str = "X-Karajo-Sign";
+/// `http_timeout` default (also used for `0`).
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(300);
+/// `epoch_window` default.
+pub const DEFAULT_EPOCH_WINDOW: Duration = Duration::from_secs(300);
+/// `max_body_size` default: 25 MiB.
+pub const DEFAULT_MAX_BODY_SIZE: usize = 25 * 1024 * 1024;
+/// `log_retention` default (also used for values ≤ 0).
+pub const DEFAULT_LOG_RETENTION: usize = 5;
+/// `kill_grace` default.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+/// The shortest `interval`; shorter positive values are raised to it.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// One problem or warning found while loading, tied to a file and (when known) a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file the problem is in.
+    pub file: PathBuf,
+    /// The 1-based line, or 0 when the problem is not about one line.
+    pub line: usize,
+    /// What is wrong, for a human.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    /// `file:line: message`, or `file: message` when the line is 0.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        }
+    }
+}
+
+/// Everything that made the configuration unusable, plus the warnings seen on the
+/// way, so `karajo check` can print all of them at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render_errors(.errors))]
+pub struct ConfigErrors {
+    /// The errors, in the order found (at least one).
+    pub errors: Vec<Diagnostic>,
+    /// The warnings, in the order found.
+    pub warnings: Vec<Diagnostic>,
+}
+
+fn render_errors(errors: &[Diagnostic]) -> String {
+    let lines: Vec<String> = errors.iter().map(Diagnostic::to_string).collect();
+    lines.join("\n")
+}
+
+/// The whole configuration: `[karajo]` settings, jobs, notifications and users.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The main configuration file, as given.
+    pub file: PathBuf,
+    /// `name`: title in the WUI and the console log prefix (default `karajo`).
+    pub name: String,
+    /// `listen_address`: `host:port` of the HTTP server (default `127.0.0.1:31937`).
+    pub listen_address: String,
+    /// `dir_base`: root of `etc/`, `var/lib/`, `var/log/`; absolute (a relative value
+    /// is joined to the current directory); default `/`.
+    pub dir_base: PathBuf,
+    /// `dir_public`: directory served under `/`, as written; `None` when empty.
+    pub dir_public: Option<PathBuf>,
+    /// `secret`: the global HMAC secret; generated when empty.
+    pub secret: String,
+    /// The secret was empty and [`Config::secret`] was generated (32 `[0-9A-Za-z]`).
+    pub secret_generated: bool,
+    /// `http_timeout`: default HTTP job timeout (5m; `0` → 5m; negative → `None`, no
+    /// timeout).
+    pub http_timeout: Option<Duration>,
+    /// `max_job_running`: how many command job runs may execute at once (≤ 0 → 1).
+    pub max_job_running: usize,
+    /// `is_development`: serve the WUI from disk.
+    pub is_development: bool,
+    /// `timezone` (new): zone for schedules without their own; default UTC.
+    pub timezone: TimeZone,
+    /// `epoch_window` (new): how far `_karajo_epoch` may be from now (default 5m).
+    pub epoch_window: Duration,
+    /// `sourcehut_public_key` (new): Ed25519 key for SourceHut webhooks (base64).
+    pub sourcehut_public_key: [u8; 32],
+    /// `max_body_size` (new): largest accepted request body in bytes (default 25 MiB).
+    pub max_body_size: usize,
+    /// `[job "..."]` sections, sorted by name.
+    pub jobs: Vec<JobExecConfig>,
+    /// `[job.http "..."]` sections, sorted by name.
+    pub http_jobs: Vec<JobHttpConfig>,
+    /// `[notif "..."]` sections, sorted by name.
+    pub notifs: Vec<NotifConfig>,
+    /// `[user "..."]` sections of `user.conf`, sorted by name.
+    pub users: Vec<UserConfig>,
+    /// Everything suspicious that did not stop loading.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// A `[job "NAME"]` section: shell commands (or a registered Rust function) run on a
+/// timer, on a signed webhook, or on request.
+#[derive(Debug, Clone)]
+pub struct JobExecConfig {
+    /// The name as written in the header.
+    pub name: String,
+    /// [`JobId::from_name`] of the name.
+    pub id: JobId,
+    /// The file that defined the job (the last definition wins).
+    pub file: PathBuf,
+    /// The line of the section header.
+    pub line: usize,
+    /// `description`: HTML shown in the WUI.
+    pub description: String,
+    /// `schedule`, parsed in [`JobExecConfig::timezone`]; `None` when empty.
+    pub schedule: Option<Schedule>,
+    /// `interval`: `None` when a schedule is set or the value is ≤ 0; positive values
+    /// under a minute are raised to one minute.
+    pub interval: Option<Duration>,
+    /// `timezone` (new): the zone of the schedule; default the global one.
+    pub timezone: TimeZone,
+    /// `path`: the webhook path, cleaned like Go `path.Join("/", p)` (`/hello`);
+    /// `None` when empty.
+    pub path: Option<String>,
+    /// `auth_kind`: how webhooks are verified (default `hmac-sha256`).
+    pub auth_kind: AuthKind,
+    /// `header_sign`: header holding the HMAC signature (default `X-Karajo-Sign`).
+    pub header_sign: String,
+    /// `secret`: webhook HMAC key, trimmed; default the global secret.
+    pub secret: String,
+    /// `sourcehut_public_key` (new): per-job override of the global key.
+    pub sourcehut_public_key: [u8; 32],
+    /// `log_retention`: log files kept (≤ 0 → 5).
+    pub log_retention: usize,
+    /// `command`: shell commands in order; may be empty when a Rust function is
+    /// registered for the job (the daemon checks that).
+    pub commands: Vec<String>,
+    /// `notif_on_success`: `[notif]` names to tell about a success.
+    pub notif_on_success: Vec<String>,
+    /// `notif_on_failed`: `[notif]` names to tell about a failure.
+    pub notif_on_failed: Vec<String>,
+    /// `notif_on_recover` (new): `[notif]` names to tell when a success follows a failure.
+    pub notif_on_recover: Vec<String>,
+    /// `timeout` (new): the longest a run may take; `None` (empty or ≤ 0) = no limit.
+    pub timeout: Option<Duration>,
+    /// `kill_grace` (new): time between SIGTERM and SIGKILL (default 5s).
+    pub kill_grace: Duration,
+}
+
+/// The HTTP method of a `[job.http]` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HttpMethod {
+    /// `GET` (default).
+    #[default]
+    Get,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `DELETE`.
+    Delete,
+}
+
+impl HttpMethod {
+    /// Parses a method name case-insensitively; `None` for other methods.
+    pub fn parse(word: &str) -> Option<Self> {
+        match word.to_ascii_uppercase().as_str() {
+            "GET" => Some(Self::Get),
+            "POST" => Some(Self::Post),
+            "PUT" => Some(Self::Put),
+            "DELETE" => Some(Self::Delete),
+            _ => None,
+        }
+    }
+
+    /// The upper-case method name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+/// How a `[job.http]` request carries its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HttpRequestType {
+    /// URL query string (default).
+    #[default]
+    Query,
+    /// `application/x-www-form-urlencoded` body.
+    Form,
+    /// JSON body.
+    Json,
+}
+
+impl HttpRequestType {
+    /// Parses `query`, `form` or `json` case-insensitively; empty is `query`.
+    pub fn parse(word: &str) -> Option<Self> {
+        match word.to_ascii_lowercase().as_str() {
+            "" | "query" => Some(Self::Query),
+            "form" => Some(Self::Form),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+/// A `[job.http "NAME"]` section: one HTTP request per run.
+#[derive(Debug, Clone)]
+pub struct JobHttpConfig {
+    /// The name as written in the header.
+    pub name: String,
+    /// [`JobId::from_name`] of the name.
+    pub id: JobId,
+    /// The file that defined the job (the last definition wins).
+    pub file: PathBuf,
+    /// The line of the section header.
+    pub line: usize,
+    /// `description`: HTML shown in the WUI.
+    pub description: String,
+    /// `schedule`, parsed in [`JobHttpConfig::timezone`]; `None` when empty.
+    pub schedule: Option<Schedule>,
+    /// `interval`, with the same rules as [`JobExecConfig::interval`].
+    pub interval: Option<Duration>,
+    /// `timezone` (new): the zone of the schedule; default the global one.
+    pub timezone: TimeZone,
+    /// `log_retention`: log files kept (≤ 0 → 5).
+    pub log_retention: usize,
+    /// `notif_on_success`.
+    pub notif_on_success: Vec<String>,
+    /// `notif_on_failed`.
+    pub notif_on_failed: Vec<String>,
+    /// `notif_on_recover` (new).
+    pub notif_on_recover: Vec<String>,
+    /// `secret`: signs the request payload; default the global secret.
+    pub secret: String,
+    /// `header_sign`: header that receives the signature (default `X-Karajo-Sign`).
+    pub header_sign: String,
+    /// `http_method` as written, or `GET` when empty (echoed in JSON).
+    pub http_method_text: String,
+    /// `http_method`, parsed.
+    pub http_method: HttpMethod,
+    /// `http_url`: a URL, or a `/path` on this server's `listen_address`. Required.
+    pub http_url: String,
+    /// `http_request_type` as written (echoed in JSON).
+    pub http_request_type_text: String,
+    /// `http_request_type`, parsed (empty → query).
+    pub http_request_type: HttpRequestType,
+    /// `http_header` lines split at the first `:`, both sides trimmed, in file order.
+    pub http_headers: Vec<(String, String)>,
+    /// `http_header` lines as written.
+    pub http_header_lines: Vec<String>,
+    /// `http_timeout`: empty or `0` → the global one; negative → `None`, no timeout.
+    pub http_timeout: Option<Duration>,
+    /// `http_insecure`: skip TLS certificate verification.
+    pub http_insecure: bool,
+}
+
+/// A `[notif "NAME"]` section, kept raw: its keys and values in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifConfig {
+    /// The subsection name.
+    pub name: String,
+    /// The defining file.
+    pub file: PathBuf,
+    /// The line of the section header.
+    pub line: usize,
+    /// `(key, value)` pairs, keys lower-cased, repeated keys kept.
+    pub vars: Vec<(String, String)>,
+}
+
+/// A `[user "NAME"]` section of `user.conf`: a WUI login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserConfig {
+    /// The user name (case-sensitive).
+    pub name: String,
+    /// `password`: a bcrypt hash in modular-crypt format (`$2a$10$...`).
+    pub password_hash: String,
+}

@@ -1,0 +1,170 @@
+//! The `[karajo]` section: global settings with their defaults (spec 2.2 plus the new
+//! keys `timezone`, `epoch_window`, `sourcehut_public_key`, `max_body_size`), and the
+//! generated secret when none is configured.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use rand::Rng as _;
+use rand::distr::Alphanumeric;
+
+use super::fields::{Fields, Problems, decode_key32, positive};
+use super::model::{
+    DEFAULT_EPOCH_WINDOW, DEFAULT_HTTP_TIMEOUT, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_NAME, SOURCEHUT_PUBLIC_KEY,
+};
+
+/// The keys a `[karajo]` section may hold.
+pub(crate) const KARAJO_KEYS: &[&str] = &[
+    "name",
+    "listen_address",
+    "dir_base",
+    "dir_public",
+    "secret",
+    "http_timeout",
+    "max_job_running",
+    "is_development",
+    "timezone",
+    "epoch_window",
+    "sourcehut_public_key",
+    "max_body_size",
+];
+
+/// Length of a generated secret.
+const GENERATED_SECRET_LEN: usize = 32;
+
+/// The typed `[karajo]` settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) name: String,
+    pub(crate) listen_address: String,
+    pub(crate) dir_base: PathBuf,
+    pub(crate) dir_public: Option<PathBuf>,
+    pub(crate) secret: String,
+    pub(crate) secret_generated: bool,
+    pub(crate) http_timeout: Option<Duration>,
+    pub(crate) max_job_running: usize,
+    pub(crate) is_development: bool,
+    pub(crate) timezone: TimeZone,
+    pub(crate) epoch_window: Duration,
+    pub(crate) sourcehut_public_key: [u8; 32],
+    pub(crate) max_body_size: usize,
+}
+
+/// Reads the merged `[karajo]` variables; `cwd` anchors a relative `dir_base`.
+pub(crate) fn read_settings(fields: &Fields, cwd: &Path, problems: &mut Problems) -> Settings {
+    fields.check_keys("[karajo]", KARAJO_KEYS, problems);
+    let (secret, secret_generated) = match fields.text("secret") {
+        s if s.is_empty() => (generate_secret(), true),
+        s => (s, false),
+    };
+    Settings {
+        name: fields.text_or("name", DEFAULT_NAME),
+        listen_address: fields.text_or("listen_address", DEFAULT_LISTEN_ADDRESS),
+        dir_base: cwd.join(fields.text_or("dir_base", "/")),
+        dir_public: Some(fields.text("dir_public"))
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from),
+        secret,
+        secret_generated,
+        http_timeout: read_http_timeout(fields, problems),
+        max_job_running: read_max_job_running(fields, problems),
+        is_development: fields.boolean("is_development", problems),
+        timezone: fields
+            .timezone("timezone", problems)
+            .unwrap_or(TimeZone::UTC),
+        epoch_window: read_epoch_window(fields, problems),
+        sourcehut_public_key: fields
+            .key32("sourcehut_public_key", problems)
+            .unwrap_or_else(default_sourcehut_key),
+        max_body_size: read_max_body_size(fields, problems),
+    }
+}
+
+/// The built-in SourceHut key.
+pub(crate) fn default_sourcehut_key() -> [u8; 32] {
+    decode_key32(SOURCEHUT_PUBLIC_KEY).unwrap_or([0; 32])
+}
+
+/// 32 random characters from `[0-9A-Za-z]`.
+pub(crate) fn generate_secret() -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(GENERATED_SECRET_LEN)
+        .map(char::from)
+        .collect()
+}
+
+/// `http_timeout`: absent or 0 → 5m; negative → no timeout.
+fn read_http_timeout(fields: &Fields, problems: &mut Problems) -> Option<Duration> {
+    match fields.duration("http_timeout", problems) {
+        None => Some(DEFAULT_HTTP_TIMEOUT),
+        Some(d) if d.is_zero() => Some(DEFAULT_HTTP_TIMEOUT),
+        Some(d) => positive(d),
+    }
+}
+
+/// `max_job_running`: ≤ 0 or absent → 1.
+fn read_max_job_running(fields: &Fields, problems: &mut Problems) -> usize {
+    fields
+        .integer("max_job_running", problems)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1)
+}
+
+/// `epoch_window`: must be positive; default 5m.
+fn read_epoch_window(fields: &Fields, problems: &mut Problems) -> Duration {
+    let Some(window) = fields.duration("epoch_window", problems) else {
+        return DEFAULT_EPOCH_WINDOW;
+    };
+    positive(window).unwrap_or_else(|| {
+        report_not_positive(fields, "epoch_window", problems);
+        DEFAULT_EPOCH_WINDOW
+    })
+}
+
+/// `max_body_size`: a positive number of bytes; default 25 MiB.
+fn read_max_body_size(fields: &Fields, problems: &mut Problems) -> usize {
+    let Some(size) = fields.integer("max_body_size", problems) else {
+        return DEFAULT_MAX_BODY_SIZE;
+    };
+    match usize::try_from(size) {
+        Ok(size) if size > 0 => size,
+        _ => {
+            report_not_positive(fields, "max_body_size", problems);
+            DEFAULT_MAX_BODY_SIZE
+        }
+    }
+}
+
+/// Reports that the last value of `key` must be greater than zero.
+pub(crate) fn report_not_positive(fields: &Fields, key: &str, problems: &mut Problems) {
+    if let Some(var) = fields.last(key) {
+        let message = format!(
+            "{key} = {:?} is invalid: it must be greater than zero",
+            var.value
+        );
+        problems.error(&fields.file, var.line, message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_are_32_alphanumerics() {
+        let a = generate_secret();
+        let b = generate_secret();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn default_sourcehut_key_decodes() {
+        assert_ne!(default_sourcehut_key(), [0; 32]);
+    }
+}

@@ -1,0 +1,679 @@
+//! Loading tests: whole configurations written into temporary directories.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::model::{DEFAULT_HTTP_TIMEOUT, SOURCEHUT_PUBLIC_KEY};
+use super::*;
+use crate::job::AuthKind;
+
+/// A temporary `dir_base` with a main config file at its root.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn base(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn main_file(&self) -> PathBuf {
+        self.base().join("karajo.conf")
+    }
+
+    /// Writes the main file with `[karajo] dir_base = <tmp>` first, then `body`.
+    fn main(&self, karajo_keys: &str, body: &str) -> &Self {
+        let text = format!(
+            "[karajo]\ndir_base = {}\n{karajo_keys}\n{body}",
+            self.base().display()
+        );
+        fs::write(self.main_file(), text).unwrap();
+        self
+    }
+
+    /// Writes a file below `etc/karajo/`.
+    fn etc(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.base().join("etc/karajo").join(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn load(&self) -> Result<Config, ConfigErrors> {
+        load(&self.main_file())
+    }
+
+    fn load_ok(&self) -> Config {
+        match self.load() {
+            Ok(config) => config,
+            Err(errors) => panic!("unexpected errors:\n{errors}"),
+        }
+    }
+
+    fn load_err(&self) -> ConfigErrors {
+        match self.load() {
+            Ok(_) => panic!("expected errors"),
+            Err(errors) => errors,
+        }
+    }
+}
+
+fn job<'a>(config: &'a Config, name: &str) -> &'a JobExecConfig {
+    config.jobs.iter().find(|j| j.name == name).unwrap()
+}
+
+fn http_job<'a>(config: &'a Config, name: &str) -> &'a JobHttpConfig {
+    config.http_jobs.iter().find(|j| j.name == name).unwrap()
+}
+
+fn messages(diagnostics: &[Diagnostic]) -> Vec<String> {
+    diagnostics.iter().map(ToString::to_string).collect()
+}
+
+fn any_contains(diagnostics: &[Diagnostic], needle: &str) -> bool {
+    diagnostics.iter().any(|d| d.to_string().contains(needle))
+}
+
+const SPEC_EXAMPLE_JOBS: &str = r#"
+[job "test success"]
+path = /test-success
+secret = s3cret
+command = echo "Test job success"
+command = echo "Counter is $KARAJO_JOB_COUNTER"
+
+[job.http "Test success"]
+description = The job to test ... \
+ if its <i>success</i>.
+secret = s3cret
+interval = 20s
+http_method = POST
+http_url = /karajo/api/job_exec/run/test-success
+http_request_type = json
+http_header = X: Y
+"#;
+
+#[test]
+fn spec_example_loads() {
+    let fx = Fixture::new();
+    let karajo = "name = My karajo\nlisten_address = 127.0.0.1:31937\nhttp_timeout = 5m0s\n\
+                  secret = s3cret\nmax_job_running = 2\n";
+    fx.main(karajo, SPEC_EXAMPLE_JOBS);
+    let config = fx.load_ok();
+    assert_eq!(config.name, "My karajo");
+    assert_eq!(config.listen_address, "127.0.0.1:31937");
+    assert_eq!(config.http_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(config.dir_base, fx.base());
+    assert_eq!(
+        (config.secret.as_str(), config.secret_generated),
+        ("s3cret", false)
+    );
+    assert_eq!(config.max_job_running, 2);
+    assert!(
+        config.warnings.is_empty(),
+        "{:?}",
+        messages(&config.warnings)
+    );
+
+    let exec = job(&config, "test success");
+    assert_eq!(exec.id.as_str(), "test_success");
+    assert_eq!(exec.path.as_deref(), Some("/test-success"));
+    assert_eq!(exec.secret, "s3cret");
+    assert_eq!(
+        exec.commands,
+        [
+            "echo Test job success",
+            "echo Counter is $KARAJO_JOB_COUNTER"
+        ]
+    );
+    assert_eq!(exec.auth_kind, AuthKind::HmacSha256);
+    assert_eq!(exec.header_sign, "X-Karajo-Sign");
+    assert_eq!(exec.log_retention, 5);
+    assert_eq!(exec.kill_grace, Duration::from_secs(5));
+    assert_eq!(exec.timeout, None);
+    assert_eq!((exec.schedule.is_none(), exec.interval), (true, None));
+
+    let http = http_job(&config, "Test success");
+    assert_eq!(http.id.as_str(), "test_success");
+    assert_eq!(
+        http.description,
+        "The job to test ... if its <i>success</i>."
+    );
+    assert_eq!(http.interval, Some(Duration::from_secs(60)));
+    assert_eq!(
+        (http.http_method, http.http_method_text.as_str()),
+        (HttpMethod::Post, "POST")
+    );
+    assert_eq!(http.http_url, "/karajo/api/job_exec/run/test-success");
+    assert_eq!(http.http_request_type, HttpRequestType::Json);
+    assert_eq!(http.http_request_type_text, "json");
+    assert_eq!(http.http_headers, [("X".to_string(), "Y".to_string())]);
+    assert_eq!(http.http_header_lines, ["X: Y"]);
+    assert_eq!(http.http_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(http.secret, "s3cret");
+}
+
+#[test]
+fn defaults_apply_to_an_almost_empty_file() {
+    let fx = Fixture::new();
+    fx.main("", "");
+    let config = fx.load_ok();
+    assert_eq!(config.name, "karajo");
+    assert_eq!(config.listen_address, "127.0.0.1:31937");
+    assert_eq!(config.dir_public, None);
+    assert_eq!(config.http_timeout, Some(DEFAULT_HTTP_TIMEOUT));
+    assert_eq!(config.max_job_running, 1);
+    assert!(!config.is_development);
+    assert_eq!(config.timezone, jiff::tz::TimeZone::UTC);
+    assert_eq!(config.epoch_window, Duration::from_secs(300));
+    assert_eq!(config.max_body_size, 26_214_400);
+    let key = fields::decode_key32(SOURCEHUT_PUBLIC_KEY).unwrap();
+    assert_eq!(config.sourcehut_public_key, key);
+    assert!(config.jobs.is_empty() && config.http_jobs.is_empty() && config.users.is_empty());
+}
+
+#[test]
+fn relative_dir_base_is_joined_to_the_current_directory() {
+    let fx = Fixture::new();
+    fs::write(fx.main_file(), "[karajo]\ndir_base = testdata\n").unwrap();
+    let config = fx.load_ok();
+    assert_eq!(
+        config.dir_base,
+        std::env::current_dir().unwrap().join("testdata")
+    );
+    fs::write(fx.main_file(), "[karajo]\n").unwrap();
+    assert_eq!(fx.load_ok().dir_base, Path::new("/"));
+}
+
+#[test]
+fn new_global_keys_are_read() {
+    let fx = Fixture::new();
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let karajo = format!(
+        "timezone = Asia/Jakarta\nepoch_window = 90s\nsourcehut_public_key = {key}\n\
+         max_body_size = 1024\nis_development\ndir_public = /srv/karajo\n\
+         http_timeout = -1s\nmax_job_running = -3\n"
+    );
+    fx.main(
+        &karajo,
+        "[job \"a\"]\nschedule = daily\n[job \"b\"]\ntimezone = Europe/Paris\n",
+    );
+    let config = fx.load_ok();
+    assert_eq!(config.timezone.iana_name(), Some("Asia/Jakarta"));
+    assert_eq!(config.epoch_window, Duration::from_secs(90));
+    let want: Vec<u8> = (0..32).collect();
+    assert_eq!(config.sourcehut_public_key.as_slice(), want.as_slice());
+    assert_eq!(config.max_body_size, 1024);
+    assert!(config.is_development);
+    assert_eq!(config.dir_public.as_deref(), Some(Path::new("/srv/karajo")));
+    assert_eq!(config.http_timeout, None);
+    assert_eq!(config.max_job_running, 1);
+    let a = job(&config, "a");
+    assert_eq!(a.timezone.iana_name(), Some("Asia/Jakarta"));
+    assert_eq!(a.schedule.as_ref().unwrap().as_str(), "daily");
+    assert_eq!(a.sourcehut_public_key.as_slice(), want.as_slice());
+    assert_eq!(job(&config, "b").timezone.iana_name(), Some("Europe/Paris"));
+}
+
+#[test]
+fn bad_global_values_are_errors() {
+    let fx = Fixture::new();
+    let karajo = "timezone = Mars/Olympus\nsourcehut_public_key = AAAA\nepoch_window = 0s\n\
+                  max_body_size = 0\nhttp_timeout = 60\nmax_job_running = two\n";
+    fx.main(karajo, "");
+    let errors = fx.load_err();
+    let file = fx.main_file().display().to_string();
+    let want = [
+        (3, "timezone = \"Mars/Olympus\""),
+        (4, "sourcehut_public_key = \"AAAA\""),
+        (5, "epoch_window = \"0s\""),
+        (6, "max_body_size = \"0\""),
+        (7, "http_timeout = \"60\""),
+        (8, "max_job_running = \"two\""),
+    ];
+    let got = messages(&errors.errors);
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (line, text) in want {
+        let prefix = format!("{file}:{line}: {text}");
+        assert!(
+            got.iter().any(|m| m.starts_with(&prefix)),
+            "{prefix} not in {got:#?}"
+        );
+    }
+}
+
+#[test]
+fn missing_main_file_is_an_error() {
+    let fx = Fixture::new();
+    let errors = fx.load_err();
+    assert_eq!(errors.errors.len(), 1);
+    assert_eq!(errors.errors[0].line, 0);
+    assert_eq!(errors.errors[0].file, fx.main_file());
+    assert!(
+        errors
+            .to_string()
+            .starts_with(&format!("{}: cannot read", fx.main_file().display()))
+    );
+    assert!(!fx.main_file().exists());
+}
+
+#[test]
+fn ini_syntax_errors_carry_file_and_line() {
+    let fx = Fixture::new();
+    fx.main("", "[job \"x\"]\ncommand = grep -E \"\\d+\"\n");
+    let errors = fx.load_err();
+    assert_eq!(errors.errors[0].file, fx.main_file());
+    assert_eq!(errors.errors[0].line, 5);
+    assert!(errors.errors[0].message.contains("invalid escape"));
+}
+
+#[test]
+fn job_d_files_override_in_name_order_and_follow_the_file_rules() {
+    let fx = Fixture::new();
+    fx.main(
+        "",
+        "[job \"a\"]\ncommand = main\n[job \"main only\"]\ncommand = m\n",
+    );
+    fx.etc(
+        "job.d/10-a.conf",
+        "[job \"a\"]\ncommand = ten\ncommand = ten2\n",
+    );
+    let last = fx.etc(
+        "job.d/20-a.conf",
+        "# override\n[job \"a\"]\ncommand = twenty\n",
+    );
+    fx.etc("job.d/.30-a.conf", "[job \"a\"]\ncommand = hidden\n");
+    fx.etc("job.d/40-a.txt", "[job \"a\"]\ncommand = txt\n");
+    fx.etc("job.d/50-a.conf/inner.conf", "[job \"a\"]\ncommand = dir\n");
+    std::os::unix::fs::symlink(
+        fx.base().join("etc/karajo/job.d/10-a.conf"),
+        fx.base().join("etc/karajo/job.d/60-a.conf"),
+    )
+    .unwrap();
+    let config = fx.load_ok();
+    let a = job(&config, "a");
+    assert_eq!(a.commands, ["twenty"]);
+    assert_eq!((a.file.as_path(), a.line), (last.as_path(), 2));
+    let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["a", "main only"]);
+}
+
+#[test]
+fn job_dirs_read_only_their_own_kind() {
+    let fx = Fixture::new();
+    fx.main("", "");
+    let mixed = fx.etc(
+        "job.d/x.conf",
+        "[job.http \"h\"]\nhttp_url = /x\n[job \"e\"]\n[karajo]\n",
+    );
+    fx.etc(
+        "job_http.d/y.conf",
+        "[job \"e2\"]\n[job.http \"h\"]\nhttp_url = /y\n",
+    );
+    let config = fx.load_ok();
+    let exec: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(exec, ["e"]);
+    assert_eq!(http_job(&config, "h").http_url, "/y");
+    assert_eq!(config.http_jobs.len(), 1);
+    let warned: Vec<(PathBuf, usize)> = config
+        .warnings
+        .iter()
+        .map(|d| (d.file.clone(), d.line))
+        .collect();
+    assert!(warned.contains(&(mixed.clone(), 1)), "{warned:?}");
+    assert!(warned.contains(&(mixed, 4)), "{warned:?}");
+    assert_eq!(warned.len(), 3, "{:?}", messages(&config.warnings));
+}
+
+#[test]
+fn errors_from_all_files_are_collected_with_file_and_line() {
+    let fx = Fixture::new();
+    fx.main("", "[job \"a\"]\ninterval = 60\n");
+    let bad = fx.etc(
+        "job.d/b.conf",
+        "[job \"b\"]\ncommand = x\nlog_retention = many\n",
+    );
+    fx.etc(
+        "job_http.d/c.conf",
+        "[job.http \"c\"]\nhttp_method = PATCH\n",
+    );
+    let errors = fx.load_err();
+    let got = messages(&errors.errors);
+    assert!(
+        got.contains(&format!(
+            "{}:5: interval = \"60\" is invalid: expected a duration such as 30s, 5m or 1h30m",
+            fx.main_file().display()
+        )),
+        "{got:#?}"
+    );
+    assert!(any_contains(
+        &errors.errors,
+        &format!("{}:3: log_retention = \"many\"", bad.display())
+    ));
+    assert!(any_contains(
+        &errors.errors,
+        "c.conf:2: http_method = \"PATCH\" is invalid"
+    ));
+    assert!(any_contains(
+        &errors.errors,
+        "c.conf:1: job.http \"c\" has no http_url"
+    ));
+    assert_eq!(got.len(), 4, "{got:#?}");
+}
+
+#[test]
+fn colliding_ids_are_errors_within_a_kind_only() {
+    let fx = Fixture::new();
+    let body = "[job \"a b\"]\n[job \"A_B\"]\n[job.http \"a b\"]\nhttp_url = /x\n\
+                [job.http \"x.y\"]\nhttp_url = /x\n[job.http \"x_y\"]\nhttp_url = /x\n";
+    fx.main("", body);
+    let errors = fx.load_err();
+    let got = messages(&errors.errors);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(
+        got[0].contains("job \"a b\" has the same id \"a_b\" as job \"A_B\""),
+        "{got:#?}"
+    );
+    assert!(got[1].contains("job.http \"x_y\" has the same id \"x_y\" as job.http \"x.y\""));
+}
+
+#[test]
+fn shared_webhook_paths_are_errors() {
+    let fx = Fixture::new();
+    fx.main("", "[job \"one\"]\npath = /Hello\n[job \"two\"]\npath = hello/\n[job \"three\"]\npath = /other\n");
+    let errors = fx.load_err();
+    let got = messages(&errors.errors);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].contains(":7: job \"two\" has the same path \"/hello\" as job \"one\""),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn paths_are_normalised() {
+    let fx = Fixture::new();
+    fx.main("", "[job \"a\"]\npath = /hello\n[job \"b\"]\npath = hello2\n[job \"c\"]\npath = /hello3/\n[job \"d\"]\npath =\n");
+    let config = fx.load_ok();
+    let paths: Vec<Option<&str>> = config.jobs.iter().map(|j| j.path.as_deref()).collect();
+    assert_eq!(
+        paths,
+        [Some("/hello"), Some("/hello2"), Some("/hello3"), None]
+    );
+}
+
+#[test]
+fn intervals_are_clamped_and_yield_to_schedules() {
+    let fx = Fixture::new();
+    let body = "[job \"short\"]\ninterval = 20s\n[job \"zero\"]\ninterval = 0\n\
+                [job \"neg\"]\ninterval = -1s\n[job \"long\"]\ninterval = 1m30s\n\
+                [job \"both\"]\nschedule = hourly\ninterval = 5m\n";
+    fx.main("", body);
+    let config = fx.load_ok();
+    let interval = |name| job(&config, name).interval;
+    assert_eq!(interval("short"), Some(Duration::from_secs(60)));
+    assert_eq!(interval("zero"), None);
+    assert_eq!(interval("neg"), None);
+    assert_eq!(interval("long"), Some(Duration::from_secs(90)));
+    assert_eq!(interval("both"), None);
+    assert_eq!(
+        job(&config, "both").schedule.as_ref().unwrap().as_str(),
+        "hourly"
+    );
+    assert!(any_contains(
+        &config.warnings,
+        ":14: interval is ignored because a schedule is set"
+    ));
+}
+
+#[test]
+fn invalid_schedule_is_an_error_at_its_line() {
+    let fx = Fixture::new();
+    fx.main("", "[job \"a\"]\ndescription = d\nschedule = yearly\n");
+    let errors = fx.load_err();
+    assert_eq!(errors.errors.len(), 1);
+    assert_eq!(errors.errors[0].line, 6);
+    assert!(
+        errors.errors[0]
+            .message
+            .starts_with("schedule = \"yearly\" is invalid")
+    );
+}
+
+#[test]
+fn empty_secret_is_generated_and_inherited() {
+    let fx = Fixture::new();
+    fx.main(
+        "",
+        "[job \"a\"]\nsecret =   \n[job \"b\"]\nsecret = own\n[job.http \"h\"]\nhttp_url = /x\n",
+    );
+    let config = fx.load_ok();
+    assert!(config.secret_generated);
+    assert_eq!(config.secret.len(), 32);
+    assert!(config.secret.bytes().all(|c| c.is_ascii_alphanumeric()));
+    assert_eq!(job(&config, "a").secret, config.secret);
+    assert_eq!(job(&config, "b").secret, "own");
+    assert_eq!(http_job(&config, "h").secret, config.secret);
+}
+
+#[test]
+fn unknown_keys_sections_and_cut_values_warn() {
+    let fx = Fixture::new();
+    let body = "[job \"a\"]\ncommand = cd /tmp; ls\ncolour = red\n[jobs \"typo\"]\nx = 1\n\
+                [job]\ncommand = y\n[job.http \"h\"]\nhttp_url = /x\nhttp_insecure = maybe\n";
+    fx.main("bogus = 1\n", body);
+    let config = fx.load_ok();
+    let file = fx.main_file().display().to_string();
+    let want = [
+        format!("{file}:3: unknown key \"bogus\" in [karajo], ignored"),
+        format!("{file}:6: the value of command was cut at an inline comment"),
+        format!("{file}:7: unknown key \"colour\" in [job]"),
+        format!("{file}:8: section [jobs \"typo\"] is unknown; ignored"),
+        format!("{file}:10: section [job] needs a name"),
+        format!("{file}:14: http_insecure = \"maybe\" is not a boolean"),
+    ];
+    let got = messages(&config.warnings);
+    for prefix in &want {
+        assert!(
+            got.iter().any(|m| m.starts_with(prefix.as_str())),
+            "{prefix} not in {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    assert_eq!(job(&config, "a").commands, ["cd /tmp"]);
+}
+
+#[test]
+fn exec_job_keys_are_typed() {
+    let fx = Fixture::new();
+    let body = "[job \"a\"]\nauth_kind = GitHub\nheader_sign = X-Sig\nlog_retention = 0\n\
+                timeout = 1h\nkill_grace = 0s\nnotif_on_success = n\nnotif_on_failed = n\n\
+                notif_on_failed = m\nnotif_on_recover = m\n\
+                [notif \"n\"]\nkind = email\nto = a@b\nto = c@d\n[notif \"m\"]\n\
+                [job \"no commands\"]\n[job \"b\"]\nlog_retention = 9\n";
+    fx.main("", body);
+    let config = fx.load_ok();
+    let a = job(&config, "a");
+    assert_eq!(a.auth_kind, AuthKind::Github);
+    assert_eq!(a.header_sign, "X-Sig");
+    assert_eq!(a.log_retention, 5);
+    assert_eq!(a.timeout, Some(Duration::from_secs(3600)));
+    assert_eq!(a.kill_grace, Duration::ZERO);
+    assert_eq!(a.notif_on_success, ["n"]);
+    assert_eq!(a.notif_on_failed, ["n", "m"]);
+    assert_eq!(a.notif_on_recover, ["m"]);
+    assert!(job(&config, "no commands").commands.is_empty());
+    assert_eq!(job(&config, "b").log_retention, 9);
+    let n = config.notifs.iter().find(|n| n.name == "n").unwrap();
+    let vars: Vec<(&str, &str)> = n
+        .vars
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(vars, [("kind", "email"), ("to", "a@b"), ("to", "c@d")]);
+    assert!(
+        config.warnings.is_empty(),
+        "{:?}",
+        messages(&config.warnings)
+    );
+}
+
+#[test]
+fn exec_job_bad_values_are_errors() {
+    let fx = Fixture::new();
+    let body = "[job \"a\"]\nauth_kind = bearer\nkill_grace = -1s\nsourcehut_public_key = !!\n\
+                timezone = Nowhere/City\n";
+    fx.main("", body);
+    let got = messages(&fx.load_err().errors);
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert!(
+        got[0].contains(":8: timezone = \"Nowhere/City\""),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.contains(":5: auth_kind = \"bearer\" is invalid"))
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.contains(":6: kill_grace = \"-1s\" is invalid"))
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.contains(":7: sourcehut_public_key = \"!!\" is invalid"))
+    );
+}
+
+#[test]
+fn http_job_keys_are_typed() {
+    let fx = Fixture::new();
+    let body = "[job.http \"a\"]\nhttp_url = https://example.org/x\nhttp_method = post\n\
+                http_request_type = FORM\nhttp_header = X-A : 1:2 \nhttp_header = X-B:\n\
+                http_timeout = 0\nhttp_insecure = yes\nsecret = own\nheader_sign = X-S\n\
+                [job.http \"b\"]\nhttp_url = /x\nhttp_timeout = -5s\n\
+                [job.http \"c\"]\nhttp_url = /x\nhttp_timeout = 10s\n";
+    fx.main("http_timeout = 2m\n", body);
+    let config = fx.load_ok();
+    let a = http_job(&config, "a");
+    assert_eq!(
+        (a.http_method, a.http_method_text.as_str()),
+        (HttpMethod::Post, "post")
+    );
+    assert_eq!(a.http_request_type, HttpRequestType::Form);
+    assert_eq!(a.http_request_type_text, "FORM");
+    let headers = [
+        ("X-A".to_string(), "1:2".to_string()),
+        ("X-B".to_string(), String::new()),
+    ];
+    assert_eq!(a.http_headers, headers);
+    assert_eq!(a.http_header_lines, ["X-A : 1:2", "X-B:"]);
+    assert_eq!(a.http_timeout, Some(Duration::from_secs(120)));
+    assert!(a.http_insecure);
+    assert_eq!((a.secret.as_str(), a.header_sign.as_str()), ("own", "X-S"));
+    let b = http_job(&config, "b");
+    assert_eq!(
+        (b.http_method, b.http_method_text.as_str()),
+        (HttpMethod::Get, "GET")
+    );
+    assert_eq!(
+        (b.http_request_type, b.http_request_type_text.as_str()),
+        (HttpRequestType::Query, "")
+    );
+    assert_eq!(b.http_timeout, None);
+    assert_eq!(
+        http_job(&config, "c").http_timeout,
+        Some(Duration::from_secs(10))
+    );
+}
+
+#[test]
+fn http_job_bad_values_are_errors() {
+    let fx = Fixture::new();
+    let body = "[job.http \"a\"]\nhttp_request_type = xml\nhttp_header = NoColon\n";
+    fx.main("", body);
+    let got = messages(&fx.load_err().errors);
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(
+        got.iter()
+            .any(|m| m.contains(":4: job.http \"a\" has no http_url"))
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.contains(":5: http_request_type = \"xml\" is invalid"))
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.contains(":6: http_header = \"NoColon\" is invalid"))
+    );
+}
+
+#[test]
+fn users_are_read_from_user_conf() {
+    let fx = Fixture::new();
+    fx.main("", "");
+    let hash = "$2a$10$9XMRfqpnzY2421fwYm5dd.CidJf7dHHWIESeeNGXuajHRf.Lqzy7a";
+    let file = fx.etc(
+        "user.conf",
+        &format!("[user \"Bob\"]\npassword = {hash}\n[user \"al\"]\npassword = x\n[job \"j\"]\n"),
+    );
+    let config = fx.load_ok();
+    let users: Vec<(&str, &str)> = config
+        .users
+        .iter()
+        .map(|u| (u.name.as_str(), u.password_hash.as_str()))
+        .collect();
+    assert_eq!(users, [("Bob", hash), ("al", "x")]);
+    assert!(config.jobs.is_empty());
+    assert_eq!(config.warnings.len(), 1);
+    assert_eq!(
+        (config.warnings[0].file.as_path(), config.warnings[0].line),
+        (file.as_path(), 5)
+    );
+}
+
+#[test]
+fn cut_notif_values_warn() {
+    let fx = Fixture::new();
+    fx.main("", "[notif \"n\"]\nsmtp_password = abc;def\n");
+    let config = fx.load_ok();
+    assert_eq!(config.notifs[0].vars[0].1, "abc");
+    assert_eq!(config.warnings.len(), 1);
+    assert!(any_contains(
+        &config.warnings,
+        ":5: the value of smtp_password was cut"
+    ));
+}
+
+#[test]
+fn unknown_notif_names_warn() {
+    let fx = Fixture::new();
+    fx.main("", "[job \"a\"]\nnotif_on_failed = ghost\n");
+    let config = fx.load_ok();
+    assert_eq!(messages(&config.warnings).len(), 1);
+    assert!(any_contains(
+        &config.warnings,
+        ":5: notif_on_failed = \"ghost\": no [notif \"ghost\"]"
+    ));
+}
+
+#[test]
+fn karajo_sections_merge_and_job_sections_replace() {
+    let fx = Fixture::new();
+    let body =
+        "[job \"a\"]\ncommand = first\n[karajo]\nname = second\n[job \"a\"]\ndescription = d\n";
+    fx.main("name = first\nsecret = s\n", body);
+    let config = fx.load_ok();
+    assert_eq!(
+        (config.name.as_str(), config.secret.as_str()),
+        ("second", "s")
+    );
+    let a = job(&config, "a");
+    assert!(a.commands.is_empty());
+    assert_eq!(a.description, "d");
+}

@@ -1,0 +1,347 @@
+//! The composition root: loads the configuration, restores the jobs' state from disk,
+//! starts the scheduler and the HTTP server, and ties their lifecycle to signals
+//! (SIGTERM/SIGINT stop, SIGHUP reloads). Tests start it in-process on a temporary
+//! `dir_base` and `127.0.0.1:0`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::ReplayGuard;
+use crate::auth::replay::{DEFAULT_DELIVERY_CAPACITY, DEFAULT_DELIVERY_TTL};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{self, Config, ConfigErrors, Diagnostic};
+use crate::exec::JobFn;
+use crate::http::{self, AppState, LiveConfig};
+use crate::scheduler::{self, JobDef, SchedulerHandle, SchedulerOptions};
+use crate::store::{Layout, StateFile};
+
+/// How long the HTTP server may take to finish open requests at shutdown.
+const HTTP_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the daemon could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration has errors; each names its file and line.
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// A file or directory under `dir_base` could not be used.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
+    let what = what.into();
+    move |source| DaemonError::Io { what, source }
+}
+
+/// Builder of a karajo daemon.
+#[derive(Clone)]
+pub struct Daemon {
+    config_file: PathBuf,
+    functions: HashMap<String, JobFn>,
+    clock: SharedClock,
+    listen_address: Option<String>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("config_file", &self.config_file)
+            .field("functions", &self.functions.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Daemon {
+    /// A daemon for the configuration file `config_file` (`karajo.conf`).
+    pub fn new(config_file: impl Into<PathBuf>) -> Self {
+        Self {
+            config_file: config_file.into(),
+            functions: HashMap::new(),
+            clock: Arc::new(SystemClock),
+            listen_address: None,
+        }
+    }
+
+    /// Makes the `[job "name"]` of the configuration run `function` instead of shell
+    /// commands. The section gives its schedule, path, secret and other settings.
+    pub fn job_fn(mut self, name: impl Into<String>, function: JobFn) -> Self {
+        self.functions.insert(name.into(), function);
+        self
+    }
+
+    /// Uses `clock` instead of the system clock (tests).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Listens on `address` instead of the configured `listen_address` (tests use
+    /// `127.0.0.1:0`).
+    pub fn listen_address(mut self, address: impl Into<String>) -> Self {
+        self.listen_address = Some(address.into());
+        self
+    }
+
+    /// Loads the configuration and checks what the daemon would refuse at start-up.
+    pub fn load_config(&self) -> Result<(Config, Vec<JobDef>), DaemonError> {
+        let config = config::load(&self.config_file)?;
+        let defs = job_defs(&config, &self.functions)?;
+        Ok((config, defs))
+    }
+
+    /// Starts the scheduler and the HTTP server. Timers start only once the server
+    /// listens.
+    pub async fn start(self) -> Result<RunningDaemon, DaemonError> {
+        let (config, defs) = self.load_config()?;
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        if config.secret_generated {
+            tracing::warn!(
+                "!!! WARNING: Your secret is empty and has been generated: {}",
+                config.secret
+            );
+        }
+        let layout = Layout::new(&config.dir_base);
+        layout
+            .ensure_dirs()
+            .map_err(io_error("cannot create the directories under dir_base"))?;
+        let state = load_state(&layout)?;
+        let address = self
+            .listen_address
+            .clone()
+            .unwrap_or_else(|| config.listen_address.clone());
+        let listener = TcpListener::bind(&address)
+            .await
+            .map_err(|source| DaemonError::Listen {
+                address: address.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(io_error("listen address"))?;
+
+        let restore_layout = layout.clone();
+        let restore_state = state.clone();
+        let now = self.clock.now();
+        let restored = tokio::task::spawn_blocking(move || {
+            scheduler::restore_jobs(&restore_layout, defs, &restore_state, now)
+        })
+        .await
+        .map_err(|e| DaemonError::Io {
+            what: "restoring the jobs".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(io_error("cannot restore the jobs' logs"))?;
+        let max_job_running = config.max_job_running;
+        let (scheduler, scheduler_task) = scheduler::spawn(SchedulerOptions {
+            layout: layout.clone(),
+            clock: self.clock.clone(),
+            max_job_running,
+            jobs: restored,
+            state,
+        });
+
+        let (live_tx, live_rx) = watch::channel(Arc::new(LiveConfig::new(config)));
+        let app_state = AppState {
+            scheduler: scheduler.clone(),
+            live: live_rx,
+            layout,
+            clock: self.clock.clone(),
+            replay: Arc::new(ReplayGuard::new(
+                DEFAULT_DELIVERY_TTL,
+                DEFAULT_DELIVERY_CAPACITY,
+            )),
+        };
+        let stop_http = CancellationToken::new();
+        let app = http::app(app_state);
+        let server = axum::serve(listener, tower::make::Shared::new(app))
+            .with_graceful_shutdown(stop_http.clone().cancelled_owned());
+        let server_task = tokio::spawn(async move {
+            if let Err(err) = server.await {
+                tracing::error!(%err, "HTTP server failed");
+            }
+        });
+        tracing::info!(address = %local_addr, "listening");
+        Ok(RunningDaemon {
+            builder: self,
+            local_addr,
+            scheduler,
+            scheduler_task,
+            live: live_tx,
+            stop_http,
+            server_task,
+        })
+    }
+}
+
+/// The jobs to schedule: each configured job with its registered function, if any.
+/// A job with neither commands nor a function is an error, as in the original.
+fn job_defs(
+    config: &Config,
+    functions: &HashMap<String, JobFn>,
+) -> Result<Vec<JobDef>, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut defs = Vec::with_capacity(config.jobs.len());
+    for job in &config.jobs {
+        let function = functions.get(&job.name).cloned();
+        if job.commands.is_empty() && function.is_none() {
+            errors.push(Diagnostic {
+                file: job.file.clone(),
+                line: job.line,
+                message: format!(
+                    "job {:?}: no command (and no registered function)",
+                    job.name
+                ),
+            });
+        }
+        defs.push(JobDef {
+            config: Arc::new(job.clone()),
+            function,
+        });
+    }
+    for name in functions.keys() {
+        if !config.jobs.iter().any(|j| &j.name == name) {
+            errors.push(Diagnostic {
+                file: config.file.clone(),
+                line: 0,
+                message: format!("a function is registered for job {name:?} but there is no [job {name:?}] section"),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(defs)
+    } else {
+        Err(ConfigErrors {
+            errors,
+            warnings: config.warnings.clone(),
+        })
+    }
+}
+
+fn load_state(layout: &Layout) -> Result<StateFile, DaemonError> {
+    let path = layout.state_file();
+    let (state, warning) = StateFile::load(&path).map_err(|e| DaemonError::Io {
+        what: format!("cannot read {}", path.display()),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
+    Ok(state)
+}
+
+/// A started daemon.
+pub struct RunningDaemon {
+    builder: Daemon,
+    local_addr: SocketAddr,
+    scheduler: SchedulerHandle,
+    scheduler_task: JoinHandle<()>,
+    live: watch::Sender<Arc<LiveConfig>>,
+    stop_http: CancellationToken,
+    server_task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RunningDaemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningDaemon")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl RunningDaemon {
+    /// The address the HTTP server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The scheduler, for callers embedding karajo.
+    pub fn scheduler(&self) -> &SchedulerHandle {
+        &self.scheduler
+    }
+
+    /// The configuration file in use.
+    pub fn config_file(&self) -> &Path {
+        &self.builder.config_file
+    }
+
+    /// Re-reads the configuration. On errors the running configuration stays as it is
+    /// and the errors are returned. Running jobs are not disturbed.
+    pub async fn reload(&self) -> Result<(), DaemonError> {
+        let (config, defs) = self.builder.load_config()?;
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        let old = self.live.borrow().clone();
+        if old.config.listen_address != config.listen_address
+            || old.config.dir_base != config.dir_base
+        {
+            tracing::warn!("listen_address and dir_base changes take effect only after a restart");
+        }
+        let max_job_running = config.max_job_running;
+        self.live.send_replace(Arc::new(LiveConfig::new(config)));
+        self.scheduler.reload(defs, max_job_running).await;
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// Stops timers, cancels running jobs and records them as canceled, then stops the
+    /// HTTP server.
+    pub async fn shutdown(self) {
+        self.scheduler.shutdown().await;
+        let _ = self.scheduler_task.await;
+        self.stop_http.cancel();
+        if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, self.server_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("HTTP server did not stop in time");
+        }
+        tracing::info!("stopped");
+    }
+
+    /// Serves until SIGTERM or SIGINT (then shuts down); SIGHUP reloads the
+    /// configuration.
+    pub async fn serve_until_signalled(self) -> Result<(), DaemonError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(io_error("signal handler"))?;
+        let mut int = signal(SignalKind::interrupt()).map_err(io_error("signal handler"))?;
+        let mut hup = signal(SignalKind::hangup()).map_err(io_error("signal handler"))?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    if let Err(err) = self.reload().await {
+                        tracing::error!("reload refused, keeping the running configuration:\n{err}");
+                    }
+                }
+            }
+        }
+        tracing::info!("stopping");
+        self.shutdown().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,127 @@
+//! The HTTP surface: thin axum adapters that check limits and signatures, call the
+//! scheduler handle or the store, and answer with the original's JSON envelopes and
+//! error objects (spec 4). One file per endpoint group; [`error::ApiError`] renders
+//! every failure.
+
+mod environment;
+mod error;
+mod job_exec;
+pub mod json;
+mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::routing::{get, post};
+use tokio::sync::watch;
+use tower::ServiceExt as _;
+use tower_http::compression::CompressionLayer;
+
+pub use error::ApiError;
+
+use crate::auth::ReplayGuard;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::scheduler::SchedulerHandle;
+use crate::store::Layout;
+
+/// The configuration as the HTTP layer reads it, with the web hook paths indexed.
+#[derive(Debug)]
+pub struct LiveConfig {
+    /// The loaded configuration.
+    pub config: Config,
+    /// Lower-cased web hook path (`/hello`) → index into `config.jobs`.
+    paths: HashMap<String, usize>,
+}
+
+impl LiveConfig {
+    /// Indexes the web hook paths of `config`.
+    pub fn new(config: Config) -> Self {
+        let paths = config
+            .jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, job)| job.path.as_ref().map(|p| (p.to_ascii_lowercase(), i)))
+            .collect();
+        Self { config, paths }
+    }
+
+    /// The command job whose web hook path is `path` (`/hello`, lower-cased).
+    pub fn job_by_path(&self, path: &str) -> Option<&crate::config::JobExecConfig> {
+        self.paths.get(path).map(|i| &self.config.jobs[*i])
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The scheduler.
+    pub scheduler: SchedulerHandle,
+    /// The current configuration; replaced on reload.
+    pub live: watch::Receiver<Arc<LiveConfig>>,
+    /// Paths under `dir_base`.
+    pub layout: Layout,
+    /// The source of "now".
+    pub clock: SharedClock,
+    /// Web hook deliveries seen recently.
+    pub replay: Arc<ReplayGuard>,
+}
+
+impl AppState {
+    /// The configuration in force now.
+    pub fn live(&self) -> Arc<LiveConfig> {
+        self.live.borrow().clone()
+    }
+}
+
+/// Builds the whole HTTP application. Paths under `/karajo/api/` match
+/// case-insensitively and with or without a trailing slash, as the original's router.
+pub fn app(
+    state: AppState,
+) -> impl tower::Service<
+    Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    let body_limit = state.live().config.max_body_size;
+    let router = Router::new()
+        .route("/karajo/api/environment", get(environment::get_environment))
+        .route("/karajo/api/job_exec/run/{*path}", post(webhook::run))
+        .route("/karajo/api/job_exec/pause", post(job_exec::pause))
+        .route("/karajo/api/job_exec/resume", post(job_exec::resume))
+        .route("/karajo/api/job_exec/cancel", post(job_exec::cancel))
+        .route("/karajo/api/job_exec/log", get(job_exec::log))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CompressionLayer::new().gzip(true))
+        .with_state(state);
+    router.map_request(normalize_api_path)
+}
+
+/// Lower-cases API paths and drops a trailing slash, so `/KARAJO/API/JOB_EXEC/RUN/HELLO/`
+/// reaches the same handler as `/karajo/api/job_exec/run/hello`.
+fn normalize_api_path(mut req: Request) -> Request {
+    let path = req.uri().path();
+    let is_api = path.len() >= 12 && path[..12].eq_ignore_ascii_case("/karajo/api/");
+    if !is_api {
+        return req;
+    }
+    let mut normal = path.to_ascii_lowercase();
+    while normal.len() > 1 && normal.ends_with('/') {
+        normal.pop();
+    }
+    if normal != path {
+        let with_query = match req.uri().query() {
+            Some(q) => format!("{normal}?{q}"),
+            None => normal,
+        };
+        if let Ok(uri) = with_query.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}

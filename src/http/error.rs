@@ -1,0 +1,129 @@
+//! The one error type of the HTTP layer. It renders the original's error object
+//! `{"message":..,"name":..,"code":..}` (spec 4.2), with the HTTP status equal to `code`
+//! except where the original answers 200 for a missing log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::json;
+
+/// An API failure: what the client sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status of the response.
+    pub status: StatusCode,
+    /// The `code` field; equal to the status except for the original's quirks.
+    pub code: u16,
+    /// The `name` field (`ERR_JOB_PAUSED`, ...); omitted when empty.
+    pub name: &'static str,
+    /// The `message` field.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, name: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: status.as_u16(),
+            name,
+            message: message.into(),
+        }
+    }
+
+    /// 401, a missing or wrong `X-Karajo-Sign` on an API call.
+    pub fn bad_signature() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "", "empty or invalid signature")
+    }
+
+    /// 401 for an API call whose `_karajo_epoch` is too far from now.
+    pub fn stale_request(why: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "", why)
+    }
+
+    /// 403, a web hook whose signature does not verify.
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "ERR_JOB_FORBIDDEN", "forbidden")
+    }
+
+    /// 403, a web hook refused by the replay rules (epoch outside the window).
+    pub fn forbidden_because(why: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "ERR_JOB_FORBIDDEN", why)
+    }
+
+    /// 409, a GitHub delivery or SourceHut nonce seen before.
+    pub fn replayed(why: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "ERR_REPLAYED", why)
+    }
+
+    /// 412, the job is paused.
+    pub fn paused() -> Self {
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "ERR_JOB_PAUSED",
+            "job is paused",
+        )
+    }
+
+    /// 429, a run is in progress and another is queued.
+    pub fn busy() -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "ERR_JOB_ALREADY_RUN",
+            "job already run",
+        )
+    }
+
+    /// 404 `job not found: <id>`.
+    pub fn job_not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "ERR_JOB_NOT_FOUND",
+            format!("job not found: {id}"),
+        )
+    }
+
+    /// 404 `job ID <id> not found` (log endpoint).
+    pub fn log_job_not_found(id: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "", format!("job ID {id} not found"))
+    }
+
+    /// `log #<counter> not found`: HTTP 404 when the counter is not a number, HTTP 200
+    /// with `code` 404 when it is a number without a log (as the original).
+    pub fn log_not_found(counter: &str, numeric: bool) -> Self {
+        let mut err = Self::new(
+            StatusCode::NOT_FOUND,
+            "",
+            format!("log #{counter} not found"),
+        );
+        if numeric {
+            err.status = StatusCode::OK;
+        }
+        err
+    }
+
+    /// 503 while the daemon stops.
+    pub fn shutting_down() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ERR_SHUTTING_DOWN",
+            "karajo is shutting down",
+        )
+    }
+
+    /// 500 `internal server error`; the detail goes to the log only.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_INTERNAL",
+            "internal server error",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json::error_object(&self.message, self.name, self.code);
+        json::response(self.status, body)
+    }
+}

@@ -1,0 +1,262 @@
+//! JSON the way the original writes it (spec 4.2, 4.3): Go's `encoding/json` escapes
+//! `<`, `>` and `&`, times are RFC 3339 in UTC (the zero time when unset), durations are
+//! integer nanoseconds, and struct fields come in the original's order with its
+//! omit-when-empty rules.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::scheduler::{JobView, LogSummary};
+
+/// Go's zero `time.Time` in JSON.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Serializes `value` as Go would: HTML-sensitive characters escaped.
+pub fn to_string<T: Serialize>(value: &T) -> String {
+    let plain = serde_json::to_string(value).unwrap_or_else(|_| "null".to_string());
+    escape_like_go(&plain)
+}
+
+/// Escapes `<`, `>`, `&`, U+2028 and U+2029 as Go does. These characters can only
+/// occur inside JSON strings, so replacing them in the serialized text is exact.
+fn escape_like_go(json: &str) -> String {
+    if !json.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+        return json.to_string();
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A time as the original writes it: RFC 3339, UTC, whole seconds; the zero time for
+/// "never".
+pub fn time(at: Option<Timestamp>) -> String {
+    match at.and_then(|t| t.round(jiff::Unit::Second).ok()) {
+        Some(t) => t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => ZERO_TIME.to_string(),
+    }
+}
+
+/// A JSON response with the given status and already-serialized body.
+pub fn response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `{"data":<data>,"code":200}`.
+pub fn data<T: Serialize>(data: &T) -> Response {
+    #[derive(Serialize)]
+    struct Envelope<'a, T> {
+        data: &'a T,
+        code: u16,
+    }
+    response(StatusCode::OK, to_string(&Envelope { data, code: 200 }))
+}
+
+/// `{"data":<data>,"message":"OK","code":200}` (the run endpoint).
+pub fn data_ok<T: Serialize>(data: &T) -> Response {
+    #[derive(Serialize)]
+    struct Envelope<'a, T> {
+        data: &'a T,
+        message: &'static str,
+        code: u16,
+    }
+    let envelope = Envelope {
+        data,
+        message: "OK",
+        code: 200,
+    };
+    response(StatusCode::OK, to_string(&envelope))
+}
+
+/// `{"message":..,"name":..,"code":..}`, `name` omitted when empty.
+pub fn error_object(message: &str, name: &str, code: u16) -> String {
+    #[derive(Serialize)]
+    struct ErrorObject<'a> {
+        message: &'a str,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        name: &'a str,
+        code: u16,
+    }
+    to_string(&ErrorObject {
+        message,
+        name,
+        code,
+    })
+}
+
+/// A log in a job's `logs` list: `{"job_id","name","status","counter"}`.
+#[derive(Debug, Serialize)]
+pub struct LogSummaryJson {
+    job_id: String,
+    name: String,
+    status: &'static str,
+    counter: u64,
+}
+
+impl LogSummaryJson {
+    /// The summary of log `log` of job `job_id`; a running log is named `<id>.<n>` as
+    /// in the original.
+    pub fn new(job_id: &str, log: LogSummary) -> Self {
+        let name = match log.status {
+            crate::job::RunStatus::Running => format!("{job_id}.{}", log.counter),
+            status => format!("{job_id}.{}.{}", log.counter, status.as_str()),
+        };
+        Self {
+            job_id: job_id.to_string(),
+            name,
+            status: log.status.as_str(),
+            counter: log.counter,
+        }
+    }
+}
+
+/// A command job (`JobExec`, spec 4.3) in the original's field order.
+#[derive(Debug, Serialize)]
+pub struct JobExecJson<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    path: &'a str,
+    auth_kind: &'static str,
+    header_sign: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    commands: &'a [String],
+    last_run: String,
+    next_run: String,
+    id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    status: &'static str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    schedule: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notif_on_success: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notif_on_failed: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    logs: Vec<LogSummaryJson>,
+    #[serde(skip_serializing_if = "is_zero")]
+    interval: u128,
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    log_retention: usize,
+    /// New: the run time limit in nanoseconds; omitted when unset.
+    #[serde(skip_serializing_if = "is_zero")]
+    timeout: u128,
+    /// New: the schedule's time zone; omitted for UTC.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    timezone: &'a str,
+}
+
+fn is_zero(n: &u128) -> bool {
+    *n == 0
+}
+
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
+}
+
+impl<'a> JobExecJson<'a> {
+    /// The JSON of a job view.
+    pub fn new(view: &'a JobView) -> Self {
+        let cfg = &view.config;
+        let id = cfg.id.as_str();
+        let timezone = cfg
+            .schedule
+            .as_ref()
+            .and_then(|s| s.timezone().iana_name())
+            .filter(|name| *name != "UTC")
+            .unwrap_or("");
+        Self {
+            path: cfg.path.as_deref().unwrap_or(""),
+            auth_kind: cfg.auth_kind.as_str(),
+            header_sign: &cfg.header_sign,
+            commands: &cfg.commands,
+            last_run: time(view.last_run),
+            next_run: time(view.next_run),
+            id,
+            name: &cfg.name,
+            description: &cfg.description,
+            status: view.status.as_str(),
+            schedule: cfg.schedule.as_ref().map_or("", |s| s.as_str()),
+            notif_on_success: &cfg.notif_on_success,
+            notif_on_failed: &cfg.notif_on_failed,
+            logs: view
+                .logs
+                .iter()
+                .map(|l| LogSummaryJson::new(id, *l))
+                .collect(),
+            interval: cfg.interval.map_or(0, |d| d.as_nanos()),
+            log_retention: cfg.log_retention,
+            timeout: cfg.timeout.map_or(0, |d| d.as_nanos()),
+            timezone,
+        }
+    }
+}
+
+/// A whole log (log endpoints): every field present, content in padded base64.
+#[derive(Debug, Serialize)]
+pub struct LogJson {
+    job_id: String,
+    name: String,
+    status: &'static str,
+    counter: u64,
+    content: String,
+}
+
+impl LogJson {
+    /// The JSON of log `log` of job `job_id` with its `content`.
+    pub fn new(job_id: &str, log: LogSummary, content: &[u8]) -> Self {
+        let summary = LogSummaryJson::new(job_id, log);
+        Self {
+            job_id: summary.job_id,
+            name: summary.name,
+            status: summary.status,
+            counter: summary.counter,
+            content: base64::engine::general_purpose::STANDARD.encode(content),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_characters_are_escaped_as_go_does() {
+        assert_eq!(
+            to_string(&"a && <i>b</i>"),
+            r#""a \u0026\u0026 \u003ci\u003eb\u003c/i\u003e""#
+        );
+    }
+
+    #[test]
+    fn times_are_rfc3339_seconds_or_the_zero_time() {
+        assert_eq!(time(None), ZERO_TIME);
+        let t: Timestamp = "2023-01-09T00:00:00.6Z".parse().unwrap();
+        assert_eq!(time(Some(t)), "2023-01-09T00:00:01Z");
+    }
+
+    #[test]
+    fn error_objects_omit_an_empty_name() {
+        assert_eq!(
+            error_object("empty or invalid signature", "", 401),
+            r#"{"message":"empty or invalid signature","code":401}"#
+        );
+        assert_eq!(
+            error_object("job is paused", "ERR_JOB_PAUSED", 412),
+            r#"{"message":"job is paused","name":"ERR_JOB_PAUSED","code":412}"#
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! Domain types that every room shares: job identifiers, job kinds, run statuses and
+//! triggers. Pure data with no IO; the scheduler, store, exec and http rooms all speak
+//! in these types, so they live apart from any one of them.
+
+use std::fmt;
+
+/// A job's identifier, derived from its configured name by [`JobId::from_name`]
+/// (spec 2.7). It names the job's directories, its log files and its API entries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    /// Normalises a job name the way karajo (Go) does: ASCII letters are lower-cased,
+    /// ASCII digits, `-` and `_` are kept, every other byte (each byte of a multi-byte
+    /// character too) becomes `_`; an empty result is `_`, and a result that starts with
+    /// a digit or `-` gets a `_` in front.
+    pub fn from_name(name: &str) -> Self {
+        let mut id = String::with_capacity(name.len() + 1);
+        for byte in name.bytes() {
+            let c = match byte {
+                b'A'..=b'Z' => (byte + 32) as char,
+                b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => byte as char,
+                _ => '_',
+            };
+            id.push(c);
+        }
+        match id.bytes().next() {
+            None => id.push('_'),
+            Some(b'0'..=b'9' | b'-') => id.insert(0, '_'),
+            Some(_) => {}
+        }
+        Self(id)
+    }
+
+    /// Wraps an already-normalised identifier, as read back from a URL or a log file
+    /// name. No normalisation happens here.
+    pub fn from_raw(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The two kinds of job the original knows. The kind names the directories under
+/// `var/lib/karajo/` and `var/log/karajo/` and the word in every log line prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// `[job "..."]`: shell commands or a registered Rust function.
+    Exec,
+    /// `[job.http "..."]`: one HTTP request per run.
+    Http,
+}
+
+impl JobKind {
+    /// `job` or `job_http`: the directory name and the log line word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exec => "job",
+            Self::Http => "job_http",
+        }
+    }
+}
+
+/// The status of a job or of one run (spec 6.4). Only `success`, `failed`,
+/// `canceled` and `paused` end a log file name written by the original; `running` is
+/// also on disk here while a run streams its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Never ran, or an HTTP job just resumed.
+    Started,
+    /// A run is in progress.
+    Running,
+    /// Every command exited 0 (or the request got a 2xx).
+    Success,
+    /// A command failed, timed out, or the run was interrupted by a crash.
+    Failed,
+    /// Cancelled through the API or stopped at shutdown.
+    Canceled,
+    /// The job is paused.
+    Paused,
+}
+
+impl RunStatus {
+    /// The status word used in JSON and in log file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Running => "running",
+            Self::Success => "success",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::Paused => "paused",
+        }
+    }
+
+    /// Parses a status word; `None` for anything else.
+    pub fn parse(word: &str) -> Option<Self> {
+        Some(match word {
+            "started" => Self::Started,
+            "running" => Self::Running,
+            "success" => Self::Success,
+            "failed" => Self::Failed,
+            "canceled" => Self::Canceled,
+            "paused" => Self::Paused,
+            _ => return None,
+        })
+    }
+
+    /// Whether a run that ended with this status is over (not `running`/`started`).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Success | Self::Failed | Self::Canceled | Self::Paused
+        )
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What started a run; commands see it as `KARAJO_TRIGGER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// The job's interval or schedule came due.
+    Timer,
+    /// A signed `POST /karajo/api/job_exec/run/<path>`.
+    Webhook,
+    /// The library API or a future UI/CLI "run now".
+    Api,
+}
+
+impl Trigger {
+    /// `timer`, `webhook` or `api`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timer => "timer",
+            Self::Webhook => "webhook",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// How a command job's webhook proves who sent it (spec 5.1, `auth_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AuthKind {
+    /// Lower-case hex HMAC-SHA256 of the raw body in the job's `header_sign` header.
+    #[default]
+    HmacSha256,
+    /// GitHub's `X-Hub-Signature-256: sha256=<hex>` (or legacy `X-Hub-Signature: sha1=<hex>`).
+    Github,
+    /// SourceHut's Ed25519 `X-Payload-Signature` over the body followed by `X-Payload-Nonce`.
+    Sourcehut,
+}
+
+impl AuthKind {
+    /// The configuration and JSON word: `hmac-sha256`, `github` or `sourcehut`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HmacSha256 => "hmac-sha256",
+            Self::Github => "github",
+            Self::Sourcehut => "sourcehut",
+        }
+    }
+
+    /// Parses the configuration word, case-insensitively; `None` for anything else.
+    pub fn parse(word: &str) -> Option<Self> {
+        match word.to_ascii_lowercase().as_str() {
+            "hmac-sha256" => Some(Self::HmacSha256),
+            "github" => Some(Self::Github),
+            "sourcehut" => Some(Self::Sourcehut),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_normalise_as_the_original() {
+        let cases = [
+            ("Test job success", "test_job_success"),
+            ("Hello World", "hello_world"),
+            ("interval-1m", "interval-1m"),
+            ("1-d", "_1-d"),
+            ("-x", "_-x"),
+            ("_id.1", "_id_1"),
+            (".123 ABC def", "_123_abc_def"),
+            ("⌘", "___"),
+            ("", "_"),
+        ];
+        for (name, id) in cases {
+            assert_eq!(JobId::from_name(name).as_str(), id, "name {name:?}");
+        }
+    }
+
+    #[test]
+    fn status_words_round_trip() {
+        for s in [
+            RunStatus::Started,
+            RunStatus::Running,
+            RunStatus::Success,
+            RunStatus::Failed,
+            RunStatus::Canceled,
+            RunStatus::Paused,
+        ] {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(RunStatus::parse("fail"), None);
+    }
+}

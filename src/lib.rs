@@ -1,0 +1,23 @@
+//! karajo runs jobs for servers: shell commands (or Rust functions) on an interval or a
+//! calendar schedule, and on signed web hooks from GitHub, SourceHut or any client
+//! that signs with HMAC-SHA256. Every run has a log file. It is a drop-in replacement
+//! for karajo (Go): same configuration files, directory layout, API and log files.
+//!
+//! The rooms: [`config`] (pure: INI dialect and typed model), [`schedule`] (pure: next
+//! run times), [`job`] (shared domain types), [`auth`] (pure: signatures and replay
+//! rules), [`store`] (files under `dir_base/var`), [`exec`] (runs one job),
+//! [`scheduler`] (the one owner of runtime state), [`http`] (thin API adapters) and
+//! [`daemon`] (the composition root).
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod exec;
+pub mod http;
+pub mod job;
+pub mod schedule;
+pub mod scheduler;
+pub mod store;
+
+pub use daemon::{Daemon, DaemonError, RunningDaemon};

@@ -1,0 +1,90 @@
+//! Start-up recovery of each job's runtime state from what is on disk: the run logs
+//! (counter, last status, last run; interrupted runs closed as `failed`) and the state
+//! file (paused flag, exact last run, counter). The state file wins where both speak,
+//! except that a counter only ever grows.
+
+use std::io;
+
+use jiff::Timestamp;
+
+use super::JobDef;
+use crate::job::{JobKind, RunStatus};
+use crate::store::{Layout, LogEntry, StateFile, run_log};
+
+/// A job's state as found on disk.
+#[derive(Debug)]
+pub struct RestoredJob {
+    /// The job.
+    pub def: JobDef,
+    /// The newest run's status, `started` when it never ran.
+    pub status: RunStatus,
+    /// Paused by the API (state file), or by a newest `.paused` log of karajo (Go).
+    pub paused: bool,
+    /// The highest counter used so far.
+    pub counter: u64,
+    /// When the last run finished.
+    pub last_run: Option<Timestamp>,
+    /// The log files, oldest first.
+    pub logs: Vec<LogEntry>,
+}
+
+/// Creates each job's directories and restores its state. Fails on the first job whose
+/// directories cannot be created or read, naming the path.
+pub fn restore_jobs(
+    layout: &Layout,
+    defs: Vec<JobDef>,
+    state: &StateFile,
+    now: Timestamp,
+) -> io::Result<Vec<RestoredJob>> {
+    defs.into_iter()
+        .map(|def| restore_job(layout, def, state, now))
+        .collect()
+}
+
+/// Restores one job (see [`restore_jobs`]).
+pub fn restore_job(
+    layout: &Layout,
+    def: JobDef,
+    state: &StateFile,
+    now: Timestamp,
+) -> io::Result<RestoredJob> {
+    let id = &def.config.id;
+    layout.ensure_job_dirs(JobKind::Exec, id)?;
+    let mut scan = run_log::scan(&layout.log_dir(JobKind::Exec, id), JobKind::Exec, id, now)?;
+    for entry in &scan.recovered {
+        tracing::warn!(job = %id, counter = entry.counter, "run was interrupted by a stop of karajo; recorded as failed");
+    }
+    for path in &scan.ignored {
+        tracing::warn!(job = %id, file = %path.display(), "ignoring a file in the log directory that is not a run log of this job");
+    }
+    let retention = def.config.log_retention;
+    if let Err(err) = run_log::prune(&mut scan.entries, retention) {
+        tracing::warn!(job = %id, %err, "cannot delete old run logs");
+    }
+    let saved = state.get(JobKind::Exec, id);
+    let newest = scan.newest_status.unwrap_or(RunStatus::Started);
+    let paused = match saved {
+        Some(saved) => saved.paused,
+        None => newest == RunStatus::Paused,
+    };
+    let status = if newest == RunStatus::Paused {
+        scan.entries
+            .iter()
+            .rev()
+            .map(|e| e.status)
+            .find(|s| *s != RunStatus::Paused)
+            .unwrap_or(RunStatus::Started)
+    } else {
+        newest
+    };
+    let counter = scan.max_counter.max(saved.map_or(0, |s| s.counter));
+    let last_run = scan.last_run.max(saved.and_then(|s| s.last_run));
+    Ok(RestoredJob {
+        def,
+        status,
+        paused,
+        counter,
+        last_run,
+        logs: scan.entries,
+    })
+}

@@ -1,0 +1,676 @@
+//! The scheduler task itself: the job table, the timer index, the queue of runs
+//! waiting for a `max_job_running` slot, and the loop that reacts to commands, timers
+//! and finished runs.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::restore::{RestoredJob, restore_job};
+use super::run::{self, Finished, RunPlan};
+use super::{Command, JobDef, JobView, LogSummary, SchedulerHandle, Snapshot, TriggerError};
+use crate::clock::SharedClock;
+use crate::exec::{RunContext, WebhookRequest};
+use crate::job::{JobId, JobKind, RunStatus, Trigger};
+use crate::schedule::interval_next;
+use crate::store::{JobState, Layout, LogEntry, RunLogWriter, StateFile, run_log};
+
+/// How many commands may wait in the channel before senders wait.
+const COMMAND_QUEUE: usize = 1024;
+
+/// What the scheduler starts from.
+#[derive(Debug)]
+pub struct SchedulerOptions {
+    /// Paths under `dir_base`.
+    pub layout: Layout,
+    /// The source of "now" and of timer sleeps.
+    pub clock: SharedClock,
+    /// `max_job_running`.
+    pub max_job_running: usize,
+    /// The jobs, as restored from disk.
+    pub jobs: Vec<RestoredJob>,
+    /// The state file as loaded (kept for jobs added on reload).
+    pub state: StateFile,
+}
+
+/// Starts the scheduler task. The returned handle talks to it; the join handle ends
+/// after [`SchedulerHandle::shutdown`].
+pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let (state_tx, state_rx) = watch::channel(Arc::new(opts.state.clone()));
+    let saver = tokio::spawn(save_state_loop(opts.layout.state_file(), state_rx));
+    let now = opts.clock.now();
+    let mut rt = Runtime {
+        layout: opts.layout,
+        clock: opts.clock,
+        jobs: BTreeMap::new(),
+        by_name: Vec::new(),
+        timers: BTreeSet::new(),
+        waiting: VecDeque::new(),
+        running: 0,
+        max_running: opts.max_job_running.max(1),
+        finished_tx,
+        snapshot_tx,
+        state_tx,
+        state: opts.state,
+        changed: true,
+        stopping: None,
+    };
+    for job in opts.jobs {
+        rt.insert(job, now);
+    }
+    rt.index_names();
+    rt.publish();
+    let handle = SchedulerHandle {
+        tx,
+        snapshot: snapshot_rx,
+    };
+    let task = tokio::spawn(async move {
+        rt.run(rx, finished_rx).await;
+        drop(rt.state_tx);
+        let _ = saver.await;
+    });
+    (handle, task)
+}
+
+/// A run asked for but not started yet.
+#[derive(Debug, Clone)]
+struct Request {
+    trigger: Trigger,
+    request: Option<Arc<WebhookRequest>>,
+}
+
+/// What a job is doing now.
+#[derive(Debug)]
+enum Active {
+    /// Accepted, waiting for a `max_job_running` slot.
+    Waiting(Request),
+    /// Executing run `counter`.
+    Running {
+        counter: u64,
+        cancel: CancellationToken,
+    },
+}
+
+/// One job's runtime state.
+#[derive(Debug)]
+struct JobRt {
+    def: JobDef,
+    status: RunStatus,
+    paused: bool,
+    counter: u64,
+    last_run: Option<Timestamp>,
+    next_run: Option<Timestamp>,
+    logs: Vec<LogEntry>,
+    active: Option<Active>,
+    pending: Option<Request>,
+    /// Dropped from the configuration while running; forgotten when the run ends.
+    removed: bool,
+    view: Arc<JobView>,
+    stale: bool,
+}
+
+impl JobRt {
+    fn effective_status(&self) -> RunStatus {
+        match (&self.active, self.paused) {
+            (Some(Active::Running { .. }), _) => RunStatus::Running,
+            (_, true) => RunStatus::Paused,
+            _ => self.status,
+        }
+    }
+
+    fn build_view(&self) -> JobView {
+        JobView {
+            kind: JobKind::Exec,
+            config: self.def.config.clone(),
+            status: self.effective_status(),
+            paused: self.paused,
+            last_run: self.last_run,
+            next_run: self.next_run,
+            counter: self.counter,
+            logs: self
+                .logs
+                .iter()
+                .map(|l| LogSummary {
+                    counter: l.counter,
+                    status: l.status,
+                })
+                .collect(),
+            queued: self.pending.is_some() || matches!(self.active, Some(Active::Waiting(_))),
+        }
+    }
+
+    fn saved_state(&self) -> JobState {
+        JobState {
+            paused: self.paused,
+            last_run: self.last_run,
+            next_run: self.next_run,
+            counter: self.counter,
+        }
+    }
+}
+
+struct Runtime {
+    layout: Layout,
+    clock: SharedClock,
+    jobs: BTreeMap<JobId, JobRt>,
+    /// Job ids sorted by job name, the order of snapshots.
+    by_name: Vec<JobId>,
+    /// `(due, job)` for every armed timer.
+    timers: BTreeSet<(Timestamp, JobId)>,
+    /// Jobs whose accepted run waits for a slot, first come first served.
+    waiting: VecDeque<JobId>,
+    running: usize,
+    max_running: usize,
+    finished_tx: mpsc::UnboundedSender<Finished>,
+    snapshot_tx: watch::Sender<Arc<Snapshot>>,
+    state_tx: watch::Sender<Arc<StateFile>>,
+    state: StateFile,
+    /// Something changed since the last publish.
+    changed: bool,
+    /// Set once shutdown began: who to tell when the last run is recorded.
+    stopping: Option<Vec<oneshot::Sender<()>>>,
+}
+
+impl Runtime {
+    async fn run(
+        &mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut finished: mpsc::UnboundedReceiver<Finished>,
+    ) {
+        loop {
+            let next_due = self.timers.first().map(|(due, _)| *due);
+            let sleep = async {
+                match next_due {
+                    Some(due) => self.clock.sleep_until(due).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                Some(done) = finished.recv() => self.finished(done),
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None if self.stopping.is_none() => self.begin_shutdown(None),
+                    None => {}
+                },
+                () = sleep => self.fire_due_timers(),
+            }
+            // Take whatever else is ready before publishing once.
+            for _ in 0..256 {
+                match finished.try_recv() {
+                    Ok(done) => self.finished(done),
+                    Err(_) => match commands.try_recv() {
+                        Ok(cmd) => self.command(cmd),
+                        Err(_) => break,
+                    },
+                }
+            }
+            self.publish();
+            if self.stopping.is_some() && self.running == 0 {
+                self.end_shutdown();
+                return;
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Trigger {
+                id,
+                trigger,
+                request,
+                reply,
+            } => {
+                let result = self.trigger(&id, Request { trigger, request });
+                let _ = reply.send(result);
+            }
+            Command::Pause { id, reply } => {
+                let _ = reply.send(self.set_paused(&id, true));
+            }
+            Command::Resume { id, reply } => {
+                let _ = reply.send(self.set_paused(&id, false));
+            }
+            Command::Cancel { id, reply } => {
+                let _ = reply.send(self.cancel(&id));
+            }
+            Command::Reload {
+                jobs,
+                max_job_running,
+                reply,
+            } => {
+                self.reload(jobs, max_job_running);
+                let _ = reply.send(());
+            }
+            Command::Shutdown { reply } => self.begin_shutdown(Some(reply)),
+        }
+    }
+
+    fn trigger(&mut self, id: &JobId, req: Request) -> Result<Arc<JobView>, TriggerError> {
+        if self.stopping.is_some() {
+            return Err(TriggerError::ShuttingDown);
+        }
+        let job = self
+            .jobs
+            .get_mut(id)
+            .filter(|j| !j.removed)
+            .ok_or_else(|| TriggerError::NotFound(id.to_string()))?;
+        if job.paused {
+            return Err(TriggerError::Paused);
+        }
+        if job.active.is_none() {
+            self.activate(id, req);
+        } else if job.pending.is_none() {
+            job.pending = Some(req);
+            job.stale = true;
+        } else {
+            return Err(TriggerError::Busy);
+        }
+        Ok(self.fresh_view(id).expect("job exists"))
+    }
+
+    /// Starts an accepted run now, or queues it for a free slot.
+    fn activate(&mut self, id: &JobId, req: Request) {
+        if self.running < self.max_running {
+            self.start_run(id, req);
+        } else if let Some(job) = self.jobs.get_mut(id) {
+            job.active = Some(Active::Waiting(req));
+            job.stale = true;
+            self.waiting.push_back(id.clone());
+        }
+    }
+
+    fn start_run(&mut self, id: &JobId, req: Request) {
+        let Some(job) = self.jobs.get_mut(id) else {
+            return;
+        };
+        job.counter += 1;
+        let counter = job.counter;
+        let kind = JobKind::Exec;
+        let log_dir = self.layout.log_dir(kind, id);
+        // Room for the new log within the retention.
+        let keep = job.def.config.log_retention.saturating_sub(1);
+        if let Err(err) = run_log::prune(&mut job.logs, keep) {
+            tracing::warn!(job = %id, %err, "cannot delete old run logs");
+        }
+        let writer = match RunLogWriter::create(&log_dir, kind, id, counter, self.clock.clone()) {
+            Ok(writer) => writer,
+            Err(err) => {
+                tracing::error!(job = %id, counter, %err, "cannot create the run log; run skipped");
+                job.status = RunStatus::Failed;
+                job.last_run = Some(self.clock.now());
+                job.stale = true;
+                self.changed = true;
+                return;
+            }
+        };
+        job.logs.push(LogEntry {
+            counter,
+            status: RunStatus::Running,
+            path: writer.path().to_path_buf(),
+            modified: self.clock.now(),
+        });
+        let cancel = CancellationToken::new();
+        job.active = Some(Active::Running {
+            counter,
+            cancel: cancel.clone(),
+        });
+        self.disarm(id);
+        let job = self.jobs.get_mut(id).expect("job exists");
+        job.stale = true;
+        self.running += 1;
+        self.changed = true;
+        tracing::info!(job = %id, counter, trigger = req.trigger.as_str(), "run started");
+        let plan = RunPlan {
+            def: job.def.clone(),
+            ctx: RunContext {
+                job_id: id.clone(),
+                counter,
+                trigger: req.trigger,
+                request: req.request,
+            },
+            work_dir: self.layout.work_dir(kind, id),
+            request_file: self
+                .layout
+                .request_dir()
+                .join(format!("{id}.{counter}.body")),
+            writer,
+            cancel,
+            clock: self.clock.clone(),
+        };
+        tokio::spawn(run::execute(plan, self.finished_tx.clone()));
+    }
+
+    fn finished(&mut self, done: Finished) {
+        self.running = self.running.saturating_sub(1);
+        self.changed = true;
+        let now = self.clock.now();
+        if let Some(job) = self.jobs.get_mut(&done.id) {
+            if let Some(Active::Running { counter, .. }) = &job.active
+                && *counter == done.counter
+            {
+                job.active = None;
+            }
+            job.status = done.status;
+            job.last_run = Some(done.at);
+            if let Some(entry) = job.logs.iter_mut().find(|l| l.counter == done.counter) {
+                entry.status = done.status;
+                entry.path = entry.path.with_extension(done.status.as_str());
+                entry.modified = done.at;
+            }
+            job.stale = true;
+            if job.removed {
+                self.jobs.remove(&done.id);
+                self.index_names();
+            } else if let Some(next) = job.pending.take()
+                && self.stopping.is_none()
+            {
+                job.active = Some(Active::Waiting(next));
+                self.waiting.push_back(done.id.clone());
+            }
+            self.arm(&done.id, now);
+        }
+        self.fill_slots();
+    }
+
+    /// Starts waiting runs while slots are free.
+    fn fill_slots(&mut self) {
+        while self.running < self.max_running {
+            let Some(id) = self.waiting.pop_front() else {
+                return;
+            };
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            if matches!(job.active, Some(Active::Waiting(_)))
+                && let Some(Active::Waiting(req)) = job.active.take()
+            {
+                self.start_run(&id, req);
+            }
+        }
+    }
+
+    fn set_paused(&mut self, id: &JobId, paused: bool) -> Option<Arc<JobView>> {
+        let now = self.clock.now();
+        let job = self.jobs.get_mut(id).filter(|j| !j.removed)?;
+        job.paused = paused;
+        job.stale = true;
+        self.changed = true;
+        if !paused {
+            self.arm(id, now);
+        }
+        tracing::info!(job = %id, paused, "pause state changed");
+        self.fresh_view(id)
+    }
+
+    fn cancel(&mut self, id: &JobId) -> Option<Arc<JobView>> {
+        let job = self.jobs.get_mut(id).filter(|j| !j.removed)?;
+        match &job.active {
+            Some(Active::Running { cancel, counter }) => {
+                tracing::info!(job = %id, counter, "cancel requested");
+                cancel.cancel();
+            }
+            Some(Active::Waiting(_)) => {
+                job.active = job.pending.take().map(Active::Waiting);
+                if job.active.is_none() {
+                    self.waiting.retain(|w| w != id);
+                }
+                job.stale = true;
+                self.changed = true;
+            }
+            None => {}
+        }
+        self.fresh_view(id)
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = self.clock.now();
+        while let Some((due, id)) = self.timers.first().cloned() {
+            if due > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            job.next_run = None;
+            job.stale = true;
+            self.changed = true;
+            if job.paused {
+                tracing::debug!(job = %id, "timer fired while paused; skipped");
+            } else if job.active.is_none() {
+                self.activate(&id, timer_request());
+            } else if job.pending.is_none() {
+                job.pending = Some(timer_request());
+            } else {
+                tracing::debug!(job = %id, "timer fired while a run is running and another queued; coalesced");
+            }
+            self.arm_after(&id, due, now);
+        }
+    }
+
+    /// Arms the job's timer from `now` (after a run, a resume or a reload).
+    fn arm(&mut self, id: &JobId, now: Timestamp) {
+        self.arm_after(id, now, now);
+    }
+
+    /// Arms the job's timer for its first due time after `slot` (a schedule slot that
+    /// just fired), never in the past. Interval jobs are armed only while idle: their
+    /// period runs from the end of the previous run.
+    fn arm_after(&mut self, id: &JobId, slot: Timestamp, now: Timestamp) {
+        self.disarm(id);
+        let Some(job) = self.jobs.get_mut(id) else {
+            return;
+        };
+        if job.removed || self.stopping.is_some() {
+            return;
+        }
+        let cfg = &job.def.config;
+        let next = if let Some(schedule) = &cfg.schedule {
+            let next = schedule.next_after(slot);
+            Some(if next <= now {
+                schedule.next_after(now)
+            } else {
+                next
+            })
+        } else if let Some(interval) = cfg.interval {
+            let idle = job.active.is_none() && job.pending.is_none();
+            idle.then(|| interval_next(job.last_run, interval, now))
+        } else {
+            None
+        };
+        job.next_run = next;
+        job.stale = true;
+        self.changed = true;
+        if let Some(due) = next {
+            self.timers.insert((due, id.clone()));
+        }
+    }
+
+    fn disarm(&mut self, id: &JobId) {
+        if let Some(job) = self.jobs.get_mut(id)
+            && let Some(due) = job.next_run
+        {
+            self.timers.remove(&(due, id.clone()));
+        }
+    }
+
+    fn reload(&mut self, defs: Vec<JobDef>, max_job_running: usize) {
+        let now = self.clock.now();
+        self.max_running = max_job_running.max(1);
+        let new_ids: BTreeSet<JobId> = defs.iter().map(|d| d.config.id.clone()).collect();
+        let old_ids: Vec<JobId> = self.jobs.keys().cloned().collect();
+        for id in old_ids.iter().filter(|id| !new_ids.contains(*id)) {
+            self.disarm(id);
+            let Some(job) = self.jobs.get_mut(id) else {
+                continue;
+            };
+            if matches!(job.active, Some(Active::Running { .. })) {
+                job.removed = true;
+                job.pending = None;
+            } else {
+                self.waiting.retain(|w| w != id);
+                self.jobs.remove(id);
+            }
+            tracing::info!(job = %id, "job removed by reload");
+        }
+        for def in defs {
+            let id = def.config.id.clone();
+            match self.jobs.get_mut(&id) {
+                Some(job) => {
+                    job.def = def;
+                    job.removed = false;
+                    job.stale = true;
+                    self.arm(&id, now);
+                }
+                None => match restore_job(&self.layout, def, &self.state, now) {
+                    Ok(restored) => {
+                        tracing::info!(job = %id, "job added by reload");
+                        self.insert(restored, now);
+                    }
+                    Err(err) => tracing::error!(job = %id, %err, "cannot add job on reload"),
+                },
+            }
+        }
+        self.index_names();
+        self.changed = true;
+        self.fill_slots();
+    }
+
+    fn insert(&mut self, job: RestoredJob, now: Timestamp) {
+        let id = job.def.config.id.clone();
+        let rt = JobRt {
+            view: Arc::new(JobView {
+                kind: JobKind::Exec,
+                config: job.def.config.clone(),
+                status: job.status,
+                paused: job.paused,
+                last_run: job.last_run,
+                next_run: None,
+                counter: job.counter,
+                logs: Vec::new(),
+                queued: false,
+            }),
+            def: job.def,
+            status: job.status,
+            paused: job.paused,
+            counter: job.counter,
+            last_run: job.last_run,
+            next_run: None,
+            logs: job.logs,
+            active: None,
+            pending: None,
+            removed: false,
+            stale: true,
+        };
+        self.jobs.insert(id.clone(), rt);
+        self.arm(&id, now);
+    }
+
+    fn index_names(&mut self) {
+        let mut ids: Vec<(String, JobId)> = self
+            .jobs
+            .values()
+            .map(|j| (j.def.config.name.clone(), j.def.config.id.clone()))
+            .collect();
+        ids.sort();
+        self.by_name = ids.into_iter().map(|(_, id)| id).collect();
+    }
+
+    /// Rebuilds the view of one job now (for a reply) and returns it.
+    fn fresh_view(&mut self, id: &JobId) -> Option<Arc<JobView>> {
+        let job = self.jobs.get_mut(id)?;
+        if job.stale {
+            job.view = Arc::new(job.build_view());
+            job.stale = false;
+            self.changed = true;
+        }
+        Some(job.view.clone())
+    }
+
+    /// Publishes a new snapshot and hands the state to the saver, if anything changed.
+    fn publish(&mut self) {
+        if !self.changed {
+            return;
+        }
+        self.changed = false;
+        let mut jobs = Vec::with_capacity(self.by_name.len());
+        let mut state = StateFile::default();
+        for id in &self.by_name {
+            let Some(job) = self.jobs.get_mut(id) else {
+                continue;
+            };
+            if job.stale {
+                job.view = Arc::new(job.build_view());
+                job.stale = false;
+            }
+            jobs.push(job.view.clone());
+            *state.entry(JobKind::Exec, id) = job.saved_state();
+        }
+        let waiting = self.waiting.len();
+        self.snapshot_tx.send_replace(Arc::new(Snapshot {
+            jobs,
+            running: self.running,
+            waiting,
+        }));
+        self.state = state;
+        self.state_tx.send_replace(Arc::new(self.state.clone()));
+    }
+
+    fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
+        let waiters = self.stopping.get_or_insert_with(Vec::new);
+        waiters.extend(reply);
+        self.timers.clear();
+        self.waiting.clear();
+        for job in self.jobs.values_mut() {
+            job.pending = None;
+            job.next_run = None;
+            job.stale = true;
+            match &job.active {
+                Some(Active::Running { cancel, .. }) => cancel.cancel(),
+                Some(Active::Waiting(_)) => job.active = None,
+                None => {}
+            }
+        }
+        self.changed = true;
+        tracing::info!(running = self.running, "stopping: cancelling running jobs");
+    }
+
+    fn end_shutdown(&mut self) {
+        self.changed = true;
+        self.publish();
+        if let Err(err) = self.state.save(&self.layout.state_file()) {
+            tracing::error!(%err, "cannot save the state file");
+        }
+        for waiter in self.stopping.take().unwrap_or_default() {
+            let _ = waiter.send(());
+        }
+    }
+}
+
+fn timer_request() -> Request {
+    Request {
+        trigger: Trigger::Timer,
+        request: None,
+    }
+}
+
+/// Writes every new state to disk, coalescing bursts: only the latest is written.
+async fn save_state_loop(path: std::path::PathBuf, mut rx: watch::Receiver<Arc<StateFile>>) {
+    while rx.changed().await.is_ok() {
+        let state = rx.borrow_and_update().clone();
+        let path = path.clone();
+        let saved = tokio::task::spawn_blocking(move || state.save(&path)).await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(%err, "cannot save the state file"),
+            Err(err) => tracing::error!(%err, "saving the state file panicked"),
+        }
+    }
+}

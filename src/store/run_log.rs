@@ -1,0 +1,984 @@
+//! Run log files `<id>.<counter>.<status>` in a job's log directory (spec 1.4, 6.5, 7.4):
+//! the start-up scan (which also recovers runs interrupted by a crash), retention,
+//! lookup and reading, and [`RunLogWriter`], which streams a run's output to
+//! `<id>.<counter>.running` with a time prefix on every line and renames the file to
+//! its final status at the end. Files of other jobs or with unparsable names are
+//! reported, never deleted. No decisions about when runs happen or what their status
+//! is: callers say.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::clock::SharedClock;
+use crate::job::{JobId, JobKind, RunStatus};
+
+use super::{io_context, is_plain_id, rename_no_replace, sync_dir};
+
+/// Size of the writer's buffer; output reaches the file in writes of about this size.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// The statuses a log file name can carry, `running` first: see [`find`].
+const FILE_STATUSES: [RunStatus; 5] = [
+    RunStatus::Running,
+    RunStatus::Success,
+    RunStatus::Failed,
+    RunStatus::Canceled,
+    RunStatus::Paused,
+];
+
+/// One run log file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// The run's counter, 1 for a job's first run.
+    pub counter: u64,
+    /// The status in the file name; `Running` while the run streams into it.
+    pub status: RunStatus,
+    /// The full path of the file.
+    pub path: PathBuf,
+    /// The file's modification time (not rounded).
+    pub modified: Timestamp,
+}
+
+/// What the start-up scan of one job's log directory found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogScan {
+    /// The job's log files, ascending by counter (ties, which only foreign tools can
+    /// make, by file name).
+    pub entries: Vec<LogEntry>,
+    /// The newest modification time among `entries`, rounded to the second (as the
+    /// original); `None` when there are no logs.
+    pub last_run: Option<Timestamp>,
+    /// The status of the log with the highest counter.
+    pub newest_status: Option<RunStatus>,
+    /// The highest counter found, 0 when there are no logs.
+    pub max_counter: u64,
+    /// Logs that were left `.running` by a crash and are now `.failed` (also in
+    /// `entries`).
+    pub recovered: Vec<LogEntry>,
+    /// Entries of the directory that are not this job's log files (other names, other
+    /// jobs' ids, sub-directories, symlinks). They are left alone.
+    pub ignored: Vec<PathBuf>,
+}
+
+/// The log line prefix `YYYY-MM-DD hh:mm:ss UTC <kind>: <id>: ` for the instant `at`,
+/// rounded to the nearest second (the original rounds, it does not truncate).
+pub fn line_prefix(kind: JobKind, id: &JobId, at: Timestamp) -> String {
+    let mut prefix = format_second(rounded_second(at));
+    prefix.push_str(" UTC ");
+    prefix.push_str(kind.as_str());
+    prefix.push_str(": ");
+    prefix.push_str(id.as_str());
+    prefix.push_str(": ");
+    prefix
+}
+
+/// The file name `<id>.<counter>.<status>`.
+pub fn file_name(id: &JobId, counter: u64, status: RunStatus) -> String {
+    format!("{id}.{counter}.{status}")
+}
+
+/// Scans a job's log directory at start-up.
+///
+/// Accepts only regular files named `<id>.<counter>.<status>` with this job's id, a
+/// decimal counter ≥ 1 (no sign, no leading zero) and a status that reaches disk
+/// (`success`, `failed`, `canceled`, `paused`, or `running`); everything else is listed
+/// in [`LogScan::ignored`] and left alone. A `<id>.<n>.running` file is a run that
+/// karajo did not see finish: a line `<prefix>!!! <kind>: <id>: interrupted: karajo
+/// stopped before the run finished` (prefix time `now`) is appended, the file keeps
+/// its modification time and is renamed to `<id>.<n>.failed`.
+///
+/// A missing directory is an empty scan. Only call this while no run of the job is in
+/// progress.
+pub fn scan(log_dir: &Path, kind: JobKind, id: &JobId, now: Timestamp) -> io::Result<LogScan> {
+    let mut scan = LogScan::default();
+    let dir = match fs::read_dir(log_dir) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(scan),
+        Err(e) => return Err(io_context(e, "read log directory", log_dir)),
+    };
+    for dirent in dir {
+        let dirent = dirent.map_err(|e| io_context(e, "read log directory", log_dir))?;
+        let path = dirent.path();
+        let parsed = dirent
+            .file_name()
+            .to_str()
+            .and_then(|name| parse_name(name, id.as_str()));
+        let is_file = dirent
+            .file_type()
+            .map_err(|e| io_context(e, "stat", &path))?
+            .is_file();
+        let Some((counter, status)) = parsed.filter(|_| is_file) else {
+            scan.ignored.push(path);
+            continue;
+        };
+        if status == RunStatus::Running {
+            let entry = recover(&path, kind, id, counter, now)?;
+            scan.recovered.push(entry.clone());
+            scan.entries.push(entry);
+        } else {
+            let modified = modified(&path)?;
+            scan.entries.push(LogEntry {
+                counter,
+                status,
+                path,
+                modified,
+            });
+        }
+    }
+    if !scan.recovered.is_empty() {
+        sync_dir(log_dir)?;
+    }
+    scan.entries
+        .sort_by(|a, b| (a.counter, &a.path).cmp(&(b.counter, &b.path)));
+    scan.recovered.sort_by_key(|e| e.counter);
+    scan.ignored.sort();
+    scan.max_counter = scan.entries.last().map_or(0, |e| e.counter);
+    scan.newest_status = scan.entries.last().map(|e| e.status);
+    scan.last_run = scan
+        .entries
+        .iter()
+        .map(|e| e.modified)
+        .max()
+        .map(|t| Timestamp::from_second(rounded_second(t)).unwrap_or(t));
+    Ok(scan)
+}
+
+/// Deletes the oldest log files until at most `keep` remain, and returns the deleted
+/// entries. `entries` is sorted by counter first. A `.running` entry is never deleted
+/// (but counts towards `keep`, as the original counts the running log). A file that is
+/// already gone counts as deleted.
+pub fn prune(entries: &mut Vec<LogEntry>, keep: usize) -> io::Result<Vec<LogEntry>> {
+    entries.sort_by_key(|e| e.counter);
+    let mut removed = Vec::new();
+    let mut i = 0;
+    while entries.len() > keep && i < entries.len() {
+        if entries[i].status == RunStatus::Running {
+            i += 1;
+            continue;
+        }
+        match fs::remove_file(&entries[i].path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_context(e, "delete log", &entries[i].path)),
+        }
+        removed.push(entries.remove(i));
+    }
+    Ok(removed)
+}
+
+/// Finds the log file of run `counter` of job `id` in `log_dir`, whatever its status.
+/// `None` when there is none (or the directory is missing). An id that cannot be a
+/// file name field (empty, or with `/`, `.` or NUL) is an `InvalidInput` error.
+pub fn find(log_dir: &Path, id: &JobId, counter: u64) -> io::Result<Option<LogEntry>> {
+    if !is_plain_id(id.as_str()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("job id {id:?} cannot name a log file"),
+        ));
+    }
+    // `running` is looked at first: a run that finishes between two looks has
+    // already been renamed to its final name when that is looked at.
+    for status in FILE_STATUSES {
+        let path = log_dir.join(file_name(id, counter, status));
+        match fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => {
+                let modified = meta
+                    .modified()
+                    .and_then(timestamp)
+                    .map_err(|e| io_context(e, "stat", &path))?;
+                return Ok(Some(LogEntry {
+                    counter,
+                    status,
+                    path,
+                    modified,
+                }));
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) => {}
+            Err(e) => return Err(io_context(e, "stat", &path)),
+        }
+    }
+    Ok(None)
+}
+
+/// Opens a log file for reading. If the entry was `.running` and the run has finished
+/// (the file was renamed) since it was found, opens the renamed file and returns its
+/// new entry.
+pub fn open(entry: &LogEntry) -> io::Result<(File, LogEntry)> {
+    match File::open(&entry.path) {
+        Ok(file) => Ok((file, entry.clone())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && entry.status == RunStatus::Running => {
+            let renamed = entry
+                .path
+                .parent()
+                .zip(entry.path.file_name().and_then(|n| n.to_str()))
+                .and_then(|(dir, name)| Some((dir, name.split('.').next()?)));
+            if let Some((dir, id)) = renamed
+                && let Some(now) = find(dir, &JobId::from_raw(id), entry.counter)?
+                && now.status != RunStatus::Running
+            {
+                let file = File::open(&now.path).map_err(|e| io_context(e, "open", &now.path))?;
+                return Ok((file, now));
+            }
+            Err(io_context(e, "open", &entry.path))
+        }
+        Err(e) => Err(io_context(e, "open", &entry.path)),
+    }
+}
+
+/// Reads a whole log file. A `.running` file returns what has been flushed so far.
+pub fn read(entry: &LogEntry) -> io::Result<Vec<u8>> {
+    let (mut file, entry) = open(entry)?;
+    let mut content = Vec::new();
+    file.read_to_end(&mut content)
+        .map_err(|e| io_context(e, "read", &entry.path))?;
+    Ok(content)
+}
+
+/// Streams one run's output into `<id>.<counter>.running`.
+///
+/// Every line starts with [`line_prefix`] for the time its first byte was written
+/// (lines split across several writes included; the original prefixes only the start
+/// of each write). Output is buffered; call [`flush`](Self::flush) when the output
+/// goes idle so readers of the running log see it. Dropping the writer without
+/// [`finish`](Self::finish) leaves the `.running` file, which the next start-up scan
+/// marks failed.
+#[derive(Debug)]
+pub struct RunLogWriter {
+    out: BufWriter<File>,
+    path: PathBuf,
+    dir: PathBuf,
+    kind: JobKind,
+    id: JobId,
+    counter: u64,
+    clock: SharedClock,
+    /// The rounded second `prefix` was formatted for.
+    prefix_second: Option<i64>,
+    prefix: Vec<u8>,
+    /// Whether the last byte written was `\n` (or nothing was written yet).
+    at_line_start: bool,
+    bytes_written: u64,
+}
+
+impl RunLogWriter {
+    /// Creates `<log_dir>/<id>.<counter>.running` (mode 0600). Fails with
+    /// `AlreadyExists` when a log of this counter exists, running or final: a counter
+    /// is never reused. `counter` is at least 1.
+    pub fn create(
+        log_dir: &Path,
+        kind: JobKind,
+        id: &JobId,
+        counter: u64,
+        clock: SharedClock,
+    ) -> io::Result<Self> {
+        if counter == 0 || !is_plain_id(id.as_str()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot name a log file for job {id:?}, counter {counter}"),
+            ));
+        }
+        for status in &FILE_STATUSES[1..] {
+            let done = log_dir.join(file_name(id, counter, *status));
+            if done.symlink_metadata().is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("create log: {} exists", done.display()),
+                ));
+            }
+        }
+        let path = log_dir.join(file_name(id, counter, RunStatus::Running));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io_context(e, "create log", &path))?;
+        Ok(Self {
+            out: BufWriter::with_capacity(WRITE_BUFFER, file),
+            path,
+            dir: log_dir.to_path_buf(),
+            kind,
+            id: id.clone(),
+            counter,
+            clock,
+            prefix_second: None,
+            prefix: Vec::new(),
+            at_line_start: true,
+            bytes_written: 0,
+        })
+    }
+
+    /// The file being written (`<id>.<counter>.running`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The run's counter.
+    pub fn counter(&self) -> u64 {
+        self.counter
+    }
+
+    /// Bytes written so far, prefixes included (the file's size once flushed).
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    /// Appends a chunk of the run's output (any bytes, any split into chunks).
+    pub fn write_output(&mut self, chunk: &[u8]) -> io::Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.refresh_prefix();
+        self.write_lines(chunk)
+            .map_err(|e| io_context(e, "write log", &self.path))
+    }
+
+    /// Writes one whole line: ends a partial output line first, then the prefix,
+    /// `text` and `\n`. A trailing `\n` in `text` is not doubled; other newlines in it
+    /// start new prefixed lines.
+    pub fn line(&mut self, text: &str) -> io::Result<()> {
+        self.refresh_prefix();
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        self.end_line()
+            .and_then(|()| self.write_lines(text.as_bytes()))
+            .and_then(|()| self.write_lines(b"\n"))
+            .map_err(|e| io_context(e, "write log", &self.path))
+    }
+
+    /// Hands the buffered output to the operating system, so readers see it.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out
+            .flush()
+            .map_err(|e| io_context(e, "write log", &self.path))
+    }
+
+    /// Ends the run: terminates an unfinished last line with `\n`, flushes, syncs the
+    /// file, renames it to `<id>.<counter>.<status>` (never replacing an existing file)
+    /// and syncs the directory. Returns the final path. `status` must be final
+    /// (`success`, `failed`, `canceled` or `paused`).
+    pub fn finish(mut self, status: RunStatus) -> io::Result<PathBuf> {
+        if !status.is_final() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "finish log {}: status {status} is not final",
+                    self.path.display()
+                ),
+            ));
+        }
+        self.end_line()
+            .and_then(|()| self.out.flush())
+            .and_then(|()| self.out.get_ref().sync_all())
+            .map_err(|e| io_context(e, "write log", &self.path))?;
+        let done = self.dir.join(file_name(&self.id, self.counter, status));
+        rename_no_replace(&self.path, &done)?;
+        sync_dir(&self.dir)?;
+        Ok(done)
+    }
+
+    /// Re-formats the cached prefix when the clock's (rounded) second has changed.
+    fn refresh_prefix(&mut self) {
+        let second = rounded_second(self.clock.now());
+        if self.prefix_second != Some(second) {
+            self.prefix_second = Some(second);
+            self.prefix.clear();
+            self.prefix
+                .extend_from_slice(format_second(second).as_bytes());
+            self.prefix.extend_from_slice(b" UTC ");
+            self.prefix.extend_from_slice(self.kind.as_str().as_bytes());
+            self.prefix.extend_from_slice(b": ");
+            self.prefix.extend_from_slice(self.id.as_str().as_bytes());
+            self.prefix.extend_from_slice(b": ");
+        }
+    }
+
+    /// Writes `bytes`, putting the current prefix before every line start.
+    fn write_lines(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            if self.at_line_start {
+                self.out.write_all(&self.prefix)?;
+                self.bytes_written += self.prefix.len() as u64;
+            }
+            let (line, rest) = match find_newline(bytes) {
+                Some(i) => bytes.split_at(i + 1),
+                None => (bytes, &[][..]),
+            };
+            self.out.write_all(line)?;
+            self.bytes_written += line.len() as u64;
+            self.at_line_start = line.last() == Some(&b'\n');
+            bytes = rest;
+        }
+        Ok(())
+    }
+
+    /// Writes `\n` if the last line is unfinished.
+    fn end_line(&mut self) -> io::Result<()> {
+        if !self.at_line_start {
+            self.out.write_all(b"\n")?;
+            self.bytes_written += 1;
+            self.at_line_start = true;
+        }
+        Ok(())
+    }
+}
+
+/// Marks an interrupted `.running` log failed; see [`scan`].
+fn recover(
+    path: &Path,
+    kind: JobKind,
+    id: &JobId,
+    counter: u64,
+    now: Timestamp,
+) -> io::Result<LogEntry> {
+    let context = |e| io_context(e, "recover interrupted log", path);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(context)?;
+    let meta = file.metadata().map_err(context)?;
+    let mtime = meta.modified().map_err(context)?;
+    let mut tail = Vec::new();
+    if meta.len() > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::End(-1))
+            .and_then(|_| file.read_exact(&mut last))
+            .map_err(context)?;
+        if last[0] != b'\n' {
+            tail.push(b'\n');
+        }
+    }
+    tail.extend_from_slice(line_prefix(kind, id, now).as_bytes());
+    tail.extend_from_slice(
+        format!(
+            "!!! {}: {id}: interrupted: karajo stopped before the run finished\n",
+            kind.as_str()
+        )
+        .as_bytes(),
+    );
+    file.write_all(&tail).map_err(context)?;
+    // The run's last activity is when it stopped writing, not now; best effort.
+    let _ = file.set_modified(mtime);
+    file.sync_all().map_err(context)?;
+    drop(file);
+    let failed = path.with_file_name(file_name(id, counter, RunStatus::Failed));
+    rename_no_replace(path, &failed)?;
+    Ok(LogEntry {
+        counter,
+        status: RunStatus::Failed,
+        path: failed,
+        modified: timestamp(mtime).map_err(context)?,
+    })
+}
+
+/// Parses `<id>.<counter>.<status>` for job `id`; `None` for any other name.
+fn parse_name(name: &str, id: &str) -> Option<(u64, RunStatus)> {
+    let mut fields = name.split('.');
+    let (Some(first), Some(counter), Some(status), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return None;
+    };
+    if first != id
+        || counter.is_empty()
+        || counter.starts_with('0')
+        || !counter.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let counter = counter.parse().ok()?;
+    let status = RunStatus::parse(status)?;
+    (status.is_final() || status == RunStatus::Running).then_some((counter, status))
+}
+
+fn modified(path: &Path) -> io::Result<Timestamp> {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .and_then(timestamp)
+        .map_err(|e| io_context(e, "stat", path))
+}
+
+fn timestamp(t: SystemTime) -> io::Result<Timestamp> {
+    Timestamp::try_from(t).map_err(io::Error::other)
+}
+
+/// `at` in whole seconds since the Unix epoch, halves rounded away from zero.
+fn rounded_second(at: Timestamp) -> i64 {
+    let (second, nanos) = (at.as_second(), at.subsec_nanosecond());
+    if nanos >= 500_000_000 {
+        second + 1
+    } else if nanos <= -500_000_000 {
+        second - 1
+    } else {
+        second
+    }
+}
+
+/// `YYYY-MM-DD hh:mm:ss` in UTC.
+fn format_second(second: i64) -> String {
+    let Ok(at) = Timestamp::from_second(second) else {
+        return String::from("0000-00-00 00:00:00");
+    };
+    let dt = at.to_zoned(TimeZone::UTC).datetime();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        dt.year(),
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    )
+}
+
+/// The index of the first `\n` in `hay`, scanning 16 bytes at a time.
+fn find_newline(hay: &[u8]) -> Option<usize> {
+    const LO: u128 = u128::from_ne_bytes([0x01; 16]);
+    const HI: u128 = u128::from_ne_bytes([0x80; 16]);
+    const NL: u128 = u128::from_ne_bytes([b'\n'; 16]);
+    let (words, tail) = hay.as_chunks::<16>();
+    for (i, word) in words.iter().enumerate() {
+        // A byte of `x` is zero where `word` has '\n'. The classic "has zero byte"
+        // test may flag bytes above a real zero, but never below the first one, so
+        // the lowest flagged byte is exact (bytes are read little-endian).
+        let x = u128::from_le_bytes(*word) ^ NL;
+        let flagged = x.wrapping_sub(LO) & !x & HI;
+        if flagged != 0 {
+            return Some(i * 16 + (flagged.trailing_zeros() / 8) as usize);
+        }
+    }
+    tail.iter()
+        .position(|&b| b == b'\n')
+        .map(|p| words.len() * 16 + p)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    const P: &str = "2023-01-09 00:00:00 UTC job: srht: ";
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn srht() -> JobId {
+        JobId::from_raw("srht")
+    }
+
+    fn clock_at(s: &str) -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(ts(s)))
+    }
+
+    fn set_mtime(path: &Path, at: &str) {
+        let f = OpenOptions::new().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::from(ts(at))).unwrap();
+    }
+
+    fn names(paths: &[PathBuf]) -> Vec<String> {
+        paths
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn prefix_rounds_to_the_second() {
+        let id = srht();
+        assert_eq!(
+            line_prefix(JobKind::Exec, &id, ts("2023-01-09T00:00:00.499Z")),
+            P
+        );
+        assert_eq!(
+            line_prefix(JobKind::Http, &id, ts("2023-01-09T23:59:59.5Z")),
+            "2023-01-10 00:00:00 UTC job_http: srht: "
+        );
+    }
+
+    #[test]
+    fn names_are_parsed_strictly() {
+        let ok = [
+            ("srht.1.success", 1, RunStatus::Success),
+            ("srht.12.failed", 12, RunStatus::Failed),
+            ("srht.3.canceled", 3, RunStatus::Canceled),
+            ("srht.4.paused", 4, RunStatus::Paused),
+            ("srht.5.running", 5, RunStatus::Running),
+        ];
+        for (name, counter, status) in ok {
+            assert_eq!(parse_name(name, "srht"), Some((counter, status)), "{name}");
+        }
+        for name in [
+            "other.5.success.bak",
+            "other.5.success",
+            "x.conf",
+            "srht.abc.success",
+            "srht.3",
+            "srht",
+            "srht.0.success",
+            "srht.03.success",
+            "srht.+3.success",
+            "srht.3.started",
+            "srht.3.fail",
+            "srht.3.success.bak",
+            "srht.99999999999999999999.success",
+            ".srht.1.success",
+        ] {
+            assert_eq!(parse_name(name, "srht"), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn scan_accepts_logs_and_keeps_everything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (name, at) in [
+            ("srht.1.success", "2023-01-01T00:00:00Z"),
+            ("srht.10.paused", "2023-01-03T00:00:00Z"),
+            ("srht.2.failed", "2023-01-04T10:00:00.6Z"),
+            ("other.5.success.bak", "2023-02-01T00:00:00Z"),
+            ("other.50.success", "2023-02-01T00:00:00Z"),
+            ("x.conf", "2023-02-01T00:00:00Z"),
+            ("srht.abc.success", "2023-02-01T00:00:00Z"),
+            ("srht.3", "2023-02-01T00:00:00Z"),
+        ] {
+            fs::write(d.join(name), name).unwrap();
+            set_mtime(&d.join(name), at);
+        }
+        fs::create_dir(d.join("srht.11.success")).unwrap();
+        let s = scan(d, JobKind::Exec, &srht(), ts("2023-03-01T00:00:00Z")).unwrap();
+        let counters: Vec<_> = s.entries.iter().map(|e| (e.counter, e.status)).collect();
+        assert_eq!(
+            counters,
+            [
+                (1, RunStatus::Success),
+                (2, RunStatus::Failed),
+                (10, RunStatus::Paused)
+            ]
+        );
+        assert_eq!(s.max_counter, 10);
+        assert_eq!(s.newest_status, Some(RunStatus::Paused));
+        assert_eq!(s.last_run, Some(ts("2023-01-04T10:00:01Z")));
+        assert!(s.recovered.is_empty());
+        assert_eq!(
+            names(&s.ignored),
+            [
+                "other.5.success.bak",
+                "other.50.success",
+                "srht.11.success",
+                "srht.3",
+                "srht.abc.success",
+                "x.conf"
+            ]
+        );
+        for name in names(&s.ignored) {
+            assert!(d.join(name).exists());
+        }
+    }
+
+    #[test]
+    fn scan_of_missing_or_empty_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = scan(
+            &dir.path().join("nope"),
+            JobKind::Exec,
+            &srht(),
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert_eq!(s, LogScan::default());
+        let s = scan(dir.path(), JobKind::Exec, &srht(), Timestamp::UNIX_EPOCH).unwrap();
+        assert_eq!(s.last_run, None);
+        assert_eq!(s.newest_status, None);
+        assert_eq!(s.max_counter, 0);
+    }
+
+    #[test]
+    fn interrupted_run_is_recovered_as_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("srht.1.success"), "").unwrap();
+        set_mtime(&d.join("srht.1.success"), "2023-01-01T00:00:00Z");
+        let running = d.join("srht.2.running");
+        fs::write(&running, format!("{P}=== BEGIN\n{P}half a li")).unwrap();
+        set_mtime(&running, "2023-01-09T00:00:00Z");
+        let s = scan(d, JobKind::Exec, &srht(), ts("2023-01-10T08:00:00Z")).unwrap();
+        assert!(!running.exists());
+        let failed = d.join("srht.2.failed");
+        assert_eq!(
+            fs::read_to_string(&failed).unwrap(),
+            format!(
+                "{P}=== BEGIN\n{P}half a li\n2023-01-10 08:00:00 UTC job: srht: \
+                 !!! job: srht: interrupted: karajo stopped before the run finished\n"
+            )
+        );
+        assert_eq!(s.recovered.len(), 1);
+        assert_eq!(s.recovered[0].path, failed);
+        assert_eq!(s.recovered[0].status, RunStatus::Failed);
+        assert_eq!(s.newest_status, Some(RunStatus::Failed));
+        assert_eq!(s.max_counter, 2);
+        // The run's own time, not the recovery's.
+        assert_eq!(s.last_run, Some(ts("2023-01-09T00:00:00Z")));
+
+        // An empty running log (crash right after creation) gets just the line.
+        fs::write(d.join("srht.3.running"), "").unwrap();
+        let s = scan(d, JobKind::Http, &srht(), ts("2023-01-10T08:00:00Z")).unwrap();
+        assert_eq!(
+            fs::read_to_string(d.join("srht.3.failed")).unwrap(),
+            "2023-01-10 08:00:00 UTC job_http: srht: \
+             !!! job_http: srht: interrupted: karajo stopped before the run finished\n"
+        );
+        assert_eq!(s.entries.len(), 3);
+    }
+
+    fn entry(dir: &Path, counter: u64, status: RunStatus) -> LogEntry {
+        let path = dir.join(file_name(&srht(), counter, status));
+        fs::write(&path, "x").unwrap();
+        LogEntry {
+            counter,
+            status,
+            path,
+            modified: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_and_never_the_running_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut entries: Vec<_> = (1..=6)
+            .map(|n| entry(d, n, RunStatus::Success))
+            .chain([entry(d, 7, RunStatus::Running)])
+            .collect();
+        let removed = prune(&mut entries, 3).unwrap();
+        assert_eq!(
+            removed.iter().map(|e| e.counter).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(
+            entries.iter().map(|e| e.counter).collect::<Vec<_>>(),
+            [5, 6, 7]
+        );
+        for e in &removed {
+            assert!(!e.path.exists());
+        }
+        for e in &entries {
+            assert!(e.path.exists());
+        }
+        // keep 0 still spares the running log.
+        let removed = prune(&mut entries, 0).unwrap();
+        assert_eq!(removed.len(), 2);
+        assert_eq!(entries.len(), 1);
+        assert!(d.join("srht.7.running").exists());
+        // Already-deleted files count as deleted.
+        let mut gone = vec![
+            entry(d, 8, RunStatus::Failed),
+            entry(d, 9, RunStatus::Failed),
+        ];
+        fs::remove_file(&gone[0].path).unwrap();
+        assert_eq!(prune(&mut gone, 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn find_and_read_follow_a_finishing_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let clock = clock_at("2023-01-09T00:00:00Z");
+        assert_eq!(find(d, &srht(), 1).unwrap(), None);
+        assert!(find(d, &JobId::from_raw("../etc"), 1).is_err());
+        let mut w = RunLogWriter::create(d, JobKind::Exec, &srht(), 1, clock).unwrap();
+        w.line("=== BEGIN").unwrap();
+        w.flush().unwrap();
+        let found = find(d, &srht(), 1).unwrap().unwrap();
+        assert_eq!(found.status, RunStatus::Running);
+        assert_eq!(read(&found).unwrap(), format!("{P}=== BEGIN\n").as_bytes());
+        w.write_output(b"more").unwrap();
+        w.flush().unwrap();
+        assert_eq!(
+            read(&found).unwrap(),
+            format!("{P}=== BEGIN\n{P}more").as_bytes()
+        );
+        w.finish(RunStatus::Success).unwrap();
+        // The stale running entry still reads: it follows the rename.
+        let (_, now) = open(&found).unwrap();
+        assert_eq!(now.status, RunStatus::Success);
+        assert_eq!(
+            read(&found).unwrap(),
+            format!("{P}=== BEGIN\n{P}more\n").as_bytes()
+        );
+        let found = find(d, &srht(), 1).unwrap().unwrap();
+        assert_eq!(found.status, RunStatus::Success);
+        assert_eq!(found.path, d.join("srht.1.success"));
+    }
+
+    #[test]
+    fn writer_prefixes_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let clock = clock_at("2023-01-09T00:00:00Z");
+        let mut w = RunLogWriter::create(d, JobKind::Exec, &srht(), 1, clock).unwrap();
+        assert_eq!(w.path(), d.join("srht.1.running"));
+        w.line("=== BEGIN").unwrap();
+        w.line("").unwrap();
+        // One line split over three chunks.
+        w.write_output(b"hel").unwrap();
+        w.write_output(b"lo wor").unwrap();
+        w.write_output(b"ld\n").unwrap();
+        // Many lines in one chunk, ending mid-line.
+        w.write_output(b"a\nb\n\nc").unwrap();
+        // A line() after a partial line ends that line first.
+        w.line("=== DONE\n").unwrap();
+        w.write_output(b"no newline at the end").unwrap();
+        let written = w.bytes_written();
+        let path = w.finish(RunStatus::Success).unwrap();
+        assert_eq!(path, d.join("srht.1.success"));
+        assert!(!d.join("srht.1.running").exists());
+        let content = fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            content,
+            format!(
+                "{P}=== BEGIN\n{P}\n{P}hello world\n{P}a\n{P}b\n{P}\n{P}c\n{P}=== DONE\n\
+                 {P}no newline at the end\n"
+            )
+        );
+        assert_eq!(written + 1, content.len() as u64);
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn writer_prefix_follows_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = clock_at("2023-01-09T00:00:00Z");
+        let mut w =
+            RunLogWriter::create(dir.path(), JobKind::Http, &srht(), 4, clock.clone()).unwrap();
+        w.write_output(b"one\ntw").unwrap();
+        clock.set(ts("2023-01-09T00:00:01.7Z"));
+        // The rest of a line keeps the line's prefix; the next line gets the new time.
+        w.write_output(b"o\nthree\n").unwrap();
+        clock.set(ts("2024-02-29T13:14:15Z"));
+        w.line("=== DONE").unwrap();
+        let path = w.finish(RunStatus::Failed).unwrap();
+        assert_eq!(
+            fs::read_to_string(path).unwrap(),
+            "2023-01-09 00:00:00 UTC job_http: srht: one\n\
+             2023-01-09 00:00:00 UTC job_http: srht: two\n\
+             2023-01-09 00:00:02 UTC job_http: srht: three\n\
+             2024-02-29 13:14:15 UTC job_http: srht: === DONE\n"
+        );
+    }
+
+    #[test]
+    fn a_counter_is_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let clock = clock_at("2023-01-09T00:00:00Z");
+        let w = RunLogWriter::create(d, JobKind::Exec, &srht(), 1, clock.clone()).unwrap();
+        let err = RunLogWriter::create(d, JobKind::Exec, &srht(), 1, clock.clone()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert!(err.to_string().contains("srht.1.running"), "{err}");
+        // A paused run: an empty file.
+        let path = w.finish(RunStatus::Paused).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"");
+        let err = RunLogWriter::create(d, JobKind::Exec, &srht(), 1, clock.clone()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        let err = RunLogWriter::create(d, JobKind::Exec, &srht(), 0, clock.clone()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let w = RunLogWriter::create(d, JobKind::Exec, &srht(), 2, clock).unwrap();
+        let err = w.finish(RunStatus::Running).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn finish_never_replaces_a_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let clock = clock_at("2023-01-09T00:00:00Z");
+        let w = RunLogWriter::create(d, JobKind::Exec, &srht(), 1, clock).unwrap();
+        fs::write(d.join("srht.1.failed"), "evidence").unwrap();
+        let err = w.finish(RunStatus::Failed).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(d.join("srht.1.failed")).unwrap(), b"evidence");
+        assert!(d.join("srht.1.running").exists());
+    }
+
+    #[test]
+    fn large_chunks_pass_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = clock_at("2023-01-09T00:00:00Z");
+        let mut w = RunLogWriter::create(dir.path(), JobKind::Exec, &srht(), 1, clock).unwrap();
+        let big = vec![b'x'; 3 * WRITE_BUFFER + 7];
+        w.write_output(&big).unwrap();
+        w.write_output(b"\n").unwrap();
+        let path = w.finish(RunStatus::Success).unwrap();
+        let content = fs::read(path).unwrap();
+        assert_eq!(content.len(), P.len() + big.len() + 1);
+        assert!(content.starts_with(P.as_bytes()));
+    }
+
+    proptest! {
+        #[test]
+        fn find_newline_matches_a_plain_search(
+            hay in proptest::collection::vec(
+                prop_oneof![Just(b'\n'), Just(0u8), Just(0x0b), Just(0x8a), any::<u8>()],
+                0..100,
+            ),
+            fill in 0usize..80,
+        ) {
+            let mut long = vec![b'a'; fill];
+            long.extend_from_slice(&hay);
+            for h in [&hay[..], &long[..]] {
+                prop_assert_eq!(find_newline(h), h.iter().position(|&b| b == b'\n'));
+            }
+        }
+
+        #[test]
+        fn any_chunking_keeps_the_bytes_and_prefixes_every_line(
+            data in proptest::collection::vec(
+                prop_oneof![3 => any::<u8>(), 1 => Just(b'\n')],
+                0..600,
+            ),
+            mut cuts in proptest::collection::vec(0usize..600, 0..12),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let clock = clock_at("2023-01-09T00:00:00Z");
+            let mut w =
+                RunLogWriter::create(dir.path(), JobKind::Exec, &srht(), 1, clock).unwrap();
+            cuts.push(0);
+            cuts.push(data.len());
+            cuts.iter_mut().for_each(|c| *c = (*c).min(data.len()));
+            cuts.sort_unstable();
+            for pair in cuts.windows(2) {
+                w.write_output(&data[pair[0]..pair[1]]).unwrap();
+            }
+            let path = w.finish(RunStatus::Success).unwrap();
+            let content = fs::read(path).unwrap();
+            let mut expected = data.clone();
+            if expected.last().is_some_and(|&b| b != b'\n') {
+                expected.push(b'\n');
+            }
+            let mut stripped = Vec::new();
+            for line in content.split_inclusive(|&b| b == b'\n') {
+                prop_assert!(line.starts_with(P.as_bytes()));
+                prop_assert!(line.ends_with(b"\n"));
+                stripped.extend_from_slice(&line[P.len()..]);
+            }
+            prop_assert_eq!(stripped, expected);
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The integration tests: a real daemon in-process on 127.0.0.1 with real child
+//! processes, plus the `karajo` binary run as a process for signals and crashes.
+
+mod helpers;
+
+mod api;
+mod exec;
+mod process;
+mod schedule;
+mod store;
+mod webhook;

@@ -1,0 +1,203 @@
+//! The `karajo` binary as a process: the command line, SIGTERM with a job running,
+//! SIGHUP reloading the configuration, and a restart after kill -9.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal, kill_process};
+
+use crate::helpers::*;
+
+fn karajo() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin!("karajo"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A daemon process on a free port, killed when dropped.
+struct Proc {
+    child: Child,
+    base_url: String,
+    http: reqwest::Client,
+}
+
+impl Proc {
+    async fn start(dir: &TestDir, port: u16) -> Self {
+        let child = karajo()
+            .arg("-config")
+            .arg(dir.config_file())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base_url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let url = format!("{base_url}/karajo/api/environment");
+        wait_for("the daemon to listen", || {
+            let req = http.get(&url).send();
+            async move { req.await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+        })
+        .await;
+        Self {
+            child,
+            base_url,
+            http,
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(self.child.id() as i32).unwrap();
+        kill_process(pid, signal).unwrap();
+    }
+
+    async fn hook(&self, path: &str) -> u16 {
+        let body = epoch_body();
+        let sign = karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), body.as_bytes());
+        self.http
+            .post(format!("{}/karajo/api/job_exec/run{path}", self.base_url))
+            .header("X-Karajo-Sign", sign)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        wait_for("the daemon to exit", || {
+            let status = self.child.try_wait().unwrap();
+            async move { status }
+        })
+        .await
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn conf_with_port(port: u16, jobs: &str) -> String {
+    format!("[karajo]\nlisten_address = 127.0.0.1:{port}\n{jobs}")
+}
+
+const LONG: &str = r#"
+[job "long"]
+path = /long
+kill_grace = 1s
+command = "sleep 300 & echo $! > sleeper.pid; wait"
+"#;
+
+#[test]
+fn version_prints_the_version() {
+    let out = karajo().arg("version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.trim(),
+        format!("karajo version {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn a_bad_configuration_exits_1_naming_file_and_line() {
+    let dir = TestDir::new("[job \"x\"]\ninterval = 60\ncommand = true\n");
+    let out = karajo()
+        .arg("--config")
+        .arg(dir.config_file())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let expected = format!("{}:8:", dir.config_file().display());
+    assert!(err.contains(&expected), "{err}");
+    assert!(err.contains("interval"), "{err}");
+}
+
+#[tokio::test]
+async fn sigterm_cancels_running_jobs_kills_their_trees_and_exits_0() {
+    let port = free_port();
+    let dir = TestDir::new(&conf_with_port(port, LONG));
+    let mut p = Proc::start(&dir, port).await;
+    assert_eq!(p.hook("/long").await, 200);
+    let pid_file = dir.base().join("var/lib/karajo/job/long/sleeper.pid");
+    let sleeper = wait_for("sleeper pid", || {
+        let f = pid_file.clone();
+        async move {
+            std::fs::read_to_string(f)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+        }
+    })
+    .await;
+    p.signal(Signal::TERM);
+    let status = p.wait_exit().await;
+    assert_eq!(status.code(), Some(0));
+    let log = dir.wait_log("long", 1, "canceled").await;
+    assert!(log.contains("??? CANCELED"), "{log}");
+    wait_for("the sleeper to die", || async {
+        (!is_alive(sleeper)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sighup_reloads_jobs_without_disturbing_a_running_one() {
+    let port = free_port();
+    let dir = TestDir::new(&conf_with_port(port, LONG));
+    let mut p = Proc::start(&dir, port).await;
+    assert_eq!(p.hook("/long").await, 200);
+    dir.wait_log("long", 1, "running").await;
+    dir.write(
+        "etc/karajo/job.d/added.conf",
+        "[job \"added\"]\npath = /added\ncommand = echo added\n",
+    );
+    p.signal(Signal::HUP);
+    wait_for("the added job", || async {
+        (p.hook("/added").await == 200).then_some(())
+    })
+    .await;
+    dir.wait_log("added", 1, "success").await;
+    // The long run was not disturbed.
+    assert!(
+        dir.log_names("long")
+            .contains(&"long.1.running".to_string())
+    );
+    p.signal(Signal::TERM);
+    assert_eq!(p.wait_exit().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn after_kill_9_interrupted_runs_are_recorded_and_counters_never_reused() {
+    let port = free_port();
+    let dir = TestDir::new(&conf_with_port(port, LONG));
+    for round in 1..=3u64 {
+        let p = Proc::start(&dir, port).await;
+        assert_eq!(p.hook("/long").await, 200);
+        dir.wait_log("long", round, "running").await;
+        drop(p); // SIGKILL
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let p = Proc::start(&dir, port).await;
+    let names = dir.log_names("long");
+    assert_eq!(names, ["long.1.failed", "long.2.failed", "long.3.failed"]);
+    for n in 1..=3 {
+        let log = dir.wait_log("long", n, "failed").await;
+        assert!(log.contains("interrupted"), "{log}");
+    }
+    let state = std::fs::read_to_string(dir.base().join("var/lib/karajo/state.json")).unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&state).is_ok(),
+        "{state}"
+    );
+    drop(p);
+}

@@ -1,0 +1,86 @@
+//! Timers driven by an injected clock: a calendar schedule and an interval fire when
+//! the clock reaches their due time, without sleeping for real.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use karajo::clock::ManualClock;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_schedule_fires_at_its_due_time_in_its_time_zone() {
+    let dir = TestDir::new(
+        r#"
+[job "berlin"]
+schedule = daily@02:30
+timezone = Europe/Berlin
+command = echo tick
+"#,
+    );
+    let start: Timestamp = "2026-03-28T12:00:00Z".parse().unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let d = TestDaemon::start_with_clock(&dir, clock.clone()).await;
+    // 02:30 in Berlin on 2026-03-29 does not exist (clocks jump 02:00 → 03:00): the run
+    // is due at the jump, 01:00 UTC.
+    let job = d.job("berlin").await;
+    assert_eq!(job["next_run"], "2026-03-29T01:00:00Z");
+    assert_eq!(job["timezone"], "Europe/Berlin");
+    clock.set("2026-03-29T00:59:00Z".parse().unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(dir.log_names("berlin").is_empty());
+    clock.set("2026-03-29T01:00:00Z".parse().unwrap());
+    let log = dir.wait_log("berlin", 1, "success").await;
+    assert!(
+        log.contains("KARAJO_TRIGGER") || log.contains(": tick\n"),
+        "{log}"
+    );
+    let job = wait_for("next run", || async {
+        let job = d.job("berlin").await;
+        (job["next_run"] == "2026-03-30T00:30:00Z").then_some(job)
+    })
+    .await;
+    assert_eq!(job["status"], "success");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_cron_expression_fires_on_its_minutes() {
+    let dir = TestDir::new(
+        r#"
+[job "cron"]
+schedule = */15 * * * *
+command = echo $KARAJO_TRIGGER
+"#,
+    );
+    let start: Timestamp = "2026-01-10T10:07:00Z".parse().unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let d = TestDaemon::start_with_clock(&dir, clock.clone()).await;
+    assert_eq!(d.job("cron").await["next_run"], "2026-01-10T10:15:00Z");
+    clock.set("2026-01-10T10:15:00Z".parse().unwrap());
+    let log = dir.wait_log("cron", 1, "success").await;
+    assert!(log.contains(": timer\n"), "{log}");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn an_interval_job_runs_at_start_then_an_interval_after_each_finish() {
+    let dir = TestDir::new(
+        r#"
+[job "every"]
+interval = 5m
+command = echo $KARAJO_JOB_COUNTER
+"#,
+    );
+    let start: Timestamp = "2026-01-10T10:00:00Z".parse().unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let d = TestDaemon::start_with_clock(&dir, clock.clone()).await;
+    dir.wait_log("every", 1, "success").await;
+    wait_for("next run after the first", || async {
+        (d.job("every").await["next_run"] == "2026-01-10T10:05:00Z").then_some(())
+    })
+    .await;
+    clock.set("2026-01-10T10:05:00Z".parse().unwrap());
+    dir.wait_log("every", 2, "success").await;
+    d.stop().await;
+}
