@@ -106,7 +106,11 @@ pub fn app(
 /// reaches the same handler as `/karajo/api/job_exec/run/hello`.
 fn normalize_api_path(mut req: Request) -> Request {
     let path = req.uri().path();
-    let is_api = path.len() >= 12 && path[..12].eq_ignore_ascii_case("/karajo/api/");
+    let prefix = b"/karajo/api/";
+    let is_api = path
+        .as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix));
     if !is_api {
         return req;
     }

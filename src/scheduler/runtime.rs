@@ -480,8 +480,11 @@ impl Runtime {
                 next
             })
         } else if let Some(interval) = cfg.interval {
+            // While paused, ticks are skipped one interval apart (the original's paused
+            // tick also counts as a run for the next one).
+            let since = if job.paused { Some(now) } else { job.last_run };
             let idle = job.active.is_none() && job.pending.is_none();
-            idle.then(|| interval_next(job.last_run, interval, now))
+            idle.then(|| interval_next(since, interval, now))
         } else {
             None
         };

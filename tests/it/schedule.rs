@@ -84,3 +84,41 @@ command = echo $KARAJO_JOB_COUNTER
     dir.wait_log("every", 2, "success").await;
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_paused_interval_job_skips_its_ticks_without_running() {
+    let dir = TestDir::new(
+        r#"
+[karajo]
+epoch_window = 1h
+
+[job "every"]
+path = /every
+interval = 5m
+command = echo $KARAJO_JOB_COUNTER
+"#,
+    );
+    // Signed API calls carry the real time, so this clock starts at the real time and
+    // the epoch window covers the minutes it moves.
+    let start = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
+    let minutes = |m: i64| start + jiff::SignedDuration::from_mins(m);
+    let clock = Arc::new(ManualClock::new(start));
+    let d = TestDaemon::start_with_clock(&dir, clock.clone()).await;
+    dir.wait_log("every", 1, "success").await;
+    d.wait_status("every", "success").await;
+    assert_eq!(d.api_form("pause", "every").await.status(), 200);
+    clock.set(minutes(30));
+    let expected = karajo::http::json::time(Some(minutes(35)));
+    let job = wait_for("the skipped tick to move next_run", || async {
+        let job = d.job("every").await;
+        (job["next_run"] == expected.as_str()).then_some(job)
+    })
+    .await;
+    assert_eq!(job["status"], "paused");
+    assert_eq!(dir.log_names("every"), ["every.1.success"]);
+    // Resumed, the overdue job runs at once.
+    clock.set(minutes(31));
+    assert_eq!(d.api_form("resume", "every").await.status(), 200);
+    dir.wait_log("every", 2, "success").await;
+    d.stop().await;
+}
