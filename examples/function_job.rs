@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use karajo::exec::job_fn;
-use karajo::job::{JobId, Trigger};
+use karajo::job::{JobId, JobKey, Trigger};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let id = JobId::from_name("count to three");
     daemon
         .scheduler()
-        .trigger(id.clone(), Trigger::Api, None)
+        .trigger(JobKey::exec(id.clone()), Trigger::Api, None)
         .await?;
     let log = dir
         .path()

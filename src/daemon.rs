@@ -105,16 +105,25 @@ impl Daemon {
     }
 
     /// Loads the configuration and checks what the daemon would refuse at start-up.
+    /// HTTP jobs whose `http_url` starts with `/` go to `listen_address`.
     pub fn load_config(&self) -> Result<(Config, Vec<JobDef>), DaemonError> {
         let config = config::load(&self.config_file)?;
-        let defs = job_defs(&config, &self.functions)?;
+        let defs = job_defs(&config, &self.functions, &config.listen_address)?;
+        Ok((config, defs))
+    }
+
+    /// As [`Daemon::load_config`], with HTTP jobs' `/...` URLs going to `own_address`
+    /// (the address actually bound).
+    fn load_config_at(&self, own_address: &str) -> Result<(Config, Vec<JobDef>), DaemonError> {
+        let config = config::load(&self.config_file)?;
+        let defs = job_defs(&config, &self.functions, own_address)?;
         Ok((config, defs))
     }
 
     /// Starts the scheduler and the HTTP server. Timers start only once the server
     /// listens.
     pub async fn start(self) -> Result<RunningDaemon, DaemonError> {
-        let (config, defs) = self.load_config()?;
+        let config = config::load(&self.config_file)?;
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
@@ -140,6 +149,7 @@ impl Daemon {
                 source,
             })?;
         let local_addr = listener.local_addr().map_err(io_error("listen address"))?;
+        let defs = job_defs(&config, &self.functions, &local_addr.to_string())?;
 
         let restore_layout = layout.clone();
         let restore_state = state.clone();
@@ -195,14 +205,16 @@ impl Daemon {
     }
 }
 
-/// The jobs to schedule: each configured job with its registered function, if any.
-/// A job with neither commands nor a function is an error, as in the original.
+/// The jobs to schedule: each command job with its registered function, if any, and
+/// each HTTP job with its URL resolved against `own_address` when it starts with `/`.
+/// A command job with neither commands nor a function is an error, as in the original.
 fn job_defs(
     config: &Config,
     functions: &HashMap<String, JobFn>,
+    own_address: &str,
 ) -> Result<Vec<JobDef>, ConfigErrors> {
     let mut errors = Vec::new();
-    let mut defs = Vec::with_capacity(config.jobs.len());
+    let mut defs = Vec::with_capacity(config.jobs.len() + config.http_jobs.len());
     for job in &config.jobs {
         let function = functions.get(&job.name).cloned();
         if job.commands.is_empty() && function.is_none() {
@@ -215,7 +227,7 @@ fn job_defs(
                 ),
             });
         }
-        defs.push(JobDef {
+        defs.push(JobDef::Exec {
             config: Arc::new(job.clone()),
             function,
         });
@@ -225,9 +237,22 @@ fn job_defs(
             errors.push(Diagnostic {
                 file: config.file.clone(),
                 line: 0,
-                message: format!("a function is registered for job {name:?} but there is no [job {name:?}] section"),
+                message: format!(
+                    "a function is registered for job {name:?} but there is no [job {name:?}] section"
+                ),
             });
         }
+    }
+    for job in &config.http_jobs {
+        let url = if job.http_url.starts_with('/') {
+            format!("http://{own_address}{}", job.http_url)
+        } else {
+            job.http_url.clone()
+        };
+        defs.push(JobDef::Http {
+            config: Arc::new(job.clone()),
+            url,
+        });
     }
     if errors.is_empty() {
         Ok(defs)
@@ -289,7 +314,7 @@ impl RunningDaemon {
     /// Re-reads the configuration. On errors the running configuration stays as it is
     /// and the errors are returned. Running jobs are not disturbed.
     pub async fn reload(&self) -> Result<(), DaemonError> {
-        let (config, defs) = self.builder.load_config()?;
+        let (config, defs) = self.builder.load_config_at(&self.local_addr.to_string())?;
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }

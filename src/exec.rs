@@ -1,9 +1,10 @@
-//! Runs one job: its shell commands or its registered Rust function. Owns process
+//! Runs one job: its shell commands, its registered Rust function or its HTTP request. Owns process
 //! spawning, output capture and stopping whole process trees. It knows nothing of HTTP
 //! serving, scheduling or where logs live: it gets a [`RunContext`] and a [`LogSink`]
 //! and returns an [`Outcome`].
 
 mod function;
+pub mod http;
 mod process;
 mod shell;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 pub(crate) use function::run_function;
 pub use function::{JobContext, JobError, JobFn, JobFuture, RunLog, job_fn};
+pub use http::{HttpJob, run_http};
 pub use shell::{ShellJob, run_shell};
 
 use crate::job::{JobId, Trigger};
@@ -72,7 +74,7 @@ pub struct RunContext {
 #[derive(Debug, Clone, Default)]
 pub struct WebhookRequest {
     /// The request headers.
-    pub headers: http::HeaderMap,
+    pub headers: ::http::HeaderMap,
     /// The raw request body.
     pub body: bytes::Bytes,
 }

@@ -6,6 +6,7 @@
 mod environment;
 mod error;
 mod job_exec;
+mod job_http;
 pub mod json;
 mod webhook;
 
@@ -96,6 +97,10 @@ pub fn app(
         .route("/karajo/api/job_exec/resume", post(job_exec::resume))
         .route("/karajo/api/job_exec/cancel", post(job_exec::cancel))
         .route("/karajo/api/job_exec/log", get(job_exec::log))
+        .route("/karajo/api/job_http", get(job_http::get))
+        .route("/karajo/api/job_http/log", get(job_http::log))
+        .route("/karajo/api/job_http/pause", post(job_http::pause))
+        .route("/karajo/api/job_http/resume", post(job_http::resume))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CompressionLayer::new().gzip(true))
         .with_state(state);

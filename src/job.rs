@@ -53,7 +53,7 @@ impl fmt::Display for JobId {
 
 /// The two kinds of job the original knows. The kind names the directories under
 /// `var/lib/karajo/` and `var/log/karajo/` and the word in every log line prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum JobKind {
     /// `[job "..."]`: shell commands or a registered Rust function.
     Exec,
@@ -68,6 +68,41 @@ impl JobKind {
             Self::Exec => "job",
             Self::Http => "job_http",
         }
+    }
+}
+
+/// A job's identity across kinds: a command job and an HTTP job may share an id (they
+/// live in different directories).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobKey {
+    /// Command job or HTTP job.
+    pub kind: JobKind,
+    /// The job's id.
+    pub id: JobId,
+}
+
+impl JobKey {
+    /// The key of command job `id`.
+    pub fn exec(id: JobId) -> Self {
+        Self {
+            kind: JobKind::Exec,
+            id,
+        }
+    }
+
+    /// The key of HTTP job `id`.
+    pub fn http(id: JobId) -> Self {
+        Self {
+            kind: JobKind::Http,
+            id,
+        }
+    }
+}
+
+impl fmt::Display for JobKey {
+    /// `job/<id>` or `job_http/<id>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind.as_str(), self.id)
     }
 }
 

@@ -18,26 +18,101 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use restore::{RestoredJob, restore_jobs};
 pub use runtime::{SchedulerOptions, spawn};
 
-use crate::config::JobExecConfig;
-use crate::exec::{JobFn, WebhookRequest};
-use crate::job::{JobId, JobKind, RunStatus, Trigger};
+use std::time::Duration;
 
-/// A job as the scheduler runs it: its configuration and, for jobs implemented in
-/// Rust, the registered function that replaces its commands.
+use crate::config::{JobExecConfig, JobHttpConfig};
+use crate::exec::{JobFn, WebhookRequest};
+use crate::job::{JobId, JobKey, JobKind, RunStatus, Trigger};
+use crate::schedule::Schedule;
+
+/// A job as the scheduler runs it. Job kinds are variants the scheduler and the run
+/// dispatch on; what every kind shares is reached through the accessors.
 #[derive(Clone)]
-pub struct JobDef {
-    /// The job's configuration.
-    pub config: Arc<JobExecConfig>,
-    /// The registered function, if any.
-    pub function: Option<JobFn>,
+pub enum JobDef {
+    /// A `[job "..."]`: shell commands, or the registered Rust function that replaces
+    /// them.
+    Exec {
+        /// The job's configuration.
+        config: Arc<JobExecConfig>,
+        /// The registered function, if any.
+        function: Option<JobFn>,
+    },
+    /// A `[job.http "..."]`: one HTTP request per run.
+    Http {
+        /// The job's configuration.
+        config: Arc<JobHttpConfig>,
+        /// `http_url` resolved against the server's own address when it starts with `/`.
+        url: String,
+    },
+}
+
+impl JobDef {
+    /// Command job or HTTP job.
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Self::Exec { .. } => JobKind::Exec,
+            Self::Http { .. } => JobKind::Http,
+        }
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> &JobId {
+        match self {
+            Self::Exec { config, .. } => &config.id,
+            Self::Http { config, .. } => &config.id,
+        }
+    }
+
+    /// The job's key (kind and id).
+    pub fn key(&self) -> JobKey {
+        JobKey {
+            kind: self.kind(),
+            id: self.id().clone(),
+        }
+    }
+
+    /// The job's name as configured.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Exec { config, .. } => &config.name,
+            Self::Http { config, .. } => &config.name,
+        }
+    }
+
+    /// `schedule`, if set.
+    pub fn schedule(&self) -> Option<&Schedule> {
+        match self {
+            Self::Exec { config, .. } => config.schedule.as_ref(),
+            Self::Http { config, .. } => config.schedule.as_ref(),
+        }
+    }
+
+    /// `interval`, if set (and no schedule).
+    pub fn interval(&self) -> Option<Duration> {
+        match self {
+            Self::Exec { config, .. } => config.interval,
+            Self::Http { config, .. } => config.interval,
+        }
+    }
+
+    /// `log_retention`.
+    pub fn log_retention(&self) -> usize {
+        match self {
+            Self::Exec { config, .. } => config.log_retention,
+            Self::Http { config, .. } => config.log_retention,
+        }
+    }
+
+    /// Whether runs of this job take a `max_job_running` slot (command jobs only, as
+    /// in the original).
+    pub fn needs_slot(&self) -> bool {
+        matches!(self, Self::Exec { .. })
+    }
 }
 
 impl std::fmt::Debug for JobDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobDef")
-            .field("id", &self.config.id)
-            .field("function", &self.function.is_some())
-            .finish()
+        f.debug_struct("JobDef").field("key", &self.key()).finish()
     }
 }
 
@@ -53,10 +128,8 @@ pub struct LogSummary {
 /// A read-only picture of one job, published after every change.
 #[derive(Debug, Clone)]
 pub struct JobView {
-    /// Command job or HTTP job.
-    pub kind: JobKind,
-    /// The job's configuration.
-    pub config: Arc<JobExecConfig>,
+    /// The job and its configuration.
+    pub def: JobDef,
     /// `running` during a run, `paused` while paused and idle, else the last run's
     /// status (`started` before the first run).
     pub status: RunStatus,
@@ -74,21 +147,39 @@ pub struct JobView {
     pub queued: bool,
 }
 
+impl JobView {
+    /// The job's id.
+    pub fn id(&self) -> &JobId {
+        self.def.id()
+    }
+
+    /// The job's name.
+    pub fn name(&self) -> &str {
+        self.def.name()
+    }
+}
+
 /// Everything the scheduler publishes.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Every job, sorted by name.
+    /// Every command job, sorted by name.
     pub jobs: Vec<Arc<JobView>>,
-    /// Runs executing now.
+    /// Every HTTP job, sorted by name.
+    pub http_jobs: Vec<Arc<JobView>>,
+    /// Runs executing now (both kinds).
     pub running: usize,
-    /// Runs waiting for a `max_job_running` slot.
+    /// Command job runs waiting for a `max_job_running` slot.
     pub waiting: usize,
 }
 
 impl Snapshot {
-    /// The job with this id.
-    pub fn job(&self, id: &str) -> Option<&Arc<JobView>> {
-        self.jobs.iter().find(|j| j.config.id.as_str() == id)
+    /// The job of this kind with this id.
+    pub fn job(&self, kind: JobKind, id: &str) -> Option<&Arc<JobView>> {
+        let list = match kind {
+            JobKind::Exec => &self.jobs,
+            JobKind::Http => &self.http_jobs,
+        };
+        list.iter().find(|j| j.id().as_str() == id)
     }
 }
 
@@ -113,21 +204,21 @@ pub enum TriggerError {
 #[derive(Debug)]
 pub(crate) enum Command {
     Trigger {
-        id: JobId,
+        key: JobKey,
         trigger: Trigger,
         request: Option<Arc<WebhookRequest>>,
         reply: oneshot::Sender<Result<Arc<JobView>, TriggerError>>,
     },
     Pause {
-        id: JobId,
+        key: JobKey,
         reply: oneshot::Sender<Option<Arc<JobView>>>,
     },
     Resume {
-        id: JobId,
+        key: JobKey,
         reply: oneshot::Sender<Option<Arc<JobView>>>,
     },
     Cancel {
-        id: JobId,
+        key: JobKey,
         reply: oneshot::Sender<Option<Arc<JobView>>>,
     },
     Reload {
@@ -158,17 +249,17 @@ impl SchedulerHandle {
         self.snapshot.clone()
     }
 
-    /// Asks for a run of job `id`. Answers with the job as it was when the trigger was
+    /// Asks for a run of job `key`. Answers with the job as it was when the trigger was
     /// accepted: started now, or queued behind the current run.
     pub async fn trigger(
         &self,
-        id: JobId,
+        key: JobKey,
         trigger: Trigger,
         request: Option<Arc<WebhookRequest>>,
     ) -> Result<Arc<JobView>, TriggerError> {
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Trigger {
-            id,
+            key,
             trigger,
             request,
             reply,
@@ -178,23 +269,23 @@ impl SchedulerHandle {
             .unwrap_or(Err(TriggerError::ShuttingDown))
     }
 
-    /// Pauses job `id`; `None` when there is no such job.
-    pub async fn pause(&self, id: JobId) -> Option<Arc<JobView>> {
+    /// Pauses job `key`; `None` when there is no such job.
+    pub async fn pause(&self, key: JobKey) -> Option<Arc<JobView>> {
         let (reply, rx) = oneshot::channel();
-        self.ask(Command::Pause { id, reply }, rx).await.flatten()
+        self.ask(Command::Pause { key, reply }, rx).await.flatten()
     }
 
-    /// Resumes job `id`; `None` when there is no such job.
-    pub async fn resume(&self, id: JobId) -> Option<Arc<JobView>> {
+    /// Resumes job `key`; `None` when there is no such job.
+    pub async fn resume(&self, key: JobKey) -> Option<Arc<JobView>> {
         let (reply, rx) = oneshot::channel();
-        self.ask(Command::Resume { id, reply }, rx).await.flatten()
+        self.ask(Command::Resume { key, reply }, rx).await.flatten()
     }
 
-    /// Cancels the current run of job `id` (a no-op when idle); `None` when there is
+    /// Cancels the current run of job `key` (a no-op when idle); `None` when there is
     /// no such job. The run ends shortly after, as `canceled`.
-    pub async fn cancel(&self, id: JobId) -> Option<Arc<JobView>> {
+    pub async fn cancel(&self, key: JobKey) -> Option<Arc<JobView>> {
         let (reply, rx) = oneshot::channel();
-        self.ask(Command::Cancel { id, reply }, rx).await.flatten()
+        self.ask(Command::Cancel { key, reply }, rx).await.flatten()
     }
 
     /// Replaces the job set: new jobs are added, removed ones dropped once idle,

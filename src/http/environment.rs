@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::AppState;
-use super::json::{self, JobExecJson};
+use super::json::{self, JobExecJson, JobHttpJson};
 
 /// The version reported by the API and `karajo version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -16,7 +16,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Serialize)]
 struct EnvJson<'a> {
     jobs: BTreeMap<&'a str, JobExecJson<'a>>,
-    http_jobs: BTreeMap<&'a str, ()>,
+    http_jobs: BTreeMap<&'a str, JobHttpJson<'a>>,
     name: &'a str,
     listen_address: &'a str,
     dir_base: String,
@@ -36,9 +36,13 @@ pub(super) async fn get_environment(State(state): State<AppState>) -> Response {
         jobs: snapshot
             .jobs
             .iter()
-            .map(|view| (view.config.name.as_str(), JobExecJson::new(view)))
+            .filter_map(|view| Some((view.name(), JobExecJson::new(view)?)))
             .collect(),
-        http_jobs: BTreeMap::new(),
+        http_jobs: snapshot
+            .http_jobs
+            .iter()
+            .filter_map(|view| Some((view.name(), JobHttpJson::new(view)?)))
+            .collect(),
         name: &cfg.name,
         listen_address: &cfg.listen_address,
         dir_base: cfg.dir_base.display().to_string(),

@@ -82,6 +82,15 @@ impl ApiError {
         )
     }
 
+    /// 400 `invalid or empty job id: <id>` (HTTP job endpoints).
+    pub fn invalid_job_id(id: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "ERR_INVALID_JOB_ID",
+            format!("invalid or empty job id: {id}"),
+        )
+    }
+
     /// 404 `job ID <id> not found` (log endpoint).
     pub fn log_job_not_found(id: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "", format!("job ID {id} not found"))

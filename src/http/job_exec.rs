@@ -1,15 +1,17 @@
 //! The command job API of the original (spec 4.4 rows 4 to 7): pause, resume and
-//! cancel, signed with the global secret over the raw body, and the log reader.
+//! cancel, signed with the global secret over the raw body, and the log reader, which
+//! the HTTP job API shares.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use bytes::Bytes;
 
 use super::json::{self, JobExecJson, LogJson};
 use super::{ApiError, AppState};
 use crate::auth::{check_epoch, verify_global};
-use crate::job::{JobId, JobKind};
+use crate::job::{JobId, JobKey, JobKind};
+use crate::scheduler::{JobView, LogSummary};
 use crate::store::run_log;
 
 /// `POST /karajo/api/job_exec/pause`.
@@ -19,10 +21,8 @@ pub(super) async fn pause(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = signed_form_id(&state, &uri, &headers, &body)?;
-    let view = state.scheduler.pause(JobId::from_raw(&id)).await;
-    view.map(|v| json::data(&JobExecJson::new(&v)))
-        .ok_or_else(|| ApiError::job_not_found(&id))
+    let key = signed_form_job(&state, &uri, &headers, &body)?;
+    reply(state.scheduler.pause(key.clone()).await, &key)
 }
 
 /// `POST /karajo/api/job_exec/resume`.
@@ -32,10 +32,8 @@ pub(super) async fn resume(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = signed_form_id(&state, &uri, &headers, &body)?;
-    let view = state.scheduler.resume(JobId::from_raw(&id)).await;
-    view.map(|v| json::data(&JobExecJson::new(&v)))
-        .ok_or_else(|| ApiError::job_not_found(&id))
+    let key = signed_form_job(&state, &uri, &headers, &body)?;
+    reply(state.scheduler.resume(key.clone()).await, &key)
 }
 
 /// `POST /karajo/api/job_exec/cancel`.
@@ -45,37 +43,53 @@ pub(super) async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = signed_form_id(&state, &uri, &headers, &body)?;
-    let view = state.scheduler.cancel(JobId::from_raw(&id)).await;
-    view.map(|v| json::data(&JobExecJson::new(&v)))
-        .ok_or_else(|| ApiError::job_not_found(&id))
+    let key = signed_form_job(&state, &uri, &headers, &body)?;
+    reply(state.scheduler.cancel(key.clone()).await, &key)
 }
 
-/// Checks `X-Karajo-Sign` (global secret, raw body) and the body's epoch, then reads
-/// `id` from the form: body values first, then the query string, as Go's `FormValue`.
-fn signed_form_id(
+fn reply(view: Option<std::sync::Arc<JobView>>, key: &JobKey) -> Result<Response, ApiError> {
+    view.as_deref()
+        .and_then(JobExecJson::new)
+        .map(|job| json::data(&job))
+        .ok_or_else(|| ApiError::job_not_found(key.id.as_str()))
+}
+
+/// Checks `X-Karajo-Sign` (global secret over `signed`) and the epoch in `signed`.
+pub(super) fn check_global_signature(
+    state: &AppState,
+    headers: &HeaderMap,
+    signed: &[u8],
+) -> Result<(), ApiError> {
+    let live = state.live();
+    let signature = headers.get("x-karajo-sign").and_then(|v| v.to_str().ok());
+    verify_global(live.config.secret.as_bytes(), signature, signed)
+        .map_err(|_| ApiError::bad_signature())?;
+    check_epoch(signed, state.clock.now(), live.config.epoch_window)
+        .map_err(|err| ApiError::stale_request(err.to_string()))
+}
+
+/// Checks the signature over the raw body, then reads `id` from the form: body values
+/// first, then the query string, as Go's `FormValue`.
+fn signed_form_job(
     state: &AppState,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<String, ApiError> {
-    let live = state.live();
-    let signature = headers.get("x-karajo-sign").and_then(|v| v.to_str().ok());
-    verify_global(live.config.secret.as_bytes(), signature, body)
-        .map_err(|_| ApiError::bad_signature())?;
-    check_epoch(body, state.clock.now(), live.config.epoch_window)
-        .map_err(|err| ApiError::stale_request(err.to_string()))?;
+) -> Result<JobKey, ApiError> {
+    check_global_signature(state, headers, body)?;
     let from_body = form_value(body, "id");
     let from_query = || form_value(uri.query().unwrap_or("").as_bytes(), "id");
-    Ok(from_body.or_else(from_query).unwrap_or_default())
+    let id = from_body.or_else(from_query).unwrap_or_default();
+    Ok(JobKey::exec(JobId::from_raw(id)))
 }
 
-fn form_value(form: &[u8], key: &str) -> Option<String> {
+/// The first value of `key` in a URL-encoded form.
+pub(super) fn form_value(form: &[u8], key: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(form).ok()?;
     pairs.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
-/// The query of the log endpoint.
+/// The query of the log endpoints.
 #[derive(Debug, serde::Deserialize)]
 pub(super) struct LogQuery {
     #[serde(default)]
@@ -89,23 +103,32 @@ pub(super) async fn log(
     State(state): State<AppState>,
     Query(query): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
+    serve_log(&state, JobKind::Exec, query).await
+}
+
+/// Serves one log of a job of `kind`, with the original's answers for an unknown job
+/// (`job ID x not found` for command jobs, `ERR_INVALID_JOB_ID` for HTTP jobs) and for
+/// a missing log.
+pub(super) async fn serve_log(
+    state: &AppState,
+    kind: JobKind,
+    query: LogQuery,
+) -> Result<Response, ApiError> {
     let id = query.id.to_ascii_lowercase();
     let snapshot = state.scheduler.snapshot();
-    let view = snapshot
-        .job(&id)
-        .ok_or_else(|| ApiError::log_job_not_found(&id))?;
+    let view = snapshot.job(kind, &id).ok_or_else(|| match kind {
+        JobKind::Exec => ApiError::log_job_not_found(&id),
+        JobKind::Http => ApiError::invalid_job_id(&id),
+    })?;
     let counter: u64 = query
         .counter
         .parse()
         .map_err(|_| ApiError::log_not_found(&query.counter, false))?;
-    let summary = view
-        .logs
-        .iter()
-        .find(|l| l.counter == counter)
-        .copied()
-        .ok_or_else(|| ApiError::log_not_found(&query.counter, true))?;
-    let dir = state.layout.log_dir(JobKind::Exec, &view.config.id);
-    let job_id = view.config.id.clone();
+    if !view.logs.iter().any(|l| l.counter == counter) {
+        return Err(ApiError::log_not_found(&query.counter, true));
+    }
+    let dir = state.layout.log_dir(kind, view.id());
+    let job_id = view.id().clone();
     let read = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
         let Some(entry) = run_log::find(&dir, &job_id, counter)? else {
             return Ok(None);
@@ -118,7 +141,6 @@ pub(super) async fn log(
     let Some((status, content)) = read else {
         return Err(ApiError::log_not_found(&query.counter, true));
     };
-    let summary = crate::scheduler::LogSummary { status, ..summary };
     #[derive(serde::Serialize)]
     struct Envelope {
         code: u16,
@@ -126,10 +148,7 @@ pub(super) async fn log(
     }
     let envelope = Envelope {
         code: 200,
-        data: LogJson::new(&id, summary, &content),
+        data: LogJson::new(&id, LogSummary { counter, status }, &content),
     };
-    Ok(json::response(
-        axum::http::StatusCode::OK,
-        json::to_string(&envelope),
-    ))
+    Ok(json::response(StatusCode::OK, json::to_string(&envelope)))
 }

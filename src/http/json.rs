@@ -9,7 +9,7 @@ use base64::Engine as _;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::scheduler::{JobView, LogSummary};
+use crate::scheduler::{JobDef, JobView, LogSummary};
 
 /// Go's zero `time.Time` in JSON.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -122,15 +122,9 @@ impl LogSummaryJson {
     }
 }
 
-/// A command job (`JobExec`, spec 4.3) in the original's field order.
+/// The fields every job kind shares (`JobBase`, spec 4.3), in the original's order.
 #[derive(Debug, Serialize)]
-pub struct JobExecJson<'a> {
-    #[serde(skip_serializing_if = "str::is_empty")]
-    path: &'a str,
-    auth_kind: &'static str,
-    header_sign: &'a str,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    commands: &'a [String],
+pub struct JobBaseJson<'a> {
     last_run: String,
     next_run: String,
     id: &'a str,
@@ -151,12 +145,49 @@ pub struct JobExecJson<'a> {
     interval: u128,
     #[serde(skip_serializing_if = "is_zero_usize")]
     log_retention: usize,
-    /// New: the run time limit in nanoseconds; omitted when unset.
-    #[serde(skip_serializing_if = "is_zero")]
-    timeout: u128,
     /// New: the schedule's time zone; omitted for UTC.
     #[serde(skip_serializing_if = "str::is_empty")]
     timezone: &'a str,
+}
+
+/// The parts of a job configuration the base fields come from.
+struct BaseConfig<'a> {
+    description: &'a str,
+    schedule: Option<&'a crate::schedule::Schedule>,
+    notif_on_success: &'a [String],
+    notif_on_failed: &'a [String],
+    interval: Option<std::time::Duration>,
+    log_retention: usize,
+}
+
+impl<'a> JobBaseJson<'a> {
+    fn new(view: &'a JobView, cfg: BaseConfig<'a>) -> Self {
+        let id = view.id().as_str();
+        let timezone = cfg
+            .schedule
+            .and_then(|s| s.timezone().iana_name())
+            .filter(|name| *name != "UTC")
+            .unwrap_or("");
+        Self {
+            last_run: time(view.last_run),
+            next_run: time(view.next_run),
+            id,
+            name: view.name(),
+            description: cfg.description,
+            status: view.status.as_str(),
+            schedule: cfg.schedule.map_or("", |s| s.as_str()),
+            notif_on_success: cfg.notif_on_success,
+            notif_on_failed: cfg.notif_on_failed,
+            logs: view
+                .logs
+                .iter()
+                .map(|l| LogSummaryJson::new(id, *l))
+                .collect(),
+            interval: cfg.interval.map_or(0, |d| d.as_nanos()),
+            log_retention: cfg.log_retention,
+            timezone,
+        }
+    }
 }
 
 fn is_zero(n: &u128) -> bool {
@@ -167,41 +198,87 @@ fn is_zero_usize(n: &usize) -> bool {
     *n == 0
 }
 
+/// A command job (`JobExec`, spec 4.3) in the original's field order.
+#[derive(Debug, Serialize)]
+pub struct JobExecJson<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    path: &'a str,
+    auth_kind: &'static str,
+    header_sign: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    commands: &'a [String],
+    #[serde(flatten)]
+    base: JobBaseJson<'a>,
+    /// New: the run time limit in nanoseconds; omitted when unset.
+    #[serde(skip_serializing_if = "is_zero")]
+    timeout: u128,
+}
+
 impl<'a> JobExecJson<'a> {
-    /// The JSON of a job view.
-    pub fn new(view: &'a JobView) -> Self {
-        let cfg = &view.config;
-        let id = cfg.id.as_str();
-        let timezone = cfg
-            .schedule
-            .as_ref()
-            .and_then(|s| s.timezone().iana_name())
-            .filter(|name| *name != "UTC")
-            .unwrap_or("");
-        Self {
+    /// The JSON of a command job's view; `None` for another kind.
+    pub fn new(view: &'a JobView) -> Option<Self> {
+        let JobDef::Exec { config: cfg, .. } = &view.def else {
+            return None;
+        };
+        let base = BaseConfig {
+            description: &cfg.description,
+            schedule: cfg.schedule.as_ref(),
+            notif_on_success: &cfg.notif_on_success,
+            notif_on_failed: &cfg.notif_on_failed,
+            interval: cfg.interval,
+            log_retention: cfg.log_retention,
+        };
+        Some(Self {
             path: cfg.path.as_deref().unwrap_or(""),
             auth_kind: cfg.auth_kind.as_str(),
             header_sign: &cfg.header_sign,
             commands: &cfg.commands,
-            last_run: time(view.last_run),
-            next_run: time(view.next_run),
-            id,
-            name: &cfg.name,
+            base: JobBaseJson::new(view, base),
+            timeout: cfg.timeout.map_or(0, |d| d.as_nanos()),
+        })
+    }
+}
+
+/// An HTTP job (`JobHTTP`, spec 4.3) in the original's field order.
+#[derive(Debug, Serialize)]
+pub struct JobHttpJson<'a> {
+    header_sign: &'a str,
+    http_method: &'a str,
+    http_url: &'a str,
+    http_request_type: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    http_headers: &'a [String],
+    #[serde(flatten)]
+    base: JobBaseJson<'a>,
+    http_timeout: u128,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    http_insecure: bool,
+}
+
+impl<'a> JobHttpJson<'a> {
+    /// The JSON of an HTTP job's view; `None` for another kind.
+    pub fn new(view: &'a JobView) -> Option<Self> {
+        let JobDef::Http { config: cfg, .. } = &view.def else {
+            return None;
+        };
+        let base = BaseConfig {
             description: &cfg.description,
-            status: view.status.as_str(),
-            schedule: cfg.schedule.as_ref().map_or("", |s| s.as_str()),
+            schedule: cfg.schedule.as_ref(),
             notif_on_success: &cfg.notif_on_success,
             notif_on_failed: &cfg.notif_on_failed,
-            logs: view
-                .logs
-                .iter()
-                .map(|l| LogSummaryJson::new(id, *l))
-                .collect(),
-            interval: cfg.interval.map_or(0, |d| d.as_nanos()),
+            interval: cfg.interval,
             log_retention: cfg.log_retention,
-            timeout: cfg.timeout.map_or(0, |d| d.as_nanos()),
-            timezone,
-        }
+        };
+        Some(Self {
+            header_sign: &cfg.header_sign,
+            http_method: &cfg.http_method_text,
+            http_url: &cfg.http_url,
+            http_request_type: &cfg.http_request_type_text,
+            http_headers: &cfg.http_header_lines,
+            base: JobBaseJson::new(view, base),
+            http_timeout: cfg.http_timeout.map_or(0, |d| d.as_nanos()),
+            http_insecure: cfg.http_insecure,
+        })
     }
 }
 

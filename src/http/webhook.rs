@@ -13,7 +13,7 @@ use super::json::{self, JobExecJson};
 use super::{ApiError, AppState};
 use crate::auth::{WebhookAuth, check_epoch, delivery_key, verify_webhook};
 use crate::exec::WebhookRequest;
-use crate::job::Trigger;
+use crate::job::{JobKey, Trigger};
 use crate::scheduler::TriggerError;
 
 /// Verifies and queues a web hook run (spec 4.4 row 3, 5.1, 6.1).
@@ -54,7 +54,11 @@ pub(super) async fn run(
     let request = Arc::new(WebhookRequest { headers, body });
     let accepted = state
         .scheduler
-        .trigger(job.id.clone(), Trigger::Webhook, Some(request))
+        .trigger(
+            JobKey::exec(job.id.clone()),
+            Trigger::Webhook,
+            Some(request),
+        )
         .await;
     match accepted {
         Ok(view) => Ok(json::data_ok(&JobExecJson::new(&view))),

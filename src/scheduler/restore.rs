@@ -8,7 +8,7 @@ use std::io;
 use jiff::Timestamp;
 
 use super::JobDef;
-use crate::job::{JobKind, RunStatus};
+use crate::job::RunStatus;
 use crate::store::{Layout, LogEntry, StateFile, run_log};
 
 /// A job's state as found on disk.
@@ -48,20 +48,21 @@ pub fn restore_job(
     state: &StateFile,
     now: Timestamp,
 ) -> io::Result<RestoredJob> {
-    let id = &def.config.id;
-    layout.ensure_job_dirs(JobKind::Exec, id)?;
-    let mut scan = run_log::scan(&layout.log_dir(JobKind::Exec, id), JobKind::Exec, id, now)?;
+    let (kind, id) = (def.kind(), def.id().clone());
+    let id = &id;
+    layout.ensure_job_dirs(kind, id)?;
+    let mut scan = run_log::scan(&layout.log_dir(kind, id), kind, id, now)?;
     for entry in &scan.recovered {
         tracing::warn!(job = %id, counter = entry.counter, "run was interrupted by a stop of karajo; recorded as failed");
     }
     for path in &scan.ignored {
         tracing::warn!(job = %id, file = %path.display(), "ignoring a file in the log directory that is not a run log of this job");
     }
-    let retention = def.config.log_retention;
+    let retention = def.log_retention();
     if let Err(err) = run_log::prune(&mut scan.entries, retention) {
         tracing::warn!(job = %id, %err, "cannot delete old run logs");
     }
-    let saved = state.get(JobKind::Exec, id);
+    let saved = state.get(kind, id);
     let newest = scan.newest_status.unwrap_or(RunStatus::Started);
     let paused = match saved {
         Some(saved) => saved.paused,

@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::JobDef;
 use crate::clock::SharedClock;
-use crate::exec::{self, LogSink, Outcome, RunContext, ShellJob};
-use crate::job::{JobId, RunStatus, Trigger};
+use crate::config::{JobExecConfig, JobHttpConfig};
+use crate::exec::{self, HttpJob, LogSink, Outcome, RunContext, ShellJob};
+use crate::job::{JobId, JobKey, JobKind, RunStatus, Trigger};
 use crate::store::RunLogWriter;
 
 /// The fixed `PATH` the original gives commands (spec 6.2).
@@ -22,7 +23,7 @@ pub(crate) const COMMAND_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/bin:/
 /// A run's end, as reported to the scheduler.
 #[derive(Debug)]
 pub(crate) struct Finished {
-    pub(crate) id: JobId,
+    pub(crate) key: JobKey,
     pub(crate) counter: u64,
     pub(crate) status: RunStatus,
     pub(crate) at: Timestamp,
@@ -79,26 +80,41 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
     exec::log_line(&log, "=== BEGIN");
 
     let body_file = write_request_body(&ctx, &request_file).await;
-    let outcome = match (&def.function, &body_file) {
+    let outcome = match (&def, &body_file) {
         (_, Err(err)) => Outcome::Failed(format!("cannot store the request body: {err}")),
-        (Some(function), Ok(_)) => {
-            let cfg = &def.config;
+        (
+            JobDef::Exec {
+                config,
+                function: Some(function),
+            },
+            Ok(_),
+        ) => {
             exec::run_function(
                 function,
                 ctx.clone(),
                 log.clone(),
                 cancel,
-                cfg.timeout,
-                cfg.kill_grace,
+                config.timeout,
+                config.kill_grace,
             )
             .await
         }
-        (None, Ok(body)) => {
-            let job = shell_job(&def, &ctx, &work_dir, body.as_ref());
+        (
+            JobDef::Exec {
+                config,
+                function: None,
+            },
+            Ok(body),
+        ) => {
+            let job = shell_job(config, &ctx, &work_dir, body.as_ref());
             exec::run_shell(&job, log.clone(), cancel).await
         }
+        (JobDef::Http { config, url }, Ok(_)) => {
+            let job = http_job(config, url);
+            exec::run_http(&job, clock.now().as_second(), log.clone(), cancel).await
+        }
     };
-    exec::log_line(&log, &closing_line(&id, &outcome));
+    exec::log_line(&log, &closing_line(def.kind(), &id, &outcome));
     if let Ok(Some(path)) = &body_file {
         let _ = tokio::fs::remove_file(path).await;
     }
@@ -119,19 +135,23 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
     }
     let at = clock.now();
     let _ = done.send(Finished {
-        id,
+        key: JobKey {
+            kind: def.kind(),
+            id,
+        },
         counter,
         status,
         at,
     });
 }
 
-/// The last framing line of a run (spec 6.5, plus timeouts).
-fn closing_line(id: &JobId, outcome: &Outcome) -> String {
+/// The last framing lines of a run (spec 6.5 and 7.4, plus timeouts).
+fn closing_line(kind: JobKind, id: &JobId, outcome: &Outcome) -> String {
+    let kind = kind.as_str();
     match outcome {
-        Outcome::Success => format!("=== DONE\n=== job: {id}: finished."),
-        Outcome::Failed(why) => format!("!!! job: {id}: {why}"),
-        Outcome::TimedOut(after) => format!("!!! job: {id}: timed out after {after:?}"),
+        Outcome::Success => format!("=== DONE\n=== {kind}: {id}: finished."),
+        Outcome::Failed(why) => format!("!!! {kind}: {id}: {why}"),
+        Outcome::TimedOut(after) => format!("!!! {kind}: {id}: timed out after {after:?}"),
         Outcome::Canceled => "??? CANCELED".to_string(),
     }
 }
@@ -148,8 +168,12 @@ async fn write_request_body(ctx: &RunContext, path: &PathBuf) -> io::Result<Opti
 
 /// The commands, directory and environment of a shell run (spec 6.2 plus the new
 /// variables).
-fn shell_job(def: &JobDef, ctx: &RunContext, work_dir: &Path, body: Option<&PathBuf>) -> ShellJob {
-    let cfg = &def.config;
+fn shell_job(
+    cfg: &JobExecConfig,
+    ctx: &RunContext,
+    work_dir: &Path,
+    body: Option<&PathBuf>,
+) -> ShellJob {
     let mut env = vec![
         ("KARAJO_JOB_COUNTER".to_string(), ctx.counter.to_string()),
         ("PATH".to_string(), COMMAND_PATH.to_string()),
@@ -171,5 +195,19 @@ fn shell_job(def: &JobDef, ctx: &RunContext, work_dir: &Path, body: Option<&Path
         env,
         timeout: cfg.timeout,
         kill_grace: cfg.kill_grace,
+    }
+}
+
+/// The request of an HTTP run.
+fn http_job(cfg: &JobHttpConfig, url: &str) -> HttpJob {
+    HttpJob {
+        method: cfg.http_method,
+        url: url.to_string(),
+        request_type: cfg.http_request_type,
+        headers: cfg.http_headers.clone(),
+        secret: cfg.secret.clone(),
+        header_sign: cfg.header_sign.clone(),
+        timeout: cfg.http_timeout,
+        insecure: cfg.http_insecure,
     }
 }

@@ -15,7 +15,7 @@ use super::run::{self, Finished, RunPlan};
 use super::{Command, JobDef, JobView, LogSummary, SchedulerHandle, Snapshot, TriggerError};
 use crate::clock::SharedClock;
 use crate::exec::{RunContext, WebhookRequest};
-use crate::job::{JobId, JobKind, RunStatus, Trigger};
+use crate::job::{JobKey, JobKind, RunStatus, Trigger};
 use crate::schedule::interval_next;
 use crate::store::{JobState, Layout, LogEntry, RunLogWriter, StateFile, run_log};
 
@@ -54,6 +54,7 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
         timers: BTreeSet::new(),
         waiting: VecDeque::new(),
         running: 0,
+        unslotted: 0,
         max_running: opts.max_job_running.max(1),
         finished_tx,
         snapshot_tx,
@@ -127,8 +128,7 @@ impl JobRt {
 
     fn build_view(&self) -> JobView {
         JobView {
-            kind: JobKind::Exec,
-            config: self.def.config.clone(),
+            def: self.def.clone(),
             status: self.effective_status(),
             paused: self.paused,
             last_run: self.last_run,
@@ -159,14 +159,17 @@ impl JobRt {
 struct Runtime {
     layout: Layout,
     clock: SharedClock,
-    jobs: BTreeMap<JobId, JobRt>,
-    /// Job ids sorted by job name, the order of snapshots.
-    by_name: Vec<JobId>,
+    jobs: BTreeMap<JobKey, JobRt>,
+    /// Job keys sorted by kind and job name, the order of snapshots.
+    by_name: Vec<JobKey>,
     /// `(due, job)` for every armed timer.
-    timers: BTreeSet<(Timestamp, JobId)>,
+    timers: BTreeSet<(Timestamp, JobKey)>,
     /// Jobs whose accepted run waits for a slot, first come first served.
-    waiting: VecDeque<JobId>,
+    waiting: VecDeque<JobKey>,
+    /// Runs holding a `max_job_running` slot (command jobs).
     running: usize,
+    /// Runs that need no slot (HTTP jobs).
+    unslotted: usize,
     max_running: usize,
     finished_tx: mpsc::UnboundedSender<Finished>,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
@@ -213,7 +216,7 @@ impl Runtime {
                 }
             }
             self.publish();
-            if self.stopping.is_some() && self.running == 0 {
+            if self.stopping.is_some() && self.running + self.unslotted == 0 {
                 self.end_shutdown();
                 return;
             }
@@ -223,22 +226,22 @@ impl Runtime {
     fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Trigger {
-                id,
+                key,
                 trigger,
                 request,
                 reply,
             } => {
-                let result = self.trigger(&id, Request { trigger, request });
+                let result = self.trigger(&key, Request { trigger, request });
                 let _ = reply.send(result);
             }
-            Command::Pause { id, reply } => {
-                let _ = reply.send(self.set_paused(&id, true));
+            Command::Pause { key, reply } => {
+                let _ = reply.send(self.set_paused(&key, true));
             }
-            Command::Resume { id, reply } => {
-                let _ = reply.send(self.set_paused(&id, false));
+            Command::Resume { key, reply } => {
+                let _ = reply.send(self.set_paused(&key, false));
             }
-            Command::Cancel { id, reply } => {
-                let _ = reply.send(self.cancel(&id));
+            Command::Cancel { key, reply } => {
+                let _ = reply.send(self.cancel(&key));
             }
             Command::Reload {
                 jobs,
@@ -252,57 +255,63 @@ impl Runtime {
         }
     }
 
-    fn trigger(&mut self, id: &JobId, req: Request) -> Result<Arc<JobView>, TriggerError> {
+    fn trigger(&mut self, key: &JobKey, req: Request) -> Result<Arc<JobView>, TriggerError> {
         if self.stopping.is_some() {
             return Err(TriggerError::ShuttingDown);
         }
         let job = self
             .jobs
-            .get_mut(id)
+            .get_mut(key)
             .filter(|j| !j.removed)
-            .ok_or_else(|| TriggerError::NotFound(id.to_string()))?;
+            .ok_or_else(|| TriggerError::NotFound(key.to_string()))?;
         if job.paused {
             return Err(TriggerError::Paused);
         }
         if job.active.is_none() {
-            self.activate(id, req);
+            self.activate(key, req);
         } else if job.pending.is_none() {
             job.pending = Some(req);
             job.stale = true;
         } else {
             return Err(TriggerError::Busy);
         }
-        Ok(self.fresh_view(id).expect("job exists"))
+        Ok(self.fresh_view(key).expect("job exists"))
     }
 
     /// Starts an accepted run now, or queues it for a free slot.
-    fn activate(&mut self, id: &JobId, req: Request) {
-        if self.running < self.max_running {
-            self.start_run(id, req);
-        } else if let Some(job) = self.jobs.get_mut(id) {
+    fn activate(&mut self, key: &JobKey, req: Request) {
+        if key.kind != JobKind::Exec || self.running < self.max_running {
+            self.start_run(key, req);
+        } else if let Some(job) = self.jobs.get_mut(key) {
             job.active = Some(Active::Waiting(req));
             job.stale = true;
-            self.waiting.push_back(id.clone());
+            self.waiting.push_back(key.clone());
         }
     }
 
-    fn start_run(&mut self, id: &JobId, req: Request) {
-        let Some(job) = self.jobs.get_mut(id) else {
+    fn start_run(&mut self, key: &JobKey, req: Request) {
+        let Some(job) = self.jobs.get_mut(key) else {
             return;
         };
         job.counter += 1;
         let counter = job.counter;
-        let kind = JobKind::Exec;
-        let log_dir = self.layout.log_dir(kind, id);
+        let kind = key.kind;
+        let log_dir = self.layout.log_dir(kind, &key.id);
         // Room for the new log within the retention.
-        let keep = job.def.config.log_retention.saturating_sub(1);
+        let keep = job.def.log_retention().saturating_sub(1);
         if let Err(err) = run_log::prune(&mut job.logs, keep) {
-            tracing::warn!(job = %id, %err, "cannot delete old run logs");
+            tracing::warn!(job = %key, %err, "cannot delete old run logs");
         }
-        let writer = match RunLogWriter::create(&log_dir, kind, id, counter, self.clock.clone()) {
+        let writer = match RunLogWriter::create(
+            &log_dir,
+            kind,
+            &key.id,
+            counter,
+            self.clock.clone(),
+        ) {
             Ok(writer) => writer,
             Err(err) => {
-                tracing::error!(job = %id, counter, %err, "cannot create the run log; run skipped");
+                tracing::error!(job = %key, counter, %err, "cannot create the run log; run skipped");
                 job.status = RunStatus::Failed;
                 job.last_run = Some(self.clock.now());
                 job.stale = true;
@@ -321,25 +330,29 @@ impl Runtime {
             counter,
             cancel: cancel.clone(),
         });
-        self.disarm(id);
-        let job = self.jobs.get_mut(id).expect("job exists");
+        self.disarm(key);
+        let job = self.jobs.get_mut(key).expect("job exists");
         job.stale = true;
-        self.running += 1;
+        if job.def.needs_slot() {
+            self.running += 1;
+        } else {
+            self.unslotted += 1;
+        }
         self.changed = true;
-        tracing::info!(job = %id, counter, trigger = req.trigger.as_str(), "run started");
+        tracing::info!(job = %key, counter, trigger = req.trigger.as_str(), "run started");
         let plan = RunPlan {
             def: job.def.clone(),
             ctx: RunContext {
-                job_id: id.clone(),
+                job_id: key.id.clone(),
                 counter,
                 trigger: req.trigger,
                 request: req.request,
             },
-            work_dir: self.layout.work_dir(kind, id),
+            work_dir: self.layout.work_dir(kind, &key.id),
             request_file: self
                 .layout
                 .request_dir()
-                .join(format!("{id}.{counter}.body")),
+                .join(format!("{}.{counter}.body", key.id)),
             writer,
             cancel,
             clock: self.clock.clone(),
@@ -348,10 +361,14 @@ impl Runtime {
     }
 
     fn finished(&mut self, done: Finished) {
-        self.running = self.running.saturating_sub(1);
+        if done.key.kind == JobKind::Exec {
+            self.running = self.running.saturating_sub(1);
+        } else {
+            self.unslotted = self.unslotted.saturating_sub(1);
+        }
         self.changed = true;
         let now = self.clock.now();
-        if let Some(job) = self.jobs.get_mut(&done.id) {
+        if let Some(job) = self.jobs.get_mut(&done.key) {
             if let Some(Active::Running { counter, .. }) = &job.active
                 && *counter == done.counter
             {
@@ -365,16 +382,20 @@ impl Runtime {
                 entry.modified = done.at;
             }
             job.stale = true;
+            let next = job.pending.take().filter(|_| self.stopping.is_none());
             if job.removed {
-                self.jobs.remove(&done.id);
+                self.jobs.remove(&done.key);
                 self.index_names();
-            } else if let Some(next) = job.pending.take()
-                && self.stopping.is_none()
-            {
-                job.active = Some(Active::Waiting(next));
-                self.waiting.push_back(done.id.clone());
+            } else if let Some(next) = next {
+                // Behind whoever already waits for a slot.
+                if done.key.kind == JobKind::Exec {
+                    job.active = Some(Active::Waiting(next));
+                    self.waiting.push_back(done.key.clone());
+                } else {
+                    self.start_run(&done.key, next);
+                }
             }
-            self.arm(&done.id, now);
+            self.arm(&done.key, now);
         }
         self.fill_slots();
     }
@@ -382,104 +403,103 @@ impl Runtime {
     /// Starts waiting runs while slots are free.
     fn fill_slots(&mut self) {
         while self.running < self.max_running {
-            let Some(id) = self.waiting.pop_front() else {
+            let Some(key) = self.waiting.pop_front() else {
                 return;
             };
-            let Some(job) = self.jobs.get_mut(&id) else {
+            let Some(job) = self.jobs.get_mut(&key) else {
                 continue;
             };
             if matches!(job.active, Some(Active::Waiting(_)))
                 && let Some(Active::Waiting(req)) = job.active.take()
             {
-                self.start_run(&id, req);
+                self.start_run(&key, req);
             }
         }
     }
 
-    fn set_paused(&mut self, id: &JobId, paused: bool) -> Option<Arc<JobView>> {
+    fn set_paused(&mut self, key: &JobKey, paused: bool) -> Option<Arc<JobView>> {
         let now = self.clock.now();
-        let job = self.jobs.get_mut(id).filter(|j| !j.removed)?;
+        let job = self.jobs.get_mut(key).filter(|j| !j.removed)?;
         job.paused = paused;
         job.stale = true;
         self.changed = true;
         if !paused {
-            self.arm(id, now);
+            self.arm(key, now);
         }
-        tracing::info!(job = %id, paused, "pause state changed");
-        self.fresh_view(id)
+        tracing::info!(job = %key, paused, "pause state changed");
+        self.fresh_view(key)
     }
 
-    fn cancel(&mut self, id: &JobId) -> Option<Arc<JobView>> {
-        let job = self.jobs.get_mut(id).filter(|j| !j.removed)?;
+    fn cancel(&mut self, key: &JobKey) -> Option<Arc<JobView>> {
+        let job = self.jobs.get_mut(key).filter(|j| !j.removed)?;
         match &job.active {
             Some(Active::Running { cancel, counter }) => {
-                tracing::info!(job = %id, counter, "cancel requested");
+                tracing::info!(job = %key, counter, "cancel requested");
                 cancel.cancel();
             }
             Some(Active::Waiting(_)) => {
                 job.active = job.pending.take().map(Active::Waiting);
                 if job.active.is_none() {
-                    self.waiting.retain(|w| w != id);
+                    self.waiting.retain(|w| w != key);
                 }
                 job.stale = true;
                 self.changed = true;
             }
             None => {}
         }
-        self.fresh_view(id)
+        self.fresh_view(key)
     }
 
     fn fire_due_timers(&mut self) {
         let now = self.clock.now();
-        while let Some((due, id)) = self.timers.first().cloned() {
+        while let Some((due, key)) = self.timers.first().cloned() {
             if due > now {
                 break;
             }
             self.timers.pop_first();
-            let Some(job) = self.jobs.get_mut(&id) else {
+            let Some(job) = self.jobs.get_mut(&key) else {
                 continue;
             };
             job.next_run = None;
             job.stale = true;
             self.changed = true;
             if job.paused {
-                tracing::debug!(job = %id, "timer fired while paused; skipped");
+                tracing::debug!(job = %key, "timer fired while paused; skipped");
             } else if job.active.is_none() {
-                self.activate(&id, timer_request());
+                self.activate(&key, timer_request());
             } else if job.pending.is_none() {
                 job.pending = Some(timer_request());
             } else {
-                tracing::debug!(job = %id, "timer fired while a run is running and another queued; coalesced");
+                tracing::debug!(job = %key, "timer fired while a run is running and another queued; coalesced");
             }
-            self.arm_after(&id, due, now);
+            self.arm_after(&key, due, now);
         }
     }
 
     /// Arms the job's timer from `now` (after a run, a resume or a reload).
-    fn arm(&mut self, id: &JobId, now: Timestamp) {
-        self.arm_after(id, now, now);
+    fn arm(&mut self, key: &JobKey, now: Timestamp) {
+        self.arm_after(key, now, now);
     }
 
     /// Arms the job's timer for its first due time after `slot` (a schedule slot that
     /// just fired), never in the past. Interval jobs are armed only while idle: their
     /// period runs from the end of the previous run.
-    fn arm_after(&mut self, id: &JobId, slot: Timestamp, now: Timestamp) {
-        self.disarm(id);
-        let Some(job) = self.jobs.get_mut(id) else {
+    fn arm_after(&mut self, key: &JobKey, slot: Timestamp, now: Timestamp) {
+        self.disarm(key);
+        let Some(job) = self.jobs.get_mut(key) else {
             return;
         };
         if job.removed || self.stopping.is_some() {
             return;
         }
-        let cfg = &job.def.config;
-        let next = if let Some(schedule) = &cfg.schedule {
+        let next = if let Some(schedule) = job.def.schedule() {
             let next = schedule.next_after(slot);
             Some(if next <= now {
                 schedule.next_after(now)
             } else {
                 next
             })
-        } else if let Some(interval) = cfg.interval {
+        } else if let Some(interval) = job.def.interval() {
             // While paused, ticks are skipped one interval apart (the original's paused
             // tick also counts as a run for the next one).
             let since = if job.paused { Some(now) } else { job.last_run };
@@ -492,52 +512,52 @@ impl Runtime {
         job.stale = true;
         self.changed = true;
         if let Some(due) = next {
-            self.timers.insert((due, id.clone()));
+            self.timers.insert((due, key.clone()));
         }
     }
 
-    fn disarm(&mut self, id: &JobId) {
-        if let Some(job) = self.jobs.get_mut(id)
+    fn disarm(&mut self, key: &JobKey) {
+        if let Some(job) = self.jobs.get_mut(key)
             && let Some(due) = job.next_run
         {
-            self.timers.remove(&(due, id.clone()));
+            self.timers.remove(&(due, key.clone()));
         }
     }
 
     fn reload(&mut self, defs: Vec<JobDef>, max_job_running: usize) {
         let now = self.clock.now();
         self.max_running = max_job_running.max(1);
-        let new_ids: BTreeSet<JobId> = defs.iter().map(|d| d.config.id.clone()).collect();
-        let old_ids: Vec<JobId> = self.jobs.keys().cloned().collect();
-        for id in old_ids.iter().filter(|id| !new_ids.contains(*id)) {
-            self.disarm(id);
-            let Some(job) = self.jobs.get_mut(id) else {
+        let new_keys: BTreeSet<JobKey> = defs.iter().map(JobDef::key).collect();
+        let old_keys: Vec<JobKey> = self.jobs.keys().cloned().collect();
+        for key in old_keys.iter().filter(|key| !new_keys.contains(*key)) {
+            self.disarm(key);
+            let Some(job) = self.jobs.get_mut(key) else {
                 continue;
             };
             if matches!(job.active, Some(Active::Running { .. })) {
                 job.removed = true;
                 job.pending = None;
             } else {
-                self.waiting.retain(|w| w != id);
-                self.jobs.remove(id);
+                self.waiting.retain(|w| w != key);
+                self.jobs.remove(key);
             }
-            tracing::info!(job = %id, "job removed by reload");
+            tracing::info!(job = %key, "job removed by reload");
         }
         for def in defs {
-            let id = def.config.id.clone();
-            match self.jobs.get_mut(&id) {
+            let key = def.key();
+            match self.jobs.get_mut(&key) {
                 Some(job) => {
                     job.def = def;
                     job.removed = false;
                     job.stale = true;
-                    self.arm(&id, now);
+                    self.arm(&key, now);
                 }
                 None => match restore_job(&self.layout, def, &self.state, now) {
                     Ok(restored) => {
-                        tracing::info!(job = %id, "job added by reload");
+                        tracing::info!(job = %key, "job added by reload");
                         self.insert(restored, now);
                     }
-                    Err(err) => tracing::error!(job = %id, %err, "cannot add job on reload"),
+                    Err(err) => tracing::error!(job = %key, %err, "cannot add job on reload"),
                 },
             }
         }
@@ -547,11 +567,10 @@ impl Runtime {
     }
 
     fn insert(&mut self, job: RestoredJob, now: Timestamp) {
-        let id = job.def.config.id.clone();
+        let key = job.def.key();
         let rt = JobRt {
             view: Arc::new(JobView {
-                kind: JobKind::Exec,
-                config: job.def.config.clone(),
+                def: job.def.clone(),
                 status: job.status,
                 paused: job.paused,
                 last_run: job.last_run,
@@ -572,23 +591,23 @@ impl Runtime {
             removed: false,
             stale: true,
         };
-        self.jobs.insert(id.clone(), rt);
-        self.arm(&id, now);
+        self.jobs.insert(key.clone(), rt);
+        self.arm(&key, now);
     }
 
     fn index_names(&mut self) {
-        let mut ids: Vec<(String, JobId)> = self
+        let mut keys: Vec<_> = self
             .jobs
             .values()
-            .map(|j| (j.def.config.name.clone(), j.def.config.id.clone()))
+            .map(|j| ((j.def.kind(), j.def.name().to_string()), j.def.key()))
             .collect();
-        ids.sort();
-        self.by_name = ids.into_iter().map(|(_, id)| id).collect();
+        keys.sort();
+        self.by_name = keys.into_iter().map(|(_, key)| key).collect();
     }
 
     /// Rebuilds the view of one job now (for a reply) and returns it.
-    fn fresh_view(&mut self, id: &JobId) -> Option<Arc<JobView>> {
-        let job = self.jobs.get_mut(id)?;
+    fn fresh_view(&mut self, key: &JobKey) -> Option<Arc<JobView>> {
+        let job = self.jobs.get_mut(key)?;
         if job.stale {
             job.view = Arc::new(job.build_view());
             job.stale = false;
@@ -603,25 +622,27 @@ impl Runtime {
             return;
         }
         self.changed = false;
-        let mut jobs = Vec::with_capacity(self.by_name.len());
+        let mut snapshot = Snapshot {
+            running: self.running + self.unslotted,
+            waiting: self.waiting.len(),
+            ..Snapshot::default()
+        };
         let mut state = StateFile::default();
-        for id in &self.by_name {
-            let Some(job) = self.jobs.get_mut(id) else {
+        for key in &self.by_name {
+            let Some(job) = self.jobs.get_mut(key) else {
                 continue;
             };
             if job.stale {
                 job.view = Arc::new(job.build_view());
                 job.stale = false;
             }
-            jobs.push(job.view.clone());
-            *state.entry(JobKind::Exec, id) = job.saved_state();
+            match key.kind {
+                JobKind::Exec => snapshot.jobs.push(job.view.clone()),
+                JobKind::Http => snapshot.http_jobs.push(job.view.clone()),
+            }
+            *state.entry(key.kind, &key.id) = job.saved_state();
         }
-        let waiting = self.waiting.len();
-        self.snapshot_tx.send_replace(Arc::new(Snapshot {
-            jobs,
-            running: self.running,
-            waiting,
-        }));
+        self.snapshot_tx.send_replace(Arc::new(snapshot));
         self.state = state;
         self.state_tx.send_replace(Arc::new(self.state.clone()));
     }

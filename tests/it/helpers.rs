@@ -188,6 +188,23 @@ impl TestDaemon {
         .await
     }
 
+    /// Waits until the HTTP job with this id has `status` (through its API).
+    pub async fn wait_http_status(&self, id: &str, status: &str) -> serde_json::Value {
+        wait_for(&format!("http job {id} to be {status}"), || async {
+            let res: serde_json::Value = self
+                .http
+                .get(self.url(&format!("/karajo/api/job_http?id={id}")))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (res["data"]["status"] == status).then(|| res["data"].clone())
+        })
+        .await
+    }
+
     pub async fn stop(mut self) {
         if let Some(d) = self.daemon.take() {
             d.shutdown().await;

@@ -5,6 +5,7 @@ mod helpers;
 
 mod api;
 mod exec;
+mod job_http;
 mod process;
 mod schedule;
 mod store;
