@@ -20,6 +20,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors, Diagnostic};
 use crate::exec::JobFn;
 use crate::http::{self, AppState, LiveConfig};
+use crate::metrics::Metrics;
 use crate::scheduler::{self, JobDef, SchedulerHandle, SchedulerOptions};
 use crate::store::{Layout, StateFile};
 
@@ -164,12 +165,14 @@ impl Daemon {
         })?
         .map_err(io_error("cannot restore the jobs' logs"))?;
         let max_job_running = config.max_job_running;
+        let metrics = Arc::new(Metrics::default());
         let (scheduler, scheduler_task) = scheduler::spawn(SchedulerOptions {
             layout: layout.clone(),
             clock: self.clock.clone(),
             max_job_running,
             jobs: restored,
             state,
+            metrics: metrics.clone(),
         });
 
         let (live_tx, live_rx) = watch::channel(Arc::new(LiveConfig::new(config)));
@@ -182,6 +185,7 @@ impl Daemon {
                 DEFAULT_DELIVERY_TTL,
                 DEFAULT_DELIVERY_CAPACITY,
             )),
+            metrics,
         };
         let stop_http = CancellationToken::new();
         let app = http::app(app_state);

@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tokio::sync::watch;
 use tower::ServiceExt as _;
@@ -25,6 +27,7 @@ pub use error::ApiError;
 use crate::auth::ReplayGuard;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::scheduler::SchedulerHandle;
 use crate::store::Layout;
 
@@ -68,6 +71,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Web hook deliveries seen recently.
     pub replay: Arc<ReplayGuard>,
+    /// Counters for `/karajo/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -92,7 +97,14 @@ pub fn app(
     let body_limit = state.live().config.max_body_size;
     let router = Router::new()
         .route("/karajo/api/environment", get(environment::get_environment))
-        .route("/karajo/api/job_exec/run/{*path}", post(webhook::run))
+        .route(
+            "/karajo/api/job_exec/run/{*path}",
+            post(webhook::run).layer(middleware::from_fn_with_state(
+                state.clone(),
+                webhook::count_outcome,
+            )),
+        )
+        .route("/karajo/metrics", get(metrics))
         .route("/karajo/api/job_exec/pause", post(job_exec::pause))
         .route("/karajo/api/job_exec/resume", post(job_exec::resume))
         .route("/karajo/api/job_exec/cancel", post(job_exec::cancel))
@@ -133,4 +145,19 @@ fn normalize_api_path(mut req: Request) -> Request {
         }
     }
     req
+}
+
+/// `GET /karajo/metrics`: the Prometheus text format.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    let text = state.metrics.render(&state.scheduler.snapshot());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }

@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod exec;
 pub mod http;
 pub mod job;
+pub mod metrics;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;

@@ -14,6 +14,7 @@ use super::{ApiError, AppState};
 use crate::auth::{WebhookAuth, check_epoch, delivery_key, verify_webhook};
 use crate::exec::WebhookRequest;
 use crate::job::{JobKey, Trigger};
+use crate::metrics::WebhookOutcome;
 use crate::scheduler::TriggerError;
 
 /// Verifies and queues a web hook run (spec 4.4 row 3, 5.1, 6.1).
@@ -67,4 +68,18 @@ pub(super) async fn run(
         Err(TriggerError::NotFound(_)) => Ok(StatusCode::NOT_FOUND.into_response()),
         Err(TriggerError::ShuttingDown) => Err(ApiError::shutting_down()),
     }
+}
+
+/// Counts every web hook response by outcome, including those the body limit answers
+/// before the handler runs.
+pub(super) async fn count_outcome(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    state
+        .metrics
+        .webhook(WebhookOutcome::from_status(response.status().as_u16()));
+    response
 }

@@ -16,6 +16,7 @@ use super::{Command, JobDef, JobView, LogSummary, SchedulerHandle, Snapshot, Tri
 use crate::clock::SharedClock;
 use crate::exec::{RunContext, WebhookRequest};
 use crate::job::{JobKey, JobKind, RunStatus, Trigger};
+use crate::metrics::Metrics;
 use crate::schedule::interval_next;
 use crate::store::{JobState, Layout, LogEntry, RunLogWriter, StateFile, run_log};
 
@@ -35,6 +36,8 @@ pub struct SchedulerOptions {
     pub jobs: Vec<RestoredJob>,
     /// The state file as loaded (kept for jobs added on reload).
     pub state: StateFile,
+    /// Where finished runs are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Starts the scheduler task. The returned handle talks to it; the join handle ends
@@ -60,6 +63,7 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
         snapshot_tx,
         state_tx,
         state: opts.state,
+        metrics: opts.metrics,
         changed: true,
         stopping: None,
     };
@@ -92,9 +96,10 @@ struct Request {
 enum Active {
     /// Accepted, waiting for a `max_job_running` slot.
     Waiting(Request),
-    /// Executing run `counter`.
+    /// Executing run `counter`, started at `started`.
     Running {
         counter: u64,
+        started: Timestamp,
         cancel: CancellationToken,
     },
 }
@@ -175,6 +180,7 @@ struct Runtime {
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     state_tx: watch::Sender<Arc<StateFile>>,
     state: StateFile,
+    metrics: Arc<Metrics>,
     /// Something changed since the last publish.
     changed: bool,
     /// Set once shutdown began: who to tell when the last run is recorded.
@@ -328,6 +334,7 @@ impl Runtime {
         let cancel = CancellationToken::new();
         job.active = Some(Active::Running {
             counter,
+            started: self.clock.now(),
             cancel: cancel.clone(),
         });
         self.disarm(key);
@@ -369,9 +376,14 @@ impl Runtime {
         self.changed = true;
         let now = self.clock.now();
         if let Some(job) = self.jobs.get_mut(&done.key) {
-            if let Some(Active::Running { counter, .. }) = &job.active
+            if let Some(Active::Running {
+                counter, started, ..
+            }) = &job.active
                 && *counter == done.counter
             {
+                let took = done.at.duration_since(*started);
+                let took = std::time::Duration::try_from(took).unwrap_or_default();
+                self.metrics.run_finished(&done.key, done.status, took);
                 job.active = None;
             }
             job.status = done.status;
@@ -433,7 +445,9 @@ impl Runtime {
     fn cancel(&mut self, key: &JobKey) -> Option<Arc<JobView>> {
         let job = self.jobs.get_mut(key).filter(|j| !j.removed)?;
         match &job.active {
-            Some(Active::Running { cancel, counter }) => {
+            Some(Active::Running {
+                cancel, counter, ..
+            }) => {
                 tracing::info!(job = %key, counter, "cancel requested");
                 cancel.cancel();
             }

@@ -151,3 +151,40 @@ async fn the_log_endpoint_answers_as_the_original() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_runs_and_web_hook_outcomes() {
+    let dir = TestDir::new(
+        "[karajo]\nmax_body_size = 1024\n[job \"hook\"]\npath = /hook\ncommand = true\n",
+    );
+    let d = TestDaemon::start(&dir).await;
+    assert_eq!(d.run_hook("/hook", &epoch_body()).await.status(), 200);
+    dir.wait_log("hook", 1, "success").await;
+    let forbidden = d
+        .http
+        .post(d.url("/karajo/api/job_exec/run/hook"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+    assert_eq!(d.run_hook("/hook", &"x".repeat(2048)).await.status(), 413);
+    let text = wait_for("the run to be counted", || async {
+        let res = d.http.get(d.url("/karajo/metrics")).send().await.ok()?;
+        let text = res.text().await.ok()?;
+        text.contains(r#"karajo_runs_total{kind="job",job="hook",status="success"} 1"#)
+            .then_some(text)
+    })
+    .await;
+    for line in [
+        r#"karajo_webhook_requests_total{outcome="accepted"} 1"#,
+        r#"karajo_webhook_requests_total{outcome="forbidden"} 1"#,
+        r#"karajo_webhook_requests_total{outcome="too_large"} 1"#,
+        r#"karajo_run_duration_seconds_count{kind="job",job="hook"} 1"#,
+        "karajo_jobs_running 0",
+        "karajo_queue_depth 0",
+    ] {
+        assert!(text.contains(line), "missing {line}\n{text}");
+    }
+    d.stop().await;
+}

@@ -4,7 +4,7 @@
 //! registered async function replaces its shell commands. The function writes to the
 //! run's log, can read the web hook request, and should stop when `cancel` fires.
 //!
-//! Run it with `cargo run --example function_job`: it starts a daemon on a temporary
+//! Run it with `cargo run --example callback`: it starts a daemon on a temporary
 //! directory, runs the job once through the scheduler and prints the run's log.
 
 use std::io::Write as _;

@@ -1,0 +1,222 @@
+//! Operational metrics in the Prometheus text format: runs by job and status, a run
+//! duration histogram per job, web hook requests by outcome, and, read from the
+//! scheduler's snapshot when rendered, running jobs and queue depth. Counters are
+//! plain atomics and one short-held lock per finished run; rendering never blocks a run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::job::{JobKey, RunStatus};
+use crate::scheduler::Snapshot;
+
+/// Upper bounds (seconds) of the run duration histogram's buckets.
+const DURATION_BUCKETS: [f64; 12] = [
+    0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0,
+];
+
+/// How a web hook request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// The run was started or queued.
+    Accepted,
+    /// Bad or missing signature, or an epoch outside the window.
+    Forbidden,
+    /// A delivery id or nonce seen before.
+    Replayed,
+    /// The job is paused.
+    Paused,
+    /// A run is in progress and another is queued.
+    Busy,
+    /// No job has this path.
+    NotFound,
+    /// The body was over `max_body_size`.
+    TooLarge,
+    /// Anything else (shutting down, malformed request).
+    Other,
+}
+
+impl WebhookOutcome {
+    const ALL: [Self; 8] = [
+        Self::Accepted,
+        Self::Forbidden,
+        Self::Replayed,
+        Self::Paused,
+        Self::Busy,
+        Self::NotFound,
+        Self::TooLarge,
+        Self::Other,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Forbidden => "forbidden",
+            Self::Replayed => "replayed",
+            Self::Paused => "paused",
+            Self::Busy => "busy",
+            Self::NotFound => "not_found",
+            Self::TooLarge => "too_large",
+            Self::Other => "other",
+        }
+    }
+
+    /// The outcome a web hook response status stands for.
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            200 => Self::Accepted,
+            401 | 403 => Self::Forbidden,
+            409 => Self::Replayed,
+            412 => Self::Paused,
+            429 => Self::Busy,
+            404 => Self::NotFound,
+            413 => Self::TooLarge,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// One job's run counts and durations.
+#[derive(Debug, Default, Clone)]
+struct JobRuns {
+    by_status: BTreeMap<&'static str, u64>,
+    buckets: [u64; DURATION_BUCKETS.len()],
+    duration_sum: f64,
+    duration_count: u64,
+}
+
+/// Every metric karajo keeps.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    runs: Mutex<BTreeMap<JobKey, JobRuns>>,
+    webhooks: [AtomicU64; WebhookOutcome::ALL.len()],
+}
+
+impl Metrics {
+    /// Records a finished run of `key` that took `duration`.
+    pub fn run_finished(&self, key: &JobKey, status: RunStatus, duration: Duration) {
+        let seconds = duration.as_secs_f64();
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        let job = runs.entry(key.clone()).or_default();
+        *job.by_status.entry(status.as_str()).or_default() += 1;
+        for (bucket, bound) in job.buckets.iter_mut().zip(DURATION_BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        job.duration_sum += seconds;
+        job.duration_count += 1;
+    }
+
+    /// Counts a web hook request by how it ended.
+    pub fn webhook(&self, outcome: WebhookOutcome) {
+        let index = WebhookOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(WebhookOutcome::ALL.len() - 1);
+        self.webhooks[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The metrics in the Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self, snapshot: &Snapshot) -> String {
+        let mut out = String::with_capacity(4096);
+        self.render_runs(&mut out);
+        let _ = writeln!(
+            out,
+            "# HELP karajo_jobs_running Runs executing now.\n# TYPE karajo_jobs_running gauge\nkarajo_jobs_running {}",
+            snapshot.running
+        );
+        let _ = writeln!(
+            out,
+            "# HELP karajo_queue_depth Command job runs waiting for a max_job_running slot.\n# TYPE karajo_queue_depth gauge\nkarajo_queue_depth {}",
+            snapshot.waiting
+        );
+        out.push_str("# HELP karajo_webhook_requests_total Web hook requests by outcome.\n");
+        out.push_str("# TYPE karajo_webhook_requests_total counter\n");
+        for (outcome, count) in WebhookOutcome::ALL.iter().zip(&self.webhooks) {
+            let _ = writeln!(
+                out,
+                "karajo_webhook_requests_total{{outcome=\"{}\"}} {}",
+                outcome.label(),
+                count.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+
+    fn render_runs(&self, out: &mut String) {
+        let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        out.push_str("# HELP karajo_runs_total Finished runs by job and status.\n");
+        out.push_str("# TYPE karajo_runs_total counter\n");
+        for (key, job) in &runs {
+            for (status, count) in &job.by_status {
+                let _ = writeln!(
+                    out,
+                    "karajo_runs_total{{kind=\"{}\",job=\"{}\",status=\"{status}\"}} {count}",
+                    key.kind.as_str(),
+                    label_value(key.id.as_str())
+                );
+            }
+        }
+        out.push_str("# HELP karajo_run_duration_seconds Run durations by job.\n");
+        out.push_str("# TYPE karajo_run_duration_seconds histogram\n");
+        for (key, job) in &runs {
+            let labels = format!(
+                "kind=\"{}\",job=\"{}\"",
+                key.kind.as_str(),
+                label_value(key.id.as_str())
+            );
+            for (bound, count) in DURATION_BUCKETS.iter().zip(job.buckets) {
+                let _ = writeln!(
+                    out,
+                    "karajo_run_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "karajo_run_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}\nkarajo_run_duration_seconds_sum{{{labels}}} {}\nkarajo_run_duration_seconds_count{{{labels}}} {}",
+                job.duration_count, job.duration_sum, job.duration_count
+            );
+        }
+    }
+}
+
+/// Escapes a label value (job ids are plain, but stay safe).
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobId;
+
+    #[test]
+    fn runs_and_webhooks_render_in_the_text_format() {
+        let metrics = Metrics::default();
+        let key = JobKey::exec(JobId::from_raw("deploy"));
+        metrics.run_finished(&key, RunStatus::Success, Duration::from_millis(700));
+        metrics.run_finished(&key, RunStatus::Failed, Duration::from_secs(20));
+        metrics.webhook(WebhookOutcome::Accepted);
+        metrics.webhook(WebhookOutcome::from_status(403));
+        let text = metrics.render(&Snapshot::default());
+        for line in [
+            "karajo_runs_total{kind=\"job\",job=\"deploy\",status=\"success\"} 1",
+            "karajo_runs_total{kind=\"job\",job=\"deploy\",status=\"failed\"} 1",
+            "karajo_run_duration_seconds_bucket{kind=\"job\",job=\"deploy\",le=\"1\"} 1",
+            "karajo_run_duration_seconds_bucket{kind=\"job\",job=\"deploy\",le=\"30\"} 2",
+            "karajo_run_duration_seconds_bucket{kind=\"job\",job=\"deploy\",le=\"+Inf\"} 2",
+            "karajo_run_duration_seconds_count{kind=\"job\",job=\"deploy\"} 2",
+            "karajo_jobs_running 0",
+            "karajo_webhook_requests_total{outcome=\"accepted\"} 1",
+            "karajo_webhook_requests_total{outcome=\"forbidden\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line}\n{text}");
+        }
+    }
+}
