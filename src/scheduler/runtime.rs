@@ -281,7 +281,8 @@ impl Runtime {
         } else {
             return Err(TriggerError::Busy);
         }
-        Ok(self.fresh_view(key).expect("job exists"))
+        self.fresh_view(key)
+            .ok_or_else(|| TriggerError::NotFound(key.to_string()))
     }
 
     /// Starts an accepted run now, or queues it for a free slot.
@@ -296,6 +297,8 @@ impl Runtime {
     }
 
     fn start_run(&mut self, key: &JobKey, req: Request) {
+        // A running job's timer is re-armed when the run ends.
+        self.disarm(key);
         let Some(job) = self.jobs.get_mut(key) else {
             return;
         };
@@ -318,10 +321,12 @@ impl Runtime {
             Ok(writer) => writer,
             Err(err) => {
                 tracing::error!(job = %key, counter, %err, "cannot create the run log; run skipped");
+                let now = self.clock.now();
                 job.status = RunStatus::Failed;
-                job.last_run = Some(self.clock.now());
+                job.last_run = Some(now);
                 job.stale = true;
                 self.changed = true;
+                self.arm(key, now);
                 return;
             }
         };
@@ -337,8 +342,6 @@ impl Runtime {
             started: self.clock.now(),
             cancel: cancel.clone(),
         });
-        self.disarm(key);
-        let job = self.jobs.get_mut(key).expect("job exists");
         job.stale = true;
         if job.def.needs_slot() {
             self.running += 1;
