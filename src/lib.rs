@@ -11,6 +11,7 @@
 //! [`cli`] (the `karajo` command line).
 
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
