@@ -14,6 +14,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -32,7 +33,7 @@ pub struct Cli {
     pub config: PathBuf,
 
     /// The format of the daemon's own log lines on standard error.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// What to do; serve when absent.
@@ -144,6 +145,21 @@ pub fn run(cli: &Cli, command: &Command) -> ExitCode {
     }
 }
 
+/// A duration in Go's notation without the zero tails: `5m`, `1h30m`, `90s` → `1m30s`.
+pub(crate) fn short_duration(d: Duration) -> String {
+    let Ok(signed) = jiff::SignedDuration::try_from(d) else {
+        return format!("{}s", d.as_secs());
+    };
+    let mut text = crate::config::duration::format(signed);
+    if text.ends_with("m0s") {
+        text.truncate(text.len() - 2);
+    }
+    if text.ends_with("h0m") {
+        text.truncate(text.len() - 2);
+    }
+    text
+}
+
 fn block_on(
     future: impl std::future::Future<Output = Result<(), CliError>>,
 ) -> Result<ExitCode, CliError> {
@@ -218,6 +234,16 @@ mod tests {
             cli.command,
             Some(Command::JobHttp(jobs::JobHttpCommand::Pause { .. }))
         ));
+    }
+
+    #[test]
+    fn short_durations_drop_zero_tails() {
+        let s = Duration::from_secs;
+        assert_eq!(short_duration(s(300)), "5m");
+        assert_eq!(short_duration(s(3600)), "1h");
+        assert_eq!(short_duration(s(5400)), "1h30m");
+        assert_eq!(short_duration(s(90)), "1m30s");
+        assert_eq!(short_duration(s(3601)), "1h0m1s");
     }
 
     #[test]

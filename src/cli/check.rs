@@ -128,7 +128,7 @@ fn print_timing(out: &mut dyn Write, timing: &Timing<'_>, now: Timestamp) -> io:
         writeln!(
             out,
             "  every {} after the previous run ends",
-            short_duration(interval)
+            super::short_duration(interval)
         )?;
         said = true;
     }
@@ -147,21 +147,6 @@ fn show_time(at: Timestamp, tz: &TimeZone) -> String {
     at.to_zoned(tz.clone())
         .strftime("%Y-%m-%d %H:%M:%S %Z")
         .to_string()
-}
-
-/// A duration in Go's notation without the zero tails: `5m`, `1h30m`, `90s` → `1m30s`.
-fn short_duration(d: Duration) -> String {
-    let Ok(signed) = jiff::SignedDuration::try_from(d) else {
-        return format!("{}s", d.as_secs());
-    };
-    let mut text = crate::config::duration::format(signed);
-    if text.ends_with("m0s") {
-        text.truncate(text.len() - 2);
-    }
-    if text.ends_with("h0m") {
-        text.truncate(text.len() - 2);
-    }
-    text
 }
 
 #[cfg(test)]
@@ -247,15 +232,5 @@ DIR/karajo.conf: 4 jobs, 1 HTTP job: OK
             text.starts_with("error: /nonexistent/karajo.conf"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn short_durations_drop_zero_tails() {
-        let s = Duration::from_secs;
-        assert_eq!(short_duration(s(300)), "5m");
-        assert_eq!(short_duration(s(3600)), "1h");
-        assert_eq!(short_duration(s(5400)), "1h30m");
-        assert_eq!(short_duration(s(90)), "1m30s");
-        assert_eq!(short_duration(s(3601)), "1h0m1s");
     }
 }

@@ -303,7 +303,7 @@ pub fn format_job_exec(job: &JobExec) -> String {
         lines.push(field("schedule", &job.schedule));
     }
     if !job.interval.is_zero() {
-        lines.push(field("interval", &go_duration(job.interval)));
+        lines.push(field("interval", &super::short_duration(job.interval)));
     }
     if !job.path.is_empty() {
         lines.push(field(
@@ -329,7 +329,7 @@ pub fn format_job_http(job: &JobHttp) -> String {
         lines.push(field("schedule", &job.schedule));
     }
     if !job.interval.is_zero() {
-        lines.push(field("interval", &go_duration(job.interval)));
+        lines.push(field("interval", &super::short_duration(job.interval)));
     }
     lines.push(format_logs(&job.logs));
     lines.concat()
@@ -367,13 +367,6 @@ fn show_time(at: Option<Timestamp>) -> String {
     }
 }
 
-fn go_duration(d: Duration) -> String {
-    match jiff::SignedDuration::try_from(d) {
-        Ok(d) => crate::config::duration::format(d),
-        Err(_) => format!("{}s", d.as_secs()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,7 +393,7 @@ name:     Hello
 status:   success
 last run: 2023-01-09 00:00:00 UTC
 next run: never
-interval: 5m0s
+interval: 5m
 web hook: /hello (hmac-sha256)
 logs:
   #1     success   hello.1.success
