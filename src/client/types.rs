@@ -97,7 +97,7 @@ pub struct JobExec {
     /// The shell commands.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<String>,
-    /// When the last run started; `None` for never.
+    /// When the last run ended (as the original); `None` for never.
     #[serde(default, with = "go_time")]
     pub last_run: Option<Timestamp>,
     /// When the next run is due; `None` when unknown.
@@ -157,7 +157,7 @@ pub struct JobHttp {
     /// Extra request headers, `Name: value`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http_headers: Vec<String>,
-    /// When the last run started; `None` for never.
+    /// When the last run ended (as the original); `None` for never.
     #[serde(default, with = "go_time")]
     pub last_run: Option<Timestamp>,
     /// When the next run is due; `None` when unknown.
