@@ -6,10 +6,13 @@
 //! The rooms: [`config`] (pure: INI dialect and typed model), [`schedule`] (pure: next
 //! run times), [`job`] (shared domain types), [`auth`] (pure: signatures and replay
 //! rules), [`store`] (files under `dir_base/var`), [`exec`] (runs one job),
-//! [`scheduler`] (the one owner of runtime state), [`http`] (thin API adapters) and
-//! [`daemon`] (the composition root).
+//! [`scheduler`] (the one owner of runtime state), [`http`] (thin API adapters),
+//! [`daemon`] (the composition root), [`client`] (the typed client of a server) and
+//! [`cli`] (the `karajo` command line).
 
 pub mod auth;
+pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -1,57 +1,17 @@
-//! The `karajo` command: parses the command line, sets up logging and runs the daemon
-//! from the library. Accepts the original's single-dash `-config FILE` as well as
-//! `--config FILE`.
+//! The `karajo` command: parses the command line ([`karajo::cli`]), and either runs a
+//! subcommand or sets up logging and serves with the daemon from the library. Accepts
+//! the original's single-dash `-config FILE` as well as `--config FILE`.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
-/// karajo runs jobs for servers: commands and HTTP requests on timers and signed web
-/// hooks, with a log for every run.
-#[derive(Debug, Parser)]
-#[command(name = "karajo", version, disable_version_flag = true)]
-struct Cli {
-    /// The main configuration file.
-    #[arg(
-        long,
-        short = 'c',
-        default_value = "/etc/karajo/karajo.conf",
-        global = true
-    )]
-    config: PathBuf,
-
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Print the version and exit.
-    #[command(alias = "VERSION", alias = "Version")]
-    Version,
-}
-
-/// Rewrites the original's Go-style flags (`-config FILE`, `-config=FILE`) into the
-/// double-dash form clap reads.
-fn go_style_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    args.into_iter()
-        .map(|arg| match arg.to_str() {
-            Some("-config") => OsString::from("--config"),
-            Some(s) if s.starts_with("-config=") => OsString::from(format!("-{s}")),
-            _ => arg,
-        })
-        .collect()
-}
+use karajo::cli::{self, LogFormat};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(go_style_args(std::env::args_os()));
-    if let Some(Command::Version) = cli.command {
-        println!("karajo version {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
+    let cli = cli::parse();
+    if let Some(command) = &cli.command {
+        return cli::run(&cli, command);
     }
-    init_logging();
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -59,9 +19,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    let result: anyhow::Result<()> = runtime.block_on(async {
         let daemon = karajo::Daemon::new(&cli.config).start().await?;
-        daemon.serve_until_signalled().await
+        daemon.serve_until_signalled().await?;
+        Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,29 +33,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("karajo=info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_style_config_flags_are_accepted() {
-        let args = ["karajo", "-config", "a.conf"].map(OsString::from);
-        let cli = Cli::parse_from(go_style_args(args));
-        assert_eq!(cli.config, PathBuf::from("a.conf"));
-        let args = ["karajo", "-config=b.conf"].map(OsString::from);
-        let cli = Cli::parse_from(go_style_args(args));
-        assert_eq!(cli.config, PathBuf::from("b.conf"));
-        let args = ["karajo", "--config", "c.conf", "version"].map(OsString::from);
-        let cli = Cli::parse_from(go_style_args(args));
-        assert!(matches!(cli.command, Some(Command::Version)));
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
     }
 }

@@ -1,6 +1,6 @@
 //! The one owner of runtime state. A single task holds every job's status, counters,
 //! timers and queues; it sleeps until the next due time (no polling) and takes
-//! [`Command`]s (run, pause, resume, cancel, reload, shutdown) over a channel. It
+//! commands (run, pause, resume, cancel, reload, shutdown) over a channel. It
 //! enforces the queue rules (idle starts now, one more is queued, further ones are
 //! refused) and `max_job_running`, starts runs, and records their ends. Readers (the
 //! HTTP API, later the UI and metrics) get cheap [`Snapshot`]s through a `watch`

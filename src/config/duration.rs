@@ -1,5 +1,5 @@
 //! Go `time.Duration` text: [`parse`] reads `time.ParseDuration` syntax (`300ms`,
-//! `1h30m`, `5m0s`, `1.5h`, `-1s`, `0`) and [`format`] writes `Duration.String` style
+//! `1h30m`, `5m0s`, `1.5h`, `-1s`, `0`) and [`format()`] writes `Duration.String` style
 //! (`5m0s`, `1h30m0s`, `1.5ms`). Values are [`jiff::SignedDuration`] limited to Go's
 //! range (a signed 64-bit count of nanoseconds); fractions are computed exactly as Go
 //! does, so text written by either program reads back to the same value.

@@ -4,6 +4,8 @@
 mod helpers;
 
 mod api;
+mod cli;
+mod client;
 mod exec;
 mod job_http;
 mod process;

@@ -1,0 +1,236 @@
+//! `karajo check`: loads the configuration exactly as the daemon would at start-up
+//! (through [`Daemon::load_config`]), prints every error and warning with its file and
+//! line, then when each job will run: the next five times of a schedule, the interval
+//! rule, or the web hook. It reads files only; it starts nothing.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::config::{Config, Diagnostic};
+use crate::schedule::Schedule;
+use crate::{Daemon, DaemonError};
+
+/// How many upcoming runs of a schedule are shown.
+pub const UPCOMING: usize = 5;
+
+/// Checks `config_file` as of `now` and writes the report to `out`. Returns whether the
+/// configuration has no error (warnings allowed).
+pub fn run(config_file: &Path, now: Timestamp, out: &mut dyn Write) -> io::Result<bool> {
+    match Daemon::new(config_file).load_config() {
+        Ok((config, _)) => {
+            print_diagnostics(out, &[], &config.warnings)?;
+            print_jobs(out, &config, now)?;
+            writeln!(
+                out,
+                "{}: {}, {}: OK{}",
+                config_file.display(),
+                plural(config.jobs.len(), "job"),
+                plural(config.http_jobs.len(), "HTTP job"),
+                match config.warnings.len() {
+                    0 => String::new(),
+                    n => format!(" ({})", plural(n, "warning")),
+                }
+            )?;
+            Ok(true)
+        }
+        Err(DaemonError::Config(problems)) => {
+            print_diagnostics(out, &problems.errors, &problems.warnings)?;
+            writeln!(
+                out,
+                "{}: {}, {}",
+                config_file.display(),
+                plural(problems.errors.len(), "error"),
+                plural(problems.warnings.len(), "warning"),
+            )?;
+            Ok(false)
+        }
+        Err(other) => {
+            writeln!(out, "error: {other}")?;
+            Ok(false)
+        }
+    }
+}
+
+fn print_diagnostics(
+    out: &mut dyn Write,
+    errors: &[Diagnostic],
+    warnings: &[Diagnostic],
+) -> io::Result<()> {
+    for error in errors {
+        writeln!(out, "error: {error}")?;
+    }
+    for warning in warnings {
+        writeln!(out, "warning: {warning}")?;
+    }
+    Ok(())
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// When one job runs.
+struct Timing<'a> {
+    schedule: Option<&'a Schedule>,
+    interval: Option<Duration>,
+    path: Option<&'a str>,
+}
+
+fn print_jobs(out: &mut dyn Write, config: &Config, now: Timestamp) -> io::Result<()> {
+    for job in &config.jobs {
+        writeln!(out, "job {:?} ({}):", job.name, job.id)?;
+        let timing = Timing {
+            schedule: job.schedule.as_ref(),
+            interval: job.interval,
+            path: job.path.as_deref(),
+        };
+        print_timing(out, &timing, now)?;
+    }
+    for job in &config.http_jobs {
+        writeln!(out, "job.http {:?} ({}):", job.name, job.id)?;
+        let timing = Timing {
+            schedule: job.schedule.as_ref(),
+            interval: job.interval,
+            path: None,
+        };
+        print_timing(out, &timing, now)?;
+    }
+    Ok(())
+}
+
+fn print_timing(out: &mut dyn Write, timing: &Timing<'_>, now: Timestamp) -> io::Result<()> {
+    let mut said = false;
+    if let Some(schedule) = timing.schedule {
+        writeln!(
+            out,
+            "  schedule {:?}: {}",
+            schedule.as_str(),
+            schedule.describe()
+        )?;
+        let tz = schedule.timezone();
+        let upcoming = schedule.upcoming(now, UPCOMING);
+        if upcoming.is_empty() {
+            writeln!(out, "    never due")?;
+        }
+        for at in upcoming {
+            writeln!(out, "    {}", show_time(at, tz))?;
+        }
+        said = true;
+    } else if let Some(interval) = timing.interval {
+        writeln!(
+            out,
+            "  every {} after the previous run ends",
+            super::short_duration(interval)
+        )?;
+        said = true;
+    }
+    if let Some(path) = timing.path {
+        writeln!(out, "  on web hook {path}")?;
+        said = true;
+    }
+    if !said {
+        writeln!(out, "  never: no schedule, interval or web hook path")?;
+    }
+    Ok(())
+}
+
+/// `2026-01-02 03:00:00 CET`: a due time in the schedule's zone.
+fn show_time(at: Timestamp, tz: &TimeZone) -> String {
+    at.to_zoned(tz.clone())
+        .strftime("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(conf: &str) -> (bool, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("karajo.conf");
+        let text = format!("[karajo]\ndir_base = {}\n{conf}", dir.path().display());
+        std::fs::write(&file, text).unwrap();
+        let mut out = Vec::new();
+        let now: Timestamp = "2023-01-09T00:00:30Z".parse().unwrap();
+        let ok = run(&file, now, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        (ok, text.replace(&dir.path().display().to_string(), "DIR"))
+    }
+
+    #[test]
+    fn a_good_configuration_shows_when_each_job_runs() {
+        let (ok, text) = check(
+            "secret = s\n\
+             [job \"hello\"]\ninterval = 5m\npath = /hello\ncommand = echo hi\n\
+             [job \"nightly\"]\nschedule = daily@03:00\ncommand = true\n\
+             [job \"hook\"]\npath = /hook\ncommand = true\n\
+             [job \"idle\"]\ncommand = true\n\
+             [job.http \"ping\"]\nhttp_url = /x\ninterval = 1h30m\n",
+        );
+        assert!(ok, "{text}");
+        let expected = "\
+job \"hello\" (hello):
+  every 5m after the previous run ends
+  on web hook /hello
+job \"hook\" (hook):
+  on web hook /hook
+job \"idle\" (idle):
+  never: no schedule, interval or web hook path
+job \"nightly\" (nightly):
+  schedule \"daily@03:00\": every day at 03:00 (UTC)
+    2023-01-09 03:00:00 UTC
+    2023-01-10 03:00:00 UTC
+    2023-01-11 03:00:00 UTC
+    2023-01-12 03:00:00 UTC
+    2023-01-13 03:00:00 UTC
+job.http \"ping\" (ping):
+  every 1h30m after the previous run ends
+DIR/karajo.conf: 4 jobs, 1 HTTP job: OK
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn errors_and_warnings_name_file_and_line() {
+        let (ok, text) = check(
+            "secret = s\nbogus_key = 1\n\
+             [job \"bad\"]\ninterval = 60\ncommand = true\n",
+        );
+        assert!(!ok, "{text}");
+        assert!(text.contains("error: DIR/karajo.conf:6:"), "{text}");
+        assert!(text.contains("warning: DIR/karajo.conf:4:"), "{text}");
+        assert!(text.ends_with("1 error, 1 warning\n"), "{text}");
+    }
+
+    #[test]
+    fn a_job_without_commands_is_an_error_as_for_the_daemon() {
+        let (ok, text) = check("secret = s\n[job \"empty\"]\ninterval = 5m\n");
+        assert!(!ok, "{text}");
+        assert!(text.contains("error: DIR/karajo.conf:4: job \"empty\": no command"));
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let mut out = Vec::new();
+        let ok = run(
+            Path::new("/nonexistent/karajo.conf"),
+            Timestamp::now(),
+            &mut out,
+        )
+        .unwrap();
+        assert!(!ok);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("error: /nonexistent/karajo.conf"),
+            "{text}"
+        );
+    }
+}

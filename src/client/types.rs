@@ -1,0 +1,319 @@
+//! The answers of the karajo API as typed values (spec 4.3): the environment, command
+//! jobs, HTTP jobs and logs. They read the original's JSON (Go's zero time for "never",
+//! durations in integer nanoseconds, log content in base64) and write it back the same
+//! way, so `karajo job ... --json` prints what the server sent.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// `GET /karajo/api/environment`: the server's settings and every job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Env {
+    /// Command jobs by name.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobExec>,
+    /// HTTP jobs by name.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub http_jobs: BTreeMap<String, JobHttp>,
+    /// `[karajo] name`.
+    #[serde(default)]
+    pub name: String,
+    /// `[karajo] listen_address`.
+    #[serde(default)]
+    pub listen_address: String,
+    /// `[karajo] dir_base`.
+    #[serde(default)]
+    pub dir_base: String,
+    /// `[karajo] dir_public`.
+    #[serde(default)]
+    pub dir_public: String,
+    /// The server's version.
+    #[serde(default)]
+    pub version: String,
+    /// Default timeout of HTTP jobs.
+    #[serde(default, with = "nanos")]
+    pub http_timeout: Duration,
+    /// How many command job runs execute at once.
+    #[serde(default)]
+    pub max_job_running: u64,
+    /// `[karajo] is_development`.
+    #[serde(default)]
+    pub is_development: bool,
+}
+
+impl Env {
+    /// The command job whose id is `id`.
+    pub fn job_exec(&self, id: &str) -> Option<&JobExec> {
+        self.jobs.values().find(|job| job.id == id)
+    }
+}
+
+/// A log in a job's `logs` list (no content).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSummary {
+    /// The job's id.
+    pub job_id: String,
+    /// The log's name: `<id>.<counter>.<status>`, or `<id>.<counter>` while it runs.
+    pub name: String,
+    /// `running`, `success`, `failed`, `canceled` or `paused`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    /// The run's counter.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub counter: u64,
+}
+
+/// A whole log, from the log endpoints; `content` is decoded from base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLog {
+    /// The job's id.
+    pub job_id: String,
+    /// The log's name.
+    pub name: String,
+    /// The run's status.
+    pub status: String,
+    /// The run's counter.
+    pub counter: u64,
+    /// The log's bytes.
+    #[serde(with = "base64_bytes")]
+    pub content: Vec<u8>,
+}
+
+/// A command job (`[job "..."]`, the original's `JobExec`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobExec {
+    /// Web hook path (`/hello`); empty when the job has none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// `hmac-sha256`, `github` or `sourcehut`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub auth_kind: String,
+    /// The header of `hmac-sha256` web hook signatures.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub header_sign: String,
+    /// The shell commands.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
+    /// When the last run ended (as the original); `None` for never.
+    #[serde(default, with = "go_time")]
+    pub last_run: Option<Timestamp>,
+    /// When the next run is due; `None` when unknown.
+    #[serde(default, with = "go_time")]
+    pub next_run: Option<Timestamp>,
+    /// The id.
+    pub id: String,
+    /// The name, as configured.
+    pub name: String,
+    /// The description (HTML).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The status; empty after a resume on the original.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    /// The schedule as written.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub schedule: String,
+    /// `[notif]` names told about a success.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notif_on_success: Vec<String>,
+    /// `[notif]` names told about a failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notif_on_failed: Vec<String>,
+    /// The logs kept, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogSummary>,
+    /// The interval; zero when the job has none.
+    #[serde(default, with = "nanos", skip_serializing_if = "Duration::is_zero")]
+    pub interval: Duration,
+    /// How many logs are kept.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub log_retention: u64,
+    /// The run time limit; zero when unset (karajo-rs only).
+    #[serde(default, with = "nanos", skip_serializing_if = "Duration::is_zero")]
+    pub timeout: Duration,
+    /// The schedule's time zone when not UTC (karajo-rs only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub timezone: String,
+}
+
+/// An HTTP job (`[job.http "..."]`, the original's `JobHTTP`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobHttp {
+    /// The header that receives the request's signature.
+    #[serde(default)]
+    pub header_sign: String,
+    /// `GET`, `POST`, `PUT` or `DELETE`.
+    #[serde(default)]
+    pub http_method: String,
+    /// The URL requested.
+    #[serde(default)]
+    pub http_url: String,
+    /// `query`, `form` or `json`.
+    #[serde(default)]
+    pub http_request_type: String,
+    /// Extra request headers, `Name: value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_headers: Vec<String>,
+    /// When the last run ended (as the original); `None` for never.
+    #[serde(default, with = "go_time")]
+    pub last_run: Option<Timestamp>,
+    /// When the next run is due; `None` when unknown.
+    #[serde(default, with = "go_time")]
+    pub next_run: Option<Timestamp>,
+    /// The id.
+    pub id: String,
+    /// The name, as configured.
+    pub name: String,
+    /// The description (HTML).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The status.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    /// The schedule as written.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub schedule: String,
+    /// `[notif]` names told about a success.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notif_on_success: Vec<String>,
+    /// `[notif]` names told about a failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notif_on_failed: Vec<String>,
+    /// The logs kept, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogSummary>,
+    /// The interval; zero when the job has none.
+    #[serde(default, with = "nanos", skip_serializing_if = "Duration::is_zero")]
+    pub interval: Duration,
+    /// How many logs are kept.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub log_retention: u64,
+    /// The request timeout.
+    #[serde(default, with = "nanos")]
+    pub http_timeout: Duration,
+    /// TLS certificates are not checked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http_insecure: bool,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+/// `null` reads as the default value (the original writes `null` for an empty map).
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Go's `time.Time` in JSON: RFC 3339, with the zero time `0001-01-01T00:00:00Z` for
+/// "never".
+mod go_time {
+    use jiff::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const ZERO: &str = "0001-01-01T00:00:00Z";
+
+    pub fn serialize<S: Serializer>(at: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(t) => s.serialize_str(&t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            None => s.serialize_str(ZERO),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+        let text = Option::<String>::deserialize(d)?.unwrap_or_default();
+        if text.is_empty() || text.starts_with("0001-01-01T") {
+            return Ok(None);
+        }
+        text.parse::<Timestamp>()
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("time {text:?}: {e}")))
+    }
+}
+
+/// Go's `time.Duration` in JSON: integer nanoseconds. Negative values read as zero.
+mod nanos {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let n = Option::<i64>::deserialize(d)?.unwrap_or(0);
+        Ok(Duration::from_nanos(u64::try_from(n).unwrap_or(0)))
+    }
+}
+
+/// Bytes as standard, padded base64 (the log endpoints' `content`).
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = Option::<String>::deserialize(d)?.unwrap_or_default();
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| serde::de::Error::custom(format!("content is not base64: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_reads_and_writes_the_original_json() {
+        let text = r#"{"path":"/test-job-success","auth_kind":"hmac-sha256","header_sign":"X-Karajo-Sign","commands":["echo ok"],"last_run":"2023-01-09T00:00:00Z","next_run":"0001-01-01T00:00:00Z","id":"test_job_success","name":"Test job success","status":"success","logs":[{"job_id":"test_job_success","name":"test_job_success.1.success","status":"success","counter":1}],"interval":60000000000,"log_retention":5}"#;
+        let job: JobExec = serde_json::from_str(text).unwrap();
+        assert_eq!(job.id, "test_job_success");
+        assert_eq!(job.last_run, Some("2023-01-09T00:00:00Z".parse().unwrap()));
+        assert_eq!(job.next_run, None);
+        assert_eq!(job.interval, Duration::from_secs(60));
+        assert_eq!(job.logs[0].counter, 1);
+        assert_eq!(serde_json::to_string(&job).unwrap(), text);
+    }
+
+    #[test]
+    fn a_log_content_is_decoded_from_base64() {
+        let text = r#"{"job_id":"x","name":"x.1.success","status":"success","counter":1,"content":"aGVsbG8K"}"#;
+        let log: JobLog = serde_json::from_str(text).unwrap();
+        assert_eq!(log.content, b"hello\n");
+        assert_eq!(serde_json::to_string(&log).unwrap(), text);
+        let bad = text.replace("aGVsbG8K", "not base64!");
+        assert!(serde_json::from_str::<JobLog>(&bad).is_err());
+    }
+
+    #[test]
+    fn an_http_job_reads_the_spec_shape() {
+        let text = r#"{"header_sign":"X-Karajo-Sign","http_method":"POST","http_url":"/x","http_request_type":"json","http_headers":["X: Y"],"last_run":"2023-01-09T00:00:00Z","next_run":"2023-01-09T00:01:00Z","id":"test_success","name":"Test success","interval":60000000000,"log_retention":5,"http_timeout":300000000000}"#;
+        let job: JobHttp = serde_json::from_str(text).unwrap();
+        assert_eq!(job.http_headers, ["X: Y"]);
+        assert_eq!(job.http_timeout, Duration::from_secs(300));
+        assert!(!job.http_insecure);
+        assert_eq!(serde_json::to_string(&job).unwrap(), text);
+    }
+
+    #[test]
+    fn an_environment_accepts_null_http_jobs() {
+        let env: Env =
+            serde_json::from_str(r#"{"jobs":{},"http_jobs":null,"name":"k","version":"1"}"#)
+                .unwrap();
+        assert!(env.http_jobs.is_empty());
+        assert_eq!(env.name, "k");
+    }
+}

@@ -1,0 +1,321 @@
+//! The command line run as a process (assert_cmd): `check` on good and bad
+//! configurations, `sign` against the README vector, `job` and `job-http` against a
+//! daemon started in-process, and `--log-format json` of a served daemon.
+
+use std::io::BufRead as _;
+use std::process::{Output, Stdio};
+
+use crate::helpers::*;
+
+/// `karajo` with `args`, without the caller's KARAJO_* variables, run off the async
+/// runtime so the in-process daemon keeps serving.
+async fn karajo(args: Vec<String>, stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let stdin = stdin.map(str::to_string);
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("karajo");
+        cmd.env_remove("KARAJO_SECRET")
+            .env_remove("KARAJO_SERVER")
+            .env("NO_COLOR", "1")
+            .args(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        if let Some(input) = stdin {
+            cmd.write_stdin(input);
+        }
+        cmd.output().expect("karajo runs")
+    })
+    .await
+    .expect("join")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn version_prints_the_version() {
+    let out = karajo(args(&["version"]), None, &[]).await;
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        format!("karajo version {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
+async fn check_a_good_configuration_shows_the_next_five_runs() {
+    let dir = TestDir::new(
+        r#"
+[job "nightly"]
+schedule = daily@03:00
+command = echo night
+
+[job "hello"]
+interval = 5m
+path = /hello
+command = echo hi
+"#,
+    );
+    let file = dir.config_file().display().to_string();
+    let out = karajo(args(&["check", "-config", &file]), None, &[]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(
+            "job \"hello\" (hello):\n  every 5m after the previous run ends\n  on web hook /hello\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("schedule \"daily@03:00\": every day at 03:00 (UTC)"),
+        "{stdout}"
+    );
+    let runs: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("    ") && l.ends_with(" 03:00:00 UTC"))
+        .collect();
+    assert_eq!(runs.len(), 5, "{stdout}");
+    assert!(
+        stdout.ends_with(&format!("{file}: 2 jobs, 0 HTTP jobs: OK\n")),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn check_a_bad_configuration_names_file_and_line_and_exits_1() {
+    let dir =
+        TestDir::new("[job \"bad\"]\nschedule = weekly@funday\ncommand = true\nwhat = ever\n");
+    let file = dir.config_file().display().to_string();
+    // The [karajo] section written by TestDir takes lines 1 to 5, then an empty line.
+    let out = karajo(args(&["--config", &file, "check"]), None, &[]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains(&format!("error: {file}:8: ")), "{stdout}");
+    assert!(stdout.contains("funday"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("warning: {file}:10: ")),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("1 error, 1 warning\n"), "{stdout}");
+}
+
+#[tokio::test]
+async fn sign_prints_the_header_of_the_readme_vector() {
+    let payload = r#"{"_karajo_epoch":1677350854}"#;
+    let hex = "fef16cabebdcbdcc7fdbfb9bd5a01c00803af7568a05054e87b2239f84f38c54";
+    let out = karajo(args(&["sign", "--secret", "s3cret"]), Some(payload), &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("X-Karajo-Sign: {hex}\n"));
+
+    let out = karajo(
+        args(&["sign", "--kind", "github"]),
+        Some(payload),
+        &[("KARAJO_SECRET", "s3cret")],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("X-Hub-Signature-256: sha256={hex}\n")
+    );
+
+    let out = karajo(
+        args(&["sign", "--secret", "s3cret", "--header", "X-Sign"]),
+        Some(payload),
+        &[],
+    )
+    .await;
+    assert_eq!(text(&out.stdout), format!("X-Sign: {hex}\n"));
+
+    // No secret at all: a usage error.
+    let out = karajo(args(&["sign"]), Some(payload), &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--secret"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+const JOBS: &str = r#"
+[job "Test job success"]
+path = /test-job-success
+command = echo "Counter is $KARAJO_JOB_COUNTER"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_run_pause_and_log_against_a_daemon() {
+    let dir = TestDir::new(JOBS);
+    let d = TestDaemon::start(&dir).await;
+    let server = d.base_url.clone();
+    let job = |list: &[&str]| {
+        let mut all = vec!["job".to_string()];
+        all.extend(args(list));
+        all.extend(args(&["--server", &server]));
+        all
+    };
+    let secret = [("KARAJO_SECRET", SECRET)];
+
+    let out = karajo(job(&["run", "/test-job-success"]), None, &secret).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.starts_with("id:       test_job_success\nname:     Test job success\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("web hook: /test-job-success (hmac-sha256)\n"),
+        "{stdout}"
+    );
+    let log = dir.wait_log("test_job_success", 1, "success").await;
+
+    let out = karajo(job(&["log", "test_job_success", "1"]), None, &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), log);
+    assert!(log.contains("Counter is 1"), "{log}");
+    // Without a counter: the newest log.
+    let out = karajo(job(&["log", "test_job_success"]), None, &[]).await;
+    assert_eq!(text(&out.stdout), log);
+    let out = karajo(job(&["log", "test_job_success", "1", "--json"]), None, &[]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["name"], "test_job_success.1.success");
+    assert_eq!(json["counter"], 1);
+
+    let out = karajo(job(&["pause", "test_job_success"]), None, &secret).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("status:   paused\n"), "{stdout}");
+    assert!(
+        stdout.contains("  #1     success   test_job_success.1.success\n"),
+        "{stdout}"
+    );
+
+    let out = karajo(job(&["run", "/test-job-success"]), None, &secret).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "karajo: job is paused (code 412, ERR_JOB_PAUSED)\n"
+    );
+
+    let out = karajo(
+        job(&["resume", "test_job_success", "--json"]),
+        None,
+        &secret,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["id"], "test_job_success");
+    assert_ne!(json["status"], "paused");
+
+    let out = karajo(job(&["list"]), None, &[]).await;
+    assert!(
+        text(&out.stdout).starts_with("test_job_success "),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Signed calls need the secret; a wrong one is the server's 401.
+    let out = karajo(job(&["pause", "test_job_success"]), None, &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("give --secret or set KARAJO_SECRET"));
+    let out = karajo(
+        job(&["pause", "test_job_success", "--secret", "wrong"]),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        text(&out.stderr),
+        "karajo: empty or invalid signature (code 401)\n"
+    );
+    let out = karajo(job(&["run", "/nope"]), None, &secret).await;
+    assert_eq!(text(&out.stderr), "karajo: job not found: /nope\n");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_http_get_pause_and_resume_against_a_daemon() {
+    let dir = TestDir::new(
+        r#"
+[job.http "Test success"]
+http_url = /karajo/api/environment
+interval = 1h
+"#,
+    );
+    let d = TestDaemon::start(&dir).await;
+    let server = d.base_url.clone();
+    let call = |list: &[&str]| {
+        let mut all = vec!["job-http".to_string()];
+        all.extend(args(list));
+        all.extend(args(&["--server", &server, "--secret", SECRET]));
+        all
+    };
+    let out = karajo(call(&["get", "test_success"]), None, &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("request:  GET /karajo/api/environment\n"));
+    let out = karajo(call(&["pause", "test_success"]), None, &[]).await;
+    assert!(
+        text(&out.stdout).contains("status:   paused\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = karajo(call(&["resume", "test_success", "--json"]), None, &[]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Resumed, it shows its last run's status (running or done), no longer paused.
+    assert_eq!(json["id"], "test_success");
+    assert_ne!(json["status"], "paused");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn log_format_json_writes_one_json_object_per_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = TestDir::new(&format!("[karajo]\nlisten_address = 127.0.0.1:{port}\n"));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("karajo"))
+        .args(["-config", &dir.config_file().display().to_string()])
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            let done = line.contains("listening");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    });
+    let lines = tokio::time::timeout(TIMEOUT, reader).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let lines = lines.expect("the daemon logs that it listens").unwrap();
+    assert!(
+        lines.last().is_some_and(|l| l.contains("listening")),
+        "{lines:?}"
+    );
+    for line in &lines {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(event["level"].is_string(), "{line}");
+    }
+}
