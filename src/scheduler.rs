@@ -95,6 +95,30 @@ impl JobDef {
         }
     }
 
+    /// `description`.
+    pub fn description(&self) -> &str {
+        match self {
+            Self::Exec { config, .. } => &config.description,
+            Self::Http { config, .. } => &config.description,
+        }
+    }
+
+    /// `notif_on_success`, `notif_on_failed` and `notif_on_recover`, in that order.
+    pub fn notif_lists(&self) -> [&[String]; 3] {
+        match self {
+            Self::Exec { config, .. } => [
+                &config.notif_on_success,
+                &config.notif_on_failed,
+                &config.notif_on_recover,
+            ],
+            Self::Http { config, .. } => [
+                &config.notif_on_success,
+                &config.notif_on_failed,
+                &config.notif_on_recover,
+            ],
+        }
+    }
+
     /// `log_retention`.
     pub fn log_retention(&self) -> usize {
         match self {

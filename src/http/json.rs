@@ -150,41 +150,33 @@ pub struct JobBaseJson<'a> {
     timezone: &'a str,
 }
 
-/// The parts of a job configuration the base fields come from.
-struct BaseConfig<'a> {
-    description: &'a str,
-    schedule: Option<&'a crate::schedule::Schedule>,
-    notif_on_success: &'a [String],
-    notif_on_failed: &'a [String],
-    interval: Option<std::time::Duration>,
-    log_retention: usize,
-}
-
 impl<'a> JobBaseJson<'a> {
-    fn new(view: &'a JobView, cfg: BaseConfig<'a>) -> Self {
+    fn new(view: &'a JobView) -> Self {
+        let def = &view.def;
         let id = view.id().as_str();
-        let timezone = cfg
-            .schedule
+        let schedule = def.schedule();
+        let timezone = schedule
             .and_then(|s| s.timezone().iana_name())
             .filter(|name| *name != "UTC")
             .unwrap_or("");
+        let [notif_on_success, notif_on_failed, _] = def.notif_lists();
         Self {
             last_run: time(view.last_run),
             next_run: time(view.next_run),
             id,
             name: view.name(),
-            description: cfg.description,
+            description: def.description(),
             status: view.status.as_str(),
-            schedule: cfg.schedule.map_or("", |s| s.as_str()),
-            notif_on_success: cfg.notif_on_success,
-            notif_on_failed: cfg.notif_on_failed,
+            schedule: schedule.map_or("", |s| s.as_str()),
+            notif_on_success,
+            notif_on_failed,
             logs: view
                 .logs
                 .iter()
                 .map(|l| LogSummaryJson::new(id, *l))
                 .collect(),
-            interval: cfg.interval.map_or(0, |d| d.as_nanos()),
-            log_retention: cfg.log_retention,
+            interval: def.interval().map_or(0, |d| d.as_nanos()),
+            log_retention: def.log_retention(),
             timezone,
         }
     }
@@ -220,20 +212,12 @@ impl<'a> JobExecJson<'a> {
         let JobDef::Exec { config: cfg, .. } = &view.def else {
             return None;
         };
-        let base = BaseConfig {
-            description: &cfg.description,
-            schedule: cfg.schedule.as_ref(),
-            notif_on_success: &cfg.notif_on_success,
-            notif_on_failed: &cfg.notif_on_failed,
-            interval: cfg.interval,
-            log_retention: cfg.log_retention,
-        };
         Some(Self {
             path: cfg.path.as_deref().unwrap_or(""),
             auth_kind: cfg.auth_kind.as_str(),
             header_sign: &cfg.header_sign,
             commands: &cfg.commands,
-            base: JobBaseJson::new(view, base),
+            base: JobBaseJson::new(view),
             timeout: cfg.timeout.map_or(0, |d| d.as_nanos()),
         })
     }
@@ -261,21 +245,13 @@ impl<'a> JobHttpJson<'a> {
         let JobDef::Http { config: cfg, .. } = &view.def else {
             return None;
         };
-        let base = BaseConfig {
-            description: &cfg.description,
-            schedule: cfg.schedule.as_ref(),
-            notif_on_success: &cfg.notif_on_success,
-            notif_on_failed: &cfg.notif_on_failed,
-            interval: cfg.interval,
-            log_retention: cfg.log_retention,
-        };
         Some(Self {
             header_sign: &cfg.header_sign,
             http_method: &cfg.http_method_text,
             http_url: &cfg.http_url,
             http_request_type: &cfg.http_request_type_text,
             http_headers: &cfg.http_header_lines,
-            base: JobBaseJson::new(view, base),
+            base: JobBaseJson::new(view),
             http_timeout: cfg.http_timeout.map_or(0, |d| d.as_nanos()),
             http_insecure: cfg.http_insecure,
         })
