@@ -1,5 +1,5 @@
 //! The composition root: loads the configuration, restores the jobs' state from disk,
-//! starts the scheduler and the HTTP server, and ties their lifecycle to signals
+//! starts the notifier, the scheduler and the HTTP server, and ties their lifecycle to signals
 //! (SIGTERM/SIGINT stop, SIGHUP reloads). Tests start it in-process on a temporary
 //! `dir_base` and `127.0.0.1:0`.
 
@@ -20,6 +20,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors, Diagnostic};
 use crate::exec::JobFn;
 use crate::http::{self, AppState, LiveConfig};
+use crate::notify::{Notifier, NotifierOptions};
 use crate::scheduler::{self, JobDef, SchedulerHandle, SchedulerOptions};
 use crate::store::{Layout, StateFile};
 
@@ -154,12 +155,18 @@ impl Daemon {
         })?
         .map_err(io_error("cannot restore the jobs' logs"))?;
         let max_job_running = config.max_job_running;
+        let notifier = Notifier::start(NotifierOptions::new(
+            layout.lib_dir().join("notify"),
+            config.notifs.clone(),
+            public_url(&config, local_addr),
+        ));
         let (scheduler, scheduler_task) = scheduler::spawn(SchedulerOptions {
             layout: layout.clone(),
             clock: self.clock.clone(),
             max_job_running,
             jobs: restored,
             state,
+            notifier: Some(notifier.clone()),
         });
 
         let (live_tx, live_rx) = watch::channel(Arc::new(LiveConfig::new(config)));
@@ -191,8 +198,18 @@ impl Daemon {
             live: live_tx,
             stop_http,
             server_task,
+            notifier,
         })
     }
+}
+
+/// The base URL of log links in notifications: `public_url`, or the address the
+/// server listens on.
+fn public_url(config: &Config, local_addr: SocketAddr) -> String {
+    config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local_addr}"))
 }
 
 /// The jobs to schedule: each configured job with its registered function, if any.
@@ -260,6 +277,7 @@ pub struct RunningDaemon {
     live: watch::Sender<Arc<LiveConfig>>,
     stop_http: CancellationToken,
     server_task: JoinHandle<()>,
+    notifier: Notifier,
 }
 
 impl std::fmt::Debug for RunningDaemon {
@@ -281,6 +299,11 @@ impl RunningDaemon {
         &self.scheduler
     }
 
+    /// The notification queue (its counters, for metrics).
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
     /// The configuration file in use.
     pub fn config_file(&self) -> &Path {
         &self.builder.config_file
@@ -300,6 +323,8 @@ impl RunningDaemon {
             tracing::warn!("listen_address and dir_base changes take effect only after a restart");
         }
         let max_job_running = config.max_job_running;
+        self.notifier
+            .reload(config.notifs.clone(), public_url(&config, self.local_addr));
         self.live.send_replace(Arc::new(LiveConfig::new(config)));
         self.scheduler.reload(defs, max_job_running).await;
         tracing::info!("configuration reloaded");
@@ -311,6 +336,7 @@ impl RunningDaemon {
     pub async fn shutdown(self) {
         self.scheduler.shutdown().await;
         let _ = self.scheduler_task.await;
+        self.notifier.shutdown().await;
         self.stop_http.cancel();
         if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, self.server_task)
             .await

@@ -6,7 +6,8 @@
 //! The rooms: [`config`] (pure: INI dialect and typed model), [`schedule`] (pure: next
 //! run times), [`job`] (shared domain types), [`auth`] (pure: signatures and replay
 //! rules), [`store`] (files under `dir_base/var`), [`exec`] (runs one job),
-//! [`scheduler`] (the one owner of runtime state), [`http`] (thin API adapters) and
+//! [`scheduler`] (the one owner of runtime state), [`notify`] (mail and webhook
+//! notifications), [`http`] (thin API adapters) and
 //! [`daemon`] (the composition root).
 
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod daemon;
 pub mod exec;
 pub mod http;
 pub mod job;
+pub mod notify;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;

@@ -16,6 +16,7 @@ use super::{Command, JobDef, JobView, LogSummary, SchedulerHandle, Snapshot, Tri
 use crate::clock::SharedClock;
 use crate::exec::{RunContext, WebhookRequest};
 use crate::job::{JobId, JobKind, RunStatus, Trigger};
+use crate::notify::Notifier;
 use crate::schedule::interval_next;
 use crate::store::{JobState, Layout, LogEntry, RunLogWriter, StateFile, run_log};
 
@@ -35,6 +36,8 @@ pub struct SchedulerOptions {
     pub jobs: Vec<RestoredJob>,
     /// The state file as loaded (kept for jobs added on reload).
     pub state: StateFile,
+    /// Where finished runs are reported for notifications; `None` sends none.
+    pub notifier: Option<Notifier>,
 }
 
 /// Starts the scheduler task. The returned handle talks to it; the join handle ends
@@ -61,6 +64,7 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
         state: opts.state,
         changed: true,
         stopping: None,
+        notifier: opts.notifier,
     };
     for job in opts.jobs {
         rt.insert(job, now);
@@ -176,6 +180,7 @@ struct Runtime {
     changed: bool,
     /// Set once shutdown began: who to tell when the last run is recorded.
     stopping: Option<Vec<oneshot::Sender<()>>>,
+    notifier: Option<Notifier>,
 }
 
 impl Runtime {
@@ -294,6 +299,13 @@ impl Runtime {
         let counter = job.counter;
         let kind = JobKind::Exec;
         let log_dir = self.layout.log_dir(kind, id);
+        // The last completed run, for notif_on_recover (before pruning its log).
+        let previous = job
+            .logs
+            .iter()
+            .rev()
+            .map(|l| l.status)
+            .find(|s| matches!(s, RunStatus::Success | RunStatus::Failed));
         // Room for the new log within the retention.
         let keep = job.def.config.log_retention.saturating_sub(1);
         if let Err(err) = run_log::prune(&mut job.logs, keep) {
@@ -343,6 +355,8 @@ impl Runtime {
             writer,
             cancel,
             clock: self.clock.clone(),
+            notifier: self.notifier.clone(),
+            previous,
         };
         tokio::spawn(run::execute(plan, self.finished_tx.clone()));
     }
