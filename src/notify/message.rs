@@ -273,8 +273,8 @@ pub fn subject(run: &RunInfo) -> String {
     )
 }
 
-/// The mail body: the log, and when it was cut, a first line saying so with the
-/// address of the whole log.
+/// The mail body: the log (without its last line break, which the message adds),
+/// and when it was cut, a first line saying so with the address of the whole log.
 pub fn mail_body(run: &RunInfo) -> String {
     let mut body = String::with_capacity(run.log_tail.len() + 256);
     if run.log_truncated {
@@ -283,10 +283,8 @@ pub fn mail_body(run: &RunInfo) -> String {
             run.log_size, run.log_url
         ));
     }
-    body.push_str(&run.log_tail);
-    if !body.ends_with('\n') {
-        body.push('\n');
-    }
+    // The message ends with a line break of its own (spec 8: the log + CRLF).
+    body.push_str(run.log_tail.strip_suffix('\n').unwrap_or(&run.log_tail));
     body
 }
 
@@ -473,7 +471,7 @@ mod tests {
         std::fs::write(&path, "a\nb\n").unwrap();
         let run = run_info(&rec, "http://k");
         assert!(!run.log_truncated);
-        assert_eq!(mail_body(&run), "a\nb\n");
+        assert_eq!(mail_body(&run), "a\nb");
         assert_eq!(webhook_tail(&run), ("a\nb\n".to_string(), false));
     }
 

@@ -485,9 +485,9 @@ impl Worker {
         let err = match result {
             Ok(()) => {
                 tracing::info!(job = %job, counter, notif = %notif, "notification sent");
+                self.forget(&item, Disposal::Remove).await;
                 NotifyStats::add(&self.stats.sent, 1);
                 self.stats.done();
-                self.forget(&item, Disposal::Remove).await;
                 return;
             }
             Err(err) => err,
@@ -501,9 +501,9 @@ impl Worker {
                 "given up: retrying cannot help"
             };
             tracing::error!(job = %job, counter, notif = %notif, failures = item.failures + 1, %err, "notification {why}");
+            self.forget(&item, Disposal::Bury).await;
             NotifyStats::add(&self.stats.failed, 1);
             self.stats.done();
-            self.forget(&item, Disposal::Bury).await;
             return;
         }
         item.failures += 1;

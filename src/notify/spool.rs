@@ -7,6 +7,7 @@
 
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use jiff::Timestamp;
 
@@ -15,6 +16,8 @@ use crate::store::sync_dir;
 
 /// Where given-up notifications go, below the spool.
 const FAILED_DIR: &str = "failed";
+/// Temporary files older than this were left by a crash.
+const STALE_TMP: Duration = Duration::from_secs(3600);
 
 /// A spool directory.
 #[derive(Debug, Clone)]
@@ -82,7 +85,7 @@ impl Spool {
 
     /// Reads every spooled notification (a missing directory is an empty spool).
     /// Unreadable files are renamed `<name>.bad` and listed in [`Loaded::bad`];
-    /// left-over temporary files are deleted.
+    /// temporary files left by a crash (older than an hour) are deleted.
     pub fn load(&self) -> io::Result<Loaded> {
         let mut loaded = Loaded::default();
         let entries = match std::fs::read_dir(&self.dir) {
@@ -99,7 +102,10 @@ impl Spool {
         for name in names {
             let path = self.dir.join(&name);
             if name.starts_with(".tmp-") {
-                let _ = std::fs::remove_file(&path);
+                // Being written now, or left by a crash: deleted once clearly stale.
+                if is_older_than(&path, STALE_TMP) {
+                    let _ = std::fs::remove_file(&path);
+                }
                 continue;
             }
             if !name.ends_with(".json") {
@@ -121,6 +127,14 @@ impl Spool {
         }
         Ok(loaded)
     }
+}
+
+fn is_older_than(path: &Path, age: Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|elapsed| elapsed > age)
 }
 
 #[cfg(test)]
@@ -163,7 +177,10 @@ mod tests {
         assert_eq!(loaded.pending[0].1, p);
         assert_eq!(loaded.bad.len(), 1);
         assert!(spool.dir().join("zz.json.bad").exists());
-        assert!(!spool.dir().join(".tmp-x.json").exists());
+        assert!(
+            spool.dir().join(".tmp-x.json").exists(),
+            "maybe being written"
+        );
         spool.remove(&a).unwrap();
         spool.remove(&a).unwrap();
         let buried = spool.bury(&b).unwrap();

@@ -5,6 +5,7 @@ mod helpers;
 
 mod api;
 mod exec;
+mod notify;
 mod process;
 mod schedule;
 mod store;
