@@ -3,8 +3,8 @@
 //! sections; after each run that ends `success` or `failed` (never `canceled`) the
 //! runner hands a [`RunRecord`] to the [`Notifier`], which spools one notification per
 //! chosen notif (`var/lib/karajo/notify/`, so none is lost to a restart) and delivers
-//! it in the background — a mail through SMTP ([`email`]) or a signed JSON `POST`
-//! ([`webhook`]) — retrying with backoff for 24 hours. It never blocks start-up or a
+//! it in the background — a mail through SMTP (`email`) or a signed JSON `POST`
+//! (`webhook`) — retrying with backoff for 24 hours. It never blocks start-up or a
 //! run on a server being reachable. It knows nothing of schedulers or job configs:
 //! any job kind reports its runs through the same record.
 
