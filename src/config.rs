@@ -10,6 +10,7 @@ pub mod ini;
 mod jobs;
 mod load;
 pub mod model;
+pub mod notif;
 mod settings;
 
 #[cfg(test)]
@@ -21,3 +22,4 @@ pub use model::{
     Config, ConfigErrors, Diagnostic, HttpMethod, HttpRequestType, JobExecConfig, JobHttpConfig,
     NotifConfig, UserConfig,
 };
+pub use notif::{EmailNotif, NotifKind, SmtpSecurity, SmtpServer, WebhookNotif};

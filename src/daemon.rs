@@ -1,5 +1,5 @@
 //! The composition root: loads the configuration, restores the jobs' state from disk,
-//! starts the scheduler and the HTTP server, and ties their lifecycle to signals
+//! starts the notifier, the scheduler and the HTTP server, and ties their lifecycle to signals
 //! (SIGTERM/SIGINT stop, SIGHUP reloads). Tests start it in-process on a temporary
 //! `dir_base` and `127.0.0.1:0`.
 
@@ -21,6 +21,7 @@ use crate::config::{self, Config, ConfigErrors, Diagnostic};
 use crate::exec::JobFn;
 use crate::http::{self, AppState, LiveConfig};
 use crate::metrics::Metrics;
+use crate::notify::{Notifier, NotifierOptions};
 use crate::scheduler::{self, JobDef, SchedulerHandle, SchedulerOptions};
 use crate::store::{Layout, StateFile};
 
@@ -165,7 +166,12 @@ impl Daemon {
         })?
         .map_err(io_error("cannot restore the jobs' logs"))?;
         let max_job_running = config.max_job_running;
-        let metrics = Arc::new(Metrics::default());
+        let notifier = Notifier::start(NotifierOptions::new(
+            layout.lib_dir().join("notify"),
+            config.notifs.clone(),
+            public_url(&config, local_addr),
+        ));
+        let metrics = Arc::new(Metrics::new(Some(notifier.stats_handle())));
         let (scheduler, scheduler_task) = scheduler::spawn(SchedulerOptions {
             layout: layout.clone(),
             clock: self.clock.clone(),
@@ -173,6 +179,7 @@ impl Daemon {
             jobs: restored,
             state,
             metrics: metrics.clone(),
+            notifier: Some(notifier.clone()),
         });
 
         let (live_tx, live_rx) = watch::channel(Arc::new(LiveConfig::new(config)));
@@ -205,8 +212,18 @@ impl Daemon {
             live: live_tx,
             stop_http,
             server_task,
+            notifier,
         })
     }
+}
+
+/// The base URL of log links in notifications: `public_url`, or the address the
+/// server listens on.
+fn public_url(config: &Config, local_addr: SocketAddr) -> String {
+    config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local_addr}"))
 }
 
 /// The jobs to schedule: each command job with its registered function, if any, and
@@ -289,6 +306,7 @@ pub struct RunningDaemon {
     live: watch::Sender<Arc<LiveConfig>>,
     stop_http: CancellationToken,
     server_task: JoinHandle<()>,
+    notifier: Notifier,
 }
 
 impl std::fmt::Debug for RunningDaemon {
@@ -310,6 +328,11 @@ impl RunningDaemon {
         &self.scheduler
     }
 
+    /// The notification queue (its counters, for metrics).
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
     /// The configuration file in use.
     pub fn config_file(&self) -> &Path {
         &self.builder.config_file
@@ -329,6 +352,8 @@ impl RunningDaemon {
             tracing::warn!("listen_address and dir_base changes take effect only after a restart");
         }
         let max_job_running = config.max_job_running;
+        self.notifier
+            .reload(config.notifs.clone(), public_url(&config, self.local_addr));
         self.live.send_replace(Arc::new(LiveConfig::new(config)));
         self.scheduler.reload(defs, max_job_running).await;
         tracing::info!("configuration reloaded");
@@ -340,6 +365,7 @@ impl RunningDaemon {
     pub async fn shutdown(self) {
         self.scheduler.shutdown().await;
         let _ = self.scheduler_task.await;
+        self.notifier.shutdown().await;
         self.stop_http.cancel();
         if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, self.server_task)
             .await

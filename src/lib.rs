@@ -6,7 +6,8 @@
 //! The rooms: [`config`] (pure: INI dialect and typed model), [`schedule`] (pure: next
 //! run times), [`job`] (shared domain types), [`auth`] (pure: signatures and replay
 //! rules), [`store`] (files under `dir_base/var`), [`exec`] (runs one job),
-//! [`scheduler`] (the one owner of runtime state), [`http`] (thin API adapters),
+//! [`scheduler`] (the one owner of runtime state), [`notify`] (mail and web hook
+//! notifications), [`metrics`] (Prometheus counters), [`http`] (thin API adapters),
 //! [`daemon`] (the composition root), [`client`] (the typed client of a server) and
 //! [`cli`] (the `karajo` command line).
 
@@ -20,6 +21,7 @@ pub mod exec;
 pub mod http;
 pub mod job;
 pub mod metrics;
+pub mod notify;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;

@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::job::{JobKey, RunStatus};
+use crate::notify::NotifyStats;
 use crate::scheduler::Snapshot;
 
 /// Upper bounds (seconds) of the run duration histogram's buckets.
@@ -92,9 +93,18 @@ struct JobRuns {
 pub struct Metrics {
     runs: Mutex<BTreeMap<JobKey, JobRuns>>,
     webhooks: [AtomicU64; WebhookOutcome::ALL.len()],
+    notifications: Option<Arc<NotifyStats>>,
 }
 
 impl Metrics {
+    /// Metrics that also report the notifier's counters.
+    pub fn new(notifications: Option<Arc<NotifyStats>>) -> Self {
+        Self {
+            notifications,
+            ..Self::default()
+        }
+    }
+
     /// Records a finished run of `key` that took `duration`.
     pub fn run_finished(&self, key: &JobKey, status: RunStatus, duration: Duration) {
         let seconds = duration.as_secs_f64();
@@ -141,6 +151,18 @@ impl Metrics {
                 "karajo_webhook_requests_total{{outcome=\"{}\"}} {}",
                 outcome.label(),
                 count.load(Ordering::Relaxed)
+            );
+        }
+        if let Some(stats) = &self.notifications {
+            let n = stats.snapshot();
+            let _ = writeln!(
+                out,
+                "# HELP karajo_notifications_total Notifications by what happened to them.\n# TYPE karajo_notifications_total counter\n\
+                 karajo_notifications_total{{event=\"queued\"}} {}\nkarajo_notifications_total{{event=\"sent\"}} {}\n\
+                 karajo_notifications_total{{event=\"retried\"}} {}\nkarajo_notifications_total{{event=\"failed\"}} {}\n\
+                 # HELP karajo_notifications_pending Notifications waiting for delivery.\n# TYPE karajo_notifications_pending gauge\n\
+                 karajo_notifications_pending {}",
+                n.queued, n.sent, n.retried, n.failed, n.pending
             );
         }
         out

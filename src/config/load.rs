@@ -13,7 +13,8 @@ use super::jobs::{
     Definition, build_exec_job, build_http_job, check_duplicate_ids, check_duplicate_paths,
     check_notif_names,
 };
-use super::model::{Config, ConfigErrors, NotifConfig, UserConfig};
+use super::model::{Config, ConfigErrors, UserConfig};
+use super::notif::build_notif;
 use super::settings::{Settings, read_settings};
 
 /// Section names.
@@ -31,7 +32,7 @@ struct Definitions {
     karajo_line: usize,
     jobs: BTreeMap<String, Definition>,
     http_jobs: BTreeMap<String, Definition>,
-    notifs: BTreeMap<String, NotifConfig>,
+    notifs: BTreeMap<String, Definition>,
 }
 
 /// Loads `config_file` and the files under its `dir_base`. Returns every error (and
@@ -161,24 +162,10 @@ fn add_definition(
 fn add_notif(
     file: &Path,
     section: &Section,
-    into: &mut BTreeMap<String, NotifConfig>,
+    into: &mut BTreeMap<String, Definition>,
     problems: &mut Problems,
 ) {
-    let Some(name) = section_name(file, section, problems) else {
-        return;
-    };
-    Fields::new(file, section).check_cut_values(problems);
-    let notif = NotifConfig {
-        name: name.to_string(),
-        file: file.to_path_buf(),
-        line: section.line,
-        vars: section
-            .vars
-            .iter()
-            .map(|v| (v.key.clone(), v.value.clone()))
-            .collect(),
-    };
-    into.insert(name.to_string(), notif);
+    add_definition(file, section, into, problems);
 }
 
 /// Reads `user.conf`; a missing file means no users.
@@ -282,6 +269,11 @@ fn assemble(
     check_duplicate_ids("job", &defs.jobs, problems);
     check_duplicate_ids("job.http", &defs.http_jobs, problems);
     check_duplicate_paths(&jobs, &defs.jobs, problems);
+    let notifs = defs
+        .notifs
+        .values()
+        .filter_map(|def| build_notif(def, problems))
+        .collect();
     let known_notif = |name: &str| defs.notifs.contains_key(name);
     for def in defs.jobs.values().chain(defs.http_jobs.values()) {
         check_notif_names(&def.fields, &known_notif, problems);
@@ -303,7 +295,8 @@ fn assemble(
         max_body_size: settings.max_body_size,
         jobs,
         http_jobs,
-        notifs: defs.notifs.into_values().collect(),
+        public_url: settings.public_url,
+        notifs,
         users,
         warnings: Vec::new(),
     }

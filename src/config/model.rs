@@ -1,6 +1,6 @@
 //! The typed configuration that the rest of karajo reads: the `[karajo]` settings,
-//! every command job and HTTP job with defaults applied and values validated, the raw
-//! `[notif]` sections and the WUI users. Also the [`Diagnostic`] type that names a
+//! every command job and HTTP job with defaults applied and values validated, the typed
+//! `[notif]` sections ([`super::notif`]) and the WUI users. Also the [`Diagnostic`] type that names a
 //! problem by file and line. Only data here; [`super::load`] builds it.
 
 use std::fmt;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use jiff::tz::TimeZone;
 
+pub use super::notif::NotifConfig;
 use crate::job::{AuthKind, JobId};
 use crate::schedule::Schedule;
 
@@ -105,6 +106,9 @@ pub struct Config {
     pub sourcehut_public_key: [u8; 32],
     /// `max_body_size` (new): largest accepted request body in bytes (default 25 MiB).
     pub max_body_size: usize,
+    /// `public_url` (new): the base URL of the web UI in notifications, without a
+    /// trailing `/`; `None` means `http://` + the address the server listens on.
+    pub public_url: Option<String>,
     /// `[job "..."]` sections, sorted by name.
     pub jobs: Vec<JobExecConfig>,
     /// `[job.http "..."]` sections, sorted by name.
@@ -276,19 +280,6 @@ pub struct JobHttpConfig {
     pub http_timeout: Option<Duration>,
     /// `http_insecure`: skip TLS certificate verification.
     pub http_insecure: bool,
-}
-
-/// A `[notif "NAME"]` section, kept raw: its keys and values in file order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotifConfig {
-    /// The subsection name.
-    pub name: String,
-    /// The defining file.
-    pub file: PathBuf,
-    /// The line of the section header.
-    pub line: usize,
-    /// `(key, value)` pairs, keys lower-cased, repeated keys kept.
-    pub vars: Vec<(String, String)>,
 }
 
 /// A `[user "NAME"]` section of `user.conf`: a WUI login.

@@ -1,5 +1,5 @@
 //! The `[karajo]` section: global settings with their defaults (spec 2.2 plus the new
-//! keys `timezone`, `epoch_window`, `sourcehut_public_key`, `max_body_size`), and the
+//! keys `timezone`, `epoch_window`, `sourcehut_public_key`, `max_body_size`, `public_url`), and the
 //! generated secret when none is configured.
 
 use std::path::{Path, PathBuf};
@@ -29,6 +29,7 @@ pub(crate) const KARAJO_KEYS: &[&str] = &[
     "epoch_window",
     "sourcehut_public_key",
     "max_body_size",
+    "public_url",
 ];
 
 /// Length of a generated secret.
@@ -50,6 +51,7 @@ pub(crate) struct Settings {
     pub(crate) epoch_window: Duration,
     pub(crate) sourcehut_public_key: [u8; 32],
     pub(crate) max_body_size: usize,
+    pub(crate) public_url: Option<String>,
 }
 
 /// Reads the merged `[karajo]` variables; `cwd` anchors a relative `dir_base`.
@@ -79,7 +81,23 @@ pub(crate) fn read_settings(fields: &Fields, cwd: &Path, problems: &mut Problems
             .key32("sourcehut_public_key", problems)
             .unwrap_or_else(default_sourcehut_key),
         max_body_size: read_max_body_size(fields, problems),
+        public_url: read_public_url(fields, problems),
     }
+}
+
+/// `public_url` (new): an `http://` or `https://` base URL; trailing `/` removed.
+fn read_public_url(fields: &Fields, problems: &mut Problems) -> Option<String> {
+    let var = fields.last("public_url").filter(|v| !v.value.is_empty())?;
+    let url = var.value.trim().trim_end_matches('/');
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Some(url.to_string());
+    }
+    let message = format!(
+        "public_url = {:?} is invalid: it must start with http:// or https://",
+        var.value
+    );
+    problems.error(&fields.file, var.line, message);
+    None
 }
 
 /// The built-in SourceHut key.

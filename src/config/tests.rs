@@ -495,7 +495,8 @@ fn exec_job_keys_are_typed() {
     let body = "[job \"a\"]\nauth_kind = GitHub\nheader_sign = X-Sig\nlog_retention = 0\n\
                 timeout = 1h\nkill_grace = 0s\nnotif_on_success = n\nnotif_on_failed = n\n\
                 notif_on_failed = m\nnotif_on_recover = m\n\
-                [notif \"n\"]\nkind = email\nto = a@b\nto = c@d\n[notif \"m\"]\n\
+                [notif \"n\"]\nkind = email\nsmtp_server = smtp://h\nfrom = k@h\n\
+                to = a@b\nto = c@d\n[notif \"m\"]\nkind = webhook\nurl = http://h/\n\
                 [job \"no commands\"]\n[job \"b\"]\nlog_retention = 9\n";
     fx.main("", body);
     let config = fx.load_ok();
@@ -511,12 +512,12 @@ fn exec_job_keys_are_typed() {
     assert!(job(&config, "no commands").commands.is_empty());
     assert_eq!(job(&config, "b").log_retention, 9);
     let n = config.notifs.iter().find(|n| n.name == "n").unwrap();
-    let vars: Vec<(&str, &str)> = n
-        .vars
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    assert_eq!(vars, [("kind", "email"), ("to", "a@b"), ("to", "c@d")]);
+    let NotifKind::Email(email) = &n.kind else {
+        panic!("not email: {n:?}")
+    };
+    assert_eq!(email.to, ["a@b", "c@d"]);
+    let m = config.notifs.iter().find(|n| n.name == "m").unwrap();
+    assert_eq!(m.kind.as_str(), "webhook");
     assert!(
         config.warnings.is_empty(),
         "{:?}",
@@ -640,14 +641,50 @@ fn users_are_read_from_user_conf() {
 #[test]
 fn cut_notif_values_warn() {
     let fx = Fixture::new();
-    fx.main("", "[notif \"n\"]\nsmtp_password = abc;def\n");
+    fx.main(
+        "",
+        "[notif \"n\"]\nkind = email\nsmtp_server = smtp://h\nfrom = k@h\nto = a@h\n\
+         smtp_password = abc;def\nsmtp_user = u\n",
+    );
     let config = fx.load_ok();
-    assert_eq!(config.notifs[0].vars[0].1, "abc");
+    let NotifKind::Email(email) = &config.notifs[0].kind else {
+        panic!("not email")
+    };
+    assert_eq!(email.password, "abc");
     assert_eq!(config.warnings.len(), 1);
     assert!(any_contains(
         &config.warnings,
-        ":5: the value of smtp_password was cut"
+        ":9: the value of smtp_password was cut"
     ));
+}
+
+#[test]
+fn bad_notifs_and_public_url_are_errors_with_file_and_line() {
+    let fx = Fixture::new();
+    fx.main(
+        "public_url = ftp://x\n",
+        "[notif \"n\"]\nkind = sms\n[notif \"e\"]\nkind = email\nsmtp_server = smtps://h:x\n\
+         from = k@h\nto = a@h\n",
+    );
+    let errors = fx.load_err();
+    assert!(any_contains(&errors.errors, ":3: public_url"), "{errors}");
+    assert!(
+        any_contains(&errors.errors, ":6: notif \"n\": unknown kind \"sms\""),
+        "{errors}"
+    );
+    assert!(
+        any_contains(
+            &errors.errors,
+            ":9: smtp_server = \"smtps://h:x\" is invalid"
+        ),
+        "{errors}"
+    );
+    let fx = Fixture::new();
+    fx.main("public_url = https://ci.example/\n", "");
+    assert_eq!(
+        fx.load_ok().public_url.as_deref(),
+        Some("https://ci.example")
+    );
 }
 
 #[test]

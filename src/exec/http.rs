@@ -141,7 +141,9 @@ async fn send(job: &HttpJob, epoch: i64, log: &SharedLog) -> Outcome {
             }
         }
     }
-    log_line(log, "");
+    if kept > 0 {
+        log_line(log, "");
+    }
     let status = response.status();
     if status.is_success() {
         Outcome::Success

@@ -1,6 +1,7 @@
 //! One run, from its first log line to its last: frames the output as the original
 //! does (spec 6.5), hands the request body to commands through a file, calls the
-//! executor, closes the log under its final status and reports back to the scheduler.
+//! executor, closes the log under its final status, queues the run's notifications
+//! and reports back to the scheduler.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use crate::clock::SharedClock;
 use crate::config::{JobExecConfig, JobHttpConfig};
 use crate::exec::{self, HttpJob, LogSink, Outcome, RunContext, ShellJob};
 use crate::job::{JobId, JobKey, JobKind, RunStatus, Trigger};
+use crate::notify::{Notifier, NotifyOn, RunRecord};
 use crate::store::RunLogWriter;
 
 /// The fixed `PATH` the original gives commands (spec 6.2).
@@ -38,6 +40,10 @@ pub(crate) struct RunPlan {
     pub(crate) writer: RunLogWriter,
     pub(crate) cancel: CancellationToken,
     pub(crate) clock: SharedClock,
+    /// Told about the run's end, before the scheduler is.
+    pub(crate) notifier: Option<Notifier>,
+    /// The job's last run that ended `success` or `failed`.
+    pub(crate) previous: Option<RunStatus>,
 }
 
 /// The run log behind the executor's [`LogSink`]; emptied when the run is closed, so a
@@ -72,7 +78,10 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
         writer,
         cancel,
         clock,
+        notifier,
+        previous,
     } = plan;
+    let started = clock.now();
     let id = ctx.job_id.clone();
     let counter = ctx.counter;
     let file = Arc::new(Mutex::new(LogFile(Some(writer))));
@@ -121,19 +130,48 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
 
     let writer = file.lock().unwrap_or_else(|e| e.into_inner()).0.take();
     let status = outcome.status();
+    let mut log_path = None;
     if let Some(writer) = writer {
+        let running = writer.path().to_path_buf();
         let closed = tokio::task::spawn_blocking(move || writer.finish(status)).await;
-        match closed {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => tracing::error!(job = %id, counter, %err, "cannot close run log"),
-            Err(err) => tracing::error!(job = %id, counter, %err, "closing the run log panicked"),
-        }
+        log_path = Some(match closed {
+            Ok(Ok(path)) => path,
+            Ok(Err(err)) => {
+                tracing::error!(job = %id, counter, %err, "cannot close run log");
+                running.with_extension(status.as_str())
+            }
+            Err(err) => {
+                tracing::error!(job = %id, counter, %err, "closing the run log panicked");
+                running.with_extension(status.as_str())
+            }
+        });
     }
     match &outcome {
         Outcome::Success => tracing::info!(job = %id, counter, "run succeeded"),
         other => tracing::warn!(job = %id, counter, outcome = ?other, "run did not succeed"),
     }
     let at = clock.now();
+    if let (Some(notifier), Some(log_path)) = (&notifier, log_path) {
+        let record = RunRecord {
+            kind: def.kind(),
+            id: id.clone(),
+            name: def.name().to_string(),
+            counter,
+            status,
+            trigger: ctx.trigger,
+            started,
+            ended: at,
+            log_path,
+            previous,
+        };
+        let [success, failed, recover] = def.notif_lists();
+        let on = NotifyOn {
+            success,
+            failed,
+            recover,
+        };
+        notifier.submit(record, on).await;
+    }
     let _ = done.send(Finished {
         key: JobKey {
             kind: def.kind(),

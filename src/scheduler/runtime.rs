@@ -17,6 +17,7 @@ use crate::clock::SharedClock;
 use crate::exec::{RunContext, WebhookRequest};
 use crate::job::{JobKey, JobKind, RunStatus, Trigger};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::schedule::interval_next;
 use crate::store::{JobState, Layout, LogEntry, RunLogWriter, StateFile, run_log};
 
@@ -38,6 +39,8 @@ pub struct SchedulerOptions {
     pub state: StateFile,
     /// Where finished runs are counted.
     pub metrics: Arc<Metrics>,
+    /// Where finished runs are reported for notifications; `None` sends none.
+    pub notifier: Option<Notifier>,
 }
 
 /// Starts the scheduler task. The returned handle talks to it; the join handle ends
@@ -66,6 +69,7 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
         metrics: opts.metrics,
         changed: true,
         stopping: None,
+        notifier: opts.notifier,
     };
     for job in opts.jobs {
         rt.insert(job, now);
@@ -185,6 +189,7 @@ struct Runtime {
     changed: bool,
     /// Set once shutdown began: who to tell when the last run is recorded.
     stopping: Option<Vec<oneshot::Sender<()>>>,
+    notifier: Option<Notifier>,
 }
 
 impl Runtime {
@@ -306,6 +311,13 @@ impl Runtime {
         let counter = job.counter;
         let kind = key.kind;
         let log_dir = self.layout.log_dir(kind, &key.id);
+        // The last completed run, for notif_on_recover (before pruning its log).
+        let previous = job
+            .logs
+            .iter()
+            .rev()
+            .map(|l| l.status)
+            .find(|s| matches!(s, RunStatus::Success | RunStatus::Failed));
         // Room for the new log within the retention.
         let keep = job.def.log_retention().saturating_sub(1);
         if let Err(err) = run_log::prune(&mut job.logs, keep) {
@@ -366,6 +378,8 @@ impl Runtime {
             writer,
             cancel,
             clock: self.clock.clone(),
+            notifier: self.notifier.clone(),
+            previous,
         };
         tokio::spawn(run::execute(plan, self.finished_tx.clone()));
     }

@@ -183,6 +183,8 @@ async fn metrics_count_runs_and_web_hook_outcomes() {
         r#"karajo_run_duration_seconds_count{kind="job",job="hook"} 1"#,
         "karajo_jobs_running 0",
         "karajo_queue_depth 0",
+        r#"karajo_notifications_total{event="failed"} 0"#,
+        "karajo_notifications_pending 0",
     ] {
         assert!(text.contains(line), "missing {line}\n{text}");
     }
