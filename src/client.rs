@@ -27,7 +27,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-pub use self::types::{Env, JobExec, JobHttp, JobLog, LogSummary};
+pub use self::types::{Env, JobBase, JobExec, JobHttp, JobLog, LogSummary};
 
 use crate::auth::sign_hmac_sha256;
 use crate::clock::{SharedClock, SystemClock};

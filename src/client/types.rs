@@ -82,21 +82,9 @@ pub struct JobLog {
     pub content: Vec<u8>,
 }
 
-/// A command job (`[job "..."]`, the original's `JobExec`).
+/// The fields both job kinds have (the original's `JobBase`), in its order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobExec {
-    /// Web hook path (`/hello`); empty when the job has none.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub path: String,
-    /// `hmac-sha256`, `github` or `sourcehut`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub auth_kind: String,
-    /// The header of `hmac-sha256` web hook signatures.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub header_sign: String,
-    /// The shell commands.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub commands: Vec<String>,
+pub struct JobBase {
     /// When the last run ended (as the original); `None` for never.
     #[serde(default, with = "go_time")]
     pub last_run: Option<Timestamp>,
@@ -110,7 +98,7 @@ pub struct JobExec {
     /// The description (HTML).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
-    /// The status; empty after a resume on the original.
+    /// The status; empty after a resume of a command job on the original.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub status: String,
     /// The schedule as written.
@@ -131,15 +119,37 @@ pub struct JobExec {
     /// How many logs are kept.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub log_retention: u64,
-    /// The run time limit; zero when unset (karajo-rs only).
-    #[serde(default, with = "nanos", skip_serializing_if = "Duration::is_zero")]
-    pub timeout: Duration,
     /// The schedule's time zone when not UTC (karajo-rs only).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub timezone: String,
 }
 
-/// An HTTP job (`[job.http "..."]`, the original's `JobHTTP`).
+/// A command job (`[job "..."]`, the original's `JobExec`). Its [`JobBase`] fields are
+/// reachable directly (`job.status`) through `Deref`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobExec {
+    /// Web hook path (`/hello`); empty when the job has none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// `hmac-sha256`, `github` or `sourcehut`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub auth_kind: String,
+    /// The header of `hmac-sha256` web hook signatures.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub header_sign: String,
+    /// The shell commands.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
+    /// What every job kind has.
+    #[serde(flatten)]
+    pub base: JobBase,
+    /// The run time limit; zero when unset (karajo-rs only).
+    #[serde(default, with = "nanos", skip_serializing_if = "Duration::is_zero")]
+    pub timeout: Duration,
+}
+
+/// An HTTP job (`[job.http "..."]`, the original's `JobHTTP`). Its [`JobBase`] fields
+/// are reachable directly through `Deref`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobHttp {
     /// The header that receives the request's signature.
@@ -157,46 +167,31 @@ pub struct JobHttp {
     /// Extra request headers, `Name: value`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http_headers: Vec<String>,
-    /// When the last run ended (as the original); `None` for never.
-    #[serde(default, with = "go_time")]
-    pub last_run: Option<Timestamp>,
-    /// When the next run is due; `None` when unknown.
-    #[serde(default, with = "go_time")]
-    pub next_run: Option<Timestamp>,
-    /// The id.
-    pub id: String,
-    /// The name, as configured.
-    pub name: String,
-    /// The description (HTML).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub description: String,
-    /// The status.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub status: String,
-    /// The schedule as written.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub schedule: String,
-    /// `[notif]` names told about a success.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notif_on_success: Vec<String>,
-    /// `[notif]` names told about a failure.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notif_on_failed: Vec<String>,
-    /// The logs kept, oldest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub logs: Vec<LogSummary>,
-    /// The interval; zero when the job has none.
-    #[serde(default, with = "nanos", skip_serializing_if = "Duration::is_zero")]
-    pub interval: Duration,
-    /// How many logs are kept.
-    #[serde(default, skip_serializing_if = "is_zero_u64")]
-    pub log_retention: u64,
+    /// What every job kind has.
+    #[serde(flatten)]
+    pub base: JobBase,
     /// The request timeout.
     #[serde(default, with = "nanos")]
     pub http_timeout: Duration,
     /// TLS certificates are not checked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub http_insecure: bool,
+}
+
+impl std::ops::Deref for JobExec {
+    type Target = JobBase;
+
+    fn deref(&self) -> &JobBase {
+        &self.base
+    }
+}
+
+impl std::ops::Deref for JobHttp {
+    type Target = JobBase;
+
+    fn deref(&self) -> &JobBase {
+        &self.base
+    }
 }
 
 fn is_zero_u64(n: &u64) -> bool {
