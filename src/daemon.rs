@@ -182,6 +182,8 @@ impl Daemon {
                 DEFAULT_DELIVERY_TTL,
                 DEFAULT_DELIVERY_CAPACITY,
             )),
+            sessions: Arc::new(crate::auth::session::SessionStore::default()),
+            wui: crate::wui::WuiState::default(),
         };
         let stop_http = CancellationToken::new();
         let app = http::app(app_state);

@@ -6,8 +6,8 @@
 //! The rooms: [`config`] (pure: INI dialect and typed model), [`schedule`] (pure: next
 //! run times), [`job`] (shared domain types), [`auth`] (pure: signatures and replay
 //! rules), [`store`] (files under `dir_base/var`), [`exec`] (runs one job),
-//! [`scheduler`] (the one owner of runtime state), [`http`] (thin API adapters) and
-//! [`daemon`] (the composition root).
+//! [`scheduler`] (the one owner of runtime state), [`http`] (thin API adapters),
+//! [`wui`] (the web UI's pages) and [`daemon`] (the composition root).
 
 pub mod auth;
 pub mod clock;
@@ -19,5 +19,6 @@ pub mod job;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;
+pub mod wui;
 
 pub use daemon::{Daemon, DaemonError, RunningDaemon};
