@@ -10,3 +10,4 @@ mod process;
 mod schedule;
 mod store;
 mod webhook;
+mod wui;
