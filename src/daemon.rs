@@ -193,6 +193,8 @@ impl Daemon {
                 DEFAULT_DELIVERY_CAPACITY,
             )),
             metrics,
+            sessions: Arc::new(crate::auth::session::SessionStore::default()),
+            wui: crate::wui::WuiState::default(),
         };
         let stop_http = CancellationToken::new();
         let app = http::app(app_state);

@@ -3,6 +3,7 @@
 //! error objects (spec 4). One file per endpoint group; [`error::ApiError`] renders
 //! every failure.
 
+pub mod access;
 mod environment;
 mod error;
 mod job_exec;
@@ -25,6 +26,7 @@ use tower_http::compression::CompressionLayer;
 pub use error::ApiError;
 
 use crate::auth::ReplayGuard;
+use crate::auth::session::SessionStore;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -73,6 +75,10 @@ pub struct AppState {
     pub replay: Arc<ReplayGuard>,
     /// Counters for `/karajo/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Web UI sessions.
+    pub sessions: Arc<SessionStore>,
+    /// What the web UI keeps between requests.
+    pub wui: crate::wui::WuiState,
 }
 
 impl AppState {
@@ -95,8 +101,18 @@ pub fn app(
 + Send
 + 'static {
     let body_limit = state.live().config.max_body_size;
-    let router = Router::new()
+    // Read endpoints: open without users, else a session or a signature (access.rs).
+    let reads = Router::new()
         .route("/karajo/api/environment", get(environment::get_environment))
+        .route("/karajo/api/job_exec/log", get(job_exec::log))
+        .route("/karajo/api/job_http", get(job_http::get))
+        .route("/karajo/api/job_http/log", get(job_http::log))
+        .route("/karajo/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::require_reader,
+        ));
+    let router = Router::new()
         .route(
             "/karajo/api/job_exec/run/{*path}",
             post(webhook::run).layer(middleware::from_fn_with_state(
@@ -104,15 +120,13 @@ pub fn app(
                 webhook::count_outcome,
             )),
         )
-        .route("/karajo/metrics", get(metrics))
         .route("/karajo/api/job_exec/pause", post(job_exec::pause))
         .route("/karajo/api/job_exec/resume", post(job_exec::resume))
         .route("/karajo/api/job_exec/cancel", post(job_exec::cancel))
-        .route("/karajo/api/job_exec/log", get(job_exec::log))
-        .route("/karajo/api/job_http", get(job_http::get))
-        .route("/karajo/api/job_http/log", get(job_http::log))
         .route("/karajo/api/job_http/pause", post(job_http::pause))
         .route("/karajo/api/job_http/resume", post(job_http::resume))
+        .merge(reads)
+        .merge(crate::wui::routes(state.clone()))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CompressionLayer::new().gzip(true))
         .with_state(state);

@@ -8,8 +8,8 @@
 //! rules), [`store`] (files under `dir_base/var`), [`exec`] (runs one job),
 //! [`scheduler`] (the one owner of runtime state), [`notify`] (mail and web hook
 //! notifications), [`metrics`] (Prometheus counters), [`http`] (thin API adapters),
-//! [`daemon`] (the composition root), [`client`] (the typed client of a server) and
-//! [`cli`] (the `karajo` command line).
+//! [`wui`] (the web UI's pages), [`daemon`] (the composition root), [`client`] (the
+//! typed client of a server) and [`cli`] (the `karajo` command line).
 
 pub mod auth;
 pub mod cli;
@@ -25,5 +25,6 @@ pub mod notify;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;
+pub mod wui;
 
 pub use daemon::{Daemon, DaemonError, RunningDaemon};

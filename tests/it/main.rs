@@ -13,3 +13,4 @@ mod process;
 mod schedule;
 mod store;
 mod webhook;
+mod wui;

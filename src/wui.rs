@@ -1,0 +1,307 @@
+//! The web UI under `/karajo/`: server-rendered pages (askama templates and static
+//! assets from the top-level `wui/` folder, embedded in the binary) for logging in,
+//! the live dashboard, a job's page with its controls, and live run logs, plus
+//! `dir_public` served at `/`. It reads the scheduler's snapshots and the run logs
+//! and calls the scheduler handle; it owns no job state. Sessions and users are in
+//! [`crate::auth`]; who may read is decided in [`crate::http::access`].
+//!
+//! Access: with no users in `user.conf` every page is open and the controls ask for
+//! the global secret; with users, pages need a session (else they redirect to the
+//! login page), live streams and raw logs answer `401`, and the controls check the
+//! session's CSRF token.
+
+mod ansi;
+mod assets;
+mod chart;
+mod controls;
+mod events;
+mod login;
+mod pages;
+mod public;
+mod runs;
+mod view;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use tokio::sync::Semaphore;
+
+use crate::auth::session::SessionInfo;
+use crate::http::AppState;
+use crate::http::access;
+use crate::job::JobKind;
+
+pub use ansi::AnsiHtml;
+
+/// karajo's version, shown in the footer.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Password checks (bcrypt) running at once; more logins wait.
+const LOGIN_CHECKS: usize = 2;
+
+/// The Content-Security-Policy of every page: nothing from elsewhere, no inline
+/// scripts; inline `style` attributes only for 256-colour log spans.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// What the web UI keeps between requests.
+#[derive(Debug, Clone)]
+pub struct WuiState {
+    /// Limits concurrent bcrypt checks.
+    login_checks: Arc<Semaphore>,
+    /// Start and end times of ended runs.
+    run_times: Arc<runs::RunTimesCache>,
+}
+
+impl Default for WuiState {
+    fn default() -> Self {
+        Self {
+            login_checks: Arc::new(Semaphore::new(LOGIN_CHECKS)),
+            run_times: Arc::new(runs::RunTimesCache::default()),
+        }
+    }
+}
+
+/// Who is looking at a page: a session's user, or anyone when there are no users.
+#[derive(Debug, Clone)]
+pub(crate) struct Viewer {
+    /// The session, when users exist.
+    pub session: Option<SessionInfo>,
+}
+
+/// The parts every page's frame shows.
+#[derive(Debug, Clone)]
+pub(crate) struct Chrome {
+    /// The configured `name`.
+    pub site: String,
+    /// The logged-in user.
+    pub user: Option<String>,
+    /// The session's CSRF token (empty without a session).
+    pub csrf: String,
+    /// karajo's version.
+    pub version: &'static str,
+    /// The assets' fingerprint, for cache busting.
+    pub assets: &'static str,
+}
+
+impl Chrome {
+    pub(crate) fn new(state: &AppState, viewer: Option<&Viewer>) -> Self {
+        let session = viewer.and_then(|v| v.session.as_ref());
+        Self {
+            site: state.live().config.name.clone(),
+            user: session.map(|s| s.user.clone()),
+            csrf: session.map(|s| s.csrf.clone()).unwrap_or_default(),
+            version: VERSION,
+            assets: assets::fingerprint(),
+        }
+    }
+}
+
+/// Why a page could not be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum WuiError {
+    /// No job of this kind and id.
+    #[error("There is no such job.")]
+    JobNotFound,
+    /// No log of this run.
+    #[error("There is no log of this run; it may have been deleted by log_retention.")]
+    LogNotFound,
+    /// A control or logout form without this session's token.
+    #[error("The form's security token is missing or out of date. Reload the page and try again.")]
+    Csrf,
+    /// The secret typed into a control form is wrong.
+    #[error("Wrong secret.")]
+    WrongSecret,
+    /// A control without a session while users exist.
+    #[error("Log in first.")]
+    NotLoggedIn,
+    /// An unknown control action.
+    #[error("Unknown action.")]
+    BadAction,
+    /// The daemon is stopping.
+    #[error("karajo is shutting down.")]
+    ShuttingDown,
+    /// A template failed to render.
+    #[error("template: {0}")]
+    Template(#[from] askama::Error),
+    /// Reading a log failed.
+    #[error("reading the log: {0}")]
+    Io(#[from] std::io::Error),
+    /// A blocking task failed.
+    #[error("background task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl WuiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::JobNotFound | Self::LogNotFound => StatusCode::NOT_FOUND,
+            Self::Csrf | Self::WrongSecret | Self::NotLoggedIn => StatusCode::FORBIDDEN,
+            Self::BadAction => StatusCode::BAD_REQUEST,
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Template(_) | Self::Io(_) | Self::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The error page.
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    chrome: Chrome,
+    title: &'static str,
+    message: String,
+    back: &'static str,
+}
+
+impl IntoResponse for WuiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            tracing::error!(err = %self, "web UI error");
+            "Something went wrong; the server's log has the details.".to_string()
+        } else {
+            self.to_string()
+        };
+        let page = ErrorPage {
+            chrome: Chrome {
+                site: "karajo".into(),
+                user: None,
+                csrf: String::new(),
+                version: VERSION,
+                assets: assets::fingerprint(),
+            },
+            title: status.canonical_reason().unwrap_or("Error"),
+            message,
+            back: "/karajo/app/",
+        };
+        let body = askama::Template::render(&page).unwrap_or_else(|_| "error".into());
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// Renders a template as an HTML response.
+pub(crate) fn html(template: &impl askama::Template) -> Result<Response, WuiError> {
+    let body = template.render()?;
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
+}
+
+/// `job` → command jobs, `job_http` → HTTP jobs.
+pub(crate) fn parse_kind(word: &str) -> Option<JobKind> {
+    match word {
+        "job" => Some(JobKind::Exec),
+        "job_http" => Some(JobKind::Http),
+        _ => None,
+    }
+}
+
+/// The web UI's routes.
+pub fn routes(state: AppState) -> Router<AppState> {
+    // Pages: a session or no users, else to the login page.
+    let pages = Router::new()
+        .route("/karajo/app", get(pages::dashboard))
+        .route("/karajo/app/", get(pages::dashboard))
+        .route("/karajo/app/{kind}/{id}", get(pages::job))
+        .route("/karajo/app/{kind}/{id}/log/{counter}", get(pages::log))
+        .route_layer(middleware::from_fn_with_state(state.clone(), page_gate));
+    // Streams and downloads: a session or no users, else 401.
+    let live = Router::new()
+        .route("/karajo/events", get(events::snapshots))
+        .route(
+            "/karajo/app/{kind}/{id}/log/{counter}/events",
+            get(events::log_tail),
+        )
+        .route(
+            "/karajo/app/{kind}/{id}/log/{counter}/raw",
+            get(pages::raw_log),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), live_gate));
+    let open = Router::new()
+        .route("/karajo", get(pages::entry))
+        .route("/karajo/", get(pages::entry))
+        .route("/karajo/index.html", get(pages::entry))
+        .route("/karajo/login", get(login::page).post(login::submit))
+        .route("/karajo/logout", post(login::logout))
+        .route("/karajo/api/auth/login", post(login::api))
+        .route("/karajo/app/{kind}/{id}/control", post(controls::control))
+        .route("/karajo/job_exec/log", get(pages::legacy_log_exec))
+        .route("/karajo/job_exec/log/", get(pages::legacy_log_exec))
+        .route("/karajo/job_http/log", get(pages::legacy_log_http))
+        .route("/karajo/job_http/log/", get(pages::legacy_log_http));
+    let pages = pages
+        .merge(live)
+        .merge(open)
+        .layer(middleware::map_response(page_headers));
+    Router::new()
+        .route("/karajo/static/{file}", get(assets::serve))
+        .merge(pages)
+        .fallback(public::serve)
+}
+
+/// The viewer of a request, or `None` when users exist and it has no session.
+fn viewer(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Viewer> {
+    if !access::users_exist(state) {
+        return Some(Viewer { session: None });
+    }
+    access::session(state, headers).map(|s| Viewer { session: Some(s) })
+}
+
+async fn page_gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match viewer(&state, req.headers()) {
+        Some(v) => {
+            req.extensions_mut().insert(v);
+            next.run(req).await
+        }
+        None => {
+            let target = req
+                .uri()
+                .path_and_query()
+                .map_or("/karajo/app/", |p| p.as_str());
+            let query = serde_urlencoded::to_string([("next", target)]).unwrap_or_default();
+            Redirect::to(&format!("/karajo/login?{query}")).into_response()
+        }
+    }
+}
+
+async fn live_gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match viewer(&state, req.headers()) {
+        Some(v) => {
+            req.extensions_mut().insert(v);
+            next.run(req).await
+        }
+        None => (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "Unauthorized",
+        )
+            .into_response(),
+    }
+}
+
+/// Headers of every page: never cached (they carry CSRF tokens and live data), and
+/// the browser's protections on.
+async fn page_headers(mut res: Response) -> Response {
+    let headers = res.headers_mut();
+    let set = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    for (name, value) in set {
+        if !headers.contains_key(&name) || name == header::CACHE_CONTROL {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    res
+}

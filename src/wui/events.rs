@@ -1,0 +1,277 @@
+//! Server-Sent Events for the live pages. `/karajo/events` sends an `update` event
+//! with the dashboard's job list as an HTML fragment (or, with `?job=<kind>/<id>`, a
+//! job page's live part) when the page connects and whenever the scheduler publishes
+//! a new snapshot, at most a few times a second. The log stream tails a `.running` log
+//! from an offset, polling its size every 200 ms, sends each batch of whole lines as
+//! HTML (`append`), and ends with an `end` event carrying the final status. Streams
+//! of a session stop when the session ends.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::pages::{find_job, source};
+use super::view::{self, JobLiveFragment};
+use super::{AnsiHtml, Viewer, WuiError, parse_kind, runs};
+use crate::http::AppState;
+use crate::job::{JobId, JobKey, RunStatus};
+use crate::scheduler::Snapshot;
+use crate::store::run_log;
+
+/// The shortest time between two updates of one stream.
+const THROTTLE: Duration = Duration::from_millis(300);
+/// How often a followed log's size is looked at.
+const POLL: Duration = Duration::from_millis(200);
+/// The most a log stream reads in one go.
+const CHUNK: u64 = 256 * 1024;
+
+/// `?job=<kind>/<id>` of the snapshot stream.
+#[derive(Debug, serde::Deserialize)]
+pub struct EventsQuery {
+    #[serde(default)]
+    job: String,
+}
+
+struct SnapshotStream {
+    state: AppState,
+    viewer: Viewer,
+    rx: watch::Receiver<Arc<Snapshot>>,
+    job: Option<JobKey>,
+    last: Option<Instant>,
+}
+
+impl SnapshotStream {
+    /// The next update, or `None` when the stream should end.
+    async fn next(&mut self) -> Option<Event> {
+        if let Some(last) = self.last {
+            self.rx.changed().await.ok()?;
+            tokio::time::sleep_until(last + THROTTLE).await;
+        }
+        if let Some(session) = &self.viewer.session {
+            let live = self.state.live();
+            let now = self.state.clock.now();
+            let valid = self.state.sessions.get(&session.key, now, |u| {
+                live.config.users.iter().any(|x| x.name == u)
+            });
+            valid?;
+        }
+        self.last = Some(Instant::now());
+        let snapshot = self.rx.borrow_and_update().clone();
+        let src = source(&self.state);
+        let now = self.state.clock.now();
+        let job = self.job.clone();
+        let html = tokio::task::spawn_blocking(move || -> Option<String> {
+            match job {
+                None => askama::Template::render(&src.jobs(&snapshot, now)).ok(),
+                Some(key) => {
+                    let view = snapshot.job(key.kind, key.id.as_str())?;
+                    askama::Template::render(&JobLiveFragment {
+                        live: src.live(view, now),
+                    })
+                    .ok()
+                }
+            }
+        })
+        .await
+        .ok()??;
+        Some(Event::default().event("update").data(html))
+    }
+}
+
+/// `GET /karajo/events[?job=<kind>/<id>]`.
+pub async fn snapshots(
+    State(state): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Response, WuiError> {
+    let job = match query.job.split_once('/') {
+        None if query.job.is_empty() => None,
+        Some((kind, id)) => {
+            let view = find_job(&state, kind, id)?;
+            Some(JobKey {
+                kind: view.def.kind(),
+                id: view.id().clone(),
+            })
+        }
+        None => return Err(WuiError::JobNotFound),
+    };
+    let rx = state.scheduler.subscribe();
+    let stream = SnapshotStream {
+        state,
+        viewer,
+        rx,
+        job,
+        last: None,
+    };
+    let events = stream::unfold(stream, |mut s| async move {
+        let event = s.next().await?;
+        Some((Ok::<_, Infallible>(event), s))
+    });
+    Ok(sse(events))
+}
+
+fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// `?offset=` of the log stream: bytes of the log the page already shows.
+#[derive(Debug, serde::Deserialize)]
+pub struct TailQuery {
+    #[serde(default)]
+    offset: u64,
+}
+
+struct Tail {
+    state: AppState,
+    viewer: Viewer,
+    dir: std::path::PathBuf,
+    id: JobId,
+    counter: u64,
+    offset: u64,
+    ansi: AnsiHtml,
+    start: Option<jiff::Timestamp>,
+    last_time: Option<jiff::Timestamp>,
+    pending: VecDeque<Event>,
+    done: bool,
+}
+
+/// What one look at the log found.
+struct Look {
+    bytes: Vec<u8>,
+    status: RunStatus,
+    /// The time of the last line's prefix in `bytes`.
+    last_time: Option<jiff::Timestamp>,
+}
+
+impl Tail {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            if self.done {
+                return None;
+            }
+            if let Some(session) = &self.viewer.session {
+                let live = self.state.live();
+                let now = self.state.clock.now();
+                self.state.sessions.get(&session.key, now, |u| {
+                    live.config.users.iter().any(|x| x.name == u)
+                })?;
+            }
+            let look = self.look().await?;
+            self.last_time = look.last_time.or(self.last_time);
+            if !look.bytes.is_empty() {
+                self.offset += look.bytes.len() as u64;
+                let html = self.ansi.convert(&look.bytes);
+                self.pending
+                    .push_back(Event::default().event("append").data(html));
+            }
+            if look.status != RunStatus::Running {
+                let duration = self
+                    .start
+                    .zip(self.last_time)
+                    .map(|(s, e)| view::human_duration(e.duration_since(s).unsigned_abs()));
+                let end = serde_json::json!({
+                    "status": look.status.as_str(),
+                    "duration": duration,
+                });
+                self.pending
+                    .push_back(Event::default().event("end").data(end.to_string()));
+                self.done = true;
+                continue;
+            }
+            if self.pending.is_empty() {
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+
+    /// Reads what was added since `offset`: whole lines while the run goes, the rest
+    /// once it ended. `None` when the log is gone.
+    async fn look(&self) -> Option<Look> {
+        let dir = self.dir.clone();
+        let id = self.id.clone();
+        let counter = self.counter;
+        let offset = self.offset;
+        tokio::task::spawn_blocking(move || -> std::io::Result<Option<Look>> {
+            let Some(entry) = run_log::find(&dir, &id, counter)? else {
+                return Ok(None);
+            };
+            let (mut file, entry) = run_log::open(&entry)?;
+            let running = entry.status == RunStatus::Running;
+            file.seek(SeekFrom::Start(offset))?;
+            let mut bytes = Vec::new();
+            file.take(CHUNK).read_to_end(&mut bytes)?;
+            let complete = !running && (bytes.len() as u64) < CHUNK;
+            if !complete {
+                let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                bytes.truncate(whole);
+            }
+            let last_time = bytes
+                .split(|&b| b == b'\n')
+                .rev()
+                .find_map(runs::prefix_time);
+            Ok(Some(Look {
+                bytes,
+                // Not finished until everything was read.
+                status: if complete {
+                    entry.status
+                } else {
+                    RunStatus::Running
+                },
+                last_time,
+            }))
+        })
+        .await
+        .ok()?
+        .ok()?
+    }
+}
+
+/// `GET /karajo/app/{kind}/{id}/log/{counter}/events?offset=N`.
+pub async fn log_tail(
+    State(state): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Path((kind, id, counter)): Path<(String, String, u64)>,
+    Query(query): Query<TailQuery>,
+) -> Result<Response, WuiError> {
+    let view = find_job(&state, &kind, &id)?;
+    let job_kind = parse_kind(&kind).ok_or(WuiError::JobNotFound)?;
+    let (_, content) = super::pages::read_log(&state, &view, counter).await?;
+    // The colours in force at `offset`, and the run's start.
+    let offset = query.offset.min(content.len() as u64);
+    let mut ansi = AnsiHtml::new();
+    let upto = usize::try_from(offset).unwrap_or(content.len());
+    let _ = ansi.convert(&content[..upto]);
+    let tail = Tail {
+        dir: state.layout.log_dir(job_kind, view.id()),
+        id: view.id().clone(),
+        counter,
+        offset,
+        ansi,
+        start: content.get(..24).and_then(runs::prefix_time),
+        last_time: None,
+        pending: VecDeque::new(),
+        done: false,
+        state,
+        viewer,
+    };
+    let events = stream::unfold(tail, |mut t| async move {
+        let event = t.next().await?;
+        Some((Ok::<_, Infallible>(event), t))
+    });
+    Ok(sse(events))
+}

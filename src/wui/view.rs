@@ -1,0 +1,418 @@
+//! What the templates show, built from the scheduler's snapshot, the configuration and
+//! the run logs' times: job cards for the dashboard, a job's state and recent runs,
+//! its definition, and times as UTC ISO strings that the page's script localises.
+//! Reading run times touches files: build views on a blocking thread.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::chart;
+use super::runs::RunTimesCache;
+use crate::job::{JobKind, RunStatus};
+use crate::scheduler::{JobDef, JobView, Snapshot};
+use crate::store::Layout;
+
+/// Bars in a dashboard card's chart.
+const CARD_BARS: usize = 12;
+/// Bars in a job page's chart.
+const PAGE_BARS: usize = 30;
+
+/// A time for a `<time datetime>` element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeView {
+    /// `2026-11-22T21:08:11Z`.
+    pub iso: String,
+    /// `2026-11-22 21:08:11 UTC`, shown until the script localises it.
+    pub text: String,
+}
+
+impl TimeView {
+    /// The view of `at`, rounded to the second; `None` for the far future.
+    pub fn new(at: Timestamp) -> Option<Self> {
+        if at
+            >= Timestamp::MAX
+                .checked_sub(jiff::SignedDuration::from_hours(24))
+                .ok()?
+        {
+            return None;
+        }
+        let at = at.round(jiff::Unit::Second).ok()?;
+        Some(Self {
+            iso: at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            text: at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        })
+    }
+}
+
+/// One run in a list or chart.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    /// The run's counter.
+    pub counter: u64,
+    /// Its status word.
+    pub status: &'static str,
+    /// When it started.
+    pub started: Option<TimeView>,
+    /// How long it took (or has taken so far), for people.
+    pub duration: String,
+    /// The same in seconds, for the chart; `None` when unknown.
+    pub seconds: Option<f64>,
+    /// Its log page.
+    pub href: String,
+}
+
+/// A job on the dashboard.
+#[derive(Debug, Clone)]
+pub struct JobCard {
+    /// `job` or `job_http`.
+    pub kind: &'static str,
+    /// The job's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its status word.
+    pub status: &'static str,
+    /// Paused by the API or the UI.
+    pub paused: bool,
+    /// A run waits behind the current one.
+    pub queued: bool,
+    /// When the last run ended.
+    pub last_run: Option<TimeView>,
+    /// When the timer fires next.
+    pub next_run: Option<TimeView>,
+    /// The chart of recent runs (SVG, built and escaped by [`chart`]).
+    pub chart: String,
+    /// The job's page.
+    pub href: String,
+}
+
+/// The dashboard's live part (`_jobs.html`).
+#[derive(Debug, Clone, askama::Template)]
+#[template(path = "_jobs.html")]
+pub struct JobsFragment {
+    /// Command jobs, by name.
+    pub exec_jobs: Vec<JobCard>,
+    /// HTTP jobs, by name.
+    pub http_jobs: Vec<JobCard>,
+    /// Runs executing now.
+    pub running: usize,
+    /// Runs waiting for a slot.
+    pub waiting: usize,
+}
+
+/// A job page's live part (`_job_live.html`).
+#[derive(Debug, Clone, askama::Template)]
+#[template(path = "_job_live.html")]
+pub struct JobLiveFragment {
+    /// The state and runs.
+    pub live: JobLive,
+}
+
+/// A job's state and recent runs.
+#[derive(Debug, Clone)]
+pub struct JobLive {
+    /// Status word.
+    pub status: &'static str,
+    /// Paused.
+    pub paused: bool,
+    /// A run is queued.
+    pub queued: bool,
+    /// Last run's end.
+    pub last_run: Option<TimeView>,
+    /// Next timer.
+    pub next_run: Option<TimeView>,
+    /// Runs, newest first.
+    pub runs: Vec<RunRow>,
+    /// Chart of the runs.
+    pub chart: String,
+}
+
+/// A labelled value of a job's definition.
+#[derive(Debug, Clone)]
+pub struct Fact {
+    /// The label.
+    pub name: &'static str,
+    /// The value (escaped by the template).
+    pub value: String,
+}
+
+/// A job's definition, for its page.
+#[derive(Debug, Clone)]
+pub struct JobDetail {
+    /// `job` or `job_http`.
+    pub kind: &'static str,
+    /// `Command job` or `HTTP job`.
+    pub kind_label: &'static str,
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The description as configured; the template escapes it.
+    pub description: String,
+    /// The schedule or interval in words.
+    pub schedule_text: String,
+    /// The next five runs of a schedule.
+    pub upcoming: Vec<TimeView>,
+    /// Other settings.
+    pub facts: Vec<Fact>,
+    /// Commands (command jobs) or request headers (HTTP jobs).
+    pub lines: Vec<String>,
+    /// The heading of `lines`.
+    pub lines_title: &'static str,
+    /// Where the control form posts.
+    pub control_href: String,
+}
+
+/// The URL of a job's page.
+pub fn job_href(kind: JobKind, id: &str) -> String {
+    format!("/karajo/app/{}/{id}", kind.as_str())
+}
+
+/// The URL of a run's log page.
+pub fn log_href(kind: JobKind, id: &str, counter: u64) -> String {
+    format!("/karajo/app/{}/{id}/log/{counter}", kind.as_str())
+}
+
+/// A duration for people: `< 1 s`, `12 s`, `3 min 4 s`, `2 h 5 min`. Log times have
+/// whole seconds, so shorter runs are `< 1 s`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => "< 1 s".to_string(),
+        1..60 => format!("{secs} s"),
+        60..3600 if secs.is_multiple_of(60) => format!("{} min", secs / 60),
+        60..3600 => format!("{} min {} s", secs / 60, secs % 60),
+        _ if secs.is_multiple_of(3600) => format!("{} h", secs / 3600),
+        _ => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// Reads run times for views; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ViewSource {
+    /// The paths under `dir_base`.
+    pub layout: Layout,
+    /// The cache of ended runs' times.
+    pub cache: Arc<RunTimesCache>,
+}
+
+impl ViewSource {
+    /// The runs of `view`, oldest first (blocking).
+    pub fn runs(&self, view: &JobView, now: Timestamp) -> Vec<RunRow> {
+        let kind = view.def.kind();
+        let dir = self.layout.log_dir(kind, view.id());
+        view.logs
+            .iter()
+            .map(|log| {
+                let times = self.cache.times(&dir, view.id(), log.counter, log.status);
+                let status = times.status.unwrap_or(log.status);
+                let end = match status {
+                    RunStatus::Running => Some(now),
+                    _ => times.end,
+                };
+                let took = times
+                    .start
+                    .zip(end)
+                    .map(|(s, e)| e.duration_since(s).unsigned_abs());
+                RunRow {
+                    counter: log.counter,
+                    status: status.as_str(),
+                    started: times.start.and_then(TimeView::new),
+                    duration: took.map_or_else(
+                        || "—".to_string(),
+                        |d| {
+                            let text = human_duration(d);
+                            if status == RunStatus::Running {
+                                format!("{text} so far")
+                            } else {
+                                text
+                            }
+                        },
+                    ),
+                    seconds: took.map(|d| d.as_secs_f64()),
+                    href: log_href(kind, view.id().as_str(), log.counter),
+                }
+            })
+            .collect()
+    }
+
+    /// The dashboard's card of `view` (blocking).
+    pub fn card(&self, view: &JobView, now: Timestamp) -> JobCard {
+        let runs = self.runs(view, now);
+        let kind = view.def.kind();
+        JobCard {
+            kind: kind.as_str(),
+            id: view.id().to_string(),
+            name: view.name().to_string(),
+            status: view.status.as_str(),
+            paused: view.paused,
+            queued: view.queued,
+            last_run: view.last_run.and_then(TimeView::new),
+            next_run: view.next_run.and_then(TimeView::new),
+            chart: chart::runs_svg(&runs, CARD_BARS),
+            href: job_href(kind, view.id().as_str()),
+        }
+    }
+
+    /// The dashboard's live part (blocking).
+    pub fn jobs(&self, snapshot: &Snapshot, now: Timestamp) -> JobsFragment {
+        JobsFragment {
+            exec_jobs: snapshot.jobs.iter().map(|v| self.card(v, now)).collect(),
+            http_jobs: snapshot
+                .http_jobs
+                .iter()
+                .map(|v| self.card(v, now))
+                .collect(),
+            running: snapshot.running,
+            waiting: snapshot.waiting,
+        }
+    }
+
+    /// A job page's live part (blocking).
+    pub fn live(&self, view: &JobView, now: Timestamp) -> JobLive {
+        let runs = self.runs(view, now);
+        let chart = chart::runs_svg(&runs, PAGE_BARS);
+        let mut runs = runs;
+        runs.reverse();
+        JobLive {
+            status: view.status.as_str(),
+            paused: view.paused,
+            queued: view.queued,
+            last_run: view.last_run.and_then(TimeView::new),
+            next_run: view.next_run.and_then(TimeView::new),
+            runs,
+            chart,
+        }
+    }
+}
+
+/// A job's definition for its page.
+pub fn detail(view: &JobView, now: Timestamp) -> JobDetail {
+    let kind = view.def.kind();
+    let id = view.id().to_string();
+    let schedule_text = match (view.def.schedule(), view.def.interval()) {
+        (Some(schedule), _) => format!("{} — {}", schedule.as_str(), schedule.describe()),
+        (None, Some(every)) => format!(
+            "every {} after the previous run ends",
+            human_duration(every)
+        ),
+        (None, None) => "none: runs only when triggered".to_string(),
+    };
+    let upcoming = view
+        .def
+        .schedule()
+        .map(|s| {
+            s.upcoming(now, 5)
+                .into_iter()
+                .filter_map(TimeView::new)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut facts = Vec::new();
+    let (description, lines, lines_title) = match &view.def {
+        JobDef::Exec {
+            config: job,
+            function,
+        } => {
+            if let Some(path) = &job.path {
+                facts.push(Fact {
+                    name: "Web hook",
+                    value: format!(
+                        "POST /karajo/api/job_exec/run{path} ({}, {})",
+                        job.auth_kind.as_str(),
+                        job.header_sign
+                    ),
+                });
+            }
+            if let Some(timeout) = job.timeout {
+                facts.push(Fact {
+                    name: "Timeout",
+                    value: human_duration(timeout),
+                });
+            }
+            if function.is_some() {
+                facts.push(Fact {
+                    name: "Runs",
+                    value: "a Rust function registered for this job".into(),
+                });
+            }
+            (job.description.clone(), job.commands.clone(), "Commands")
+        }
+        JobDef::Http { config: job, .. } => {
+            facts.push(Fact {
+                name: "Request",
+                value: format!("{} {}", job.http_method.as_str(), job.http_url),
+            });
+            facts.push(Fact {
+                name: "Parameters in",
+                value: if job.http_request_type_text.is_empty() {
+                    "query".to_string()
+                } else {
+                    job.http_request_type_text.clone()
+                },
+            });
+            facts.push(Fact {
+                name: "Timeout",
+                value: job.http_timeout.map_or("none".into(), human_duration),
+            });
+            if job.http_insecure {
+                facts.push(Fact {
+                    name: "TLS",
+                    value: "certificates not checked (http_insecure)".into(),
+                });
+            }
+            (
+                job.description.clone(),
+                job.http_header_lines.clone(),
+                "Request headers",
+            )
+        }
+    };
+    facts.push(Fact {
+        name: "Logs kept",
+        value: view.def.log_retention().to_string(),
+    });
+    JobDetail {
+        kind: kind.as_str(),
+        kind_label: match kind {
+            JobKind::Exec => "Command job",
+            JobKind::Http => "HTTP job",
+        },
+        control_href: format!("{}/control", job_href(kind, &id)),
+        id,
+        name: view.name().to_string(),
+        description,
+        schedule_text,
+        upcoming,
+        facts,
+        lines,
+        lines_title,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        let s = Duration::from_secs;
+        assert_eq!(human_duration(Duration::from_millis(400)), "< 1 s");
+        assert_eq!(human_duration(s(12)), "12 s");
+        assert_eq!(human_duration(s(60)), "1 min");
+        assert_eq!(human_duration(s(184)), "3 min 4 s");
+        assert_eq!(human_duration(s(7500)), "2 h 5 min");
+        assert_eq!(human_duration(s(7200)), "2 h");
+    }
+
+    #[test]
+    fn times_are_utc_iso() {
+        let t: Timestamp = "2026-11-22T21:08:11.6Z".parse().unwrap();
+        let v = TimeView::new(t).unwrap();
+        assert_eq!(v.iso, "2026-11-22T21:08:12Z");
+        assert_eq!(v.text, "2026-11-22 21:08:12 UTC");
+        assert!(TimeView::new(Timestamp::MAX).is_none());
+    }
+}
