@@ -7,7 +7,7 @@
 //! channel; everyone else holds a cloneable [`SchedulerHandle`].
 
 mod restore;
-mod run;
+pub mod run;
 mod runtime;
 
 use std::sync::Arc;

@@ -22,6 +22,10 @@ use crate::store::RunLogWriter;
 /// The fixed `PATH` the original gives commands (spec 6.2).
 pub(crate) const COMMAND_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/bin/site_perl:/usr/bin/vendor_perl:/usr/bin/core_perl";
 
+/// The second line of every run log names what started the run
+/// (`=== TRIGGER: webhook`), so the web UI can show it for any kept log.
+pub const TRIGGER_LINE: &str = "=== TRIGGER: ";
+
 /// A run's end, as reported to the scheduler.
 #[derive(Debug)]
 pub(crate) struct Finished {
@@ -87,6 +91,7 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
     let file = Arc::new(Mutex::new(LogFile(Some(writer))));
     let log: exec::SharedLog = file.clone();
     exec::log_line(&log, "=== BEGIN");
+    exec::log_line(&log, &format!("{TRIGGER_LINE}{}", ctx.trigger.as_str()));
 
     let body_file = write_request_body(&ctx, &request_file).await;
     let outcome = match (&def, &body_file) {

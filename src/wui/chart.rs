@@ -67,6 +67,7 @@ mod tests {
         RunRow {
             counter,
             status,
+            trigger: "timer",
             started: None,
             duration: seconds.map_or("—".into(), |s| format!("{s} s")),
             seconds,

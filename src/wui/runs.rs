@@ -11,9 +11,12 @@ use std::sync::Mutex;
 
 use jiff::Timestamp;
 
-use crate::job::{JobId, RunStatus};
+use crate::job::{JobId, RunStatus, Trigger};
+use crate::scheduler::run::TRIGGER_LINE;
 use crate::store::run_log;
 
+/// How much of a log's start is read to find its first two lines.
+const HEAD: usize = 256;
 /// How much of a log's end is read to find its last line's prefix.
 const TAIL: u64 = 8 * 1024;
 /// Cached entries before the cache is emptied (a crude bound).
@@ -28,6 +31,9 @@ pub struct RunTimes {
     pub end: Option<Timestamp>,
     /// The status of the file that was read.
     pub status: Option<RunStatus>,
+    /// What started the run, from its `=== TRIGGER:` line (logs of karajo (Go) have
+    /// none).
+    pub trigger: Option<Trigger>,
 }
 
 /// The times of ended runs, by log path.
@@ -72,14 +78,16 @@ impl RunTimesCache {
 /// Reads the first line's and (for ended runs) the last line's time.
 fn read_times(path: &Path, status: RunStatus) -> std::io::Result<RunTimes> {
     let mut file = File::open(path)?;
-    let mut head = [0u8; 24];
+    let mut head = [0u8; HEAD];
     let n = read_up_to(&mut file, &mut head)?;
     let start = prefix_time(&head[..n]);
+    let trigger = head_trigger(&head[..n]);
     if status == RunStatus::Running {
         return Ok(RunTimes {
             start,
             end: None,
             status: Some(status),
+            trigger,
         });
     }
     let meta = file.metadata()?;
@@ -104,7 +112,18 @@ fn read_times(path: &Path, status: RunStatus) -> std::io::Result<RunTimes> {
         start,
         end,
         status: Some(status),
+        trigger,
     })
+}
+
+/// The trigger named on the second line of a log's first bytes.
+fn head_trigger(head: &[u8]) -> Option<Trigger> {
+    let second = head.split(|&b| b == b'\n').nth(1)?;
+    let text = std::str::from_utf8(second).ok()?;
+    let word = text.split_once(TRIGGER_LINE)?.1.trim();
+    [Trigger::Timer, Trigger::Webhook, Trigger::Api]
+        .into_iter()
+        .find(|t| t.as_str() == word)
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -146,13 +165,14 @@ mod tests {
         let path = dir.path().join("j.1.success");
         std::fs::write(
             &path,
-            "2026-01-01 00:00:00 UTC job: j: === BEGIN\nno prefix\n2026-01-01 00:01:05 UTC job: j: done\n",
+            "2026-01-01 00:00:00 UTC job: j: === BEGIN\n2026-01-01 00:00:00 UTC job: j: === TRIGGER: webhook\nno prefix\n2026-01-01 00:01:05 UTC job: j: done\n",
         )
         .unwrap();
         let cache = RunTimesCache::default();
         let t = cache.times(dir.path(), &id, 1, RunStatus::Success);
         assert_eq!(t.start.unwrap().to_string(), "2026-01-01T00:00:00Z");
         assert_eq!(t.end.unwrap().to_string(), "2026-01-01T00:01:05Z");
+        assert_eq!(t.trigger, Some(Trigger::Webhook));
         std::fs::remove_file(&path).unwrap();
         assert_eq!(cache.times(dir.path(), &id, 1, RunStatus::Success), t);
         // A running log that ended meanwhile is found under its new name.

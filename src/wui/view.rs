@@ -10,7 +10,7 @@ use jiff::Timestamp;
 
 use super::chart;
 use super::runs::RunTimesCache;
-use crate::job::{JobKind, RunStatus};
+use crate::job::{JobKind, RunStatus, Trigger};
 use crate::scheduler::{JobDef, JobView, Snapshot};
 use crate::store::Layout;
 
@@ -53,6 +53,8 @@ pub struct RunRow {
     pub counter: u64,
     /// Its status word.
     pub status: &'static str,
+    /// What started it (`timer`, `webhook`, `api`), `—` when the log does not say.
+    pub trigger: &'static str,
     /// When it started.
     pub started: Option<TimeView>,
     /// How long it took (or has taken so far), for people.
@@ -219,6 +221,7 @@ impl ViewSource {
                 RunRow {
                     counter: log.counter,
                     status: status.as_str(),
+                    trigger: times.trigger.map_or("—", Trigger::as_str),
                     started: times.start.and_then(TimeView::new),
                     duration: took.map_or_else(
                         || "—".to_string(),

@@ -78,6 +78,7 @@ command = echo never
         bodies,
         [
             "=== BEGIN",
+            "=== TRIGGER: webhook",
             "",
             "--- Execute  0: printf 'a\\nb\\nc\\n'",
             "a",

@@ -340,6 +340,19 @@ async fn controls_need_the_sessions_csrf_token() {
         "attachment; filename=\"hello.1.success.log\""
     );
     assert_eq!(res.text().await.unwrap(), log);
+    // The job page lists the run with what started it.
+    let page = wait_for("the run listed as finished", || async {
+        let res = http
+            .get(d.url("/karajo/app/job/hello"))
+            .header("Cookie", &session)
+            .send()
+            .await
+            .ok()?;
+        let page = res.text().await.ok()?;
+        page.contains("st-success").then_some(page)
+    })
+    .await;
+    assert!(page.contains("<td>api</td>"), "{page}");
     d.stop().await;
 }
 
