@@ -154,10 +154,9 @@ impl Daemon {
         let defs = job_defs(&config, &self.functions, &local_addr.to_string())?;
 
         let restore_layout = layout.clone();
-        let restore_state = state.clone();
         let now = self.clock.now();
         let restored = tokio::task::spawn_blocking(move || {
-            scheduler::restore_jobs(&restore_layout, defs, &restore_state, now)
+            scheduler::restore_jobs(&restore_layout, defs, &state, now)
         })
         .await
         .map_err(|e| DaemonError::Io {
@@ -177,7 +176,6 @@ impl Daemon {
             clock: self.clock.clone(),
             max_job_running,
             jobs: restored,
-            state,
             metrics: metrics.clone(),
             notifier: Some(notifier.clone()),
         });

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -35,8 +36,6 @@ pub struct SchedulerOptions {
     pub max_job_running: usize,
     /// The jobs, as restored from disk.
     pub jobs: Vec<RestoredJob>,
-    /// The state file as loaded (kept for jobs added on reload).
-    pub state: StateFile,
     /// Where finished runs are counted.
     pub metrics: Arc<Metrics>,
     /// Where finished runs are reported for notifications; `None` sends none.
@@ -49,8 +48,10 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (finished_tx, finished_rx) = mpsc::unbounded_channel();
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
-    let (state_tx, state_rx) = watch::channel(Arc::new(opts.state.clone()));
-    let saver = tokio::spawn(save_state_loop(opts.layout.state_file(), state_rx));
+    let saver = tokio::spawn(save_state_loop(
+        opts.layout.state_file(),
+        snapshot_rx.clone(),
+    ));
     let now = opts.clock.now();
     let mut rt = Runtime {
         layout: opts.layout,
@@ -64,8 +65,6 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
         max_running: opts.max_job_running.max(1),
         finished_tx,
         snapshot_tx,
-        state_tx,
-        state: opts.state,
         metrics: opts.metrics,
         changed: true,
         stopping: None,
@@ -82,7 +81,8 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
     };
     let task = tokio::spawn(async move {
         rt.run(rx, finished_rx).await;
-        drop(rt.state_tx);
+        // The final state was saved by the shutdown; the saver's channel closes here.
+        drop(rt);
         let _ = saver.await;
     });
     (handle, task)
@@ -154,15 +154,6 @@ impl JobRt {
             queued: self.pending.is_some() || matches!(self.active, Some(Active::Waiting(_))),
         }
     }
-
-    fn saved_state(&self) -> JobState {
-        JobState {
-            paused: self.paused,
-            last_run: self.last_run,
-            next_run: self.next_run,
-            counter: self.counter,
-        }
-    }
 }
 
 struct Runtime {
@@ -182,8 +173,6 @@ struct Runtime {
     max_running: usize,
     finished_tx: mpsc::UnboundedSender<Finished>,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
-    state_tx: watch::Sender<Arc<StateFile>>,
-    state: StateFile,
     metrics: Arc<Metrics>,
     /// Something changed since the last publish.
     changed: bool,
@@ -456,6 +445,7 @@ impl Runtime {
             self.arm(key, now);
         }
         tracing::info!(job = %key, paused, "pause state changed");
+        self.save_state_now();
         self.fresh_view(key)
     }
 
@@ -557,6 +547,10 @@ impl Runtime {
 
     fn reload(&mut self, defs: Vec<JobDef>, max_job_running: usize) {
         let now = self.clock.now();
+        // Jobs added back get what the state file last said of them.
+        let saved = StateFile::load(&self.layout.state_file())
+            .map(|(state, _)| state)
+            .unwrap_or_default();
         self.max_running = max_job_running.max(1);
         let new_keys: BTreeSet<JobKey> = defs.iter().map(JobDef::key).collect();
         let old_keys: Vec<JobKey> = self.jobs.keys().cloned().collect();
@@ -583,7 +577,7 @@ impl Runtime {
                     job.stale = true;
                     self.arm(&key, now);
                 }
-                None => match restore_job(&self.layout, def, &self.state, now) {
+                None => match restore_job(&self.layout, def, &saved, now) {
                     Ok(restored) => {
                         tracing::info!(job = %key, "job added by reload");
                         self.insert(restored, now);
@@ -647,7 +641,7 @@ impl Runtime {
         Some(job.view.clone())
     }
 
-    /// Publishes a new snapshot and hands the state to the saver, if anything changed.
+    /// Publishes a new snapshot, if anything changed; the state saver follows it.
     fn publish(&mut self) {
         if !self.changed {
             return;
@@ -658,7 +652,6 @@ impl Runtime {
             waiting: self.waiting.len(),
             ..Snapshot::default()
         };
-        let mut state = StateFile::default();
         for key in &self.by_name {
             let Some(job) = self.jobs.get_mut(key) else {
                 continue;
@@ -671,11 +664,18 @@ impl Runtime {
                 JobKind::Exec => snapshot.jobs.push(job.view.clone()),
                 JobKind::Http => snapshot.http_jobs.push(job.view.clone()),
             }
-            *state.entry(key.kind, &key.id) = job.saved_state();
         }
         self.snapshot_tx.send_replace(Arc::new(snapshot));
-        self.state = state;
-        self.state_tx.send_replace(Arc::new(self.state.clone()));
+    }
+
+    /// Publishes and writes the state file now, before answering (a pause must survive
+    /// a kill -9 that follows the answer).
+    fn save_state_now(&mut self) {
+        self.publish();
+        let state = state_of(&self.snapshot_tx.borrow());
+        if let Err(err) = state.save(&self.layout.state_file()) {
+            tracing::error!(%err, "cannot save the state file");
+        }
     }
 
     fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
@@ -699,10 +699,7 @@ impl Runtime {
 
     fn end_shutdown(&mut self) {
         self.changed = true;
-        self.publish();
-        if let Err(err) = self.state.save(&self.layout.state_file()) {
-            tracing::error!(%err, "cannot save the state file");
-        }
+        self.save_state_now();
         for waiter in self.stopping.take().unwrap_or_default() {
             let _ = waiter.send(());
         }
@@ -716,10 +713,31 @@ fn timer_request() -> Request {
     }
 }
 
-/// Writes every new state to disk, coalescing bursts: only the latest is written.
-async fn save_state_loop(path: std::path::PathBuf, mut rx: watch::Receiver<Arc<StateFile>>) {
+/// The least time between two background saves of the state file. What it holds
+/// besides the paused flags (last and next runs, counters) is also recoverable from the
+/// run logs, and pauses are saved at once, so a burst of runs costs one save per
+/// interval instead of one per run.
+const SAVE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The state file's content for a snapshot.
+fn state_of(snapshot: &Snapshot) -> StateFile {
+    let mut state = StateFile::default();
+    for view in snapshot.jobs.iter().chain(&snapshot.http_jobs) {
+        *state.entry(view.def.kind(), view.id()) = JobState {
+            paused: view.paused,
+            last_run: view.last_run,
+            next_run: view.next_run,
+            counter: view.counter,
+        };
+    }
+    state
+}
+
+/// Writes the state of new snapshots to disk, at most once per [`SAVE_INTERVAL`]: only
+/// the latest state of a burst is written.
+async fn save_state_loop(path: std::path::PathBuf, mut rx: watch::Receiver<Arc<Snapshot>>) {
     while rx.changed().await.is_ok() {
-        let state = rx.borrow_and_update().clone();
+        let state = state_of(&rx.borrow_and_update());
         let path = path.clone();
         let saved = tokio::task::spawn_blocking(move || state.save(&path)).await;
         match saved {
@@ -727,5 +745,6 @@ async fn save_state_loop(path: std::path::PathBuf, mut rx: watch::Receiver<Arc<S
             Ok(Err(err)) => tracing::error!(%err, "cannot save the state file"),
             Err(err) => tracing::error!(%err, "saving the state file panicked"),
         }
+        tokio::time::sleep(SAVE_INTERVAL).await;
     }
 }
