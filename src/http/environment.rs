@@ -2,13 +2,17 @@
 //! the original's `Env` JSON (spec 4.3). Secrets, users and notifications never appear.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::Serialize;
 
-use super::AppState;
 use super::json::{self, JobExecJson};
+use super::{AppState, LiveConfig};
+use crate::scheduler::Snapshot;
 
 /// The version reported by the API and `karajo version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -27,10 +31,53 @@ struct EnvJson<'a> {
     is_development: bool,
 }
 
+/// The last rendered answer and what it was rendered from. The answer is a pure
+/// function of the snapshot and the configuration, so while neither changes (clients
+/// polling an idle daemon) it is served again instead of serializing every job per
+/// request. Holding the `Arc`s keeps their addresses from being reused, so comparing
+/// pointers is exact; daemons in one process (tests) only evict each other.
+struct Rendered {
+    snapshot: Arc<Snapshot>,
+    live: Arc<LiveConfig>,
+    body: Bytes,
+}
+
+static LAST: Mutex<Option<Rendered>> = Mutex::new(None);
+
 /// Serves the environment.
 pub(super) async fn get_environment(State(state): State<AppState>) -> Response {
     let live = state.live();
     let snapshot = state.scheduler.snapshot();
+    let cached = LAST
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|r| {
+            (Arc::ptr_eq(&r.snapshot, &snapshot) && Arc::ptr_eq(&r.live, &live))
+                .then(|| r.body.clone())
+        });
+    let body = match cached {
+        Some(body) => body,
+        None => {
+            let body = Bytes::from(render(&snapshot, &live));
+            *LAST.lock().unwrap_or_else(|e| e.into_inner()) = Some(Rendered {
+                snapshot,
+                live,
+                body: body.clone(),
+            });
+            body
+        }
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// The environment envelope `{"data":{...},"code":200}` as JSON text.
+fn render(snapshot: &Snapshot, live: &LiveConfig) -> String {
     let cfg = &live.config;
     let env = EnvJson {
         jobs: snapshot
@@ -52,5 +99,13 @@ pub(super) async fn get_environment(State(state): State<AppState>) -> Response {
         max_job_running: cfg.max_job_running,
         is_development: cfg.is_development,
     };
-    json::data(&env)
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        data: &'a EnvJson<'a>,
+        code: u16,
+    }
+    json::to_string(&Envelope {
+        data: &env,
+        code: 200,
+    })
 }

@@ -151,3 +151,29 @@ async fn the_log_endpoint_answers_as_the_original() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn the_environment_is_rendered_again_after_every_change() {
+    // No timer: nothing changes unless the test changes it.
+    let dir = TestDir::new("[job \"quiet\"]\npath = /quiet\ncommand = echo ok\n");
+    let d = TestDaemon::start(&dir).await;
+    let get = || async {
+        d.http
+            .get(d.url("/karajo/api/environment"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let first = get().await;
+    assert_eq!(get().await, first, "an unchanged daemon answers the same");
+    assert!(!first.contains(r#""status":"paused""#), "{first}");
+    assert_eq!(d.api_form("pause", "quiet").await.status(), 200);
+    let paused = get().await;
+    assert!(paused.contains(r#""status":"paused""#), "{paused}");
+    assert_eq!(d.api_form("resume", "quiet").await.status(), 200);
+    assert!(!get().await.contains(r#""status":"paused""#));
+    d.stop().await;
+}
