@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
 
 pub use error::ApiError;
 
@@ -97,6 +98,8 @@ pub fn app(
         .route("/karajo/api/job_exec/cancel", post(job_exec::cancel))
         .route("/karajo/api/job_exec/log", get(job_exec::log))
         .layer(DefaultBodyLimit::max(body_limit))
+        // Refuses a declared Content-Length past the limit before reading any of it.
+        .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(CompressionLayer::new().gzip(true))
         .with_state(state);
     router.map_request(normalize_api_path)
