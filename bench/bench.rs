@@ -406,7 +406,7 @@ fn throughput(opts: &Opts, rt: &tokio::runtime::Runtime) -> Vec<Row> {
             peer(|r| r.runs_per_sec),
         )
         .note(format!(
-            "karajo max_job_running = {}, log_retention = 5, default logging; 429 answers retried on the next job (median {} per round, not counted); both run `/bin/sh -c 'date +%s%N >> starts/<job>'` per trigger; webhook answers before its command runs (its default)",
+            "karajo max_job_running = {}, log_retention = 5, default logging; 429 answers retried on the next job (median {} per round, not counted); both run `/bin/sh -c 'date +%s%N >> starts/<job>'` per trigger",
             opts.max_job_running,
             fmt_num(median(&rejected))
         )),
@@ -428,7 +428,7 @@ fn throughput(opts: &Opts, rt: &tokio::runtime::Runtime) -> Vec<Row> {
             ),
             peer(|r| r.p99_ms),
         )
-        .note("per job, the k-th accepted request (by send time) is paired with the k-th timestamp its command wrote; karajo's includes the wait behind the job's previous run and for a max_job_running slot"),
+        .note("per job, the k-th accepted request (by send time) is paired with the k-th timestamp its command wrote; karajo's includes the wait behind the job's previous run and for a max_job_running slot; webhook runs with include-command-output-in-response (it answers after the command, so its 32 clients are its back-pressure: asynchronous, it ran out of file descriptors at 10,000 triggers and dropped commands it had answered 200 for)"),
         with_peer(
             Row::new(
                 "webhook",
@@ -691,6 +691,12 @@ async fn throughput_webhook(opts: &Opts, bin: &Path, round: usize, triggers: usi
                     {"source": "string", "name": "-c"},
                     {"source": "string", "name": stamp_command(&starts, id)},
                 ],
+                "trigger-rule-mismatch-http-response-code": 403,
+                // Answer after the command ran: back-pressure through the 32 clients.
+                // In its default asynchronous mode webhook starts every command at once;
+                // at 10,000 triggers it ran out of file descriptors and dropped commands
+                // after answering 200.
+                "include-command-output-in-response": true,
                 "trigger-rule": {"match": {
                     "type": "payload-hmac-sha256",
                     "secret": SECRET,
