@@ -833,7 +833,7 @@ fn stream_body(
     const TOTAL: u64 = 100 << 20;
     let pid = daemon.pid();
     let stop = Arc::new(AtomicBool::new(false));
-    let peak = Arc::new(AtomicU64::new(0));
+    let peak = Arc::new(AtomicU64::new(proc_status_kib(pid, "VmRSS").unwrap_or(0)));
     let sampler = {
         let stop = stop.clone();
         let peak = peak.clone();
@@ -880,6 +880,10 @@ fn stream_body(
     }
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.join();
+    peak.fetch_max(
+        proc_status_kib(pid, "VmRSS").unwrap_or(0),
+        Ordering::Relaxed,
+    );
     (status, sent, peak.load(Ordering::Relaxed) as f64 / 1024.0)
 }
 
