@@ -193,6 +193,7 @@ impl Daemon {
             metrics,
             sessions: Arc::new(crate::auth::session::SessionStore::default()),
             wui: crate::wui::WuiState::default(),
+            env_cache: Arc::default(),
         };
         let stop_http = CancellationToken::new();
         let app = http::app(app_state);

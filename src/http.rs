@@ -4,7 +4,7 @@
 //! every failure.
 
 pub mod access;
-mod environment;
+pub mod environment;
 mod error;
 mod job_exec;
 mod job_http;
@@ -22,6 +22,7 @@ use axum::routing::{get, post};
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
 
 pub use error::ApiError;
 
@@ -79,6 +80,8 @@ pub struct AppState {
     pub sessions: Arc<SessionStore>,
     /// What the web UI keeps between requests.
     pub wui: crate::wui::WuiState,
+    /// The last rendering of the environment.
+    pub env_cache: Arc<environment::EnvCache>,
 }
 
 impl AppState {
@@ -113,13 +116,7 @@ pub fn app(
             access::require_reader,
         ));
     let router = Router::new()
-        .route(
-            "/karajo/api/job_exec/run/{*path}",
-            post(webhook::run).layer(middleware::from_fn_with_state(
-                state.clone(),
-                webhook::count_outcome,
-            )),
-        )
+        .route("/karajo/api/job_exec/run/{*path}", post(webhook::run))
         .route("/karajo/api/job_exec/pause", post(job_exec::pause))
         .route("/karajo/api/job_exec/resume", post(job_exec::resume))
         .route("/karajo/api/job_exec/cancel", post(job_exec::cancel))
@@ -128,6 +125,13 @@ pub fn app(
         .merge(reads)
         .merge(crate::wui::routes(state.clone()))
         .layer(DefaultBodyLimit::max(body_limit))
+        // Refuses a declared Content-Length past the limit before reading any of it.
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        // Outside the limits, so web hooks refused for their size are counted too.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            webhook::count_outcome,
+        ))
         .layer(CompressionLayer::new().gzip(true))
         .with_state(state);
     router.map_request(normalize_api_path)

@@ -2,13 +2,17 @@
 //! the original's `Env` JSON (spec 4.3). Secrets, users and notifications never appear.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::Serialize;
 
-use super::AppState;
 use super::json::{self, JobExecJson, JobHttpJson};
+use super::{AppState, LiveConfig};
+use crate::scheduler::Snapshot;
 
 /// The version reported by the API and `karajo version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -27,10 +31,94 @@ struct EnvJson<'a> {
     is_development: bool,
 }
 
-/// Serves the environment.
-pub(super) async fn get_environment(State(state): State<AppState>) -> Response {
-    let live = state.live();
-    let snapshot = state.scheduler.snapshot();
+/// The last rendered answer and what it was rendered from. The answer is a pure
+/// function of the snapshot and the configuration, so while neither changes (clients
+/// polling a quiet daemon) it is served again instead of serializing every job, and
+/// compressing it, per request. Holding the `Arc`s keeps their addresses from being
+/// reused, so comparing pointers is exact.
+#[derive(Debug, Default)]
+pub struct EnvCache(Mutex<Option<Arc<Rendered>>>);
+
+#[derive(Debug)]
+struct Rendered {
+    snapshot: Arc<Snapshot>,
+    live: Arc<LiveConfig>,
+    plain: Bytes,
+    /// The gzip form, made by the first client that accepts it.
+    gzip: OnceLock<Bytes>,
+}
+
+impl EnvCache {
+    fn get(&self, snapshot: Arc<Snapshot>, live: Arc<LiveConfig>) -> Arc<Rendered> {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = last.as_ref()
+            && Arc::ptr_eq(&r.snapshot, &snapshot)
+            && Arc::ptr_eq(&r.live, &live)
+        {
+            return r.clone();
+        }
+        let rendered = Arc::new(Rendered {
+            plain: Bytes::from(render(&snapshot, &live)),
+            snapshot,
+            live,
+            gzip: OnceLock::new(),
+        });
+        *last = Some(rendered.clone());
+        rendered
+    }
+}
+
+/// Serves the environment, gzip-compressed when the client accepts it.
+pub(super) async fn get_environment(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let rendered = state
+        .env_cache
+        .get(state.scheduler.snapshot(), state.live());
+    let mut response = if accepts_gzip(&headers) {
+        let body = rendered.gzip.get_or_init(|| gzip(&rendered.plain));
+        let mut response = body.clone().into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        response
+    } else {
+        rendered.plain.clone().into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    *response.status_mut() = StatusCode::OK;
+    response
+}
+
+/// Whether `Accept-Encoding` lists gzip with a non-zero quality.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let refused =
+                parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
+fn gzip(plain: &[u8]) -> Bytes {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(plain);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+/// The environment envelope `{"data":{...},"code":200}` as JSON text.
+fn render(snapshot: &Snapshot, live: &LiveConfig) -> String {
     let cfg = &live.config;
     let env = EnvJson {
         jobs: snapshot
@@ -56,5 +144,13 @@ pub(super) async fn get_environment(State(state): State<AppState>) -> Response {
         max_job_running: cfg.max_job_running,
         is_development: cfg.is_development,
     };
-    json::data(&env)
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        data: &'a EnvJson<'a>,
+        code: u16,
+    }
+    json::to_string(&Envelope {
+        data: &env,
+        code: 200,
+    })
 }

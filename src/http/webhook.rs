@@ -70,14 +70,21 @@ pub(super) async fn run(
     }
 }
 
-/// Counts every web hook response by outcome, including those the body limit answers
-/// before the handler runs.
+/// Counts every web hook response by outcome, including those the body limits answer
+/// before the handler runs; other requests pass uncounted.
 pub(super) async fn count_outcome(
     State(state): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let is_webhook = request
+        .uri()
+        .path()
+        .starts_with("/karajo/api/job_exec/run/");
     let response = next.run(request).await;
+    if !is_webhook {
+        return response;
+    }
     state
         .metrics
         .webhook(WebhookOutcome::from_status(response.status().as_u16()));

@@ -35,6 +35,13 @@ impl CronPattern {
                 )));
             }
         };
+        // A field of commas only is an empty set to croner, which then searches
+        // thousands of years for a match before giving up (8 s for `, * * * * *`).
+        if let Some(field) = fields.iter().find(|f| f.split(',').all(str::is_empty)) {
+            return Err(ScheduleError(format!(
+                "cron expression {expr:?}: field {field:?} lists no value"
+            )));
+        }
         let cron = Cron::from_str(&fields.join(" "))
             .map_err(|e| ScheduleError(format!("cron expression {expr:?}: {e}")))?;
         let pattern = CronPattern {
@@ -105,6 +112,21 @@ fn expand_macro(expr: &str) -> Result<String, ScheduleError> {
 mod tests {
     use super::*;
     use jiff::civil::date;
+
+    #[test]
+    fn a_field_of_commas_only_is_refused_at_once() {
+        for expr in [", * 1-5 * * 1", "0 , * * *", ",, * * * *"] {
+            let started = std::time::Instant::now();
+            let err = CronPattern::parse(expr).unwrap_err();
+            assert!(err.0.contains("lists no value"), "{expr}: {err}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(1),
+                "{expr}"
+            );
+        }
+        // A stray comma next to a value is still read as croner reads it.
+        assert!(CronPattern::parse("5, * * * *").is_ok());
+    }
 
     fn parsed(expr: &str) -> CronPattern {
         CronPattern::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"))

@@ -67,6 +67,15 @@ async fn the_environment_has_the_original_shape_and_is_gzipped_only_when_accepte
         .await
         .unwrap();
     assert_eq!(res.headers().get("content-encoding").unwrap(), "gzip");
+    let packed = res.bytes().await.unwrap();
+    let mut unpacked = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&packed[..]),
+        &mut unpacked,
+    )
+    .unwrap();
+    let again: serde_json::Value = serde_json::from_str(&unpacked).unwrap();
+    assert_eq!(again["data"]["name"], "test");
     d.stop().await;
 }
 
@@ -188,5 +197,31 @@ async fn metrics_count_runs_and_web_hook_outcomes() {
     ] {
         assert!(text.contains(line), "missing {line}\n{text}");
     }
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn the_environment_is_rendered_again_after_every_change() {
+    // No timer: nothing changes unless the test changes it.
+    let dir = TestDir::new("[job \"quiet\"]\npath = /quiet\ncommand = echo ok\n");
+    let d = TestDaemon::start(&dir).await;
+    let get = || async {
+        d.http
+            .get(d.url("/karajo/api/environment"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let first = get().await;
+    assert_eq!(get().await, first, "an unchanged daemon answers the same");
+    assert!(!first.contains(r#""status":"paused""#), "{first}");
+    assert_eq!(d.api_form("pause", "quiet").await.status(), 200);
+    let paused = get().await;
+    assert!(paused.contains(r#""status":"paused""#), "{paused}");
+    assert_eq!(d.api_form("resume", "quiet").await.status(), 200);
+    assert!(!get().await.contains(r#""status":"paused""#));
     d.stop().await;
 }

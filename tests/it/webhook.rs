@@ -244,3 +244,23 @@ async fn a_body_past_the_limit_gets_413_and_runs_nothing() {
     assert!(dir.log_names("hello").is_empty());
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_declared_length_past_the_limit_gets_413_before_the_body_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = TestDir::new(&format!("[karajo]\nmax_body_size = 1024\n{HELLO}"));
+    let d = TestDaemon::start(&dir).await;
+    let addr = d.base_url.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = "POST /karajo/api/job_exec/run/hello HTTP/1.1\r\nHost: x\r\nX-Karajo-Sign: 00\r\nContent-Length: 104857600\r\n\r\n";
+    s.write_all(head.as_bytes()).await.unwrap();
+    // No body is sent: the answer must come from the header alone.
+    let mut answer = vec![0u8; 12];
+    tokio::time::timeout(TIMEOUT, s.read_exact(&mut answer))
+        .await
+        .expect("an answer without the body")
+        .unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 413");
+    assert!(dir.log_names("hello").is_empty());
+    d.stop().await;
+}

@@ -1,0 +1,1286 @@
+//! The benchmark harness (issue 6): runs the release `karajo` binary as a real process
+//! on 127.0.0.1 through six scenarios (web hook throughput against adnanh/webhook,
+//! environment API latency, idle cost, schedule precision, large output against a
+//! shell redirect, start-up with many logs), reports medians over rounds and the ratio
+//! against the peer or baseline measured in the same run, prints a table and writes
+//! `target/bench/results.json`. Run it with `./bench/run` (see the README); `--help`
+//! lists the flags. Harness code: setup errors panic with a message.
+
+#[path = "common.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+const USAGE: &str =
+    "usage: bench [--rounds N] [--quick] [--only a,b,...] [--out FILE] [--work DIR] [--bin FILE]
+
+Scenarios (for --only): throughput, environment, idle, precision, output, startup.
+  --rounds N   rounds per scenario (default 3; 1 with --quick)
+  --quick      smaller sizes and shorter windows, for a smoke run (figures not comparable)
+  --out FILE   JSON result file (default target/bench/results.json)
+  --work DIR   scratch directory (default target/bench/work)
+  --bin FILE   the karajo binary (default target/release/karajo)
+  --max-job-running N   karajo's max_job_running in the throughput scenario (default 16)";
+
+/// Command-line options.
+#[derive(Debug, Clone)]
+struct Opts {
+    rounds: usize,
+    quick: bool,
+    only: Option<Vec<String>>,
+    out: PathBuf,
+    work: PathBuf,
+    bin: PathBuf,
+    max_job_running: usize,
+}
+
+impl Opts {
+    fn parse() -> Self {
+        let root = repo_root();
+        let mut rounds = None;
+        let mut quick = false;
+        let mut only = None;
+        let mut out = root.join("target/bench/results.json");
+        let mut work = root.join("target/bench/work");
+        let mut bin = root.join("target/release/karajo");
+        let mut max_job_running = TP_MAX_JOB_RUNNING;
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| {
+                args.next()
+                    .unwrap_or_else(|| fail(&format!("{name} needs a value")))
+            };
+            match arg.as_str() {
+                "--rounds" => {
+                    rounds = Some(
+                        value("--rounds")
+                            .parse()
+                            .unwrap_or_else(|_| fail("--rounds takes a number")),
+                    )
+                }
+                "--quick" => quick = true,
+                "--only" => {
+                    only = Some(
+                        value("--only")
+                            .split(',')
+                            .map(str::to_string)
+                            .collect::<Vec<_>>(),
+                    )
+                }
+                "--out" => out = PathBuf::from(value("--out")),
+                "--work" => work = PathBuf::from(value("--work")),
+                "--bin" => bin = PathBuf::from(value("--bin")),
+                "--max-job-running" => {
+                    max_job_running = value("--max-job-running")
+                        .parse()
+                        .unwrap_or_else(|_| fail("--max-job-running takes a number"))
+                }
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                other => fail(&format!("unknown argument {other:?}")),
+            }
+        }
+        let rounds: usize = rounds.unwrap_or(if quick { 1 } else { 3 });
+        Self {
+            rounds: rounds.max(1),
+            quick,
+            only,
+            out,
+            work,
+            bin,
+            max_job_running,
+        }
+    }
+
+    fn wants(&self, scenario: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == scenario))
+    }
+
+    fn base(&self, name: &str) -> Base {
+        Base::new(self.work.join(name))
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("bench: {message}\n\n{USAGE}");
+    std::process::exit(2);
+}
+
+/// How a measured value compares with its target.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    AtMost(f64),
+    RatioAtLeast(f64),
+    None,
+}
+
+/// One line of the result table.
+#[derive(Debug, Clone)]
+struct Row {
+    scenario: &'static str,
+    metric: String,
+    unit: &'static str,
+    /// karajo's value per round.
+    karajo: Vec<f64>,
+    /// The peer or baseline: its name and value per round.
+    peer: Option<(&'static str, Vec<f64>)>,
+    target: Target,
+    note: String,
+}
+
+impl Row {
+    fn new(scenario: &'static str, metric: &str, unit: &'static str, karajo: Vec<f64>) -> Self {
+        Self {
+            scenario,
+            metric: metric.to_string(),
+            unit,
+            karajo,
+            peer: None,
+            target: Target::None,
+            note: String::new(),
+        }
+    }
+
+    fn peer(mut self, name: &'static str, values: Vec<f64>) -> Self {
+        self.peer = Some((name, values));
+        self
+    }
+
+    fn target(mut self, target: Target) -> Self {
+        self.target = target;
+        self
+    }
+
+    fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = note.into();
+        self
+    }
+
+    fn value(&self) -> f64 {
+        median(&self.karajo)
+    }
+
+    fn peer_value(&self) -> Option<f64> {
+        self.peer.as_ref().map(|(_, v)| median(v))
+    }
+
+    /// karajo / peer, from the medians.
+    fn ratio(&self) -> Option<f64> {
+        self.peer_value().map(|p| self.value() / p)
+    }
+
+    fn met(&self) -> Option<bool> {
+        match self.target {
+            Target::AtMost(t) => Some(self.value() <= t),
+            Target::RatioAtLeast(t) => self.ratio().map(|r| r >= t),
+            Target::None => None,
+        }
+    }
+
+    fn target_text(&self) -> String {
+        match self.target {
+            Target::AtMost(t) => format!("<= {} {}", fmt_num(t), self.unit),
+            Target::RatioAtLeast(t) => format!("ratio >= {}", fmt_num(t)),
+            Target::None => String::new(),
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "scenario": self.scenario,
+            "metric": self.metric,
+            "unit": self.unit,
+            "karajo_median": self.value(),
+            "karajo_rounds": self.karajo,
+            "peer": self.peer.as_ref().map(|(name, _)| *name),
+            "peer_median": self.peer_value(),
+            "peer_rounds": self.peer.as_ref().map(|(_, v)| v.clone()),
+            "ratio": self.ratio(),
+            "target": self.target_text(),
+            "met": self.met(),
+            "note": self.note,
+        })
+    }
+}
+
+fn fmt_num(x: f64) -> String {
+    if !x.is_finite() {
+        return "n/a".into();
+    }
+    let a = x.abs();
+    if a >= 1000.0 {
+        format!("{x:.0}")
+    } else if a >= 100.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+fn print_table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| scenario | metric | karajo | peer / baseline | ratio | target | met |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    for row in rows {
+        let peer = match &row.peer {
+            Some((name, _)) => format!(
+                "{} {} ({name})",
+                fmt_num(row.peer_value().unwrap_or(f64::NAN)),
+                row.unit
+            ),
+            None => String::new(),
+        };
+        let ratio = row.ratio().map(|r| format!("{r:.2}")).unwrap_or_default();
+        let met = match row.met() {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} {} | {} | {} | {} | {} |",
+            row.scenario,
+            row.metric,
+            fmt_num(row.value()),
+            row.unit,
+            peer,
+            ratio,
+            row.target_text(),
+            met
+        );
+    }
+    out
+}
+
+fn main() {
+    let opts = Opts::parse();
+    if !opts.bin.is_file() {
+        fail(&format!(
+            "{} is missing: build it with `cargo build --release` (./bench/run does)",
+            opts.bin.display()
+        ));
+    }
+    fs::create_dir_all(&opts.work).expect("create the work directory");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    type Scenario = fn(&Opts, &tokio::runtime::Runtime) -> Vec<Row>;
+    let scenarios: [(&str, Scenario); 6] = [
+        ("throughput", throughput),
+        ("environment", environment_latency),
+        ("idle", idle),
+        ("precision", precision),
+        ("output", large_output),
+        ("startup", startup),
+    ];
+    for (name, scenario) in scenarios {
+        if opts.wants(name) {
+            eprintln!("== {name}");
+            let t = Instant::now();
+            rows.extend(scenario(&opts, &runtime));
+            eprintln!("== {name}: {:.0} s", t.elapsed().as_secs_f64());
+        }
+    }
+    let table = print_table(&rows);
+    println!(
+        "\nkarajo bench: {} round(s){}, medians; ratio = karajo / peer, measured in the same run\n",
+        opts.rounds,
+        if opts.quick { ", --quick sizes" } else { "" }
+    );
+    print!("{table}");
+    for row in rows.iter().filter(|r| !r.note.is_empty()) {
+        println!("- {} / {}: {}", row.scenario, row.metric, row.note);
+    }
+    let result = json!({
+        "karajo_version": env!("CARGO_PKG_VERSION"),
+        "git_commit": git_commit(),
+        "rounds": opts.rounds,
+        "quick": opts.quick,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "duration_s": started.elapsed().as_secs_f64(),
+        "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
+        "table": table,
+    });
+    if let Some(parent) = opts.out.parent() {
+        fs::create_dir_all(parent).expect("create the output directory");
+    }
+    let text = serde_json::to_string_pretty(&result).expect("JSON");
+    fs::write(&opts.out, text)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", opts.out.display()));
+    println!("\nwrote {}", opts.out.display());
+}
+
+fn git_commit() -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(repo_root())
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------
+// 1. Web hook throughput and trigger-to-start latency, karajo against adnanh/webhook.
+
+/// Jobs in the throughput scenario.
+const TP_JOBS: usize = 100;
+/// Concurrent clients.
+const TP_CLIENTS: usize = 32;
+/// karajo's `max_job_running` in the throughput scenario (`--max-job-running`).
+const TP_MAX_JOB_RUNNING: usize = 16;
+
+/// What one throughput run measured.
+#[derive(Debug, Clone, Copy)]
+struct Throughput {
+    runs_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    rejected: u64,
+    /// CPU ms per run spent by the daemon itself, and by the commands it reaped.
+    daemon_cpu_ms: f64,
+    commands_cpu_ms: f64,
+}
+
+fn throughput(opts: &Opts, rt: &tokio::runtime::Runtime) -> Vec<Row> {
+    let triggers = if opts.quick { 2_000 } else { 10_000 };
+    let webhook = which("webhook");
+    let mut k = Vec::new();
+    let mut w = Vec::new();
+    for round in 0..opts.rounds {
+        // Alternate who goes first, so neither always gets the cooler machine.
+        let karajo_first = round % 2 == 0;
+        for turn in 0..2 {
+            if (turn == 0) == karajo_first {
+                let r = rt.block_on(throughput_karajo(opts, round, triggers));
+                eprintln!("   round {round} karajo: {r:?}");
+                k.push(r);
+            } else if let Some(bin) = &webhook {
+                let r = rt.block_on(throughput_webhook(opts, bin, round, triggers));
+                eprintln!("   round {round} webhook: {r:?}");
+                w.push(r);
+            }
+        }
+    }
+    let peer = |f: fn(&Throughput) -> f64| -> Option<Vec<f64>> {
+        (!w.is_empty()).then(|| w.iter().map(f).collect())
+    };
+    let with_peer = |row: Row, values: Option<Vec<f64>>| match values {
+        Some(v) => row.peer("webhook", v),
+        None => row.note("adnanh/webhook not installed: no peer"),
+    };
+    let rejected: Vec<f64> = k.iter().map(|r| r.rejected as f64).collect();
+    vec![
+        with_peer(
+            Row::new(
+                "webhook",
+                &format!("completed runs/s ({triggers} signed triggers, {TP_JOBS} jobs, {TP_CLIENTS} clients)"),
+                "runs/s",
+                k.iter().map(|r| r.runs_per_sec).collect(),
+            )
+            .target(Target::RatioAtLeast(1.5)),
+            peer(|r| r.runs_per_sec),
+        )
+        .note(format!(
+            "karajo max_job_running = {}, log_retention = 5, default logging; 429 answers retried on the next job (median {} per round, not counted); both run `/bin/sh -c 'date +%s%N >> starts/<job>'` per trigger",
+            opts.max_job_running,
+            fmt_num(median(&rejected))
+        )),
+        with_peer(
+            Row::new(
+                "webhook",
+                "request to command start, p50",
+                "ms",
+                k.iter().map(|r| r.p50_ms).collect(),
+            ),
+            peer(|r| r.p50_ms),
+        ),
+        with_peer(
+            Row::new(
+                "webhook",
+                "request to command start, p99",
+                "ms",
+                k.iter().map(|r| r.p99_ms).collect(),
+            ),
+            peer(|r| r.p99_ms),
+        )
+        .note("per job, the k-th accepted request (by send time) is paired with the k-th timestamp its command wrote; karajo's includes the wait behind the job's previous run and for a max_job_running slot; webhook runs with include-command-output-in-response (it answers after the command, so its 32 clients are its back-pressure: asynchronous, it ran out of file descriptors at 10,000 triggers and dropped commands it had answered 200 for)"),
+        with_peer(
+            Row::new(
+                "webhook",
+                "daemon's own CPU per run",
+                "ms",
+                k.iter().map(|r| r.daemon_cpu_ms).collect(),
+            ),
+            peer(|r| r.daemon_cpu_ms),
+        )
+        .note("utime+stime of the daemon process over the load, divided by the runs; karajo's includes the 429 answers"),
+        with_peer(
+            Row::new(
+                "webhook",
+                "commands' CPU per run (reaped children)",
+                "ms",
+                k.iter().map(|r| r.commands_cpu_ms).collect(),
+            ),
+            peer(|r| r.commands_cpu_ms),
+        ),
+    ]
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The command both systems run per trigger: append a start timestamp.
+fn stamp_command(starts: &Path, id: &str) -> String {
+    format!("date +%s%N >> {}/{id}", starts.display())
+}
+
+/// Shared state of the load generator.
+struct Load {
+    remaining: AtomicI64,
+    cursor: AtomicUsize,
+    rejected: AtomicU64,
+    errors: AtomicU64,
+    /// Per job: wall-clock send times (ns) of accepted triggers.
+    sends: Mutex<Vec<Vec<i128>>>,
+    /// Per job: no trigger before this instant (ns since the load began) after a 429.
+    blocked_until: Vec<AtomicU64>,
+    t0: Instant,
+}
+
+/// How long a client leaves a job alone after it answered 429 (its run and its queued
+/// run must both end first: with 100 jobs, a job finishes a run every few hundred ms).
+const TP_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Sends `triggers` accepted requests from [`TP_CLIENTS`] clients, round-robin over the
+/// jobs; a 429 is retried on the next job after a short pause. `send` posts one
+/// trigger for job index `j` and returns the HTTP status.
+async fn load<F, Fut>(triggers: usize, send: F) -> Arc<Load>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = u16> + Send,
+{
+    let load = Arc::new(Load {
+        remaining: AtomicI64::new(triggers as i64),
+        cursor: AtomicUsize::new(0),
+        rejected: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        sends: Mutex::new(vec![Vec::new(); TP_JOBS]),
+        blocked_until: (0..TP_JOBS).map(|_| AtomicU64::new(0)).collect(),
+        t0: Instant::now(),
+    });
+    let send = Arc::new(send);
+    let mut tasks = Vec::new();
+    for _ in 0..TP_CLIENTS {
+        let load = load.clone();
+        let send = send.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seq = 0u64;
+            while load.remaining.fetch_sub(1, Ordering::SeqCst) > 0 {
+                let mut skipped = 0;
+                loop {
+                    let j = load.cursor.fetch_add(1, Ordering::Relaxed) % TP_JOBS;
+                    let now = load.t0.elapsed().as_nanos() as u64;
+                    if load.blocked_until[j].load(Ordering::Relaxed) > now {
+                        skipped += 1;
+                        if skipped % TP_JOBS == 0 {
+                            // Every job is busy: wait a little instead of spinning.
+                            tokio::time::sleep(Duration::from_micros(500)).await;
+                        }
+                        continue;
+                    }
+                    seq += 1;
+                    let sent = now_ns();
+                    match send(j, seq).await {
+                        200 => {
+                            load.sends.lock().expect("lock")[j].push(sent);
+                            break;
+                        }
+                        429 => {
+                            load.rejected.fetch_add(1, Ordering::Relaxed);
+                            let until = load.t0.elapsed() + TP_BACKOFF;
+                            load.blocked_until[j].store(until.as_nanos() as u64, Ordering::Relaxed);
+                        }
+                        other => {
+                            let errors = load.errors.fetch_add(1, Ordering::Relaxed);
+                            assert!(errors < 100, "too many failed triggers (last: {other})");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    load
+}
+
+/// Pairs send times with start stamps per job; returns latencies in ms.
+fn latencies(sends: &[Vec<i128>], starts: &Path, ids: &[String]) -> Vec<f64> {
+    let mut all = Vec::new();
+    for (j, id) in ids.iter().enumerate() {
+        let mut sent = sends[j].clone();
+        sent.sort();
+        let mut stamps = read_stamps(&starts.join(id));
+        stamps.sort();
+        assert_eq!(
+            sent.len(),
+            stamps.len(),
+            "job {id}: {} accepted triggers but {} command starts",
+            sent.len(),
+            stamps.len()
+        );
+        all.extend(sent.iter().zip(&stamps).map(|(s, t)| (t - s) as f64 / 1e6));
+    }
+    sorted(all)
+}
+
+fn read_stamps(path: &Path) -> Vec<i128> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+fn count_lines(path: &Path) -> usize {
+    fs::read(path)
+        .map(|b| b.iter().filter(|c| **c == b'\n').count())
+        .unwrap_or(0)
+}
+
+async fn throughput_karajo(opts: &Opts, round: usize, triggers: usize) -> Throughput {
+    let base = opts.base(&format!("tp-karajo-{round}"));
+    let starts = base.dir.join("starts");
+    fs::create_dir_all(&starts).expect("starts dir");
+    let ids: Vec<String> = (0..TP_JOBS).map(|i| format!("tp{i:04}")).collect();
+    let mut jobs = String::new();
+    for id in &ids {
+        let _ = writeln!(
+            jobs,
+            "[job \"{id}\"]\npath = /{id}\ncommand = {}\n",
+            stamp_command(&starts, id)
+        );
+    }
+    base.write_config(
+        &format!("max_job_running = {}", opts.max_job_running),
+        &jobs,
+    );
+    let daemon = Proc::karajo(&opts.bin, &base);
+    let client = http_client();
+    wait_http_ok(
+        &client,
+        &base.url("/karajo/api/environment"),
+        daemon.started,
+        Duration::from_secs(30),
+    )
+    .await;
+    let urls: Arc<Vec<String>> = Arc::new(
+        ids.iter()
+            .map(|id| base.url(&format!("/karajo/api/job_exec/run/{id}")))
+            .collect(),
+    );
+    let cpu0 = daemon.cpu_split();
+    let t0 = Instant::now();
+    let c = client.clone();
+    let load = load(triggers, move |j, seq| {
+        let c = c.clone();
+        let urls = urls.clone();
+        async move {
+            let body = hook_body(seq);
+            match c
+                .post(&urls[j])
+                .header("X-Karajo-Sign", sign(body.as_bytes()))
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+            {
+                Ok(res) => {
+                    let s = res.status().as_u16();
+                    let _ = res.bytes().await;
+                    s
+                }
+                Err(_) => 0,
+            }
+        }
+    })
+    .await;
+    // Completed: each job's last accepted run has its final log.
+    let expected: Vec<usize> = load
+        .sends
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(Vec::len)
+        .collect();
+    let mut pending: Vec<usize> = (0..TP_JOBS).filter(|j| expected[*j] > 0).collect();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !pending.is_empty() {
+        pending.retain(|j| {
+            let dir = base.log_dir(&ids[*j]);
+            let n = expected[*j];
+            !(dir.join(format!("{}.{n}.success", ids[*j])).exists()
+                || dir.join(format!("{}.{n}.failed", ids[*j])).exists())
+        });
+        assert!(Instant::now() < deadline, "karajo runs did not complete");
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu1 = daemon.cpu_split();
+    let lat = latencies(&load.sends.lock().expect("lock"), &starts, &ids);
+    let mut daemon = daemon;
+    daemon.stop(Duration::from_secs(10));
+    let _ = fs::remove_dir_all(&base.dir);
+    Throughput {
+        runs_per_sec: triggers as f64 / elapsed,
+        p50_ms: quantile(&lat, 0.50),
+        p99_ms: quantile(&lat, 0.99),
+        rejected: load.rejected.load(Ordering::Relaxed),
+        daemon_cpu_ms: (cpu1.0 - cpu0.0) * 1e3 / triggers as f64,
+        commands_cpu_ms: (cpu1.1 - cpu0.1) * 1e3 / triggers as f64,
+    }
+}
+
+async fn throughput_webhook(opts: &Opts, bin: &Path, round: usize, triggers: usize) -> Throughput {
+    let base = opts.base(&format!("tp-webhook-{round}"));
+    let starts = base.dir.join("starts");
+    fs::create_dir_all(&starts).expect("starts dir");
+    let ids: Vec<String> = (0..TP_JOBS).map(|i| format!("tp{i:04}")).collect();
+    let hooks: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| {
+            json!({
+                "id": id,
+                "execute-command": "/bin/sh",
+                "command-working-directory": base.dir.display().to_string(),
+                "pass-arguments-to-command": [
+                    {"source": "string", "name": "-c"},
+                    {"source": "string", "name": stamp_command(&starts, id)},
+                ],
+                "trigger-rule-mismatch-http-response-code": 403,
+                // Answer after the command ran: back-pressure through the 32 clients.
+                // In its default asynchronous mode webhook starts every command at once;
+                // at 10,000 triggers it ran out of file descriptors and dropped commands
+                // after answering 200.
+                "include-command-output-in-response": true,
+                "trigger-rule": {"match": {
+                    "type": "payload-hmac-sha256",
+                    "secret": SECRET,
+                    "parameter": {"source": "header", "name": "X-Karajo-Sign"},
+                }},
+            })
+        })
+        .collect();
+    let hooks_file = base.dir.join("hooks.json");
+    fs::write(
+        &hooks_file,
+        serde_json::to_string_pretty(&hooks).expect("JSON"),
+    )
+    .expect("write hooks.json");
+    let port = base.port.to_string();
+    let mut daemon = Proc::spawn(
+        bin,
+        &[
+            "-hooks",
+            hooks_file.to_str().expect("UTF-8 path"),
+            "-ip",
+            "127.0.0.1",
+            "-port",
+            &port,
+        ],
+        &base.dir.join("daemon.log"),
+        &[],
+    );
+    let client = http_client();
+    // Any answer means it listens (an unsigned GET is refused by the rule).
+    let since = Instant::now();
+    while client.get(base.url("/hooks/tp0000")).send().await.is_err() {
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "webhook did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let urls: Arc<Vec<String>> = Arc::new(
+        ids.iter()
+            .map(|id| base.url(&format!("/hooks/{id}")))
+            .collect(),
+    );
+    let cpu0 = daemon.cpu_split();
+    let t0 = Instant::now();
+    let c = client.clone();
+    let load = load(triggers, move |j, seq| {
+        let c = c.clone();
+        let urls = urls.clone();
+        async move {
+            let body = hook_body(seq);
+            match c
+                .post(&urls[j])
+                .header("X-Karajo-Sign", sign(body.as_bytes()))
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+            {
+                Ok(res) => {
+                    let s = res.status().as_u16();
+                    let _ = res.bytes().await;
+                    s
+                }
+                Err(_) => 0,
+            }
+        }
+    })
+    .await;
+    let expected: Vec<usize> = load
+        .sends
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(Vec::len)
+        .collect();
+    let mut pending: Vec<usize> = (0..TP_JOBS).filter(|j| expected[*j] > 0).collect();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !pending.is_empty() {
+        pending.retain(|j| count_lines(&starts.join(&ids[*j])) < expected[*j]);
+        assert!(
+            Instant::now() < deadline,
+            "webhook commands did not complete"
+        );
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu1 = daemon.cpu_split();
+    let lat = latencies(&load.sends.lock().expect("lock"), &starts, &ids);
+    daemon.stop(Duration::from_secs(10));
+    let _ = fs::remove_dir_all(&base.dir);
+    Throughput {
+        runs_per_sec: triggers as f64 / elapsed,
+        p50_ms: quantile(&lat, 0.50),
+        p99_ms: quantile(&lat, 0.99),
+        rejected: load.rejected.load(Ordering::Relaxed),
+        daemon_cpu_ms: (cpu1.0 - cpu0.0) * 1e3 / triggers as f64,
+        commands_cpu_ms: (cpu1.1 - cpu0.1) * 1e3 / triggers as f64,
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 2. Environment API latency with 1,000 jobs of 5 logs each.
+
+/// Writes `logs` finished log files for each of `jobs` jobs `<prefix>NNNN`.
+fn seed_logs(base: &Base, prefix: &str, jobs: usize, logs: usize) {
+    for i in 0..jobs {
+        let id = format!("{prefix}{i:04}");
+        let dir = base.log_dir(&id);
+        fs::create_dir_all(&dir).expect("log dir");
+        for n in 1..=logs {
+            let text = format!(
+                "2026-01-01 00:00:00 UTC job: {id}: === BEGIN\n2026-01-01 00:00:00 UTC job: {id}: \n2026-01-01 00:00:00 UTC job: {id}: --- Execute  0: true\n2026-01-01 00:00:00 UTC job: {id}: === DONE\n2026-01-01 00:00:00 UTC job: {id}: === job: {id}: finished.\n"
+            );
+            fs::write(dir.join(format!("{id}.{n}.success")), text).expect("write log");
+        }
+    }
+}
+
+fn environment_latency(opts: &Opts, rt: &tokio::runtime::Runtime) -> Vec<Row> {
+    let jobs = 1000;
+    let per_client = if opts.quick { 20 } else { 100 };
+    let base = opts.base("environment");
+    base.write_config(
+        "",
+        &jobs_text("env", jobs, "command = true\nlog_retention = 5"),
+    );
+    seed_logs(&base, "env", jobs, 5);
+    let mut daemon = Proc::karajo(&opts.bin, &base);
+    let client = http_client();
+    let url = base.url("/karajo/api/environment");
+    rt.block_on(wait_http_ok(
+        &client,
+        &url,
+        daemon.started,
+        Duration::from_secs(60),
+    ));
+    let mut plain_p50 = Vec::new();
+    let mut plain_p99 = Vec::new();
+    let mut gzip_p50 = Vec::new();
+    let mut gzip_p99 = Vec::new();
+    let mut sizes = (0usize, 0usize);
+    for round in 0..opts.rounds {
+        for gzip in [false, true] {
+            let (lat, size) = rt.block_on(hammer(&client, &url, gzip, per_client));
+            eprintln!(
+                "   round {round} gzip={gzip}: p50 {:.2} ms p99 {:.2} ms, {size} bytes",
+                quantile(&lat, 0.5),
+                quantile(&lat, 0.99)
+            );
+            if gzip {
+                gzip_p50.push(quantile(&lat, 0.5));
+                gzip_p99.push(quantile(&lat, 0.99));
+                sizes.1 = size;
+            } else {
+                plain_p50.push(quantile(&lat, 0.5));
+                plain_p99.push(quantile(&lat, 0.99));
+                sizes.0 = size;
+            }
+        }
+    }
+    let rss = daemon.hwm_mib();
+    daemon.stop(Duration::from_secs(10));
+    let _ = fs::remove_dir_all(&base.dir);
+    let load = format!("{TP_CLIENTS} clients x {per_client} requests");
+    vec![
+        Row::new("environment", "GET, no gzip, p50", "ms", plain_p50),
+        Row::new("environment", "GET, no gzip, p99", "ms", plain_p99)
+            .target(Target::AtMost(20.0))
+            .note(format!(
+                "1,000 jobs x 5 logs, {load} per round; answer {} bytes plain, {} bytes gzip; daemon peak RSS {} MiB",
+                sizes.0,
+                sizes.1,
+                fmt_num(rss)
+            )),
+        Row::new("environment", "GET, Accept-Encoding: gzip, p50", "ms", gzip_p50),
+        Row::new("environment", "GET, Accept-Encoding: gzip, p99", "ms", gzip_p99)
+            .target(Target::AtMost(20.0)),
+    ]
+}
+
+/// [`TP_CLIENTS`] clients each send `per_client` GETs back to back; returns the sorted
+/// latencies in ms and the size of one answer.
+async fn hammer(
+    client: &reqwest::Client,
+    url: &str,
+    gzip: bool,
+    per_client: usize,
+) -> (Vec<f64>, usize) {
+    let size = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..TP_CLIENTS {
+        let client = client.clone();
+        let url = url.to_string();
+        let size = size.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_client);
+            for _ in 0..per_client {
+                let t = Instant::now();
+                let mut req = client.get(&url);
+                if gzip {
+                    req = req.header("Accept-Encoding", "gzip");
+                }
+                let res = req.send().await.expect("GET environment");
+                assert_eq!(res.status(), 200);
+                let body = res.bytes().await.expect("body");
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                size.store(body.len(), Ordering::Relaxed);
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client"));
+    }
+    (sorted(all), size.load(Ordering::Relaxed))
+}
+
+// ---------------------------------------------------------------------------------
+// 3. Idle cost with 1,000 jobs on hourly schedules.
+
+fn idle(opts: &Opts, rt: &tokio::runtime::Runtime) -> Vec<Row> {
+    let jobs = 1000;
+    let window = Duration::from_secs(if opts.quick { 10 } else { 60 });
+    let mut rss = Vec::new();
+    let mut hwm = Vec::new();
+    let mut cpu = Vec::new();
+    let base = opts.base("idle");
+    // Hourly at minutes that stay clear of the measured windows: from 20 minutes ahead
+    // on, so no job runs while measuring (an idle daemon, not a busy one).
+    let minute_now = (now_secs() / 60) % 60;
+    let mut text = String::new();
+    for i in 0..jobs {
+        let minute = (minute_now + 20 + (i as u64 % 30)) % 60;
+        let _ = writeln!(
+            text,
+            "[job \"idle{i:04}\"]\nschedule = hourly@{minute}\ncommand = true\n"
+        );
+    }
+    base.write_config("", &text);
+    let mut daemon = Proc::karajo(&opts.bin, &base);
+    let client = http_client();
+    rt.block_on(wait_http_ok(
+        &client,
+        &base.url("/karajo/api/environment"),
+        daemon.started,
+        Duration::from_secs(60),
+    ));
+    drop(client);
+    std::thread::sleep(Duration::from_secs(2));
+    for round in 0..opts.rounds {
+        let c0 = daemon.cpu_secs();
+        let t0 = Instant::now();
+        let mut samples = Vec::new();
+        while t0.elapsed() < window {
+            std::thread::sleep(Duration::from_secs(1));
+            samples.push(daemon.rss_mib());
+        }
+        let c1 = daemon.cpu_secs();
+        let pct = (c1 - c0) / t0.elapsed().as_secs_f64() * 100.0;
+        let r = samples.iter().copied().fold(0.0, f64::max);
+        eprintln!("   round {round}: RSS max {r:.1} MiB, CPU {pct:.3} %");
+        rss.push(r);
+        cpu.push(pct);
+        hwm.push(daemon.hwm_mib());
+    }
+    assert!(daemon.alive(), "karajo exited while idle");
+    daemon.stop(Duration::from_secs(10));
+    let _ = fs::remove_dir_all(&base.dir);
+    vec![
+        Row::new("idle", "resident memory (max VmRSS in window)", "MiB", rss)
+            .target(Target::AtMost(30.0))
+            .note(format!(
+                "1,000 jobs on hourly@M schedules, none due in the {} s windows; CPU from utime+stime in /proc/<pid>/stat (10 ms ticks)",
+                window.as_secs()
+            )),
+        Row::new("idle", "peak resident memory (VmHWM, incl. start-up)", "MiB", hwm),
+        Row::new(
+            "idle",
+            &format!("CPU over {} s", window.as_secs()),
+            "% of a core",
+            cpu,
+        )
+        .target(Target::AtMost(0.5)),
+    ]
+}
+
+// ---------------------------------------------------------------------------------
+// 4. Schedule precision: 200 jobs due at the same instant.
+
+/// Seconds between due instants (`*/20 * * * * *`).
+const PRECISION_PERIOD: i128 = 20;
+
+fn precision(opts: &Opts, rt: &tokio::runtime::Runtime) -> Vec<Row> {
+    let jobs = 200;
+    let base = opts.base("precision");
+    let starts = base.dir.join("starts");
+    let baseline = base.dir.join("baseline");
+    fs::create_dir_all(&starts).expect("starts dir");
+    fs::create_dir_all(&baseline).expect("baseline dir");
+    let mut text = String::new();
+    for i in 0..jobs {
+        let id = format!("due{i:04}");
+        let _ = writeln!(
+            text,
+            "[job \"{id}\"]\nschedule = \"*/20 * * * * *\"\ncommand = {}\n",
+            stamp_command(&starts, &id)
+        );
+    }
+    base.write_config("max_job_running = 256", &text);
+    let mut daemon = Proc::karajo(&opts.bin, &base);
+    let client = http_client();
+    rt.block_on(wait_http_ok(
+        &client,
+        &base.url("/karajo/api/environment"),
+        daemon.started,
+        Duration::from_secs(60),
+    ));
+    let ready = now_ns();
+    let period_ns = PRECISION_PERIOD * 1_000_000_000;
+    // Karajo's slots are multiples of 20 s; the baseline fires half-way between them.
+    let first_slot = (ready / period_ns + 1) * period_ns;
+    let mut baseline_rounds = Vec::new();
+    for r in 0..opts.rounds {
+        let due = first_slot + r as i128 * period_ns + period_ns / 2;
+        baseline_rounds.push(spawn_burst(&baseline, jobs, due));
+    }
+    // Let karajo's slot after the last baseline burst pass too, then stop.
+    let end = first_slot + opts.rounds as i128 * period_ns + 3_000_000_000;
+    while now_ns() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    daemon.stop(Duration::from_secs(10));
+    // Group karajo's stamps by slot; keep complete slots after start-up.
+    let mut slots: BTreeMap<i128, Vec<f64>> = BTreeMap::new();
+    for i in 0..jobs {
+        for t in read_stamps(&starts.join(format!("due{i:04}"))) {
+            let slot = t / period_ns * period_ns;
+            slots.entry(slot).or_default().push((t - slot) as f64 / 1e6);
+        }
+    }
+    let complete: Vec<Vec<f64>> = slots
+        .into_iter()
+        .filter(|(slot, v)| *slot >= first_slot && v.len() == jobs)
+        .map(|(_, v)| sorted(v))
+        .take(opts.rounds)
+        .collect();
+    assert!(
+        !complete.is_empty(),
+        "no complete slot of 200 runs was seen"
+    );
+    let baseline_rounds: Vec<Vec<f64>> = baseline_rounds.into_iter().map(sorted).collect();
+    let q = |rounds: &[Vec<f64>], p: f64| -> Vec<f64> {
+        rounds.iter().map(|v| quantile(v, p)).collect()
+    };
+    for (i, v) in complete.iter().enumerate() {
+        eprintln!(
+            "   karajo slot {i}: p50 {:.1} p99 {:.1} max {:.1} ms",
+            quantile(v, 0.5),
+            quantile(v, 0.99),
+            quantile(v, 1.0)
+        );
+    }
+    let _ = fs::remove_dir_all(&base.dir);
+    vec![
+        Row::new("precision", "lateness of the first command start", "ms", q(&complete, 0.0))
+            .peer("spawn burst", q(&baseline_rounds, 0.0)),
+        Row::new("precision", "lateness of command start, p50", "ms", q(&complete, 0.5))
+            .peer("spawn burst", q(&baseline_rounds, 0.5))
+            .note("200 jobs on `*/20 * * * * *`, max_job_running = 256; lateness = `date +%s%N` written by the command minus the due instant; baseline: the harness itself spawns the same 200 `/bin/sh -c` commands at a due instant 10 s later"),
+        Row::new("precision", "lateness of command start, p99", "ms", q(&complete, 0.99))
+            .peer("spawn burst", q(&baseline_rounds, 0.99))
+            .target(Target::AtMost(10.0)),
+        Row::new("precision", "lateness of command start, max", "ms", q(&complete, 1.0))
+            .peer("spawn burst", q(&baseline_rounds, 1.0)),
+    ]
+}
+
+/// Spawns `count` `/bin/sh -c 'date +%s%N >> dir/N'` at wall-clock instant `due_ns`
+/// (slept to, then spun for the last 2 ms) and returns their lateness in ms.
+fn spawn_burst(dir: &Path, count: usize, due_ns: i128) -> Vec<f64> {
+    loop {
+        let left = due_ns - now_ns();
+        if left <= 0 {
+            break;
+        }
+        if left > 2_000_000 {
+            std::thread::sleep(Duration::from_nanos((left - 2_000_000) as u64));
+        }
+    }
+    let mut children = Vec::with_capacity(count);
+    for i in 0..count {
+        let cmd = stamp_command(dir, &format!("b{i:04}"));
+        let child = Command::new("/bin/sh")
+            .args(["-c", &cmd])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn /bin/sh");
+        children.push(child);
+    }
+    for mut c in children {
+        let _ = c.wait();
+    }
+    let mut lat = Vec::new();
+    for i in 0..count {
+        for t in read_stamps(&dir.join(format!("b{i:04}"))) {
+            if t >= due_ns && t < due_ns + PRECISION_PERIOD * 1_000_000_000 / 2 {
+                lat.push((t - due_ns) as f64 / 1e6);
+            }
+        }
+    }
+    lat
+}
+
+use std::os::unix::process::CommandExt as _;
+
+// ---------------------------------------------------------------------------------
+// 5. Large output: one run writing 1 GiB of 100-byte lines.
+
+fn large_output(opts: &Opts, rt: &tokio::runtime::Runtime) -> Vec<Row> {
+    let bytes: u64 = if opts.quick { 128 << 20 } else { 1 << 30 };
+    let line = "a".repeat(99);
+    let producer = format!("yes {line} | head -c {bytes}");
+    let mut k_tp = Vec::new();
+    let mut k_written = Vec::new();
+    let mut k_hwm = Vec::new();
+    let mut b_tp = Vec::new();
+    let mut s_tp = Vec::new();
+    for round in 0..opts.rounds {
+        let karajo_first = round % 2 == 0;
+        for turn in 0..2 {
+            if (turn == 0) == karajo_first {
+                let (secs, written, hwm) = rt.block_on(output_karajo(opts, &producer, round));
+                eprintln!(
+                    "   round {round} karajo: {secs:.2} s, {written} bytes written, VmHWM {hwm:.1} MiB"
+                );
+                k_tp.push(bytes as f64 / secs / (1 << 20) as f64);
+                k_written.push(written as f64 / (1 << 20) as f64);
+                k_hwm.push(hwm);
+            } else {
+                let dir = opts.work.join(format!("output-baseline-{round}"));
+                let _ = fs::remove_dir_all(&dir);
+                fs::create_dir_all(&dir).expect("baseline dir");
+                let file = dir.join("out");
+                let plain = time_shell(&format!("{producer} > {}", file.display()));
+                let _ = fs::remove_file(&file);
+                let synced =
+                    time_shell(&format!("{producer} > {f} && sync {f}", f = file.display()));
+                let _ = fs::remove_dir_all(&dir);
+                eprintln!("   round {round} baseline: {plain:.2} s, with fsync {synced:.2} s");
+                b_tp.push(bytes as f64 / plain / (1 << 20) as f64);
+                s_tp.push(bytes as f64 / synced / (1 << 20) as f64);
+            }
+        }
+    }
+    let size = format!("{} MiB", bytes >> 20);
+    vec![
+        Row::new(
+            "output",
+            &format!("input throughput, {size} of 100-byte lines"),
+            "MiB/s",
+            k_tp.clone(),
+        )
+        .peer("sh -c 'CMD > file'", b_tp)
+        .target(Target::RatioAtLeast(0.8))
+        .note("CMD = `yes <99 x a> | head -c N`; karajo's time is from the trigger to the log renamed .success (it fsyncs the log at the end); the baseline does not fsync"),
+        Row::new(
+            "output",
+            "input throughput vs. a baseline that fsyncs",
+            "MiB/s",
+            k_tp,
+        )
+        .peer("sh -c 'CMD > file && sync file'", s_tp),
+        Row::new("output", "log bytes written (36-byte prefix per line)", "MiB", k_written),
+        Row::new("output", "peak resident memory (VmHWM)", "MiB", k_hwm)
+            .target(Target::AtMost(32.0)),
+    ]
+}
+
+/// Runs `/bin/sh -c script` and returns its wall time in seconds.
+fn time_shell(script: &str) -> f64 {
+    let t = Instant::now();
+    let status = Command::new("/bin/sh")
+        .args(["-c", script])
+        .status()
+        .expect("run /bin/sh");
+    assert!(status.success(), "{script} failed");
+    t.elapsed().as_secs_f64()
+}
+
+/// One karajo run of `producer`: seconds from trigger to final log, log size, VmHWM.
+async fn output_karajo(opts: &Opts, producer: &str, round: usize) -> (f64, u64, f64) {
+    let base = opts.base(&format!("output-karajo-{round}"));
+    // The id "large" makes the prefix `YYYY-MM-DD hh:mm:ss UTC job: large: ` 36 bytes.
+    base.write_config(
+        "",
+        &format!("[job \"large\"]\npath = /large\nlog_retention = 1\ncommand = \"{producer}\"\n"),
+    );
+    let mut daemon = Proc::karajo(&opts.bin, &base);
+    let client = http_client();
+    wait_http_ok(
+        &client,
+        &base.url("/karajo/api/environment"),
+        daemon.started,
+        Duration::from_secs(30),
+    )
+    .await;
+    let t0 = Instant::now();
+    assert_eq!(trigger(&client, &base, "large", 1).await, 200);
+    let done = base.log_dir("large").join("large.1.success");
+    let failed = base.log_dir("large").join("large.1.failed");
+    while !done.exists() {
+        assert!(!failed.exists(), "the large output run failed");
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "large output run hung"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let written = fs::metadata(&done).map(|m| m.len()).unwrap_or(0);
+    let hwm = daemon.hwm_mib();
+    daemon.stop(Duration::from_secs(10));
+    let _ = fs::remove_dir_all(&base.dir);
+    (secs, written, hwm)
+}
+
+// ---------------------------------------------------------------------------------
+// 6. Start-up with 1,000 jobs of 100 logs each.
+
+fn startup(opts: &Opts, rt: &tokio::runtime::Runtime) -> Vec<Row> {
+    let jobs = 1000;
+    let logs = 100;
+    let base = opts.base("startup");
+    base.write_config(
+        "",
+        &jobs_text(
+            "st",
+            jobs,
+            &format!("command = true\nlog_retention = {logs}"),
+        ),
+    );
+    let t = Instant::now();
+    seed_logs(&base, "st", jobs, logs);
+    eprintln!(
+        "   wrote {} log files in {:.1} s",
+        jobs * logs,
+        t.elapsed().as_secs_f64()
+    );
+    let client = http_client();
+    let mut times = Vec::new();
+    let mut hwm = Vec::new();
+    for round in 0..opts.rounds {
+        let mut daemon = Proc::karajo(&opts.bin, &base);
+        let took = rt.block_on(wait_http_ok(
+            &client,
+            &base.url("/karajo/api/environment"),
+            daemon.started,
+            Duration::from_secs(120),
+        ));
+        eprintln!(
+            "   round {round}: API answered after {:.3} s",
+            took.as_secs_f64()
+        );
+        times.push(took.as_secs_f64() * 1e3);
+        hwm.push(daemon.hwm_mib());
+        daemon.stop(Duration::from_secs(10));
+    }
+    let (_, files) = tree_size(&base.dir.join("var/log"));
+    assert_eq!(
+        files as usize,
+        jobs * logs,
+        "start-up deleted or added logs"
+    );
+    let _ = fs::remove_dir_all(&base.dir);
+    vec![
+        Row::new("startup", "spawn to first 200 of GET /environment", "ms", times)
+            .target(Target::AtMost(1000.0))
+            .note("1,000 jobs x 100 logs (log_retention = 100, so nothing is pruned); warm page cache; the first answer lists all 100,000 logs"),
+        Row::new("startup", "peak resident memory (VmHWM)", "MiB", hwm),
+    ]
+}
