@@ -355,10 +355,12 @@ impl Drop for Proc {
     }
 }
 
-/// An HTTP client without a connection limit and with no proxy.
+/// An HTTP client without a connection limit and with no proxy. It does not decode
+/// gzip answers, so a gzip request measures the bytes on the wire.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
+        .no_gzip()
         .pool_max_idle_per_host(256)
         .timeout(Duration::from_secs(120))
         .build()
