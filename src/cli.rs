@@ -119,7 +119,7 @@ pub fn run(cli: &Cli, command: &Command) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match command {
-        Command::Version => writeln!(out, "karajo version {}", env!("CARGO_PKG_VERSION"))
+        Command::Version => writeln!(out, "karajo version {}", crate::VERSION)
             .map(|()| ExitCode::SUCCESS)
             .map_err(CliError::output),
         Command::Check => check::run(&cli.config, jiff::Timestamp::now(), &mut out)

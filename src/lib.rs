@@ -28,3 +28,9 @@ pub mod store;
 pub mod wui;
 
 pub use daemon::{Daemon, DaemonError, RunningDaemon};
+
+/// The version reported by `karajo version`, the API and the web UI.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The `User-Agent` of karajo's own requests (HTTP jobs, web hook notifications).
+pub const USER_AGENT: &str = concat!("karajo/", env!("CARGO_PKG_VERSION"));

@@ -38,9 +38,6 @@ use crate::job::JobKind;
 
 pub use ansi::AnsiHtml;
 
-/// karajo's version, shown in the footer.
-const VERSION: &str = env!("CARGO_PKG_VERSION");
-
 /// Password checks (bcrypt) running at once; more logins wait.
 const LOGIN_CHECKS: usize = 2;
 
@@ -95,7 +92,7 @@ impl Chrome {
             site: state.live().config.name.clone(),
             user: session.map(|s| s.user.clone()),
             csrf: session.map(|s| s.csrf.clone()).unwrap_or_default(),
-            version: VERSION,
+            version: crate::VERSION,
             assets: assets::fingerprint(),
         }
     }
@@ -172,7 +169,7 @@ impl IntoResponse for WuiError {
                 site: "karajo".into(),
                 user: None,
                 csrf: String::new(),
-                version: VERSION,
+                version: crate::VERSION,
                 assets: assets::fingerprint(),
             },
             title: status.canonical_reason().unwrap_or("Error"),

@@ -155,7 +155,7 @@ async fn send(job: &HttpJob, epoch: i64, log: &SharedLog) -> Outcome {
 /// The client (per run: timeout and TLS checks are per job) and the request.
 fn build(job: &HttpJob, epoch: i64) -> Result<(reqwest::Client, reqwest::Request), String> {
     let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("karajo/", env!("CARGO_PKG_VERSION")))
+        .user_agent(crate::USER_AGENT)
         .connect_timeout(Duration::from_secs(10))
         .tls_danger_accept_invalid_certs(job.insecure);
     if let Some(timeout) = job.timeout {

@@ -14,9 +14,6 @@ use super::json::{self, JobExecJson, JobHttpJson};
 use super::{AppState, LiveConfig};
 use crate::scheduler::Snapshot;
 
-/// The version reported by the API and `karajo version`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
 #[derive(Serialize)]
 struct EnvJson<'a> {
     jobs: BTreeMap<&'a str, JobExecJson<'a>>,
@@ -139,7 +136,7 @@ fn render(snapshot: &Snapshot, live: &LiveConfig) -> String {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        version: VERSION,
+        version: crate::VERSION,
         http_timeout: cfg.http_timeout.map_or(0, |d| d.as_nanos()),
         max_job_running: cfg.max_job_running,
         is_development: cfg.is_development,

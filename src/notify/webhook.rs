@@ -24,10 +24,7 @@ pub(crate) async fn send(
     let mut request = client
         .post(&cfg.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(
-            reqwest::header::USER_AGENT,
-            concat!("karajo/", env!("CARGO_PKG_VERSION")),
-        );
+        .header(reqwest::header::USER_AGENT, crate::USER_AGENT);
     if let Some(secret) = &cfg.secret {
         request = request.header(SIGN_HEADER, sign_hmac_sha256(secret.as_bytes(), &body));
     }
