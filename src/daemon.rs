@@ -25,6 +25,9 @@ use crate::notify::{Notifier, NotifierOptions};
 use crate::scheduler::{self, JobDef, SchedulerHandle, SchedulerOptions};
 use crate::store::{Layout, StateFile};
 
+/// How long processes left running by a killed karajo get between SIGTERM and SIGKILL.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(5);
+
 /// How long the HTTP server may take to finish open requests at shutdown.
 const HTTP_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -156,6 +159,16 @@ impl Daemon {
         let restore_layout = layout.clone();
         let now = self.clock.now();
         let restored = tokio::task::spawn_blocking(move || {
+            // What a killed karajo left running is stopped before its runs are
+            // recorded as interrupted.
+            let stopped =
+                crate::exec::stop_recorded_groups(&restore_layout.group_dir(), LEFTOVER_GRACE);
+            if stopped > 0 {
+                tracing::warn!(
+                    stopped,
+                    "stopped process groups left by a karajo that was killed"
+                );
+            }
             scheduler::restore_jobs(&restore_layout, defs, &state, now)
         })
         .await

@@ -2,6 +2,7 @@
 //! whole tree it forks can be signalled at once. Stopping is SIGTERM to the group, a
 //! grace period, then SIGKILL to the group.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process_group};
@@ -33,4 +34,118 @@ pub(super) fn group_of(child: &Child) -> Option<Pid> {
         .id()
         .and_then(|pid| i32::try_from(pid).ok())
         .and_then(Pid::from_raw)
+}
+
+/// A running command's process group, recorded on disk while it runs: if karajo is
+/// killed (kill -9, a crash), the next start stops what was left running. The file
+/// holds the boot id, the group id and the leader's start time, so a record from
+/// another boot, or a group id the kernel has since given to someone else, is never
+/// signalled. Dropping the record deletes the file.
+#[derive(Debug)]
+pub(super) struct GroupRecord(PathBuf);
+
+impl GroupRecord {
+    /// Records group `pgid` as `<dir>/<name>`.
+    pub(super) fn write(dir: &Path, name: &str, pgid: Pid) -> std::io::Result<Self> {
+        let path = dir.join(name);
+        let start = start_time(pgid).unwrap_or(0);
+        let text = format!("{} {} {start}\n", boot_id(), pgid.as_raw_nonzero());
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(&path, text)?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for GroupRecord {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Stops the process groups recorded in `dir` by a karajo that did not end cleanly
+/// (SIGTERM, `grace`, then SIGKILL) and deletes the records. Blocking. Returns how
+/// many groups still had processes.
+pub fn stop_recorded_groups(dir: &Path, grace: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut stopped = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if let Some(pgid) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| live_group(&text))
+        {
+            tracing::warn!(record = %path.display(), "stopping processes left running by a karajo that was killed");
+            stop_group(pgid, grace);
+            stopped += 1;
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    stopped
+}
+
+/// The group of a record, if it is from this boot, still has processes, and its
+/// leader (if alive) is the process recorded.
+fn live_group(record: &str) -> Option<Pid> {
+    let mut fields = record.split_whitespace();
+    let (boot, pgid, start) = (fields.next()?, fields.next()?, fields.next()?);
+    if boot != boot_id() {
+        return None;
+    }
+    let pgid = Pid::from_raw(pgid.parse().ok()?)?;
+    let start: u64 = start.parse().ok()?;
+    if start_time(pgid).is_some_and(|now| now != start) {
+        return None; // the number belongs to another process now
+    }
+    (!members(pgid).is_empty()).then_some(pgid)
+}
+
+fn stop_group(pgid: Pid, grace: Duration) {
+    signal_group(pgid, Signal::TERM);
+    let deadline = std::time::Instant::now() + grace;
+    while !members(pgid).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal_group(pgid, Signal::KILL);
+}
+
+/// The processes (not zombies) whose process group is `pgid`.
+fn members(pgid: Pid) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            stat_fields(*pid).is_some_and(|f| {
+                f.first()
+                    .is_some_and(|state| *state != "Z" && *state != "X")
+                    && f.get(2).and_then(|g| g.parse::<i32>().ok())
+                        == Some(pgid.as_raw_nonzero().get())
+            })
+        })
+        .collect()
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name: state, ppid, pgrp, ...
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// A process's start time, in clock ticks since boot (field 22 of its stat).
+fn start_time(pid: Pid) -> Option<u64> {
+    stat_fields(pid.as_raw_nonzero().get())?
+        .get(19)?
+        .parse()
+        .ok()
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }

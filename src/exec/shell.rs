@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::process::{group_of, signal_group, terminate};
+use super::process::{GroupRecord, group_of, signal_group, terminate};
 use super::{Outcome, SharedLog, log_line};
 
 /// Size of one read from a command's output pipe.
@@ -36,6 +36,9 @@ pub struct ShellJob {
     pub timeout: Option<Duration>,
     /// How long a stopped process group gets between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// Where each command's process group is recorded while it runs, and the record's
+    /// file name (see [`stop_recorded_groups`](super::stop_recorded_groups)).
+    pub group_record: Option<(PathBuf, String)>,
 }
 
 /// Runs the commands of `job` in order, streaming their output into `log`, until one
@@ -90,6 +93,13 @@ async fn run_one(
         // reader sees end-of-file once the command's processes are gone.
     };
     let pgid = group_of(&child);
+    let _record = pgid
+        .zip(job.group_record.as_ref())
+        .and_then(|(pgid, (dir, name))| {
+            GroupRecord::write(dir, name, pgid)
+                .map_err(|err| tracing::warn!(%err, "cannot record the process group"))
+                .ok()
+        });
     let mut copier = tokio::spawn(copy_output(reader, log.clone()));
 
     let until_deadline = async {
@@ -199,6 +209,7 @@ mod tests {
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             timeout: None,
             kill_grace: Duration::from_secs(2),
+            group_record: None,
         }
     }
 

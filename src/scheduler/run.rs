@@ -41,6 +41,8 @@ pub(crate) struct RunPlan {
     pub(crate) ctx: RunContext,
     pub(crate) work_dir: PathBuf,
     pub(crate) request_file: PathBuf,
+    /// Where the commands' process groups are recorded while they run.
+    pub(crate) group_dir: PathBuf,
     pub(crate) writer: RunLogWriter,
     pub(crate) cancel: CancellationToken,
     pub(crate) clock: SharedClock,
@@ -79,6 +81,7 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
         ctx,
         work_dir,
         request_file,
+        group_dir,
         writer,
         cancel,
         clock,
@@ -120,7 +123,8 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
             },
             Ok(body),
         ) => {
-            let job = shell_job(config, &ctx, &work_dir, body.as_ref());
+            let mut job = shell_job(config, &ctx, &work_dir, body.as_ref());
+            job.group_record = Some((group_dir, format!("{}.{}", ctx.job_id, ctx.counter)));
             exec::run_shell(&job, log.clone(), cancel).await
         }
         (JobDef::Http { config, url }, Ok(_)) => {
@@ -238,6 +242,7 @@ fn shell_job(
         env,
         timeout: cfg.timeout,
         kill_grace: cfg.kill_grace,
+        group_record: None,
     }
 }
 

@@ -364,6 +364,7 @@ impl Runtime {
                 .layout
                 .request_dir()
                 .join(format!("{}.{counter}.body", key.id)),
+            group_dir: self.layout.group_dir(),
             writer,
             cancel,
             clock: self.clock.clone(),

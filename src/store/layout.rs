@@ -46,6 +46,12 @@ impl Layout {
         self.dir_base.join("var/run/karajo")
     }
 
+    /// `$dir_base/var/run/karajo/groups`: one record per running command's process
+    /// group, so a restart after kill -9 can stop what was left running.
+    pub fn group_dir(&self) -> PathBuf {
+        self.run_dir().join("groups")
+    }
+
     /// `$dir_base/var/lib/karajo/<kind>/<id>`: the job's working directory (the cwd of
     /// its commands, kept across runs). `id` must be a normalised id (no `/` or `.`).
     pub fn work_dir(&self, kind: JobKind, id: &JobId) -> PathBuf {

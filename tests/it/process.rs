@@ -180,14 +180,42 @@ async fn sighup_reloads_jobs_without_disturbing_a_running_one() {
 async fn after_kill_9_interrupted_runs_are_recorded_and_counters_never_reused() {
     let port = free_port();
     let dir = TestDir::new(&conf_with_port(port, LONG));
+    let pid_file = dir.base().join("var/lib/karajo/job/long/sleeper.pid");
+    let mut sleepers: Vec<u32> = Vec::new();
     for round in 1..=3u64 {
         let p = Proc::start(&dir, port).await;
+        // What a killed karajo left running is stopped when it starts again.
+        for pid in &sleepers {
+            assert!(
+                !is_alive(*pid),
+                "sleeper {pid} of a killed daemon still runs"
+            );
+        }
         assert_eq!(p.hook("/long").await, 200);
         dir.wait_log("long", round, "running").await;
+        let sleeper = wait_for("this round's sleeper pid", || {
+            let f = pid_file.clone();
+            let known = sleepers.clone();
+            async move {
+                std::fs::read_to_string(f)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok())
+                    .filter(|pid| !known.contains(pid))
+            }
+        })
+        .await;
+        sleepers.push(sleeper);
         drop(p); // SIGKILL
         tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(is_alive(sleeper), "the kill -9 left the run's processes");
     }
     let p = Proc::start(&dir, port).await;
+    for pid in &sleepers {
+        assert!(
+            !is_alive(*pid),
+            "sleeper {pid} of a killed daemon still runs"
+        );
+    }
     let names = dir.log_names("long");
     assert_eq!(names, ["long.1.failed", "long.2.failed", "long.3.failed"]);
     for n in 1..=3 {
