@@ -263,6 +263,8 @@ interval = 1h
     let out = karajo(call(&["get", "test_success"]), None, &[]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("request:  GET /karajo/api/environment\n"));
+    // The job runs once at start-up; a job shows `running` while it runs, paused or not.
+    d.wait_http_status("test_success", "success").await;
     let out = karajo(call(&["pause", "test_success"]), None, &[]).await;
     assert!(
         text(&out.stdout).contains("status:   paused\n"),
