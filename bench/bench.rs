@@ -617,24 +617,7 @@ async fn throughput_karajo(opts: &Opts, round: usize, triggers: usize) -> Throug
     let load = load(triggers, move |j, seq| {
         let c = c.clone();
         let urls = urls.clone();
-        async move {
-            let body = hook_body(seq);
-            match c
-                .post(&urls[j])
-                .header("X-Karajo-Sign", sign(body.as_bytes()))
-                .header("Content-Type", "application/json")
-                .body(body)
-                .send()
-                .await
-            {
-                Ok(res) => {
-                    let s = res.status().as_u16();
-                    let _ = res.bytes().await;
-                    s
-                }
-                Err(_) => 0,
-            }
-        }
+        async move { post_signed(&c, &urls[j], "application/json", hook_body(seq)).await }
     })
     .await;
     // Completed: each job's last accepted run has its final log.
@@ -746,24 +729,7 @@ async fn throughput_webhook(opts: &Opts, bin: &Path, round: usize, triggers: usi
     let load = load(triggers, move |j, seq| {
         let c = c.clone();
         let urls = urls.clone();
-        async move {
-            let body = hook_body(seq);
-            match c
-                .post(&urls[j])
-                .header("X-Karajo-Sign", sign(body.as_bytes()))
-                .header("Content-Type", "application/json")
-                .body(body)
-                .send()
-                .await
-            {
-                Ok(res) => {
-                    let s = res.status().as_u16();
-                    let _ = res.bytes().await;
-                    s
-                }
-                Err(_) => 0,
-            }
-        }
+        async move { post_signed(&c, &urls[j], "application/json", hook_body(seq)).await }
     })
     .await;
     let expected: Vec<usize> = load

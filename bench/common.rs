@@ -398,13 +398,18 @@ pub async fn environment(client: &reqwest::Client, base: &Base) -> serde_json::V
     res.json().await.expect("environment JSON")
 }
 
-/// Sends a signed web hook for job path `/<id>`; returns the status code.
-pub async fn trigger(client: &reqwest::Client, base: &Base, id: &str, seq: u64) -> u16 {
-    let body = hook_body(seq);
+/// POSTs `body` signed in `X-Karajo-Sign`; returns the status code (0 when the
+/// request failed), having read the answer to its end.
+pub async fn post_signed(
+    client: &reqwest::Client,
+    url: &str,
+    content_type: &str,
+    body: String,
+) -> u16 {
     let res = client
-        .post(base.url(&format!("/karajo/api/job_exec/run/{id}")))
+        .post(url)
         .header("X-Karajo-Sign", sign(body.as_bytes()))
-        .header("Content-Type", "application/json")
+        .header("Content-Type", content_type)
         .body(body)
         .send()
         .await;
@@ -418,24 +423,22 @@ pub async fn trigger(client: &reqwest::Client, base: &Base, id: &str, seq: u64) 
     }
 }
 
+/// Sends a signed web hook for job path `/<id>`; returns the status code.
+pub async fn trigger(client: &reqwest::Client, base: &Base, id: &str, seq: u64) -> u16 {
+    let url = base.url(&format!("/karajo/api/job_exec/run/{id}"));
+    post_signed(client, &url, "application/json", hook_body(seq)).await
+}
+
 /// Sends a signed pause/resume/cancel for job `id`; returns the status code.
 pub async fn job_action(client: &reqwest::Client, base: &Base, action: &str, id: &str) -> u16 {
-    let body = form_body(id);
-    let res = client
-        .post(base.url(&format!("/karajo/api/job_exec/{action}")))
-        .header("X-Karajo-Sign", sign(body.as_bytes()))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await;
-    match res {
-        Ok(res) => {
-            let status = res.status().as_u16();
-            let _ = res.bytes().await;
-            status
-        }
-        Err(_) => 0,
-    }
+    let url = base.url(&format!("/karajo/api/job_exec/{action}"));
+    post_signed(
+        client,
+        &url,
+        "application/x-www-form-urlencoded",
+        form_body(id),
+    )
+    .await
 }
 
 /// Total size in bytes and number of regular files below `dir`.
