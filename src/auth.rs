@@ -2,8 +2,9 @@
 //! API endpoints ([`signature`]) and the replay rules that sit after them ([`replay`]).
 //!
 //! Everything here is pure and synchronous: no tokio, no axum, no IO. The HTTP layer reads
-//! the raw body, calls [`verify_webhook`] or [`verify_global`], then [`check_epoch`], and only
-//! once all of those passed records the delivery with [`ReplayGuard::check_and_remember`].
+//! the raw body, calls [`verify_webhook`] or [`verify_global`], and only once the signature
+//! verified spends it in the [`ReplayGuard`] ([`ReplayGuard::accept_signed`] for requests
+//! stamped with `_karajo_epoch`, [`ReplayGuard::accept_delivery`] for GitHub and SourceHut).
 //! bcrypt users ([`user`]) and web UI sessions ([`session`]) live beside this part of the
 //! room.
 
@@ -14,9 +15,12 @@ pub mod user;
 
 #[doc(inline)]
 pub use self::{
-    replay::{ReplayError, ReplayGuard, check_epoch, delivery_key},
+    replay::{
+        ReplayError, ReplayGuard, SignatureId, StampRules, github_delivery_keys, stamp,
+    },
     signature::{
         AuthError, SOURCEHUT_PUBLIC_KEY, SOURCEHUT_PUBLIC_KEY_BASE64, WebhookAuth,
-        parse_public_key, sign_github_sha1, sign_hmac_sha256, verify_global, verify_webhook,
+        github_delivery_id, parse_public_key, sign_github_sha1, sign_hmac_sha256, verify_global,
+        verify_webhook, webhook_headers_present,
     },
 };

@@ -235,7 +235,7 @@ impl Client {
     pub async fn job_exec_run(&self, path: &str) -> Result<JobExec, ClientError> {
         let hook = format!("/{}", path.trim_start_matches('/'));
         let url = format!("{}{API_JOB_EXEC_RUN}{hook}", self.base);
-        let body = run_body(self.epoch());
+        let body = run_body(&self.stamp());
         let sign = sign_hmac_sha256(&self.secret, body.as_bytes());
         let request = self
             .http
@@ -290,21 +290,34 @@ impl Client {
         self.post_query(API_JOB_HTTP_RESUME, id).await
     }
 
-    fn epoch(&self) -> i64 {
-        self.clock.now().as_second()
+    /// A fresh stamp: now and a random nonce, so no two requests sign the same bytes.
+    fn stamp(&self) -> Stamp {
+        Stamp::new(self.clock.now().as_second())
     }
 
+    /// A read. With a secret, the query is stamped and signed, as servers with users
+    /// demand; without one it goes as the Go client sends it.
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &str) -> Result<T, ClientError> {
-        let url = with_query(format!("{}{path}", self.base), query);
-        let (status, bytes) = self.send("GET", &url, self.http.get(&url)).await?;
+        let mut request_query = query.to_string();
+        let mut sign = None;
+        if !self.secret.is_empty() {
+            request_query = stamped_query(&self.stamp(), query);
+            sign = Some(sign_hmac_sha256(&self.secret, request_query.as_bytes()));
+        }
+        let url = with_query(format!("{}{path}", self.base), &request_query);
+        let mut request = self.http.get(&url);
+        if let Some(sign) = sign {
+            request = request.header(HEADER_SIGN, sign);
+        }
+        let (status, bytes) = self.send("GET", &url, request).await?;
         decode(&url, status, &bytes)
     }
 
-    /// A pause/resume/cancel call: form body `_karajo_epoch=N&id=ID` signed with the
-    /// secret.
+    /// A pause/resume/cancel call: form body `_karajo_epoch=N&_karajo_nonce=R&id=ID`
+    /// signed with the secret.
     async fn post_form<T: DeserializeOwned>(&self, path: &str, id: &str) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        let body = job_form_body(id, self.epoch());
+        let body = job_form_body(id, &self.stamp());
         let sign = sign_hmac_sha256(&self.secret, body.as_bytes());
         let request = self
             .http
@@ -319,13 +332,15 @@ impl Client {
         decode(&url, status, &bytes)
     }
 
-    /// A job_http pause/resume call: no body, the query `id=ID` signed as sent.
+    /// A job_http pause/resume call: no body, the stamped query
+    /// `_karajo_epoch=N&_karajo_nonce=R&id=ID` signed as sent. (The Go client signs
+    /// `id=ID` alone, which karajo refuses unless `accept_unstamped_signatures` is on.)
     async fn post_query<T: DeserializeOwned>(
         &self,
         path: &str,
         id: &str,
     ) -> Result<T, ClientError> {
-        let query = id_query(id);
+        let query = stamped_query(&self.stamp(), &id_query(id));
         let url = with_query(format!("{}{path}", self.base), &query);
         let sign = sign_hmac_sha256(&self.secret, query.as_bytes());
         let request = self.http.post(&url).header(HEADER_SIGN, sign);
@@ -351,16 +366,66 @@ impl Client {
     }
 }
 
-/// The body of a run call: `{"id":"","_karajo_epoch":N}`, as the Go client marshals
-/// its `JobHTTPRequest`.
-pub fn run_body(epoch: i64) -> String {
-    format!("{{\"id\":\"\",\"_karajo_epoch\":{epoch}}}")
+/// What makes a signed request unique: its time (`_karajo_epoch`, Unix seconds) and a
+/// random `_karajo_nonce`, so two requests with the same content in the same second
+/// are still two requests to the server's replay guard. The Go original ignores the
+/// nonce; an empty nonce is left out (the Go client's shapes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// `_karajo_epoch`.
+    pub epoch: i64,
+    /// `_karajo_nonce`: 16 random hex digits, or empty for none.
+    pub nonce: String,
 }
 
-/// The form body of a pause, resume or cancel call: `_karajo_epoch=N&id=ID`, keys
-/// sorted and values escaped as Go's `url.Values.Encode`.
-pub fn job_form_body(id: &str, epoch: i64) -> String {
-    format!("_karajo_epoch={epoch}&id={}", query_escape(id))
+impl Stamp {
+    /// A stamp at `epoch` with a fresh random nonce.
+    pub fn new(epoch: i64) -> Self {
+        Self {
+            epoch,
+            nonce: format!("{:016x}", rand::random::<u64>()),
+        }
+    }
+
+    /// A stamp at `epoch` without a nonce, as the Go client sends.
+    pub fn without_nonce(epoch: i64) -> Self {
+        Self {
+            epoch,
+            nonce: String::new(),
+        }
+    }
+}
+
+/// The body of a run call: `{"id":"","_karajo_epoch":N,"_karajo_nonce":"R"}`, as the Go
+/// client marshals its `JobHTTPRequest`, plus the nonce.
+pub fn run_body(stamp: &Stamp) -> String {
+    if stamp.nonce.is_empty() {
+        return format!("{{\"id\":\"\",\"_karajo_epoch\":{}}}", stamp.epoch);
+    }
+    format!(
+        "{{\"id\":\"\",\"_karajo_epoch\":{},\"_karajo_nonce\":\"{}\"}}",
+        stamp.epoch, stamp.nonce
+    )
+}
+
+/// The form body of a pause, resume or cancel call: `_karajo_epoch=N&_karajo_nonce=R&id=ID`,
+/// keys sorted and values escaped as Go's `url.Values.Encode`.
+pub fn job_form_body(id: &str, stamp: &Stamp) -> String {
+    stamped_query(stamp, &id_query(id))
+}
+
+/// `query` behind the stamp's fields: `_karajo_epoch=N&_karajo_nonce=R&<query>` (the
+/// order Go's `url.Values.Encode` gives for the API's keys).
+pub fn stamped_query(stamp: &Stamp, query: &str) -> String {
+    let mut out = format!("{}={}", crate::auth::replay::EPOCH_FIELD, stamp.epoch);
+    if !stamp.nonce.is_empty() {
+        out.push_str(&format!("&{}={}", crate::auth::replay::NONCE_FIELD, query_escape(&stamp.nonce)));
+    }
+    if !query.is_empty() {
+        out.push('&');
+        out.push_str(query);
+    }
+    out
 }
 
 /// The query of the job_http calls: `id=ID`; the pause and resume calls sign it.
@@ -463,14 +528,14 @@ mod tests {
     #[test]
     fn request_shapes_match_the_spec_vectors() {
         // Spec 5.2 vector 4: the run body at the tests' fixed time.
-        let body = run_body(1_673_222_400);
+        let body = run_body(&Stamp::without_nonce(1_673_222_400));
         assert_eq!(body, r#"{"id":"","_karajo_epoch":1673222400}"#);
         assert_eq!(
             sign_hmac_sha256(SECRET, body.as_bytes()),
             "4fa8aa00f3141e6f6297ef5eb760ee3411d10daba4dc29d513654ae6cf823d39"
         );
         // Vector 5: the pause/resume/cancel form.
-        let body = job_form_body("test_job_success", 1_673_222_400);
+        let body = job_form_body("test_job_success", &Stamp::without_nonce(1_673_222_400));
         assert_eq!(body, "_karajo_epoch=1673222400&id=test_job_success");
         assert_eq!(
             sign_hmac_sha256(SECRET, body.as_bytes()),
@@ -484,6 +549,30 @@ mod tests {
             "92760216888d288b13641549b9f0a222f3507dba8af3f75da71d52125ae79e73"
         );
         assert_eq!(log_query("a b", 3), "counter=3&id=a+b");
+    }
+
+    #[test]
+    fn karajos_own_requests_carry_a_nonce() {
+        let a = Stamp::new(1_673_222_400);
+        let b = Stamp::new(1_673_222_400);
+        assert_ne!(a.nonce, b.nonce, "two requests in one second differ");
+        assert_eq!(a.nonce.len(), 16);
+        let stamp = Stamp {
+            epoch: 1_673_222_400,
+            nonce: "00ff".into(),
+        };
+        assert_eq!(
+            run_body(&stamp),
+            r#"{"id":"","_karajo_epoch":1673222400,"_karajo_nonce":"00ff"}"#
+        );
+        assert_eq!(
+            job_form_body("a b", &stamp),
+            "_karajo_epoch=1673222400&_karajo_nonce=00ff&id=a+b"
+        );
+        assert_eq!(
+            stamped_query(&stamp, ""),
+            "_karajo_epoch=1673222400&_karajo_nonce=00ff"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::ReplayGuard;
-use crate::auth::replay::{DEFAULT_DELIVERY_CAPACITY, DEFAULT_DELIVERY_TTL};
+use crate::auth::replay::{DEFAULT_DELIVERY_TTL, DEFAULT_REPLAY_CAPACITY};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors, Diagnostic};
 use crate::exec::JobFn;
@@ -67,6 +67,8 @@ pub struct Daemon {
     functions: HashMap<String, JobFn>,
     clock: SharedClock,
     listen_address: Option<String>,
+    /// The signatures accepted or sent; shared by the HTTP server and the HTTP jobs.
+    replay: Arc<ReplayGuard>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -86,6 +88,7 @@ impl Daemon {
             functions: HashMap::new(),
             clock: Arc::new(SystemClock),
             listen_address: None,
+            replay: Arc::new(ReplayGuard::new(DEFAULT_REPLAY_CAPACITY, DEFAULT_DELIVERY_TTL)),
         }
     }
 
@@ -113,7 +116,7 @@ impl Daemon {
     /// HTTP jobs whose `http_url` starts with `/` go to `listen_address`.
     pub fn load_config(&self) -> Result<(Config, Vec<JobDef>), DaemonError> {
         let config = config::load(&self.config_file)?;
-        let defs = job_defs(&config, &self.functions, &config.listen_address)?;
+        let defs = job_defs(&config, &self.functions, &config.listen_address, &self.replay)?;
         Ok((config, defs))
     }
 
@@ -121,7 +124,7 @@ impl Daemon {
     /// (the address actually bound).
     fn load_config_at(&self, own_address: &str) -> Result<(Config, Vec<JobDef>), DaemonError> {
         let config = config::load(&self.config_file)?;
-        let defs = job_defs(&config, &self.functions, own_address)?;
+        let defs = job_defs(&config, &self.functions, own_address, &self.replay)?;
         Ok((config, defs))
     }
 
@@ -154,7 +157,7 @@ impl Daemon {
                 source,
             })?;
         let local_addr = listener.local_addr().map_err(io_error("listen address"))?;
-        let defs = job_defs(&config, &self.functions, &local_addr.to_string())?;
+        let defs = job_defs(&config, &self.functions, &local_addr.to_string(), &self.replay)?;
 
         let restore_layout = layout.clone();
         let now = self.clock.now();
@@ -178,6 +181,7 @@ impl Daemon {
         })?
         .map_err(io_error("cannot restore the jobs' logs"))?;
         let max_job_running = config.max_job_running;
+        let max_body_size = config.max_body_size;
         let notifier = Notifier::start(NotifierOptions::new(
             layout.lib_dir().join("notify"),
             config.notifs.clone(),
@@ -199,10 +203,8 @@ impl Daemon {
             live: live_rx,
             layout,
             clock: self.clock.clone(),
-            replay: Arc::new(ReplayGuard::new(
-                DEFAULT_DELIVERY_TTL,
-                DEFAULT_DELIVERY_CAPACITY,
-            )),
+            replay: self.replay.clone(),
+            bodies: http::body::BodyBudget::for_max_body(max_body_size),
             metrics,
             sessions: Arc::new(crate::auth::session::SessionStore::default()),
             wui: crate::wui::WuiState::default(),
@@ -243,10 +245,14 @@ fn public_url(config: &Config, local_addr: SocketAddr) -> String {
 /// The jobs to schedule: each command job with its registered function, if any, and
 /// each HTTP job with its URL resolved against `own_address` when it starts with `/`.
 /// A command job with neither commands nor a function is an error, as in the original.
+/// HTTP jobs calling another server record the signatures they send in `replay`, so that
+/// server cannot replay them to karajo; those calling karajo itself leave them for the
+/// receiving route to spend.
 fn job_defs(
     config: &Config,
     functions: &HashMap<String, JobFn>,
     own_address: &str,
+    replay: &Arc<ReplayGuard>,
 ) -> Result<Vec<JobDef>, ConfigErrors> {
     let mut errors = Vec::new();
     let mut defs = Vec::with_capacity(config.jobs.len() + config.http_jobs.len());
@@ -284,9 +290,14 @@ fn job_defs(
         } else {
             job.http_url.clone()
         };
+        let sent = (!targets_self(&url, own_address)).then(|| crate::exec::SentSignatures {
+            guard: replay.clone(),
+            rules: config.stamp_rules(),
+        });
         defs.push(JobDef::Http {
             config: Arc::new(job.clone()),
             url,
+            sent,
         });
     }
     if errors.is_empty() {
@@ -297,6 +308,31 @@ fn job_defs(
             warnings: config.warnings.clone(),
         })
     }
+}
+
+/// Whether `url` goes to this daemon: `http://` to its own port on a loopback address,
+/// `localhost` or the address it listens on.
+fn targets_self(url: &str, own_address: &str) -> bool {
+    let Ok(own) = own_address.parse::<SocketAddr>() else {
+        return false;
+    };
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+            (host, port.parse::<u16>().ok())
+        }
+        _ => (host_port, Some(80)),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let is_own_host = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip == own.ip() || own.ip().is_unspecified());
+    port == Some(own.port()) && is_own_host
 }
 
 fn load_state(layout: &Layout) -> Result<StateFile, DaemonError> {

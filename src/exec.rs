@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub(crate) use function::run_function;
 pub use function::{JobContext, JobError, JobFn, JobFuture, RunLog, job_fn};
-pub use http::{HttpJob, run_http};
+pub use http::{HttpJob, SentSignatures, run_http};
 pub use process::stop_recorded_groups;
 pub use shell::{ShellJob, run_shell};
 

@@ -4,6 +4,7 @@
 //! every failure.
 
 pub mod access;
+pub mod body;
 pub mod environment;
 mod error;
 mod job_exec;
@@ -72,8 +73,10 @@ pub struct AppState {
     pub layout: Layout,
     /// The source of "now".
     pub clock: SharedClock,
-    /// Web hook deliveries seen recently.
+    /// The signatures already accepted (and those karajo sent).
     pub replay: Arc<ReplayGuard>,
+    /// The bytes request bodies being read may hold together.
+    pub bodies: body::BodyBudget,
     /// Counters for `/karajo/metrics`.
     pub metrics: Arc<Metrics>,
     /// Web UI sessions.
@@ -124,7 +127,9 @@ pub fn app(
         .route("/karajo/api/job_http/resume", post(job_http::resume))
         .merge(reads)
         .merge(crate::wui::routes(state.clone()))
-        .layer(DefaultBodyLimit::max(body_limit))
+        // Handlers that read bodies themselves (web hooks, signed forms) use body.rs;
+        // the extractors of the other routes (login and control forms) get little.
+        .layer(DefaultBodyLimit::max(body::SMALL_BODY_LIMIT))
         // Refuses a declared Content-Length past the limit before reading any of it.
         .layer(RequestBodyLimitLayer::new(body_limit))
         // Outside the limits, so web hooks refused for their size are counted too.

@@ -43,6 +43,9 @@ pub enum JobDef {
         config: Arc<JobHttpConfig>,
         /// `http_url` resolved against the server's own address when it starts with `/`.
         url: String,
+        /// Where the signatures it sends are recorded as spent; `None` when it calls
+        /// karajo itself.
+        sent: Option<crate::exec::SentSignatures>,
     },
 }
 

@@ -1,59 +1,116 @@
-//! Replay protection, applied after a request's signature verified: the `_karajo_epoch` clock
-//! window ([`check_epoch`]) and the memory of GitHub delivery ids and SourceHut nonces
-//! already accepted ([`ReplayGuard`], keyed by [`delivery_key`]).
+//! Replay protection, applied after a request's signature verified: every signature is
+//! good for one request only.
 //!
-//! The Go original checks neither (spec 5.1): a captured signed request can be replayed
-//! forever. Here a body carrying `_karajo_epoch` is refused when its time is further than the
-//! window (`epoch_window`, default 5 minutes) from the server's clock, and a GitHub or
-//! SourceHut delivery seen within the last hour is refused. Owns no clock (callers pass
-//! `now`), no IO and no HTTP; it never holds its lock across an `.await` because it has none.
+//! A request signed with a karajo secret (the global one or a job's, over a body or a
+//! query string, on an API route or a web hook) must carry `_karajo_epoch` no further than
+//! `epoch_window` in the past and `epoch_skew` in the future ([`StampRules`]); its
+//! signature is then *spent* in the [`ReplayGuard`], which refuses it on any route until
+//! its epoch has left the window, after which the clock check refuses it. GitHub and
+//! SourceHut deliveries carry no `_karajo_epoch`: GitHub's must name its delivery
+//! (`X-GitHub-Delivery`) and SourceHut's its nonce; their signature (and, for GitHub, the
+//! delivery id and the body's digest) is spent for [`DEFAULT_DELIVERY_TTL`]. Signatures
+//! that karajo itself sends (HTTP jobs) are spent at send time, so the server they go to
+//! cannot replay them to karajo.
 //!
-//! **Ordering.** The caller must verify the signature *first* and call
-//! [`ReplayGuard::check_and_remember`] only for requests whose signature verified (and whose
-//! epoch passed). Recording unsigned requests would let anyone fill the guard with delivery
-//! ids or nonces they expect to see next, so that the genuine deliveries are refused, or push
-//! the genuine entries out through the capacity bound.
+//! Owns no clock (callers pass `now`), no IO and no HTTP; its lock is a
+//! `std::sync::Mutex` held only inside each call.
 //!
-//! **Limits.** SourceHut's nonce is part of the signed message, so a replayed SourceHut
-//! delivery cannot change it and is always caught within the TTL. GitHub's
-//! `X-GitHub-Delivery` is *not* covered by GitHub's signature, so the guard only stops
-//! verbatim replays and GitHub's own re-deliveries (which keep the delivery id); someone who
-//! captured a signed GitHub body can resend it with a fresh id. GitHub payloads carry no
-//! `_karajo_epoch`, so for them this is all the protection there is.
+//! **Ordering.** The caller verifies the signature *first* and spends it only when it
+//! verified: recording unsigned requests would let anyone fill the guard.
+//!
+//! **Bounded memory.** At most `capacity` signatures are remembered (about 130 bytes
+//! each). When it is full the signature that expires first is forgotten, and every stamped
+//! request whose signature would expire no later than a forgotten one is refused from
+//! then on ([`ReplayError::Superseded`]): forgetting never lets a signature through twice.
+//! Forgotten GitHub and SourceHut deliveries cannot be guarded that way (they carry no
+//! time); only a sender holding the secret can fill the guard, so pick `capacity` above
+//! the deliveries of an hour.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use http::HeaderMap;
 use jiff::Timestamp;
-
-use crate::job::AuthKind;
+use sha2::{Digest, Sha256};
 
 /// The body field (JSON key or form key) holding the sender's Unix time in seconds.
 pub const EPOCH_FIELD: &str = "_karajo_epoch";
+/// The field karajo's own client adds with random text, so that two identical requests
+/// in the same second have different signatures. The server reads nothing from it.
+pub const NONCE_FIELD: &str = "_karajo_nonce";
 /// The default `epoch_window`.
 pub const DEFAULT_EPOCH_WINDOW: Duration = Duration::from_secs(5 * 60);
-/// How long a delivery id or nonce is remembered.
+/// The default `epoch_skew`: how far ahead of the server's clock a sender's may be.
+pub const DEFAULT_EPOCH_SKEW: Duration = Duration::from_secs(5);
+/// How long a GitHub or SourceHut delivery is remembered.
 pub const DEFAULT_DELIVERY_TTL: Duration = Duration::from_secs(60 * 60);
-/// A default bound on remembered deliveries (about 1 MB at GitHub's 36-byte ids).
-pub const DEFAULT_DELIVERY_CAPACITY: usize = 10_000;
+/// The default bound on remembered signatures (about 8.5 MB when full).
+pub const DEFAULT_REPLAY_CAPACITY: usize = 65_536;
 
-/// The header holding GitHub's per-delivery id (a GUID).
-pub const HEADER_GITHUB_DELIVERY: &str = "X-GitHub-Delivery";
-/// The header holding SourceHut's per-delivery nonce (signed together with the body).
-pub const HEADER_SOURCEHUT_NONCE: &str = "X-Payload-Nonce";
+pub use super::signature::HEADER_GITHUB_DELIVERY;
 
 /// Longest piece of a request echoed into an error message.
 const ECHO_LIMIT: usize = 64;
 
-/// Why a signed request was refused as a possible replay. The HTTP layer answers 403
-/// `forbidden` for all of them; the detail is for logs.
+/// How stamped requests are judged: the `[karajo]` settings `epoch_window`,
+/// `epoch_skew` and `accept_unstamped_signatures`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StampRules {
+    /// How far in the past `_karajo_epoch` may be.
+    pub window: Duration,
+    /// How far in the future `_karajo_epoch` may be (clock skew).
+    pub skew: Duration,
+    /// Accept signed payloads without `_karajo_epoch`, reusable as in the Go original.
+    pub accept_unstamped: bool,
+}
+
+impl Default for StampRules {
+    fn default() -> Self {
+        Self {
+            window: DEFAULT_EPOCH_WINDOW,
+            skew: DEFAULT_EPOCH_SKEW,
+            accept_unstamped: false,
+        }
+    }
+}
+
+/// A signature, as the replay guard knows it: the SHA-256 of its raw bytes (the decoded
+/// MAC or Ed25519 signature), so that one signature written in two ways (bare hex,
+/// `sha256=` hex) is one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SignatureId([u8; 32]);
+
+impl SignatureId {
+    /// The id of a signature's raw bytes.
+    pub fn of(raw: &[u8]) -> Self {
+        Self(Sha256::digest(raw).into())
+    }
+
+    /// The id of a hex signature (as `X-Karajo-Sign` carries); `None` when not hex.
+    pub fn of_hex(hex_text: &str) -> Option<Self> {
+        hex::decode(hex_text).ok().map(|raw| Self::of(&raw))
+    }
+
+    /// A key for something that is not a signature (a delivery id, a body digest),
+    /// kept apart from signatures by `tag`.
+    fn tagged(tag: &[u8], value: &[u8]) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(tag);
+        hash.update([0]);
+        hash.update(value);
+        Self(hash.finalize().into())
+    }
+}
+
+/// Why a signed request was refused as a possible replay. The HTTP layer answers 409 for
+/// [`ReplayError::Replayed`] and [`ReplayError::Superseded`], and 401 or 403 (as for a bad
+/// signature) for the others.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
-    /// `_karajo_epoch` is further from the server's clock than the window allows.
+    /// `_karajo_epoch` is further from the server's clock than the rules allow.
     #[error(
-        "_karajo_epoch {epoch} is {skew:?} {} server time, outside the allowed window of {window:?}",
+        "_karajo_epoch {epoch} is {skew:?} {} server time, outside the allowed {limit:?}: sign a fresh request",
         direction(.ahead)
     )]
     EpochOutOfWindow {
@@ -63,8 +120,8 @@ pub enum ReplayError {
         skew: Duration,
         /// `true` when the epoch lies in the future (the sender's clock is ahead).
         ahead: bool,
-        /// The window that was exceeded.
-        window: Duration,
+        /// The limit that was exceeded (`epoch_window` behind, `epoch_skew` ahead).
+        limit: Duration,
     },
     /// `_karajo_epoch` is present but not a number of seconds.
     #[error("_karajo_epoch {value:?} is not a Unix time in seconds")]
@@ -72,49 +129,74 @@ pub enum ReplayError {
         /// The value as written (cut to 64 characters).
         value: String,
     },
-    /// The delivery id or nonce was already accepted within the TTL.
-    #[error("delivery {key} was already accepted at {first_seen}")]
+    /// The signed payload carries no `_karajo_epoch`.
+    #[error(
+        "the signed request has no _karajo_epoch: sign one with the current Unix time (and a random _karajo_nonce), \
+         or set [karajo] accept_unstamped_signatures = true to accept unstamped signatures, which can be replayed"
+    )]
+    Unstamped,
+    /// The signed payload is empty: its signature would be a permanent token.
+    #[error("the signed payload is empty: sign a request that carries _karajo_epoch")]
+    EmptyPayload,
+    /// A GitHub delivery without `X-GitHub-Delivery`.
+    #[error("a GitHub delivery must carry the {HEADER_GITHUB_DELIVERY} header")]
+    MissingDeliveryId,
+    /// This signature (or delivery) was accepted before.
+    #[error("this signature was already used at {first_seen}: sign a fresh request")]
     Replayed {
-        /// The key from [`delivery_key`].
-        key: String,
         /// When it was first accepted.
         first_seen: Timestamp,
     },
+    /// The request is older than signatures the full guard had to forget.
+    #[error("too many signed requests since this one was signed: sign a fresh request")]
+    Superseded,
+}
+
+impl ReplayError {
+    /// Whether the request was refused because its signature was used before (409),
+    /// rather than for its stamp (401 or 403).
+    pub fn is_reuse(&self) -> bool {
+        matches!(self, Self::Replayed { .. } | Self::Superseded)
+    }
 }
 
 fn direction(ahead: &bool) -> &'static str {
     if *ahead { "ahead of" } else { "behind" }
 }
 
-/// Refuses `body` when it carries a `_karajo_epoch` further than `window` from `now` in
-/// either direction; exactly `window` away still passes.
+/// The stamp of a signed payload: `Ok(Some(ns))` with the earliest `_karajo_epoch` in
+/// nanoseconds when every occurrence is within the rules, `Ok(None)` when there is none.
 ///
 /// Where the epoch is looked for:
 /// * a JSON object's top-level `_karajo_epoch`: an integer, a float (fractional seconds) or a
 ///   string holding a decimal integer (some clients stringify numbers);
-/// * otherwise a form / query string (`_karajo_epoch=1673222400&id=x`, as the Go client's
-///   pause/resume/cancel bodies and the `job_http` pause/resume query strings): the
+/// * otherwise a form / query string (`_karajo_epoch=1673222400&id=x`): the
 ///   percent-decoded value must be a decimal integer, or the Go original's HTTP job artefact
 ///   `%!s(int64=N)` (spec 7.1), which does hold the real time N. Every occurrence is checked.
 ///
-/// Bodies without the field pass: JSON arrays and scalars, other JSON objects (GitHub and
-/// SourceHut payloads), empty and binary bodies. A present field that is not a number (JSON
-/// `null`, `true`, a non-numeric string, an empty form value) is refused, because a signed
-/// body whose epoch cannot be checked could be replayed forever.
-pub fn check_epoch(body: &[u8], now: Timestamp, window: Duration) -> Result<(), ReplayError> {
-    for (text, epoch_ns) in find_epochs(body)? {
-        let window_ns = i128::try_from(window.as_nanos()).unwrap_or(i128::MAX);
+/// A present field that is not a number (JSON `null`, `true`, a non-numeric string, an empty
+/// form value) is refused.
+pub fn stamp(payload: &[u8], now: Timestamp, rules: &StampRules) -> Result<Option<i128>, ReplayError> {
+    let mut earliest: Option<i128> = None;
+    for (text, epoch_ns) in find_epochs(payload)? {
         let offset = epoch_ns.saturating_sub(now.as_nanosecond());
-        if offset.unsigned_abs() > window_ns.unsigned_abs() {
+        let (ahead, limit) = if offset > 0 {
+            (true, rules.skew)
+        } else {
+            (false, rules.window)
+        };
+        let limit_ns = i128::try_from(limit.as_nanos()).unwrap_or(i128::MAX);
+        if offset.unsigned_abs() > limit_ns.unsigned_abs() {
             return Err(ReplayError::EpochOutOfWindow {
                 epoch: text,
                 skew: duration_from_nanos(offset.unsigned_abs()),
-                ahead: offset > 0,
-                window,
+                ahead,
+                limit,
             });
         }
+        earliest = Some(earliest.map_or(epoch_ns, |e| e.min(epoch_ns)));
     }
-    Ok(())
+    Ok(earliest)
 }
 
 /// The epochs in `body`, each as (text as written, nanoseconds since the Unix epoch).
@@ -222,141 +304,195 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The replay key of a web hook delivery: `github:<X-GitHub-Delivery>` or
-/// `sourcehut:<X-Payload-Nonce>`; `None` for `hmac-sha256` jobs (their bodies carry
-/// `_karajo_epoch` instead) and when the header is absent or empty.
+/// Remembers the signatures already accepted and refuses them a second time.
 ///
-/// Callers guarding several jobs with one [`ReplayGuard`] may prefix the job id; GitHub and
-/// SourceHut make ids and nonces unique per delivery, so it is not required.
-pub fn delivery_key(kind: AuthKind, headers: &HeaderMap) -> Option<String> {
-    let (prefix, header) = match kind {
-        AuthKind::Github => ("github:", HEADER_GITHUB_DELIVERY),
-        AuthKind::Sourcehut => ("sourcehut:", HEADER_SOURCEHUT_NONCE),
-        AuthKind::HmacSha256 => return None,
-    };
-    let value = headers.get(header)?.as_bytes();
-    if value.is_empty() {
-        return None;
-    }
-    Some(format!("{prefix}{}", String::from_utf8_lossy(value)))
-}
-
-/// Remembers accepted delivery keys for `ttl` and refuses them a second time.
-///
-/// Memory is bounded: at most `capacity` keys are kept (about `capacity` × (key length + 100)
-/// bytes). When it is full, expired keys go first, then the oldest live one. The trade-off:
-/// after more than `capacity` accepted deliveries within one TTL the oldest can be replayed
-/// again; since only deliveries that passed the signature check are recorded, only a sender
-/// holding the secret (or GitHub / SourceHut themselves) can cause that. Choose `capacity`
-/// well above the expected deliveries per TTL. A `capacity` of 0 is treated as 1.
-///
-/// An entry lives from `now` for exactly `ttl`: at `first_seen + ttl` the key is accepted
-/// again. Uses a `std::sync::Mutex` held only inside each call; `Send + Sync`.
+/// Memory is bounded by `capacity` (see the module docs for what happens when it is
+/// full). `Send + Sync`; every method takes the lock once and never across an `.await`.
 #[derive(Debug)]
 pub struct ReplayGuard {
-    ttl: Duration,
     capacity: usize,
-    inner: Mutex<Seen>,
+    delivery_ttl: Duration,
+    inner: Mutex<Spent>,
 }
 
-/// The remembered keys. Invariant: every `(key, t)` in `at` has an entry `(t, key)` in
-/// `order`; `order` may also hold stale entries (the key was removed or re-recorded later),
-/// which are skipped when popped.
+/// The spent signatures. Invariant: `by_expiry` holds exactly one `(expires, id)` for
+/// every entry of `at`, so both have the same length.
 #[derive(Debug, Default)]
-struct Seen {
-    at: HashMap<String, Timestamp>,
-    order: VecDeque<(Timestamp, String)>,
+struct Spent {
+    at: HashMap<SignatureId, Entry>,
+    by_expiry: BinaryHeap<Reverse<(i128, SignatureId)>>,
+    /// Stamped signatures expiring at or before this (ns) are refused: a signature that
+    /// expired no later was forgotten to make room.
+    floor: i128,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    first_seen: Timestamp,
+    /// Whether it carried `_karajo_epoch` (only those raise the floor when forgotten).
+    stamped: bool,
 }
 
 impl ReplayGuard {
-    /// A guard that remembers keys for `ttl` (1 hour in use) and at most `capacity` of them.
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    /// A guard remembering at most `capacity` signatures (at least 1), and GitHub and
+    /// SourceHut deliveries for `delivery_ttl`.
+    pub fn new(capacity: usize, delivery_ttl: Duration) -> Self {
         Self {
-            ttl,
             capacity: capacity.max(1),
-            inner: Mutex::new(Seen::default()),
+            delivery_ttl,
+            inner: Mutex::new(Spent::default()),
         }
     }
 
-    /// Refuses `key` when it was recorded less than the TTL before `now`; otherwise records
-    /// it at `now`. Call only after the request's signature verified (see the module docs).
-    pub fn check_and_remember(&self, key: &str, now: Timestamp) -> Result<(), ReplayError> {
-        let mut seen = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        self.evict_expired(&mut seen, now);
-        if let Some(&first_seen) = seen.at.get(key)
-            && !self.expired(first_seen, now)
-        {
-            return Err(ReplayError::Replayed {
-                key: key.chars().take(ECHO_LIMIT * 4).collect(),
-                first_seen,
-            });
+    /// The one check of a request signed with a karajo secret, after its signature `id`
+    /// verified over `payload`: the payload must not be empty and must carry a
+    /// `_karajo_epoch` within `rules` (unless `rules.accept_unstamped` and it carries none,
+    /// in which case it is accepted and not remembered, as the original), and the
+    /// signature must not have been spent; it is spent now.
+    pub fn accept_signed(
+        &self,
+        id: SignatureId,
+        payload: &[u8],
+        rules: &StampRules,
+        now: Timestamp,
+    ) -> Result<(), ReplayError> {
+        if payload.is_empty() {
+            return Err(ReplayError::EmptyPayload);
         }
-        seen.at.remove(key);
-        while seen.at.len() >= self.capacity {
-            let Some((t, oldest)) = seen.order.pop_front() else {
-                // Unreachable by the invariant; never let the bound break.
-                seen.at.clear();
-                break;
-            };
-            if seen.at.get(&oldest) == Some(&t) {
-                seen.at.remove(&oldest);
+        match stamp(payload, now, rules)? {
+            None if rules.accept_unstamped => Ok(()),
+            None => Err(ReplayError::Unstamped),
+            Some(epoch) => {
+                let expires = epoch.saturating_add(nanos(rules.window));
+                self.spend(&[id], expires, true, now)
             }
         }
-        seen.at.insert(key.to_owned(), now);
-        seen.order.push_back((now, key.to_owned()));
-        if seen.order.len() > 2 * self.capacity + 16 {
-            // Only when the clock went backwards and keys were re-recorded out of order.
-            let mut fresh: Vec<(Timestamp, String)> =
-                seen.at.iter().map(|(k, &t)| (t, k.clone())).collect();
-            fresh.sort();
-            seen.order = fresh.into();
-        }
-        Ok(())
     }
 
-    /// How many keys are remembered (expired ones included until the next call evicts them).
+    /// A GitHub or SourceHut delivery whose signature `id` verified: its `extra` keys
+    /// (GitHub: the delivery id and the body digest, from [`github_delivery_keys`]) and
+    /// the signature must all be new; they are remembered for the delivery TTL.
+    pub fn accept_delivery(
+        &self,
+        id: SignatureId,
+        extra: &[SignatureId],
+        now: Timestamp,
+    ) -> Result<(), ReplayError> {
+        let mut keys = Vec::with_capacity(1 + extra.len());
+        keys.push(id);
+        keys.extend_from_slice(extra);
+        let expires = now
+            .as_nanosecond()
+            .saturating_add(nanos(self.delivery_ttl));
+        self.spend(&keys, expires, false, now)
+    }
+
+    /// Records a signature karajo itself sent over a payload stamped `epoch_ns`, so the
+    /// receiver cannot replay it to karajo. A signature already spent stays spent.
+    pub fn spend_sent(&self, id: SignatureId, epoch_ns: i128, rules: &StampRules, now: Timestamp) {
+        let expires = epoch_ns.saturating_add(nanos(rules.window));
+        // Refused only when already spent, or older than the floor: refused anyway then.
+        let _ = self.spend(&[id], expires, true, now);
+    }
+
+    /// How many signatures and delivery keys are remembered.
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .at
-            .len()
+        self.lock().at.len()
     }
 
-    /// Whether no key is remembered.
+    /// Whether nothing is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn expired(&self, first_seen: Timestamp, now: Timestamp) -> bool {
-        let ttl = i128::try_from(self.ttl.as_nanos()).unwrap_or(i128::MAX);
-        now.as_nanosecond()
-            .saturating_sub(first_seen.as_nanosecond())
-            >= ttl
+    fn lock(&self) -> std::sync::MutexGuard<'_, Spent> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Drops entries from the front of `order` while they are expired.
-    fn evict_expired(&self, seen: &mut Seen, now: Timestamp) {
-        while let Some((t, _)) = seen.order.front() {
-            if !self.expired(*t, now) {
+    /// Refuses when any of `keys` is remembered (or, for a stamped request, when
+    /// `expires` is at or below the floor); otherwise remembers all of them until
+    /// `expires`.
+    fn spend(
+        &self,
+        keys: &[SignatureId],
+        expires: i128,
+        stamped: bool,
+        now: Timestamp,
+    ) -> Result<(), ReplayError> {
+        let mut spent = self.lock();
+        spent.forget_expired(now.as_nanosecond());
+        if let Some(entry) = keys.iter().find_map(|k| spent.at.get(k)) {
+            return Err(ReplayError::Replayed {
+                first_seen: entry.first_seen,
+            });
+        }
+        if stamped && expires <= spent.floor {
+            return Err(ReplayError::Superseded);
+        }
+        for key in keys {
+            while spent.at.len() >= self.capacity {
+                spent.forget_first();
+            }
+            let entry = Entry {
+                first_seen: now,
+                stamped,
+            };
+            spent.at.insert(*key, entry);
+            spent.by_expiry.push(Reverse((expires, *key)));
+        }
+        Ok(())
+    }
+}
+
+impl Spent {
+    /// Drops the entries whose time has passed.
+    fn forget_expired(&mut self, now_ns: i128) {
+        while let Some(Reverse((expires, _))) = self.by_expiry.peek() {
+            if *expires >= now_ns {
                 break;
             }
-            if let Some((t, key)) = seen.order.pop_front()
-                && seen.at.get(&key) == Some(&t)
-            {
-                seen.at.remove(&key);
-            }
+            self.forget_first();
         }
     }
+
+    /// Drops the entry that expires first, raising the floor when it was stamped.
+    fn forget_first(&mut self) {
+        let Some(Reverse((expires, key))) = self.by_expiry.pop() else {
+            // Unreachable by the invariant; never let the bound break.
+            self.at.clear();
+            return;
+        };
+        if self.at.remove(&key).is_some_and(|entry| entry.stamped) {
+            self.floor = self.floor.max(expires);
+        }
+    }
+}
+
+/// The keys that stand for a GitHub delivery besides its signature: the delivery id
+/// (GitHub's redeliveries keep it) and the digest of the body (so that a body captured
+/// with both of GitHub's signature headers cannot come back under the other one).
+pub fn github_delivery_keys(delivery_id: &[u8], body: &[u8]) -> [SignatureId; 2] {
+    [
+        SignatureId::tagged(b"github-delivery", delivery_id),
+        SignatureId::tagged(b"github-body", &Sha256::digest(body)),
+    ]
+}
+
+fn nanos(d: Duration) -> i128 {
+    i128::try_from(d.as_nanos()).unwrap_or(i128::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
     use proptest::prelude::*;
 
     const WINDOW: Duration = Duration::from_secs(300);
+    const RULES: StampRules = StampRules {
+        window: WINDOW,
+        skew: Duration::from_secs(5),
+        accept_unstamped: false,
+    };
 
     fn at(second: i64) -> Timestamp {
         Timestamp::from_second(second).unwrap()
@@ -365,98 +501,70 @@ mod tests {
     /// The Go tests' frozen clock, 2023-01-09T00:00:00Z.
     const NOW: i64 = 1_673_222_400;
 
+    fn ok(body: &[u8], now: Timestamp) -> bool {
+        stamp(body, now, &RULES).is_ok()
+    }
+
+    fn id(n: u8) -> SignatureId {
+        SignatureId::of(&[n])
+    }
+
     #[test]
-    fn epoch_window_edges_json() {
+    fn window_behind_and_skew_ahead() {
         let now = at(NOW);
-        for (epoch, ok) in [
+        for (epoch, good) in [
             (NOW, true),
             (NOW - 300, true),
-            (NOW + 300, true),
+            (NOW + 5, true),
             (NOW - 301, false),
-            (NOW + 301, false),
+            (NOW + 6, false),
+            (NOW + 300, false),
         ] {
-            let body = format!(r#"{{"id":"","_karajo_epoch":{epoch}}}"#);
-            assert_eq!(
-                check_epoch(body.as_bytes(), now, WINDOW).is_ok(),
-                ok,
-                "{body}"
-            );
+            let json = format!(r#"{{"id":"","_karajo_epoch":{epoch}}}"#);
+            assert_eq!(ok(json.as_bytes(), now), good, "{json}");
+            let form = format!("_karajo_epoch={epoch}&id=test_job_success");
+            assert_eq!(ok(form.as_bytes(), now), good, "{form}");
+            let query = format!("id=test_success&_karajo_epoch={epoch}");
+            assert_eq!(ok(query.as_bytes(), now), good, "{query}");
         }
-        let err = check_epoch(br#"{"_karajo_epoch":1673222099}"#, now, WINDOW).unwrap_err();
+        let err = stamp(br#"{"_karajo_epoch":1673222099}"#, now, &RULES).unwrap_err();
         assert_eq!(
             err,
             ReplayError::EpochOutOfWindow {
                 epoch: "1673222099".to_owned(),
                 skew: Duration::from_secs(301),
                 ahead: false,
-                window: WINDOW,
+                limit: WINDOW,
             }
         );
         assert_eq!(
             err.to_string(),
-            "_karajo_epoch 1673222099 is 301s behind server time, outside the allowed window of 300s"
+            "_karajo_epoch 1673222099 is 301s behind server time, outside the allowed 300s: sign a fresh request"
         );
-        let err = check_epoch(br#"{"_karajo_epoch":1673222701}"#, now, WINDOW).unwrap_err();
-        assert!(matches!(
-            err,
-            ReplayError::EpochOutOfWindow { ahead: true, .. }
-        ));
-        assert!(
-            err.to_string().contains("301s ahead of server time"),
-            "{err}"
-        );
+        let err = stamp(br#"{"_karajo_epoch":1673222406}"#, now, &RULES).unwrap_err();
+        assert!(err.to_string().contains("6s ahead of server time"), "{err}");
+        assert_eq!(stamp(b"_karajo_epoch=1673222400&id=x", now, &RULES), Ok(Some(i128::from(NOW) * 1_000_000_000)));
     }
 
     #[test]
-    fn epoch_window_edges_form_and_query() {
+    fn epoch_forms() {
         let now = at(NOW);
-        for (epoch, ok) in [
-            (NOW - 300, true),
-            (NOW + 300, true),
-            (NOW - 301, false),
-            (NOW + 301, false),
-        ] {
-            let form = format!("_karajo_epoch={epoch}&id=test_job_success");
-            assert_eq!(
-                check_epoch(form.as_bytes(), now, WINDOW).is_ok(),
-                ok,
-                "{form}"
-            );
-            let query = format!("id=test_success&_karajo_epoch={epoch}");
-            assert_eq!(
-                check_epoch(query.as_bytes(), now, WINDOW).is_ok(),
-                ok,
-                "{query}"
-            );
-        }
-        // Spec 5.2 row 5, at the tests' frozen time.
-        check_epoch(b"_karajo_epoch=1673222400&id=test_job_success", now, WINDOW).unwrap();
         // The Go HTTP job's `%!s(int64=N)` (spec 5.2 row 3) is read as N.
         let go = b"_karajo_epoch=%25%21s%28int64%3D1795374689%29";
-        check_epoch(go, at(1_795_374_689), WINDOW).unwrap();
-        assert!(matches!(
-            check_epoch(go, now, WINDOW),
-            Err(ReplayError::EpochOutOfWindow { ahead: true, .. })
-        ));
-        // Every occurrence counts.
+        assert!(ok(go, at(1_795_374_689)));
+        assert!(!ok(go, now));
+        // Every occurrence counts, and the earliest is the stamp.
         let twice = format!("_karajo_epoch={NOW}&_karajo_epoch={}", NOW - 1000);
-        assert!(check_epoch(twice.as_bytes(), now, WINDOW).is_err());
+        assert!(!ok(twice.as_bytes(), now));
+        let both = format!("_karajo_epoch={NOW}&_karajo_epoch={}", NOW - 10);
+        assert_eq!(stamp(both.as_bytes(), now, &RULES), Ok(Some(i128::from(NOW - 10) * 1_000_000_000)));
         // A percent-encoded key is still the key.
         let encoded = format!("%5Fkarajo%5Fepoch={}", NOW - 1000);
-        assert!(check_epoch(encoded.as_bytes(), now, WINDOW).is_err());
-    }
-
-    #[test]
-    fn epoch_json_forms() {
-        let now = at(NOW);
+        assert!(!ok(encoded.as_bytes(), now));
         // Floats: fractional seconds are compared exactly.
-        check_epoch(br#"{"_karajo_epoch":1673222100.0}"#, now, WINDOW).unwrap();
-        assert!(check_epoch(br#"{"_karajo_epoch":1673222099.5}"#, now, WINDOW).is_err());
-        check_epoch(br#"{"_karajo_epoch":1.6732224e9}"#, now, WINDOW).unwrap();
-        // A string holding an integer.
-        check_epoch(br#"{"_karajo_epoch":"1673222400"}"#, now, WINDOW).unwrap();
-        assert!(check_epoch(br#"{"_karajo_epoch":"1673222000"}"#, now, WINDOW).is_err());
-        // Present but not a number: refused.
+        assert!(ok(br#"{"_karajo_epoch":1673222100.0}"#, now));
+        assert!(!ok(br#"{"_karajo_epoch":1673222099.5}"#, now));
+        assert!(ok(br#"{"_karajo_epoch":"1673222400"}"#, now));
         for body in [
             &br#"{"_karajo_epoch":null}"#[..],
             br#"{"_karajo_epoch":true}"#,
@@ -468,15 +576,11 @@ mod tests {
             b"_karajo_epoch=yesterday",
         ] {
             assert!(
-                matches!(
-                    check_epoch(body, now, WINDOW),
-                    Err(ReplayError::InvalidEpoch { .. })
-                ),
+                matches!(stamp(body, now, &RULES), Err(ReplayError::InvalidEpoch { .. })),
                 "{}",
                 String::from_utf8_lossy(body)
             );
         }
-        // Huge numbers do not overflow; they are just far away.
         for body in [
             &br#"{"_karajo_epoch":18446744073709551615}"#[..],
             br#"{"_karajo_epoch":-9223372036854775808}"#,
@@ -484,28 +588,19 @@ mod tests {
             br#"{"_karajo_epoch":-1e300}"#,
         ] {
             assert!(matches!(
-                check_epoch(body, now, WINDOW),
+                stamp(body, now, &RULES),
                 Err(ReplayError::EpochOutOfWindow { .. })
             ));
         }
-        // A huge window accepts far-away epochs (1e300 s is beyond even Duration::MAX).
-        check_epoch(br#"{"_karajo_epoch":1e15}"#, now, Duration::MAX).unwrap();
-        check_epoch(
-            br#"{"_karajo_epoch":-9223372036854775808}"#,
-            now,
-            Duration::MAX,
-        )
-        .unwrap();
-        // The long invalid value is cut in the error.
         let long = format!(r#"{{"_karajo_epoch":"{}"}}"#, "x".repeat(1000));
-        match check_epoch(long.as_bytes(), now, WINDOW) {
+        match stamp(long.as_bytes(), now, &RULES) {
             Err(ReplayError::InvalidEpoch { value }) => assert_eq!(value.len(), 64),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn bodies_without_epoch_pass() {
+    fn payloads_without_an_epoch_have_no_stamp() {
         let now = at(NOW);
         for body in [
             &b""[..],
@@ -516,10 +611,9 @@ mod tests {
             b"42",
             b"id=test_success",
             b"\xff\xfe\x00binary",
-            b"not json at all",
-            br#"{"_karajo_epoch":1"#, // broken JSON, not a form key either
+            br#"{"_karajo_epoch":1"#,
         ] {
-            check_epoch(body, now, WINDOW).unwrap();
+            assert_eq!(stamp(body, now, &RULES), Ok(None));
         }
     }
 
@@ -531,125 +625,123 @@ mod tests {
     }
 
     #[test]
-    fn delivery_keys() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "x-github-delivery",
-            HeaderValue::from_static("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
-        );
-        h.insert("X-Payload-Nonce", HeaderValue::from_static("12345"));
-        assert_eq!(
-            delivery_key(AuthKind::Github, &h).as_deref(),
-            Some("github:72d3162e-cc78-11e3-81ab-4c9367dc0958")
-        );
-        assert_eq!(
-            delivery_key(AuthKind::Sourcehut, &h).as_deref(),
-            Some("sourcehut:12345")
-        );
-        assert_eq!(delivery_key(AuthKind::HmacSha256, &h), None);
-        let empty = HeaderMap::new();
-        assert_eq!(delivery_key(AuthKind::Github, &empty), None);
-        assert_eq!(delivery_key(AuthKind::Sourcehut, &empty), None);
-        let mut blank = HeaderMap::new();
-        blank.insert("X-Payload-Nonce", HeaderValue::from_static(""));
-        assert_eq!(delivery_key(AuthKind::Sourcehut, &blank), None);
-    }
-
-    #[test]
-    fn guard_refuses_within_ttl_and_forgets_after() {
-        let guard = ReplayGuard::new(Duration::from_secs(3600), 100);
-        let t0 = at(NOW);
-        guard.check_and_remember("github:a", t0).unwrap();
-        guard.check_and_remember("sourcehut:a", t0).unwrap();
+    fn a_stamped_signature_is_accepted_once_until_it_leaves_the_window() {
+        let guard = ReplayGuard::new(100, DEFAULT_DELIVERY_TTL);
+        let body = format!("_karajo_epoch={NOW}&id=hello");
+        guard.accept_signed(id(1), body.as_bytes(), &RULES, at(NOW)).unwrap();
         let err = guard
-            .check_and_remember("github:a", at(NOW + 3599))
+            .accept_signed(id(1), body.as_bytes(), &RULES, at(NOW + 299))
             .unwrap_err();
-        assert_eq!(
-            err,
-            ReplayError::Replayed {
-                key: "github:a".to_owned(),
-                first_seen: t0,
-            }
-        );
-        assert_eq!(
-            err.to_string(),
-            "delivery github:a was already accepted at 2023-01-09T00:00:00Z"
-        );
-        // The refused attempt did not extend the entry.
-        guard
-            .check_and_remember("github:a", at(NOW + 3600))
-            .unwrap();
-        // Re-recorded at NOW + 3600, so refused again until NOW + 7200.
-        assert!(
-            guard
-                .check_and_remember("github:a", at(NOW + 7199))
-                .is_err()
-        );
-        // Expired entries are evicted: sourcehut:a (NOW) went at NOW + 3600.
+        assert_eq!(err, ReplayError::Replayed { first_seen: at(NOW) });
+        assert!(err.is_reuse());
+        assert!(err.to_string().contains("sign a fresh request"), "{err}");
+        // Still remembered at the last second of the window, then the clock refuses it.
+        assert!(guard.accept_signed(id(1), body.as_bytes(), &RULES, at(NOW + 300)).is_err());
+        assert!(matches!(
+            guard.accept_signed(id(1), body.as_bytes(), &RULES, at(NOW + 301)),
+            Err(ReplayError::EpochOutOfWindow { .. })
+        ));
+        // Another signature over other bytes is another request; the first is forgotten
+        // once out of the window.
+        let later = format!("_karajo_epoch={}&id=hello", NOW + 301);
+        guard.accept_signed(id(2), later.as_bytes(), &RULES, at(NOW + 301)).unwrap();
         assert_eq!(guard.len(), 1);
-        guard
-            .check_and_remember("github:b", at(NOW + 7200))
-            .unwrap();
-        assert_eq!(guard.len(), 1);
-        assert!(!guard.is_empty());
     }
 
     #[test]
-    fn guard_capacity_bound_evicts_oldest() {
-        let guard = ReplayGuard::new(Duration::from_secs(3600), 3);
-        for (i, key) in ["k0", "k1", "k2", "k3", "k4"].iter().enumerate() {
-            guard.check_and_remember(key, at(NOW + i as i64)).unwrap();
+    fn empty_and_unstamped_payloads() {
+        let guard = ReplayGuard::new(100, DEFAULT_DELIVERY_TTL);
+        assert_eq!(
+            guard.accept_signed(id(1), b"", &RULES, at(NOW)),
+            Err(ReplayError::EmptyPayload)
+        );
+        let err = guard.accept_signed(id(1), b"id=hello", &RULES, at(NOW)).unwrap_err();
+        assert_eq!(err, ReplayError::Unstamped);
+        assert!(!err.is_reuse());
+        assert!(err.to_string().contains("accept_unstamped_signatures"), "{err}");
+        // Allowed: accepted as the original does, again and again; never the empty one.
+        let legacy = StampRules { accept_unstamped: true, ..RULES };
+        for _ in 0..3 {
+            guard.accept_signed(id(1), b"id=hello", &legacy, at(NOW)).unwrap();
+        }
+        assert_eq!(
+            guard.accept_signed(id(1), b"", &legacy, at(NOW)),
+            Err(ReplayError::EmptyPayload)
+        );
+        // A stamped payload is still spent under the legacy rules.
+        let body = format!("id=hello&_karajo_epoch={NOW}");
+        guard.accept_signed(id(3), body.as_bytes(), &legacy, at(NOW)).unwrap();
+        assert!(guard.accept_signed(id(3), body.as_bytes(), &legacy, at(NOW)).is_err());
+    }
+
+    #[test]
+    fn deliveries_and_sent_signatures_share_the_guard() {
+        let guard = ReplayGuard::new(100, Duration::from_secs(3600));
+        let keys = github_delivery_keys(b"72d3162e", b"{\"zen\":1}");
+        guard.accept_delivery(id(1), &keys, at(NOW)).unwrap();
+        // The same delivery id, the same body under another signature header, or the
+        // same signature: all refused within the TTL.
+        assert!(guard.accept_delivery(id(9), &github_delivery_keys(b"72d3162e", b"x"), at(NOW + 10)).is_err());
+        assert!(guard.accept_delivery(id(9), &github_delivery_keys(b"other", b"{\"zen\":1}"), at(NOW + 10)).is_err());
+        assert!(guard.accept_delivery(id(1), &github_delivery_keys(b"other", b"x"), at(NOW + 10)).is_err());
+        // A signature spent by a delivery cannot be used as a stamped request either.
+        let body = format!("_karajo_epoch={NOW}");
+        assert!(guard.accept_signed(id(1), body.as_bytes(), &RULES, at(NOW)).unwrap_err().is_reuse());
+        // After the TTL the delivery may come again.
+        guard.accept_delivery(id(1), &keys, at(NOW + 3601)).unwrap();
+        // What karajo sent is spent.
+        guard.spend_sent(id(7), i128::from(NOW) * 1_000_000_000, &RULES, at(NOW));
+        assert!(guard.accept_signed(id(7), body.as_bytes(), &RULES, at(NOW)).unwrap_err().is_reuse());
+        assert!(guard.accept_delivery(id(7), &[], at(NOW)).is_err());
+    }
+
+    #[test]
+    fn a_full_guard_never_lets_a_forgotten_signature_through() {
+        let guard = ReplayGuard::new(3, DEFAULT_DELIVERY_TTL);
+        let body = |t: i64| format!("_karajo_epoch={t}");
+        for i in 0..5u8 {
+            let t = NOW + i64::from(i);
+            guard.accept_signed(id(i), body(t).as_bytes(), &RULES, at(t)).unwrap();
             assert!(guard.len() <= 3);
         }
-        assert_eq!(guard.len(), 3);
-        // k0 and k1 were pushed out (the documented trade-off); k2..k4 are still refused.
-        for key in ["k2", "k3", "k4"] {
-            assert!(
-                guard.check_and_remember(key, at(NOW + 10)).is_err(),
-                "{key}"
-            );
+        // 0 and 1 were forgotten, and are refused all the same.
+        for i in 0..5u8 {
+            let t = NOW + i64::from(i);
+            let err = guard.accept_signed(id(i), body(t).as_bytes(), &RULES, at(NOW + 5)).unwrap_err();
+            assert!(err.is_reuse(), "{i}: {err}");
         }
-        guard.check_and_remember("k0", at(NOW + 10)).unwrap();
-        assert!(guard.check_and_remember("k4", at(NOW + 10)).is_err());
-        assert!(guard.check_and_remember("k2", at(NOW + 10)).is_ok());
-        assert_eq!(guard.len(), 3);
+        // A fresh signature still gets in; one as old as a forgotten one does not.
+        guard.accept_signed(id(50), body(NOW + 5).as_bytes(), &RULES, at(NOW + 5)).unwrap();
+        assert_eq!(
+            guard.accept_signed(id(51), body(NOW + 1).as_bytes(), &RULES, at(NOW + 5)),
+            Err(ReplayError::Superseded)
+        );
         // Capacity 0 behaves as 1.
-        let tiny = ReplayGuard::new(Duration::from_secs(3600), 0);
-        tiny.check_and_remember("a", at(NOW)).unwrap();
-        assert!(tiny.check_and_remember("a", at(NOW)).is_err());
-        tiny.check_and_remember("b", at(NOW)).unwrap();
+        let tiny = ReplayGuard::new(0, DEFAULT_DELIVERY_TTL);
+        tiny.accept_delivery(id(1), &[], at(NOW)).unwrap();
+        tiny.accept_delivery(id(2), &[], at(NOW)).unwrap();
         assert_eq!(tiny.len(), 1);
     }
 
     #[test]
-    fn guard_survives_a_clock_going_backwards() {
-        let guard = ReplayGuard::new(Duration::from_secs(60), 4);
-        for round in 0..50i64 {
-            let t = at(NOW
-                + if round % 2 == 0 {
-                    round * 100
-                } else {
-                    -round * 100
-                });
-            guard.check_and_remember(&format!("k{}", round % 7), t).ok();
-            assert!(guard.len() <= 4);
-            let seen = guard.inner.lock().unwrap();
-            assert!(seen.order.len() <= 2 * 4 + 16);
-            for (k, t) in &seen.at {
-                assert!(seen.order.contains(&(*t, k.clone())), "invariant for {k}");
-            }
-        }
+    fn one_signature_written_two_ways_is_one_key() {
+        let raw = [0xab_u8; 32];
+        assert_eq!(SignatureId::of_hex(&hex::encode(raw)), Some(SignatureId::of(&raw)));
+        assert_eq!(SignatureId::of_hex("xyz"), None);
     }
 
     #[test]
-    fn guard_is_send_and_sync() {
+    fn concurrent_uses_accept_exactly_one() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<ReplayGuard>();
-        let guard = std::sync::Arc::new(ReplayGuard::new(Duration::from_secs(3600), 1000));
+        let guard = std::sync::Arc::new(ReplayGuard::new(1000, DEFAULT_DELIVERY_TTL));
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let guard = guard.clone();
-                std::thread::spawn(move || guard.check_and_remember("same", at(NOW)).is_ok())
+                std::thread::spawn(move || {
+                    let body = format!("_karajo_epoch={NOW}");
+                    guard.accept_signed(id(1), body.as_bytes(), &RULES, at(NOW)).is_ok()
+                })
             })
             .collect();
         let accepted = handles
@@ -662,22 +754,30 @@ mod tests {
 
     proptest! {
         #[test]
-        fn check_epoch_never_panics(body in proptest::collection::vec(any::<u8>(), 0..256), window in any::<u64>()) {
-            let _ = check_epoch(&body, at(NOW), Duration::from_secs(window));
+        fn stamp_never_panics(body in proptest::collection::vec(any::<u8>(), 0..256), window in any::<u64>()) {
+            let rules = StampRules { window: Duration::from_secs(window), ..RULES };
+            let _ = stamp(&body, at(NOW), &rules);
         }
 
         #[test]
-        fn check_epoch_form_matches_arithmetic(offset in -1000i64..1000) {
+        fn stamp_matches_arithmetic(offset in -1000i64..1000) {
             let body = format!("_karajo_epoch={}", NOW + offset);
-            prop_assert_eq!(check_epoch(body.as_bytes(), at(NOW), WINDOW).is_ok(), offset.abs() <= 300);
+            prop_assert_eq!(ok(body.as_bytes(), at(NOW)), (-300..=5).contains(&offset));
         }
 
         #[test]
-        fn guard_never_exceeds_capacity(keys in proptest::collection::vec((0u8..20, 0i64..10_000), 0..200)) {
-            let guard = ReplayGuard::new(Duration::from_secs(600), 5);
-            for (k, t) in keys {
-                let _ = guard.check_and_remember(&k.to_string(), at(NOW + t));
-                prop_assert!(guard.len() <= 5);
+        fn the_guard_stays_bounded_and_in_step(uses in proptest::collection::vec((0u8..20, 0i64..1000), 0..200)) {
+            let guard = ReplayGuard::new(5, DEFAULT_DELIVERY_TTL);
+            let mut accepted = std::collections::HashSet::new();
+            for (k, t) in uses {
+                let body = format!("_karajo_epoch={}", NOW + t);
+                if guard.accept_signed(id(k), body.as_bytes(), &RULES, at(NOW + t)).is_ok() {
+                    // Never twice while the epoch is within the window.
+                    prop_assert!(accepted.insert((k, t)), "accepted twice: {k} at {t}");
+                }
+                let spent = guard.lock();
+                prop_assert!(spent.at.len() <= 5);
+                prop_assert_eq!(spent.at.len(), spent.by_expiry.len());
             }
         }
     }

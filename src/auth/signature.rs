@@ -19,6 +19,7 @@ use http::HeaderMap;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use super::replay::SignatureId;
 use crate::job::AuthKind;
 
 /// The header of the global-secret API endpoints (fixed name).
@@ -31,6 +32,8 @@ pub const HEADER_GITHUB_SHA1: &str = "X-Hub-Signature";
 pub const HEADER_SOURCEHUT_SIGNATURE: &str = "X-Payload-Signature";
 /// SourceHut's per-delivery nonce, appended to the body before signing.
 pub const HEADER_SOURCEHUT_NONCE: &str = "X-Payload-Nonce";
+/// GitHub's per-delivery id (a GUID), kept by its redeliveries.
+pub const HEADER_GITHUB_DELIVERY: &str = "X-GitHub-Delivery";
 
 /// sr.ht's official web hook signing key, as the original hard-codes it (standard base64).
 pub const SOURCEHUT_PUBLIC_KEY_BASE64: &str = "uX7KWyyDNMaBma4aVbJ/cbUQpdjqczuCyK/HxzV/u+4=";
@@ -127,12 +130,13 @@ pub fn sign_github_sha1(secret: &[u8], payload: &[u8]) -> String {
 ///   followed by the `X-Payload-Nonce` value (empty when absent), under
 ///   `auth.sourcehut_public_key`.
 ///
-/// Hex must be lower-case, as the original demands. Never panics.
+/// Hex must be lower-case, as the original demands. Never panics. Returns the id of the
+/// signature that verified, for the replay guard.
 pub fn verify_webhook(
     auth: &WebhookAuth,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(), AuthError> {
+) -> Result<SignatureId, AuthError> {
     match auth.kind {
         AuthKind::HmacSha256 => {
             let scheme = AuthKind::HmacSha256.as_str();
@@ -150,15 +154,47 @@ pub fn verify_webhook(
     }
 }
 
+/// The cheap part of [`verify_webhook`], for before the body is read: the headers a
+/// delivery of `auth.kind` must carry are present (the signature; GitHub's delivery id;
+/// SourceHut's nonce). Refusing here costs no body read.
+pub fn webhook_headers_present(auth: &WebhookAuth, headers: &HeaderMap) -> Result<(), AuthError> {
+    let missing = |header: String| AuthError::MissingSignature {
+        scheme: auth.kind.as_str(),
+        header,
+    };
+    let has = |name: &str| header_bytes(headers, name).is_some();
+    match auth.kind {
+        AuthKind::HmacSha256 if !has(&auth.header_sign) => Err(missing(auth.header_sign.clone())),
+        AuthKind::Github if !has(HEADER_GITHUB_SHA256) && !has(HEADER_GITHUB_SHA1) => Err(
+            missing(format!("{HEADER_GITHUB_SHA256} or {HEADER_GITHUB_SHA1}")),
+        ),
+        AuthKind::Github if !has(HEADER_GITHUB_DELIVERY) => {
+            Err(missing(HEADER_GITHUB_DELIVERY.to_owned()))
+        }
+        AuthKind::Sourcehut if !has(HEADER_SOURCEHUT_SIGNATURE) => {
+            Err(missing(HEADER_SOURCEHUT_SIGNATURE.to_owned()))
+        }
+        AuthKind::Sourcehut if !has(HEADER_SOURCEHUT_NONCE) => {
+            Err(missing(HEADER_SOURCEHUT_NONCE.to_owned()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// GitHub's delivery id header, when present and not empty.
+pub fn github_delivery_id(headers: &HeaderMap) -> Option<&[u8]> {
+    header_bytes(headers, HEADER_GITHUB_DELIVERY)
+}
+
 /// Checks the `X-Karajo-Sign` of the API endpoints signed with the global secret (spec 4.4):
 /// `provided` is the header value (if any) and `signed_bytes` the raw body for
 /// `job_exec/{pause,resume,cancel}` or the raw query string, exactly as sent, for
-/// `job_http/{pause,resume}`.
+/// `job_http/{pause,resume}`. Returns the id of the signature for the replay guard.
 pub fn verify_global(
     secret: &[u8],
     provided: Option<&str>,
     signed_bytes: &[u8],
-) -> Result<(), AuthError> {
+) -> Result<SignatureId, AuthError> {
     const SCHEME: &str = "global";
     let given = provided
         .filter(|v| !v.is_empty())
@@ -190,7 +226,11 @@ pub fn parse_public_key(base64_key: &str) -> Result<[u8; 32], AuthError> {
     Ok(key)
 }
 
-fn verify_github(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<(), AuthError> {
+fn verify_github(
+    secret: &[u8],
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<SignatureId, AuthError> {
     let scheme = AuthKind::Github.as_str();
     if let Some(given) = header_bytes(headers, HEADER_GITHUB_SHA256) {
         let hex = given.strip_prefix(b"sha256=").unwrap_or(given);
@@ -212,7 +252,7 @@ fn verify_sourcehut(
     public_key: &[u8; 32],
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(), AuthError> {
+) -> Result<SignatureId, AuthError> {
     let scheme = AuthKind::Sourcehut.as_str();
     let refuse = |reason| forbidden(scheme, HEADER_SOURCEHUT_SIGNATURE, reason);
     let given = header_bytes(headers, HEADER_SOURCEHUT_SIGNATURE).ok_or_else(|| {
@@ -237,19 +277,25 @@ fn verify_sourcehut(
     message.extend_from_slice(body);
     message.extend_from_slice(nonce);
     key.verify_strict(&message, &signature)
-        .map_err(|_| refuse("signature does not match"))
+        .map_err(|_| refuse("signature does not match"))?;
+    Ok(SignatureId::of(&raw))
 }
 
 /// Compares `given` (hex text) with the MAC of `payload`, in constant time. Only lower-case
-/// hex is accepted, as in the original's string comparison.
-fn check_hex_mac<M: Mac>(mut mac: M, payload: &[u8], given: &[u8]) -> Result<(), &'static str> {
+/// hex is accepted, as in the original's string comparison. Returns the MAC's id.
+fn check_hex_mac<M: Mac>(
+    mut mac: M,
+    payload: &[u8],
+    given: &[u8],
+) -> Result<SignatureId, &'static str> {
     if !given.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return Err("not lower-case hex");
     }
     let given = hex::decode(given).map_err(|_| "odd number of hex digits")?;
     mac.update(payload);
     mac.verify_slice(&given)
-        .map_err(|_| "signature does not match")
+        .map_err(|_| "signature does not match")?;
+    Ok(SignatureId::of(&given))
 }
 
 /// The value of header `name` (case-insensitive), or `None` when it is absent, empty or
@@ -801,15 +847,15 @@ mod tests {
                 http::HeaderName::from_bytes(header.as_bytes()).unwrap(),
                 HeaderValue::from_str(&sig).unwrap(),
             );
-            prop_assert_eq!(verify_webhook(&auth, &map, &body), Ok(()));
-            prop_assert_eq!(verify_global(&secret, Some(&sig), &body), Ok(()));
+            prop_assert!(verify_webhook(&auth, &map, &body).is_ok());
+            prop_assert!(verify_global(&secret, Some(&sig), &body).is_ok());
             let gh = WebhookAuth { kind: AuthKind::Github, ..auth };
             let mut map = HeaderMap::new();
             map.insert(
                 "x-hub-signature",
                 HeaderValue::from_str(&format!("sha1={}", sign_github_sha1(&secret, &body))).unwrap(),
             );
-            prop_assert_eq!(verify_webhook(&gh, &map, &body), Ok(()));
+            prop_assert!(verify_webhook(&gh, &map, &body).is_ok());
         }
     }
 }

@@ -291,6 +291,8 @@ fn assemble(
         is_development: settings.is_development,
         timezone: settings.timezone,
         epoch_window: settings.epoch_window,
+        epoch_skew: settings.epoch_skew,
+        accept_unstamped_signatures: settings.accept_unstamped_signatures,
         sourcehut_public_key: settings.sourcehut_public_key,
         max_body_size: settings.max_body_size,
         jobs,

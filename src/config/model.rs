@@ -25,7 +25,9 @@ pub const DEFAULT_HEADER_SIGN: &str = "X-Karajo-Sign";
 /// `http_timeout` default (also used for `0`).
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(300);
 /// `epoch_window` default.
-pub const DEFAULT_EPOCH_WINDOW: Duration = Duration::from_secs(300);
+pub const DEFAULT_EPOCH_WINDOW: Duration = crate::auth::replay::DEFAULT_EPOCH_WINDOW;
+/// `epoch_skew` default.
+pub const DEFAULT_EPOCH_SKEW: Duration = crate::auth::replay::DEFAULT_EPOCH_SKEW;
 /// `max_body_size` default: 25 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 25 * 1024 * 1024;
 /// `log_retention` default (also used for values ≤ 0).
@@ -102,6 +104,12 @@ pub struct Config {
     pub timezone: TimeZone,
     /// `epoch_window` (new): how far `_karajo_epoch` may be from now (default 5m).
     pub epoch_window: Duration,
+    /// `epoch_skew` (new): how far ahead of the server's clock `_karajo_epoch` may be
+    /// (default 5s).
+    pub epoch_skew: Duration,
+    /// `accept_unstamped_signatures` (new): accept signed requests without
+    /// `_karajo_epoch`, reusable as in the original (default false).
+    pub accept_unstamped_signatures: bool,
     /// `sourcehut_public_key` (new): Ed25519 key for SourceHut webhooks (base64).
     pub sourcehut_public_key: [u8; 32],
     /// `max_body_size` (new): largest accepted request body in bytes (default 25 MiB).
@@ -119,6 +127,18 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// Everything suspicious that did not stop loading.
     pub warnings: Vec<Diagnostic>,
+}
+
+impl Config {
+    /// How signed requests are stamped: `epoch_window`, `epoch_skew` and
+    /// `accept_unstamped_signatures`.
+    pub fn stamp_rules(&self) -> crate::auth::StampRules {
+        crate::auth::StampRules {
+            window: self.epoch_window,
+            skew: self.epoch_skew,
+            accept_unstamped: self.accept_unstamped_signatures,
+        }
+    }
 }
 
 /// A `[job "NAME"]` section: shell commands (or a registered Rust function) run on a

@@ -1,5 +1,6 @@
 //! The `[karajo]` section: global settings with their defaults (spec 2.2 plus the new
-//! keys `timezone`, `epoch_window`, `sourcehut_public_key`, `max_body_size`, `public_url`), and the
+//! keys `timezone`, `epoch_window`, `epoch_skew`,
+//! `accept_unstamped_signatures`, `sourcehut_public_key`, `max_body_size`, `public_url`), and the
 //! generated secret when none is configured.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use rand::distr::Alphanumeric;
 
 use super::fields::{Fields, Problems, decode_key32, positive};
 use super::model::{
-    DEFAULT_EPOCH_WINDOW, DEFAULT_HTTP_TIMEOUT, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_EPOCH_SKEW, DEFAULT_EPOCH_WINDOW, DEFAULT_HTTP_TIMEOUT, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_BODY_SIZE,
     DEFAULT_NAME, SOURCEHUT_PUBLIC_KEY,
 };
 
@@ -27,6 +28,8 @@ pub(crate) const KARAJO_KEYS: &[&str] = &[
     "is_development",
     "timezone",
     "epoch_window",
+    "epoch_skew",
+    "accept_unstamped_signatures",
     "sourcehut_public_key",
     "max_body_size",
     "public_url",
@@ -49,6 +52,8 @@ pub(crate) struct Settings {
     pub(crate) is_development: bool,
     pub(crate) timezone: TimeZone,
     pub(crate) epoch_window: Duration,
+    pub(crate) epoch_skew: Duration,
+    pub(crate) accept_unstamped_signatures: bool,
     pub(crate) sourcehut_public_key: [u8; 32],
     pub(crate) max_body_size: usize,
     pub(crate) public_url: Option<String>,
@@ -77,6 +82,8 @@ pub(crate) fn read_settings(fields: &Fields, cwd: &Path, problems: &mut Problems
             .timezone("timezone", problems)
             .unwrap_or(TimeZone::UTC),
         epoch_window: read_epoch_window(fields, problems),
+        epoch_skew: read_epoch_skew(fields, problems),
+        accept_unstamped_signatures: fields.boolean("accept_unstamped_signatures", problems),
         sourcehut_public_key: fields
             .key32("sourcehut_public_key", problems)
             .unwrap_or_else(default_sourcehut_key),
@@ -141,6 +148,24 @@ fn read_epoch_window(fields: &Fields, problems: &mut Problems) -> Duration {
         report_not_positive(fields, "epoch_window", problems);
         DEFAULT_EPOCH_WINDOW
     })
+}
+
+/// `epoch_skew`: how far ahead of the server a `_karajo_epoch` may be; zero or more;
+/// default 5s.
+fn read_epoch_skew(fields: &Fields, problems: &mut Problems) -> Duration {
+    let Some(skew) = fields.duration("epoch_skew", problems) else {
+        return DEFAULT_EPOCH_SKEW;
+    };
+    match Duration::try_from(skew) {
+        Ok(skew) => skew,
+        Err(_) => {
+            if let Some(var) = fields.last("epoch_skew") {
+                let message = format!("epoch_skew = {:?} is invalid: it must not be negative", var.value);
+                problems.error(&fields.file, var.line, message);
+            }
+            DEFAULT_EPOCH_SKEW
+        }
+    }
 }
 
 /// `max_body_size`: a positive number of bytes; default 25 MiB.

@@ -33,6 +33,18 @@ pub struct HttpJob {
     pub timeout: Option<Duration>,
     /// Skip TLS certificate verification.
     pub insecure: bool,
+    /// Where the signature is recorded as spent before the request goes out.
+    pub sent: Option<SentSignatures>,
+}
+
+/// Where an HTTP job records the signatures it sends, so that the server it calls
+/// cannot replay them to karajo.
+#[derive(Debug, Clone)]
+pub struct SentSignatures {
+    /// karajo's replay guard.
+    pub guard: std::sync::Arc<crate::auth::ReplayGuard>,
+    /// The stamp rules in force (for how long a signature stays valid).
+    pub rules: crate::auth::StampRules,
 }
 
 /// The payload and where it goes, for a request sent at `epoch` (Unix seconds).
@@ -177,6 +189,11 @@ fn build(job: &HttpJob, epoch: i64) -> Result<(reqwest::Client, reqwest::Request
     }
     if !job.secret.is_empty() {
         let sign = crate::auth::sign_hmac_sha256(job.secret.as_bytes(), payload.signed.as_bytes());
+        if let (Some(sent), Some(id)) = (&job.sent, crate::auth::SignatureId::of_hex(&sign)) {
+            let epoch_ns = i128::from(epoch) * 1_000_000_000;
+            let now = jiff::Timestamp::from_second(epoch).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            sent.guard.spend_sent(id, epoch_ns, &sent.rules, now);
+        }
         request = request.header(job.header_sign.as_str(), sign);
     }
     let mut request = request
@@ -253,6 +270,7 @@ mod tests {
             header_sign: "X-Karajo-Sign".into(),
             timeout: None,
             insecure: false,
+            sent: None,
         }
     }
 

@@ -9,12 +9,15 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 
 use super::AppState;
 use super::json;
 use crate::auth::session::SessionInfo;
-use crate::auth::{check_epoch, verify_global};
+use crate::auth::{AuthError, ReplayError, verify_global};
+
+/// The header of every request signed with the global secret.
+pub const HEADER_SIGN: &str = "x-karajo-sign";
 
 /// The name of the session cookie, as the original's.
 pub const SESSION_COOKIE: &str = "karajo";
@@ -46,33 +49,55 @@ pub fn session(state: &AppState, headers: &HeaderMap) -> Option<SessionInfo> {
     })
 }
 
-/// Whether the request carries a valid `X-Karajo-Sign` over its raw query string.
-pub fn signed_query(state: &AppState, headers: &HeaderMap, query: &str) -> bool {
+/// Why a request signed with the global secret was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignRefusal {
+    /// The signature is missing or does not verify.
+    Signature(AuthError),
+    /// The signature verified but its stamp is missing or stale, or it was used before.
+    Stamp(ReplayError),
+}
+
+/// Whether the request carries an `X-Karajo-Sign` at all (checked before reading a body).
+pub fn has_signature(headers: &HeaderMap) -> bool {
+    headers.get(HEADER_SIGN).is_some_and(|v| !v.is_empty())
+}
+
+/// Accepts a request whose `X-Karajo-Sign` is the global secret's HMAC of `signed` (the
+/// raw body or query string) stamped within the rules, and spends the signature; every
+/// parameter the caller uses must come from `signed`.
+pub fn accept_global_signature(
+    state: &AppState,
+    headers: &HeaderMap,
+    signed: &[u8],
+) -> Result<(), SignRefusal> {
     let live = state.live();
-    let signature = headers.get("x-karajo-sign").and_then(|v| v.to_str().ok());
-    verify_global(live.config.secret.as_bytes(), signature, query.as_bytes()).is_ok()
-        && check_epoch(
-            query.as_bytes(),
-            state.clock.now(),
-            live.config.epoch_window,
-        )
-        .is_ok()
+    let signature = headers.get(HEADER_SIGN).and_then(|v| v.to_str().ok());
+    let id = verify_global(live.config.secret.as_bytes(), signature, signed)
+        .map_err(SignRefusal::Signature)?;
+    state
+        .replay
+        .accept_signed(id, signed, &live.config.stamp_rules(), state.clock.now())
+        .map_err(SignRefusal::Stamp)
 }
 
 /// The middleware of the read routes: passes when there are no users, or the request
 /// has a valid session or signature; otherwise `401` with an error object.
 pub async fn require_reader(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let allowed = !users_exist(&state)
-        || session(&state, req.headers()).is_some()
-        || signed_query(&state, req.headers(), req.uri().query().unwrap_or(""));
-    if allowed {
-        next.run(req).await
-    } else {
-        let body = json::error_object(
-            "login or a signature is required",
-            "ERR_UNAUTHORIZED",
-            StatusCode::UNAUTHORIZED.as_u16(),
-        );
+    if !users_exist(&state) || session(&state, req.headers()).is_some() {
+        return next.run(req).await;
+    }
+    let query = req.uri().query().unwrap_or("").as_bytes();
+    let why = match accept_global_signature(&state, req.headers(), query) {
+        Ok(()) => return next.run(req).await,
+        Err(SignRefusal::Stamp(err)) if err.is_reuse() => {
+            return super::ApiError::replayed(err.to_string()).into_response();
+        }
+        Err(SignRefusal::Stamp(err)) => err.to_string(),
+        Err(SignRefusal::Signature(_)) => "login or a signature is required".to_owned(),
+    };
+    {
+        let body = json::error_object(&why, "ERR_UNAUTHORIZED", StatusCode::UNAUTHORIZED.as_u16());
         let mut res = json::response(StatusCode::UNAUTHORIZED, body);
         res.headers_mut().insert(
             axum::http::header::WWW_AUTHENTICATE,

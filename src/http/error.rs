@@ -50,9 +50,47 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "ERR_JOB_FORBIDDEN", why)
     }
 
-    /// 409, a GitHub delivery or SourceHut nonce seen before.
+    /// 409, a signature (or a GitHub delivery) accepted before.
     pub fn replayed(why: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "ERR_REPLAYED", why)
+    }
+
+    /// The answer to a request signed with the global secret that was refused: 401 for
+    /// a missing or wrong signature or stamp, 409 for a signature used before.
+    pub fn refused_signature(refusal: &crate::http::access::SignRefusal) -> Self {
+        use crate::http::access::SignRefusal;
+        match refusal {
+            SignRefusal::Signature(_) => Self::bad_signature(),
+            SignRefusal::Stamp(err) if err.is_reuse() => Self::replayed(err.to_string()),
+            SignRefusal::Stamp(err) => Self::stale_request(err.to_string()),
+        }
+    }
+
+    /// 413, a body past `max_body_size` (or the small limit of the route).
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "ERR_BODY_TOO_LARGE",
+            format!("the request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// 503, the bytes of bodies being read are at their bound.
+    pub fn bodies_busy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ERR_BUSY",
+            "too many request bodies are being read; retry shortly",
+        )
+    }
+
+    /// 400, the client stopped sending or sent a broken body.
+    pub fn body_unreadable(err: &dyn std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "ERR_BAD_BODY",
+            format!("cannot read the request body: {err}"),
+        )
     }
 
     /// 412, the job is paused.

@@ -1,15 +1,15 @@
 //! The command job API of the original (spec 4.4 rows 4 to 7): pause, resume and
-//! cancel, signed with the global secret over the raw body, and the log reader, which
+//! cancel, signed with the global secret over the raw body (each signature good for one
+//! request), and the log reader, which
 //! the HTTP job API shares.
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
-use bytes::Bytes;
 
+use super::body::SMALL_BODY_LIMIT;
 use super::json::{self, JobExecJson, LogJson};
-use super::{ApiError, AppState};
-use crate::auth::{check_epoch, verify_global};
+use super::{ApiError, AppState, access};
 use crate::job::{JobId, JobKey, JobKind};
 use crate::scheduler::{JobView, LogSummary};
 use crate::store::run_log;
@@ -17,33 +17,27 @@ use crate::store::run_log;
 /// `POST /karajo/api/job_exec/pause`.
 pub(super) async fn pause(
     State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let key = signed_form_job(&state, &uri, &headers, &body)?;
+    let key = signed_form_job(&state, request).await?;
     reply(state.scheduler.pause(key.clone()).await, &key)
 }
 
 /// `POST /karajo/api/job_exec/resume`.
 pub(super) async fn resume(
     State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let key = signed_form_job(&state, &uri, &headers, &body)?;
+    let key = signed_form_job(&state, request).await?;
     reply(state.scheduler.resume(key.clone()).await, &key)
 }
 
 /// `POST /karajo/api/job_exec/cancel`.
 pub(super) async fn cancel(
     State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let key = signed_form_job(&state, &uri, &headers, &body)?;
+    let key = signed_form_job(&state, request).await?;
     reply(state.scheduler.cancel(key.clone()).await, &key)
 }
 
@@ -54,32 +48,18 @@ fn reply(view: Option<std::sync::Arc<JobView>>, key: &JobKey) -> Result<Response
         .ok_or_else(|| ApiError::job_not_found(key.id.as_str()))
 }
 
-/// Checks `X-Karajo-Sign` (global secret over `signed`) and the epoch in `signed`.
-pub(super) fn check_global_signature(
-    state: &AppState,
-    headers: &HeaderMap,
-    signed: &[u8],
-) -> Result<(), ApiError> {
-    let live = state.live();
-    let signature = headers.get("x-karajo-sign").and_then(|v| v.to_str().ok());
-    verify_global(live.config.secret.as_bytes(), signature, signed)
-        .map_err(|_| ApiError::bad_signature())?;
-    check_epoch(signed, state.clock.now(), live.config.epoch_window)
-        .map_err(|err| ApiError::stale_request(err.to_string()))
-}
-
-/// Checks the signature over the raw body, then reads `id` from the form: body values
-/// first, then the query string, as Go's `FormValue`.
-fn signed_form_job(
-    state: &AppState,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<JobKey, ApiError> {
-    check_global_signature(state, headers, body)?;
-    let from_body = form_value(body, "id");
-    let from_query = || form_value(uri.query().unwrap_or("").as_bytes(), "id");
-    let id = from_body.or_else(from_query).unwrap_or_default();
+/// Accepts a form body signed with the global secret (refused before reading when it
+/// has no signature header) and reads `id` from it: only the signed bytes count, never
+/// the query string.
+async fn signed_form_job(state: &AppState, request: Request) -> Result<JobKey, ApiError> {
+    let (parts, body) = request.into_parts();
+    if !access::has_signature(&parts.headers) {
+        return Err(ApiError::bad_signature());
+    }
+    let body = super::body::read(&state.bodies, &parts.headers, body, SMALL_BODY_LIMIT).await?;
+    access::accept_global_signature(state, &parts.headers, &body.bytes)
+        .map_err(|refusal| ApiError::refused_signature(&refusal))?;
+    let id = form_value(&body.bytes, "id").unwrap_or_default();
     Ok(JobKey::exec(JobId::from_raw(id)))
 }
 

@@ -5,9 +5,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 
-use super::job_exec::{LogQuery, check_global_signature, form_value, serve_log};
+use super::job_exec::{LogQuery, form_value, serve_log};
 use super::json::{self, JobHttpJson};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, access};
 use crate::job::{JobId, JobKey, JobKind};
 
 /// The query of `GET /karajo/api/job_http`.
@@ -69,10 +69,11 @@ fn reply(
         .ok_or_else(|| ApiError::invalid_job_id(key.id.as_str()))
 }
 
-/// Checks the signature over the raw query string exactly as sent, then reads `id`.
+/// Accepts the raw query string signed exactly as sent, then reads `id` from it.
 fn signed_query_job(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<JobKey, ApiError> {
     let query = uri.query().unwrap_or("");
-    check_global_signature(state, headers, query.as_bytes())?;
+    access::accept_global_signature(state, headers, query.as_bytes())
+        .map_err(|refusal| ApiError::refused_signature(&refusal))?;
     let id = form_value(query.as_bytes(), "id").unwrap_or_default();
     Ok(JobKey::http(JobId::from_raw(id)))
 }

@@ -1,19 +1,23 @@
 //! `POST /karajo/api/job_exec/run/<path>`: a signed web hook starts a command job.
-//! Limit (the router's body limit) → verify the job's signature → replay rules →
-//! scheduler → envelope. Nothing else happens here.
+//! The job and its signature headers are checked before the body is read; then the
+//! body is read within the shared budget, the signature verified, spent in the replay
+//! guard (stamped with `_karajo_epoch` for `hmac-sha256`; a GitHub delivery id or a
+//! SourceHut nonce for those), and the run queued. Nothing else happens here.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 
 use super::json::{self, JobExecJson};
 use super::{ApiError, AppState};
-use crate::auth::{WebhookAuth, check_epoch, delivery_key, verify_webhook};
+use crate::auth::{
+    SignatureId, WebhookAuth, github_delivery_id, github_delivery_keys, verify_webhook,
+    webhook_headers_present,
+};
 use crate::exec::WebhookRequest;
-use crate::job::{JobKey, Trigger};
+use crate::job::{AuthKind, JobKey, Trigger};
 use crate::metrics::WebhookOutcome;
 use crate::scheduler::TriggerError;
 
@@ -21,8 +25,7 @@ use crate::scheduler::TriggerError;
 pub(super) async fn run(
     State(state): State<AppState>,
     Path(path): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let live = state.live();
     let path = format!("/{}", path.trim_matches('/'));
@@ -35,24 +38,32 @@ pub(super) async fn run(
         secret: job.secret.as_bytes().to_vec(),
         sourcehut_public_key: job.sourcehut_public_key,
     };
-    if let Err(err) = verify_webhook(&auth, &headers, &body) {
-        tracing::warn!(job = %job.id, %err, "web hook refused");
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    if let Err(err) = webhook_headers_present(&auth, &headers) {
+        tracing::warn!(job = %job.id, %err, "web hook refused before reading its body");
         return Err(ApiError::forbidden());
     }
-    let now = state.clock.now();
-    if let Err(err) = check_epoch(&body, now, live.config.epoch_window) {
-        tracing::warn!(job = %job.id, %err, "web hook refused");
-        return Err(ApiError::forbidden_because(err.to_string()));
-    }
-    // Only a verified request may be remembered, so unsigned ones cannot poison it.
-    if let Some(key) = delivery_key(job.auth_kind, &headers) {
-        let key = format!("{}:{key}", job.id);
-        if let Err(err) = state.replay.check_and_remember(&key, now) {
+    let body = super::body::read(&state.bodies, &headers, body, live.config.max_body_size).await?;
+    let id = match verify_webhook(&auth, &headers, &body.bytes) {
+        Ok(id) => id,
+        Err(err) => {
             tracing::warn!(job = %job.id, %err, "web hook refused");
-            return Err(ApiError::replayed(err.to_string()));
+            return Err(ApiError::forbidden());
         }
+    };
+    if let Err(err) = spend(&state, &live.config, job.auth_kind, id, &headers, &body.bytes) {
+        tracing::warn!(job = %job.id, %err, "web hook refused");
+        return Err(if err.is_reuse() {
+            ApiError::replayed(err.to_string())
+        } else {
+            ApiError::forbidden_because(err.to_string())
+        });
     }
-    let request = Arc::new(WebhookRequest { headers, body });
+    let request = Arc::new(WebhookRequest {
+        headers,
+        body: body.bytes.clone(),
+    });
     let accepted = state
         .scheduler
         .trigger(
@@ -67,6 +78,36 @@ pub(super) async fn run(
         Err(TriggerError::Busy) => Err(ApiError::busy()),
         Err(TriggerError::NotFound(_)) => Ok(StatusCode::NOT_FOUND.into_response()),
         Err(TriggerError::ShuttingDown) => Err(ApiError::shutting_down()),
+    }
+}
+
+/// Spends a verified delivery's signature: stamped for `hmac-sha256`, by delivery for
+/// GitHub (its id and body too) and SourceHut (the signature covers the nonce).
+fn spend(
+    state: &AppState,
+    config: &crate::config::Config,
+    kind: AuthKind,
+    id: SignatureId,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<(), crate::auth::ReplayError> {
+    let now = state.clock.now();
+    let rules = config.stamp_rules();
+    match kind {
+        AuthKind::HmacSha256 => state.replay.accept_signed(id, body, &rules, now),
+        AuthKind::Github => {
+            let delivery =
+                github_delivery_id(headers).ok_or(crate::auth::ReplayError::MissingDeliveryId)?;
+            // A stamp, when a sender adds one, must be fresh all the same.
+            crate::auth::stamp(body, now, &rules)?;
+            state
+                .replay
+                .accept_delivery(id, &github_delivery_keys(delivery, body), now)
+        }
+        AuthKind::Sourcehut => {
+            crate::auth::stamp(body, now, &rules)?;
+            state.replay.accept_delivery(id, &[], now)
+        }
     }
 }
 

@@ -127,8 +127,9 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
             job.group_record = Some((group_dir, format!("{}.{}", ctx.job_id, ctx.counter)));
             exec::run_shell(&job, log.clone(), cancel).await
         }
-        (JobDef::Http { config, url }, Ok(_)) => {
-            let job = http_job(config, url);
+        (JobDef::Http { config, url, sent }, Ok(_)) => {
+            let mut job = http_job(config, url);
+            job.sent = sent.clone();
             exec::run_http(&job, clock.now().as_second(), log.clone(), cancel).await
         }
     };
@@ -257,5 +258,6 @@ fn http_job(cfg: &JobHttpConfig, url: &str) -> HttpJob {
         header_sign: cfg.header_sign.clone(),
         timeout: cfg.http_timeout,
         insecure: cfg.http_insecure,
+        sent: None,
     }
 }

@@ -93,48 +93,62 @@ async fn requests_on_the_wire_are_the_go_clients() {
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 7);
 
+    // The Go client's shapes (spec 5.2 vectors 4 to 6), each with a random
+    // `_karajo_nonce` so no two requests sign the same bytes, and signed over exactly
+    // what went on the wire.
+    let signed_by_secret = |request: &Seen, signed: &[u8]| {
+        assert_eq!(
+            request.sign.as_deref(),
+            Some(karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), signed).as_str())
+        );
+    };
+    let nonce_of = |text: &str| -> String {
+        let start = text.find("_karajo_nonce=").expect("a nonce") + "_karajo_nonce=".len();
+        text[start..].split('&').next().unwrap().to_string()
+    };
     // Vector 4: the run body.
     let run = &seen[0];
     assert_eq!(run.method, Method::POST);
     assert_eq!(run.path, "/karajo/api/job_exec/run/test-job-success");
-    assert_eq!(&run.body[..], br#"{"id":"","_karajo_epoch":1673222400}"#);
-    assert_eq!(
-        run.sign.as_deref(),
-        Some("4fa8aa00f3141e6f6297ef5eb760ee3411d10daba4dc29d513654ae6cf823d39")
-    );
+    let body: serde_json::Value = serde_json::from_slice(&run.body).unwrap();
+    assert_eq!(body["id"], "");
+    assert_eq!(body["_karajo_epoch"], 1_673_222_400);
+    let nonce = body["_karajo_nonce"].as_str().unwrap();
+    assert_eq!(nonce.len(), 16);
+    assert!(run.body.starts_with(br#"{"id":"","_karajo_epoch":1673222400,"#));
+    signed_by_secret(run, &run.body);
     // Vector 5: the pause/resume/cancel form.
+    let mut nonces = std::collections::HashSet::new();
     for (request, action) in seen[1..4].iter().zip(["pause", "resume", "cancel"]) {
         assert_eq!(request.method, Method::POST);
         assert_eq!(request.path, format!("/karajo/api/job_exec/{action}"));
         assert_eq!(request.query, None);
-        assert_eq!(
-            &request.body[..],
-            b"_karajo_epoch=1673222400&id=test_job_success"
-        );
+        let body = std::str::from_utf8(&request.body).unwrap();
+        assert!(body.starts_with("_karajo_epoch=1673222400&_karajo_nonce="), "{body}");
+        assert!(body.ends_with("&id=test_job_success"), "{body}");
+        assert!(nonces.insert(nonce_of(body)), "nonces differ");
         assert_eq!(
             request.content_type.as_deref(),
             Some("application/x-www-form-urlencoded")
         );
-        assert_eq!(
-            request.sign.as_deref(),
-            Some("2fcbdfa553c82d78b5240a5dec0cdd345fc95418161bd4c0f6aa4534e86fec8b")
-        );
+        signed_by_secret(request, &request.body);
     }
-    // Vector 6: job_http pause/resume sign the raw query and send no body.
+    // Vector 6: job_http pause/resume sign the raw query (stamped) and send no body.
     for (request, action) in seen[4..6].iter().zip(["pause", "resume"]) {
         assert_eq!(request.method, Method::POST);
         assert_eq!(request.path, format!("/karajo/api/job_http/{action}"));
-        assert_eq!(request.query.as_deref(), Some("id=test_success"));
+        let query = request.query.as_deref().unwrap();
+        assert!(query.starts_with("_karajo_epoch=1673222400&_karajo_nonce="), "{query}");
+        assert!(query.ends_with("&id=test_success"), "{query}");
         assert!(request.body.is_empty());
-        assert_eq!(
-            request.sign.as_deref(),
-            Some("92760216888d288b13641549b9f0a222f3507dba8af3f75da71d52125ae79e73")
-        );
+        signed_by_secret(request, query.as_bytes());
     }
+    // Reads are signed too when the client has a secret.
     assert_eq!(seen[6].method, Method::GET);
     assert_eq!(seen[6].path, "/karajo/api/job_http");
-    assert_eq!(seen[6].query.as_deref(), Some("id=test_success"));
-    assert_eq!(seen[6].sign, None);
+    let query = seen[6].query.as_deref().unwrap();
+    assert!(query.ends_with("&id=test_success"), "{query}");
+    signed_by_secret(&seen[6], query.as_bytes());
 }
 
 #[tokio::test]

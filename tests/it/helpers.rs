@@ -153,7 +153,7 @@ impl TestDaemon {
 
     /// A signed API form call (`pause`, `resume`, `cancel`).
     pub async fn api_form(&self, action: &str, id: &str) -> reqwest::Response {
-        let body = format!("_karajo_epoch={}&id={id}", epoch_now());
+        let body = format!("_karajo_epoch={}&_karajo_nonce={}&id={id}", epoch_now(), nonce());
         let sign = karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), body.as_bytes());
         self.http
             .post(self.url(&format!("/karajo/api/job_exec/{action}")))
@@ -212,9 +212,31 @@ impl TestDaemon {
     }
 }
 
-/// `{"_karajo_epoch":<now>}`.
+/// `{"_karajo_epoch":<now>,"_karajo_nonce":"<random>"}`: a body whose signature is
+/// new every time, as karajo's own client makes them.
 pub fn epoch_body() -> String {
-    format!("{{\"_karajo_epoch\":{}}}", epoch_now())
+    format!(
+        "{{\"_karajo_epoch\":{},\"_karajo_nonce\":\"{}\"}}",
+        epoch_now(),
+        nonce()
+    )
+}
+
+/// Random hex, for `_karajo_nonce`.
+pub fn nonce() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// `query` stamped (`_karajo_epoch`, `_karajo_nonce`) and its `X-Karajo-Sign` with the
+/// global secret: a signed read.
+pub fn signed_query(query: &str) -> (String, String) {
+    let stamped = if query.is_empty() {
+        format!("_karajo_epoch={}&_karajo_nonce={}", epoch_now(), nonce())
+    } else {
+        format!("_karajo_epoch={}&_karajo_nonce={}&{query}", epoch_now(), nonce())
+    };
+    let sign = karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), stamped.as_bytes());
+    (stamped, sign)
 }
 
 pub fn epoch_now() -> i64 {

@@ -93,19 +93,23 @@ command = echo delivered
     assert_eq!(res.status(), 200);
     dir.wait_log("gh", 1, "success").await;
 
-    let sha1 = format!("sha1={}", sign_github_sha1(b"ghsecret", body.as_bytes()));
-    let send_sha1 = |delivery: &'static str| {
+    let send_sha1 = |body: &'static str, delivery: &'static str| {
+        let sha1 = format!("sha1={}", sign_github_sha1(b"ghsecret", body.as_bytes()));
         d.http
             .post(d.url("/karajo/api/job_exec/run/gh"))
-            .header("X-Hub-Signature", sha1.clone())
+            .header("X-Hub-Signature", sha1)
             .header("X-GitHub-Delivery", delivery)
             .body(body)
             .send()
     };
-    assert_eq!(send_sha1("d-2").await.unwrap().status(), 200);
+    // The first body again under GitHub's other signature header and a new delivery
+    // id: the same delivery, refused.
+    assert_eq!(send_sha1(body, "d-9").await.unwrap().status(), 409);
+    let second = r#"{"zen":"Design for failure."}"#;
+    assert_eq!(send_sha1(second, "d-2").await.unwrap().status(), 200);
     dir.wait_log("gh", 2, "success").await;
     // The same delivery again is a replay.
-    let res = send_sha1("d-2").await.unwrap();
+    let res = send_sha1(second, "d-2").await.unwrap();
     assert_eq!(res.status(), 409);
     d.stop().await;
 }

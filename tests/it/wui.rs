@@ -133,21 +133,24 @@ async fn without_a_session_pages_redirect_and_reads_need_a_session_or_signature(
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let sign_env = karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), b"");
+    // ... once: the same signed read again is refused.
     let res = http
-        .get(d.url("/karajo/api/environment"))
-        .header("X-Karajo-Sign", &sign_env)
+        .get(d.url(&format!("/karajo/api/job_http?{query}")))
+        .header("X-Karajo-Sign", &sign)
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
-    let res = http
-        .get(d.url("/karajo/metrics"))
-        .header("X-Karajo-Sign", &sign_env)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 409);
+    for path in ["/karajo/api/environment", "/karajo/metrics"] {
+        let (query, sign) = signed_query("");
+        let res = http
+            .get(d.url(&format!("{path}?{query}")))
+            .header("X-Karajo-Sign", &sign)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+    }
     let stale = format!("id=ping&_karajo_epoch={}", epoch_now() - 3600);
     let sign = karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), stale.as_bytes());
     let res = http
