@@ -50,14 +50,24 @@ pub fn sign(body: &[u8]) -> String {
     karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), body)
 }
 
-/// A web hook body with the current `_karajo_epoch` and a sequence number.
+/// A web hook body with the current `_karajo_epoch`, a random `_karajo_nonce` (each
+/// signature is accepted once) and a sequence number.
 pub fn hook_body(seq: u64) -> String {
-    format!("{{\"_karajo_epoch\":{},\"seq\":{seq}}}", now_secs())
+    format!(
+        "{{\"_karajo_epoch\":{},\"_karajo_nonce\":\"{:016x}\",\"seq\":{seq}}}",
+        now_secs(),
+        rand::random::<u64>()
+    )
 }
 
-/// A form body for pause, resume and cancel.
+/// A form body for pause, resume and cancel, with a random `_karajo_nonce` so that
+/// each is a new request to the replay guard.
 pub fn form_body(id: &str) -> String {
-    format!("_karajo_epoch={}&id={id}", now_secs())
+    format!(
+        "_karajo_epoch={}&_karajo_nonce={:016x}&id={id}",
+        now_secs(),
+        rand::random::<u64>()
+    )
 }
 
 /// The value at quantile `q` (0..=1) of `sorted` (nearest rank); 0 when empty.

@@ -579,8 +579,18 @@ fn bad_input(opts: &Opts, report: &mut Report) {
         ),
         &|s| s == 403,
     );
-    // A body without `_karajo_epoch` passes by design (GitHub's payloads have none);
-    // one whose epoch cannot be read is refused.
+    // A body without `_karajo_epoch` is refused (GitHub's payloads, which have none,
+    // name their delivery instead), and so is one whose epoch cannot be read.
+    let unstamped = "{\"seq\":1}";
+    expect(
+        "no _karajo_epoch",
+        post(
+            run,
+            &[("X-Karajo-Sign", &sign(unstamped.as_bytes()))],
+            unstamped.as_bytes(),
+        ),
+        &|s| s == 403,
+    );
     let nan = "{\"_karajo_epoch\":\"soon\"}";
     expect(
         "_karajo_epoch that is not a number",

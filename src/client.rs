@@ -419,7 +419,11 @@ pub fn job_form_body(id: &str, stamp: &Stamp) -> String {
 pub fn stamped_query(stamp: &Stamp, query: &str) -> String {
     let mut out = format!("{}={}", crate::auth::replay::EPOCH_FIELD, stamp.epoch);
     if !stamp.nonce.is_empty() {
-        out.push_str(&format!("&{}={}", crate::auth::replay::NONCE_FIELD, query_escape(&stamp.nonce)));
+        out.push_str(&format!(
+            "&{}={}",
+            crate::auth::replay::NONCE_FIELD,
+            query_escape(&stamp.nonce)
+        ));
     }
     if !query.is_empty() {
         out.push('&');

@@ -88,7 +88,10 @@ impl Daemon {
             functions: HashMap::new(),
             clock: Arc::new(SystemClock),
             listen_address: None,
-            replay: Arc::new(ReplayGuard::new(DEFAULT_REPLAY_CAPACITY, DEFAULT_DELIVERY_TTL)),
+            replay: Arc::new(ReplayGuard::new(
+                DEFAULT_REPLAY_CAPACITY,
+                DEFAULT_DELIVERY_TTL,
+            )),
         }
     }
 
@@ -116,7 +119,12 @@ impl Daemon {
     /// HTTP jobs whose `http_url` starts with `/` go to `listen_address`.
     pub fn load_config(&self) -> Result<(Config, Vec<JobDef>), DaemonError> {
         let config = config::load(&self.config_file)?;
-        let defs = job_defs(&config, &self.functions, &config.listen_address, &self.replay)?;
+        let defs = job_defs(
+            &config,
+            &self.functions,
+            &config.listen_address,
+            &self.replay,
+        )?;
         Ok((config, defs))
     }
 
@@ -157,7 +165,12 @@ impl Daemon {
                 source,
             })?;
         let local_addr = listener.local_addr().map_err(io_error("listen address"))?;
-        let defs = job_defs(&config, &self.functions, &local_addr.to_string(), &self.replay)?;
+        let defs = job_defs(
+            &config,
+            &self.functions,
+            &local_addr.to_string(),
+            &self.replay,
+        )?;
 
         let restore_layout = layout.clone();
         let now = self.clock.now();

@@ -176,7 +176,11 @@ fn direction(ahead: &bool) -> &'static str {
 ///
 /// A present field that is not a number (JSON `null`, `true`, a non-numeric string, an empty
 /// form value) is refused.
-pub fn stamp(payload: &[u8], now: Timestamp, rules: &StampRules) -> Result<Option<i128>, ReplayError> {
+pub fn stamp(
+    payload: &[u8],
+    now: Timestamp,
+    rules: &StampRules,
+) -> Result<Option<i128>, ReplayError> {
     let mut earliest: Option<i128> = None;
     for (text, epoch_ns) in find_epochs(payload)? {
         let offset = epoch_ns.saturating_sub(now.as_nanosecond());
@@ -381,9 +385,7 @@ impl ReplayGuard {
         let mut keys = Vec::with_capacity(1 + extra.len());
         keys.push(id);
         keys.extend_from_slice(extra);
-        let expires = now
-            .as_nanosecond()
-            .saturating_add(nanos(self.delivery_ttl));
+        let expires = now.as_nanosecond().saturating_add(nanos(self.delivery_ttl));
         self.spend(&keys, expires, false, now)
     }
 
@@ -543,7 +545,10 @@ mod tests {
         );
         let err = stamp(br#"{"_karajo_epoch":1673222406}"#, now, &RULES).unwrap_err();
         assert!(err.to_string().contains("6s ahead of server time"), "{err}");
-        assert_eq!(stamp(b"_karajo_epoch=1673222400&id=x", now, &RULES), Ok(Some(i128::from(NOW) * 1_000_000_000)));
+        assert_eq!(
+            stamp(b"_karajo_epoch=1673222400&id=x", now, &RULES),
+            Ok(Some(i128::from(NOW) * 1_000_000_000))
+        );
     }
 
     #[test]
@@ -557,7 +562,10 @@ mod tests {
         let twice = format!("_karajo_epoch={NOW}&_karajo_epoch={}", NOW - 1000);
         assert!(!ok(twice.as_bytes(), now));
         let both = format!("_karajo_epoch={NOW}&_karajo_epoch={}", NOW - 10);
-        assert_eq!(stamp(both.as_bytes(), now, &RULES), Ok(Some(i128::from(NOW - 10) * 1_000_000_000)));
+        assert_eq!(
+            stamp(both.as_bytes(), now, &RULES),
+            Ok(Some(i128::from(NOW - 10) * 1_000_000_000))
+        );
         // A percent-encoded key is still the key.
         let encoded = format!("%5Fkarajo%5Fepoch={}", NOW - 1000);
         assert!(!ok(encoded.as_bytes(), now));
@@ -576,7 +584,10 @@ mod tests {
             b"_karajo_epoch=yesterday",
         ] {
             assert!(
-                matches!(stamp(body, now, &RULES), Err(ReplayError::InvalidEpoch { .. })),
+                matches!(
+                    stamp(body, now, &RULES),
+                    Err(ReplayError::InvalidEpoch { .. })
+                ),
                 "{}",
                 String::from_utf8_lossy(body)
             );
@@ -628,15 +639,26 @@ mod tests {
     fn a_stamped_signature_is_accepted_once_until_it_leaves_the_window() {
         let guard = ReplayGuard::new(100, DEFAULT_DELIVERY_TTL);
         let body = format!("_karajo_epoch={NOW}&id=hello");
-        guard.accept_signed(id(1), body.as_bytes(), &RULES, at(NOW)).unwrap();
+        guard
+            .accept_signed(id(1), body.as_bytes(), &RULES, at(NOW))
+            .unwrap();
         let err = guard
             .accept_signed(id(1), body.as_bytes(), &RULES, at(NOW + 299))
             .unwrap_err();
-        assert_eq!(err, ReplayError::Replayed { first_seen: at(NOW) });
+        assert_eq!(
+            err,
+            ReplayError::Replayed {
+                first_seen: at(NOW)
+            }
+        );
         assert!(err.is_reuse());
         assert!(err.to_string().contains("sign a fresh request"), "{err}");
         // Still remembered at the last second of the window, then the clock refuses it.
-        assert!(guard.accept_signed(id(1), body.as_bytes(), &RULES, at(NOW + 300)).is_err());
+        assert!(
+            guard
+                .accept_signed(id(1), body.as_bytes(), &RULES, at(NOW + 300))
+                .is_err()
+        );
         assert!(matches!(
             guard.accept_signed(id(1), body.as_bytes(), &RULES, at(NOW + 301)),
             Err(ReplayError::EpochOutOfWindow { .. })
@@ -644,7 +666,9 @@ mod tests {
         // Another signature over other bytes is another request; the first is forgotten
         // once out of the window.
         let later = format!("_karajo_epoch={}&id=hello", NOW + 301);
-        guard.accept_signed(id(2), later.as_bytes(), &RULES, at(NOW + 301)).unwrap();
+        guard
+            .accept_signed(id(2), later.as_bytes(), &RULES, at(NOW + 301))
+            .unwrap();
         assert_eq!(guard.len(), 1);
     }
 
@@ -655,14 +679,24 @@ mod tests {
             guard.accept_signed(id(1), b"", &RULES, at(NOW)),
             Err(ReplayError::EmptyPayload)
         );
-        let err = guard.accept_signed(id(1), b"id=hello", &RULES, at(NOW)).unwrap_err();
+        let err = guard
+            .accept_signed(id(1), b"id=hello", &RULES, at(NOW))
+            .unwrap_err();
         assert_eq!(err, ReplayError::Unstamped);
         assert!(!err.is_reuse());
-        assert!(err.to_string().contains("accept_unstamped_signatures"), "{err}");
+        assert!(
+            err.to_string().contains("accept_unstamped_signatures"),
+            "{err}"
+        );
         // Allowed: accepted as the original does, again and again; never the empty one.
-        let legacy = StampRules { accept_unstamped: true, ..RULES };
+        let legacy = StampRules {
+            accept_unstamped: true,
+            ..RULES
+        };
         for _ in 0..3 {
-            guard.accept_signed(id(1), b"id=hello", &legacy, at(NOW)).unwrap();
+            guard
+                .accept_signed(id(1), b"id=hello", &legacy, at(NOW))
+                .unwrap();
         }
         assert_eq!(
             guard.accept_signed(id(1), b"", &legacy, at(NOW)),
@@ -670,8 +704,14 @@ mod tests {
         );
         // A stamped payload is still spent under the legacy rules.
         let body = format!("id=hello&_karajo_epoch={NOW}");
-        guard.accept_signed(id(3), body.as_bytes(), &legacy, at(NOW)).unwrap();
-        assert!(guard.accept_signed(id(3), body.as_bytes(), &legacy, at(NOW)).is_err());
+        guard
+            .accept_signed(id(3), body.as_bytes(), &legacy, at(NOW))
+            .unwrap();
+        assert!(
+            guard
+                .accept_signed(id(3), body.as_bytes(), &legacy, at(NOW))
+                .is_err()
+        );
     }
 
     #[test]
@@ -681,17 +721,47 @@ mod tests {
         guard.accept_delivery(id(1), &keys, at(NOW)).unwrap();
         // The same delivery id, the same body under another signature header, or the
         // same signature: all refused within the TTL.
-        assert!(guard.accept_delivery(id(9), &github_delivery_keys(b"72d3162e", b"x"), at(NOW + 10)).is_err());
-        assert!(guard.accept_delivery(id(9), &github_delivery_keys(b"other", b"{\"zen\":1}"), at(NOW + 10)).is_err());
-        assert!(guard.accept_delivery(id(1), &github_delivery_keys(b"other", b"x"), at(NOW + 10)).is_err());
+        assert!(
+            guard
+                .accept_delivery(
+                    id(9),
+                    &github_delivery_keys(b"72d3162e", b"x"),
+                    at(NOW + 10)
+                )
+                .is_err()
+        );
+        assert!(
+            guard
+                .accept_delivery(
+                    id(9),
+                    &github_delivery_keys(b"other", b"{\"zen\":1}"),
+                    at(NOW + 10)
+                )
+                .is_err()
+        );
+        assert!(
+            guard
+                .accept_delivery(id(1), &github_delivery_keys(b"other", b"x"), at(NOW + 10))
+                .is_err()
+        );
         // A signature spent by a delivery cannot be used as a stamped request either.
         let body = format!("_karajo_epoch={NOW}");
-        assert!(guard.accept_signed(id(1), body.as_bytes(), &RULES, at(NOW)).unwrap_err().is_reuse());
+        assert!(
+            guard
+                .accept_signed(id(1), body.as_bytes(), &RULES, at(NOW))
+                .unwrap_err()
+                .is_reuse()
+        );
         // After the TTL the delivery may come again.
         guard.accept_delivery(id(1), &keys, at(NOW + 3601)).unwrap();
         // What karajo sent is spent.
         guard.spend_sent(id(7), i128::from(NOW) * 1_000_000_000, &RULES, at(NOW));
-        assert!(guard.accept_signed(id(7), body.as_bytes(), &RULES, at(NOW)).unwrap_err().is_reuse());
+        assert!(
+            guard
+                .accept_signed(id(7), body.as_bytes(), &RULES, at(NOW))
+                .unwrap_err()
+                .is_reuse()
+        );
         assert!(guard.accept_delivery(id(7), &[], at(NOW)).is_err());
     }
 
@@ -701,17 +771,23 @@ mod tests {
         let body = |t: i64| format!("_karajo_epoch={t}");
         for i in 0..5u8 {
             let t = NOW + i64::from(i);
-            guard.accept_signed(id(i), body(t).as_bytes(), &RULES, at(t)).unwrap();
+            guard
+                .accept_signed(id(i), body(t).as_bytes(), &RULES, at(t))
+                .unwrap();
             assert!(guard.len() <= 3);
         }
         // 0 and 1 were forgotten, and are refused all the same.
         for i in 0..5u8 {
             let t = NOW + i64::from(i);
-            let err = guard.accept_signed(id(i), body(t).as_bytes(), &RULES, at(NOW + 5)).unwrap_err();
+            let err = guard
+                .accept_signed(id(i), body(t).as_bytes(), &RULES, at(NOW + 5))
+                .unwrap_err();
             assert!(err.is_reuse(), "{i}: {err}");
         }
         // A fresh signature still gets in; one as old as a forgotten one does not.
-        guard.accept_signed(id(50), body(NOW + 5).as_bytes(), &RULES, at(NOW + 5)).unwrap();
+        guard
+            .accept_signed(id(50), body(NOW + 5).as_bytes(), &RULES, at(NOW + 5))
+            .unwrap();
         assert_eq!(
             guard.accept_signed(id(51), body(NOW + 1).as_bytes(), &RULES, at(NOW + 5)),
             Err(ReplayError::Superseded)
@@ -726,7 +802,10 @@ mod tests {
     #[test]
     fn one_signature_written_two_ways_is_one_key() {
         let raw = [0xab_u8; 32];
-        assert_eq!(SignatureId::of_hex(&hex::encode(raw)), Some(SignatureId::of(&raw)));
+        assert_eq!(
+            SignatureId::of_hex(&hex::encode(raw)),
+            Some(SignatureId::of(&raw))
+        );
         assert_eq!(SignatureId::of_hex("xyz"), None);
     }
 
@@ -740,7 +819,9 @@ mod tests {
                 let guard = guard.clone();
                 std::thread::spawn(move || {
                     let body = format!("_karajo_epoch={NOW}");
-                    guard.accept_signed(id(1), body.as_bytes(), &RULES, at(NOW)).is_ok()
+                    guard
+                        .accept_signed(id(1), body.as_bytes(), &RULES, at(NOW))
+                        .is_ok()
                 })
             })
             .collect();

@@ -165,9 +165,9 @@ pub fn webhook_headers_present(auth: &WebhookAuth, headers: &HeaderMap) -> Resul
     let has = |name: &str| header_bytes(headers, name).is_some();
     match auth.kind {
         AuthKind::HmacSha256 if !has(&auth.header_sign) => Err(missing(auth.header_sign.clone())),
-        AuthKind::Github if !has(HEADER_GITHUB_SHA256) && !has(HEADER_GITHUB_SHA1) => Err(
-            missing(format!("{HEADER_GITHUB_SHA256} or {HEADER_GITHUB_SHA1}")),
-        ),
+        AuthKind::Github if !has(HEADER_GITHUB_SHA256) && !has(HEADER_GITHUB_SHA1) => Err(missing(
+            format!("{HEADER_GITHUB_SHA256} or {HEADER_GITHUB_SHA1}"),
+        )),
         AuthKind::Github if !has(HEADER_GITHUB_DELIVERY) => {
             Err(missing(HEADER_GITHUB_DELIVERY.to_owned()))
         }

@@ -12,8 +12,8 @@ use rand::distr::Alphanumeric;
 
 use super::fields::{Fields, Problems, decode_key32, positive};
 use super::model::{
-    DEFAULT_EPOCH_SKEW, DEFAULT_EPOCH_WINDOW, DEFAULT_HTTP_TIMEOUT, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_BODY_SIZE,
-    DEFAULT_NAME, SOURCEHUT_PUBLIC_KEY,
+    DEFAULT_EPOCH_SKEW, DEFAULT_EPOCH_WINDOW, DEFAULT_HTTP_TIMEOUT, DEFAULT_LISTEN_ADDRESS,
+    DEFAULT_MAX_BODY_SIZE, DEFAULT_NAME, SOURCEHUT_PUBLIC_KEY,
 };
 
 /// The keys a `[karajo]` section may hold.
@@ -83,7 +83,7 @@ pub(crate) fn read_settings(fields: &Fields, cwd: &Path, problems: &mut Problems
             .unwrap_or(TimeZone::UTC),
         epoch_window: read_epoch_window(fields, problems),
         epoch_skew: read_epoch_skew(fields, problems),
-        accept_unstamped_signatures: fields.boolean("accept_unstamped_signatures", problems),
+        accept_unstamped_signatures: read_accept_unstamped(fields, problems),
         sourcehut_public_key: fields
             .key32("sourcehut_public_key", problems)
             .unwrap_or_else(default_sourcehut_key),
@@ -150,6 +150,22 @@ fn read_epoch_window(fields: &Fields, problems: &mut Problems) -> Duration {
     })
 }
 
+/// `accept_unstamped_signatures`: off by default; on, with a warning, because an
+/// unstamped signature can be replayed forever.
+fn read_accept_unstamped(fields: &Fields, problems: &mut Problems) -> bool {
+    let on = fields.boolean("accept_unstamped_signatures", problems);
+    if on && let Some(var) = fields.last("accept_unstamped_signatures") {
+        problems.warn(
+            &fields.file,
+            var.line,
+            "accept_unstamped_signatures is on: a signed request without _karajo_epoch \
+             (the Go client's job_http pause and resume) is accepted again and again by \
+             whoever captured it; turn it off once those clients stamp their requests",
+        );
+    }
+    on
+}
+
 /// `epoch_skew`: how far ahead of the server a `_karajo_epoch` may be; zero or more;
 /// default 5s.
 fn read_epoch_skew(fields: &Fields, problems: &mut Problems) -> Duration {
@@ -160,7 +176,10 @@ fn read_epoch_skew(fields: &Fields, problems: &mut Problems) -> Duration {
         Ok(skew) => skew,
         Err(_) => {
             if let Some(var) = fields.last("epoch_skew") {
-                let message = format!("epoch_skew = {:?} is invalid: it must not be negative", var.value);
+                let message = format!(
+                    "epoch_skew = {:?} is invalid: it must not be negative",
+                    var.value
+                );
                 problems.error(&fields.file, var.line, message);
             }
             DEFAULT_EPOCH_SKEW

@@ -121,24 +121,44 @@ mod tests {
     #[tokio::test]
     async fn bodies_share_one_budget() {
         let budget = BodyBudget::new(10 * BLOCK);
-        let first = read(&budget, &length(6 * BLOCK), Body::from(vec![1; 6 * BLOCK]), 1 << 20)
-            .await
-            .unwrap();
+        let first = read(
+            &budget,
+            &length(6 * BLOCK),
+            Body::from(vec![1; 6 * BLOCK]),
+            1 << 20,
+        )
+        .await
+        .unwrap();
         assert_eq!(first.bytes.len(), 6 * BLOCK);
         // While the first is held, a second that does not fit is refused at once.
-        let err = read(&budget, &length(6 * BLOCK), Body::from(vec![1; 6 * BLOCK]), 1 << 20)
-            .await
-            .unwrap_err();
+        let err = read(
+            &budget,
+            &length(6 * BLOCK),
+            Body::from(vec![1; 6 * BLOCK]),
+            1 << 20,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
         // ... also when it declares no length.
-        let err = read(&budget, &HeaderMap::new(), Body::from(vec![1; 6 * BLOCK]), 1 << 20)
-            .await
-            .unwrap_err();
+        let err = read(
+            &budget,
+            &HeaderMap::new(),
+            Body::from(vec![1; 6 * BLOCK]),
+            1 << 20,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
         drop(first);
-        read(&budget, &HeaderMap::new(), Body::from(vec![1; 6 * BLOCK]), 1 << 20)
-            .await
-            .unwrap();
+        read(
+            &budget,
+            &HeaderMap::new(),
+            Body::from(vec![1; 6 * BLOCK]),
+            1 << 20,
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]

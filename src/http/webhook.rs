@@ -52,7 +52,14 @@ pub(super) async fn run(
             return Err(ApiError::forbidden());
         }
     };
-    if let Err(err) = spend(&state, &live.config, job.auth_kind, id, &headers, &body.bytes) {
+    if let Err(err) = spend(
+        &state,
+        &live.config,
+        job.auth_kind,
+        id,
+        &headers,
+        &body.bytes,
+    ) {
         tracing::warn!(job = %job.id, %err, "web hook refused");
         return Err(if err.is_reuse() {
             ApiError::replayed(err.to_string())

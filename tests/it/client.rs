@@ -115,7 +115,10 @@ async fn requests_on_the_wire_are_the_go_clients() {
     assert_eq!(body["_karajo_epoch"], 1_673_222_400);
     let nonce = body["_karajo_nonce"].as_str().unwrap();
     assert_eq!(nonce.len(), 16);
-    assert!(run.body.starts_with(br#"{"id":"","_karajo_epoch":1673222400,"#));
+    assert!(
+        run.body
+            .starts_with(br#"{"id":"","_karajo_epoch":1673222400,"#)
+    );
     signed_by_secret(run, &run.body);
     // Vector 5: the pause/resume/cancel form.
     let mut nonces = std::collections::HashSet::new();
@@ -124,7 +127,10 @@ async fn requests_on_the_wire_are_the_go_clients() {
         assert_eq!(request.path, format!("/karajo/api/job_exec/{action}"));
         assert_eq!(request.query, None);
         let body = std::str::from_utf8(&request.body).unwrap();
-        assert!(body.starts_with("_karajo_epoch=1673222400&_karajo_nonce="), "{body}");
+        assert!(
+            body.starts_with("_karajo_epoch=1673222400&_karajo_nonce="),
+            "{body}"
+        );
         assert!(body.ends_with("&id=test_job_success"), "{body}");
         assert!(nonces.insert(nonce_of(body)), "nonces differ");
         assert_eq!(
@@ -138,7 +144,10 @@ async fn requests_on_the_wire_are_the_go_clients() {
         assert_eq!(request.method, Method::POST);
         assert_eq!(request.path, format!("/karajo/api/job_http/{action}"));
         let query = request.query.as_deref().unwrap();
-        assert!(query.starts_with("_karajo_epoch=1673222400&_karajo_nonce="), "{query}");
+        assert!(
+            query.starts_with("_karajo_epoch=1673222400&_karajo_nonce="),
+            "{query}"
+        );
         assert!(query.ends_with("&id=test_success"), "{query}");
         assert!(request.body.is_empty());
         signed_by_secret(request, query.as_bytes());

@@ -153,7 +153,11 @@ impl TestDaemon {
 
     /// A signed API form call (`pause`, `resume`, `cancel`).
     pub async fn api_form(&self, action: &str, id: &str) -> reqwest::Response {
-        let body = format!("_karajo_epoch={}&_karajo_nonce={}&id={id}", epoch_now(), nonce());
+        let body = format!(
+            "_karajo_epoch={}&_karajo_nonce={}&id={id}",
+            epoch_now(),
+            nonce()
+        );
         let sign = karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), body.as_bytes());
         self.http
             .post(self.url(&format!("/karajo/api/job_exec/{action}")))
@@ -170,6 +174,22 @@ impl TestDaemon {
         let env: serde_json::Value = self
             .http
             .get(self.url("/karajo/api/environment"))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        env["data"]["jobs"][name].clone()
+    }
+
+    /// As [`TestDaemon::job`], with the read signed (for daemons with users).
+    pub async fn job_signed(&self, name: &str) -> serde_json::Value {
+        let (query, sign) = signed_query("");
+        let env: serde_json::Value = self
+            .http
+            .get(self.url(&format!("/karajo/api/environment?{query}")))
+            .header("X-Karajo-Sign", sign)
             .send()
             .await
             .expect("request")
@@ -233,7 +253,11 @@ pub fn signed_query(query: &str) -> (String, String) {
     let stamped = if query.is_empty() {
         format!("_karajo_epoch={}&_karajo_nonce={}", epoch_now(), nonce())
     } else {
-        format!("_karajo_epoch={}&_karajo_nonce={}&{query}", epoch_now(), nonce())
+        format!(
+            "_karajo_epoch={}&_karajo_nonce={}&{query}",
+            epoch_now(),
+            nonce()
+        )
     };
     let sign = karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), stamped.as_bytes());
     (stamped, sign)

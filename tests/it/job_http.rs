@@ -290,7 +290,10 @@ async fn the_http_job_api_answers_as_the_original() {
     assert_eq!(res["data"]["status"], "paused");
     // The same stamped bytes in the same second are the same request: a nonce makes
     // the resume another one.
-    let query = format!("_karajo_epoch={}&_karajo_nonce=2&id=test_success", epoch_now());
+    let query = format!(
+        "_karajo_epoch={}&_karajo_nonce=2&id=test_success",
+        epoch_now()
+    );
     let sign = karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), query.as_bytes());
     let res: serde_json::Value = signed_post("resume", query, sign)
         .await

@@ -11,6 +11,7 @@ mod job_http;
 mod notify;
 mod process;
 mod schedule;
+mod security;
 mod store;
 mod webhook;
 mod wui;
