@@ -24,7 +24,7 @@ use serde_json::json;
 const USAGE: &str =
     "usage: bench [--rounds N] [--quick] [--only a,b,...] [--out FILE] [--work DIR] [--bin FILE]
 
-Scenarios (for --only): throughput, environment, idle, precision, output, startup.
+Scenarios (for --only): throughput, environment, idle, precision, output, startup, replay.
   --rounds N   rounds per scenario (default 3; 1 with --quick)
   --quick      smaller sizes and shorter windows, for a smoke run (figures not comparable)
   --out FILE   JSON result file (default target/bench/results.json)
@@ -288,13 +288,14 @@ fn main() {
     let started = Instant::now();
     let mut rows = Vec::new();
     type Scenario = fn(&Opts, &tokio::runtime::Runtime) -> Vec<Row>;
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("throughput", throughput),
         ("environment", environment_latency),
         ("idle", idle),
         ("precision", precision),
         ("output", large_output),
         ("startup", startup),
+        ("replay", replay_cost),
     ];
     for (name, scenario) in scenarios {
         if opts.wants(name) {
@@ -844,6 +845,63 @@ fn environment_latency(opts: &Opts, rt: &tokio::runtime::Runtime) -> Vec<Row> {
         Row::new("environment", "GET, Accept-Encoding: gzip, p99", "ms", gzip_p99)
             .target(Target::AtMost(20.0)),
     ]
+}
+
+/// The replay guard's cost per signed request, in-process: spending a fresh signature
+/// (the stamp read from the body, the lock, the map) in a guard that is empty and in one
+/// that is full (forgetting the oldest on every insert), against the HMAC check every
+/// signed request pays anyway.
+fn replay_cost(opts: &Opts, _rt: &tokio::runtime::Runtime) -> Vec<Row> {
+    use karajo::auth::{ReplayGuard, SignatureId, StampRules, verify_global};
+    let n: usize = if opts.quick { 20_000 } else { 200_000 };
+    let capacity = karajo::auth::replay::DEFAULT_REPLAY_CAPACITY;
+    let rules = StampRules::default();
+    let now = jiff::Timestamp::now();
+    let bodies: Vec<String> = (0..n).map(|i| form_body(&format!("job{i}"))).collect();
+    let signatures: Vec<String> = bodies.iter().map(|b| sign(b.as_bytes())).collect();
+    let ids: Vec<SignatureId> = signatures
+        .iter()
+        .map(|s| SignatureId::of_hex(s).expect("hex"))
+        .collect();
+    let per_request_ns = |t: Instant, count: usize| t.elapsed().as_nanos() as f64 / count as f64;
+    let (mut empty, mut full, mut hmac) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..opts.rounds {
+        let t = Instant::now();
+        for (body, signature) in bodies.iter().zip(&signatures) {
+            verify_global(SECRET.as_bytes(), Some(signature), body.as_bytes()).expect("verifies");
+        }
+        hmac.push(per_request_ns(t, n));
+        // Empty: the first `capacity` fresh signatures.
+        let guard = ReplayGuard::new(capacity, Duration::from_secs(3600));
+        let first = n.min(capacity);
+        let t = Instant::now();
+        for (body, id) in bodies.iter().zip(&ids).take(first) {
+            guard.accept_signed(*id, body.as_bytes(), &rules, now).expect("fresh");
+        }
+        empty.push(per_request_ns(t, first));
+        // Full: every further insert forgets the oldest.
+        let rest = n - first;
+        if rest > 0 {
+            let t = Instant::now();
+            for (body, id) in bodies.iter().zip(&ids).skip(first) {
+                let _ = guard.accept_signed(*id, body.as_bytes(), &rules, now);
+            }
+            full.push(per_request_ns(t, rest));
+        }
+    }
+    eprintln!("   {n} signatures, capacity {capacity}");
+    let mut rows = vec![
+        Row::new("replay", "spend a signature, guard filling, per request", "ns", empty)
+            .peer("HMAC check", hmac.clone())
+            .note(format!("in-process, {n} distinct signed forms per round")),
+    ];
+    if !full.is_empty() {
+        rows.push(
+            Row::new("replay", "spend a signature, guard full, per request", "ns", full)
+                .peer("HMAC check", hmac),
+        );
+    }
+    rows
 }
 
 /// [`TP_CLIENTS`] clients each send `per_client` GETs back to back; returns the sorted
