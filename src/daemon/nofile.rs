@@ -21,7 +21,11 @@ pub(crate) fn raise_nofile_limit() -> Option<u64> {
     let target = limit.maximum.unwrap_or_else(nr_open);
     let current = limit.current;
     if current.is_none_or(|c| c >= target) {
-        tracing::info!(soft = ?current, hard = ?limit.maximum, "open file limit");
+        tracing::info!(
+            soft = %shown(current),
+            hard = %shown(limit.maximum),
+            "open file limit"
+        );
         return current;
     }
     let raised = Rlimit {
@@ -31,18 +35,28 @@ pub(crate) fn raise_nofile_limit() -> Option<u64> {
     match setrlimit(Resource::Nofile, raised) {
         Ok(()) => {
             tracing::info!(
-                from = ?current,
+                from = %shown(current),
                 soft = target,
-                hard = ?limit.maximum,
+                hard = %shown(limit.maximum),
                 "raised the open file limit"
             );
             Some(target)
         }
         Err(err) => {
-            tracing::warn!(soft = ?current, target, %err, "cannot raise the open file limit");
+            tracing::warn!(
+                soft = %shown(current),
+                target,
+                %err,
+                "cannot raise the open file limit"
+            );
             current
         }
     }
+}
+
+/// A limit for the log: its number, or `unlimited`.
+fn shown(limit: Option<u64>) -> String {
+    limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string())
 }
 
 /// `fs.nr_open`, the ceiling of `RLIMIT_NOFILE`.
