@@ -400,8 +400,8 @@ mod tests {
         let text = format!("[karajo]\ndir_base = {}\n", dir.path().display());
         std::fs::write(&file, text).expect("write config");
         let config = crate::config::load(&file).expect("config loads");
-        let (tx, rx) = watch::channel(Arc::new(LiveConfig::new(config)));
-        std::mem::forget(tx);
+        // The receiver keeps the last value after the sender is gone.
+        let (_, rx) = watch::channel(Arc::new(LiveConfig::new(config)));
         (dir, rx)
     }
 
