@@ -132,6 +132,7 @@ async fn a_kept_alive_connection_is_closed_after_idle_timeout() {
 
 #[tokio::test]
 async fn a_stalled_body_is_dropped_after_idle_timeout() {
+    // Signed (wrongly) for an existing job, so the server must read the body.
     let (_dir, d) = daemon_with("idle_timeout = 1s\nbody_read_timeout = 1m").await;
     let mut s = connect(&d).await;
     s.write_all(
@@ -150,10 +151,11 @@ async fn a_stalled_body_is_dropped_after_idle_timeout() {
 
 #[tokio::test]
 async fn a_trickled_body_gets_408_after_body_read_timeout() {
+    // Signed (wrongly), so the server must read the body to check it.
     let (_dir, d) = daemon_with("idle_timeout = 1m\nbody_read_timeout = 1s").await;
     let mut s = connect(&d).await;
     s.write_all(
-        b"POST /karajo/api/job_exec/pause HTTP/1.1\r\nHost: x\r\n\
+        b"POST /karajo/api/job_exec/pause HTTP/1.1\r\nHost: x\r\nX-Karajo-Sign: 00\r\n\
           Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n",
     )
     .await
