@@ -876,7 +876,9 @@ fn replay_cost(opts: &Opts, _rt: &tokio::runtime::Runtime) -> Vec<Row> {
         let first = n.min(capacity);
         let t = Instant::now();
         for (body, id) in bodies.iter().zip(&ids).take(first) {
-            guard.accept_signed(*id, body.as_bytes(), &rules, now).expect("fresh");
+            guard
+                .accept_signed(*id, body.as_bytes(), &rules, now)
+                .expect("fresh");
         }
         empty.push(per_request_ns(t, first));
         // Full: every further insert forgets the oldest.
@@ -891,14 +893,24 @@ fn replay_cost(opts: &Opts, _rt: &tokio::runtime::Runtime) -> Vec<Row> {
     }
     eprintln!("   {n} signatures, capacity {capacity}");
     let mut rows = vec![
-        Row::new("replay", "spend a signature, guard filling, per request", "ns", empty)
-            .peer("HMAC check", hmac.clone())
-            .note(format!("in-process, {n} distinct signed forms per round")),
+        Row::new(
+            "replay",
+            "spend a signature, guard filling, per request",
+            "ns",
+            empty,
+        )
+        .peer("HMAC check", hmac.clone())
+        .note(format!("in-process, {n} distinct signed forms per round")),
     ];
     if !full.is_empty() {
         rows.push(
-            Row::new("replay", "spend a signature, guard full, per request", "ns", full)
-                .peer("HMAC check", hmac),
+            Row::new(
+                "replay",
+                "spend a signature, guard full, per request",
+                "ns",
+                full,
+            )
+            .peer("HMAC check", hmac),
         );
     }
     rows

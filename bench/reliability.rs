@@ -3,8 +3,10 @@
 //! 50 jobs run (no log lost, no counter reused, interrupted runs recorded), bad and
 //! hostile requests (no run, no crash, bounded memory), cancels and timeouts of jobs
 //! that fork process trees (no survivor), a soak at 50 triggers per second (flat
-//! memory, bounded disk), and a libFuzzer-free fuzz loop over the INI reader, the
-//! schedule parser and the signature check. Run it with `./scripts/reliability`
+//! memory, bounded disk), a connection flood against a daemon limited to 256 file
+//! descriptors (half-open requests and large unsigned bodies: the API keeps answering,
+//! memory and descriptors stay bounded), and a libFuzzer-free fuzz loop over the INI
+//! reader, the schedule parser and the signature check. Run it with `./scripts/reliability`
 //! (`--short` for CI). It prints one line per check and ends with
 //! `N passed, M failed`; the exit code is 1 when a check failed.
 
@@ -27,7 +29,7 @@ use common::*;
 const USAGE: &str = "usage: reliability [--short] [--only a,b,...] [--bin FILE] [--work DIR]
                    [--crash-iterations N] [--trees N] [--soak-seconds N] [--fuzz-seconds N]
 
-Checks (for --only): crash, input, trees, soak, fuzz.
+Checks (for --only): crash, input, trees, soak, flood, fuzz.
   --short      CI sizes: 3 crash iterations, 10 cancels + 10 timeouts, 20 s soak, 10 s fuzz per target
   --bin FILE   the karajo binary (default target/release/karajo; target/debug/karajo with --short)";
 
@@ -138,11 +140,12 @@ fn main() {
     let started = Instant::now();
     let mut report = Report::default();
     type Check = fn(&Opts, &mut Report);
-    let checks: [(&str, Check); 5] = [
+    let checks: [(&str, Check); 6] = [
         ("crash", crash_restart),
         ("input", bad_input),
         ("trees", process_trees),
         ("soak", soak),
+        ("flood", flood),
         ("fuzz", fuzz),
     ];
     for (name, check) in checks {
@@ -1140,6 +1143,307 @@ fn soak(opts: &Opts, report: &mut Report) {
     );
     daemon.stop(Duration::from_secs(10));
     let _ = fs::remove_dir_all(&base.dir);
+}
+
+// ---------------------------------------------------------------------------------
+// Connection flood.
+
+/// The daemon's descriptor limit (soft and hard) in the flood.
+const FLOOD_NOFILE: u32 = 256;
+/// Connections that send half a request header and then nothing.
+const FLOOD_HALF_OPEN: usize = 300;
+/// Concurrent unsigned web hooks with a large declared body.
+const FLOOD_BODIES: usize = 16;
+const FLOOD_BODY_SIZE: u64 = 24 << 20;
+/// `header_read_timeout` of the flooded daemon: short, so the run stays short.
+const FLOOD_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+/// What the API must answer within on a connection it already serves.
+const FLOOD_LATENCY: Duration = Duration::from_millis(100);
+const FLOOD_RSS_MIB: f64 = 64.0;
+
+/// A daemon started with `ulimit -n 256`; 300 connections send half a request header
+/// and stop, and 16 clients POST 24 MiB unsigned bodies to a web hook, while a client
+/// on an established keep-alive connection asks for the environment every 50 ms. The
+/// environment must answer within 100 ms throughout, the resident memory stay under
+/// 64 MiB (an unsigned body must be refused before it is read, and its connection
+/// closed), the descriptors stay under the limit and return to where they were, and
+/// a new client must be served once the header timeout has freed the slots.
+fn flood(opts: &Opts, report: &mut Report) {
+    let base = Base::new(opts.work.join("flood"));
+    base.write_config(
+        &format!("header_read_timeout = {}s", FLOOD_HEADER_TIMEOUT.as_secs()),
+        "[job \"victim\"]\npath = /victim\ncommand = echo ran\n",
+    );
+    let config = base.config_file();
+    let bin = opts.bin.to_string_lossy().to_string();
+    let mut daemon = Proc::spawn(
+        Path::new("/bin/sh"),
+        &[
+            "-c",
+            &format!("ulimit -n {FLOOD_NOFILE} && exec \"$0\" -config \"$1\""),
+            &bin,
+            config.to_str().expect("UTF-8 path"),
+        ],
+        &base.dir.join("daemon.log"),
+        &[("RUST_LOG", "karajo=info")],
+    );
+    let port = base.port;
+    if !wait_ready(port, Duration::from_secs(30)) {
+        report.check("flood: daemon starts", false, "no answer");
+        return;
+    }
+    let pid = daemon.pid();
+    let fd_count = move || {
+        fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let fds_before = fd_count();
+    let nofile = open_file_limit(pid);
+    let Some(mut probe) = KeepAlive::connect(port) else {
+        report.check("flood: probe connects", false, "no connection");
+        return;
+    };
+    let first = probe.environment();
+
+    // Sample the memory and the descriptors, and probe the API, until `done`.
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let (mut rss, mut fds) = (0u64, 0usize);
+            while !done.load(Ordering::Relaxed) {
+                rss = rss.max(proc_status_kib(pid, "VmRSS").unwrap_or(0));
+                fds = fds.max(fd_count());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (rss, fds)
+        })
+    };
+    let prober = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut latencies = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                latencies.push(probe.environment());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            latencies
+        })
+    };
+
+    let flood_start = Instant::now();
+    let bodies: Vec<_> = (0..FLOOD_BODIES)
+        .map(|_| std::thread::spawn(move || unsigned_body(port)))
+        .collect();
+    let mut half_open = Vec::new();
+    for _ in 0..FLOOD_HALF_OPEN {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET /karajo/api/environment HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+            half_open.push(s);
+        }
+    }
+    // A new client, behind the half-open ones in the accept queue.
+    let fresh = std::thread::spawn(move || {
+        let t = Instant::now();
+        let ok = wait_ready(port, Duration::from_secs(20));
+        (ok, t.elapsed())
+    });
+    let bodies: Vec<BodyOutcome> = bodies
+        .into_iter()
+        .map(|t| t.join().unwrap_or_default())
+        .collect();
+    let (fresh_ok, fresh_after) = fresh.join().unwrap_or((false, Duration::ZERO));
+    // Every half-open connection is closed by the server.
+    let closed_by_server = half_open
+        .iter()
+        .filter(|s| {
+            let mut s: &TcpStream = s;
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut buf = [0u8; 512];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => return true,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        return !matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        );
+                    }
+                }
+            }
+        })
+        .count();
+    let flood_time = flood_start.elapsed();
+    drop(half_open);
+    done.store(true, Ordering::Relaxed);
+    let (peak_kib, peak_fds) = sampler.join().unwrap_or((0, 0));
+    let latencies = prober.join().unwrap_or_default();
+    let fds_settled = wait_until(Duration::from_secs(5), || fd_count() <= fds_before);
+    let fds_after = fd_count();
+    let hwm = daemon.hwm_mib();
+    let peak = (peak_kib as f64 / 1024.0).max(hwm);
+
+    let probes: Vec<f64> = latencies
+        .iter()
+        .map(|l| l.map_or(f64::INFINITY, |d| d.as_secs_f64() * 1000.0))
+        .collect();
+    let worst = probes.iter().copied().fold(0.0, f64::max);
+    let failed = probes.iter().filter(|l| l.is_infinite()).count();
+    report.check(
+        "flood: the API answers an established client within 100 ms throughout",
+        first.is_some()
+            && !probes.is_empty()
+            && failed == 0
+            && worst < FLOOD_LATENCY.as_secs_f64() * 1000.0,
+        format!(
+            "{} probes over {:.1} s, slowest {worst:.1} ms, {failed} unanswered",
+            probes.len(),
+            flood_time.as_secs_f64()
+        ),
+    );
+    let limit = FLOOD_HEADER_TIMEOUT * (FLOOD_HALF_OPEN as u32 / 64 + 2);
+    report.check(
+        "flood: half-open connections are closed after header_read_timeout; a new client is served",
+        closed_by_server == FLOOD_HALF_OPEN && fresh_ok && fresh_after < limit,
+        format!(
+            "{closed_by_server}/{FLOOD_HALF_OPEN} closed by the server; a new client was answered after {:.1} s (header_read_timeout {} s, limit {:.0} s)",
+            fresh_after.as_secs_f64(),
+            FLOOD_HEADER_TIMEOUT.as_secs(),
+            limit.as_secs_f64()
+        ),
+    );
+    let refused = bodies
+        .iter()
+        .filter(|b| b.status == 0 || (400..500).contains(&b.status))
+        .count();
+    let unread = bodies.iter().filter(|b| b.sent < FLOOD_BODY_SIZE).count();
+    let statuses: BTreeMap<u16, usize> = bodies.iter().fold(BTreeMap::new(), |mut m, b| {
+        *m.entry(b.status).or_default() += 1;
+        m
+    });
+    report.check(
+        "flood: unsigned 24 MiB bodies refused before they are read, memory bounded",
+        refused == FLOOD_BODIES && unread == FLOOD_BODIES && peak < FLOOD_RSS_MIB,
+        format!(
+            "answers {statuses:?} (0: closed), {unread}/{FLOOD_BODIES} refused before the whole body was sent (most sent {:.1} MiB); daemon peak RSS {peak:.1} MiB (limit {FLOOD_RSS_MIB} MiB)",
+            bodies.iter().map(|b| b.sent).max().unwrap_or(0) as f64 / (1 << 20) as f64
+        ),
+    );
+    let log = fs::read_to_string(base.dir.join("daemon.log")).unwrap_or_default();
+    let emfile = log.contains("Too many open files");
+    report.check(
+        "flood: descriptors stay under the limit and are all given back",
+        daemon.alive()
+            && nofile == Some(u64::from(FLOOD_NOFILE))
+            && (peak_fds as u32) < FLOOD_NOFILE
+            && fds_settled
+            && !emfile,
+        format!(
+            "limit {nofile:?}, open fds {fds_before} -> peak {peak_fds} -> {fds_after}; 'Too many open files' in the log: {emfile}"
+        ),
+    );
+    daemon.stop(Duration::from_secs(10));
+    let _ = fs::remove_dir_all(&base.dir);
+}
+
+/// The soft open-file limit of process `pid`, from `/proc/<pid>/limits`.
+fn open_file_limit(pid: u32) -> Option<u64> {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A client that keeps one connection open and measures each answer.
+struct KeepAlive {
+    stream: TcpStream,
+}
+
+impl KeepAlive {
+    fn connect(port: u16) -> Option<Self> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        Some(Self { stream })
+    }
+
+    /// `GET /karajo/api/environment`; the time to a complete `200`, `None` on failure.
+    fn environment(&mut self) -> Option<Duration> {
+        let t = Instant::now();
+        self.stream
+            .write_all(b"GET /karajo/api/environment HTTP/1.1\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        let head_end = loop {
+            if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let n = self.stream.read(&mut buf).ok().filter(|n| *n > 0)?;
+            seen.extend_from_slice(&buf[..n]);
+        };
+        let head = String::from_utf8_lossy(&seen[..head_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())?;
+        while seen.len() < head_end + length {
+            let n = self.stream.read(&mut buf).ok().filter(|n| *n > 0)?;
+            seen.extend_from_slice(&buf[..n]);
+        }
+        (status_of(&seen) == 200).then(|| t.elapsed())
+    }
+}
+
+/// What one large unsigned POST got.
+#[derive(Debug, Default)]
+struct BodyOutcome {
+    /// The answer's status; 0 when the connection closed without one.
+    status: u16,
+    /// Body bytes written before the answer came or the connection broke.
+    sent: u64,
+}
+
+/// POSTs a 24 MiB body without a signature to the web hook, as fast as the socket
+/// takes it, reading the answer on the side; stops writing once it came.
+fn unsigned_body(port: u16) -> BodyOutcome {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return BodyOutcome::default();
+    };
+    let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
+    let Ok(mut reader) = s.try_clone() else {
+        return BodyOutcome::default();
+    };
+    let _ = reader.set_read_timeout(Some(Duration::from_secs(20)));
+    let answered = Arc::new(AtomicBool::new(false));
+    let answer = {
+        let answered = answered.clone();
+        std::thread::spawn(move || {
+            let (status, _) = read_answer(&mut reader);
+            answered.store(true, Ordering::Relaxed);
+            status
+        })
+    };
+    let head = format!(
+        "POST /karajo/api/job_exec/run/victim HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {FLOOD_BODY_SIZE}\r\n\r\n"
+    );
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0u64;
+    let mut ok = s.write_all(head.as_bytes()).is_ok();
+    while ok && sent < FLOOD_BODY_SIZE && !answered.load(Ordering::Relaxed) {
+        ok = s.write_all(&chunk).is_ok();
+        if ok {
+            sent += chunk.len() as u64;
+        }
+    }
+    let status = answer.join().unwrap_or(0);
+    BodyOutcome { status, sent }
 }
 
 // ---------------------------------------------------------------------------------

@@ -1,7 +1,11 @@
 //! The composition root: loads the configuration, restores the jobs' state from disk,
 //! starts the notifier, the scheduler and the HTTP server, and ties their lifecycle to signals
 //! (SIGTERM/SIGINT stop, SIGHUP reloads). Tests start it in-process on a temporary
-//! `dir_base` and `127.0.0.1:0`.
+//! `dir_base` and `127.0.0.1:0`. The HTTP server's accept loop and its limits are in
+//! [`serve`]; the open-file limit it is sized from, in [`nofile`].
+
+mod nofile;
+mod serve;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -140,6 +144,7 @@ impl Daemon {
     /// listens.
     pub async fn start(self) -> Result<RunningDaemon, DaemonError> {
         let config = config::load(&self.config_file)?;
+        let nofile = nofile::raise_nofile_limit();
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
@@ -195,6 +200,18 @@ impl Daemon {
         .map_err(io_error("cannot restore the jobs' logs"))?;
         let max_job_running = config.max_job_running;
         let max_body_size = config.max_body_size;
+        let max_connections = config
+            .max_connections
+            .unwrap_or_else(|| nofile::default_max_connections(nofile));
+        tracing::info!(
+            max_connections,
+            header_read_timeout = ?config.header_read_timeout,
+            idle_timeout = ?config.idle_timeout,
+            body_read_timeout = ?config.body_read_timeout,
+            max_sse_streams = config.max_sse_streams,
+            "HTTP server limits"
+        );
+        let wui = crate::wui::WuiState::new(config.max_sse_streams);
         let notifier = Notifier::start(NotifierOptions::new(
             layout.lib_dir().join("notify"),
             config.notifs.clone(),
@@ -220,18 +237,20 @@ impl Daemon {
             bodies: http::body::BodyBudget::for_max_body(max_body_size),
             metrics,
             sessions: Arc::new(crate::auth::session::SessionStore::default()),
-            wui: crate::wui::WuiState::default(),
+            wui,
             env_cache: Arc::default(),
         };
         let stop_http = CancellationToken::new();
+        let live = app_state.live.clone();
         let app = http::app(app_state);
-        let server = axum::serve(listener, tower::make::Shared::new(app))
-            .with_graceful_shutdown(stop_http.clone().cancelled_owned());
-        let server_task = tokio::spawn(async move {
-            if let Err(err) = server.await {
-                tracing::error!(%err, "HTTP server failed");
-            }
-        });
+        let server_task = tokio::spawn(serve::serve(
+            listener,
+            app,
+            live,
+            max_connections,
+            stop_http.clone(),
+            HTTP_SHUTDOWN_GRACE,
+        ));
         tracing::info!(address = %local_addr, "listening");
         Ok(RunningDaemon {
             builder: self,
@@ -411,8 +430,12 @@ impl RunningDaemon {
         let old = self.live.borrow().clone();
         if old.config.listen_address != config.listen_address
             || old.config.dir_base != config.dir_base
+            || old.config.max_connections != config.max_connections
+            || old.config.max_sse_streams != config.max_sse_streams
         {
-            tracing::warn!("listen_address and dir_base changes take effect only after a restart");
+            tracing::warn!(
+                "listen_address, dir_base, max_connections and max_sse_streams changes take effect only after a restart"
+            );
         }
         let max_job_running = config.max_job_running;
         self.notifier
@@ -429,12 +452,10 @@ impl RunningDaemon {
         self.scheduler.shutdown().await;
         let _ = self.scheduler_task.await;
         self.notifier.shutdown().await;
+        // The server drops what is still open after HTTP_SHUTDOWN_GRACE itself.
         self.stop_http.cancel();
-        if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, self.server_task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("HTTP server did not stop in time");
+        if let Err(err) = self.server_task.await {
+            tracing::error!(%err, "HTTP server task failed");
         }
         tracing::info!("stopped");
     }

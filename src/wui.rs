@@ -52,14 +52,25 @@ pub struct WuiState {
     login_checks: Arc<Semaphore>,
     /// Start and end times of ended runs.
     run_times: Arc<runs::RunTimesCache>,
+    /// One permit per live stream (SSE) open now; `max_sse_streams` in all.
+    sse_streams: Arc<Semaphore>,
 }
 
-impl Default for WuiState {
-    fn default() -> Self {
+impl WuiState {
+    /// A state that allows `max_sse_streams` live streams at once.
+    pub fn new(max_sse_streams: usize) -> Self {
         Self {
             login_checks: Arc::new(Semaphore::new(LOGIN_CHECKS)),
             run_times: Arc::new(runs::RunTimesCache::default()),
+            sse_streams: Arc::new(Semaphore::new(max_sse_streams)),
         }
+    }
+}
+
+impl Default for WuiState {
+    /// [`crate::config::model::DEFAULT_MAX_SSE_STREAMS`] live streams.
+    fn default() -> Self {
+        Self::new(crate::config::model::DEFAULT_MAX_SSE_STREAMS)
     }
 }
 
@@ -122,6 +133,11 @@ pub enum WuiError {
     /// The daemon is stopping.
     #[error("karajo is shutting down.")]
     ShuttingDown,
+    /// As many live streams as `max_sse_streams` allows are open.
+    #[error(
+        "Too many live views are open (max_sse_streams). Close other karajo pages or try again later."
+    )]
+    TooManyStreams,
     /// A template failed to render.
     #[error("template: {0}")]
     Template(#[from] askama::Error),
@@ -139,7 +155,7 @@ impl WuiError {
             Self::JobNotFound | Self::LogNotFound => StatusCode::NOT_FOUND,
             Self::Csrf | Self::WrongSecret | Self::NotLoggedIn => StatusCode::FORBIDDEN,
             Self::BadAction => StatusCode::BAD_REQUEST,
-            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ShuttingDown | Self::TooManyStreams => StatusCode::SERVICE_UNAVAILABLE,
             Self::Template(_) | Self::Io(_) | Self::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -158,10 +174,13 @@ struct ErrorPage {
 impl IntoResponse for WuiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(err = %self, "web UI error");
             "Something went wrong; the server's log has the details.".to_string()
         } else {
+            if status.is_server_error() {
+                tracing::warn!(err = %self, "web UI request refused");
+            }
             self.to_string()
         };
         let page = ErrorPage {

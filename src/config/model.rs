@@ -30,6 +30,14 @@ pub const DEFAULT_EPOCH_WINDOW: Duration = crate::auth::replay::DEFAULT_EPOCH_WI
 pub const DEFAULT_EPOCH_SKEW: Duration = crate::auth::replay::DEFAULT_EPOCH_SKEW;
 /// `max_body_size` default: 25 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 25 * 1024 * 1024;
+/// `header_read_timeout` default.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `idle_timeout` default.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `body_read_timeout` default.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// `max_sse_streams` default.
+pub const DEFAULT_MAX_SSE_STREAMS: usize = 256;
 /// `log_retention` default (also used for values ≤ 0).
 pub const DEFAULT_LOG_RETENTION: usize = 5;
 /// `kill_grace` default.
@@ -114,6 +122,21 @@ pub struct Config {
     pub sourcehut_public_key: [u8; 32],
     /// `max_body_size` (new): largest accepted request body in bytes (default 25 MiB).
     pub max_body_size: usize,
+    /// `max_connections` (new): how many HTTP connections are served at once; `None`
+    /// (the default) means half the open-file limit, at most 4096.
+    pub max_connections: Option<usize>,
+    /// `header_read_timeout` (new): the longest a client may take to send a request's
+    /// headers, and to start its next request on a kept-alive connection (default 10s).
+    pub header_read_timeout: Duration,
+    /// `idle_timeout` (new): a connection on which no byte moved either way for this
+    /// long is closed (default 1m).
+    pub idle_timeout: Duration,
+    /// `body_read_timeout` (new): the longest a client may take to send a request's
+    /// body, counted from the end of its headers (default 1m).
+    pub body_read_timeout: Duration,
+    /// `max_sse_streams` (new): how many live web UI streams may be open at once
+    /// (default 256).
+    pub max_sse_streams: usize,
     /// `public_url` (new): the base URL of the web UI in notifications, without a
     /// trailing `/`; `None` means `http://` + the address the server listens on.
     pub public_url: Option<String>,

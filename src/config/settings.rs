@@ -1,7 +1,8 @@
 //! The `[karajo]` section: global settings with their defaults (spec 2.2 plus the new
-//! keys `timezone`, `epoch_window`, `epoch_skew`,
-//! `accept_unstamped_signatures`, `sourcehut_public_key`, `max_body_size`, `public_url`), and the
-//! generated secret when none is configured.
+//! keys `timezone`, `epoch_window`, `epoch_skew`, `accept_unstamped_signatures`,
+//! `sourcehut_public_key`, `max_body_size`, `public_url` and the HTTP server's limits
+//! `max_connections`, `header_read_timeout`, `idle_timeout`, `body_read_timeout`,
+//! `max_sse_streams`), and the generated secret when none is configured.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,8 +13,10 @@ use rand::distr::Alphanumeric;
 
 use super::fields::{Fields, Problems, decode_key32, positive};
 use super::model::{
-    DEFAULT_EPOCH_SKEW, DEFAULT_EPOCH_WINDOW, DEFAULT_HTTP_TIMEOUT, DEFAULT_LISTEN_ADDRESS,
-    DEFAULT_MAX_BODY_SIZE, DEFAULT_NAME, SOURCEHUT_PUBLIC_KEY,
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_EPOCH_SKEW, DEFAULT_EPOCH_WINDOW,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_SSE_STREAMS, DEFAULT_NAME,
+    SOURCEHUT_PUBLIC_KEY,
 };
 
 /// The keys a `[karajo]` section may hold.
@@ -33,6 +36,11 @@ pub(crate) const KARAJO_KEYS: &[&str] = &[
     "sourcehut_public_key",
     "max_body_size",
     "public_url",
+    "max_connections",
+    "header_read_timeout",
+    "idle_timeout",
+    "body_read_timeout",
+    "max_sse_streams",
 ];
 
 /// Length of a generated secret.
@@ -57,6 +65,11 @@ pub(crate) struct Settings {
     pub(crate) sourcehut_public_key: [u8; 32],
     pub(crate) max_body_size: usize,
     pub(crate) public_url: Option<String>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
+    pub(crate) max_sse_streams: usize,
 }
 
 /// Reads the merged `[karajo]` variables; `cwd` anchors a relative `dir_base`.
@@ -89,6 +102,27 @@ pub(crate) fn read_settings(fields: &Fields, cwd: &Path, problems: &mut Problems
             .unwrap_or_else(default_sourcehut_key),
         max_body_size: read_max_body_size(fields, problems),
         public_url: read_public_url(fields, problems),
+        max_connections: read_count(fields, "max_connections", problems),
+        header_read_timeout: read_positive_duration(
+            fields,
+            "header_read_timeout",
+            DEFAULT_HEADER_READ_TIMEOUT,
+            problems,
+        ),
+        idle_timeout: read_positive_duration(
+            fields,
+            "idle_timeout",
+            DEFAULT_IDLE_TIMEOUT,
+            problems,
+        ),
+        body_read_timeout: read_positive_duration(
+            fields,
+            "body_read_timeout",
+            DEFAULT_BODY_READ_TIMEOUT,
+            problems,
+        ),
+        max_sse_streams: read_count(fields, "max_sse_streams", problems)
+            .unwrap_or(DEFAULT_MAX_SSE_STREAMS),
     }
 }
 
@@ -141,12 +175,22 @@ fn read_max_job_running(fields: &Fields, problems: &mut Problems) -> usize {
 
 /// `epoch_window`: must be positive; default 5m.
 fn read_epoch_window(fields: &Fields, problems: &mut Problems) -> Duration {
-    let Some(window) = fields.duration("epoch_window", problems) else {
-        return DEFAULT_EPOCH_WINDOW;
+    read_positive_duration(fields, "epoch_window", DEFAULT_EPOCH_WINDOW, problems)
+}
+
+/// A duration that must be positive; `default` when absent or empty.
+fn read_positive_duration(
+    fields: &Fields,
+    key: &str,
+    default: Duration,
+    problems: &mut Problems,
+) -> Duration {
+    let Some(value) = fields.duration(key, problems) else {
+        return default;
     };
-    positive(window).unwrap_or_else(|| {
-        report_not_positive(fields, "epoch_window", problems);
-        DEFAULT_EPOCH_WINDOW
+    positive(value).unwrap_or_else(|| {
+        report_not_positive(fields, key, problems);
+        default
     })
 }
 
@@ -183,6 +227,19 @@ fn read_epoch_skew(fields: &Fields, problems: &mut Problems) -> Duration {
                 problems.error(&fields.file, var.line, message);
             }
             DEFAULT_EPOCH_SKEW
+        }
+    }
+}
+
+/// A count that must be positive; `None` when absent or empty (or, with an error,
+/// invalid).
+fn read_count(fields: &Fields, key: &str, problems: &mut Problems) -> Option<usize> {
+    let count = fields.integer(key, problems)?;
+    match usize::try_from(count) {
+        Ok(count) if count > 0 => Some(count),
+        _ => {
+            report_not_positive(fields, key, problems);
+            None
         }
     }
 }

@@ -173,6 +173,11 @@ fn defaults_apply_to_an_almost_empty_file() {
     assert_eq!(config.timezone, jiff::tz::TimeZone::UTC);
     assert_eq!(config.epoch_window, Duration::from_secs(300));
     assert_eq!(config.max_body_size, 26_214_400);
+    assert_eq!(config.max_connections, None);
+    assert_eq!(config.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(config.idle_timeout, Duration::from_secs(60));
+    assert_eq!(config.body_read_timeout, Duration::from_secs(60));
+    assert_eq!(config.max_sse_streams, 256);
     let key = fields::decode_key32(SOURCEHUT_PUBLIC_KEY).unwrap();
     assert_eq!(config.sourcehut_public_key, key);
     assert!(config.jobs.is_empty() && config.http_jobs.is_empty() && config.users.is_empty());
@@ -219,6 +224,65 @@ fn new_global_keys_are_read() {
     assert_eq!(a.schedule.as_ref().unwrap().as_str(), "daily");
     assert_eq!(a.sourcehut_public_key.as_slice(), want.as_slice());
     assert_eq!(job(&config, "b").timezone.iana_name(), Some("Europe/Paris"));
+}
+
+#[test]
+fn http_server_limits_are_read() {
+    let fx = Fixture::new();
+    fx.main(
+        "max_connections = 8\nheader_read_timeout = 1500ms\nidle_timeout = 2m\n\
+         body_read_timeout = 30s\nmax_sse_streams = 3\n",
+        "",
+    );
+    let config = fx.load_ok();
+    assert_eq!(config.max_connections, Some(8));
+    assert_eq!(config.header_read_timeout, Duration::from_millis(1500));
+    assert_eq!(config.idle_timeout, Duration::from_secs(120));
+    assert_eq!(config.body_read_timeout, Duration::from_secs(30));
+    assert_eq!(config.max_sse_streams, 3);
+}
+
+#[test]
+fn bad_http_server_limits_are_errors_with_their_lines() {
+    let fx = Fixture::new();
+    fx.main(
+        "max_connections = 0\nheader_read_timeout = 10\nidle_timeout = -1s\n\
+         body_read_timeout = 0s\nmax_sse_streams = many\n",
+        "",
+    );
+    let errors = fx.load_err();
+    let file = fx.main_file().display().to_string();
+    let want = [
+        (
+            3,
+            "max_connections = \"0\" is invalid: it must be greater than zero",
+        ),
+        (
+            4,
+            "header_read_timeout = \"10\" is invalid: expected a duration",
+        ),
+        (
+            5,
+            "idle_timeout = \"-1s\" is invalid: it must be greater than zero",
+        ),
+        (
+            6,
+            "body_read_timeout = \"0s\" is invalid: it must be greater than zero",
+        ),
+        (
+            7,
+            "max_sse_streams = \"many\" is invalid: expected an integer",
+        ),
+    ];
+    let got = messages(&errors.errors);
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (line, text) in want {
+        let prefix = format!("{file}:{line}: {text}");
+        assert!(
+            got.iter().any(|m| m.starts_with(&prefix)),
+            "{prefix} not in {got:#?}"
+        );
+    }
 }
 
 #[test]

@@ -5,6 +5,11 @@
 //! from an offset, polling its size every 200 ms, sends each batch of whole lines as
 //! HTML (`append`), and ends with an `end` event carrying the final status. Streams
 //! of a session stop when the session ends.
+//!
+//! At most `max_sse_streams` streams are open at once (each holds a permit of
+//! [`super::WuiState`] until it ends or its client goes away); past that the answer is
+//! `503`. Each stream sends a keep-alive comment at least every half `idle_timeout`,
+//! so the server does not close a quiet stream as idle.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -17,7 +22,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
 use super::pages::{find_job, source};
@@ -34,6 +39,8 @@ const THROTTLE: Duration = Duration::from_millis(300);
 const POLL: Duration = Duration::from_millis(200);
 /// The most a log stream reads in one go.
 const CHUNK: u64 = 256 * 1024;
+/// The longest time between two keep-alive comments (less when `idle_timeout` is short).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `?job=<kind>/<id>` of the snapshot stream.
 #[derive(Debug, serde::Deserialize)]
@@ -43,6 +50,7 @@ pub struct EventsQuery {
 }
 
 struct SnapshotStream {
+    _slot: OwnedSemaphorePermit,
     state: AppState,
     viewer: Viewer,
     rx: watch::Receiver<Arc<Snapshot>>,
@@ -94,6 +102,7 @@ pub async fn snapshots(
     Extension(viewer): Extension<Viewer>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Response, WuiError> {
+    let slot = stream_slot(&state)?;
     let job = match query.job.split_once('/') {
         None if query.job.is_empty() => None,
         Some((kind, id)) => {
@@ -106,7 +115,9 @@ pub async fn snapshots(
         None => return Err(WuiError::JobNotFound),
     };
     let rx = state.scheduler.subscribe();
+    let keep_alive = keep_alive(&state);
     let stream = SnapshotStream {
+        _slot: slot,
         state,
         viewer,
         rx,
@@ -117,12 +128,30 @@ pub async fn snapshots(
         let event = s.next().await?;
         Some((Ok::<_, Infallible>(event), s))
     });
-    Ok(sse(events))
+    Ok(sse(events, keep_alive))
 }
 
-fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
+/// A permit for one more stream, or `503` when `max_sse_streams` are open.
+fn stream_slot(state: &AppState) -> Result<OwnedSemaphorePermit, WuiError> {
+    state
+        .wui
+        .sse_streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| WuiError::TooManyStreams)
+}
+
+/// The keep-alive interval: 15 s, or half `idle_timeout` when that is shorter.
+fn keep_alive(state: &AppState) -> Duration {
+    KEEP_ALIVE.min(state.live().config.idle_timeout / 2)
+}
+
+fn sse(
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    keep_alive: Duration,
+) -> Response {
     Sse::new(events)
-        .keep_alive(KeepAlive::default())
+        .keep_alive(KeepAlive::new().interval(keep_alive))
         .into_response()
 }
 
@@ -134,6 +163,7 @@ pub struct TailQuery {
 }
 
 struct Tail {
+    _slot: OwnedSemaphorePermit,
     state: AppState,
     viewer: Viewer,
     dir: std::path::PathBuf,
@@ -248,6 +278,7 @@ pub async fn log_tail(
     Path((kind, id, counter)): Path<(String, String, u64)>,
     Query(query): Query<TailQuery>,
 ) -> Result<Response, WuiError> {
+    let slot = stream_slot(&state)?;
     let view = find_job(&state, &kind, &id)?;
     let job_kind = parse_kind(&kind).ok_or(WuiError::JobNotFound)?;
     let (_, content) = super::pages::read_log(&state, &view, counter).await?;
@@ -256,7 +287,9 @@ pub async fn log_tail(
     let mut ansi = AnsiHtml::new();
     let upto = usize::try_from(offset).unwrap_or(content.len());
     let _ = ansi.convert(&content[..upto]);
+    let keep_alive = keep_alive(&state);
     let tail = Tail {
+        _slot: slot,
         dir: state.layout.log_dir(job_kind, view.id()),
         id: view.id().clone(),
         counter,
@@ -273,5 +306,5 @@ pub async fn log_tail(
         let event = t.next().await?;
         Some((Ok::<_, Infallible>(event), t))
     });
-    Ok(sse(events))
+    Ok(sse(events, keep_alive))
 }

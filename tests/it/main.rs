@@ -12,6 +12,7 @@ mod notify;
 mod process;
 mod schedule;
 mod security;
+mod server;
 mod store;
 mod webhook;
 mod wui;
