@@ -17,6 +17,7 @@ use crate::config::{JobExecConfig, JobHttpConfig};
 use crate::exec::{self, HttpJob, LogSink, Outcome, RunContext, ShellJob};
 use crate::job::{JobId, JobKey, JobKind, RunStatus, Trigger};
 use crate::notify::{Notifier, NotifyOn, RunRecord};
+use crate::redact::SecretHeaders;
 use crate::store::RunLogWriter;
 
 /// The fixed `PATH` the original gives commands (spec 6.2).
@@ -255,6 +256,7 @@ fn http_job(cfg: &JobHttpConfig, url: &str) -> HttpJob {
         headers: cfg.http_headers.clone(),
         secret: cfg.secret.clone(),
         header_sign: cfg.header_sign.clone(),
+        secret_headers: SecretHeaders::new(&cfg.header_sign, &cfg.http_header_secret),
         timeout: cfg.http_timeout,
         insecure: cfg.http_insecure,
     }
