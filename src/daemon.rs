@@ -179,7 +179,7 @@ impl Daemon {
         .map_err(io_error("cannot restore the jobs' logs"))?;
         let max_job_running = config.max_job_running;
         let notifier = Notifier::start(NotifierOptions::new(
-            layout.lib_dir().join("notify"),
+            layout.notify_dir(),
             config.notifs.clone(),
             public_url(&config, local_addr),
         ));
