@@ -456,12 +456,15 @@ async fn files_under_var_are_private_and_old_directories_are_tightened() {
     }
     let groups = base.join("var/run/karajo/groups");
     // The command reports the modes of its request body file and of its process
-    // group's record while it runs. Nothing listens on port 1, so the notification
+    // group's record while it runs (the record is written just after the command
+    // starts, so it waits for it). Nothing listens on port 1, so the notification
     // stays in the spool.
     let conf = format!(
         "[job \"modes\"]\npath = /modes\n\
          command = stat -c body=%a $KARAJO_REQUEST_BODY\n\
-         command = stat -c record=%a {groups}/modes.$KARAJO_JOB_COUNTER\n\
+         command = \"r={groups}/modes.$KARAJO_JOB_COUNTER; \
+         for i in $(seq 400); do [ -f $r ] && break; sleep 0.05; done; \
+         stat -c record=%a $r\"\n\
          command = stat -c groups=%a {groups}\n\
          notif_on_success = down\n\n\
          [notif \"down\"]\nkind = webhook\nurl = http://127.0.0.1:1/hook\n",
