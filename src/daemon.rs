@@ -213,7 +213,7 @@ impl Daemon {
         );
         let wui = crate::wui::WuiState::new(config.max_sse_streams);
         let notifier = Notifier::start(NotifierOptions::new(
-            layout.lib_dir().join("notify"),
+            layout.notify_dir(),
             config.notifs.clone(),
             public_url(&config, local_addr),
         ));

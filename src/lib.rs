@@ -7,8 +7,9 @@
 //! run times), [`job`] (shared domain types), [`auth`] (pure: signatures and replay
 //! rules), [`store`] (files under `dir_base/var`), [`exec`] (runs one job),
 //! [`scheduler`] (the one owner of runtime state), [`notify`] (mail and web hook
-//! notifications), [`metrics`] (Prometheus counters), [`http`] (thin API adapters),
-//! [`wui`] (the web UI's pages), [`daemon`] (the composition root), [`client`] (the
+//! notifications), [`metrics`] (Prometheus counters), [`redact`] (pure: which header
+//! values and URL parts are never shown), [`http`] (thin API adapters), [`wui`] (the
+//! web UI's pages), [`daemon`] (the composition root), [`client`] (the
 //! typed client of a server) and [`cli`] (the `karajo` command line).
 
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod job;
 pub mod metrics;
 pub mod notify;
+pub mod redact;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;

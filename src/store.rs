@@ -4,13 +4,19 @@
 //! formats only: it makes no scheduling or queueing decisions, and it is synchronous
 //! (plain `std::fs`), so async callers run it on blocking threads. Nothing outside the
 //! store writes into these directories by path.
+//!
+//! File modes: every directory karajo creates under `dir_base/var` is 0700 and every
+//! file 0600 ([`create_private_dir`], [`write_private`]; run logs and the state file
+//! are opened with 0600 themselves), whatever the umask. Run logs, web hook bodies and
+//! notifications hold what jobs print and receive, so nobody else may read them.
 
 pub mod layout;
 pub mod run_log;
 pub mod state;
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 pub use layout::Layout;
@@ -21,6 +27,59 @@ pub use state::{JobState, StateError, StateFile, StateWarning};
 /// callers can still match on `NotFound`, `AlreadyExists` and so on.
 pub(crate) fn io_context(err: io::Error, action: &str, path: &Path) -> io::Error {
     io::Error::new(err.kind(), format!("{action} {}: {err}", path.display()))
+}
+
+/// The mode of every directory karajo creates under `dir_base/var`.
+pub const DIR_MODE: u32 = 0o700;
+/// The mode of every file karajo creates under `dir_base/var`.
+pub const FILE_MODE: u32 = 0o600;
+
+/// `mkdir -p` with mode 0700 for every directory it creates (the umask can only
+/// remove bits from 0700). Existing directories are left as they are.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(|e| io_context(e, "create directory", dir))
+}
+
+/// Sets an existing directory that this process's user owns to 0700 when others may
+/// use it (a looser mode left by an earlier version of karajo); returns whether it
+/// changed it. A missing path, a symbolic link, a file and a directory owned by
+/// someone else are left alone.
+pub fn tighten_dir(dir: &Path) -> io::Result<bool> {
+    let meta = match dir.symlink_metadata() {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_context(e, "inspect directory", dir)),
+    };
+    if !meta.is_dir()
+        || meta.uid() != rustix::process::geteuid().as_raw()
+        || meta.mode() & 0o077 == 0
+    {
+        return Ok(false);
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE))
+        .map_err(|e| io_context(e, "restrict the mode of directory", dir))?;
+    Ok(true)
+}
+
+/// Writes `bytes` to `path` (created with mode 0600, or truncated and set to 0600).
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let context = |e| io_context(e, "write", path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(context)?;
+    if file.metadata().map_err(context)?.mode() & 0o777 != FILE_MODE {
+        file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
+            .map_err(context)?;
+    }
+    file.write_all(bytes).map_err(context)
 }
 
 /// Makes a directory's entries (a create, rename or unlink in it) durable.
@@ -98,6 +157,40 @@ mod tests {
         rename_no_replace(&a, &b).unwrap();
         assert_eq!(std::fs::read(&b).unwrap(), b"a");
         assert!(!a.exists());
+    }
+
+    #[test]
+    fn private_files_and_directories_ignore_the_umask_and_old_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let deep = dir.path().join("a/b/c");
+        create_private_dir(&deep).unwrap();
+        for p in [dir.path().join("a"), dir.path().join("a/b"), deep.clone()] {
+            assert_eq!(mode(&p), 0o700, "{}", p.display());
+        }
+        let file = deep.join("f");
+        write_private(&file, b"one").unwrap();
+        assert_eq!(mode(&file), 0o600);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&file, b"two").unwrap();
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(std::fs::read(&file).unwrap(), b"two");
+
+        let old = dir.path().join("old");
+        std::fs::create_dir(&old).unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(tighten_dir(&old).unwrap());
+        assert_eq!(mode(&old), 0o700);
+        assert!(!tighten_dir(&old).unwrap());
+        assert!(!tighten_dir(&dir.path().join("missing")).unwrap());
+        assert!(!tighten_dir(&file).unwrap());
+        let link = dir.path().join("link");
+        let target = dir.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(!tighten_dir(&link).unwrap());
+        assert_eq!(mode(&target), 0o755);
     }
 
     #[test]

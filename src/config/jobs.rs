@@ -52,6 +52,7 @@ pub(crate) const JOB_HTTP_KEYS: &[&str] = &[
     "http_url",
     "http_request_type",
     "http_header",
+    "http_header_secret",
     "http_timeout",
     "http_insecure",
 ];
@@ -142,6 +143,7 @@ pub(crate) fn build_http_job(
         http_request_type_text,
         http_headers,
         http_header_lines,
+        http_header_secret: read_header_secret(f, problems),
         http_timeout: read_job_http_timeout(f, global, problems),
         http_insecure: f.boolean("http_insecure", problems),
     }
@@ -276,6 +278,25 @@ fn read_headers(f: &Fields, problems: &mut Problems) -> (Vec<(String, String)>, 
         }
     }
     (headers, f.list("http_header"))
+}
+
+/// `http_header_secret`: one header name per line; a value that is not a valid
+/// header name is an error.
+fn read_header_secret(f: &Fields, problems: &mut Problems) -> Vec<String> {
+    let mut names = Vec::new();
+    for var in f.all("http_header_secret") {
+        let name = var.value.trim();
+        if http::HeaderName::from_bytes(name.as_bytes()).is_ok() {
+            names.push(name.to_string());
+        } else {
+            let message = format!(
+                "http_header_secret = {:?} is not a valid header name",
+                var.value
+            );
+            problems.error(&f.file, var.line, message);
+        }
+    }
+    names
 }
 
 /// `http_timeout`: absent or 0 → the global one; negative → no timeout.

@@ -319,6 +319,9 @@ pub struct JobHttpConfig {
     pub http_headers: Vec<(String, String)>,
     /// `http_header` lines as written.
     pub http_header_lines: Vec<String>,
+    /// `http_header_secret` (new): header names, beyond the fixed rule of
+    /// [`crate::redact`], whose values are never shown (logs, JSON, web UI).
+    pub http_header_secret: Vec<String>,
     /// `http_timeout`: empty or `0` → the global one; negative → `None`, no timeout.
     pub http_timeout: Option<Duration>,
     /// `http_insecure`: skip TLS certificate verification.

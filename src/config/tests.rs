@@ -620,6 +620,7 @@ fn http_job_keys_are_typed() {
     let fx = Fixture::new();
     let body = "[job.http \"a\"]\nhttp_url = https://example.org/x\nhttp_method = post\n\
                 http_request_type = FORM\nhttp_header = X-A : 1:2 \nhttp_header = X-B:\n\
+                http_header_secret = X-Tenant\nhttp_header_secret = x-other\n\
                 http_timeout = 0\nhttp_insecure = yes\nsecret = own\nheader_sign = X-S\n\
                 [job.http \"b\"]\nhttp_url = /x\nhttp_timeout = -5s\n\
                 [job.http \"c\"]\nhttp_url = /x\nhttp_timeout = 10s\n";
@@ -638,6 +639,7 @@ fn http_job_keys_are_typed() {
     ];
     assert_eq!(a.http_headers, headers);
     assert_eq!(a.http_header_lines, ["X-A : 1:2", "X-B:"]);
+    assert_eq!(a.http_header_secret, ["X-Tenant", "x-other"]);
     assert_eq!(a.http_timeout, Some(Duration::from_secs(120)));
     assert!(a.http_insecure);
     assert_eq!((a.secret.as_str(), a.header_sign.as_str()), ("own", "X-S"));
@@ -660,10 +662,22 @@ fn http_job_keys_are_typed() {
 #[test]
 fn http_job_bad_values_are_errors() {
     let fx = Fixture::new();
-    let body = "[job.http \"a\"]\nhttp_request_type = xml\nhttp_header = NoColon\n";
+    let body = "[job.http \"a\"]\nhttp_request_type = xml\nhttp_header = NoColon\n\
+                http_header_secret = X-Ok\nhttp_header_secret = \"Bad Name\"\n\
+                http_header_secret = X:Y\n";
     fx.main("", body);
     let got = messages(&fx.load_err().errors);
-    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(got.len(), 5, "{got:#?}");
+    assert!(
+        got.iter()
+            .any(|m| m.contains(":8: http_header_secret = \"Bad Name\" is not a valid header name")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.contains(":9: http_header_secret = \"X:Y\" is not a valid header name")),
+        "{got:#?}"
+    );
     assert!(
         got.iter()
             .any(|m| m.contains(":4: job.http \"a\" has no http_url"))

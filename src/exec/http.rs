@@ -1,7 +1,8 @@
 //! HTTP jobs: one request per run, built as the original builds it (spec 7.1) but
 //! correctly: `_karajo_epoch` is the real Unix time in every request type, a URL that
 //! already has a query gets `&`, and the URL is not rewritten. The request and the
-//! response (body capped) go into the run log; any 2xx is a success.
+//! response (body capped) go into the run log, with the values of secret headers
+//! replaced by `<redacted>` ([`crate::redact`]); any 2xx is a success.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, SharedLog, log_line};
 use crate::config::{HttpMethod, HttpRequestType};
+use crate::redact::{self, SecretHeaders};
 
 /// The most of a response body that goes into the run log.
 pub const RESPONSE_BODY_CAP: usize = 1024 * 1024;
@@ -29,6 +31,9 @@ pub struct HttpJob {
     pub secret: String,
     /// The header that receives the signature.
     pub header_sign: String,
+    /// The headers whose values the run log does not show: the fixed rule plus the
+    /// job's `header_sign` and `http_header_secret`.
+    pub secret_headers: SecretHeaders,
     /// The whole request's time limit; `None` for none.
     pub timeout: Option<Duration>,
     /// Skip TLS certificate verification.
@@ -110,7 +115,7 @@ async fn send(job: &HttpJob, epoch: i64, log: &SharedLog) -> Outcome {
     };
     let (client, request) = request;
     log_line(log, "--- HTTP request:");
-    log_request(log, &request);
+    log_request(log, &request, &job.secret_headers);
     let mut response = match client.execute(request).await {
         Ok(response) => response,
         Err(err) => return Outcome::Failed(format!("execute: {}", error_chain(&err))),
@@ -120,12 +125,7 @@ async fn send(job: &HttpJob, epoch: i64, log: &SharedLog) -> Outcome {
         log,
         &format!("{:?} {}", response.version(), response.status()),
     );
-    for (name, value) in response.headers() {
-        log_line(
-            log,
-            &format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())),
-        );
-    }
+    log_headers(log, response.headers(), &job.secret_headers);
     log_line(log, "");
     let mut kept = 0usize;
     loop {
@@ -198,7 +198,7 @@ fn build(job: &HttpJob, epoch: i64) -> Result<(reqwest::Client, reqwest::Request
     }
     let mut request = request
         .build()
-        .map_err(|e| format!("invalid request to {}: {e}", payload.url))?;
+        .map_err(|e| format!("invalid request to {}: {e}", redact::url(&payload.url)))?;
     for (name, value) in &job.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("invalid header name {name:?}"))?;
@@ -210,8 +210,9 @@ fn build(job: &HttpJob, epoch: i64) -> Result<(reqwest::Client, reqwest::Request
 }
 
 /// Writes the request as it goes on the wire (without the headers the HTTP stack adds
-/// itself, except Host).
-fn log_request(log: &SharedLog, request: &reqwest::Request) {
+/// itself, except Host), secret header values redacted. The user info of the URL is
+/// not in the request line; reqwest has turned it into an `Authorization` header.
+fn log_request(log: &SharedLog, request: &reqwest::Request, secret: &SecretHeaders) {
     let url = request.url();
     let target = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
@@ -224,16 +225,19 @@ fn log_request(log: &SharedLog, request: &reqwest::Request) {
             None => log_line(log, &format!("Host: {host}")),
         }
     }
-    for (name, value) in request.headers() {
-        log_line(
-            log,
-            &format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())),
-        );
-    }
+    log_headers(log, request.headers(), secret);
     log_line(log, "");
     if let Some(body) = request.body().and_then(|b| b.as_bytes()) {
         output(log, body);
         log_line(log, "");
+    }
+}
+
+/// One `name: value` line per header, secret values redacted.
+fn log_headers(log: &SharedLog, headers: &reqwest::header::HeaderMap, secret: &SecretHeaders) {
+    for (name, value) in headers {
+        let line = secret.header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
+        log_line(log, &line);
     }
 }
 
@@ -268,9 +272,59 @@ mod tests {
             headers: Vec::new(),
             secret: "s3cret".into(),
             header_sign: "X-Karajo-Sign".into(),
+            secret_headers: SecretHeaders::new("X-Karajo-Sign", &[]),
             timeout: None,
             insecure: false,
             sent: None,
+        }
+    }
+
+    #[test]
+    fn the_log_shows_secret_headers_as_redacted_but_the_request_keeps_them() {
+        let mut job = job("http://u:pw@127.0.0.1:1/x", HttpRequestType::Json);
+        job.headers = vec![
+            ("Authorization".into(), "Bearer xyz".into()),
+            ("X-Api-Key".into(), "abc".into()),
+            ("X-Tenant".into(), "t-1".into()),
+            ("X-Test".into(), "visible".into()),
+        ];
+        job.secret_headers = SecretHeaders::new("X-Karajo-Sign", &["X-Tenant".into()]);
+        let (_, request) = build(&job, 7).unwrap();
+        let sign = crate::auth::sign_hmac_sha256(b"s3cret", br#"{"_karajo_epoch":7}"#);
+        assert_eq!(request.headers()["x-karajo-sign"], sign.as_str());
+        assert_eq!(request.headers()["authorization"], "Bearer xyz");
+        assert_eq!(request.headers()["x-api-key"], "abc");
+        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink: SharedLog = bytes.clone();
+        log_request(&sink, &request, &job.secret_headers);
+        let mut response = reqwest::header::HeaderMap::new();
+        response.insert("set-cookie", "sid=cookie-value".parse().unwrap());
+        response.insert("x-request-id", "r-1".parse().unwrap());
+        log_headers(&sink, &response, &job.secret_headers);
+        let text = String::from_utf8(bytes.lock().unwrap().clone()).unwrap();
+        for line in [
+            "POST /x HTTP/1.1\n",
+            "Host: 127.0.0.1:1\n",
+            "x-karajo-sign: <redacted>\n",
+            "authorization: <redacted>\n",
+            "x-api-key: <redacted>\n",
+            "x-tenant: <redacted>\n",
+            "x-test: visible\n",
+            "set-cookie: <redacted>\n",
+            "x-request-id: r-1\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in {text}");
+        }
+        for secret in [
+            sign.as_str(),
+            "xyz",
+            "abc",
+            "t-1",
+            "pw",
+            "cookie-value",
+            "dTpwdw",
+        ] {
+            assert!(!text.contains(secret), "{secret:?} in {text}");
         }
     }
 

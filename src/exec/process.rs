@@ -45,13 +45,13 @@ pub(super) fn group_of(child: &Child) -> Option<Pid> {
 pub(super) struct GroupRecord(PathBuf);
 
 impl GroupRecord {
-    /// Records group `pgid` as `<dir>/<name>`.
+    /// Records group `pgid` as `<dir>/<name>` (the directory 0700, the file 0600).
     pub(super) fn write(dir: &Path, name: &str, pgid: Pid) -> std::io::Result<Self> {
         let path = dir.join(name);
         let start = start_time(pgid).unwrap_or(0);
         let text = format!("{} {} {start}\n", boot_id(), pgid.as_raw_nonzero());
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(&path, text)?;
+        crate::store::create_private_dir(dir)?;
+        crate::store::write_private(&path, text.as_bytes())?;
         Ok(Self(path))
     }
 }

@@ -1,5 +1,7 @@
 //! `GET /karajo/api/environment`: the whole configuration and every job's state, as
-//! the original's `Env` JSON (spec 4.3). Secrets, users and notifications never appear.
+//! the original's `Env` JSON (spec 4.3). Secrets, users and notifications never appear;
+//! HTTP jobs' secret header values and URL user info are `<redacted>`
+//! ([`crate::redact`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};

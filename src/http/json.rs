@@ -3,12 +3,15 @@
 //! integer nanoseconds, and struct fields come in the original's order with its
 //! omit-when-empty rules.
 
+use std::borrow::Cow;
+
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::redact::{self, SecretHeaders};
 use crate::scheduler::{JobDef, JobView, LogSummary};
 
 /// Go's zero `time.Time` in JSON.
@@ -223,15 +226,17 @@ impl<'a> JobExecJson<'a> {
     }
 }
 
-/// An HTTP job (`JobHTTP`, spec 4.3) in the original's field order.
+/// An HTTP job (`JobHTTP`, spec 4.3) in the original's field order. The values of
+/// secret headers are `<redacted>` and so is the user info of the URL
+/// ([`crate::redact`]).
 #[derive(Debug, Serialize)]
 pub struct JobHttpJson<'a> {
     header_sign: &'a str,
     http_method: &'a str,
-    http_url: &'a str,
+    http_url: Cow<'a, str>,
     http_request_type: &'a str,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    http_headers: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    http_headers: Vec<Cow<'a, str>>,
     #[serde(flatten)]
     base: JobBaseJson<'a>,
     http_timeout: u128,
@@ -245,12 +250,17 @@ impl<'a> JobHttpJson<'a> {
         let JobDef::Http { config: cfg, .. } = &view.def else {
             return None;
         };
+        let secret = SecretHeaders::new(&cfg.header_sign, &cfg.http_header_secret);
         Some(Self {
             header_sign: &cfg.header_sign,
             http_method: &cfg.http_method_text,
-            http_url: &cfg.http_url,
+            http_url: redact::url(&cfg.http_url),
             http_request_type: &cfg.http_request_type_text,
-            http_headers: &cfg.http_header_lines,
+            http_headers: cfg
+                .http_header_lines
+                .iter()
+                .map(|line| secret.header_line(line))
+                .collect(),
             base: JobBaseJson::new(view),
             http_timeout: cfg.http_timeout.map_or(0, |d| d.as_nanos()),
             http_insecure: cfg.http_insecure,

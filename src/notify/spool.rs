@@ -2,8 +2,8 @@
 //! delivered, so that none is lost to a restart or a crash. A file is written (to a
 //! temporary name, synced, then renamed) before the run is reported done, deleted
 //! once delivered, and moved to `failed/` when delivery is given up. Files that
-//! cannot be read are renamed `*.bad` and reported. Synchronous; callers run it on
-//! the blocking pool.
+//! cannot be read are renamed `*.bad` and reported. Directories are made 0700 and
+//! files 0600. Synchronous; callers run it on the blocking pool.
 
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::message::Pending;
-use crate::store::sync_dir;
+use crate::store::{create_private_dir, sync_dir};
 
 /// Where given-up notifications go, below the spool.
 const FAILED_DIR: &str = "failed";
@@ -47,7 +47,7 @@ impl Spool {
 
     /// Writes `pending` durably under a new unique name, which it returns.
     pub fn write(&self, pending: &Pending, now: Timestamp) -> io::Result<String> {
-        std::fs::create_dir_all(&self.dir)?;
+        create_private_dir(&self.dir)?;
         let name = format!(
             "{:013}-{:08x}.json",
             now.as_millisecond().max(0),
@@ -77,7 +77,7 @@ impl Spool {
     /// where it went.
     pub fn bury(&self, name: &str) -> io::Result<PathBuf> {
         let failed = self.dir.join(FAILED_DIR);
-        std::fs::create_dir_all(&failed)?;
+        create_private_dir(&failed)?;
         let to = failed.join(name);
         std::fs::rename(self.dir.join(name), &to)?;
         Ok(to)
@@ -186,5 +186,20 @@ mod tests {
         let buried = spool.bury(&b).unwrap();
         assert!(buried.exists());
         assert!(spool.load().unwrap().pending.is_empty());
+    }
+
+    #[test]
+    fn spool_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("lib/notify"));
+        let name = spool.write(&sample(), Timestamp::now()).unwrap();
+        assert_eq!(mode(spool.dir()), 0o700);
+        assert_eq!(mode(&dir.path().join("lib")), 0o700);
+        assert_eq!(mode(&spool.dir().join(&name)), 0o600);
+        let buried = spool.bury(&name).unwrap();
+        assert_eq!(mode(buried.parent().unwrap()), 0o700);
+        assert_eq!(mode(&buried), 0o600);
     }
 }

@@ -17,6 +17,7 @@ use crate::config::{JobExecConfig, JobHttpConfig};
 use crate::exec::{self, HttpJob, LogSink, Outcome, RunContext, ShellJob};
 use crate::job::{JobId, JobKey, JobKind, RunStatus, Trigger};
 use crate::notify::{Notifier, NotifyOn, RunRecord};
+use crate::redact::SecretHeaders;
 use crate::store::RunLogWriter;
 
 /// The fixed `PATH` the original gives commands (spec 6.2).
@@ -204,14 +205,19 @@ fn closing_line(kind: JobKind, id: &JobId, outcome: &Outcome) -> String {
     }
 }
 
-/// Writes a webhook run's raw body where its commands can read it; `None` for runs
-/// without a request.
-async fn write_request_body(ctx: &RunContext, path: &PathBuf) -> io::Result<Option<PathBuf>> {
+/// Writes a webhook run's raw body (mode 0600) where its commands can read it; `None`
+/// for runs without a request.
+async fn write_request_body(ctx: &RunContext, path: &Path) -> io::Result<Option<PathBuf>> {
     let Some(request) = &ctx.request else {
         return Ok(None);
     };
-    tokio::fs::write(path, &request.body).await?;
-    Ok(Some(path.clone()))
+    let (path, body) = (path.to_path_buf(), request.body.clone());
+    tokio::task::spawn_blocking(move || {
+        crate::store::write_private(&path, &body)?;
+        Ok(Some(path))
+    })
+    .await
+    .map_err(io::Error::other)?
 }
 
 /// The commands, directory and environment of a shell run (spec 6.2 plus the new
@@ -256,6 +262,7 @@ fn http_job(cfg: &JobHttpConfig, url: &str) -> HttpJob {
         headers: cfg.http_headers.clone(),
         secret: cfg.secret.clone(),
         header_sign: cfg.header_sign.clone(),
+        secret_headers: SecretHeaders::new(&cfg.header_sign, &cfg.http_header_secret),
         timeout: cfg.http_timeout,
         insecure: cfg.http_insecure,
         sent: None,

@@ -1,15 +1,15 @@
 //! Where karajo's files live under `dir_base` (spec 1.2): the per-job working and log
 //! directories, the state file and the kept webhook request bodies, plus the `mkdir -p`
-//! (mode 0700) done at start-up. Paths only; what goes into the files belongs to
+//! (mode 0700) done at start-up, which also tightens karajo's own directories left with
+//! a looser mode by an earlier version. Paths only; what goes into the files belongs to
 //! [`super::run_log`] and [`super::state`].
 
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::job::{JobId, JobKind};
 
-use super::{io_context, rename_no_replace};
+use super::{create_private_dir, rename_no_replace, tighten_dir};
 
 /// The directory layout under one `dir_base`. The literal directory name is always
 /// `karajo`, whatever the configured `name`.
@@ -75,21 +75,44 @@ impl Layout {
         self.lib_dir().join("request")
     }
 
+    /// `$dir_base/var/lib/karajo/notify`: the notification spool.
+    pub fn notify_dir(&self) -> PathBuf {
+        self.lib_dir().join("notify")
+    }
+
     /// Creates the shared directories (mode 0700, like the original's `mkdir -p`):
-    /// `var/lib/karajo/{job,job_http,request}`, `var/log/karajo/{job,job_http}` and
-    /// `var/run/karajo/job_http`. `etc/karajo` is not created.
+    /// `var/lib/karajo/{job,job_http,request,notify}`, `var/log/karajo/{job,job_http}`
+    /// and `var/run/karajo/{job_http,groups}`. `etc/karajo` is not created.
+    ///
+    /// Those directories, `var/{lib,log,run}/karajo` themselves and the spool's
+    /// `failed/` are then set to 0700 if an earlier version left them open to others
+    /// and this user owns them ([`super::tighten_dir`]). The directories above them
+    /// (`/var/lib` when `dir_base` is `/`) and what jobs create in their working
+    /// directories are never touched.
     pub fn ensure_dirs(&self) -> io::Result<()> {
         let lib = self.lib_dir();
         let log = self.log_root();
-        for dir in [
+        let shared = [
             lib.join(JobKind::Exec.as_str()),
             lib.join(JobKind::Http.as_str()),
             self.request_dir(),
+            self.notify_dir(),
             log.join(JobKind::Exec.as_str()),
             log.join(JobKind::Http.as_str()),
             self.run_dir().join(JobKind::Http.as_str()),
-        ] {
-            mkdir_all(&dir)?;
+            self.group_dir(),
+        ];
+        for dir in &shared {
+            create_private_dir(dir)?;
+        }
+        let roots = [
+            lib.clone(),
+            log,
+            self.run_dir(),
+            self.notify_dir().join("failed"),
+        ];
+        for dir in roots.iter().chain(&shared) {
+            tighten(dir);
         }
         Ok(())
     }
@@ -106,7 +129,9 @@ impl Layout {
                 format!("job id {id:?} cannot name a directory"),
             ));
         }
-        mkdir_all(&self.work_dir(kind, id))?;
+        let work_dir = self.work_dir(kind, id);
+        create_private_dir(&work_dir)?;
+        tighten(&work_dir);
         let log_dir = self.log_dir(kind, id);
         if kind == JobKind::Http
             && let Ok(meta) = log_dir.symlink_metadata()
@@ -115,17 +140,19 @@ impl Layout {
             let aside = log_dir.with_file_name(format!("{id}.pre-0.8.log"));
             rename_no_replace(&log_dir, &aside)?;
         }
-        mkdir_all(&log_dir)
+        create_private_dir(&log_dir)?;
+        tighten(&log_dir);
+        Ok(())
     }
 }
 
-/// `mkdir -p` with mode 0700 for every directory it creates.
-fn mkdir_all(dir: &Path) -> io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| io_context(e, "create directory", dir))
+/// [`tighten_dir`], reporting what it changed or could not change.
+fn tighten(dir: &Path) {
+    match tighten_dir(dir) {
+        Ok(true) => tracing::info!(dir = %dir.display(), "directory mode set to 0700"),
+        Ok(false) => {}
+        Err(err) => tracing::warn!(%err, "cannot restrict a directory to its owner"),
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +204,10 @@ mod tests {
             base.path().join("var/log/karajo/job"),
             base.path().join("var/log/karajo/job_http"),
             base.path().join("var/run/karajo/job_http"),
+            base.path().join("var/run/karajo/groups"),
+            base.path().join("var/lib/karajo/notify"),
+            base.path().join("var"),
+            base.path().join("var/lib"),
             l.work_dir(JobKind::Exec, &id),
             l.log_dir(JobKind::Exec, &id),
         ] {
@@ -190,6 +221,49 @@ mod tests {
             );
         }
         assert!(!base.path().join("etc").exists());
+    }
+
+    #[test]
+    fn directories_left_open_by_an_earlier_version_are_tightened() {
+        let base = tempfile::tempdir().unwrap();
+        let l = Layout::new(base.path());
+        let id = JobId::from_raw("j");
+        let old = [
+            base.path().join("var/lib/karajo/job/j"),
+            base.path().join("var/lib/karajo/notify/failed"),
+            base.path().join("var/log/karajo/job/j"),
+            base.path().join("var/run/karajo/groups"),
+            base.path().join("var/run/karajo/job_http"),
+        ];
+        for dir in &old {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let all_open = [
+            base.path().join("var"),
+            base.path().join("var/lib"),
+            base.path().join("var/lib/karajo"),
+            base.path().join("var/lib/karajo/job"),
+            base.path().join("var/lib/karajo/notify"),
+            base.path().join("var/log/karajo"),
+            base.path().join("var/log/karajo/job"),
+            base.path().join("var/run/karajo"),
+        ];
+        let work_file = base.path().join("var/lib/karajo/job/j/checkout");
+        std::fs::create_dir(&work_file).unwrap();
+        for dir in old.iter().chain(&all_open).chain([&work_file]) {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        l.ensure_dirs().unwrap();
+        l.ensure_job_dirs(JobKind::Exec, &id).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for dir in old.iter().chain(&all_open[2..]) {
+            assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        }
+        // Above karajo's own directories, and inside a job's working directory,
+        // nothing changes.
+        assert_eq!(mode(&base.path().join("var")), 0o755);
+        assert_eq!(mode(&base.path().join("var/lib")), 0o755);
+        assert_eq!(mode(&work_file), 0o755);
     }
 
     #[test]

@@ -5,6 +5,13 @@
 //! unless the result is still inside the canonical directory (a relative `dir_public`
 //! is relative to the directory karajo started in, as in the original). Paths under `/karajo`
 //! are never served from here. Without `dir_public`, `/` goes to the web UI.
+//!
+//! The files share the web UI's origin, so every one is served with
+//! `Content-Security-Policy: sandbox` (a page runs no script and gets an origin of its
+//! own, so it cannot act as a logged-in user) and `X-Content-Type-Options: nosniff`.
+//! The redirect that adds a directory's `/` always stays on this origin: its
+//! `Location` is a path starting with exactly one `/`, repeated slashes collapsed
+//! (`//evil.example` leads to `/evil.example/`, never to another host).
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +21,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::http::AppState;
+
+/// The Content-Security-Policy of every file from `dir_public`.
+pub const PUBLIC_CSP: &str = "sandbox";
 
 /// Why a path is not served.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -59,7 +69,7 @@ pub async fn serve(
     };
     let file = match found {
         Found::Dir(_) if !wants_dir => {
-            return Redirect::to(&format!("{path}/")).into_response();
+            return Redirect::to(&directory_location(path)).into_response();
         }
         Found::Dir(index) => match index {
             Some(index) => index,
@@ -95,6 +105,27 @@ fn relative_path(url_path: &str) -> Result<PathBuf, PublicPathError> {
         relative.push(segment);
     }
     Ok(relative)
+}
+
+/// Where a directory asked for without its trailing `/` redirects to: the path with
+/// runs of `/` collapsed to one, exactly one leading `/`, a trailing `/`, and `\\`,
+/// spaces, control and non-ASCII bytes percent-encoded, so a browser can only read it
+/// as a path on this origin (`//host`, `/\\host` or `/<tab>/host` would name another
+/// host).
+fn directory_location(path: &str) -> String {
+    let mut location = String::from("/");
+    for byte in path.bytes() {
+        match byte {
+            b'/' if location.ends_with('/') => {}
+            b'\\' => location.push_str("%5C"),
+            b if b.is_ascii_graphic() => location.push(char::from(b)),
+            b => location.push_str(&format!("%{b:02X}")),
+        }
+    }
+    if !location.ends_with('/') {
+        location.push('/');
+    }
+    location
 }
 
 /// Canonicalises `root/relative` and keeps it only when it stays inside `root`.
@@ -181,6 +212,10 @@ async fn send_file(path: &Path, headers: &HeaderMap) -> Response {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PUBLIC_CSP),
+        ),
     ];
     if fresh {
         return (StatusCode::NOT_MODIFIED, common).into_response();
@@ -223,6 +258,27 @@ mod tests {
         }
         for bad in ["/a%5c..", "/%00", "/%zz", "/%ff"] {
             assert_eq!(relative_path(bad), Err(PublicPathError::Malformed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn directory_redirects_stay_on_this_origin() {
+        for (path, want) in [
+            ("/docs", "/docs/"),
+            ("//evil.example", "/evil.example/"),
+            ("///evil.example", "/evil.example/"),
+            ("//evil.example//sub", "/evil.example/sub/"),
+            ("/a//b", "/a/b/"),
+            ("/\\evil.example", "/%5Cevil.example/"),
+            ("/%2F%2Fevil.example", "/%2F%2Fevil.example/"),
+            ("/\t/evil.example", "/%09/evil.example/"),
+            ("/caf\u{e9}", "/caf%C3%A9/"),
+            ("evil.example", "/evil.example/"),
+            ("", "/"),
+        ] {
+            let got = directory_location(path);
+            assert_eq!(got, want, "{path:?}");
+            assert!(got.starts_with('/') && !got.starts_with("//"), "{path:?}");
         }
     }
 

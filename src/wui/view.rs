@@ -1,6 +1,7 @@
 //! What the templates show, built from the scheduler's snapshot, the configuration and
 //! the run logs' times: job cards for the dashboard, a job's state and recent runs,
-//! its definition, and times as UTC ISO strings that the page's script localises.
+//! its definition (secret header values and URL user info redacted by
+//! [`crate::redact`]), and times as UTC ISO strings that the page's script localises.
 //! Reading run times touches files: build views on a blocking thread.
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use jiff::Timestamp;
 use super::chart;
 use super::runs::RunTimesCache;
 use crate::job::{JobKind, RunStatus, Trigger};
+use crate::redact::{self, SecretHeaders};
 use crate::scheduler::{JobDef, JobView, Snapshot};
 use crate::store::Layout;
 
@@ -344,9 +346,14 @@ pub fn detail(view: &JobView, now: Timestamp) -> JobDetail {
             (job.description.clone(), job.commands.clone(), "Commands")
         }
         JobDef::Http { config: job, .. } => {
+            let secret = SecretHeaders::new(&job.header_sign, &job.http_header_secret);
             facts.push(Fact {
                 name: "Request",
-                value: format!("{} {}", job.http_method.as_str(), job.http_url),
+                value: format!(
+                    "{} {}",
+                    job.http_method.as_str(),
+                    redact::url(&job.http_url)
+                ),
             });
             facts.push(Fact {
                 name: "Parameters in",
@@ -368,7 +375,10 @@ pub fn detail(view: &JobView, now: Timestamp) -> JobDetail {
             }
             (
                 job.description.clone(),
-                job.http_header_lines.clone(),
+                job.http_header_lines
+                    .iter()
+                    .map(|line| secret.header_line(line).into_owned())
+                    .collect(),
                 "Request headers",
             )
         }

@@ -11,6 +11,7 @@ mod job_http;
 mod notify;
 mod process;
 mod schedule;
+mod secrets;
 mod security;
 mod server;
 mod store;

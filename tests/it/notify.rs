@@ -493,14 +493,16 @@ async fn spooled_notifications_are_delivered_after_a_restart() {
 
 /// What the webhook server received.
 #[derive(Debug)]
-struct Hit {
-    headers: HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Hit {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
 /// An axum server on 127.0.0.1 that records each POST and answers the statuses in
 /// `answers` in turn (then 200).
-async fn webhook_server(answers: Vec<StatusCode>) -> (String, mpsc::UnboundedReceiver<Hit>) {
+pub(crate) async fn webhook_server(
+    answers: Vec<StatusCode>,
+) -> (String, mpsc::UnboundedReceiver<Hit>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let answers = Arc::new(Mutex::new(answers.into_iter()));
     let app = axum::Router::new().route(
@@ -527,7 +529,7 @@ async fn webhook_server(answers: Vec<StatusCode>) -> (String, mpsc::UnboundedRec
     (url, rx)
 }
 
-async fn next_hit(rx: &mut mpsc::UnboundedReceiver<Hit>) -> Hit {
+pub(crate) async fn next_hit(rx: &mut mpsc::UnboundedReceiver<Hit>) -> Hit {
     tokio::time::timeout(TIMEOUT, rx.recv())
         .await
         .expect("a webhook request in time")
