@@ -1,6 +1,6 @@
 //! The `[karajo]` section: global settings with their defaults (spec 2.2 plus the new
-//! keys `timezone`, `epoch_window`, `sourcehut_public_key`, `max_body_size`, `public_url`), and the
-//! generated secret when none is configured.
+//! keys `timezone`, `epoch_window`, `sourcehut_public_key`, `max_body_size`, `public_url`,
+//! `trusted_proxy`), and the generated secret when none is configured.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +14,7 @@ use super::model::{
     DEFAULT_EPOCH_WINDOW, DEFAULT_HTTP_TIMEOUT, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_BODY_SIZE,
     DEFAULT_NAME, SOURCEHUT_PUBLIC_KEY,
 };
+use super::net::IpNet;
 
 /// The keys a `[karajo]` section may hold.
 pub(crate) const KARAJO_KEYS: &[&str] = &[
@@ -30,6 +31,7 @@ pub(crate) const KARAJO_KEYS: &[&str] = &[
     "sourcehut_public_key",
     "max_body_size",
     "public_url",
+    "trusted_proxy",
 ];
 
 /// Length of a generated secret.
@@ -52,6 +54,7 @@ pub(crate) struct Settings {
     pub(crate) sourcehut_public_key: [u8; 32],
     pub(crate) max_body_size: usize,
     pub(crate) public_url: Option<String>,
+    pub(crate) trusted_proxy: Vec<IpNet>,
 }
 
 /// Reads the merged `[karajo]` variables; `cwd` anchors a relative `dir_base`.
@@ -82,7 +85,30 @@ pub(crate) fn read_settings(fields: &Fields, cwd: &Path, problems: &mut Problems
             .unwrap_or_else(default_sourcehut_key),
         max_body_size: read_max_body_size(fields, problems),
         public_url: read_public_url(fields, problems),
+        trusted_proxy: read_trusted_proxy(fields, problems),
     }
+}
+
+/// `trusted_proxy` (new, repeatable): addresses or CIDR blocks, separated by commas or
+/// spaces; empty by default (no proxy is trusted). Each bad entry is an error at its line.
+fn read_trusted_proxy(fields: &Fields, problems: &mut Problems) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for var in fields.all("trusted_proxy") {
+        let entries = var
+            .value
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|e| !e.is_empty());
+        for entry in entries {
+            match entry.parse::<IpNet>() {
+                Ok(net) => nets.push(net),
+                Err(err) => {
+                    let message = format!("trusted_proxy = {entry:?} is invalid: {err}");
+                    problems.error(&fields.file, var.line, message);
+                }
+            }
+        }
+    }
+    nets
 }
 
 /// `public_url` (new): an `http://` or `https://` base URL; trailing `/` removed.
