@@ -210,8 +210,11 @@ impl Daemon {
         };
         let stop_http = CancellationToken::new();
         let app = http::app(app_state);
-        let server = axum::serve(listener, tower::make::Shared::new(app))
-            .with_graceful_shutdown(stop_http.clone().cancelled_owned());
+        let server = axum::serve(
+            listener,
+            axum::ServiceExt::into_make_service_with_connect_info::<SocketAddr>(app),
+        )
+        .with_graceful_shutdown(stop_http.clone().cancelled_owned());
         let server_task = tokio::spawn(async move {
             if let Err(err) = server.await {
                 tracing::error!(%err, "HTTP server failed");
