@@ -4,12 +4,13 @@
 //! Everything here is pure and synchronous: no tokio, no axum, no IO. The HTTP layer reads
 //! the raw body, calls [`verify_webhook`] or [`verify_global`], then [`check_epoch`], and only
 //! once all of those passed records the delivery with [`ReplayGuard::check_and_remember`].
-//! bcrypt users ([`user`]) and web UI sessions ([`session`]) live beside this part of the
-//! room.
+//! bcrypt users ([`user`]), the login throttle ([`throttle`]) and web UI sessions
+//! ([`session`]) live beside this part of the room.
 
 pub mod replay;
 pub mod session;
 pub mod signature;
+pub mod throttle;
 pub mod user;
 
 #[doc(inline)]
