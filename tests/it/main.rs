@@ -9,6 +9,7 @@ mod client;
 mod exec;
 mod job_http;
 mod login;
+mod logs;
 mod notify;
 mod process;
 mod schedule;
