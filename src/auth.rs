@@ -5,12 +5,13 @@
 //! the raw body, calls [`verify_webhook`] or [`verify_global`], and only once the signature
 //! verified spends it in the [`ReplayGuard`] ([`ReplayGuard::accept_signed`] for requests
 //! stamped with `_karajo_epoch`, [`ReplayGuard::accept_delivery`] for GitHub and SourceHut).
-//! bcrypt users ([`user`]) and web UI sessions ([`session`]) live beside this part of the
-//! room.
+//! bcrypt users ([`user`]), the login throttle ([`throttle`]) and web UI sessions
+//! ([`session`]) live beside this part of the room.
 
 pub mod replay;
 pub mod session;
 pub mod signature;
+pub mod throttle;
 pub mod user;
 
 #[doc(inline)]

@@ -10,6 +10,7 @@ pub mod ini;
 mod jobs;
 mod load;
 pub mod model;
+pub mod net;
 pub mod notif;
 mod settings;
 
@@ -19,7 +20,7 @@ mod tests;
 pub use jobs::clean_path;
 pub use load::load;
 pub use model::{
-    Config, ConfigErrors, Diagnostic, HttpMethod, HttpRequestType, JobExecConfig, JobHttpConfig,
-    NotifConfig, UserConfig,
+    Config, ConfigErrors, Diagnostic, HttpMethod, HttpRequestType, IpNet, JobExecConfig,
+    JobHttpConfig, NotifConfig, UserConfig,
 };
 pub use notif::{EmailNotif, NotifKind, SmtpSecurity, SmtpServer, WebhookNotif};

@@ -10,6 +10,7 @@ mod error;
 mod job_exec;
 mod job_http;
 pub mod json;
+pub mod peer;
 mod webhook;
 
 use std::collections::HashMap;

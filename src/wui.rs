@@ -32,13 +32,15 @@ use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 
 use crate::auth::session::SessionInfo;
+use crate::auth::throttle::LoginThrottle;
 use crate::http::AppState;
 use crate::http::access;
 use crate::job::JobKind;
 
 pub use ansi::AnsiHtml;
 
-/// Password checks (bcrypt) running at once; more logins wait.
+/// Password checks (bcrypt) running at once; more logins wait (at most one per client
+/// and per user name, see [`crate::auth::throttle`]).
 const LOGIN_CHECKS: usize = 2;
 
 /// The Content-Security-Policy of every page: nothing from elsewhere, no inline
@@ -50,6 +52,10 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; styl
 pub struct WuiState {
     /// Limits concurrent bcrypt checks.
     login_checks: Arc<Semaphore>,
+    /// Failed logins and the checks in flight, by client and by user name.
+    login_throttle: Arc<LoginThrottle>,
+    /// The key of the login form's CSRF tokens, made at each start.
+    login_key: Arc<str>,
     /// Start and end times of ended runs.
     run_times: Arc<runs::RunTimesCache>,
     /// One permit per live stream (SSE) open now; `max_sse_streams` in all.
@@ -61,6 +67,8 @@ impl WuiState {
     pub fn new(max_sse_streams: usize) -> Self {
         Self {
             login_checks: Arc::new(Semaphore::new(LOGIN_CHECKS)),
+            login_throttle: Arc::new(LoginThrottle::default()),
+            login_key: crate::auth::session::random_key().into(),
             run_times: Arc::new(runs::RunTimesCache::default()),
             sse_streams: Arc::new(Semaphore::new(max_sse_streams)),
         }

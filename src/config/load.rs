@@ -303,6 +303,7 @@ fn assemble(
         jobs,
         http_jobs,
         public_url: settings.public_url,
+        trusted_proxy: settings.trusted_proxy,
         notifs,
         users,
         warnings: Vec::new(),

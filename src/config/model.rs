@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use jiff::tz::TimeZone;
 
+pub use super::net::IpNet;
 pub use super::notif::NotifConfig;
 use crate::job::{AuthKind, JobId};
 use crate::schedule::Schedule;
@@ -140,6 +141,10 @@ pub struct Config {
     /// `public_url` (new): the base URL of the web UI in notifications, without a
     /// trailing `/`; `None` means `http://` + the address the server listens on.
     pub public_url: Option<String>,
+    /// `trusted_proxy` (new): the reverse proxies whose `X-Forwarded-For`,
+    /// `X-Forwarded-Proto` and `Forwarded: proto=` headers are believed; empty (the
+    /// default) believes no one.
+    pub trusted_proxy: Vec<IpNet>,
     /// `[job "..."]` sections, sorted by name.
     pub jobs: Vec<JobExecConfig>,
     /// `[job.http "..."]` sections, sorted by name.

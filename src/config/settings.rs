@@ -1,8 +1,9 @@
 //! The `[karajo]` section: global settings with their defaults (spec 2.2 plus the new
 //! keys `timezone`, `epoch_window`, `epoch_skew`, `accept_unstamped_signatures`,
-//! `sourcehut_public_key`, `max_body_size`, `public_url` and the HTTP server's limits
-//! `max_connections`, `header_read_timeout`, `idle_timeout`, `body_read_timeout`,
-//! `max_sse_streams`), and the generated secret when none is configured.
+//! `sourcehut_public_key`, `max_body_size`, `public_url`, `trusted_proxy` and the HTTP
+//! server's limits `max_connections`, `header_read_timeout`, `idle_timeout`,
+//! `body_read_timeout`, `max_sse_streams`), and the generated secret when none is
+//! configured.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use super::model::{
     DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_SSE_STREAMS, DEFAULT_NAME,
     SOURCEHUT_PUBLIC_KEY,
 };
+use super::net::IpNet;
 
 /// The keys a `[karajo]` section may hold.
 pub(crate) const KARAJO_KEYS: &[&str] = &[
@@ -41,6 +43,7 @@ pub(crate) const KARAJO_KEYS: &[&str] = &[
     "idle_timeout",
     "body_read_timeout",
     "max_sse_streams",
+    "trusted_proxy",
 ];
 
 /// Length of a generated secret.
@@ -70,6 +73,7 @@ pub(crate) struct Settings {
     pub(crate) idle_timeout: Duration,
     pub(crate) body_read_timeout: Duration,
     pub(crate) max_sse_streams: usize,
+    pub(crate) trusted_proxy: Vec<IpNet>,
 }
 
 /// Reads the merged `[karajo]` variables; `cwd` anchors a relative `dir_base`.
@@ -123,7 +127,30 @@ pub(crate) fn read_settings(fields: &Fields, cwd: &Path, problems: &mut Problems
         ),
         max_sse_streams: read_count(fields, "max_sse_streams", problems)
             .unwrap_or(DEFAULT_MAX_SSE_STREAMS),
+        trusted_proxy: read_trusted_proxy(fields, problems),
     }
+}
+
+/// `trusted_proxy` (new, repeatable): addresses or CIDR blocks, separated by commas or
+/// spaces; empty by default (no proxy is trusted). Each bad entry is an error at its line.
+fn read_trusted_proxy(fields: &Fields, problems: &mut Problems) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for var in fields.all("trusted_proxy") {
+        let entries = var
+            .value
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|e| !e.is_empty());
+        for entry in entries {
+            match entry.parse::<IpNet>() {
+                Ok(net) => nets.push(net),
+                Err(err) => {
+                    let message = format!("trusted_proxy = {entry:?} is invalid: {err}");
+                    problems.error(&fields.file, var.line, message);
+                }
+            }
+        }
+    }
+    nets
 }
 
 /// `public_url` (new): an `http://` or `https://` base URL; trailing `/` removed.

@@ -792,3 +792,36 @@ fn karajo_sections_merge_and_job_sections_replace() {
     assert!(a.commands.is_empty());
     assert_eq!(a.description, "d");
 }
+
+#[test]
+fn trusted_proxy_lists_addresses_and_blocks_and_names_bad_ones() {
+    let fx = Fixture::new();
+    fx.main("", "");
+    assert!(fx.load_ok().trusted_proxy.is_empty());
+    fx.main(
+        "trusted_proxy = 127.0.0.1, 10.0.0.0/8\ntrusted_proxy = ::1 fd00::/8\n",
+        "",
+    );
+    let nets: Vec<String> = fx
+        .load_ok()
+        .trusted_proxy
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(nets, ["127.0.0.1", "10.0.0.0/8", "::1", "fd00::/8"]);
+    fx.main(
+        "trusted_proxy = 127.0.0.1\ntrusted_proxy = proxy.local, 10.0.0.1/8\n",
+        "",
+    );
+    let errors = fx.load_err();
+    let got = messages(&errors.errors);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(any_contains(
+        &errors.errors,
+        ":4: trusted_proxy = \"proxy.local\" is invalid: expected an IP address"
+    ));
+    assert!(any_contains(
+        &errors.errors,
+        ":4: trusted_proxy = \"10.0.0.1/8\" is invalid"
+    ));
+}

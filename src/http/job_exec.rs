@@ -1,11 +1,11 @@
 //! The command job API of the original (spec 4.4 rows 4 to 7): pause, resume and
 //! cancel, signed with the global secret over the raw body (each signature good for one
-//! request), and the log reader, which
-//! the HTTP job API shares.
+//! request), and the log reader, which the HTTP job API shares.
 
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use bytes::Bytes;
 
 use super::body::SMALL_BODY_LIMIT;
 use super::json::{self, JobExecJson, LogJson};
@@ -109,26 +109,84 @@ pub(super) async fn serve_log(
     }
     let dir = state.layout.log_dir(kind, view.id());
     let job_id = view.id().clone();
-    let read = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
         let Some(entry) = run_log::find(&dir, &job_id, counter)? else {
             return Ok(None);
         };
-        Ok(Some((entry.status, run_log::read(&entry)?)))
+        let (file, entry) = run_log::open(&entry)?;
+        let len = file.metadata()?.len();
+        Ok(Some((file, entry.status, len)))
     })
     .await
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?;
-    let Some((status, content)) = read else {
+    let Some((file, status, len)) = opened else {
         return Err(ApiError::log_not_found(&query.counter, true));
     };
-    #[derive(serde::Serialize)]
-    struct Envelope {
-        code: u16,
-        data: LogJson,
+    let (head, tail) = LogJson::envelope_parts(&id, LogSummary { counter, status });
+    Ok(log_response(
+        head,
+        tokio::fs::File::from_std(file),
+        len,
+        tail,
+    ))
+}
+
+/// Bytes of a log read, base64-encoded and sent at a time: a multiple of 3, so that
+/// the pieces' encodings put together are the encoding of the whole (256 KiB of
+/// base64 each).
+const LOG_CHUNK: usize = 3 * 64 * 1024;
+
+/// The log endpoints' answer, streamed: `head`, the first `len` bytes of `file` in
+/// padded base64, then `tail`. A log that grows meanwhile is sent as it was when
+/// opened; one that shrinks (never, for karajo's logs) ends the answer early with an
+/// error. Memory stays at about two chunks per request, whatever the log's size.
+fn log_response(head: String, file: tokio::fs::File, len: u64, tail: &'static str) -> Response {
+    use base64::Engine as _;
+    use tokio::io::AsyncReadExt as _;
+
+    enum Part {
+        Head(String, tokio::fs::File),
+        Content(tokio::fs::File, u64),
+        Tail,
+        Done,
     }
-    let envelope = Envelope {
-        code: 200,
-        data: LogJson::new(&id, LogSummary { counter, status }, &content),
-    };
-    Ok(json::response(StatusCode::OK, json::to_string(&envelope)))
+    let encoded_len = len.div_ceil(3) * 4;
+    let total = head.len() as u64 + encoded_len + tail.len() as u64;
+    let parts = futures_util::stream::unfold(Part::Head(head, file), move |part| async move {
+        match part {
+            Part::Head(head, file) => Some((Ok(Bytes::from(head)), Part::Content(file, len))),
+            Part::Content(_, 0) => Some((Ok(Bytes::from_static(tail.as_bytes())), Part::Done)),
+            Part::Content(mut file, left) => {
+                let want = usize::try_from(left.min(LOG_CHUNK as u64)).unwrap_or(LOG_CHUNK);
+                let mut chunk = vec![0; want];
+                if let Err(err) = file.read_exact(&mut chunk).await {
+                    tracing::warn!(%err, "reading a log for the log API");
+                    return Some((Err(err), Part::Done));
+                }
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&chunk);
+                let next = match left - want as u64 {
+                    0 => Part::Tail,
+                    rest => Part::Content(file, rest),
+                };
+                Some((Ok(Bytes::from(encoded)), next))
+            }
+            Part::Tail => Some((Ok(Bytes::from_static(tail.as_bytes())), Part::Done)),
+            Part::Done => None,
+        }
+    });
+    // Fused: a body may be polled again after its end (the gzip layer does).
+    let parts = futures_util::StreamExt::fuse(parts);
+    let mut res = Response::new(axum::body::Body::from_stream(parts));
+    *res.status_mut() = StatusCode::OK;
+    let headers = res.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        axum::http::header::CONTENT_LENGTH,
+        axum::http::HeaderValue::from(total),
+    );
+    res
 }

@@ -278,6 +278,16 @@ pub struct LogJson {
     content: String,
 }
 
+/// The log endpoints' answer: `{"code":200,"data":<LogJson>}`.
+#[derive(Debug, Serialize)]
+struct LogEnvelope {
+    code: u16,
+    data: LogJson,
+}
+
+/// What ends the log endpoints' answer, after the base64 content.
+const LOG_ENVELOPE_TAIL: &str = "\"}}";
+
 impl LogJson {
     /// The JSON of log `log` of job `job_id` with its `content`.
     pub fn new(job_id: &str, log: LogSummary, content: &[u8]) -> Self {
@@ -289,6 +299,30 @@ impl LogJson {
             counter: summary.counter,
             content: base64::engine::general_purpose::STANDARD.encode(content),
         }
+    }
+
+    /// The log endpoints' answer `{"code":200,"data":{..,"content":"<base64>"}}` of
+    /// log `log` of job `job_id`, cut around the base64 so that the content can be
+    /// streamed between: the text up to `"content":"`, and `"}}`. The three parts
+    /// together are exactly [`LogJson::envelope`] of the content.
+    pub fn envelope_parts(job_id: &str, log: LogSummary) -> (String, &'static str) {
+        let empty = to_string(&LogEnvelope {
+            code: 200,
+            data: Self::new(job_id, log, b""),
+        });
+        let head = empty
+            .strip_suffix(LOG_ENVELOPE_TAIL)
+            .map(str::to_string)
+            .unwrap_or(empty);
+        (head, LOG_ENVELOPE_TAIL)
+    }
+
+    /// The whole answer of the log endpoints for a log whose content is in memory.
+    pub fn envelope(job_id: &str, log: LogSummary, content: &[u8]) -> String {
+        to_string(&LogEnvelope {
+            code: 200,
+            data: Self::new(job_id, log, content),
+        })
     }
 }
 
@@ -309,6 +343,36 @@ mod tests {
         assert_eq!(time(None), ZERO_TIME);
         let t: Timestamp = "2023-01-09T00:00:00.6Z".parse().unwrap();
         assert_eq!(time(Some(t)), "2023-01-09T00:00:01Z");
+    }
+
+    #[test]
+    fn the_log_envelope_in_parts_is_the_whole_envelope() {
+        use crate::job::RunStatus;
+        for (status, content) in [
+            (RunStatus::Success, &b""[..]),
+            (RunStatus::Running, b"a"),
+            (RunStatus::Failed, b"<b>&\n\xff\x00 two\n"),
+        ] {
+            let log = LogSummary { counter: 7, status };
+            let (head, tail) = LogJson::envelope_parts("a_job", log);
+            let streamed = format!(
+                "{head}{}{tail}",
+                base64::engine::general_purpose::STANDARD.encode(content)
+            );
+            assert_eq!(streamed, LogJson::envelope("a_job", log, content));
+        }
+        let (head, tail) = LogJson::envelope_parts(
+            "x",
+            LogSummary {
+                counter: 2,
+                status: RunStatus::Success,
+            },
+        );
+        assert_eq!(
+            head,
+            r#"{"code":200,"data":{"job_id":"x","name":"x.2.success","status":"success","counter":2,"content":""#
+        );
+        assert_eq!(tail, r#""}}"#);
     }
 
     #[test]

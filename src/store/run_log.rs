@@ -245,6 +245,33 @@ pub fn read(entry: &LogEntry) -> io::Result<Vec<u8>> {
     Ok(content)
 }
 
+/// Reads the bytes of `file` from a line start up to `upto`, at most `limit` of them:
+/// the whole first `upto` bytes when they fit, else the last whole lines that fit (or
+/// the last `limit` bytes when no line break is among them). Returns where the bytes
+/// start and the bytes. Which start is chosen depends only on the file's first `upto`
+/// bytes, so a log that grows past `upto` gives the same answer again.
+pub fn read_tail(file: &mut File, upto: u64, limit: u64) -> io::Result<(u64, Vec<u8>)> {
+    let capacity = |n: u64| usize::try_from(n).unwrap_or(0);
+    if upto <= limit {
+        file.seek(SeekFrom::Start(0))?;
+        let mut bytes = Vec::with_capacity(capacity(upto));
+        file.take(upto).read_to_end(&mut bytes)?;
+        return Ok((0, bytes));
+    }
+    // One byte more, to see whether the window starts a line.
+    let before = upto - limit - 1;
+    file.seek(SeekFrom::Start(before))?;
+    let mut bytes = Vec::with_capacity(capacity(limit + 1));
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    let skip = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .filter(|&i| i + 1 < bytes.len())
+        .map_or(1, |i| i + 1);
+    bytes.drain(..skip.min(bytes.len()));
+    Ok((before + skip as u64, bytes))
+}
+
 /// Streams one run's output into `<id>.<counter>.running`.
 ///
 /// Every line starts with [`line_prefix`] for the time its first byte was written
@@ -589,6 +616,32 @@ mod tests {
     fn set_mtime(path: &Path, at: &str) {
         let f = OpenOptions::new().write(true).open(path).unwrap();
         f.set_modified(SystemTime::from(ts(at))).unwrap();
+    }
+
+    #[test]
+    fn read_tail_starts_at_a_line_and_depends_only_on_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        fs::write(&path, "aaaa\nbbbb\ncccc\nlonglonglong").unwrap();
+        let mut file = File::open(&path).unwrap();
+        let mut tail = |upto, limit| {
+            let (from, bytes) = read_tail(&mut file, upto, limit).unwrap();
+            (from, String::from_utf8(bytes).unwrap())
+        };
+        // Fits: everything up to `upto`.
+        assert_eq!(tail(10, 10), (0, "aaaa\nbbbb\n".into()));
+        assert_eq!(tail(0, 4), (0, String::new()));
+        // The window starts a line: kept whole.
+        assert_eq!(tail(15, 10), (5, "bbbb\ncccc\n".into()));
+        // Starts inside a line: from the next one.
+        assert_eq!(tail(15, 8), (10, "cccc\n".into()));
+        assert_eq!(tail(15, 6), (10, "cccc\n".into()));
+        // No line break to cut at: the last `limit` bytes.
+        assert_eq!(tail(27, 8), (19, "longlong".into()));
+        // A line break only at the very end of the window: the last `limit` bytes.
+        assert_eq!(tail(15, 3), (12, "cc\n".into()));
+        // Past the end: what there is.
+        assert_eq!(tail(100, 200), (0, "aaaa\nbbbb\ncccc\nlonglonglong".into()));
     }
 
     fn names(paths: &[PathBuf]) -> Vec<String> {

@@ -25,7 +25,7 @@ use futures_util::stream::{self, Stream};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
-use super::pages::{find_job, source};
+use super::pages::{PAGE_LOG_LIMIT, find_job, source};
 use super::view::{self, JobLiveFragment};
 use super::{AnsiHtml, Viewer, WuiError, parse_kind, runs};
 use crate::http::AppState;
@@ -155,11 +155,14 @@ fn sse(
         .into_response()
 }
 
-/// `?offset=` of the log stream: bytes of the log the page already shows.
+/// `?offset=&from=` of the log stream: bytes of the log the page already shows, and
+/// where the part it shows starts (its colours start there).
 #[derive(Debug, serde::Deserialize)]
 pub struct TailQuery {
     #[serde(default)]
     offset: u64,
+    #[serde(default)]
+    from: Option<u64>,
 }
 
 struct Tail {
@@ -281,12 +284,25 @@ pub async fn log_tail(
     let slot = stream_slot(&state)?;
     let view = find_job(&state, &kind, &id)?;
     let job_kind = parse_kind(&kind).ok_or(WuiError::JobNotFound)?;
-    let (_, content) = super::pages::read_log(&state, &view, counter).await?;
-    // The colours in force at `offset`, and the run's start.
-    let offset = query.offset.min(content.len() as u64);
+    let (mut file, _, len) = super::pages::open_log(&state, &view, counter).await?;
+    // The colours in force at `offset` (replayed from where the page's part starts,
+    // at most the page's limit back), and the run's start.
+    let offset = query.offset.min(len);
+    let (shown, start) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        let shown = match query.from {
+            Some(from) if from <= offset && offset - from <= PAGE_LOG_LIMIT + 1 => {
+                file.seek(SeekFrom::Start(from))?;
+                let mut shown = Vec::new();
+                (&mut file).take(offset - from).read_to_end(&mut shown)?;
+                shown
+            }
+            _ => run_log::read_tail(&mut file, offset, PAGE_LOG_LIMIT)?.1,
+        };
+        Ok((shown, super::pages::start_time(&mut file)?))
+    })
+    .await??;
     let mut ansi = AnsiHtml::new();
-    let upto = usize::try_from(offset).unwrap_or(content.len());
-    let _ = ansi.convert(&content[..upto]);
+    let _ = ansi.convert(&shown);
     let keep_alive = keep_alive(&state);
     let tail = Tail {
         _slot: slot,
@@ -295,7 +311,7 @@ pub async fn log_tail(
         counter,
         offset,
         ansi,
-        start: content.get(..24).and_then(runs::prefix_time),
+        start,
         last_time: None,
         pending: VecDeque::new(),
         done: false,

@@ -1,12 +1,15 @@
 //! The pages: the entry redirect, the dashboard, a job's page and a run's log page
-//! (with its raw download), plus redirects from the original's log page URLs.
+//! (its last 256 KiB, with the whole file as a streamed raw download), plus redirects
+//! from the original's log page URLs.
 
 use std::sync::Arc;
 
 use axum::Extension;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use tokio_util::io::ReaderStream;
 
 use super::view::{self, JobDetail, JobLive, JobsFragment, TimeView, ViewSource};
 use super::{AnsiHtml, Chrome, Viewer, WuiError, html, parse_kind, runs};
@@ -127,6 +130,13 @@ pub async fn job(
     })
 }
 
+/// The most of a log its page shows: the last 256 KiB, from a line start. The whole
+/// log is the raw download's.
+pub(crate) const PAGE_LOG_LIMIT: u64 = 256 * 1024;
+
+/// The bytes of a log's first line that hold its time prefix.
+const PREFIX_LEN: u64 = 24;
+
 #[derive(askama::Template)]
 #[template(path = "log.html")]
 struct LogPage {
@@ -139,36 +149,76 @@ struct LogPage {
     duration: String,
     raw_href: String,
     follow: Option<String>,
+    /// When only the end of the log is shown: the log's size and how much is shown.
+    cut: Option<(String, String)>,
     content: String,
 }
 
-/// A run's log as read now: its entry and content.
-pub(crate) async fn read_log(
+/// A run's log file, opened now: the file, its entry (the renamed one, when the run
+/// ended since it was found) and its length.
+pub(crate) async fn open_log(
     state: &AppState,
     view: &JobView,
     counter: u64,
-) -> Result<(run_log::LogEntry, Vec<u8>), WuiError> {
+) -> Result<(std::fs::File, run_log::LogEntry, u64), WuiError> {
     let dir = state.layout.log_dir(view.def.kind(), view.id());
     let id = view.id().clone();
     tokio::task::spawn_blocking(move || -> Result<_, WuiError> {
         let entry = run_log::find(&dir, &id, counter)?.ok_or(WuiError::LogNotFound)?;
-        let (mut file, entry) = run_log::open(&entry)?;
-        let mut content = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut content)?;
-        Ok((entry, content))
+        let (file, entry) = run_log::open(&entry)?;
+        let len = file.metadata()?.len();
+        Ok((file, entry, len))
     })
     .await?
 }
 
-/// `GET /karajo/app/{kind}/{id}/log/{counter}`: the log with ANSI colours; a running
-/// log is followed live by the page's script.
+/// The time in a log's first line.
+pub(crate) fn start_time(file: &mut std::fs::File) -> std::io::Result<Option<jiff::Timestamp>> {
+    use std::io::{Read as _, Seek as _};
+    file.seek(std::io::SeekFrom::Start(0))?;
+    let mut head = Vec::with_capacity(PREFIX_LEN as usize);
+    file.take(PREFIX_LEN).read_to_end(&mut head)?;
+    Ok(runs::prefix_time(&head))
+}
+
+/// What the log page shows of a log: its entry and length, where the shown part
+/// starts, the shown part, and the run's start time.
+struct Shown {
+    entry: run_log::LogEntry,
+    len: u64,
+    from: u64,
+    content: Vec<u8>,
+    start: Option<jiff::Timestamp>,
+}
+
+/// `GET /karajo/app/{kind}/{id}/log/{counter}`: the log with ANSI colours (its last
+/// [`PAGE_LOG_LIMIT`] bytes, with a note, when it is longer); a running log is
+/// followed live by the page's script.
 pub async fn log(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Path((kind, id, counter)): Path<(String, String, u64)>,
 ) -> Result<Response, WuiError> {
     let view = find_job(&state, &kind, &id)?;
-    let (entry, content) = read_log(&state, &view, counter).await?;
+    let (mut file, entry, len) = open_log(&state, &view, counter).await?;
+    let Shown {
+        entry,
+        len,
+        from,
+        content,
+        start,
+    } = tokio::task::spawn_blocking(move || -> std::io::Result<Shown> {
+        let (from, content) = run_log::read_tail(&mut file, len, PAGE_LOG_LIMIT)?;
+        let start = start_time(&mut file)?;
+        Ok(Shown {
+            entry,
+            len,
+            from,
+            content,
+            start,
+        })
+    })
+    .await??;
     let running = entry.status == RunStatus::Running;
     // A running log is shown up to its last whole line; the stream goes on from there.
     let shown = if running {
@@ -180,7 +230,6 @@ pub async fn log(
         content.len()
     };
     let html_content = AnsiHtml::new().convert(&content[..shown]);
-    let start = content.get(..24).and_then(runs::prefix_time);
     let end = if running {
         Some(state.clock.now())
     } else {
@@ -194,6 +243,7 @@ pub async fn log(
         .zip(end)
         .map(|(s, e)| view::human_duration(e.duration_since(s).unsigned_abs()));
     let base = view::log_href(view.def.kind(), view.id().as_str(), counter);
+    let offset = from + shown as u64;
     html(&LogPage {
         chrome: Chrome::new(&state, Some(&viewer)),
         job_name: view.name().to_string(),
@@ -207,21 +257,45 @@ pub async fn log(
             (None, _) => "—".into(),
         },
         raw_href: format!("{base}/raw"),
-        follow: running.then(|| format!("{base}/events?offset={shown}")),
+        follow: running.then(|| format!("{base}/events?offset={offset}&from={from}")),
+        cut: (from > 0).then(|| (human_size(len), human_size(len - from))),
         content: html_content,
     })
 }
 
-/// `GET /karajo/app/{kind}/{id}/log/{counter}/raw`: the log file as a download.
+/// A size for people: `512 bytes`, `256 KiB`, `81.2 MiB`, `1.5 GiB`.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut size = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while size >= 1024.0 && unit + 1 < UNITS.len() {
+        size /= 1024.0;
+        unit += 1;
+    }
+    if size >= 100.0 || size.fract() < 0.05 {
+        format!("{size:.0} {}", UNITS[unit])
+    } else {
+        format!("{size:.1} {}", UNITS[unit])
+    }
+}
+
+/// `GET /karajo/app/{kind}/{id}/log/{counter}/raw`: the log file as a download,
+/// streamed as it is when opened.
 pub async fn raw_log(
     State(state): State<AppState>,
     Path((kind, id, counter)): Path<(String, String, u64)>,
 ) -> Result<Response, WuiError> {
+    use tokio::io::AsyncReadExt as _;
     let view = find_job(&state, &kind, &id)?;
-    let (entry, content) = read_log(&state, &view, counter).await?;
+    let (file, entry, len) = open_log(&state, &view, counter).await?;
     let name = format!("{}.{counter}.{}.log", view.id(), entry.status);
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
         .unwrap_or(HeaderValue::from_static("attachment"));
+    let reader = tokio::fs::File::from_std(file).take(len);
+    let body = Body::from_stream(ReaderStream::with_capacity(reader, RAW_CHUNK));
     Ok((
         [
             (
@@ -229,11 +303,15 @@ pub async fn raw_log(
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             ),
             (header::CONTENT_DISPOSITION, disposition),
+            (header::CONTENT_LENGTH, HeaderValue::from(len)),
         ],
-        content,
+        body,
     )
         .into_response())
 }
+
+/// Bytes of a raw log read and sent at a time.
+const RAW_CHUNK: usize = 64 * 1024;
 
 /// `?id=&counter=` of the original's log pages.
 #[derive(Debug, serde::Deserialize)]
@@ -267,4 +345,19 @@ pub async fn legacy_log_exec(Query(query): Query<LegacyLogQuery>) -> Response {
 /// `GET /karajo/job_http/log/?id=&counter=`: the original's log page URL.
 pub async fn legacy_log_http(Query(query): Query<LegacyLogQuery>) -> Response {
     legacy(JobKind::Http, &query)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_size(512), "512 bytes");
+        assert_eq!(human_size(256 * 1024), "256 KiB");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(81 * 1024 * 1024 + 200 * 1024), "81.2 MiB");
+        assert_eq!(human_size(300 * 1024 * 1024), "300 MiB");
+        assert_eq!(human_size(3 << 40), "3072 GiB");
+    }
 }

@@ -8,6 +8,8 @@ mod cli;
 mod client;
 mod exec;
 mod job_http;
+mod login;
+mod logs;
 mod notify;
 mod process;
 mod schedule;
