@@ -205,6 +205,16 @@ async fn after_kill_9_interrupted_runs_are_recorded_and_counters_never_reused() 
         })
         .await;
         sleepers.push(sleeper);
+        // karajo records the command's group just after spawning it; a kill -9 in
+        // between (a few microseconds) would leave it unrecorded.
+        let record = dir
+            .base()
+            .join(format!("var/run/karajo/groups/long.{round}"));
+        wait_for("the run's group record", || {
+            let record = record.clone();
+            async move { record.exists().then_some(()) }
+        })
+        .await;
         drop(p); // SIGKILL
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(is_alive(sleeper), "the kill -9 left the run's processes");
