@@ -2,7 +2,7 @@
 //! starts the notifier, the scheduler and the HTTP server, and ties their lifecycle to signals
 //! (SIGTERM/SIGINT stop, SIGHUP reloads). Tests start it in-process on a temporary
 //! `dir_base` and `127.0.0.1:0`. The HTTP server's accept loop and its limits are in
-//! [`serve`]; the open-file limit it is sized from, in [`nofile`].
+//! `serve.rs`; the open-file limit it is sized from, in `nofile.rs`.
 
 mod nofile;
 mod serve;
