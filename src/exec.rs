@@ -94,6 +94,22 @@ pub enum Outcome {
     Canceled,
 }
 
+impl std::fmt::Display for Outcome {
+    /// The outcome in words: `succeeded`, `failed: exit status 2`, `timed out after 5s`,
+    /// `canceled`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Success => f.write_str("succeeded"),
+            Self::Failed(why) => write!(f, "failed: {why}"),
+            Self::TimedOut(after) => {
+                let after = jiff::SignedDuration::try_from(*after).unwrap_or_default();
+                write!(f, "timed out after {after:#}")
+            }
+            Self::Canceled => f.write_str("canceled"),
+        }
+    }
+}
+
 impl Outcome {
     /// The run status this outcome is recorded as.
     pub fn status(&self) -> crate::job::RunStatus {
@@ -103,5 +119,28 @@ impl Outcome {
             Self::Failed(_) | Self::TimedOut(_) => RunStatus::Failed,
             Self::Canceled => RunStatus::Canceled,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_read_as_words() {
+        assert_eq!(Outcome::Success.to_string(), "succeeded");
+        assert_eq!(
+            Outcome::Failed("exit status 2".into()).to_string(),
+            "failed: exit status 2"
+        );
+        assert_eq!(
+            Outcome::TimedOut(Duration::from_millis(500)).to_string(),
+            "timed out after 500ms"
+        );
+        assert_eq!(
+            Outcome::TimedOut(Duration::from_secs(90)).to_string(),
+            "timed out after 1m 30s"
+        );
+        assert_eq!(Outcome::Canceled.to_string(), "canceled");
     }
 }

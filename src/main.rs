@@ -33,11 +33,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Colour codes only on a terminal, and never when `NO_COLOR` is set (no-color.org):
+/// a file or journald gets plain text.
+fn colour_wanted() -> bool {
+    use std::io::IsTerminal as _;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("karajo=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_wanted())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -41,14 +41,14 @@ pub(super) async fn run(
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     if let Err(err) = webhook_headers_present(&auth, &headers) {
-        tracing::warn!(job = %job.id, %err, "web hook refused before reading its body");
+        tracing::warn!(job = %JobKey::exec(job.id.clone()), %err, "web hook refused before reading its body");
         return Err(ApiError::forbidden());
     }
     let body = super::body::read(&state.bodies, &headers, body, live.config.max_body_size).await?;
     let id = match verify_webhook(&auth, &headers, &body.bytes) {
         Ok(id) => id,
         Err(err) => {
-            tracing::warn!(job = %job.id, %err, "web hook refused");
+            tracing::warn!(job = %JobKey::exec(job.id.clone()), %err, "web hook refused");
             return Err(ApiError::forbidden());
         }
     };
@@ -60,7 +60,7 @@ pub(super) async fn run(
         &headers,
         &body.bytes,
     ) {
-        tracing::warn!(job = %job.id, %err, "web hook refused");
+        tracing::warn!(job = %JobKey::exec(job.id.clone()), %err, "web hook refused");
         return Err(if err.is_reuse() {
             ApiError::replayed(err.to_string())
         } else {

@@ -23,6 +23,7 @@ use super::message::{self, NotifyOn, Pending, RunRecord, targets};
 use super::spool::Spool;
 use super::{SendError, email, webhook};
 use crate::config::{NotifConfig, NotifKind};
+use crate::job::JobKey;
 
 /// When to try again after failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,7 +279,7 @@ impl Notifier {
             .filter(|(name, _)| {
                 let known = table.notifs.contains_key(name);
                 if !known {
-                    tracing::warn!(job = %run.id, notif = %name, "no [notif] of this name; not notified");
+                    tracing::warn!(job = %JobKey { kind: run.kind, id: run.id.clone() }, notif = %name, "no [notif] of this name; not notified");
                 }
                 known
             })
@@ -288,7 +289,13 @@ impl Notifier {
         }
         let public_url = table.public_url.clone();
         let spool = self.inner.spool.clone();
-        let (job, counter) = (run.id.clone(), run.counter);
+        let (job, counter) = (
+            JobKey {
+                kind: run.kind,
+                id: run.id.clone(),
+            },
+            run.counter,
+        );
         let now = Timestamp::now();
         let prepared = tokio::task::spawn_blocking(move || {
             let info = message::run_info(&run, &public_url);
@@ -299,7 +306,7 @@ impl Notifier {
                     let file = match spool.write(&pending, now) {
                         Ok(file) => Some(file),
                         Err(err) => {
-                            tracing::error!(job = %run.id, notif = %name, %err, dir = %spool.dir().display(),
+                            tracing::error!(job = %JobKey { kind: run.kind, id: run.id.clone() }, notif = %name, %err, dir = %spool.dir().display(),
                                 "cannot spool the notification; it is kept in memory only");
                             None
                         }
@@ -481,7 +488,11 @@ impl Worker {
 
     async fn finished(&mut self, mut item: Item, result: Result<(), SendError>) {
         let p = &item.pending;
-        let (job, counter, notif) = (&p.run.job_id, p.run.counter, &p.notif);
+        let (job, counter, notif) = (
+            format!("{}/{}", p.run.job_kind, p.run.job_id),
+            p.run.counter,
+            &p.notif,
+        );
         let err = match result {
             Ok(()) => {
                 tracing::info!(job = %job, counter, notif = %notif, "notification sent");

@@ -50,17 +50,18 @@ pub fn restore_job(
 ) -> io::Result<RestoredJob> {
     let (kind, id) = (def.kind(), def.id().clone());
     let id = &id;
+    let key = def.key();
     layout.ensure_job_dirs(kind, id)?;
     let mut scan = run_log::scan(&layout.log_dir(kind, id), kind, id, now)?;
     for entry in &scan.recovered {
-        tracing::warn!(job = %id, counter = entry.counter, "run was interrupted by a stop of karajo; recorded as failed");
+        tracing::warn!(job = %key, counter = entry.counter, "run was interrupted by a stop of karajo; recorded as failed");
     }
     for path in &scan.ignored {
-        tracing::warn!(job = %id, file = %path.display(), "ignoring a file in the log directory that is not a run log of this job");
+        tracing::warn!(job = %key, file = %path.display(), "ignoring a file in the log directory that is not a run log of this job");
     }
     let retention = def.log_retention();
     if let Err(err) = run_log::prune(&mut scan.entries, retention) {
-        tracing::warn!(job = %id, %err, "cannot delete old run logs");
+        tracing::warn!(job = %key, %err, "cannot delete old run logs");
     }
     let saved = state.get(kind, id);
     let newest = scan.newest_status.unwrap_or(RunStatus::Started);

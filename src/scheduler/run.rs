@@ -91,6 +91,7 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
     } = plan;
     let started = clock.now();
     let id = ctx.job_id.clone();
+    let key = def.key();
     let counter = ctx.counter;
     let file = Arc::new(Mutex::new(LogFile(Some(writer))));
     let log: exec::SharedLog = file.clone();
@@ -148,18 +149,18 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
         log_path = Some(match closed {
             Ok(Ok(path)) => path,
             Ok(Err(err)) => {
-                tracing::error!(job = %id, counter, %err, "cannot close run log");
+                tracing::error!(job = %key, counter, %err, "cannot close run log");
                 running.with_extension(status.as_str())
             }
             Err(err) => {
-                tracing::error!(job = %id, counter, %err, "closing the run log panicked");
+                tracing::error!(job = %key, counter, %err, "closing the run log panicked");
                 running.with_extension(status.as_str())
             }
         });
     }
     match &outcome {
-        Outcome::Success => tracing::info!(job = %id, counter, "run succeeded"),
-        other => tracing::warn!(job = %id, counter, outcome = ?other, "run did not succeed"),
+        Outcome::Success => tracing::info!(job = %key, counter, "run succeeded"),
+        other => tracing::warn!(job = %key, counter, outcome = %other, "run did not succeed"),
     }
     let at = clock.now();
     if let (Some(notifier), Some(log_path)) = (&notifier, log_path) {
@@ -200,7 +201,7 @@ fn closing_line(kind: JobKind, id: &JobId, outcome: &Outcome) -> String {
     match outcome {
         Outcome::Success => format!("=== DONE\n=== {kind}: {id}: finished."),
         Outcome::Failed(why) => format!("!!! {kind}: {id}: {why}"),
-        Outcome::TimedOut(after) => format!("!!! {kind}: {id}: timed out after {after:?}"),
+        Outcome::TimedOut(_) => format!("!!! {kind}: {id}: {outcome}"),
         Outcome::Canceled => "??? CANCELED".to_string(),
     }
 }

@@ -29,11 +29,17 @@ struct Proc {
 
 impl Proc {
     async fn start(dir: &TestDir, port: u16) -> Self {
+        Self::start_with_log(dir, port, Stdio::null()).await
+    }
+
+    /// As [`Proc::start`], with the daemon's own log (its stderr) going to `log`.
+    async fn start_with_log(dir: &TestDir, port: u16, log: Stdio) -> Self {
         let child = karajo()
             .arg("-config")
             .arg(dir.config_file())
+            .env_remove("NO_COLOR")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let base_url = format!("http://127.0.0.1:{port}");
@@ -96,6 +102,35 @@ path = /long
 kill_grace = 1s
 command = "sleep 300 & echo $! > sleeper.pid; wait"
 "#;
+
+#[tokio::test]
+async fn the_daemon_log_in_a_file_is_plain_text_with_one_job_field_and_outcomes_in_words() {
+    let port = free_port();
+    let dir = TestDir::new(&conf_with_port(
+        port,
+        "[job \"fail\"]\npath = /fail\ncommand = exit 2\n",
+    ));
+    let log_path = dir.base().join("karajo.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut p = Proc::start_with_log(&dir, port, Stdio::from(log_file)).await;
+    assert_eq!(p.hook("/fail").await, 200);
+    dir.wait_log("fail", 1, "failed").await;
+    p.signal(Signal::TERM);
+    assert_eq!(p.wait_exit().await.code(), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains('\x1b'), "no colour codes in a file:\n{log}");
+    let line = |what: &str| {
+        log.lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} line in\n{log}"))
+            .to_string()
+    };
+    let started = line("run started");
+    let ended = line("run did not succeed");
+    assert!(started.contains("job=job/fail"), "{started}");
+    assert!(ended.contains("job=job/fail"), "{ended}");
+    assert!(ended.contains("outcome=failed: exit status 2"), "{ended}");
+}
 
 #[test]
 fn version_prints_the_version() {
