@@ -26,7 +26,7 @@ pub const DEFAULT_CONFIG: &str = "/etc/karajo/karajo.conf";
 /// karajo runs jobs for servers: commands and HTTP requests on timers and signed web
 /// hooks, with a log for every run. Without a subcommand it serves.
 #[derive(Debug, Parser)]
-#[command(name = "karajo", version, disable_version_flag = true)]
+#[command(name = "karajo", version = crate::VERSION)]
 pub struct Cli {
     /// The main configuration file (also `-config FILE`).
     #[arg(long, short = 'c', default_value = DEFAULT_CONFIG, global = true)]

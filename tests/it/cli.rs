@@ -52,6 +52,19 @@ async fn version_prints_the_version() {
 }
 
 #[tokio::test]
+async fn the_version_flag_prints_name_and_version() {
+    for flag in ["--version", "-V"] {
+        let out = karajo(args(&[flag]), None, &[]).await;
+        assert!(out.status.success(), "{flag}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            format!("karajo {}\n", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn check_a_good_configuration_shows_the_next_five_runs() {
     let dir = TestDir::new(
         r#"
