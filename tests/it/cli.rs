@@ -65,6 +65,51 @@ async fn the_version_flag_prints_name_and_version() {
 }
 
 #[tokio::test]
+async fn hash_password_prints_a_bcrypt_hash_of_the_line_on_stdin() {
+    let out = karajo(
+        args(&["hash-password", "--cost", "4"]),
+        Some("s3cret\n"),
+        &[],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = text(&out.stdout);
+    let hash = stdout.strip_suffix('\n').expect("one line");
+    assert!(!hash.contains('\n'), "stdout is the hash alone: {stdout:?}");
+    assert!(hash.starts_with("$2b$04$"), "{hash}");
+    assert!(bcrypt::verify("s3cret", hash).unwrap());
+    assert!(!bcrypt::verify("s3cre", hash).unwrap());
+    assert!(
+        stderr.contains(&format!(
+            "add to user.conf:\n[user \"NAME\"]\npassword = {hash}\n"
+        )),
+        "{stderr}"
+    );
+
+    // The default cost is 10, as the original's users have.
+    let out = karajo(args(&["hash-password", "--user", "admin"]), Some("pw"), &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let hash = text(&out.stdout).trim().to_string();
+    assert!(hash.starts_with("$2b$10$"), "{hash}");
+    assert!(bcrypt::verify("pw", &hash).unwrap());
+    assert!(text(&out.stderr).contains("[user \"admin\"]"));
+}
+
+#[tokio::test]
+async fn hash_password_refuses_an_empty_password() {
+    for input in ["", "\n", "   \n"] {
+        let out = karajo(args(&["hash-password"]), Some(input), &[]).await;
+        assert_eq!(out.status.code(), Some(1), "{input:?}");
+        assert!(out.stdout.is_empty(), "{input:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("empty password"), "{input:?}: {stderr}");
+    }
+    let out = karajo(args(&["hash-password", "--cost", "3"]), Some("pw\n"), &[]).await;
+    assert_eq!(out.status.code(), Some(2), "clap refuses a cost below 4");
+}
+
+#[tokio::test]
 async fn check_a_good_configuration_shows_the_next_five_runs() {
     let dir = TestDir::new(
         r#"
