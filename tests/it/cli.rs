@@ -1,6 +1,7 @@
-//! The command line run as a process (assert_cmd): `check` on good and bad
-//! configurations, `sign` against the README vector, `job` and `job-http` against a
-//! daemon started in-process, and `--log-format json` of a served daemon.
+//! The command line run as a process (assert_cmd): `--version`, `hash-password` with
+//! the password on standard input, `check` on good and bad configurations, `sign`
+//! against the README vector, `job` and `job-http` against a daemon started
+//! in-process, and `--log-format json` of a served daemon.
 
 use std::io::BufRead as _;
 use std::process::{Output, Stdio};

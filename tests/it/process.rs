@@ -1,5 +1,6 @@
 //! The `karajo` binary as a process: the command line, SIGTERM with a job running,
-//! SIGHUP reloading the configuration, and a restart after kill -9.
+//! SIGHUP reloading the configuration, a restart after kill -9, and a second karajo on
+//! the same `dir_base` refused while the first runs.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
