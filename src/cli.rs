@@ -1,13 +1,14 @@
 //! The `karajo` command line: the clap definitions of every subcommand and the code
 //! that runs them, except serving, which `main.rs` does with the [`Daemon`]. It owns
 //! the argument grammar (including the original's single-dash `-config FILE`), the
-//! output of `check`, `sign`, `job` and `job-http`, and their exit codes; it reaches a
-//! running server only through [`crate::client`].
+//! output of `check`, `sign`, `hash-password`, `job` and `job-http`, and their exit
+//! codes; it reaches a running server only through [`crate::client`].
 //!
 //! [`Daemon`]: crate::Daemon
 
 pub mod check;
 pub mod jobs;
+pub mod password;
 pub mod sign;
 
 use std::ffi::OsString;
@@ -26,7 +27,7 @@ pub const DEFAULT_CONFIG: &str = "/etc/karajo/karajo.conf";
 /// karajo runs jobs for servers: commands and HTTP requests on timers and signed web
 /// hooks, with a log for every run. Without a subcommand it serves.
 #[derive(Debug, Parser)]
-#[command(name = "karajo", version, disable_version_flag = true)]
+#[command(name = "karajo", version = crate::VERSION)]
 pub struct Cli {
     /// The main configuration file (also `-config FILE`).
     #[arg(long, short = 'c', default_value = DEFAULT_CONFIG, global = true)]
@@ -60,6 +61,10 @@ pub enum Command {
     Check,
     /// Print the signature header of the payload read from standard input.
     Sign(sign::SignArgs),
+    /// Read a password (without echo on a terminal, or one line from standard input)
+    /// and print its bcrypt hash for user.conf.
+    #[command(name = "hash-password")]
+    HashPassword(password::HashPasswordArgs),
     /// Drive the command jobs of a running server.
     #[command(subcommand)]
     Job(jobs::JobCommand),
@@ -132,6 +137,7 @@ pub fn run(cli: &Cli, command: &Command) -> ExitCode {
             })
             .map_err(CliError::output),
         Command::Sign(args) => sign::run(args, &mut std::io::stdin().lock(), &mut out),
+        Command::HashPassword(args) => password::run(args, &mut out),
         Command::Job(job) => block_on(jobs::run_job(job, &mut out)),
         Command::JobHttp(job) => block_on(jobs::run_job_http(job, &mut out)),
     };

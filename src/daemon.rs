@@ -2,8 +2,10 @@
 //! starts the notifier, the scheduler and the HTTP server, and ties their lifecycle to signals
 //! (SIGTERM/SIGINT stop, SIGHUP reloads). Tests start it in-process on a temporary
 //! `dir_base` and `127.0.0.1:0`. The HTTP server's accept loop and its limits are in
-//! `serve.rs`; the open-file limit it is sized from, in `nofile.rs`.
+//! `serve.rs`; the open-file limit it is sized from, in `nofile.rs`; the exclusive lock
+//! on `dir_base` taken before anything touches the state, in `lock.rs`.
 
+pub(crate) mod lock;
 mod nofile;
 mod serve;
 
@@ -49,6 +51,9 @@ pub enum DaemonError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Another karajo holds the lock on `dir_base`, or the lock file cannot be used.
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -155,6 +160,11 @@ impl Daemon {
             );
         }
         let layout = Layout::new(&config.dir_base);
+        // Before anything reads or changes what is under dir_base: a second karajo on
+        // the same dir_base must not kill the first one's process groups, close its
+        // logs as failed or write the state file.
+        let dir_lock = lock::acquire(&layout)?;
+        tracing::info!(lock_file = %layout.lock_file().display(), "dir_base locked");
         layout
             .ensure_dirs()
             .map_err(io_error("cannot create the directories under dir_base"))?;
@@ -253,6 +263,7 @@ impl Daemon {
         ));
         tracing::info!(address = %local_addr, "listening");
         Ok(RunningDaemon {
+            _dir_lock: dir_lock,
             builder: self,
             local_addr,
             scheduler,
@@ -381,6 +392,9 @@ fn load_state(layout: &Layout) -> Result<StateFile, DaemonError> {
 
 /// A started daemon.
 pub struct RunningDaemon {
+    /// Held for the daemon's whole life; released when it is dropped (after
+    /// [`RunningDaemon::shutdown`]) or by the kernel when the process dies.
+    _dir_lock: lock::DirLock,
     builder: Daemon,
     local_addr: SocketAddr,
     scheduler: SchedulerHandle,

@@ -1,7 +1,9 @@
 //! `karajo check`: loads the configuration exactly as the daemon would at start-up
 //! (through [`Daemon::load_config`]), prints every error and warning with its file and
 //! line, then when each job will run: the next five times of a schedule, the interval
-//! rule, or the web hook. It reads files only; it starts nothing.
+//! rule, or the web hook. It reads files only; it starts nothing. When a daemon holds
+//! the lock on the configuration's `dir_base` it says so, as information: the probe
+//! takes a shared lock for an instant and creates nothing.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -12,6 +14,7 @@ use jiff::tz::TimeZone;
 
 use crate::config::{Config, Diagnostic};
 use crate::schedule::Schedule;
+use crate::store::Layout;
 use crate::{Daemon, DaemonError};
 
 /// How many upcoming runs of a schedule are shown.
@@ -24,6 +27,7 @@ pub fn run(config_file: &Path, now: Timestamp, out: &mut dyn Write) -> io::Resul
         Ok((config, _)) => {
             print_diagnostics(out, &[], &config.warnings)?;
             print_jobs(out, &config, now)?;
+            print_running_daemon(out, &config)?;
             writeln!(
                 out,
                 "{}: {}, {}: OK{}",
@@ -67,6 +71,27 @@ fn print_diagnostics(
         writeln!(out, "warning: {warning}")?;
     }
     Ok(())
+}
+
+/// Says whether a daemon is running on the configuration's `dir_base`.
+fn print_running_daemon(out: &mut dyn Write, config: &Config) -> io::Result<()> {
+    let layout = Layout::new(&config.dir_base);
+    match crate::daemon::lock::holder(&layout) {
+        Ok(None) => Ok(()),
+        Ok(Some(Some(pid))) => writeln!(
+            out,
+            "info: a karajo daemon (pid {pid}) is running on this dir_base"
+        ),
+        Ok(Some(None)) => writeln!(
+            out,
+            "info: a karajo daemon (pid unknown) is running on this dir_base"
+        ),
+        Err(err) => writeln!(
+            out,
+            "info: cannot tell whether a karajo daemon is running on this dir_base: {}: {err}",
+            layout.lock_file().display()
+        ),
+    }
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -215,6 +240,34 @@ DIR/karajo.conf: 4 jobs, 1 HTTP job: OK
         let (ok, text) = check("secret = s\n[job \"empty\"]\ninterval = 5m\n");
         assert!(!ok, "{text}");
         assert!(text.contains("error: DIR/karajo.conf:4: job \"empty\": no command"));
+    }
+
+    #[test]
+    fn a_running_daemon_is_reported_as_information() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("karajo.conf");
+        let text = format!(
+            "[karajo]\ndir_base = {}\nsecret = s\n",
+            dir.path().display()
+        );
+        std::fs::write(&file, text).unwrap();
+        let now = Timestamp::now();
+        let lock = crate::daemon::lock::acquire(&Layout::new(dir.path())).unwrap();
+        let mut out = Vec::new();
+        assert!(run(&file, now, &mut out).unwrap());
+        let text = String::from_utf8(out).unwrap();
+        let pid = std::process::id();
+        assert!(
+            text.contains(&format!(
+                "info: a karajo daemon (pid {pid}) is running on this dir_base\n"
+            )),
+            "{text}"
+        );
+        drop(lock);
+        let mut out = Vec::new();
+        assert!(run(&file, now, &mut out).unwrap());
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("info:"), "{text}");
     }
 
     #[test]

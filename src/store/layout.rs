@@ -46,6 +46,12 @@ impl Layout {
         self.dir_base.join("var/run/karajo")
     }
 
+    /// `$dir_base/var/run/karajo/karajo.lock`: the lock a running daemon holds on this
+    /// `dir_base` (with its pid inside), so that a second one refuses to start.
+    pub fn lock_file(&self) -> PathBuf {
+        self.run_dir().join("karajo.lock")
+    }
+
     /// `$dir_base/var/run/karajo/groups`: one record per running command's process
     /// group, so a restart after kill -9 can stop what was left running.
     pub fn group_dir(&self) -> PathBuf {

@@ -1,6 +1,7 @@
-//! The command line run as a process (assert_cmd): `check` on good and bad
-//! configurations, `sign` against the README vector, `job` and `job-http` against a
-//! daemon started in-process, and `--log-format json` of a served daemon.
+//! The command line run as a process (assert_cmd): `--version`, `hash-password` with
+//! the password on standard input, `check` on good and bad configurations, `sign`
+//! against the README vector, `job` and `job-http` against a daemon started
+//! in-process, and `--log-format json` of a served daemon.
 
 use std::io::BufRead as _;
 use std::process::{Output, Stdio};
@@ -49,6 +50,64 @@ async fn version_prints_the_version() {
         text(&out.stdout),
         format!("karajo version {}\n", env!("CARGO_PKG_VERSION"))
     );
+}
+
+#[tokio::test]
+async fn the_version_flag_prints_name_and_version() {
+    for flag in ["--version", "-V"] {
+        let out = karajo(args(&[flag]), None, &[]).await;
+        assert!(out.status.success(), "{flag}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            format!("karajo {}\n", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hash_password_prints_a_bcrypt_hash_of_the_line_on_stdin() {
+    let out = karajo(
+        args(&["hash-password", "--cost", "4"]),
+        Some("s3cret\n"),
+        &[],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = text(&out.stdout);
+    let hash = stdout.strip_suffix('\n').expect("one line");
+    assert!(!hash.contains('\n'), "stdout is the hash alone: {stdout:?}");
+    assert!(hash.starts_with("$2b$04$"), "{hash}");
+    assert!(bcrypt::verify("s3cret", hash).unwrap());
+    assert!(!bcrypt::verify("s3cre", hash).unwrap());
+    assert!(
+        stderr.contains(&format!(
+            "add to user.conf:\n[user \"NAME\"]\npassword = {hash}\n"
+        )),
+        "{stderr}"
+    );
+
+    // The default cost is 10, as the original's users have.
+    let out = karajo(args(&["hash-password", "--user", "admin"]), Some("pw"), &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let hash = text(&out.stdout).trim().to_string();
+    assert!(hash.starts_with("$2b$10$"), "{hash}");
+    assert!(bcrypt::verify("pw", &hash).unwrap());
+    assert!(text(&out.stderr).contains("[user \"admin\"]"));
+}
+
+#[tokio::test]
+async fn hash_password_refuses_an_empty_password() {
+    for input in ["", "\n", "   \n"] {
+        let out = karajo(args(&["hash-password"]), Some(input), &[]).await;
+        assert_eq!(out.status.code(), Some(1), "{input:?}");
+        assert!(out.stdout.is_empty(), "{input:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("empty password"), "{input:?}: {stderr}");
+    }
+    let out = karajo(args(&["hash-password", "--cost", "3"]), Some("pw\n"), &[]).await;
+    assert_eq!(out.status.code(), Some(2), "clap refuses a cost below 4");
 }
 
 #[tokio::test]

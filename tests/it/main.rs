@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod exec;
 mod job_http;
+mod lock;
 mod login;
 mod logs;
 mod notify;

@@ -1,5 +1,6 @@
 //! The `karajo` binary as a process: the command line, SIGTERM with a job running,
-//! SIGHUP reloading the configuration, and a restart after kill -9.
+//! SIGHUP reloading the configuration, a restart after kill -9, and a second karajo on
+//! the same `dir_base` refused while the first runs.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -272,5 +273,85 @@ async fn after_kill_9_interrupted_runs_are_recorded_and_counters_never_reused() 
         serde_json::from_str::<serde_json::Value>(&state).is_ok(),
         "{state}"
     );
+    drop(p);
+}
+
+#[tokio::test]
+async fn a_second_karajo_process_refuses_and_a_kill_9_releases_the_lock() {
+    let port = free_port();
+    let dir = TestDir::new(&conf_with_port(port, LONG));
+    let p = Proc::start(&dir, port).await;
+    assert_eq!(p.hook("/long").await, 200);
+    dir.wait_log("long", 1, "running").await;
+    let pid_file = dir.base().join("var/lib/karajo/job/long/sleeper.pid");
+    let sleeper = wait_for("sleeper pid", || {
+        let f = pid_file.clone();
+        async move {
+            std::fs::read_to_string(f)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+        }
+    })
+    .await;
+    let record = dir.base().join("var/run/karajo/groups/long.1");
+    wait_for("the run's group record", || {
+        let record = record.clone();
+        async move { record.exists().then_some(()) }
+    })
+    .await;
+
+    // The same dir_base on another port, from another configuration file.
+    let other = tempfile::tempdir().unwrap();
+    let other_conf = other.path().join("karajo.conf");
+    std::fs::write(
+        &other_conf,
+        format!(
+            "[karajo]\ndir_base = {}\nsecret = {SECRET}\nlisten_address = 127.0.0.1:{}\n{LONG}",
+            dir.base().display(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let out = karajo().arg("-config").arg(&other_conf).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let expected = format!(
+        "another karajo (pid {}) is running on {}: {} is locked",
+        p.child.id(),
+        dir.base().display(),
+        dir.base().join("var/run/karajo/karajo.lock").display()
+    );
+    assert!(err.contains(&expected), "{err}");
+    assert!(
+        is_alive(sleeper),
+        "the second karajo stopped the first one's job"
+    );
+    assert!(
+        record.exists(),
+        "the second karajo removed the group record"
+    );
+    assert_eq!(dir.log_names("long"), ["long.1.running"]);
+
+    // `check` says a daemon is running, as information.
+    let out = karajo()
+        .arg("check")
+        .arg("-config")
+        .arg(&other_conf)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "info: a karajo daemon (pid {}) is running on this dir_base",
+            p.child.id()
+        )),
+        "{text}"
+    );
+
+    drop(p); // SIGKILL: the kernel releases the lock.
+    let p = Proc::start(&dir, port).await;
+    assert!(!is_alive(sleeper), "the left-over run was not stopped");
+    dir.wait_log("long", 1, "failed").await;
     drop(p);
 }
