@@ -549,6 +549,7 @@ async fn browser_login_dashboard_run_now_live_log_pause_resume_and_logout() {
     let d = TestDaemon::start(&dir).await;
     let browser = Browser::launch().await;
     let page = browser.page().await;
+    page.timezone("Asia/Jakarta").await;
 
     // Login: the entry leads to the login page; a wrong password is refused.
     page.goto(&d.url("/karajo/")).await;
@@ -581,8 +582,32 @@ async fn browser_login_dashboard_run_now_live_log_pause_resume_and_logout() {
     assert_eq!(page.text(".who").await, "admin");
     let next = page.text("[data-job='job/nightly'] time").await;
     assert!(
-        !next.contains("UTC") && next.contains('('),
-        "localised: {next}"
+        !next.contains("UTC") && next.contains('(') && next.contains("GMT+7"),
+        "localised, with the zone: {next}"
+    );
+    assert!(
+        page.text("#zone-note").await.contains("Asia/Jakarta"),
+        "the footer names the reader's zone"
+    );
+    // A job that never ran is `new` (grey), not `started`.
+    assert_eq!(page.text("[data-job='job/hello'] .badge").await, "new");
+    assert_eq!(
+        page.eval("document.querySelector('[data-job=\"job/hello\"] .badge').className")
+            .await,
+        "badge st-new"
+    );
+    assert_eq!(
+        page.eval(
+            "getComputedStyle(document.querySelector('[data-job=\"job/hello\"] .badge')).color"
+        )
+        .await,
+        "rgb(95, 99, 104)",
+        "a neutral grey"
+    );
+    assert_eq!(
+        page.eval("document.querySelectorAll('.badge.st-started').length")
+            .await,
+        0
     );
 
     // Live: a run started elsewhere shows up without a reload.
