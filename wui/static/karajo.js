@@ -72,7 +72,8 @@
       if (!el.hasAttribute("data-t0")) el.setAttribute("data-t0", String(now));
       var base = Number(el.getAttribute("data-elapsed")) || 0;
       var secs = base + Math.floor((now - Number(el.getAttribute("data-t0"))) / 1000);
-      el.textContent = duration(secs) + (el.getAttribute("data-suffix") || "");
+      var text = duration(secs) + (el.getAttribute("data-suffix") || "");
+      if (el.textContent !== text) el.textContent = text;
     }
   }
   function liveRegions() {
@@ -139,8 +140,9 @@
     setInterval(function () {
       var rel = document.querySelectorAll("time[data-rel]");
       for (var i = 0; i < rel.length; i++) localise(rel[i].parentNode);
-      tickElapsed();
     }, 1000);
+    // Four times a second, so that each second shows on time whatever the phase.
+    setInterval(tickElapsed, 250);
     liveRegions();
     followLog();
   });
