@@ -134,6 +134,8 @@ pub struct JobCard {
 /// The run going on now.
 #[derive(Debug, Clone)]
 pub struct CurrentRun {
+    /// Its counter.
+    pub counter: u64,
     /// When it started.
     pub started: Option<TimeView>,
     /// Whole seconds it has taken when the view was built; the page's script counts
@@ -270,6 +272,7 @@ fn current_run(view: &JobView, runs: &[RunRow]) -> Option<CurrentRun> {
     let run = runs.iter().rev().find(|r| r.status == "running")?;
     let secs = run.elapsed_secs.unwrap_or(0);
     Some(CurrentRun {
+        counter: run.counter,
         started: run.started.clone(),
         elapsed_secs: secs,
         elapsed: human_duration(Duration::from_secs(secs)),

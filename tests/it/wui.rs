@@ -931,6 +931,9 @@ async fn browser_the_first_hour_reads_well() {
     .await;
     assert_eq!(page.text("#job-status").await, "running");
     assert_eq!(page.text("#live .next-run").await, "after this run");
+    page.color_scheme("dark").await;
+    page.screenshot("14-job-running-dark").await;
+    page.color_scheme("light").await;
     page.goto(&d.url("/karajo/app/job/fresh")).await;
     assert_eq!(page.text("#job-status").await, "new");
     page.goto(&d.url("/karajo/app/job/nightly")).await;
