@@ -9,6 +9,8 @@
 //! the global secret; with users, pages need a session (else they redirect to the
 //! login page), live streams and raw logs answer `401`, and the controls check the
 //! session's CSRF token.
+//!
+//! Every page, error pages included, is titled with the configured `name`.
 
 mod ansi;
 mod assets;
@@ -179,6 +181,33 @@ struct ErrorPage {
     back: &'static str,
 }
 
+/// What an error page says, kept in its response's extensions so that
+/// [`name_error_pages`] can render it again with the configured `name`.
+#[derive(Debug, Clone)]
+struct ErrorInfo {
+    title: &'static str,
+    message: String,
+}
+
+impl ErrorInfo {
+    /// The page for a site called `site`.
+    fn render(&self, site: String) -> String {
+        let page = ErrorPage {
+            chrome: Chrome {
+                site,
+                user: None,
+                csrf: String::new(),
+                version: crate::VERSION,
+                assets: assets::fingerprint(),
+            },
+            title: self.title,
+            message: self.message.clone(),
+            back: "/karajo/app/",
+        };
+        askama::Template::render(&page).unwrap_or_else(|_| "error".into())
+    }
+}
+
 impl IntoResponse for WuiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -191,26 +220,32 @@ impl IntoResponse for WuiError {
             }
             self.to_string()
         };
-        let page = ErrorPage {
-            chrome: Chrome {
-                site: "karajo".into(),
-                user: None,
-                csrf: String::new(),
-                version: crate::VERSION,
-                assets: assets::fingerprint(),
-            },
+        let info = ErrorInfo {
             title: status.canonical_reason().unwrap_or("Error"),
             message,
-            back: "/karajo/app/",
         };
-        let body = askama::Template::render(&page).unwrap_or_else(|_| "error".into());
-        (
+        // The configured name is not known here; `name_error_pages` puts it in.
+        let body = info.render("karajo".into());
+        let mut res = (
             status,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             body,
         )
-            .into_response()
+            .into_response();
+        res.extensions_mut().insert(info);
+        res
     }
+}
+
+/// Renders error pages again with the configured `name` in their title and heading.
+async fn name_error_pages(State(state): State<AppState>, mut res: Response) -> Response {
+    if let Some(info) = res.extensions_mut().remove::<ErrorInfo>() {
+        let body = info.render(state.live().config.name.clone());
+        let (mut parts, _) = res.into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, axum::body::Body::from(body));
+    }
+    res
 }
 
 /// Renders a template as an HTML response.
@@ -264,6 +299,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
     let pages = pages
         .merge(live)
         .merge(open)
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            name_error_pages,
+        ))
         .layer(middleware::map_response(page_headers));
     Router::new()
         .route("/karajo/static/{file}", get(assets::serve))

@@ -147,6 +147,8 @@ struct LogPage {
     status: &'static str,
     started: Option<TimeView>,
     duration: String,
+    /// Whole seconds so far while the run goes; the page's script counts on.
+    elapsed_secs: Option<u64>,
     raw_href: String,
     follow: Option<String>,
     /// When only the end of the log is shown: the log's size and how much is shown.
@@ -239,9 +241,10 @@ pub async fn log(
             .find_map(runs::prefix_time)
             .or(Some(entry.modified))
     };
-    let took = start
+    let took_secs = start
         .zip(end)
-        .map(|(s, e)| view::human_duration(e.duration_since(s).unsigned_abs()));
+        .map(|(s, e)| e.duration_since(s).unsigned_abs());
+    let took = took_secs.map(view::human_duration);
     let base = view::log_href(view.def.kind(), view.id().as_str(), counter);
     let offset = from + shown as u64;
     html(&LogPage {
@@ -256,6 +259,7 @@ pub async fn log(
             (Some(t), false) => t,
             (None, _) => "—".into(),
         },
+        elapsed_secs: took_secs.filter(|_| running).map(|d| d.as_secs()),
         raw_href: format!("{base}/raw"),
         follow: running.then(|| format!("{base}/events?offset={offset}&from={from}")),
         cut: (from > 0).then(|| (human_size(len), human_size(len - from))),

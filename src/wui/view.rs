@@ -1,7 +1,9 @@
 //! What the templates show, built from the scheduler's snapshot, the configuration and
 //! the run logs' times: job cards for the dashboard, a job's state and recent runs,
 //! its definition (secret header values and URL user info redacted by
-//! [`crate::redact`]), and times as UTC ISO strings that the page's script localises.
+//! [`crate::redact`]), and times as UTC ISO strings that the page's script localises
+//! (schedule times also in the job's own zone, labelled). Status words for people
+//! differ from the API's in one place: a job that never ran is `new`, not `started`.
 //! Reading run times touches files: build views on a blocking thread.
 
 use std::sync::Arc;
@@ -28,6 +30,35 @@ pub struct TimeView {
     pub iso: String,
     /// `2026-11-22 21:08:11 UTC`, shown until the script localises it.
     pub text: String,
+}
+
+/// A schedule time in the job's zone, with that zone, and as a [`TimeView`] for the
+/// reader's zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZonedTime {
+    /// The instant, localised by the page's script to the reader's zone.
+    pub at: TimeView,
+    /// `Mon 2026-11-23 03:00 CET`: the wall-clock time in the job's zone.
+    pub text: String,
+    /// The job's zone: its IANA name (`Europe/Berlin`), or its offset (`+05:30`).
+    pub zone: String,
+}
+
+impl ZonedTime {
+    /// The view of `at` in `tz`; `None` for the far future.
+    pub fn new(at: Timestamp, tz: &jiff::tz::TimeZone) -> Option<Self> {
+        let view = TimeView::new(at)?;
+        let zoned = at.to_zoned(tz.clone());
+        let zone = match tz.iana_name() {
+            Some(name) => name.to_string(),
+            None => zoned.offset().to_string(),
+        };
+        Some(Self {
+            at: view,
+            text: zoned.strftime("%a %Y-%m-%d %H:%M %Z").to_string(),
+            zone,
+        })
+    }
 }
 
 impl TimeView {
@@ -63,6 +94,8 @@ pub struct RunRow {
     pub duration: String,
     /// The same in seconds, for the chart; `None` when unknown.
     pub seconds: Option<f64>,
+    /// Whole seconds so far while the run goes (the page's script counts on).
+    pub elapsed_secs: Option<u64>,
     /// Its log page.
     pub href: String,
 }
@@ -76,7 +109,7 @@ pub struct JobCard {
     pub id: String,
     /// Its name.
     pub name: String,
-    /// Its status word.
+    /// Its status word for people (see [`ui_status`]).
     pub status: &'static str,
     /// Paused by the API or the UI.
     pub paused: bool,
@@ -86,9 +119,31 @@ pub struct JobCard {
     pub last_run: Option<TimeView>,
     /// When the timer fires next.
     pub next_run: Option<TimeView>,
+    /// What the next run line says when there is no timer (see [`next_note`]).
+    pub next_note: &'static str,
+    /// The run going on now.
+    pub current: Option<CurrentRun>,
     /// The chart of recent runs (SVG, built and escaped by [`chart`]).
     pub chart: String,
+    /// The chart's scale in words (`longest 12 s`).
+    pub chart_scale: String,
     /// The job's page.
+    pub href: String,
+}
+
+/// The run going on now.
+#[derive(Debug, Clone)]
+pub struct CurrentRun {
+    /// Its counter.
+    pub counter: u64,
+    /// When it started.
+    pub started: Option<TimeView>,
+    /// Whole seconds it has taken when the view was built; the page's script counts
+    /// on from there.
+    pub elapsed_secs: u64,
+    /// The same for people (`12 s`).
+    pub elapsed: String,
+    /// Its log page.
     pub href: String,
 }
 
@@ -117,7 +172,7 @@ pub struct JobLiveFragment {
 /// A job's state and recent runs.
 #[derive(Debug, Clone)]
 pub struct JobLive {
-    /// Status word.
+    /// Status word for people (see [`ui_status`]).
     pub status: &'static str,
     /// Paused.
     pub paused: bool,
@@ -127,10 +182,16 @@ pub struct JobLive {
     pub last_run: Option<TimeView>,
     /// Next timer.
     pub next_run: Option<TimeView>,
+    /// What the next run line says when there is no timer (see [`next_note`]).
+    pub next_note: &'static str,
+    /// The run going on now.
+    pub current: Option<CurrentRun>,
     /// Runs, newest first.
     pub runs: Vec<RunRow>,
     /// Chart of the runs.
     pub chart: String,
+    /// The chart's scale in words.
+    pub chart_scale: String,
 }
 
 /// A labelled value of a job's definition.
@@ -157,8 +218,8 @@ pub struct JobDetail {
     pub description: String,
     /// The schedule or interval in words.
     pub schedule_text: String,
-    /// The next five runs of a schedule.
-    pub upcoming: Vec<TimeView>,
+    /// The next five runs of a schedule, in the job's zone and the reader's.
+    pub upcoming: Vec<ZonedTime>,
     /// Other settings.
     pub facts: Vec<Fact>,
     /// Commands (command jobs) or request headers (HTTP jobs).
@@ -177,6 +238,46 @@ pub fn job_href(kind: JobKind, id: &str) -> String {
 /// The URL of a run's log page.
 pub fn log_href(kind: JobKind, id: &str, counter: u64) -> String {
     format!("/karajo/app/{}/{id}/log/{counter}", kind.as_str())
+}
+
+/// The status word shown for a job: the API's word, except that a job with no run
+/// yet is `new` (the API says `started`, which reads as running), and one whose status
+/// is still `started` after runs (an HTTP job just resumed) is `idle`.
+pub fn ui_status(view: &JobView) -> &'static str {
+    match view.status {
+        RunStatus::Started if view.counter == 0 && view.logs.is_empty() => "new",
+        RunStatus::Started => "idle",
+        other => other.as_str(),
+    }
+}
+
+/// What the next run line says when no timer is armed: `paused`; `after this run` for
+/// an interval job (its timer is armed when the current run ends) and for a schedule
+/// whose next time is not known now; `on request` only for jobs with neither.
+pub fn next_note(view: &JobView) -> &'static str {
+    if view.paused {
+        "paused"
+    } else if view.def.interval().is_some() || view.def.schedule().is_some() {
+        "after this run"
+    } else {
+        "on request"
+    }
+}
+
+/// The run going on now among `runs` (oldest first), when the job is running.
+fn current_run(view: &JobView, runs: &[RunRow]) -> Option<CurrentRun> {
+    if view.status != RunStatus::Running {
+        return None;
+    }
+    let run = runs.iter().rev().find(|r| r.status == "running")?;
+    let secs = run.elapsed_secs.unwrap_or(0);
+    Some(CurrentRun {
+        counter: run.counter,
+        started: run.started.clone(),
+        elapsed_secs: secs,
+        elapsed: human_duration(Duration::from_secs(secs)),
+        href: run.href.clone(),
+    })
 }
 
 /// A duration for people: `< 1 s`, `12 s`, `3 min 4 s`, `2 h 5 min`. Log times have
@@ -237,6 +338,9 @@ impl ViewSource {
                         },
                     ),
                     seconds: took.map(|d| d.as_secs_f64()),
+                    elapsed_secs: took
+                        .filter(|_| status == RunStatus::Running)
+                        .map(|d| d.as_secs()),
                     href: log_href(kind, view.id().as_str(), log.counter),
                 }
             })
@@ -251,12 +355,15 @@ impl ViewSource {
             kind: kind.as_str(),
             id: view.id().to_string(),
             name: view.name().to_string(),
-            status: view.status.as_str(),
+            status: ui_status(view),
             paused: view.paused,
             queued: view.queued,
             last_run: view.last_run.and_then(TimeView::new),
             next_run: view.next_run.and_then(TimeView::new),
+            next_note: next_note(view),
+            current: current_run(view, &runs),
             chart: chart::runs_svg(&runs, CARD_BARS),
+            chart_scale: chart::scale_text(&runs, CARD_BARS),
             href: job_href(kind, view.id().as_str()),
         }
     }
@@ -279,16 +386,21 @@ impl ViewSource {
     pub fn live(&self, view: &JobView, now: Timestamp) -> JobLive {
         let runs = self.runs(view, now);
         let chart = chart::runs_svg(&runs, PAGE_BARS);
+        let chart_scale = chart::scale_text(&runs, PAGE_BARS);
+        let current = current_run(view, &runs);
         let mut runs = runs;
         runs.reverse();
         JobLive {
-            status: view.status.as_str(),
+            status: ui_status(view),
             paused: view.paused,
             queued: view.queued,
             last_run: view.last_run.and_then(TimeView::new),
             next_run: view.next_run.and_then(TimeView::new),
+            next_note: next_note(view),
+            current,
             runs,
             chart,
+            chart_scale,
         }
     }
 }
@@ -311,7 +423,7 @@ pub fn detail(view: &JobView, now: Timestamp) -> JobDetail {
         .map(|s| {
             s.upcoming(now, 5)
                 .into_iter()
-                .filter_map(TimeView::new)
+                .filter_map(|at| ZonedTime::new(at, s.timezone()))
                 .collect()
         })
         .unwrap_or_default();
@@ -427,5 +539,19 @@ mod tests {
         assert_eq!(v.iso, "2026-11-22T21:08:12Z");
         assert_eq!(v.text, "2026-11-22 21:08:12 UTC");
         assert!(TimeView::new(Timestamp::MAX).is_none());
+    }
+
+    #[test]
+    fn zoned_times_name_their_zone() {
+        let t: Timestamp = "2026-11-23T02:00:00Z".parse().unwrap();
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let z = ZonedTime::new(t, &berlin).unwrap();
+        assert_eq!(z.text, "Mon 2026-11-23 03:00 CET");
+        assert_eq!(z.zone, "Europe/Berlin");
+        assert_eq!(z.at.text, "2026-11-23 02:00:00 UTC");
+        let fixed = jiff::tz::TimeZone::fixed(jiff::tz::offset(7));
+        let z = ZonedTime::new(t, &fixed).unwrap();
+        assert_eq!(z.zone, "+07");
+        assert!(z.text.starts_with("Mon 2026-11-23 09:00"), "{}", z.text);
     }
 }

@@ -164,6 +164,11 @@ async fn without_a_session_pages_redirect_and_reads_need_a_session_or_signature(
     let res = http.get(d.url("/karajo/login")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
+    let login = res.text().await.unwrap();
+    assert!(
+        login.contains("<h1 id=\"login-title\">Welcome to test</h1>"),
+        "{login}"
+    );
     let res = http
         .get(d.url("/karajo/static/karajo.css"))
         .send()
@@ -386,6 +391,26 @@ async fn without_users_pages_are_open_and_controls_take_the_secret() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
+    // The error page is titled with the configured name (`test`), not "karajo".
+    let body = res.text().await.unwrap();
+    assert!(body.contains("<title>Forbidden · test</title>"), "{body}");
+    assert!(
+        body.contains("class=\"brand\" href=\"/karajo/app/\">test</a>"),
+        "{body}"
+    );
+    // So is a page of a job that does not exist.
+    let res = http
+        .get(d.url("/karajo/app/job/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("<title>Not Found · test</title>")
+    );
     let res = http
         .post(&control)
         .form(&[("action", "run"), ("secret", SECRET)])
@@ -549,6 +574,7 @@ async fn browser_login_dashboard_run_now_live_log_pause_resume_and_logout() {
     let d = TestDaemon::start(&dir).await;
     let browser = Browser::launch().await;
     let page = browser.page().await;
+    page.timezone("Asia/Jakarta").await;
 
     // Login: the entry leads to the login page; a wrong password is refused.
     page.goto(&d.url("/karajo/")).await;
@@ -581,8 +607,32 @@ async fn browser_login_dashboard_run_now_live_log_pause_resume_and_logout() {
     assert_eq!(page.text(".who").await, "admin");
     let next = page.text("[data-job='job/nightly'] time").await;
     assert!(
-        !next.contains("UTC") && next.contains('('),
-        "localised: {next}"
+        !next.contains("UTC") && next.contains('(') && next.contains("GMT+7"),
+        "localised, with the zone: {next}"
+    );
+    assert!(
+        page.text("#zone-note").await.contains("Asia/Jakarta"),
+        "the footer names the reader's zone"
+    );
+    // A job that never ran is `new` (grey), not `started`.
+    assert_eq!(page.text("[data-job='job/hello'] .badge").await, "new");
+    assert_eq!(
+        page.eval("document.querySelector('[data-job=\"job/hello\"] .badge').className")
+            .await,
+        "badge st-new"
+    );
+    assert_eq!(
+        page.eval(
+            "getComputedStyle(document.querySelector('[data-job=\"job/hello\"] .badge')).color"
+        )
+        .await,
+        "rgb(95, 99, 104)",
+        "a neutral grey"
+    );
+    assert_eq!(
+        page.eval("document.querySelectorAll('.badge.st-started').length")
+            .await,
+        0
     );
 
     // Live: a run started elsewhere shows up without a reload.
@@ -760,6 +810,235 @@ http_url = /karajo/api/environment
     )
     .await;
     assert_eq!(page.eval("typeof window.__xss").await, "undefined");
+    drop(page);
+    drop(browser);
+    d.stop().await;
+}
+
+/// The first hour with karajo: a configured name, an interval job in its first run, a
+/// job that never ran, short runs, a schedule in another zone than the reader's.
+const FIRST_HOUR: &str = r#"
+[job "tick"]
+description = An interval job whose first run prints a long log in three parts.
+interval = 1h
+command = "for i in $(seq 1 80); do echo line $i; done"
+command = "while [ ! -f go1 ]; do sleep 0.05; done"
+command = "for i in $(seq 81 120); do echo line $i; done"
+command = "while [ ! -f go2 ]; do sleep 0.05; done"
+command = echo last line
+
+[job "fresh"]
+command = echo never run
+
+[job "quick"]
+command = true
+
+[job "nightly"]
+schedule = daily@03:00
+timezone = Europe/Berlin
+command = echo nightly
+
+[job "local"]
+schedule = daily@03:00
+timezone = Asia/Jakarta
+command = echo local
+"#;
+
+#[tokio::test]
+async fn browser_the_first_hour_reads_well() {
+    let dir = TestDir::new(FIRST_HOUR);
+    let conf = std::fs::read_to_string(dir.config_file())
+        .unwrap()
+        .replacen("name = test\n", "name = Ops Runner\n", 1);
+    dir.write("etc/karajo/karajo.conf", &conf);
+    let d = TestDaemon::start(&dir).await;
+    let scheduler = d.daemon.as_ref().unwrap().scheduler().clone();
+    for n in 1..=3 {
+        scheduler
+            .trigger(JobKey::exec(JobId::from_raw("quick")), Trigger::Api, None)
+            .await
+            .unwrap();
+        dir.wait_log("quick", n, "success").await;
+    }
+    let browser = Browser::launch().await;
+    let page = browser.page().await;
+    page.timezone("Asia/Jakarta").await;
+
+    // The dashboard: tick's first run shows as running, with a ticking elapsed time
+    // and no "on request"; fresh is `new`; quick's sub-second runs have visible bars.
+    page.goto(&d.url("/karajo/app/")).await;
+    let tick = "[data-job=\"job/tick\"]";
+    page.wait(
+        "tick running on its card",
+        &format!("document.querySelector('{tick} .running-line time')"),
+    )
+    .await;
+    assert_eq!(page.text(&format!("{tick} .badge")).await, "running");
+    let line = page.text(&format!("{tick} .running-line")).await;
+    assert!(
+        line.starts_with("Running since ") && line.contains("GMT+7") && line.contains("so far"),
+        "{line}"
+    );
+    assert_eq!(
+        page.text(&format!("{tick} .next-run")).await,
+        "after this run"
+    );
+    assert_eq!(page.eval("document.title").await, "Jobs · Ops Runner");
+    assert_eq!(page.text(".brand").await, "Ops Runner");
+    let fresh = "[data-job=\"job/fresh\"]";
+    assert_eq!(page.text(&format!("{fresh} .badge")).await, "new");
+    assert_eq!(
+        page.eval(&format!(
+            "document.querySelector('{fresh} .badge').classList.contains('st-new')"
+        ))
+        .await,
+        true
+    );
+    assert_eq!(page.text(&format!("{fresh} .next-run")).await, "on request");
+    let quick = "[data-job=\"job/quick\"]";
+    page.wait(
+        "quick's three bars",
+        &format!("document.querySelectorAll('{quick} rect.bar').length === 3"),
+    )
+    .await;
+    let heights = page
+        .eval(&format!(
+            "[...document.querySelectorAll('{quick} rect.bar')].map(r => r.getBoundingClientRect().height)"
+        ))
+        .await;
+    for h in heights.as_array().unwrap() {
+        assert!(h.as_f64().unwrap() >= 7.5, "a visible bar: {heights}");
+    }
+    let scale = page.text(&format!("{quick} .chart-scale")).await;
+    assert!(
+        scale == "all under 1 s" || scale == "longest 1 s",
+        "the scale in words: {scale}"
+    );
+    let elapsed = format!("{tick} [data-elapsed]");
+    let before = page.text(&elapsed).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let after = page.text(&elapsed).await;
+    assert_ne!(before, after, "the elapsed time ticks");
+    page.screenshot("10-first-hour-dashboard").await;
+
+    // The job pages: a running job's state; a schedule's next runs in the job's zone
+    // and the reader's, each labelled.
+    page.goto(&d.url("/karajo/app/job/tick")).await;
+    page.wait(
+        "tick's state",
+        "document.querySelector('.facts .running-line')",
+    )
+    .await;
+    assert_eq!(page.text("#job-status").await, "running");
+    assert_eq!(page.text("#live .next-run").await, "after this run");
+    page.color_scheme("dark").await;
+    page.screenshot("14-job-running-dark").await;
+    page.color_scheme("light").await;
+    page.goto(&d.url("/karajo/app/job/fresh")).await;
+    assert_eq!(page.text("#job-status").await, "new");
+    page.goto(&d.url("/karajo/app/job/nightly")).await;
+    let first = page.text(".upcoming li").await;
+    assert!(
+        first.contains(" 03:00 CET") || first.contains(" 03:00 CEST"),
+        "{first}"
+    );
+    assert!(
+        first.contains("(the job's zone, Europe/Berlin)")
+            && first.contains("GMT+7 (your time, Asia/Jakarta)"),
+        "{first}"
+    );
+    page.screenshot("11-schedule-zones").await;
+    page.goto(&d.url("/karajo/app/job/local")).await;
+    let first = page.text(".upcoming li").await;
+    assert!(
+        first.contains("(the job's zone and yours, Asia/Jakarta)"),
+        "{first}"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('.upcoming .your-zone').hidden")
+            .await,
+        true
+    );
+
+    // The running log opens at its tail and follows it, until the reader scrolls up.
+    page.goto(&d.url("/karajo/app/job/tick/log/1")).await;
+    let at_bottom =
+        "(p => p.scrollHeight - p.scrollTop - p.clientHeight < 2)(document.getElementById('log'))";
+    page.wait(
+        "line 80",
+        "document.getElementById('log').textContent.includes('line 80\\n')",
+    )
+    .await;
+    assert_eq!(
+        page.eval("(p => p.scrollHeight > p.clientHeight + 100)(document.getElementById('log'))")
+            .await,
+        true,
+        "the log is taller than its box"
+    );
+    page.wait("the log at its tail on load", at_bottom).await;
+    let before = page.text("#run-duration").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let after = page.text("#run-duration").await;
+    assert!(after.ends_with(" so far"), "{after}");
+    assert_ne!(before, after, "the elapsed time ticks");
+    page.screenshot("12-log-following").await;
+    std::fs::write(dir.base().join("var/lib/karajo/job/tick/go1"), "").unwrap();
+    page.wait(
+        "line 120",
+        "document.getElementById('log').textContent.includes('line 120')",
+    )
+    .await;
+    page.wait("the log still at its tail after an append", at_bottom)
+        .await;
+    // The reader scrolls up: new lines no longer move the log.
+    page.eval("document.getElementById('log').scrollTop = 0")
+        .await;
+    page.wait(
+        "following stopped",
+        "document.getElementById('log').getAttribute('data-following') === 'false'",
+    )
+    .await;
+    std::fs::write(dir.base().join("var/lib/karajo/job/tick/go2"), "").unwrap();
+    page.wait(
+        "the last line",
+        "document.getElementById('log').textContent.includes('last line')",
+    )
+    .await;
+    assert_eq!(
+        page.eval("document.getElementById('log').scrollTop").await,
+        0
+    );
+    page.wait(
+        "the final status",
+        "document.getElementById('run-status').textContent === 'success'",
+    )
+    .await;
+    let done = page.text("#run-duration").await;
+    assert!(!done.contains("so far"), "{done}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(page.text("#run-duration").await, done, "stopped ticking");
+
+    // The wrong secret page carries the configured name.
+    page.goto(&d.url("/karajo/app/job/fresh")).await;
+    page.fill("#secret", "wrong").await;
+    page.click("#btn-run").await;
+    page.wait(
+        "the error page",
+        "document.querySelector('p.error') && location.pathname.endsWith('/control')",
+    )
+    .await;
+    assert_eq!(page.eval("document.title").await, "Forbidden · Ops Runner");
+    assert_eq!(page.text(".brand").await, "Ops Runner");
+    assert_eq!(page.text("p.error").await, "Wrong secret.");
+    assert!(
+        !page
+            .eval("document.title")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("karajo")
+    );
+    page.screenshot("13-wrong-secret").await;
     drop(page);
     drop(browser);
     d.stop().await;

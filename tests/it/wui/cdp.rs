@@ -1,7 +1,8 @@
 //! A small Chrome DevTools Protocol client for the browser tests: starts headless
 //! Chromium on a fresh profile with `--remote-debugging-port=0`, reads the port from
 //! the profile's `DevToolsActivePort`, and drives pages over one WebSocket (flattened
-//! target sessions): navigate, evaluate JavaScript, press keys, take screenshots.
+//! target sessions): navigate, evaluate JavaScript, press keys, emulate a time zone,
+//! take screenshots.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -191,6 +192,15 @@ impl Page<'_> {
         self.call(
             "Emulation.setEmulatedMedia",
             json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+        )
+        .await;
+    }
+
+    /// Runs the page's JavaScript in the IANA time zone `zone` (set before navigating).
+    pub async fn timezone(&self, zone: &str) {
+        self.call(
+            "Emulation.setTimezoneOverride",
+            json!({ "timezoneId": zone }),
         )
         .await;
     }
