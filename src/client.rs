@@ -51,6 +51,7 @@ const API_JOB_HTTP: &str = "/karajo/api/job_http";
 const API_JOB_HTTP_LOG: &str = "/karajo/api/job_http/log";
 const API_JOB_HTTP_PAUSE: &str = "/karajo/api/job_http/pause";
 const API_JOB_HTTP_RESUME: &str = "/karajo/api/job_http/resume";
+const API_AUTH_LOGIN: &str = "/karajo/api/auth/login";
 
 /// How to reach the server: the Go client's `ClientOptions`.
 #[derive(Clone)]
@@ -161,12 +162,25 @@ impl ClientError {
 }
 
 /// A client of one karajo server. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
     secret: Vec<u8>,
     clock: SharedClock,
+    /// The `karajo` session cookie's value after [`Client::login`].
+    session: Option<String>,
+}
+
+impl fmt::Debug for Client {
+    /// The secret and the session never show.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("secret", &"<redacted>")
+            .field("session", &self.session.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Client {
@@ -208,6 +222,7 @@ impl Client {
             base,
             secret: options.secret.into_bytes(),
             clock: std::sync::Arc::new(SystemClock),
+            session: None,
         })
     }
 
@@ -216,6 +231,50 @@ impl Client {
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Logs in as web UI user `name` (`POST /karajo/api/auth/login`); the client then
+    /// reads with the session instead of signing its reads. Signed calls (run, pause,
+    /// resume, cancel) still need the secret.
+    pub async fn login(mut self, name: &str, password: &str) -> Result<Self, ClientError> {
+        let url = format!("{}{API_AUTH_LOGIN}", self.base);
+        let request = self
+            .http
+            .post(&url)
+            .form(&[("name", name), ("password", password)]);
+        let transport = |source| ClientError::Http {
+            method: "POST",
+            url: url.clone(),
+            source,
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let session = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|cookie| {
+                let pair = cookie.split(';').next()?.trim();
+                let value = pair.strip_prefix("karajo=")?;
+                (!value.is_empty()).then(|| value.to_string())
+            });
+        let bytes = response.bytes().await.map_err(transport)?;
+        match session {
+            Some(session) if status.is_success() => {
+                self.session = Some(session);
+                Ok(self)
+            }
+            _ => {
+                // The server's error object (wrong password, throttled), or a plain one.
+                decode::<serde_json::Value>(&url, status, &bytes)?;
+                Err(ClientError::Server {
+                    code: status.as_u16(),
+                    name: String::new(),
+                    message: "the login gave no session".into(),
+                })
+            }
+        }
     }
 
     /// The server's base URL, without a trailing slash.
@@ -295,12 +354,13 @@ impl Client {
         Stamp::new(self.clock.now().as_second())
     }
 
-    /// A read. With a secret, the query is stamped and signed, as servers with users
-    /// demand; without one it goes as the Go client sends it.
+    /// A read. With a session (after [`Client::login`]) it carries the cookie; else
+    /// with a secret the query is stamped and signed, as servers with users demand;
+    /// without either it goes as the Go client sends it.
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &str) -> Result<T, ClientError> {
         let mut request_query = query.to_string();
         let mut sign = None;
-        if !self.secret.is_empty() {
+        if self.session.is_none() && !self.secret.is_empty() {
             request_query = stamped_query(&self.stamp(), query);
             sign = Some(sign_hmac_sha256(&self.secret, request_query.as_bytes()));
         }
@@ -308,6 +368,9 @@ impl Client {
         let mut request = self.http.get(&url);
         if let Some(sign) = sign {
             request = request.header(HEADER_SIGN, sign);
+        }
+        if let Some(session) = &self.session {
+            request = request.header(reqwest::header::COOKIE, format!("karajo={session}"));
         }
         let (status, bytes) = self.send("GET", &url, request).await?;
         decode(&url, status, &bytes)

@@ -27,6 +27,11 @@ pub struct ServerArgs {
     #[arg(long, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
 
+    /// Log in as this web UI user to read (the password from KARAJO_PASSWORD, or asked
+    /// for on the terminal); without it, reads are signed with the secret when given.
+    #[arg(long, env = "KARAJO_USER")]
+    pub user: Option<String>,
+
     /// Accept any TLS certificate.
     #[arg(long)]
     pub insecure: bool,
@@ -42,6 +47,19 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 }
 
 impl ServerArgs {
+    /// A client for a read: logged in with `--user` when given.
+    async fn reader(&self) -> Result<Client, CliError> {
+        let client = self.client(false)?;
+        let Some(user) = &self.user else {
+            return Ok(client);
+        };
+        let password = match std::env::var("KARAJO_PASSWORD") {
+            Ok(password) if !password.is_empty() => password,
+            _ => super::password::ask(&format!("Password of {user}: "))?,
+        };
+        Ok(client.login(user, &password).await?)
+    }
+
     fn client(&self, signed: bool) -> Result<Client, CliError> {
         let secret = match (&self.secret, signed) {
             (Some(secret), _) => secret.clone(),
@@ -155,7 +173,7 @@ pub enum JobHttpCommand {
 pub async fn run_job(command: &JobCommand, out: &mut dyn Write) -> Result<(), CliError> {
     match command {
         JobCommand::List { server } => {
-            let env = server.client(false)?.env().await?;
+            let env = server.reader().await?.env().await?;
             if server.json {
                 return print_json(out, &env.jobs);
             }
@@ -172,7 +190,7 @@ pub async fn run_job(command: &JobCommand, out: &mut dyn Write) -> Result<(), Cl
             write_all(out, text.as_bytes())
         }
         JobCommand::Get { id, server } => {
-            let env = server.client(false)?.env().await?;
+            let env = server.reader().await?.env().await?;
             let job = env
                 .job_exec(id)
                 .ok_or_else(|| CliError::Usage(format!("no command job has the id {id:?}")))?;
@@ -199,7 +217,7 @@ pub async fn run_job(command: &JobCommand, out: &mut dyn Write) -> Result<(), Cl
             counter,
             server,
         } => {
-            let client = server.client(false)?;
+            let client = server.reader().await?;
             let counter = match counter {
                 Some(n) => *n,
                 None => {
@@ -224,7 +242,7 @@ pub async fn run_job(command: &JobCommand, out: &mut dyn Write) -> Result<(), Cl
 pub async fn run_job_http(command: &JobHttpCommand, out: &mut dyn Write) -> Result<(), CliError> {
     match command {
         JobHttpCommand::Get { id, server } => {
-            let job = server.client(false)?.job_http(id).await?;
+            let job = server.reader().await?.job_http(id).await?;
             print_job_http(out, &job, server.json)
         }
         JobHttpCommand::Pause { id, server } => {
@@ -240,7 +258,7 @@ pub async fn run_job_http(command: &JobHttpCommand, out: &mut dyn Write) -> Resu
             counter,
             server,
         } => {
-            let client = server.client(false)?;
+            let client = server.reader().await?;
             let counter = match counter {
                 Some(n) => *n,
                 None => newest(id, &client.job_http(id).await?.logs)?,
@@ -414,6 +432,7 @@ logs:
             server: DEFAULT_SERVER_URL.into(),
             secret: None,
             timeout: Duration::from_secs(1),
+            user: None,
             insecure: false,
             json: false,
         };

@@ -53,6 +53,17 @@ pub fn run(args: &HashPasswordArgs, out: &mut dyn Write) -> Result<ExitCode, Cli
     Ok(ExitCode::SUCCESS)
 }
 
+/// Reads a password: from the terminal without echo after `prompt`, or one line from
+/// standard input when it is not a terminal.
+pub fn ask(prompt: &str) -> Result<String, CliError> {
+    let stdin = io::stdin();
+    if isatty(&stdin) {
+        read_hidden(&stdin, prompt)
+    } else {
+        read_line(&mut stdin.lock())
+    }
+}
+
 /// The bcrypt hash of `password` (trimmed) at `cost`. Refuses an empty password and
 /// one longer than bcrypt can use.
 pub fn hash(password: &str, cost: u32) -> Result<String, CliError> {

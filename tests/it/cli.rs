@@ -380,3 +380,47 @@ async fn log_format_json_writes_one_json_object_per_line() {
         assert!(event["level"].is_string(), "{line}");
     }
 }
+
+#[tokio::test]
+async fn reads_against_a_server_with_users_work_signed_or_logged_in() {
+    let dir = TestDir::new("[job \"hello\"]\npath = /hello\ncommand = echo hello\n");
+    let hash = bcrypt::hash("pw", 4).expect("hash");
+    dir.write(
+        "etc/karajo/user.conf",
+        &format!("[user \"admin\"]\npassword = {hash}\n"),
+    );
+    let d = TestDaemon::start(&dir).await;
+    let server = d.url("");
+    let get = |extra: &[&str]| {
+        let mut list = vec!["job", "get", "hello", "--server", server.as_str()];
+        list.extend_from_slice(extra);
+        args(&list)
+    };
+    // Neither a secret nor a user: the server's refusal.
+    let out = karajo(get(&[]), None, &[]).await;
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+    // Signed with the secret.
+    let out = karajo(get(&[]), None, &[("KARAJO_SECRET", SECRET)]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("id:       hello"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Logged in, the password from the environment or standard input.
+    let out = karajo(
+        get(&["--user", "admin"]),
+        None,
+        &[("KARAJO_PASSWORD", "pw")],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = karajo(get(&["--user", "admin"]), Some("pw\n"), &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A wrong password is the server's answer.
+    let out = karajo(get(&["--user", "admin"]), Some("nope\n"), &[]).await;
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("400"), "{}", text(&out.stderr));
+    d.stop().await;
+}
