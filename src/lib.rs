@@ -8,7 +8,7 @@
 //! rules), [`store`] (files under `dir_base/var`), [`exec`] (runs one job),
 //! [`scheduler`] (the one owner of runtime state), [`notify`] (mail and web hook
 //! notifications), [`metrics`] (Prometheus counters), [`redact`] (pure: which header
-//! values and URL parts are never shown), [`http`] (thin API adapters), [`wui`] (the
+//! values and URL parts are never shown), [`suggest`] (pure: "did you mean"), [`http`] (thin API adapters), [`wui`] (the
 //! web UI's pages), [`daemon`] (the composition root), [`client`] (the
 //! typed client of a server) and [`cli`] (the `karajo` command line).
 
@@ -27,6 +27,7 @@ pub mod redact;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;
+pub mod suggest;
 pub mod wui;
 
 pub use daemon::{Daemon, DaemonError, RunningDaemon};

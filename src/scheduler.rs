@@ -208,6 +208,21 @@ impl Snapshot {
         };
         list.iter().find(|j| j.id().as_str() == id)
     }
+
+    /// What to tell a client that named job `id` of `kind` that does not exist:
+    /// `no command job has the id "x"`, with the closest existing id when one is close.
+    pub fn unknown_job(&self, kind: JobKind, id: &str) -> String {
+        let (list, what) = match kind {
+            JobKind::Exec => (&self.jobs, "command job"),
+            JobKind::Http => (&self.http_jobs, "HTTP job"),
+        };
+        let hint = crate::suggest::did_you_mean(id, list.iter().map(|j| j.id().as_str()));
+        if id.is_empty() {
+            format!("no {what} id given (id=...)")
+        } else {
+            format!("no {what} has the id \"{id}\"{hint}")
+        }
+    }
 }
 
 /// Why a trigger was not accepted.

@@ -111,27 +111,20 @@ impl ApiError {
         )
     }
 
-    /// 404 `job not found: <id>`.
-    pub fn job_not_found(id: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "ERR_JOB_NOT_FOUND",
-            format!("job not found: {id}"),
-        )
+    /// 404 `ERR_JOB_NOT_FOUND` (command job endpoints); `message` says which id and
+    /// the closest existing one.
+    pub fn job_not_found(message: String) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "ERR_JOB_NOT_FOUND", message)
     }
 
-    /// 400 `invalid or empty job id: <id>` (HTTP job endpoints).
-    pub fn invalid_job_id(id: &str) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "ERR_INVALID_JOB_ID",
-            format!("invalid or empty job id: {id}"),
-        )
+    /// 400 `ERR_INVALID_JOB_ID` (HTTP job endpoints, as the original answers).
+    pub fn invalid_job_id(message: String) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "ERR_INVALID_JOB_ID", message)
     }
 
-    /// 404 `job ID <id> not found` (log endpoint).
-    pub fn log_job_not_found(id: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "", format!("job ID {id} not found"))
+    /// 404 without a name (the log endpoint of command jobs, as the original).
+    pub fn log_job_not_found(message: String) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "", message)
     }
 
     /// `log #<counter> not found`: HTTP 404 when the counter is not a number, HTTP 200

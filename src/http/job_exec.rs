@@ -20,7 +20,7 @@ pub(super) async fn pause(
     request: Request,
 ) -> Result<Response, ApiError> {
     let key = signed_form_job(&state, request).await?;
-    reply(state.scheduler.pause(key.clone()).await, &key)
+    reply(&state, state.scheduler.pause(key.clone()).await, &key)
 }
 
 /// `POST /karajo/api/job_exec/resume`.
@@ -29,7 +29,7 @@ pub(super) async fn resume(
     request: Request,
 ) -> Result<Response, ApiError> {
     let key = signed_form_job(&state, request).await?;
-    reply(state.scheduler.resume(key.clone()).await, &key)
+    reply(&state, state.scheduler.resume(key.clone()).await, &key)
 }
 
 /// `POST /karajo/api/job_exec/cancel`.
@@ -38,14 +38,24 @@ pub(super) async fn cancel(
     request: Request,
 ) -> Result<Response, ApiError> {
     let key = signed_form_job(&state, request).await?;
-    reply(state.scheduler.cancel(key.clone()).await, &key)
+    reply(&state, state.scheduler.cancel(key.clone()).await, &key)
 }
 
-fn reply(view: Option<std::sync::Arc<JobView>>, key: &JobKey) -> Result<Response, ApiError> {
+fn reply(
+    state: &AppState,
+    view: Option<std::sync::Arc<JobView>>,
+    key: &JobKey,
+) -> Result<Response, ApiError> {
     view.as_deref()
         .and_then(JobExecJson::new)
         .map(|job| json::data(&job))
-        .ok_or_else(|| ApiError::job_not_found(key.id.as_str()))
+        .ok_or_else(|| {
+            let message = state
+                .scheduler
+                .snapshot()
+                .unknown_job(key.kind, key.id.as_str());
+            ApiError::job_not_found(message)
+        })
 }
 
 /// Accepts a form body signed with the global secret (refused before reading when it
@@ -97,8 +107,8 @@ pub(super) async fn serve_log(
     let id = query.id.to_ascii_lowercase();
     let snapshot = state.scheduler.snapshot();
     let view = snapshot.job(kind, &id).ok_or_else(|| match kind {
-        JobKind::Exec => ApiError::log_job_not_found(&id),
-        JobKind::Http => ApiError::invalid_job_id(&id),
+        JobKind::Exec => ApiError::log_job_not_found(snapshot.unknown_job(kind, &id)),
+        JobKind::Http => ApiError::invalid_job_id(snapshot.unknown_job(kind, &id)),
     })?;
     let counter: u64 = query
         .counter

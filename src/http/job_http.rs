@@ -26,7 +26,7 @@ pub(super) async fn get(
     snapshot
         .job(JobKind::Http, &query.id)
         .and_then(|view| JobHttpJson::new(view).map(|job| json::data(&job)))
-        .ok_or_else(|| ApiError::invalid_job_id(&query.id))
+        .ok_or_else(|| ApiError::invalid_job_id(snapshot.unknown_job(JobKind::Http, &query.id)))
 }
 
 /// `GET /karajo/api/job_http/log?id=<id>&counter=<n>`.
@@ -45,7 +45,7 @@ pub(super) async fn pause(
 ) -> Result<Response, ApiError> {
     let key = signed_query_job(&state, &uri, &headers)?;
     let view = state.scheduler.pause(key.clone()).await;
-    reply(view, &key)
+    reply(&state, view, &key)
 }
 
 /// `POST /karajo/api/job_http/resume?id=<id>`.
@@ -56,17 +56,24 @@ pub(super) async fn resume(
 ) -> Result<Response, ApiError> {
     let key = signed_query_job(&state, &uri, &headers)?;
     let view = state.scheduler.resume(key.clone()).await;
-    reply(view, &key)
+    reply(&state, view, &key)
 }
 
 fn reply(
+    state: &AppState,
     view: Option<std::sync::Arc<crate::scheduler::JobView>>,
     key: &JobKey,
 ) -> Result<Response, ApiError> {
     view.as_deref()
         .and_then(JobHttpJson::new)
         .map(|job| json::data(&job))
-        .ok_or_else(|| ApiError::invalid_job_id(key.id.as_str()))
+        .ok_or_else(|| {
+            let message = state
+                .scheduler
+                .snapshot()
+                .unknown_job(key.kind, key.id.as_str());
+            ApiError::invalid_job_id(message)
+        })
 }
 
 /// Accepts the raw query string signed exactly as sent, then reads `id` from it.

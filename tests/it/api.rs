@@ -100,7 +100,14 @@ async fn api_calls_need_the_global_signature_and_name_unknown_jobs() {
     assert_eq!(res.status(), 404);
     assert_eq!(
         res.text().await.unwrap(),
-        r#"{"message":"job not found: nope","name":"ERR_JOB_NOT_FOUND","code":404}"#
+        r#"{"message":"no command job has the id \"nope\"","name":"ERR_JOB_NOT_FOUND","code":404}"#
+    );
+    // A near miss names the closest id; the status and name stay the original's.
+    let res = d.api_form("cancel", "test_job_sucess").await;
+    assert_eq!(res.status(), 404);
+    assert_eq!(
+        res.text().await.unwrap(),
+        r#"{"message":"no command job has the id \"test_job_sucess\"; did you mean \"test_job_success\"?","name":"ERR_JOB_NOT_FOUND","code":404}"#
     );
     // A correctly signed but stale request is refused.
     let body = format!("_karajo_epoch={}&id=test_job_success", epoch_now() - 3600);
@@ -141,7 +148,7 @@ async fn the_log_endpoint_answers_as_the_original() {
     assert_eq!(res.status(), 404);
     assert_eq!(
         res.text().await.unwrap(),
-        r#"{"message":"job ID nope not found","code":404}"#
+        r#"{"message":"no command job has the id \"nope\"","code":404}"#
     );
 
     let res = get("id=test_job_success&counter=abc").await.unwrap();

@@ -262,13 +262,13 @@ async fn errors_carry_the_servers_message_and_code() {
     assert_eq!(err.code(), Some(404));
     assert_eq!(
         err.to_string(),
-        "job not found: nope (code 404, ERR_JOB_NOT_FOUND)"
+        "no command job has the id \"nope\" (code 404, ERR_JOB_NOT_FOUND)"
     );
 
     let err = good.job_exec_log("test-job-success", 1).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "job ID test-job-success not found (code 404)"
+        "no command job has the id \"test-job-success\"; did you mean \"test_job_success\"? (code 404)"
     );
     // The original answers HTTP 200 with code 404 here; it is still an error.
     let err = good.job_exec_log("test_job_success", 99).await.unwrap_err();
@@ -337,7 +337,7 @@ async fn job_http_calls_through_the_client() {
     let err = client.job_http("test_notfound").await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid or empty job id: test_notfound (code 400, ERR_INVALID_JOB_ID)"
+        "no HTTP job has the id \"test_notfound\" (code 400, ERR_INVALID_JOB_ID)"
     );
     let bad = self::client(&d, "wrong");
     let err = bad.job_http_pause("test_success").await.unwrap_err();

@@ -235,7 +235,7 @@ async fn the_http_job_api_answers_as_the_original() {
     assert_eq!(res.status(), 400);
     assert_eq!(
         res.text().await.unwrap(),
-        r#"{"message":"invalid or empty job id: nope","name":"ERR_INVALID_JOB_ID","code":400}"#
+        r#"{"message":"no HTTP job has the id \"nope\"","name":"ERR_INVALID_JOB_ID","code":400}"#
     );
     let res = d
         .http
