@@ -10,7 +10,8 @@
 //! notifications), [`metrics`] (Prometheus counters), [`redact`] (pure: which header
 //! values and URL parts are never shown), [`http`] (thin API adapters), [`wui`] (the
 //! web UI's pages), [`daemon`] (the composition root), [`client`] (the
-//! typed client of a server) and [`cli`] (the `karajo` command line).
+//! typed client of a server), [`cli`] (the `karajo` command line) and [`suggest`]
+//! (pure: "did you mean" for configuration messages).
 
 pub mod auth;
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod redact;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;
+pub mod suggest;
 pub mod wui;
 
 pub use daemon::{Daemon, DaemonError, RunningDaemon};
