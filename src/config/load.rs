@@ -84,7 +84,9 @@ fn current_dir(config_file: &Path, problems: &mut Problems) -> PathBuf {
     })
 }
 
-/// Reads and parses one file; `None` (with an error) when unreadable or invalid.
+/// Reads and parses one file; `None` (with an error) when unreadable. Every syntax
+/// error is reported, and what could be read past them is returned, so the checks
+/// that follow report the file's other problems in the same run.
 fn read_document(file: &Path, problems: &mut Problems) -> Option<Document> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
@@ -93,13 +95,11 @@ fn read_document(file: &Path, problems: &mut Problems) -> Option<Document> {
             return None;
         }
     };
-    match ini::parse(&text) {
-        Ok(doc) => Some(doc),
-        Err(err) => {
-            problems.error(file, err.line, err.kind.to_string());
-            None
-        }
+    let parsed = ini::parse_all(&text);
+    for err in parsed.errors {
+        problems.error(file, err.line, err.kind.to_string());
     }
+    Some(parsed.document)
 }
 
 /// The name of a section that needs one (`[job "NAME"]`); warns when it has none.
