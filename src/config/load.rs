@@ -59,6 +59,7 @@ pub fn load(config_file: &Path) -> Result<Config, ConfigErrors> {
         &mut problems,
     );
     let config = assemble(config_file, settings, defs, users, &mut problems);
+    in_reading_order(&mut problems);
     if problems.errors.is_empty() {
         Ok(Config {
             warnings: problems.warnings,
@@ -67,6 +68,21 @@ pub fn load(config_file: &Path) -> Result<Config, ConfigErrors> {
     } else {
         Err(fail(&mut problems))
     }
+}
+
+/// Puts the diagnostics of each list in reading order: by file (in the order the
+/// files were first named) then by line, so a report reads top to bottom even though
+/// checks across jobs run last.
+fn in_reading_order(problems: &mut Problems) {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for d in problems.errors.iter().chain(&problems.warnings) {
+        if !files.contains(&d.file) {
+            files.push(d.file.clone());
+        }
+    }
+    let rank = |file: &Path| files.iter().position(|f| f == file).unwrap_or(usize::MAX);
+    problems.errors.sort_by_key(|d| (rank(&d.file), d.line));
+    problems.warnings.sort_by_key(|d| (rank(&d.file), d.line));
 }
 
 fn fail(problems: &mut Problems) -> ConfigErrors {
@@ -115,16 +131,65 @@ fn section_name<'a>(file: &Path, section: &'a Section, problems: &mut Problems) 
     name
 }
 
+/// Every section name karajo knows, whatever the file.
+const KNOWN_SECTIONS: [&str; 5] = [KARAJO, JOB, JOB_HTTP, NOTIF, USER];
+
+/// Where each section may be written, for the unknown-section error.
+const WHERE_SECTIONS_GO: &str = "karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"] \
+     and [notif \"NAME\"] from the main file, [job \"NAME\"] from job.d/*.conf, \
+     [job.http \"NAME\"] from job_http.d/*.conf and [user \"NAME\"] from user.conf";
+
+/// A header as written in a file: `[name]` or `[name "sub"]`.
+fn header(name: &str, sub: Option<&str>) -> String {
+    match sub {
+        Some(sub) => {
+            let escaped = sub.replace('\\', "\\\\").replace('"', "\\\"");
+            format!("[{name} \"{escaped}\"]")
+        }
+        None => format!("[{name}]"),
+    }
+}
+
 fn warn_section_ignored(file: &Path, section: &Section, why: &str, problems: &mut Problems) {
-    let header = match &section.sub {
-        Some(sub) => format!("[{} {sub:?}]", section.name),
-        None => format!("[{}]", section.name),
-    };
+    let header = header(&section.name, section.sub.as_deref());
     problems.warn(
         file,
         section.line,
         format!("section {header} {why}; ignored"),
     );
+}
+
+/// A section karajo does not know at all is an error: its job or settings would
+/// silently not exist. Offers the closest of `allowed` (the sections this file may
+/// hold), then says where each section goes.
+fn unknown_section(file: &Path, section: &Section, allowed: &[&str], problems: &mut Problems) {
+    let written = header(&section.name, section.sub.as_deref());
+    let hint = match crate::suggest::closest(&section.name, allowed) {
+        Some(KARAJO) => " (did you mean [karajo]?)".to_string(),
+        Some(name) => {
+            let sub = section.sub.as_deref().unwrap_or("NAME");
+            format!(" (did you mean {}?)", header(name, Some(sub)))
+        }
+        None => String::new(),
+    };
+    let message = format!("unknown section {written}{hint}; {WHERE_SECTIONS_GO}");
+    problems.error(file, section.line, message);
+}
+
+/// A section that is not `allowed` here: an error when karajo knows no such section,
+/// a warning (`why`) when it belongs in another file.
+fn misplaced_section(
+    file: &Path,
+    section: &Section,
+    allowed: &[&str],
+    why: &str,
+    problems: &mut Problems,
+) {
+    if KNOWN_SECTIONS.contains(&section.name.as_str()) {
+        warn_section_ignored(file, section, why, problems);
+    } else {
+        unknown_section(file, section, allowed, problems);
+    }
 }
 
 /// Sorts the main file's sections into `defs`.
@@ -138,7 +203,13 @@ fn collect_main(file: &Path, doc: &Document, defs: &mut Definitions, problems: &
             (JOB, _) => add_definition(file, section, &mut defs.jobs, problems),
             (JOB_HTTP, _) => add_definition(file, section, &mut defs.http_jobs, problems),
             (NOTIF, _) => add_notif(file, section, &mut defs.notifs, problems),
-            _ => warn_section_ignored(file, section, "is unknown", problems),
+            (KARAJO, Some(_)) => {
+                warn_section_ignored(file, section, "takes no name (write [karajo])", problems)
+            }
+            (USER, _) => {
+                warn_section_ignored(file, section, "is only read from user.conf", problems)
+            }
+            _ => unknown_section(file, section, &[KARAJO, JOB, JOB_HTTP, NOTIF], problems),
         }
     }
 }
@@ -179,7 +250,8 @@ fn read_users(file: &Path, problems: &mut Problems) -> Vec<UserConfig> {
     let mut users: BTreeMap<String, UserConfig> = BTreeMap::new();
     for section in &doc.sections {
         if section.name != USER {
-            warn_section_ignored(file, section, "is not allowed in user.conf", problems);
+            let why = "is not read from user.conf (only [user \"NAME\"])";
+            misplaced_section(file, section, &[USER], why, problems);
             continue;
         }
         let Some(name) = section_name(file, section, problems) else {
@@ -241,8 +313,8 @@ fn collect_dir(
             if section.name == kind {
                 add_definition(&file, section, into, problems);
             } else {
-                let why = format!("is not read from this directory (only [{kind} \"...\"])");
-                warn_section_ignored(&file, section, &why, problems);
+                let why = format!("is not read from this directory (only [{kind} \"NAME\"])");
+                misplaced_section(&file, section, &[kind], &why, problems);
             }
         }
     }

@@ -527,22 +527,34 @@ fn empty_secret_is_generated_and_inherited() {
 }
 
 #[test]
-fn unknown_keys_sections_and_cut_values_warn() {
+fn unknown_sections_are_errors_and_unknown_keys_warn() {
     let fx = Fixture::new();
     let body = "[job \"a\"]\ncommand = cd /tmp; ls\ncolour = red\n[jobs \"typo\"]\nx = 1\n\
-                [job]\ncommand = y\n[job.http \"h\"]\nhttp_url = /x\nhttp_insecure = maybe\n";
+                [job]\ncommand = y\n[job.http \"h\"]\nhttp_url = /x\nhttp_insecure = maybe\n\
+                schedul = daily\n";
     fx.main("bogus = 1\n", body);
-    let config = fx.load_ok();
+    let errors = fx.load_err();
     let file = fx.main_file().display().to_string();
+    assert_eq!(
+        messages(&errors.errors),
+        [format!(
+            "{file}:8: unknown section [jobs \"typo\"] (did you mean [job \"typo\"]?); \
+             karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"] and [notif \"NAME\"] \
+             from the main file, [job \"NAME\"] from job.d/*.conf, [job.http \"NAME\"] from \
+             job_http.d/*.conf and [user \"NAME\"] from user.conf"
+        )]
+    );
     let want = [
         format!("{file}:3: unknown key \"bogus\" in [karajo], ignored"),
         format!("{file}:6: the value of command was cut at an inline comment"),
-        format!("{file}:7: unknown key \"colour\" in [job]"),
-        format!("{file}:8: section [jobs \"typo\"] is unknown; ignored"),
+        format!("{file}:7: unknown key \"colour\" in [job], ignored"),
         format!("{file}:10: section [job] needs a name"),
         format!("{file}:14: http_insecure = \"maybe\" is not a boolean"),
+        format!(
+            "{file}:15: unknown key \"schedul\" in [job.http], ignored; did you mean \"schedule\"?"
+        ),
     ];
-    let got = messages(&config.warnings);
+    let got = messages(&errors.warnings);
     for prefix in &want {
         assert!(
             got.iter().any(|m| m.starts_with(prefix.as_str())),
@@ -550,7 +562,62 @@ fn unknown_keys_sections_and_cut_values_warn() {
         );
     }
     assert_eq!(got.len(), want.len(), "{got:#?}");
-    assert_eq!(job(&config, "a").commands, ["cd /tmp"]);
+}
+
+#[test]
+fn misplaced_sections_warn_and_unknown_ones_are_errors_in_every_file() {
+    let fx = Fixture::new();
+    fx.main("", "[karajo \"x\"]\n[user \"bob\"]\n[notify \"n\"]\n");
+    let job_d = fx.etc("job.d/a.conf", "[job.http \"h\"]\n[Jbo \"j\"]\n");
+    let http_d = fx.etc("job_http.d/b.conf", "[http \"h\"]\n");
+    let users = fx.etc("user.conf", "[job \"j\"]\n[usr \"al\"]\n[x]\n");
+    let errors = fx.load_err();
+    let main = fx.main_file().display().to_string();
+    let located = |d: &Diagnostic| (d.file.clone(), d.line, d.message.clone());
+    let got: Vec<_> = errors.errors.iter().map(located).collect();
+    let starts = [
+        (
+            fx.main_file(),
+            6,
+            "unknown section [notify \"n\"] (did you mean [notif \"n\"]?); ",
+        ),
+        (
+            job_d.clone(),
+            2,
+            "unknown section [jbo \"j\"] (did you mean [job \"j\"]?); ",
+        ),
+        (http_d, 1, "unknown section [http \"h\"]; karajo reads "),
+        (
+            users.clone(),
+            2,
+            "unknown section [usr \"al\"] (did you mean [user \"al\"]?); ",
+        ),
+        (users.clone(), 3, "unknown section [x]; "),
+    ];
+    assert_eq!(got.len(), starts.len(), "{got:#?}");
+    for (file, line, start) in starts {
+        assert!(
+            got.iter()
+                .any(|(f, l, m)| *f == file && *l == line && m.starts_with(start)),
+            "{}:{line}: {start} not in {got:#?}",
+            file.display()
+        );
+    }
+    let warned = messages(&errors.warnings);
+    let want = [
+        format!("{main}:4: section [karajo \"x\"] takes no name (write [karajo]); ignored"),
+        format!("{main}:5: section [user \"bob\"] is only read from user.conf; ignored"),
+        format!(
+            "{}:1: section [job \"j\"] is not read from user.conf (only [user \"NAME\"]); ignored",
+            users.display()
+        ),
+        format!(
+            "{}:1: section [job.http \"h\"] is not read from this directory \
+             (only [job \"NAME\"]); ignored",
+            job_d.display()
+        ),
+    ];
+    assert_eq!(warned, want);
 }
 
 #[test]
@@ -597,8 +664,9 @@ fn exec_job_bad_values_are_errors() {
     fx.main("", body);
     let got = messages(&fx.load_err().errors);
     assert_eq!(got.len(), 4, "{got:#?}");
+    // In line order, whatever order the checks ran in.
     assert!(
-        got[0].contains(":8: timezone = \"Nowhere/City\""),
+        got[3].contains(":8: timezone = \"Nowhere/City\""),
         "{got:#?}"
     );
     assert!(
