@@ -168,7 +168,7 @@ fn read_schedule(f: &Fields, timezone: &TimeZone, problems: &mut Problems) -> Op
     match Schedule::parse(&var.value, timezone.clone()) {
         Ok(schedule) => Some(schedule),
         Err(err) => {
-            let message = format!("schedule = {:?} is invalid: {err}", var.value);
+            let message = format!("schedule = {:?}: {err}", var.value);
             problems.error(&f.file, var.line, message);
             None
         }

@@ -506,7 +506,34 @@ fn invalid_schedule_is_an_error_at_its_line() {
     assert!(
         errors.errors[0]
             .message
-            .starts_with("schedule = \"yearly\" is invalid")
+            .starts_with("schedule = \"yearly\": unknown schedule kind \"yearly\""),
+        "{errors}"
+    );
+}
+
+#[test]
+fn schedule_errors_name_the_field_and_what_is_accepted() {
+    let fx = Fixture::new();
+    fx.main(
+        "",
+        "[job \"a\"]\nschedule = 0 25 * * *\n[job \"b\"]\nschedule = dayly@10:00\n\
+         [job \"c\"]\nschedule = 0 0 * * 8\n",
+    );
+    let got: Vec<String> = fx
+        .load_err()
+        .errors
+        .iter()
+        .map(|d| d.message.clone())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "schedule = \"0 25 * * *\": hour 25 is out of range 0-23",
+            "schedule = \"dayly@10:00\": unknown schedule kind \"dayly\" (did you mean \"daily\"?); \
+             use minutely, hourly, daily, weekly or monthly (see the README) or a cron expression \
+             such as \"0 10 * * *\"",
+            "schedule = \"0 0 * * 8\": day of week 8 is out of range 0-7 (0 and 7 = Sunday)",
+        ]
     );
 }
 
