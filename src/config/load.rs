@@ -263,6 +263,17 @@ fn read_users(file: &Path, problems: &mut Problems) -> Vec<UserConfig> {
         if password_hash.is_empty() {
             let message = format!("user {name:?} has no password and cannot log in");
             problems.warn(file, section.line, message);
+        } else if !is_bcrypt_hash(&password_hash)
+            && let Some(var) = fields.last("password")
+        {
+            // The value is never shown: it may be the password itself.
+            let message = format!(
+                "the password of user {name:?} is not a bcrypt hash ($2a$, $2b$ or $2y$, \
+                 a cost and 53 characters), so nobody can log in as {name:?}; user.conf \
+                 keeps hashes, not passwords: run karajo hash-password and put its output \
+                 here as password = $2..."
+            );
+            problems.error(file, var.line, message);
         }
         let user = UserConfig {
             name: name.to_string(),
@@ -271,6 +282,28 @@ fn read_users(file: &Path, problems: &mut Problems) -> Vec<UserConfig> {
         users.insert(name.to_string(), user);
     }
     users.into_values().collect()
+}
+
+/// Whether `text` has the form of a bcrypt hash: `$2a$`, `$2b$` or `$2y$`, a two-digit
+/// cost from 04 to 31, `$`, then 53 characters of bcrypt's base64 (salt and hash).
+pub(crate) fn is_bcrypt_hash(text: &str) -> bool {
+    let Some(rest) = ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .find_map(|prefix| text.strip_prefix(prefix))
+    else {
+        return false;
+    };
+    let Some((cost, tail)) = rest.split_once('$') else {
+        return false;
+    };
+    let cost_ok = cost.len() == 2
+        && cost.bytes().all(|b| b.is_ascii_digit())
+        && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c));
+    let tail_ok = tail.len() == 53
+        && tail
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
+    cost_ok && tail_ok
 }
 
 /// The `*.conf` files of a job directory that the original reads: regular files (not
@@ -379,5 +412,34 @@ fn assemble(
         notifs,
         users,
         warnings: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bcrypt_hashes_are_recognised_by_their_form() {
+        let salt_and_hash = "9XMRfqpnzY2421fwYm5dd.CidJf7dHHWIESeeNGXuajHRf.Lqzy7a";
+        for prefix in ["$2a$10$", "$2b$04$", "$2y$31$"] {
+            let hash = format!("{prefix}{salt_and_hash}");
+            assert!(is_bcrypt_hash(&hash), "{hash}");
+        }
+        let not_hashes = [
+            "s3cret".to_string(),
+            String::new(),
+            format!("$2x$10${salt_and_hash}"),
+            format!("$2a$1${salt_and_hash}"),
+            format!("$2a$03${salt_and_hash}"),
+            format!("$2a$32${salt_and_hash}"),
+            format!("$2a$10${salt_and_hash}x"),
+            format!("$2a$10${}", &salt_and_hash[1..]),
+            format!("$2a$10${}!", &salt_and_hash[1..]),
+            format!("$2a$10{salt_and_hash}"),
+        ];
+        for text in not_hashes {
+            assert!(!is_bcrypt_hash(&text), "{text}");
+        }
     }
 }

@@ -794,7 +794,7 @@ fn users_are_read_from_user_conf() {
     let hash = "$2a$10$9XMRfqpnzY2421fwYm5dd.CidJf7dHHWIESeeNGXuajHRf.Lqzy7a";
     let file = fx.etc(
         "user.conf",
-        &format!("[user \"Bob\"]\npassword = {hash}\n[user \"al\"]\npassword = x\n[job \"j\"]\n"),
+        &format!("[user \"Bob\"]\npassword = {hash}\n[user \"al\"]\npassword =\n[job \"j\"]\n"),
     );
     let config = fx.load_ok();
     let users: Vec<(&str, &str)> = config
@@ -802,13 +802,37 @@ fn users_are_read_from_user_conf() {
         .iter()
         .map(|u| (u.name.as_str(), u.password_hash.as_str()))
         .collect();
-    assert_eq!(users, [("Bob", hash), ("al", "x")]);
+    assert_eq!(users, [("Bob", hash), ("al", "")]);
     assert!(config.jobs.is_empty());
-    assert_eq!(config.warnings.len(), 1);
-    assert_eq!(
-        (config.warnings[0].file.as_path(), config.warnings[0].line),
-        (file.as_path(), 5)
+    let warned: Vec<(&Path, usize)> = config
+        .warnings
+        .iter()
+        .map(|d| (d.file.as_path(), d.line))
+        .collect();
+    assert_eq!(warned, [(file.as_path(), 3), (file.as_path(), 5)]);
+}
+
+#[test]
+fn a_password_that_is_not_a_bcrypt_hash_is_an_error_that_does_not_show_it() {
+    let fx = Fixture::new();
+    fx.main("", "");
+    let file = fx.etc(
+        "user.conf",
+        "# users\n[user \"admin\"]\npassword = s3cret\n[user \"ok\"]\n\
+         password = $2b$12$9XMRfqpnzY2421fwYm5dd.CidJf7dHHWIESeeNGXuajHRf.Lqzy7a\n",
     );
+    let errors = fx.load_err();
+    assert_eq!(
+        messages(&errors.errors),
+        [format!(
+            "{}:3: the password of user \"admin\" is not a bcrypt hash ($2a$, $2b$ or $2y$, \
+             a cost and 53 characters), so nobody can log in as \"admin\"; user.conf keeps \
+             hashes, not passwords: run karajo hash-password and put its output here as \
+             password = $2...",
+            file.display()
+        )]
+    );
+    assert!(!errors.to_string().contains("s3cret"));
 }
 
 #[test]
