@@ -295,7 +295,7 @@ fn job_defs(
                 file: job.file.clone(),
                 line: job.line,
                 message: format!(
-                    "job {:?}: no command (and no registered function)",
+                    "job {:?} has no command: add a line such as command = echo hello",
                     job.name
                 ),
             });
