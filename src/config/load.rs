@@ -11,7 +11,7 @@ use super::fields::{Fields, Problems};
 use super::ini::{self, Document, Section};
 use super::jobs::{
     Definition, build_exec_job, build_http_job, check_duplicate_ids, check_duplicate_paths,
-    check_notif_names,
+    check_notif_names, no_command_message,
 };
 use super::model::{Config, ConfigErrors, UserConfig};
 use super::notif::build_notif;
@@ -37,7 +37,19 @@ struct Definitions {
 
 /// Loads `config_file` and the files under its `dir_base`. Returns every error (and
 /// the warnings seen so far) when anything is wrong; a missing main file is an error.
+/// A command job without commands is left for the caller to judge (it may have a
+/// registered function); see [`load_with`].
 pub fn load(config_file: &Path) -> Result<Config, ConfigErrors> {
+    load_with(config_file, &|_| true)
+}
+
+/// As [`load`], and a command job without commands is an error too unless
+/// `has_function` says a function is registered for its name, so that this mistake is
+/// reported in the same run as all the others.
+pub fn load_with(
+    config_file: &Path,
+    has_function: &dyn Fn(&str) -> bool,
+) -> Result<Config, ConfigErrors> {
     let mut problems = Problems::default();
     let cwd = current_dir(config_file, &mut problems);
     let doc = read_document(config_file, &mut problems).ok_or_else(|| fail(&mut problems))?;
@@ -59,6 +71,11 @@ pub fn load(config_file: &Path) -> Result<Config, ConfigErrors> {
         &mut problems,
     );
     let config = assemble(config_file, settings, defs, users, &mut problems);
+    for job in config.jobs.iter().filter(|j| j.commands.is_empty()) {
+        if !has_function(&job.name) {
+            problems.error(&job.file, job.line, no_command_message(&job.name));
+        }
+    }
     in_reading_order(&mut problems);
     if problems.errors.is_empty() {
         Ok(Config {

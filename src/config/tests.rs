@@ -944,3 +944,19 @@ fn trusted_proxy_lists_addresses_and_blocks_and_names_bad_ones() {
         ":4: trusted_proxy = \"10.0.0.1/8\" is invalid"
     ));
 }
+
+#[test]
+fn load_with_reports_jobs_without_command_unless_a_function_is_registered() {
+    let fx = Fixture::new();
+    fx.main("", "[job \"a\"]\ninterval = 5m\n[job \"b\"]\ncommand = true\n");
+    assert!(fx.load().is_ok());
+    let errors = load_with(&fx.main_file(), &|_| false).unwrap_err();
+    assert_eq!(
+        messages(&errors.errors),
+        [format!(
+            "{}:4: job \"a\" has no command: add a line such as command = echo hello",
+            fx.main_file().display()
+        )]
+    );
+    assert!(load_with(&fx.main_file(), &|name| name == "a").is_ok());
+}

@@ -121,6 +121,8 @@ schedul = daily
 command = tar czf /tmp/b.tgz /etc
 [job "broken"
 command = true
+[job "empty"]
+interval = 5m
 "#,
     );
     dir.write(
@@ -149,6 +151,9 @@ command = true
         ),
         format!("error: {file}:12: invalid section header: missing closing ]"),
         format!(
+            "error: {file}:14: job \"empty\" has no command: add a line such as command = echo hello"
+        ),
+        format!(
             "error: {etc}/user.conf:2: the password of user \"admin\" is not a bcrypt hash \
              ($2a$, $2b$ or $2y$, a cost and 53 characters), so nobody can log in as \"admin\"; \
              user.conf keeps hashes, not passwords: run karajo hash-password and put its output \
@@ -165,7 +170,7 @@ command = true
         format!(
             "warning: {file}:9: unknown key \"schedul\" in [job], ignored; did you mean \"schedule\"?"
         ),
-        format!("{file}: 6 errors, 1 warning"),
+        format!("{file}: 7 errors, 1 warning"),
     ];
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines, expected, "{stdout}");
