@@ -948,7 +948,10 @@ fn trusted_proxy_lists_addresses_and_blocks_and_names_bad_ones() {
 #[test]
 fn load_with_reports_jobs_without_command_unless_a_function_is_registered() {
     let fx = Fixture::new();
-    fx.main("", "[job \"a\"]\ninterval = 5m\n[job \"b\"]\ncommand = true\n");
+    fx.main(
+        "",
+        "[job \"a\"]\ninterval = 5m\n[job \"b\"]\ncommand = true\n",
+    );
     assert!(fx.load().is_ok());
     let errors = load_with(&fx.main_file(), &|_| false).unwrap_err();
     assert_eq!(
