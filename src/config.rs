@@ -17,8 +17,8 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
-pub use jobs::clean_path;
-pub use load::load;
+pub use jobs::{clean_path, no_command_message};
+pub use load::{load, load_with};
 pub use model::{
     Config, ConfigErrors, Diagnostic, HttpMethod, HttpRequestType, IpNet, JobExecConfig,
     JobHttpConfig, NotifConfig, UserConfig,

@@ -127,7 +127,8 @@ impl Daemon {
     /// Loads the configuration and checks what the daemon would refuse at start-up.
     /// HTTP jobs whose `http_url` starts with `/` go to `listen_address`.
     pub fn load_config(&self) -> Result<(Config, Vec<JobDef>), DaemonError> {
-        let config = config::load(&self.config_file)?;
+        let config =
+            config::load_with(&self.config_file, &|name| self.functions.contains_key(name))?;
         let defs = job_defs(
             &config,
             &self.functions,
@@ -140,7 +141,8 @@ impl Daemon {
     /// As [`Daemon::load_config`], with HTTP jobs' `/...` URLs going to `own_address`
     /// (the address actually bound).
     fn load_config_at(&self, own_address: &str) -> Result<(Config, Vec<JobDef>), DaemonError> {
-        let config = config::load(&self.config_file)?;
+        let config =
+            config::load_with(&self.config_file, &|name| self.functions.contains_key(name))?;
         let defs = job_defs(&config, &self.functions, own_address, &self.replay)?;
         Ok((config, defs))
     }
@@ -148,7 +150,8 @@ impl Daemon {
     /// Starts the scheduler and the HTTP server. Timers start only once the server
     /// listens.
     pub async fn start(self) -> Result<RunningDaemon, DaemonError> {
-        let config = config::load(&self.config_file)?;
+        let config =
+            config::load_with(&self.config_file, &|name| self.functions.contains_key(name))?;
         let nofile = nofile::raise_nofile_limit();
         for warning in &config.warnings {
             tracing::warn!("{warning}");
@@ -305,10 +308,7 @@ fn job_defs(
             errors.push(Diagnostic {
                 file: job.file.clone(),
                 line: job.line,
-                message: format!(
-                    "job {:?}: no command (and no registered function)",
-                    job.name
-                ),
+                message: config::no_command_message(&job.name),
             });
         }
         defs.push(JobDef::Exec {

@@ -8,9 +8,10 @@
 //! rules), [`store`] (files under `dir_base/var`), [`exec`] (runs one job),
 //! [`scheduler`] (the one owner of runtime state), [`notify`] (mail and web hook
 //! notifications), [`metrics`] (Prometheus counters), [`redact`] (pure: which header
-//! values and URL parts are never shown), [`suggest`] (pure: "did you mean"), [`http`] (thin API adapters), [`wui`] (the
-//! web UI's pages), [`daemon`] (the composition root), [`client`] (the
-//! typed client of a server) and [`cli`] (the `karajo` command line).
+//! values and URL parts are never shown), [`suggest`] (pure: "did you mean" for
+//! configuration messages and job ids), [`http`] (thin API adapters), [`wui`] (the web
+//! UI's pages), [`daemon`] (the composition root), [`client`] (the typed client of a
+//! server) and [`cli`] (the `karajo` command line).
 
 pub mod auth;
 pub mod cli;

@@ -35,8 +35,9 @@ pub struct Schedule {
     pattern: Pattern,
 }
 
-/// Why a `schedule` value was refused; the message quotes the value and names the bad
-/// item.
+/// Why a `schedule` value was refused; the message names the bad item or field and
+/// what is accepted instead. It does not quote the whole value: the caller does
+/// (`schedule = "0 25 * * *": hour 25 is out of range 0-23`).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct ScheduleError(pub String);
@@ -208,7 +209,7 @@ mod tests {
             ("daily@18:00,06:00", "2024-01-10T19:00:00Z", Ok("2024-01-11T06:00:00Z")),
             ("daily@6", "2024-01-10T01:00:00Z", Ok("2024-01-10T06:00:00Z")),
             ("daily@10:30:45", "2024-01-10T10:30:00Z", Ok("2024-01-11T10:30:00Z")),
-            ("daily@25:00", "2024-01-10T10:00:00Z", Err("hour \"25\" is not a number in 0..23")),
+            ("daily@25:00", "2024-01-10T10:00:00Z", Err("hour \"25\" is not a number from 0 to 23")),
             ("weekly", "2024-01-10T10:00:00Z", Ok("2024-01-14T00:00:00Z")),
             ("weekly@Sunday,Tuesday,Friday@15:00", "2024-01-10T10:00:00Z", Ok("2024-01-12T15:00:00Z")),
             ("weekly@wed@10:00", "2024-01-10T10:00:00Z", Ok("2024-01-17T10:00:00Z")),
@@ -279,12 +280,16 @@ mod tests {
         ];
         check_upcoming(rows);
         let errors = [
-            ("61 * * * *", "cron expression \"61 * * * *\""),
-            ("* * * *", "4 fields"),
-            ("0 0 1 1 * 2030 x", "7 fields"),
+            ("61 * * * *", "minute 61 is out of range 0-59"),
+            ("0 25 * * *", "hour 25 is out of range 0-23"),
+            ("* * * *", "this one has 4"),
+            ("0 0 1 1 * 2030 x", "this one has 7"),
             ("@reboot", "unknown cron macro"),
             ("0 0 30 2 *", "never due"),
-            ("every day at noon ok", "illegal character"),
+            (
+                "every day at noon ok",
+                "minute field \"every\" is not valid",
+            ),
         ];
         for (expr, wanted) in errors {
             let message = parse_error(expr);

@@ -216,7 +216,8 @@ impl Snapshot {
             JobKind::Exec => (&self.jobs, "command job"),
             JobKind::Http => (&self.http_jobs, "HTTP job"),
         };
-        let hint = crate::suggest::did_you_mean(id, list.iter().map(|j| j.id().as_str()));
+        let ids: Vec<&str> = list.iter().map(|j| j.id().as_str()).collect();
+        let hint = crate::suggest::did_you_mean(id, &ids);
         if id.is_empty() {
             format!("no {what} id given (id=...)")
         } else {

@@ -239,7 +239,10 @@ DIR/karajo.conf: 4 jobs, 1 HTTP job: OK
     fn a_job_without_commands_is_an_error_as_for_the_daemon() {
         let (ok, text) = check("secret = s\n[job \"empty\"]\ninterval = 5m\n");
         assert!(!ok, "{text}");
-        assert!(text.contains("error: DIR/karajo.conf:4: job \"empty\": no command"));
+        assert!(text.contains(
+            "error: DIR/karajo.conf:4: job \"empty\" has no command: \
+             add a line such as command = echo hello\n"
+        ));
     }
 
     #[test]

@@ -56,11 +56,16 @@ impl Fields {
         }
     }
 
-    /// Warns about keys not in `known` and about values cut by an inline comment.
+    /// Warns about keys not in `known` (offering the closest known key) and about
+    /// values cut by an inline comment.
     pub(crate) fn check_keys(&self, what: &str, known: &[&str], problems: &mut Problems) {
         for var in &self.vars {
             if !known.contains(&var.key.as_str()) {
-                let message = format!("unknown key {:?} in {what}, ignored", var.key);
+                let hint = match crate::suggest::closest(&var.key, known) {
+                    Some(key) => format!("; did you mean {key:?}?"),
+                    None => String::new(),
+                };
+                let message = format!("unknown key {:?} in {what}, ignored{hint}", var.key);
                 problems.warn(&self.file, var.line, message);
             } else if var.cut_by_comment {
                 problems.warn(&self.file, var.line, cut_message(var));
@@ -251,12 +256,19 @@ mod tests {
 
     #[test]
     fn key_check_warns_unknown_and_cut() {
-        let f = fields("command = cd /tmp; ls\ncolour = red\ndescription = x # note\n");
+        let f = fields("command = cd /tmp; ls\ncolour = red\ndescription = x # note\ncomand = x\n");
         let mut p = Problems::default();
         f.check_keys("[job]", &["command", "description"], &mut p);
         let lines: Vec<usize> = p.warnings.iter().map(|d| d.line).collect();
-        assert_eq!(lines, [2, 3]);
+        assert_eq!(lines, [2, 3, 5]);
         assert!(p.warnings[0].message.contains("double quotes"));
-        assert!(p.warnings[1].message.contains("colour"));
+        assert_eq!(
+            p.warnings[1].message,
+            "unknown key \"colour\" in [job], ignored"
+        );
+        assert_eq!(
+            p.warnings[2].message,
+            "unknown key \"comand\" in [job], ignored; did you mean \"command\"?"
+        );
     }
 }

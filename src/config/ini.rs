@@ -65,28 +65,69 @@ pub enum ParseErrorKind {
     #[error("unexpected text after section header")]
     TextAfterSection,
     /// A variable line before the first section header.
-    #[error("variable outside of any section")]
+    #[error("key = value line before any [section] header")]
     VarOutsideSection,
     /// A key with characters other than letters, digits, `-`, `.`, `_`, or not
     /// starting with a letter, or followed by something other than `=`.
-    #[error("invalid variable name")]
+    #[error(
+        "not a key = value line: a key starts with a letter and holds only letters, digits, -, . and _"
+    )]
     InvalidKey,
     /// A backslash escape other than `\\ \" \n \t \b` or line continuation.
     #[error("invalid escape \"\\{0}\" in value (only \\\\ \\\" \\n \\t \\b are allowed)")]
     InvalidEscape(char),
     /// A double quote that is never closed.
-    #[error("unterminated double quote in value")]
+    #[error("a double quote in the value is never closed")]
     UnterminatedQuote,
 }
 
-/// Parses INI text into a [`Document`]. The first syntax error stops parsing.
+/// Parses INI text into a [`Document`]; the first syntax error is the answer. Use
+/// [`parse_all`] to hear about every error.
 pub fn parse(text: &str) -> Result<Document, ParseError> {
+    let parsed = parse_all(text);
+    match parsed.errors.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(parsed.document),
+    }
+}
+
+/// A document read past its syntax errors, and those errors in line order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// What could be read: every valid section with its valid variables.
+    pub document: Document,
+    /// Every syntax error, in line order (empty when the text is valid).
+    pub errors: Vec<ParseError>,
+}
+
+/// Where the variables being read go.
+enum Target {
+    /// Into the last section of the document.
+    Section,
+    /// Nowhere: before the first header, or below a header that is not valid. They are
+    /// still read, so their own syntax errors are reported.
+    Nowhere,
+}
+
+/// Parses INI text, going on after each syntax error where the reader can find its
+/// footing again, so that one pass reports them all:
+/// * a header that is not valid is reported and the variables below it, up to the next
+///   header, are checked but dropped (text after a valid `]` keeps the section);
+/// * variables before the first header are reported once and dropped;
+/// * a line with an invalid key is reported and dropped; reading goes on at the next
+///   line;
+/// * an invalid escape is reported and kept as written (`\d` stays `\d`), and an
+///   unterminated quote is reported and the value kept, so the checks that follow do
+///   not report a missing value on top.
+pub fn parse_all(text: &str) -> Parsed {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
         .collect();
-    let mut doc = Document::default();
+    let mut parsed = Parsed::default();
+    let mut target = Target::Nowhere;
+    let mut reported_outside = false;
     let mut index = 0;
     while index < lines.len() {
         let line_no = index + 1;
@@ -96,29 +137,54 @@ pub fn parse(text: &str) -> Result<Document, ParseError> {
             continue;
         }
         if let Some(rest) = line.strip_prefix('[') {
-            let (name, sub) = parse_header(rest).map_err(|kind| ParseError {
-                line: line_no,
-                kind,
-            })?;
-            doc.sections.push(Section {
-                name,
-                sub,
-                line: line_no,
-                vars: Vec::new(),
-            });
+            target = read_header(rest, line_no, &mut parsed);
+            // A bad header is its own error: what follows it is not "outside".
+            reported_outside = true;
             continue;
         }
-        let Some(section) = doc.sections.last_mut() else {
-            return Err(ParseError {
+        if matches!(target, Target::Nowhere) && !reported_outside {
+            parsed.errors.push(ParseError {
                 line: line_no,
                 kind: ParseErrorKind::VarOutsideSection,
             });
-        };
-        let (var, consumed) = parse_var(line, &lines[index..], line_no)?;
+            reported_outside = true;
+        }
+        let (var, consumed) = parse_var(line, &lines[index..], line_no, &mut parsed.errors);
         index += consumed;
-        section.vars.push(var);
+        if let (Some(var), Target::Section) = (var, &target)
+            && let Some(section) = parsed.document.sections.last_mut()
+        {
+            section.vars.push(var);
+        }
     }
-    Ok(doc)
+    parsed
+}
+
+/// Reads a header line (after `[`): a valid one opens a section, text after its `]`
+/// is an error that keeps it, any other error opens nothing.
+fn read_header(rest: &str, line: usize, parsed: &mut Parsed) -> Target {
+    let (name, sub) = match parse_header(rest) {
+        Ok((name, sub, tail_ok)) => {
+            if !tail_ok {
+                parsed.errors.push(ParseError {
+                    line,
+                    kind: ParseErrorKind::TextAfterSection,
+                });
+            }
+            (name, sub)
+        }
+        Err(kind) => {
+            parsed.errors.push(ParseError { line, kind });
+            return Target::Nowhere;
+        }
+    };
+    parsed.document.sections.push(Section {
+        name,
+        sub,
+        line,
+        vars: Vec::new(),
+    });
+    Target::Section
 }
 
 fn starts_comment(s: &str) -> bool {
@@ -133,8 +199,9 @@ fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
-/// Parses what follows `[` on a header line.
-fn parse_header(rest: &str) -> Result<(String, Option<String>), ParseErrorKind> {
+/// Parses what follows `[` on a header line: the name, the subsection, and whether
+/// only blanks or a comment follow the `]`.
+fn parse_header(rest: &str) -> Result<(String, Option<String>, bool), ParseErrorKind> {
     let name_len = rest
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
         .unwrap_or(rest.len());
@@ -161,10 +228,8 @@ fn parse_header(rest: &str) -> Result<(String, Option<String>), ParseErrorKind> 
         return Err(ParseErrorKind::InvalidSection("missing closing ]"));
     };
     let tail = tail.trim_start_matches(is_blank);
-    if !tail.is_empty() && !starts_comment(tail) {
-        return Err(ParseErrorKind::TextAfterSection);
-    }
-    Ok((name.to_ascii_lowercase(), sub))
+    let tail_ok = tail.is_empty() || starts_comment(tail);
+    Ok((name.to_ascii_lowercase(), sub, tail_ok))
 }
 
 /// Reads a subsection up to its closing quote; returns it and the text after the quote.
@@ -187,18 +252,27 @@ fn parse_subsection(inner: &str) -> Result<(String, &str), ParseErrorKind> {
 }
 
 /// Parses a variable starting on `line`; `following` are the lines after it, used for
-/// backslash continuation. Returns the variable and how many following lines it used.
-fn parse_var(line: &str, following: &[&str], line_no: usize) -> Result<(Var, usize), ParseError> {
-    let err = |kind| ParseError {
-        line: line_no,
-        kind,
+/// backslash continuation. Returns the variable (`None` when its key is invalid) and
+/// how many following lines it used; syntax errors go to `errors`.
+fn parse_var(
+    line: &str,
+    following: &[&str],
+    line_no: usize,
+    errors: &mut Vec<ParseError>,
+) -> (Option<Var>, usize) {
+    let invalid_key = |errors: &mut Vec<ParseError>| {
+        errors.push(ParseError {
+            line: line_no,
+            kind: ParseErrorKind::InvalidKey,
+        });
+        (None, 0)
     };
     let key_len = line
         .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
         .unwrap_or(line.len());
     let key = &line[..key_len];
     if !key.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Err(err(ParseErrorKind::InvalidKey));
+        return invalid_key(errors);
     }
     let key = key.to_ascii_lowercase();
     let after_key = line[key_len..].trim_start_matches(is_blank);
@@ -211,16 +285,16 @@ fn parse_var(line: &str, following: &[&str], line_no: usize) -> Result<(Var, usi
     };
     if after_key.is_empty() || starts_comment(after_key) {
         var.bare = true;
-        return Ok((var, 0));
+        return (Some(var), 0);
     }
     let Some(raw_value) = after_key.strip_prefix('=') else {
-        return Err(err(ParseErrorKind::InvalidKey));
+        return invalid_key(errors);
     };
     let mut reader = ValueReader::new(var.key == "command");
-    let consumed = reader.read(raw_value, following, line_no)?;
+    let consumed = reader.read(raw_value, following, line_no, errors);
     var.value = reader.out;
     var.cut_by_comment = reader.cut_by_comment;
-    Ok((var, consumed))
+    (Some(var), consumed)
 }
 
 /// The state machine that reads a value, possibly over continued lines.
@@ -250,21 +324,26 @@ impl ValueReader {
     }
 
     /// Reads `first` and as many `following` lines as backslash continuations ask
-    /// for; returns the number of following lines used.
+    /// for; returns the number of following lines used. Errors go to `errors`.
     fn read(
         &mut self,
         first: &str,
         following: &[&str],
         line_no: usize,
-    ) -> Result<usize, ParseError> {
+        errors: &mut Vec<ParseError>,
+    ) -> usize {
         let mut current = first;
         let mut used = 0;
         loop {
             let line = line_no + used;
-            match self
-                .read_line(current)
-                .map_err(|kind| ParseError { line, kind })?
-            {
+            let (end, bad_escape) = self.read_line(current);
+            if let Some(c) = bad_escape {
+                errors.push(ParseError {
+                    line,
+                    kind: ParseErrorKind::InvalidEscape(c),
+                });
+            }
+            match end {
                 LineEnd::Value => break,
                 LineEnd::Continued => match following.get(used) {
                     Some(next) => {
@@ -276,22 +355,32 @@ impl ValueReader {
             }
         }
         if self.quoted {
-            return Err(ParseError {
+            errors.push(ParseError {
                 line: line_no + used,
                 kind: ParseErrorKind::UnterminatedQuote,
             });
         }
-        Ok(used)
+        used
     }
 
-    fn read_line(&mut self, text: &str) -> Result<LineEnd, ParseErrorKind> {
+    /// Reads one physical line; also returns the first invalid escape on it (kept as
+    /// written in the value).
+    fn read_line(&mut self, text: &str) -> (LineEnd, Option<char>) {
         let mut chars = text.chars().peekable();
         let mut previous: Option<char> = None;
+        let mut bad_escape = None;
         while let Some(c) = chars.next() {
             match c {
                 '\\' => match chars.next() {
-                    None => return Ok(LineEnd::Continued),
-                    Some(escaped) => self.push_literal(unescape(escaped)?),
+                    None => return (LineEnd::Continued, bad_escape),
+                    Some(escaped) => match unescape(escaped) {
+                        Some(literal) => self.push_literal(literal),
+                        None => {
+                            bad_escape = bad_escape.or(Some(escaped));
+                            self.push_literal('\\');
+                            self.push_literal(escaped);
+                        }
+                    },
                 },
                 '"' => {
                     self.flush_space();
@@ -301,13 +390,13 @@ impl ValueReader {
                 _ if is_blank(c) => self.pending_space = !self.out.is_empty(),
                 _ if is_comment_char(c) => {
                     self.note_comment(previous);
-                    return Ok(LineEnd::Value);
+                    return (LineEnd::Value, bad_escape);
                 }
                 _ => self.push_literal(c),
             }
             previous = Some(c);
         }
-        Ok(LineEnd::Value)
+        (LineEnd::Value, bad_escape)
     }
 
     fn note_comment(&mut self, previous: Option<char>) {
@@ -330,13 +419,14 @@ impl ValueReader {
     }
 }
 
-fn unescape(c: char) -> Result<char, ParseErrorKind> {
+/// The character an escape stands for; `None` for an escape that does not exist.
+fn unescape(c: char) -> Option<char> {
     match c {
-        '\\' | '"' => Ok(c),
-        'n' => Ok('\n'),
-        't' => Ok('\t'),
-        'b' => Ok('\u{8}'),
-        other => Err(ParseErrorKind::InvalidEscape(other)),
+        '\\' | '"' => Some(c),
+        'n' => Some('\n'),
+        't' => Some('\t'),
+        'b' => Some('\u{8}'),
+        _ => None,
     }
 }
 
@@ -557,6 +647,102 @@ mod tests {
     fn crlf_line_endings() {
         let doc = parse("[s]\r\nx = a b \r\n").unwrap();
         assert_eq!(doc.sections[0].vars[0].value, "a b");
+    }
+
+    fn all_errors(text: &str) -> Vec<(usize, ParseErrorKind)> {
+        parse_all(text)
+            .errors
+            .into_iter()
+            .map(|e| (e.line, e.kind))
+            .collect()
+    }
+
+    #[test]
+    fn every_error_is_reported_in_one_pass() {
+        let text = "orphan = 1\nother = 2\n[s]\na = grep \"\\d+\"\n1bad = x\nb = ok\n\
+                    [job \"x\"\nc = lost\n[t] junk\nd = \"open\n[u]\ne = \\q \\w\n";
+        assert_eq!(
+            all_errors(text),
+            [
+                (1, ParseErrorKind::VarOutsideSection),
+                (4, ParseErrorKind::InvalidEscape('d')),
+                (5, ParseErrorKind::InvalidKey),
+                (7, ParseErrorKind::InvalidSection("missing closing ]")),
+                (9, ParseErrorKind::TextAfterSection),
+                (10, ParseErrorKind::UnterminatedQuote),
+                (12, ParseErrorKind::InvalidEscape('q')),
+            ]
+        );
+        let doc = parse_all(text).document;
+        let got: Vec<(&str, Vec<(&str, &str)>)> = doc
+            .sections
+            .iter()
+            .map(|s| {
+                let vars = s
+                    .vars
+                    .iter()
+                    .map(|v| (v.key.as_str(), v.value.as_str()))
+                    .collect();
+                (s.name.as_str(), vars)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("s", vec![("a", "grep \\d+"), ("b", "ok")]),
+                ("t", vec![("d", "open")]),
+                ("u", vec![("e", "\\q \\w")]),
+            ]
+        );
+        // parse() answers with the first of them.
+        assert_eq!(error_of(text).line, 1);
+    }
+
+    #[test]
+    fn variables_below_a_bad_header_are_checked_but_dropped() {
+        let parsed = parse_all("[a\nx = \\z\n[b]\ny = 1\n");
+        let lines: Vec<usize> = parsed.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [1, 2]);
+        assert_eq!(parsed.document.sections.len(), 1);
+        assert_eq!(parsed.document.sections[0].name, "b");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_all_never_panics_and_keeps_errors_in_line_order(
+            text in "([\\[\\]\"\\\\;#= \ta-zA-Z0-9.\\-_\n]|\\\\\n){0,200}"
+        ) {
+            let parsed = parse_all(&text);
+            let lines: Vec<usize> = parsed.errors.iter().map(|e| e.line).collect();
+            let mut sorted = lines.clone();
+            sorted.sort_unstable();
+            proptest::prop_assert_eq!(&lines, &sorted);
+            let line_count = text.split('\n').count();
+            proptest::prop_assert!(lines.iter().all(|&l| l >= 1 && l <= line_count));
+            proptest::prop_assert_eq!(parse(&text).err(), parsed.errors.first().cloned());
+        }
+
+        #[test]
+        fn a_bad_line_hides_nothing_else(
+            keys in proptest::collection::vec("[a-z]{1,6}", 1..8),
+            at in 0usize..8,
+            bad in proptest::sample::select(vec!["1bad = x", "x = \\q", "x = \"open"]),
+        ) {
+            // Each key on its own line below one header; one line (a comment in the
+            // reference text) is broken in the other.
+            let mut lines: Vec<String> = vec!["[s]".into()];
+            lines.extend(keys.iter().map(|k| format!("{k} = v")));
+            let at = 1 + at % lines.len().max(1);
+            lines.insert(at, "# placeholder".into());
+            let reference = parse(&lines.join("\n")).unwrap();
+            lines[at] = bad.to_string();
+            let parsed = parse_all(&lines.join("\n"));
+            proptest::prop_assert_eq!(parsed.errors.len(), 1);
+            proptest::prop_assert_eq!(parsed.errors[0].line, at + 1);
+            let mut kept = parsed.document.sections[0].vars.clone();
+            kept.retain(|v| v.line != at + 1);
+            proptest::prop_assert_eq!(&kept, &reference.sections[0].vars);
+        }
     }
 
     proptest::proptest! {

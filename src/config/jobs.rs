@@ -110,6 +110,11 @@ pub(crate) fn build_exec_job(
     }
 }
 
+/// The error for a command job with neither commands nor a registered function.
+pub fn no_command_message(name: &str) -> String {
+    format!("job {name:?} has no command: add a line such as command = echo hello")
+}
+
 /// Builds an HTTP job; problems go to `problems`.
 pub(crate) fn build_http_job(
     def: &Definition,
@@ -168,7 +173,7 @@ fn read_schedule(f: &Fields, timezone: &TimeZone, problems: &mut Problems) -> Op
     match Schedule::parse(&var.value, timezone.clone()) {
         Ok(schedule) => Some(schedule),
         Err(err) => {
-            let message = format!("schedule = {:?} is invalid: {err}", var.value);
+            let message = format!("schedule = {:?}: {err}", var.value);
             problems.error(&f.file, var.line, message);
             None
         }

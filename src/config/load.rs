@@ -11,7 +11,7 @@ use super::fields::{Fields, Problems};
 use super::ini::{self, Document, Section};
 use super::jobs::{
     Definition, build_exec_job, build_http_job, check_duplicate_ids, check_duplicate_paths,
-    check_notif_names,
+    check_notif_names, no_command_message,
 };
 use super::model::{Config, ConfigErrors, UserConfig};
 use super::notif::build_notif;
@@ -37,7 +37,19 @@ struct Definitions {
 
 /// Loads `config_file` and the files under its `dir_base`. Returns every error (and
 /// the warnings seen so far) when anything is wrong; a missing main file is an error.
+/// A command job without commands is left for the caller to judge (it may have a
+/// registered function); see [`load_with`].
 pub fn load(config_file: &Path) -> Result<Config, ConfigErrors> {
+    load_with(config_file, &|_| true)
+}
+
+/// As [`load`], and a command job without commands is an error too unless
+/// `has_function` says a function is registered for its name, so that this mistake is
+/// reported in the same run as all the others.
+pub fn load_with(
+    config_file: &Path,
+    has_function: &dyn Fn(&str) -> bool,
+) -> Result<Config, ConfigErrors> {
     let mut problems = Problems::default();
     let cwd = current_dir(config_file, &mut problems);
     let doc = read_document(config_file, &mut problems).ok_or_else(|| fail(&mut problems))?;
@@ -59,6 +71,12 @@ pub fn load(config_file: &Path) -> Result<Config, ConfigErrors> {
         &mut problems,
     );
     let config = assemble(config_file, settings, defs, users, &mut problems);
+    for job in config.jobs.iter().filter(|j| j.commands.is_empty()) {
+        if !has_function(&job.name) {
+            problems.error(&job.file, job.line, no_command_message(&job.name));
+        }
+    }
+    in_reading_order(&mut problems);
     if problems.errors.is_empty() {
         Ok(Config {
             warnings: problems.warnings,
@@ -67,6 +85,21 @@ pub fn load(config_file: &Path) -> Result<Config, ConfigErrors> {
     } else {
         Err(fail(&mut problems))
     }
+}
+
+/// Puts the diagnostics of each list in reading order: by file (in the order the
+/// files were first named) then by line, so a report reads top to bottom even though
+/// checks across jobs run last.
+fn in_reading_order(problems: &mut Problems) {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for d in problems.errors.iter().chain(&problems.warnings) {
+        if !files.contains(&d.file) {
+            files.push(d.file.clone());
+        }
+    }
+    let rank = |file: &Path| files.iter().position(|f| f == file).unwrap_or(usize::MAX);
+    problems.errors.sort_by_key(|d| (rank(&d.file), d.line));
+    problems.warnings.sort_by_key(|d| (rank(&d.file), d.line));
 }
 
 fn fail(problems: &mut Problems) -> ConfigErrors {
@@ -84,7 +117,9 @@ fn current_dir(config_file: &Path, problems: &mut Problems) -> PathBuf {
     })
 }
 
-/// Reads and parses one file; `None` (with an error) when unreadable or invalid.
+/// Reads and parses one file; `None` (with an error) when unreadable. Every syntax
+/// error is reported, and what could be read past them is returned, so the checks
+/// that follow report the file's other problems in the same run.
 fn read_document(file: &Path, problems: &mut Problems) -> Option<Document> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
@@ -93,13 +128,11 @@ fn read_document(file: &Path, problems: &mut Problems) -> Option<Document> {
             return None;
         }
     };
-    match ini::parse(&text) {
-        Ok(doc) => Some(doc),
-        Err(err) => {
-            problems.error(file, err.line, err.kind.to_string());
-            None
-        }
+    let parsed = ini::parse_all(&text);
+    for err in parsed.errors {
+        problems.error(file, err.line, err.kind.to_string());
     }
+    Some(parsed.document)
 }
 
 /// The name of a section that needs one (`[job "NAME"]`); warns when it has none.
@@ -115,16 +148,65 @@ fn section_name<'a>(file: &Path, section: &'a Section, problems: &mut Problems) 
     name
 }
 
+/// Every section name karajo knows, whatever the file.
+const KNOWN_SECTIONS: [&str; 5] = [KARAJO, JOB, JOB_HTTP, NOTIF, USER];
+
+/// Where each section may be written, for the unknown-section error.
+const WHERE_SECTIONS_GO: &str = "karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"] \
+     and [notif \"NAME\"] from the main file, [job \"NAME\"] from job.d/*.conf, \
+     [job.http \"NAME\"] from job_http.d/*.conf and [user \"NAME\"] from user.conf";
+
+/// A header as written in a file: `[name]` or `[name "sub"]`.
+fn header(name: &str, sub: Option<&str>) -> String {
+    match sub {
+        Some(sub) => {
+            let escaped = sub.replace('\\', "\\\\").replace('"', "\\\"");
+            format!("[{name} \"{escaped}\"]")
+        }
+        None => format!("[{name}]"),
+    }
+}
+
 fn warn_section_ignored(file: &Path, section: &Section, why: &str, problems: &mut Problems) {
-    let header = match &section.sub {
-        Some(sub) => format!("[{} {sub:?}]", section.name),
-        None => format!("[{}]", section.name),
-    };
+    let header = header(&section.name, section.sub.as_deref());
     problems.warn(
         file,
         section.line,
         format!("section {header} {why}; ignored"),
     );
+}
+
+/// A section karajo does not know at all is an error: its job or settings would
+/// silently not exist. Offers the closest of `allowed` (the sections this file may
+/// hold), then says where each section goes.
+fn unknown_section(file: &Path, section: &Section, allowed: &[&str], problems: &mut Problems) {
+    let written = header(&section.name, section.sub.as_deref());
+    let hint = match crate::suggest::closest(&section.name, allowed) {
+        Some(KARAJO) => " (did you mean [karajo]?)".to_string(),
+        Some(name) => {
+            let sub = section.sub.as_deref().unwrap_or("NAME");
+            format!(" (did you mean {}?)", header(name, Some(sub)))
+        }
+        None => String::new(),
+    };
+    let message = format!("unknown section {written}{hint}; {WHERE_SECTIONS_GO}");
+    problems.error(file, section.line, message);
+}
+
+/// A section that is not `allowed` here: an error when karajo knows no such section,
+/// a warning (`why`) when it belongs in another file.
+fn misplaced_section(
+    file: &Path,
+    section: &Section,
+    allowed: &[&str],
+    why: &str,
+    problems: &mut Problems,
+) {
+    if KNOWN_SECTIONS.contains(&section.name.as_str()) {
+        warn_section_ignored(file, section, why, problems);
+    } else {
+        unknown_section(file, section, allowed, problems);
+    }
 }
 
 /// Sorts the main file's sections into `defs`.
@@ -138,7 +220,13 @@ fn collect_main(file: &Path, doc: &Document, defs: &mut Definitions, problems: &
             (JOB, _) => add_definition(file, section, &mut defs.jobs, problems),
             (JOB_HTTP, _) => add_definition(file, section, &mut defs.http_jobs, problems),
             (NOTIF, _) => add_notif(file, section, &mut defs.notifs, problems),
-            _ => warn_section_ignored(file, section, "is unknown", problems),
+            (KARAJO, Some(_)) => {
+                warn_section_ignored(file, section, "takes no name (write [karajo])", problems)
+            }
+            (USER, _) => {
+                warn_section_ignored(file, section, "is only read from user.conf", problems)
+            }
+            _ => unknown_section(file, section, &[KARAJO, JOB, JOB_HTTP, NOTIF], problems),
         }
     }
 }
@@ -179,7 +267,8 @@ fn read_users(file: &Path, problems: &mut Problems) -> Vec<UserConfig> {
     let mut users: BTreeMap<String, UserConfig> = BTreeMap::new();
     for section in &doc.sections {
         if section.name != USER {
-            warn_section_ignored(file, section, "is not allowed in user.conf", problems);
+            let why = "is not read from user.conf (only [user \"NAME\"])";
+            misplaced_section(file, section, &[USER], why, problems);
             continue;
         }
         let Some(name) = section_name(file, section, problems) else {
@@ -191,6 +280,17 @@ fn read_users(file: &Path, problems: &mut Problems) -> Vec<UserConfig> {
         if password_hash.is_empty() {
             let message = format!("user {name:?} has no password and cannot log in");
             problems.warn(file, section.line, message);
+        } else if !is_bcrypt_hash(&password_hash)
+            && let Some(var) = fields.last("password")
+        {
+            // The value is never shown: it may be the password itself.
+            let message = format!(
+                "the password of user {name:?} is not a bcrypt hash ($2a$, $2b$ or $2y$, \
+                 a cost and 53 characters), so nobody can log in as {name:?}; user.conf \
+                 keeps hashes, not passwords: run karajo hash-password and put its output \
+                 here as password = $2..."
+            );
+            problems.error(file, var.line, message);
         }
         let user = UserConfig {
             name: name.to_string(),
@@ -199,6 +299,28 @@ fn read_users(file: &Path, problems: &mut Problems) -> Vec<UserConfig> {
         users.insert(name.to_string(), user);
     }
     users.into_values().collect()
+}
+
+/// Whether `text` has the form of a bcrypt hash: `$2a$`, `$2b$` or `$2y$`, a two-digit
+/// cost from 04 to 31, `$`, then 53 characters of bcrypt's base64 (salt and hash).
+pub(crate) fn is_bcrypt_hash(text: &str) -> bool {
+    let Some(rest) = ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .find_map(|prefix| text.strip_prefix(prefix))
+    else {
+        return false;
+    };
+    let Some((cost, tail)) = rest.split_once('$') else {
+        return false;
+    };
+    let cost_ok = cost.len() == 2
+        && cost.bytes().all(|b| b.is_ascii_digit())
+        && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c));
+    let tail_ok = tail.len() == 53
+        && tail
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
+    cost_ok && tail_ok
 }
 
 /// The `*.conf` files of a job directory that the original reads: regular files (not
@@ -241,8 +363,8 @@ fn collect_dir(
             if section.name == kind {
                 add_definition(&file, section, into, problems);
             } else {
-                let why = format!("is not read from this directory (only [{kind} \"...\"])");
-                warn_section_ignored(&file, section, &why, problems);
+                let why = format!("is not read from this directory (only [{kind} \"NAME\"])");
+                misplaced_section(&file, section, &[kind], &why, problems);
             }
         }
     }
@@ -307,5 +429,34 @@ fn assemble(
         notifs,
         users,
         warnings: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bcrypt_hashes_are_recognised_by_their_form() {
+        let salt_and_hash = "9XMRfqpnzY2421fwYm5dd.CidJf7dHHWIESeeNGXuajHRf.Lqzy7a";
+        for prefix in ["$2a$10$", "$2b$04$", "$2y$31$"] {
+            let hash = format!("{prefix}{salt_and_hash}");
+            assert!(is_bcrypt_hash(&hash), "{hash}");
+        }
+        let not_hashes = [
+            "s3cret".to_string(),
+            String::new(),
+            format!("$2x$10${salt_and_hash}"),
+            format!("$2a$1${salt_and_hash}"),
+            format!("$2a$03${salt_and_hash}"),
+            format!("$2a$32${salt_and_hash}"),
+            format!("$2a$10${salt_and_hash}x"),
+            format!("$2a$10${}", &salt_and_hash[1..]),
+            format!("$2a$10${}!", &salt_and_hash[1..]),
+            format!("$2a$10{salt_and_hash}"),
+        ];
+        for text in not_hashes {
+            assert!(!is_bcrypt_hash(&text), "{text}");
+        }
     }
 }

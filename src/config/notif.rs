@@ -280,7 +280,10 @@ fn read_email(
 
 fn check_address(key: &str, value: &str, line: usize, def: &Definition, problems: &mut Problems) {
     if let Err(err) = Mailbox::from_str(value) {
-        let message = format!("{key} = {value:?} is not a mail address: {err}");
+        let detail = err.to_string().to_lowercase();
+        let message = format!(
+            "{key} = {value:?} is not a mail address such as karajo@example.org ({detail})"
+        );
         problems.error(&def.fields.file, line, message);
     }
 }

@@ -506,7 +506,34 @@ fn invalid_schedule_is_an_error_at_its_line() {
     assert!(
         errors.errors[0]
             .message
-            .starts_with("schedule = \"yearly\" is invalid")
+            .starts_with("schedule = \"yearly\": unknown schedule kind \"yearly\""),
+        "{errors}"
+    );
+}
+
+#[test]
+fn schedule_errors_name_the_field_and_what_is_accepted() {
+    let fx = Fixture::new();
+    fx.main(
+        "",
+        "[job \"a\"]\nschedule = 0 25 * * *\n[job \"b\"]\nschedule = dayly@10:00\n\
+         [job \"c\"]\nschedule = 0 0 * * 8\n",
+    );
+    let got: Vec<String> = fx
+        .load_err()
+        .errors
+        .iter()
+        .map(|d| d.message.clone())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "schedule = \"0 25 * * *\": hour 25 is out of range 0-23",
+            "schedule = \"dayly@10:00\": unknown schedule kind \"dayly\" (did you mean \"daily\"?); \
+             use minutely, hourly, daily, weekly or monthly (see the README) or a cron expression \
+             such as \"0 10 * * *\"",
+            "schedule = \"0 0 * * 8\": day of week 8 is out of range 0-7 (0 and 7 = Sunday)",
+        ]
     );
 }
 
@@ -527,22 +554,34 @@ fn empty_secret_is_generated_and_inherited() {
 }
 
 #[test]
-fn unknown_keys_sections_and_cut_values_warn() {
+fn unknown_sections_are_errors_and_unknown_keys_warn() {
     let fx = Fixture::new();
     let body = "[job \"a\"]\ncommand = cd /tmp; ls\ncolour = red\n[jobs \"typo\"]\nx = 1\n\
-                [job]\ncommand = y\n[job.http \"h\"]\nhttp_url = /x\nhttp_insecure = maybe\n";
+                [job]\ncommand = y\n[job.http \"h\"]\nhttp_url = /x\nhttp_insecure = maybe\n\
+                schedul = daily\n";
     fx.main("bogus = 1\n", body);
-    let config = fx.load_ok();
+    let errors = fx.load_err();
     let file = fx.main_file().display().to_string();
+    assert_eq!(
+        messages(&errors.errors),
+        [format!(
+            "{file}:8: unknown section [jobs \"typo\"] (did you mean [job \"typo\"]?); \
+             karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"] and [notif \"NAME\"] \
+             from the main file, [job \"NAME\"] from job.d/*.conf, [job.http \"NAME\"] from \
+             job_http.d/*.conf and [user \"NAME\"] from user.conf"
+        )]
+    );
     let want = [
         format!("{file}:3: unknown key \"bogus\" in [karajo], ignored"),
         format!("{file}:6: the value of command was cut at an inline comment"),
-        format!("{file}:7: unknown key \"colour\" in [job]"),
-        format!("{file}:8: section [jobs \"typo\"] is unknown; ignored"),
+        format!("{file}:7: unknown key \"colour\" in [job], ignored"),
         format!("{file}:10: section [job] needs a name"),
         format!("{file}:14: http_insecure = \"maybe\" is not a boolean"),
+        format!(
+            "{file}:15: unknown key \"schedul\" in [job.http], ignored; did you mean \"schedule\"?"
+        ),
     ];
-    let got = messages(&config.warnings);
+    let got = messages(&errors.warnings);
     for prefix in &want {
         assert!(
             got.iter().any(|m| m.starts_with(prefix.as_str())),
@@ -550,7 +589,62 @@ fn unknown_keys_sections_and_cut_values_warn() {
         );
     }
     assert_eq!(got.len(), want.len(), "{got:#?}");
-    assert_eq!(job(&config, "a").commands, ["cd /tmp"]);
+}
+
+#[test]
+fn misplaced_sections_warn_and_unknown_ones_are_errors_in_every_file() {
+    let fx = Fixture::new();
+    fx.main("", "[karajo \"x\"]\n[user \"bob\"]\n[notify \"n\"]\n");
+    let job_d = fx.etc("job.d/a.conf", "[job.http \"h\"]\n[Jbo \"j\"]\n");
+    let http_d = fx.etc("job_http.d/b.conf", "[http \"h\"]\n");
+    let users = fx.etc("user.conf", "[job \"j\"]\n[usr \"al\"]\n[x]\n");
+    let errors = fx.load_err();
+    let main = fx.main_file().display().to_string();
+    let located = |d: &Diagnostic| (d.file.clone(), d.line, d.message.clone());
+    let got: Vec<_> = errors.errors.iter().map(located).collect();
+    let starts = [
+        (
+            fx.main_file(),
+            6,
+            "unknown section [notify \"n\"] (did you mean [notif \"n\"]?); ",
+        ),
+        (
+            job_d.clone(),
+            2,
+            "unknown section [jbo \"j\"] (did you mean [job \"j\"]?); ",
+        ),
+        (http_d, 1, "unknown section [http \"h\"]; karajo reads "),
+        (
+            users.clone(),
+            2,
+            "unknown section [usr \"al\"] (did you mean [user \"al\"]?); ",
+        ),
+        (users.clone(), 3, "unknown section [x]; "),
+    ];
+    assert_eq!(got.len(), starts.len(), "{got:#?}");
+    for (file, line, start) in starts {
+        assert!(
+            got.iter()
+                .any(|(f, l, m)| *f == file && *l == line && m.starts_with(start)),
+            "{}:{line}: {start} not in {got:#?}",
+            file.display()
+        );
+    }
+    let warned = messages(&errors.warnings);
+    let want = [
+        format!("{main}:4: section [karajo \"x\"] takes no name (write [karajo]); ignored"),
+        format!("{main}:5: section [user \"bob\"] is only read from user.conf; ignored"),
+        format!(
+            "{}:1: section [job \"j\"] is not read from user.conf (only [user \"NAME\"]); ignored",
+            users.display()
+        ),
+        format!(
+            "{}:1: section [job.http \"h\"] is not read from this directory \
+             (only [job \"NAME\"]); ignored",
+            job_d.display()
+        ),
+    ];
+    assert_eq!(warned, want);
 }
 
 #[test]
@@ -597,8 +691,9 @@ fn exec_job_bad_values_are_errors() {
     fx.main("", body);
     let got = messages(&fx.load_err().errors);
     assert_eq!(got.len(), 4, "{got:#?}");
+    // In line order, whatever order the checks ran in.
     assert!(
-        got[0].contains(":8: timezone = \"Nowhere/City\""),
+        got[3].contains(":8: timezone = \"Nowhere/City\""),
         "{got:#?}"
     );
     assert!(
@@ -699,7 +794,7 @@ fn users_are_read_from_user_conf() {
     let hash = "$2a$10$9XMRfqpnzY2421fwYm5dd.CidJf7dHHWIESeeNGXuajHRf.Lqzy7a";
     let file = fx.etc(
         "user.conf",
-        &format!("[user \"Bob\"]\npassword = {hash}\n[user \"al\"]\npassword = x\n[job \"j\"]\n"),
+        &format!("[user \"Bob\"]\npassword = {hash}\n[user \"al\"]\npassword =\n[job \"j\"]\n"),
     );
     let config = fx.load_ok();
     let users: Vec<(&str, &str)> = config
@@ -707,13 +802,37 @@ fn users_are_read_from_user_conf() {
         .iter()
         .map(|u| (u.name.as_str(), u.password_hash.as_str()))
         .collect();
-    assert_eq!(users, [("Bob", hash), ("al", "x")]);
+    assert_eq!(users, [("Bob", hash), ("al", "")]);
     assert!(config.jobs.is_empty());
-    assert_eq!(config.warnings.len(), 1);
-    assert_eq!(
-        (config.warnings[0].file.as_path(), config.warnings[0].line),
-        (file.as_path(), 5)
+    let warned: Vec<(&Path, usize)> = config
+        .warnings
+        .iter()
+        .map(|d| (d.file.as_path(), d.line))
+        .collect();
+    assert_eq!(warned, [(file.as_path(), 3), (file.as_path(), 5)]);
+}
+
+#[test]
+fn a_password_that_is_not_a_bcrypt_hash_is_an_error_that_does_not_show_it() {
+    let fx = Fixture::new();
+    fx.main("", "");
+    let file = fx.etc(
+        "user.conf",
+        "# users\n[user \"admin\"]\npassword = s3cret\n[user \"ok\"]\n\
+         password = $2b$12$9XMRfqpnzY2421fwYm5dd.CidJf7dHHWIESeeNGXuajHRf.Lqzy7a\n",
     );
+    let errors = fx.load_err();
+    assert_eq!(
+        messages(&errors.errors),
+        [format!(
+            "{}:3: the password of user \"admin\" is not a bcrypt hash ($2a$, $2b$ or $2y$, \
+             a cost and 53 characters), so nobody can log in as \"admin\"; user.conf keeps \
+             hashes, not passwords: run karajo hash-password and put its output here as \
+             password = $2...",
+            file.display()
+        )]
+    );
+    assert!(!errors.to_string().contains("s3cret"));
 }
 
 #[test]
@@ -824,4 +943,23 @@ fn trusted_proxy_lists_addresses_and_blocks_and_names_bad_ones() {
         &errors.errors,
         ":4: trusted_proxy = \"10.0.0.1/8\" is invalid"
     ));
+}
+
+#[test]
+fn load_with_reports_jobs_without_command_unless_a_function_is_registered() {
+    let fx = Fixture::new();
+    fx.main(
+        "",
+        "[job \"a\"]\ninterval = 5m\n[job \"b\"]\ncommand = true\n",
+    );
+    assert!(fx.load().is_ok());
+    let errors = load_with(&fx.main_file(), &|_| false).unwrap_err();
+    assert_eq!(
+        messages(&errors.errors),
+        [format!(
+            "{}:4: job \"a\" has no command: add a line such as command = echo hello",
+            fx.main_file().display()
+        )]
+    );
+    assert!(load_with(&fx.main_file(), &|name| name == "a").is_ok());
 }

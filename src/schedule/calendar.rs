@@ -20,6 +20,21 @@ use super::wall_clock::WallClockPattern;
 /// The kinds the grammar knows, as written (lower case).
 pub(super) const KINDS: [&str; 5] = ["minutely", "hourly", "daily", "weekly", "monthly"];
 
+/// What a `schedule` value may be, for messages.
+const ACCEPTED: &str = "use minutely, hourly, daily, weekly or monthly (see the README) \
+                        or a cron expression such as \"0 10 * * *\"";
+
+/// ` (did you mean "daily"?)` for a kind close to a known one.
+fn kind_hint(kind: &str) -> String {
+    if matches!(kind, "yearly" | "annually") {
+        return " (once a year is the cron macro @yearly)".to_string();
+    }
+    match crate::suggest::closest(kind, &KINDS) {
+        Some(known) => format!(" (did you mean {known:?}?)"),
+        None => String::new(),
+    }
+}
+
 /// How far ahead (in days) a day search looks before giving up. Every valid day rule
 /// matches within about two months, so this is only a guard against looping forever.
 const MAX_DAYS_SEARCHED: usize = 400;
@@ -56,7 +71,7 @@ impl Calendar {
         let mut parts = lowered.split('@');
         let kind = parts.next().unwrap_or_default().trim();
         let params: Vec<&str> = parts.collect();
-        let fail = |what: String| ScheduleError(format!("schedule {expr:?}: {what}"));
+        let fail = ScheduleError;
         match kind {
             "minutely" => {
                 expect_at_most(&params, 0, kind).map_err(fail)?;
@@ -93,10 +108,10 @@ impl Calendar {
                     times,
                 })
             }
-            "" => Err(fail("the schedule kind is missing".to_string())),
+            "" => Err(fail(format!("the schedule kind is missing; {ACCEPTED}"))),
             other => Err(fail(format!(
-                "unknown schedule kind {other:?} (expected one of {})",
-                KINDS.join(", ")
+                "unknown schedule kind {other:?}{}; {ACCEPTED}",
+                kind_hint(other)
             ))),
         }
     }
@@ -249,7 +264,7 @@ fn parse_number(item: &str, min: i8, max: i8, what: &str) -> Result<i8, String> 
     } else {
         item.parse::<i8>().ok().filter(|v| (min..=max).contains(v))
     };
-    value.ok_or_else(|| format!("{what} {item:?} is not a number in {min}..{max}"))
+    value.ok_or_else(|| format!("{what} {item:?} is not a number from {min} to {max}"))
 }
 
 /// `hourly` minutes; default `[0]`.
@@ -430,18 +445,30 @@ mod tests {
     #[test]
     fn errors_name_the_bad_item() {
         let cases = [
-            ("yearly", "unknown schedule kind \"yearly\""),
+            (
+                "yearly",
+                "unknown schedule kind \"yearly\" (once a year is the cron macro @yearly); use minutely",
+            ),
+            (
+                "dayly@10:00",
+                "unknown schedule kind \"dayly\" (did you mean \"daily\"?); use minutely, hourly, daily, weekly or monthly (see the README) or a cron expression such as \"0 10 * * *\"",
+            ),
+            (
+                "wekly",
+                "unknown schedule kind \"wekly\" (did you mean \"weekly\"?)",
+            ),
+            ("every", "unknown schedule kind \"every\"; use minutely"),
             ("minutaly", "unknown schedule kind \"minutaly\""),
             ("", "kind is missing"),
             ("@daily", "kind is missing"),
             ("minutely@5", "unexpected parameter \"5\""),
-            ("hourly@60", "minute \"60\" is not a number in 0..59"),
+            ("hourly@60", "minute \"60\" is not a number from 0 to 59"),
             ("hourly@-1", "minute \"-1\""),
             ("hourly@5,,10", "empty item"),
             ("hourly@1@2", "unexpected parameter \"2\""),
             (
                 "daily@25:00",
-                "hour \"25\" is not a number in 0..23 in time \"25:00\"",
+                "hour \"25\" is not a number from 0 to 23 in time \"25:00\"",
             ),
             ("daily@12:99", "minute \"99\""),
             ("daily@12:00:60", "second \"60\""),
@@ -450,7 +477,10 @@ mod tests {
             ("daily@06:00,", "empty item"),
             ("weekly@foo@10:00", "unknown day name \"foo\""),
             ("weekly@10:00", "unknown day name \"10:00\""),
-            ("monthly@0", "day of month \"0\" is not a number in 1..31"),
+            (
+                "monthly@0",
+                "day of month \"0\" is not a number from 1 to 31",
+            ),
             ("monthly@32", "day of month \"32\""),
             ("monthly@-1,15,31,44@00:15,6:15", "day of month \"-1\""),
             ("monthly@0xA,15,31,44@00:15,6:15", "day of month \"0xa\""),
@@ -463,10 +493,8 @@ mod tests {
                 message.contains(wanted),
                 "{expr}: {message:?} lacks {wanted:?}"
             );
-            assert!(
-                message.starts_with(&format!("schedule {expr:?}")),
-                "{message}"
-            );
+            // The caller quotes the value: `schedule = "...": <message>`.
+            assert!(!message.starts_with("schedule"), "{message}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! Cron expressions: 5 fields (minute precision), 6 fields (with seconds first) and the
 //! macros `@yearly @annually @monthly @weekly @daily @midnight @hourly`. This module owns
-//! parsing (through croner) and matching on the local wall clock; it hands croner only
+//! parsing (through croner, after checking each field's numbers itself so errors name
+//! the field and its range) and matching on the local wall clock; it hands croner only
 //! civil date-times, so the daylight-saving rules stay in `wall_clock` and are the same
 //! as for calendar schedules.
 
@@ -20,35 +21,31 @@ pub(crate) struct CronPattern {
 }
 
 impl CronPattern {
-    /// Parses `expr` (already trimmed): a macro, or 5 or 6 fields. Errors carry
-    /// croner's message.
+    /// Parses `expr` (already trimmed): a macro, or 5 or 6 fields. Errors name the
+    /// field and what it accepts; the caller quotes the whole value.
     pub(crate) fn parse(expr: &str) -> Result<Self, ScheduleError> {
         let fields = expand_macro(expr)?;
         let fields: Vec<&str> = fields.split_whitespace().collect();
-        let (minute, hour) = match fields.as_slice() {
-            [minute, hour, _, _, _] | [_, minute, hour, _, _, _] => (*minute, *hour),
+        let (specs, minute, hour) = match fields.as_slice() {
+            [minute, hour, _, _, _] => (&FIELDS[1..], *minute, *hour),
+            [_, minute, hour, _, _, _] => (&FIELDS[..], *minute, *hour),
             _ => {
                 return Err(ScheduleError(format!(
-                    "cron expression {expr:?}: {} fields, expected 5 (minute hour day month \
-                     weekday) or 6 (with seconds first)",
+                    "a cron expression has 5 fields (minute hour day-of-month month \
+                     day-of-week) or 6 (with seconds first), this one has {}",
                     fields.len()
                 )));
             }
         };
-        // A field of commas only is an empty set to croner, which then searches
-        // thousands of years for a match before giving up (8 s for `, * * * * *`).
-        if let Some(field) = fields.iter().find(|f| f.split(',').all(str::is_empty)) {
-            return Err(ScheduleError(format!(
-                "cron expression {expr:?}: field {field:?} lists no value"
-            )));
+        for (spec, field) in specs.iter().zip(&fields) {
+            spec.check(field)?;
         }
-        let cron = Cron::from_str(&fields.join(" "))
-            .map_err(|e| ScheduleError(format!("cron expression {expr:?}: {e}")))?;
+        let cron = Cron::from_str(&fields.join(" ")).map_err(|e| explain(specs, &fields, &e))?;
         let pattern = CronPattern {
             cron,
             clock_hand: minute.starts_with('*') || hour.starts_with('*'),
         };
-        pattern.check_it_ever_matches(expr)?;
+        pattern.check_it_ever_matches(&fields)?;
         Ok(pattern)
     }
 
@@ -65,13 +62,18 @@ impl CronPattern {
     /// Refuses expressions such as `0 0 30 2 *` that name no real day, so they fail at
     /// start-up rather than leaving the job without a next run. Any date works as the
     /// start: the calendar repeats every 400 years and croner searches far enough.
-    fn check_it_ever_matches(&self, expr: &str) -> Result<(), ScheduleError> {
+    fn check_it_ever_matches(&self, fields: &[&str]) -> Result<(), ScheduleError> {
         let start = DateTime::constant(2000, 1, 1, 0, 0, 0, 0);
         match self.cron.find_next_occurrence(&start, true) {
             Ok(_) => Ok(()),
-            Err(e) => Err(ScheduleError(format!(
-                "cron expression {expr:?} is never due: {e}"
-            ))),
+            Err(_) => {
+                let [.., day, month, _] = fields else {
+                    return Err(ScheduleError("it is never due".to_string()));
+                };
+                Err(ScheduleError(format!(
+                    "it is never due: no month {month:?} has a day {day:?}"
+                )))
+            }
         }
     }
 }
@@ -87,6 +89,141 @@ impl WallClockPattern for CronPattern {
     }
 }
 
+/// One field of a cron line: its name and the numbers it takes.
+struct FieldSpec {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    /// What else the field accepts, for messages.
+    also: &'static str,
+}
+
+/// The six fields, seconds first; a 5-field line uses the last five.
+const FIELDS: [FieldSpec; 6] = [
+    FieldSpec {
+        name: "second",
+        min: 0,
+        max: 59,
+        also: "",
+    },
+    FieldSpec {
+        name: "minute",
+        min: 0,
+        max: 59,
+        also: "",
+    },
+    FieldSpec {
+        name: "hour",
+        min: 0,
+        max: 23,
+        also: "",
+    },
+    FieldSpec {
+        name: "day of month",
+        min: 1,
+        max: 31,
+        also: ", L (the last day), 15W (the weekday nearest the 15th)",
+    },
+    FieldSpec {
+        name: "month",
+        min: 1,
+        max: 12,
+        also: ", JAN-DEC",
+    },
+    FieldSpec {
+        name: "day of week",
+        min: 0,
+        max: 7,
+        also: " (0 and 7 = Sunday), SUN-SAT, 5L (the last Friday), 1#2 (the second Monday)",
+    },
+];
+
+impl FieldSpec {
+    /// `0-23`, with the Sunday note for the day of week.
+    fn range(&self) -> String {
+        let note = if self.max == 7 {
+            " (0 and 7 = Sunday)"
+        } else {
+            ""
+        };
+        format!("{}-{}{note}", self.min, self.max)
+    }
+
+    /// Refuses a number outside the field's range: `hour 25 is out of range 0-23`.
+    /// Everything else is left to croner.
+    fn check(&self, field: &str) -> Result<(), ScheduleError> {
+        // A field of commas only is an empty set to croner, which then searches
+        // thousands of years for a match before giving up (8 s for `, * * * * *`).
+        if field.split(',').all(str::is_empty) {
+            return Err(ScheduleError(format!(
+                "{} field {field:?} lists no value",
+                self.name
+            )));
+        }
+        for item in field.split(',') {
+            let values = item.split('/').next().unwrap_or_default();
+            for value in values.split('-') {
+                let number = value.split('#').next().unwrap_or_default();
+                let number = number.trim_end_matches(['L', 'l', 'W', 'w']);
+                if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+                    continue;
+                }
+                let in_range = number
+                    .parse::<u32>()
+                    .is_ok_and(|n| (self.min..=self.max).contains(&n));
+                if !in_range {
+                    return Err(ScheduleError(format!(
+                        "{} {number} is out of range {}",
+                        self.name,
+                        self.range()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What the field accepts, for a field croner refused.
+    fn accepts(&self) -> String {
+        format!(
+            "use numbers {}{}, * (any), ranges such as 1-5, lists such as 1,15 \
+             and steps such as */10",
+            self.range(),
+            self.also
+        )
+    }
+}
+
+/// Turns croner's refusal into a message naming the field: each field is tried alone
+/// (the others `*`) to find the one croner refuses.
+fn explain(specs: &[FieldSpec], fields: &[&str], err: &croner::errors::CronError) -> ScheduleError {
+    for (index, (spec, field)) in specs.iter().zip(fields).enumerate() {
+        let alone: Vec<&str> = (0..fields.len())
+            .map(|i| if i == index { *field } else { "*" })
+            .collect();
+        if Cron::from_str(&alone.join(" ")).is_err() {
+            return ScheduleError(format!(
+                "{} field {field:?} is not valid: {}",
+                spec.name,
+                spec.accepts()
+            ));
+        }
+    }
+    let detail = err.to_string();
+    let detail = [
+        "Component error: ",
+        "Invalid pattern: ",
+        "Pattern contains ",
+    ]
+    .iter()
+    .fold(detail.as_str(), |d, prefix| {
+        d.strip_prefix(prefix).unwrap_or(d)
+    })
+    .trim_end_matches('.')
+    .to_string();
+    ScheduleError(format!("not a valid cron expression: {detail}"))
+}
+
 /// Replaces a macro by its five fields; other expressions are returned as they are.
 fn expand_macro(expr: &str) -> Result<String, ScheduleError> {
     if !expr.starts_with('@') {
@@ -100,8 +237,8 @@ fn expand_macro(expr: &str) -> Result<String, ScheduleError> {
         "@hourly" => "0 * * * *",
         _ => {
             return Err(ScheduleError(format!(
-                "unknown cron macro {expr:?} (expected @yearly, @annually, @monthly, @weekly, \
-                 @daily, @midnight or @hourly)"
+                "unknown cron macro {expr:?}: use @yearly, @annually, @monthly, @weekly, \
+                 @daily, @midnight or @hourly"
             )));
         }
     };
@@ -118,7 +255,11 @@ mod tests {
         for expr in [", * 1-5 * * 1", "0 , * * *", ",, * * * *"] {
             let started = std::time::Instant::now();
             let err = CronPattern::parse(expr).unwrap_err();
-            assert!(err.0.contains("lists no value"), "{expr}: {err}");
+            assert!(
+                err.0.contains("field \",\" lists no value")
+                    || err.0.contains("field \",,\" lists no value"),
+                "{expr}: {err}"
+            );
             assert!(
                 started.elapsed() < std::time::Duration::from_secs(1),
                 "{expr}"
@@ -159,19 +300,106 @@ mod tests {
     #[test]
     fn rejects_invalid_expressions_with_a_message() {
         let cases = [
-            ("* * * *", "4 fields"),
-            ("0 0 0 1 1 * 2030", "7 fields"),
-            ("60 * * * *", "cron expression \"60 * * * *\": "),
-            ("* * * * * * *", "7 fields"),
-            ("0 0 30 2 *", "never due"),
-            ("@reboot", "unknown cron macro \"@reboot\""),
-            ("a b c d e", "illegal character"),
+            (
+                "* * * *",
+                "5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), this one has 4",
+            ),
+            ("0 0 0 1 1 * 2030", "this one has 7"),
+            ("* * * * * * *", "this one has 7"),
+            (
+                "0 0 30 2 *",
+                "it is never due: no month \"2\" has a day \"30\"",
+            ),
+            ("@reboot", "unknown cron macro \"@reboot\": use @yearly"),
         ];
         for (expr, wanted) in cases {
             match CronPattern::parse(expr) {
                 Ok(p) => panic!("{expr} parsed as {p:?}"),
                 Err(e) => assert!(e.0.contains(wanted), "{expr}: {:?} lacks {wanted:?}", e.0),
             }
+        }
+    }
+
+    fn error(expr: &str) -> String {
+        match CronPattern::parse(expr) {
+            Ok(p) => panic!("{expr} parsed as {p:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn numbers_out_of_range_name_the_field_and_its_range() {
+        let cases = [
+            ("60 * * * *", "minute 60 is out of range 0-59"),
+            ("0 25 * * *", "hour 25 is out of range 0-23"),
+            ("0 0 0 * *", "day of month 0 is out of range 1-31"),
+            ("0 0 32 * *", "day of month 32 is out of range 1-31"),
+            ("0 0 1 13 *", "month 13 is out of range 1-12"),
+            ("0 0 * 0 *", "month 0 is out of range 1-12"),
+            (
+                "0 0 * * 8",
+                "day of week 8 is out of range 0-7 (0 and 7 = Sunday)",
+            ),
+            ("60 0 0 * * *", "second 60 is out of range 0-59"),
+            ("0 60 0 * * *", "minute 60 is out of range 0-59"),
+            ("0 9-24 * * *", "hour 24 is out of range 0-23"),
+            ("0 1,2,99 * * *", "hour 99 is out of range 0-23"),
+            (
+                "0 0 * * 9#2",
+                "day of week 9 is out of range 0-7 (0 and 7 = Sunday)",
+            ),
+            ("0 0 40W * *", "day of month 40 is out of range 1-31"),
+            (
+                "*/5 99999999999 * * *",
+                "hour 99999999999 is out of range 0-23",
+            ),
+        ];
+        for (expr, wanted) in cases {
+            assert_eq!(error(expr), wanted, "{expr}");
+        }
+        // Both ends and Sunday as 7 are fine.
+        for expr in [
+            "59 23 31 12 7",
+            "0 0 1 1 0",
+            "0 0 * * 0-7",
+            "0 0 L * *",
+            "0 0 * * 5#2",
+        ] {
+            assert!(CronPattern::parse(expr).is_ok(), "{expr}: {}", error(expr));
+        }
+    }
+
+    #[test]
+    fn other_bad_fields_are_named_with_what_they_accept() {
+        let cases = [
+            (
+                "a b c d e",
+                "minute field \"a\" is not valid: use numbers 0-59, * (any)",
+            ),
+            (
+                "0 x * * *",
+                "hour field \"x\" is not valid: use numbers 0-23",
+            ),
+            (
+                "0 0 * FOO *",
+                "month field \"FOO\" is not valid: use numbers 1-12, JAN-DEC",
+            ),
+            (
+                "0 0 * * MON-FUN",
+                "day of week field \"MON-FUN\" is not valid",
+            ),
+            (
+                "every day at noon ok",
+                "minute field \"every\" is not valid",
+            ),
+        ];
+        for (expr, wanted) in cases {
+            let message = error(expr);
+            assert!(
+                message.starts_with(wanted),
+                "{expr}: {message:?} lacks {wanted:?}"
+            );
+            assert!(!message.contains("rror:"), "{expr}: {message:?}");
         }
     }
 

@@ -167,6 +167,75 @@ async fn check_a_bad_configuration_names_file_and_line_and_exits_1() {
     assert!(stdout.ends_with("1 error, 1 warning\n"), "{stdout}");
 }
 
+/// The issue's "first hour": mistakes spread over every file the daemon reads, each of
+/// which used to hide the next. One run must report them all, in reading order.
+#[tokio::test]
+async fn check_reports_every_mistake_of_every_file_in_one_run_with_hints() {
+    // The [karajo] section written by TestDir takes lines 1 to 5, then an empty line.
+    let dir = TestDir::new(
+        r#"[job "grep"]
+command = grep -E "\d+" /var/log/syslog
+schedul = daily
+[jobs "backup"]
+command = tar czf /tmp/b.tgz /etc
+[job "broken"
+command = true
+[job "empty"]
+interval = 5m
+"#,
+    );
+    dir.write(
+        "etc/karajo/job.d/nightly.conf",
+        "[job \"nightly\"]\nschedule = 0 25 * * *\ncommand = echo night\n\
+         [job \"report\"]\nschedule = dayly@10:00\ncommand = true\n",
+    );
+    dir.write(
+        "etc/karajo/user.conf",
+        "[user \"admin\"]\npassword = s3cret\n",
+    );
+    let file = dir.config_file().display().to_string();
+    let etc = dir.base().join("etc/karajo").display().to_string();
+    let out = karajo(args(&["check", "-config", &file]), None, &[]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    let known = "karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"] and [notif \"NAME\"] \
+                 from the main file, [job \"NAME\"] from job.d/*.conf, [job.http \"NAME\"] from \
+                 job_http.d/*.conf and [user \"NAME\"] from user.conf";
+    let expected = [
+        format!(
+            "error: {file}:8: invalid escape \"\\d\" in value (only \\\\ \\\" \\n \\t \\b are allowed)"
+        ),
+        format!(
+            "error: {file}:10: unknown section [jobs \"backup\"] (did you mean [job \"backup\"]?); {known}"
+        ),
+        format!("error: {file}:12: invalid section header: missing closing ]"),
+        format!(
+            "error: {file}:14: job \"empty\" has no command: add a line such as command = echo hello"
+        ),
+        format!(
+            "error: {etc}/user.conf:2: the password of user \"admin\" is not a bcrypt hash \
+             ($2a$, $2b$ or $2y$, a cost and 53 characters), so nobody can log in as \"admin\"; \
+             user.conf keeps hashes, not passwords: run karajo hash-password and put its output \
+             here as password = $2..."
+        ),
+        format!(
+            "error: {etc}/job.d/nightly.conf:2: schedule = \"0 25 * * *\": hour 25 is out of range 0-23"
+        ),
+        format!(
+            "error: {etc}/job.d/nightly.conf:5: schedule = \"dayly@10:00\": unknown schedule kind \
+             \"dayly\" (did you mean \"daily\"?); use minutely, hourly, daily, weekly or monthly \
+             (see the README) or a cron expression such as \"0 10 * * *\""
+        ),
+        format!(
+            "warning: {file}:9: unknown key \"schedul\" in [job], ignored; did you mean \"schedule\"?"
+        ),
+        format!("{file}: 7 errors, 1 warning"),
+    ];
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, expected, "{stdout}");
+    assert!(!stdout.contains("s3cret"), "{stdout}");
+}
+
 #[tokio::test]
 async fn sign_prints_the_header_of_the_readme_vector() {
     let payload = r#"{"_karajo_epoch":1677350854}"#;
