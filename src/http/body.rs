@@ -3,12 +3,14 @@
 //! header), so an unsigned upload is refused before a byte of it is read. Every body
 //! read holds its size from one budget shared by all requests ([`BodyBudget`]); when
 //! the budget is spent the request is answered 503 at once instead of waiting, so
-//! concurrent uploads cannot grow the daemon's memory past it.
+//! concurrent uploads cannot grow the daemon's memory past it. A request refused before
+//! its body was read is answered through [`refuse`].
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -106,6 +108,34 @@ pub async fn read(
         bytes: bytes.freeze(),
         _room: room,
     })
+}
+
+/// Answers `refusal` to a request whose body was not read: a small declared body is
+/// read and dropped first, so the connection stays usable; a large or undeclared one
+/// is left unread and the answer says `Connection: close`, so no client sends its next
+/// request on a connection the server is about to close.
+pub async fn refuse(
+    budget: &BodyBudget,
+    headers: &HeaderMap,
+    body: Body,
+    refusal: impl IntoResponse,
+) -> Response {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let drained = match declared {
+        Some(0) => true,
+        Some(n) if n <= SMALL_BODY_LIMIT => read(budget, headers, body, n).await.is_ok(),
+        _ => false,
+    };
+    let mut response = refusal.into_response();
+    if !drained {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::body::SMALL_BODY_LIMIT;
@@ -19,7 +19,10 @@ pub(super) async fn pause(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let key = signed_form_job(&state, request).await?;
+    let key = match signed_form_job(&state, request).await {
+        Ok(key) => key,
+        Err(refusal) => return Ok(refusal),
+    };
     reply(&state, state.scheduler.pause(key.clone()).await, &key)
 }
 
@@ -28,7 +31,10 @@ pub(super) async fn resume(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let key = signed_form_job(&state, request).await?;
+    let key = match signed_form_job(&state, request).await {
+        Ok(key) => key,
+        Err(refusal) => return Ok(refusal),
+    };
     reply(&state, state.scheduler.resume(key.clone()).await, &key)
 }
 
@@ -37,7 +43,10 @@ pub(super) async fn cancel(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let key = signed_form_job(&state, request).await?;
+    let key = match signed_form_job(&state, request).await {
+        Ok(key) => key,
+        Err(refusal) => return Ok(refusal),
+    };
     reply(&state, state.scheduler.cancel(key.clone()).await, &key)
 }
 
@@ -61,14 +70,17 @@ fn reply(
 /// Accepts a form body signed with the global secret (refused before reading when it
 /// has no signature header) and reads `id` from it: only the signed bytes count, never
 /// the query string.
-async fn signed_form_job(state: &AppState, request: Request) -> Result<JobKey, ApiError> {
+async fn signed_form_job(state: &AppState, request: Request) -> Result<JobKey, Response> {
     let (parts, body) = request.into_parts();
     if !access::has_signature(&parts.headers) {
-        return Err(ApiError::bad_signature());
+        let refusal = ApiError::bad_signature();
+        return Err(super::body::refuse(&state.bodies, &parts.headers, body, refusal).await);
     }
-    let body = super::body::read(&state.bodies, &parts.headers, body, SMALL_BODY_LIMIT).await?;
+    let body = super::body::read(&state.bodies, &parts.headers, body, SMALL_BODY_LIMIT)
+        .await
+        .map_err(IntoResponse::into_response)?;
     access::accept_global_signature(state, &parts.headers, &body.bytes)
-        .map_err(|refusal| ApiError::refused_signature(&refusal))?;
+        .map_err(|refusal| ApiError::refused_signature(&refusal).into_response())?;
     let id = form_value(&body.bytes, "id").unwrap_or_default();
     Ok(JobKey::exec(JobId::from_raw(id)))
 }

@@ -10,6 +10,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::body::refuse;
 use super::json::{self, JobExecJson};
 use super::{ApiError, AppState};
 use crate::auth::{
@@ -30,7 +31,8 @@ pub(super) async fn run(
     let live = state.live();
     let path = format!("/{}", path.trim_matches('/'));
     let Some(job) = live.job_by_path(&path) else {
-        return Ok(StatusCode::NOT_FOUND.into_response());
+        let (parts, body) = request.into_parts();
+        return Ok(refuse(&state.bodies, &parts.headers, body, StatusCode::NOT_FOUND).await);
     };
     let auth = WebhookAuth {
         kind: job.auth_kind,
@@ -42,7 +44,7 @@ pub(super) async fn run(
     let headers = parts.headers;
     if let Err(err) = webhook_headers_present(&auth, &headers) {
         tracing::warn!(job = %JobKey::exec(job.id.clone()), %err, "web hook refused before reading its body");
-        return Err(ApiError::forbidden());
+        return Ok(refuse(&state.bodies, &headers, body, ApiError::forbidden()).await);
     }
     let body = super::body::read(&state.bodies, &headers, body, live.config.max_body_size).await?;
     let id = match verify_webhook(&auth, &headers, &body.bytes) {

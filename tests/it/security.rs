@@ -377,3 +377,49 @@ async fn an_unsigned_upload_is_refused_before_its_body_is_sent() {
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn refusals_before_the_body_keep_a_kept_alive_connection_usable() {
+    let dir = TestDir::new(JOBS);
+    let d = TestDaemon::start(&dir).await;
+    // One client, so its requests share a kept-alive connection: a small body left
+    // unread must not make the next request meet a reset connection.
+    for round in 0..20 {
+        let res = d
+            .http
+            .post(d.url("/karajo/api/job_exec/run/nope"))
+            .body("{\"a\":1}")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(res.status(), 404);
+        let res = d
+            .http
+            .post(d.url("/karajo/api/job_exec/run/deploy"))
+            .body("{\"a\":1}")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(res.status(), 403);
+        let res = d
+            .http
+            .post(d.url("/karajo/api/job_exec/pause"))
+            .body("id=hello")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(res.status(), 401);
+        assert!(res.headers().get("connection").is_none(), "drained, kept");
+    }
+    // A large body is not read: the answer closes the connection.
+    let res = d
+        .http
+        .post(d.url("/karajo/api/job_exec/run/deploy"))
+        .body(vec![b'x'; 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.headers()["connection"], "close");
+    d.stop().await;
+}
