@@ -85,8 +85,10 @@ pub struct WebhookRequest {
 pub enum Outcome {
     /// Every command exited 0 / the function returned `Ok`.
     Success,
-    /// A command failed or the function returned an error; the text says why
-    /// (`exit status 3`, `signal: killed`, the function's message).
+    /// A command exited with this non-zero code (`exit status 3`).
+    Exited(i32),
+    /// A command failed otherwise or the function returned an error; the text says
+    /// why (`signal: killed`, the function's message).
     Failed(String),
     /// Stopped by its `timeout`.
     TimedOut(Duration),
@@ -100,6 +102,7 @@ impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Success => f.write_str("succeeded"),
+            Self::Exited(code) => write!(f, "failed: exit status {code}"),
             Self::Failed(why) => write!(f, "failed: {why}"),
             Self::TimedOut(after) => {
                 let after = jiff::SignedDuration::try_from(*after).unwrap_or_default();
@@ -116,7 +119,7 @@ impl Outcome {
         use crate::job::RunStatus;
         match self {
             Self::Success => RunStatus::Success,
-            Self::Failed(_) | Self::TimedOut(_) => RunStatus::Failed,
+            Self::Exited(_) | Self::Failed(_) | Self::TimedOut(_) => RunStatus::Failed,
             Self::Canceled => RunStatus::Canceled,
         }
     }
@@ -141,6 +144,7 @@ mod tests {
             Outcome::TimedOut(Duration::from_secs(90)).to_string(),
             "timed out after 1m 30s"
         );
+        assert_eq!(Outcome::Exited(3).to_string(), "failed: exit status 3");
         assert_eq!(Outcome::Canceled.to_string(), "canceled");
     }
 }

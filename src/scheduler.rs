@@ -143,13 +143,37 @@ impl std::fmt::Debug for JobDef {
     }
 }
 
-/// One run log as listed in a job view.
+/// The record of one kept run as listed in a job view: its counter and status, what
+/// started it, when it started and ended and its exit code. The scheduler fills it
+/// when the run starts and ends; at start-up it is read back from the log once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogSummary {
     /// The run's counter.
     pub counter: u64,
     /// `running` while it runs, then its final status.
     pub status: RunStatus,
+    /// What started the run (logs of karajo (Go) do not say).
+    pub trigger: Option<Trigger>,
+    /// When the run started.
+    pub started: Option<Timestamp>,
+    /// When the run ended; `None` while it runs.
+    pub ended: Option<Timestamp>,
+    /// The exit code of the command that ended the run, when a command exited.
+    pub exit_code: Option<i32>,
+}
+
+impl LogSummary {
+    /// A run with only its counter and status known.
+    pub fn new(counter: u64, status: RunStatus) -> Self {
+        Self {
+            counter,
+            status,
+            trigger: None,
+            started: None,
+            ended: None,
+            exit_code: None,
+        }
+    }
 }
 
 /// A read-only picture of one job, published after every change.

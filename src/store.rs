@@ -1,7 +1,7 @@
 //! Files under `dir_base/var`: where things live ([`layout`]), the run log files
 //! `<id>.<counter>.<status>` with their start-up scan, recovery, retention and streaming
-//! writer ([`run_log`]), and the state file ([`state`]). This room owns paths and file
-//! formats only: it makes no scheduling or queueing decisions, and it is synchronous
+//! writer ([`run_log`]), the text inside them ([`framing`]), and the state file
+//! ([`state`]). This room owns paths and file formats only: it makes no scheduling or queueing decisions, and it is synchronous
 //! (plain `std::fs`), so async callers run it on blocking threads. Nothing outside the
 //! store writes into these directories by path.
 //!
@@ -10,6 +10,7 @@
 //! are opened with 0600 themselves), whatever the umask. Run logs, web hook bodies and
 //! notifications hold what jobs print and receive, so nobody else may read them.
 
+pub mod framing;
 pub mod layout;
 pub mod run_log;
 pub mod state;
@@ -20,7 +21,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::Path;
 
 pub use layout::Layout;
-pub use run_log::{LogEntry, LogScan, RunLogWriter};
+pub use run_log::{LogEntry, LogScan, RunFacts, RunLogWriter};
 pub use state::{JobState, StateError, StateFile, StateWarning};
 
 /// Adds what was being done and to which path to an IO error, keeping its kind so

@@ -20,7 +20,6 @@ mod events;
 mod login;
 mod pages;
 mod public;
-mod runs;
 mod view;
 
 use std::sync::Arc;
@@ -58,8 +57,6 @@ pub struct WuiState {
     login_throttle: Arc<LoginThrottle>,
     /// The key of the login form's CSRF tokens, made at each start.
     login_key: Arc<str>,
-    /// Start and end times of ended runs.
-    run_times: Arc<runs::RunTimesCache>,
     /// One permit per live stream (SSE) open now; `max_sse_streams` in all.
     sse_streams: Arc<Semaphore>,
 }
@@ -71,7 +68,6 @@ impl WuiState {
             login_checks: Arc::new(Semaphore::new(LOGIN_CHECKS)),
             login_throttle: Arc::new(LoginThrottle::default()),
             login_key: crate::auth::session::random_key().into(),
-            run_times: Arc::new(runs::RunTimesCache::default()),
             sse_streams: Arc::new(Semaphore::new(max_sse_streams)),
         }
     }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Outcome, SharedLog, log_line};
 use crate::config::{HttpMethod, HttpRequestType};
 use crate::redact::{self, SecretHeaders};
+use crate::store::framing;
 
 /// The most of a response body that goes into the run log.
 pub const RESPONSE_BODY_CAP: usize = 1024 * 1024;
@@ -114,13 +115,13 @@ async fn send(job: &HttpJob, epoch: i64, log: &SharedLog) -> Outcome {
         Err(why) => return Outcome::Failed(why),
     };
     let (client, request) = request;
-    log_line(log, "--- HTTP request:");
+    log_line(log, framing::http_request());
     log_request(log, &request, &job.secret_headers);
     let mut response = match client.execute(request).await {
         Ok(response) => response,
         Err(err) => return Outcome::Failed(format!("execute: {}", error_chain(&err))),
     };
-    log_line(log, "--- HTTP response:");
+    log_line(log, framing::http_response());
     log_line(
         log,
         &format!("{:?} {}", response.version(), response.status()),

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::process::{GroupRecord, group_of, signal_group, terminate};
 use super::{Outcome, SharedLog, log_line};
+use crate::store::framing;
 
 /// Size of one read from a command's output pipe.
 const READ_CHUNK: usize = 64 * 1024;
@@ -48,10 +49,10 @@ pub async fn run_shell(job: &ShellJob, log: SharedLog, cancel: CancellationToken
     let deadline = job.timeout.map(|t| tokio::time::Instant::now() + t);
     for (index, command) in job.commands.iter().enumerate() {
         log_line(&log, "");
-        log_line(&log, &format!("--- Execute {index:2}: {command}"));
+        log_line(&log, &framing::execute(index, command));
         match run_one(job, command, &log, &cancel, deadline).await {
             Ok(Ended::Exited(status)) if status.success() => continue,
-            Ok(Ended::Exited(status)) => return Outcome::Failed(describe_exit(status)),
+            Ok(Ended::Exited(status)) => return describe_exit(status),
             Ok(Ended::Canceled) => return Outcome::Canceled,
             Ok(Ended::TimedOut) => return Outcome::TimedOut(job.timeout.unwrap_or_default()),
             Err(err) => return Outcome::Failed(format!("cannot run /bin/sh: {err}")),
@@ -183,17 +184,17 @@ async fn copy_output(reader: io::PipeReader, log: SharedLog) {
 }
 
 /// Words for an exit status, as Go prints them: `exit status 3`, `signal: killed`.
-fn describe_exit(status: ExitStatus) -> String {
+fn describe_exit(status: ExitStatus) -> Outcome {
     use std::os::unix::process::ExitStatusExt;
     if let Some(code) = status.code() {
-        return format!("exit status {code}");
+        return Outcome::Exited(code);
     }
-    match status.signal() {
+    Outcome::Failed(match status.signal() {
         Some(9) => "signal: killed".to_string(),
         Some(15) => "signal: terminated".to_string(),
         Some(signal) => format!("signal: {signal}"),
         None => status.to_string(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -223,7 +224,7 @@ mod tests {
     #[tokio::test]
     async fn commands_run_in_order_and_stop_at_the_first_failure() {
         let (outcome, text) = run(&job(&["echo one", "echo two >&2; exit 3", "echo three"])).await;
-        assert_eq!(outcome, Outcome::Failed("exit status 3".into()));
+        assert_eq!(outcome, Outcome::Exited(3));
         assert!(text.contains("--- Execute  0: echo one\none\n"), "{text}");
         assert!(text.contains("two\n"), "{text}");
         assert!(!text.contains("three"), "{text}");

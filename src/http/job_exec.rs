@@ -145,7 +145,7 @@ pub(super) async fn serve_log(
     let Some((file, status, len)) = opened else {
         return Err(ApiError::log_not_found(&query.counter, true));
     };
-    let (head, tail) = LogJson::envelope_parts(&id, LogSummary { counter, status });
+    let (head, tail) = LogJson::envelope_parts(&id, LogSummary::new(counter, status));
     Ok(log_response(
         head,
         tokio::fs::File::from_std(file),

@@ -353,7 +353,7 @@ mod tests {
             (RunStatus::Running, b"a"),
             (RunStatus::Failed, b"<b>&\n\xff\x00 two\n"),
         ] {
-            let log = LogSummary { counter: 7, status };
+            let log = LogSummary::new(7, status);
             let (head, tail) = LogJson::envelope_parts("a_job", log);
             let streamed = format!(
                 "{head}{}{tail}",
@@ -361,13 +361,7 @@ mod tests {
             );
             assert_eq!(streamed, LogJson::envelope("a_job", log, content));
         }
-        let (head, tail) = LogJson::envelope_parts(
-            "x",
-            LogSummary {
-                counter: 2,
-                status: RunStatus::Success,
-            },
-        );
+        let (head, tail) = LogJson::envelope_parts("x", LogSummary::new(2, RunStatus::Success));
         assert_eq!(
             head,
             r#"{"code":200,"data":{"job_id":"x","name":"x.2.success","status":"success","counter":2,"content":""#

@@ -18,14 +18,10 @@ use crate::exec::{self, HttpJob, LogSink, Outcome, RunContext, ShellJob};
 use crate::job::{JobId, JobKey, JobKind, RunStatus, Trigger};
 use crate::notify::{Notifier, NotifyOn, RunRecord};
 use crate::redact::SecretHeaders;
-use crate::store::RunLogWriter;
+use crate::store::{RunLogWriter, framing};
 
 /// The fixed `PATH` the original gives commands (spec 6.2).
 pub(crate) const COMMAND_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/bin/site_perl:/usr/bin/vendor_perl:/usr/bin/core_perl";
-
-/// The second line of every run log names what started the run
-/// (`=== TRIGGER: webhook`), so the web UI can show it for any kept log.
-pub const TRIGGER_LINE: &str = "=== TRIGGER: ";
 
 /// A run's end, as reported to the scheduler.
 #[derive(Debug)]
@@ -34,6 +30,8 @@ pub(crate) struct Finished {
     pub(crate) counter: u64,
     pub(crate) status: RunStatus,
     pub(crate) at: Timestamp,
+    /// The exit code of the command that ended the run, when a command exited.
+    pub(crate) exit_code: Option<i32>,
 }
 
 /// Everything a run needs, prepared by the scheduler.
@@ -95,8 +93,9 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
     let counter = ctx.counter;
     let file = Arc::new(Mutex::new(LogFile(Some(writer))));
     let log: exec::SharedLog = file.clone();
-    exec::log_line(&log, "=== BEGIN");
-    exec::log_line(&log, &format!("{TRIGGER_LINE}{}", ctx.trigger.as_str()));
+    exec::log_line(&log, framing::begin());
+    // The second line names what started the run, for the web UI of any kept log.
+    exec::log_line(&log, &framing::trigger(ctx.trigger));
 
     let body_file = write_request_body(&ctx, &request_file).await;
     let outcome = match (&def, &body_file) {
@@ -192,17 +191,35 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
         counter,
         status,
         at,
+        exit_code: exit_code(&def, &outcome),
     });
+}
+
+/// The exit code of the command that ended a run: a failed command's code, 0 when
+/// every command of a shell run succeeded, `None` when no command exited (functions,
+/// HTTP requests, timeouts, cancels, commands killed by a signal).
+fn exit_code(def: &JobDef, outcome: &Outcome) -> Option<i32> {
+    match (outcome, def) {
+        (Outcome::Exited(code), _) => Some(*code),
+        (
+            Outcome::Success,
+            JobDef::Exec {
+                config,
+                function: None,
+            },
+        ) if !config.commands.is_empty() => Some(0),
+        _ => None,
+    }
 }
 
 /// The last framing lines of a run (spec 6.5 and 7.4, plus timeouts).
 fn closing_line(kind: JobKind, id: &JobId, outcome: &Outcome) -> String {
-    let kind = kind.as_str();
     match outcome {
-        Outcome::Success => format!("=== DONE\n=== {kind}: {id}: finished."),
-        Outcome::Failed(why) => format!("!!! {kind}: {id}: {why}"),
-        Outcome::TimedOut(_) => format!("!!! {kind}: {id}: {outcome}"),
-        Outcome::Canceled => "??? CANCELED".to_string(),
+        Outcome::Success => framing::done(kind, id),
+        Outcome::Failed(why) => framing::failed(kind, id, why),
+        Outcome::Exited(code) => framing::failed(kind, id, format_args!("exit status {code}")),
+        Outcome::TimedOut(_) => framing::failed(kind, id, outcome),
+        Outcome::Canceled => framing::canceled().to_string(),
     }
 }
 

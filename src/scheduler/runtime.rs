@@ -20,7 +20,7 @@ use crate::job::{JobKey, JobKind, RunStatus, Trigger};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::schedule::interval_next;
-use crate::store::{JobState, Layout, LogEntry, RunLogWriter, StateFile, run_log};
+use crate::store::{JobState, Layout, LogEntry, RunFacts, RunLogWriter, StateFile, run_log};
 
 /// How many commands may wait in the channel before senders wait.
 const COMMAND_QUEUE: usize = 1024;
@@ -149,6 +149,10 @@ impl JobRt {
                 .map(|l| LogSummary {
                     counter: l.counter,
                     status: l.status,
+                    trigger: l.facts.trigger,
+                    started: l.facts.started,
+                    ended: l.facts.ended,
+                    exit_code: l.facts.exit_code,
                 })
                 .collect(),
             queued: self.pending.is_some() || matches!(self.active, Some(Active::Waiting(_))),
@@ -331,16 +335,23 @@ impl Runtime {
                 return;
             }
         };
+        let started = self.clock.now();
         job.logs.push(LogEntry {
             counter,
             status: RunStatus::Running,
             path: writer.path().to_path_buf(),
-            modified: self.clock.now(),
+            modified: started,
+            facts: RunFacts {
+                trigger: Some(req.trigger),
+                started: Some(started),
+                ended: None,
+                exit_code: None,
+            },
         });
         let cancel = CancellationToken::new();
         job.active = Some(Active::Running {
             counter,
-            started: self.clock.now(),
+            started,
             cancel: cancel.clone(),
         });
         job.stale = true;
@@ -360,10 +371,7 @@ impl Runtime {
                 request: req.request,
             },
             work_dir: self.layout.work_dir(kind, &key.id),
-            request_file: self
-                .layout
-                .request_dir()
-                .join(format!("{}.{counter}.body", key.id)),
+            request_file: self.layout.request_body_file(&key.id, counter),
             group_dir: self.layout.group_dir(),
             writer,
             cancel,
@@ -399,6 +407,8 @@ impl Runtime {
                 entry.status = done.status;
                 entry.path = entry.path.with_extension(done.status.as_str());
                 entry.modified = done.at;
+                entry.facts.ended = Some(done.at);
+                entry.facts.exit_code = done.exit_code;
             }
             job.stale = true;
             let next = job.pending.take().filter(|_| self.stopping.is_none());
@@ -443,6 +453,11 @@ impl Runtime {
         job.stale = true;
         self.changed = true;
         if !paused {
+            // The original resets a resumed HTTP job to `started` (spec 6.4); a run in
+            // progress still shows `running` and sets the status when it ends.
+            if key.kind == JobKind::Http {
+                job.status = RunStatus::Started;
+            }
             self.arm(key, now);
         }
         tracing::info!(job = %key, paused, "pause state changed");

@@ -81,6 +81,13 @@ impl Layout {
         self.lib_dir().join("request")
     }
 
+    /// `$dir_base/var/lib/karajo/request/<id>.<counter>.body`: the raw body of the web
+    /// hook request that triggered run `counter` of command job `id`, kept for its
+    /// commands while the run goes.
+    pub fn request_body_file(&self, id: &JobId, counter: u64) -> PathBuf {
+        self.request_dir().join(format!("{id}.{counter}.body"))
+    }
+
     /// `$dir_base/var/lib/karajo/notify`: the notification spool.
     pub fn notify_dir(&self) -> PathBuf {
         self.lib_dir().join("notify")
@@ -189,6 +196,10 @@ mod tests {
         );
         assert_eq!(l.state_file(), Path::new("/base/var/lib/karajo/state.json"));
         assert_eq!(l.request_dir(), Path::new("/base/var/lib/karajo/request"));
+        assert_eq!(
+            l.request_body_file(&id, 7),
+            Path::new("/base/var/lib/karajo/request/my_job.7.body")
+        );
         assert_eq!(
             Layout::new("/").state_file(),
             Path::new("/var/lib/karajo/state.json")

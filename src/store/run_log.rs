@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 
 use crate::clock::SharedClock;
-use crate::job::{JobId, JobKind, RunStatus};
+use crate::job::{JobId, JobKind, RunStatus, Trigger};
 
+use super::framing::{self, rounded_second};
 use super::{io_context, is_plain_id, rename_no_replace, sync_dir};
 
 /// Size of the writer's buffer; output reaches the file in writes of about this size.
@@ -43,6 +43,80 @@ pub struct LogEntry {
     pub path: PathBuf,
     /// The file's modification time (not rounded).
     pub modified: Timestamp,
+    /// What the run's log tells of it: filled by [`scan`] (and by the scheduler for
+    /// the runs it starts); empty from [`find`].
+    pub facts: RunFacts,
+}
+
+/// A run's record beyond its counter and status: what started it, when it started
+/// and ended, and the exit code of its last command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunFacts {
+    /// What started the run (logs of karajo (Go) do not say).
+    pub trigger: Option<Trigger>,
+    /// When the run started.
+    pub started: Option<Timestamp>,
+    /// When the run ended; `None` while it runs.
+    pub ended: Option<Timestamp>,
+    /// The exit code of the command that ended the run, when a command exited (0
+    /// when every command of a shell run succeeded); `None` otherwise.
+    pub exit_code: Option<i32>,
+}
+
+/// How much of a log's start is read for its first lines.
+const FACTS_HEAD: u64 = 4 * 1024;
+/// How much of a log's end is read for its last lines.
+const FACTS_TAIL: u64 = 8 * 1024;
+
+/// Reads a run's record back from its log (at start-up): the start is the first
+/// line's time, the trigger its `=== TRIGGER:` line, the end the last line's time
+/// (`modified` when no line has a prefix), the exit code from the closing line. A
+/// `.running` log has no end.
+pub fn read_facts(path: &Path, status: RunStatus, modified: Timestamp) -> io::Result<RunFacts> {
+    let mut file = File::open(path).map_err(|e| io_context(e, "open", path))?;
+    let len = file
+        .metadata()
+        .map_err(|e| io_context(e, "stat", path))?
+        .len();
+    let mut head = Vec::new();
+    (&mut file)
+        .take(FACTS_HEAD)
+        .read_to_end(&mut head)
+        .map_err(|e| io_context(e, "read", path))?;
+    let mut lines = head.split(|&b| b == b'\n');
+    let started = lines.next().and_then(framing::prefix_time);
+    let trigger = lines
+        .next()
+        .and_then(|line| framing::parse_trigger(framing::text_of(line)));
+    let ran_command = head
+        .split(|&b| b == b'\n')
+        .any(|line| framing::parse_execute(framing::text_of(line)).is_some());
+    let mut facts = RunFacts {
+        trigger,
+        started,
+        ..RunFacts::default()
+    };
+    if status == RunStatus::Running {
+        return Ok(facts);
+    }
+    let (_, tail) =
+        read_tail(&mut file, len, FACTS_TAIL).map_err(|e| io_context(e, "read", path))?;
+    let lines: Vec<&[u8]> = tail.split(|&b| b == b'\n').collect();
+    facts.ended = lines
+        .iter()
+        .rev()
+        .find_map(|line| framing::prefix_time(line))
+        .or(Some(modified));
+    let closing = lines
+        .iter()
+        .rev()
+        .find_map(|line| framing::parse_closing(framing::text_of(line)));
+    facts.exit_code = match closing {
+        Some(framing::Closing::Done) if ran_command => Some(0),
+        Some(closing) => closing.exit_code(),
+        None => None,
+    };
+    Ok(facts)
 }
 
 /// What the start-up scan of one job's log directory found.
@@ -64,18 +138,6 @@ pub struct LogScan {
     /// Entries of the directory that are not this job's log files (other names, other
     /// jobs' ids, sub-directories, symlinks). They are left alone.
     pub ignored: Vec<PathBuf>,
-}
-
-/// The log line prefix `YYYY-MM-DD hh:mm:ss UTC <kind>: <id>: ` for the instant `at`,
-/// rounded to the nearest second (the original rounds, it does not truncate).
-pub fn line_prefix(kind: JobKind, id: &JobId, at: Timestamp) -> String {
-    let mut prefix = format_second(rounded_second(at));
-    prefix.push_str(" UTC ");
-    prefix.push_str(kind.as_str());
-    prefix.push_str(": ");
-    prefix.push_str(id.as_str());
-    prefix.push_str(": ");
-    prefix
 }
 
 /// The file name `<id>.<counter>.<status>`.
@@ -128,11 +190,19 @@ pub fn scan(log_dir: &Path, kind: JobKind, id: &JobId, now: Timestamp) -> io::Re
                 status,
                 path,
                 modified,
+                facts: RunFacts::default(),
             });
         }
     }
     if !scan.recovered.is_empty() {
         sync_dir(log_dir)?;
+    }
+    // A log that cannot be read is still listed, with no record beyond its end.
+    for entry in &mut scan.entries {
+        entry.facts = read_facts(&entry.path, entry.status, entry.modified).unwrap_or(RunFacts {
+            ended: Some(entry.modified),
+            ..RunFacts::default()
+        });
     }
     scan.entries
         .sort_by(|a, b| (a.counter, &a.path).cmp(&(b.counter, &b.path)));
@@ -197,6 +267,7 @@ pub fn find(log_dir: &Path, id: &JobId, counter: u64) -> io::Result<Option<LogEn
                     status,
                     path,
                     modified,
+                    facts: RunFacts::default(),
                 }));
             }
             Ok(_) => {}
@@ -274,9 +345,9 @@ pub fn read_tail(file: &mut File, upto: u64, limit: u64) -> io::Result<(u64, Vec
 
 /// Streams one run's output into `<id>.<counter>.running`.
 ///
-/// Every line starts with [`line_prefix`] for the time its first byte was written
-/// (lines split across several writes included; the original prefixes only the start
-/// of each write). Output is buffered; call [`flush`](Self::flush) when the output
+/// Every line starts with the [`framing::line_prefix`] for the time its first byte
+/// was written (lines split across several writes included; the original prefixes
+/// only the start of each write). Output is buffered; call [`flush`](Self::flush) when the output
 /// goes idle so readers of the running log see it. Dropping the writer without
 /// [`finish`](Self::finish) leaves the `.running` file, which the next start-up scan
 /// marks failed.
@@ -419,13 +490,7 @@ impl RunLogWriter {
         if self.prefix_second != Some(second) {
             self.prefix_second = Some(second);
             self.prefix.clear();
-            self.prefix
-                .extend_from_slice(format_second(second).as_bytes());
-            self.prefix.extend_from_slice(b" UTC ");
-            self.prefix.extend_from_slice(self.kind.as_str().as_bytes());
-            self.prefix.extend_from_slice(b": ");
-            self.prefix.extend_from_slice(self.id.as_str().as_bytes());
-            self.prefix.extend_from_slice(b": ");
+            framing::write_prefix(&mut self.prefix, second, self.kind, &self.id);
         }
     }
 
@@ -485,14 +550,9 @@ fn recover(
             tail.push(b'\n');
         }
     }
-    tail.extend_from_slice(line_prefix(kind, id, now).as_bytes());
-    tail.extend_from_slice(
-        format!(
-            "!!! {}: {id}: interrupted: karajo stopped before the run finished\n",
-            kind.as_str()
-        )
-        .as_bytes(),
-    );
+    tail.extend_from_slice(framing::line_prefix(kind, id, now).as_bytes());
+    tail.extend_from_slice(framing::interrupted(kind, id).as_bytes());
+    tail.push(b'\n');
     file.write_all(&tail).map_err(context)?;
     // The run's last activity is when it stopped writing, not now; best effort.
     let _ = file.set_modified(mtime);
@@ -505,6 +565,7 @@ fn recover(
         status: RunStatus::Failed,
         path: failed,
         modified: timestamp(mtime).map_err(context)?,
+        facts: RunFacts::default(),
     })
 }
 
@@ -537,35 +598,6 @@ fn modified(path: &Path) -> io::Result<Timestamp> {
 
 fn timestamp(t: SystemTime) -> io::Result<Timestamp> {
     Timestamp::try_from(t).map_err(io::Error::other)
-}
-
-/// `at` in whole seconds since the Unix epoch, halves rounded away from zero.
-fn rounded_second(at: Timestamp) -> i64 {
-    let (second, nanos) = (at.as_second(), at.subsec_nanosecond());
-    if nanos >= 500_000_000 {
-        second + 1
-    } else if nanos <= -500_000_000 {
-        second - 1
-    } else {
-        second
-    }
-}
-
-/// `YYYY-MM-DD hh:mm:ss` in UTC.
-fn format_second(second: i64) -> String {
-    let Ok(at) = Timestamp::from_second(second) else {
-        return String::from("0000-00-00 00:00:00");
-    };
-    let dt = at.to_zoned(TimeZone::UTC).datetime();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        dt.year(),
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    )
 }
 
 /// The index of the first `\n` in `hay`, scanning 16 bytes at a time.
@@ -649,19 +681,6 @@ mod tests {
             .iter()
             .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
             .collect()
-    }
-
-    #[test]
-    fn prefix_rounds_to_the_second() {
-        let id = srht();
-        assert_eq!(
-            line_prefix(JobKind::Exec, &id, ts("2023-01-09T00:00:00.499Z")),
-            P
-        );
-        assert_eq!(
-            line_prefix(JobKind::Http, &id, ts("2023-01-09T23:59:59.5Z")),
-            "2023-01-10 00:00:00 UTC job_http: srht: "
-        );
     }
 
     #[test]
@@ -799,6 +818,43 @@ mod tests {
         assert_eq!(s.entries.len(), 3);
     }
 
+    #[test]
+    fn facts_come_back_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(
+            d.join("srht.1.failed"),
+            format!(
+                "{P}=== BEGIN\n{P}=== TRIGGER: webhook\n{P}\n{P}--- Execute  0: false\n\
+                 no prefix\n2023-01-09 00:01:05 UTC job: srht: !!! job: srht: exit status 3\n"
+            ),
+        )
+        .unwrap();
+        fs::write(
+            d.join("srht.2.success"),
+            format!("{P}=== BEGIN\n{P}=== TRIGGER: api\n{P}--- Execute  0: true\n{P}=== DONE\n"),
+        )
+        .unwrap();
+        // A log of karajo (Go): no trigger, no closing line.
+        fs::write(d.join("srht.3.success"), format!("{P}hello\n")).unwrap();
+        let s = scan(d, JobKind::Exec, &srht(), ts("2023-03-01T00:00:00Z")).unwrap();
+        let facts: Vec<_> = s.entries.iter().map(|e| e.facts).collect();
+        assert_eq!(
+            facts[0],
+            RunFacts {
+                trigger: Some(Trigger::Webhook),
+                started: Some(ts("2023-01-09T00:00:00Z")),
+                ended: Some(ts("2023-01-09T00:01:05Z")),
+                exit_code: Some(3),
+            }
+        );
+        assert_eq!(facts[1].trigger, Some(Trigger::Api));
+        assert_eq!(facts[1].exit_code, Some(0));
+        assert_eq!(facts[2].trigger, None);
+        assert_eq!(facts[2].exit_code, None);
+        assert_eq!(facts[2].ended, Some(ts("2023-01-09T00:00:00Z")));
+    }
+
     fn entry(dir: &Path, counter: u64, status: RunStatus) -> LogEntry {
         let path = dir.join(file_name(&srht(), counter, status));
         fs::write(&path, "x").unwrap();
@@ -807,6 +863,7 @@ mod tests {
             status,
             path,
             modified: Timestamp::UNIX_EPOCH,
+            facts: RunFacts::default(),
         }
     }
 

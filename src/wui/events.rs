@@ -27,11 +27,11 @@ use tokio::time::Instant;
 
 use super::pages::{PAGE_LOG_LIMIT, find_job, source};
 use super::view::{self, JobLiveFragment};
-use super::{AnsiHtml, Viewer, WuiError, parse_kind, runs};
+use super::{AnsiHtml, Viewer, WuiError, parse_kind};
 use crate::http::AppState;
 use crate::job::{JobId, JobKey, RunStatus};
 use crate::scheduler::Snapshot;
-use crate::store::run_log;
+use crate::store::{framing, run_log};
 
 /// The shortest time between two updates of one stream.
 const THROTTLE: Duration = Duration::from_millis(300);
@@ -256,7 +256,7 @@ impl Tail {
             let last_time = bytes
                 .split(|&b| b == b'\n')
                 .rev()
-                .find_map(runs::prefix_time);
+                .find_map(framing::prefix_time);
             Ok(Some(Look {
                 bytes,
                 // Not finished until everything was read.
@@ -288,7 +288,8 @@ pub async fn log_tail(
     // The colours in force at `offset` (replayed from where the page's part starts,
     // at most the page's limit back), and the run's start.
     let offset = query.offset.min(len);
-    let (shown, start) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+    let start = super::pages::run_record(&state, &view, counter).and_then(|r| r.started);
+    let shown = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
         let shown = match query.from {
             Some(from) if from <= offset && offset - from <= PAGE_LOG_LIMIT + 1 => {
                 file.seek(SeekFrom::Start(from))?;
@@ -298,7 +299,7 @@ pub async fn log_tail(
             }
             _ => run_log::read_tail(&mut file, offset, PAGE_LOG_LIMIT)?.1,
         };
-        Ok((shown, super::pages::start_time(&mut file)?))
+        Ok(shown)
     })
     .await??;
     let mut ansi = AnsiHtml::new();

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use tokio_util::io::ReaderStream;
 
 use super::view::{self, JobDetail, JobLive, JobsFragment, TimeView, ViewSource};
-use super::{AnsiHtml, Chrome, Viewer, WuiError, html, parse_kind, runs};
+use super::{AnsiHtml, Chrome, Viewer, WuiError, html, parse_kind};
 use crate::http::AppState;
 use crate::http::access;
 use crate::job::{JobKind, RunStatus};
@@ -29,11 +29,8 @@ pub async fn entry(State(state): State<AppState>, headers: HeaderMap) -> Respons
     }
 }
 
-pub(crate) fn source(state: &AppState) -> ViewSource {
-    ViewSource {
-        layout: state.layout.clone(),
-        cache: state.wui.run_times.clone(),
-    }
+pub(crate) fn source(_state: &AppState) -> ViewSource {
+    ViewSource
 }
 
 #[derive(askama::Template)]
@@ -134,8 +131,17 @@ pub async fn job(
 /// log is the raw download's.
 pub(crate) const PAGE_LOG_LIMIT: u64 = 256 * 1024;
 
-/// The bytes of a log's first line that hold its time prefix.
-const PREFIX_LEN: u64 = 24;
+/// The record of run `counter` of `view`'s job in the newest snapshot (the run may
+/// have ended since `view` was taken).
+pub(crate) fn run_record(
+    state: &AppState,
+    view: &JobView,
+    counter: u64,
+) -> Option<crate::scheduler::LogSummary> {
+    let snapshot = state.scheduler.snapshot();
+    let job = snapshot.job(view.def.kind(), view.id().as_str())?;
+    job.logs.iter().find(|l| l.counter == counter).copied()
+}
 
 #[derive(askama::Template)]
 #[template(path = "log.html")]
@@ -174,23 +180,13 @@ pub(crate) async fn open_log(
     .await?
 }
 
-/// The time in a log's first line.
-pub(crate) fn start_time(file: &mut std::fs::File) -> std::io::Result<Option<jiff::Timestamp>> {
-    use std::io::{Read as _, Seek as _};
-    file.seek(std::io::SeekFrom::Start(0))?;
-    let mut head = Vec::with_capacity(PREFIX_LEN as usize);
-    file.take(PREFIX_LEN).read_to_end(&mut head)?;
-    Ok(runs::prefix_time(&head))
-}
-
 /// What the log page shows of a log: its entry and length, where the shown part
-/// starts, the shown part, and the run's start time.
+/// starts, and the shown part.
 struct Shown {
     entry: run_log::LogEntry,
     len: u64,
     from: u64,
     content: Vec<u8>,
-    start: Option<jiff::Timestamp>,
 }
 
 /// `GET /karajo/app/{kind}/{id}/log/{counter}`: the log with ANSI colours (its last
@@ -208,19 +204,18 @@ pub async fn log(
         len,
         from,
         content,
-        start,
     } = tokio::task::spawn_blocking(move || -> std::io::Result<Shown> {
         let (from, content) = run_log::read_tail(&mut file, len, PAGE_LOG_LIMIT)?;
-        let start = start_time(&mut file)?;
         Ok(Shown {
             entry,
             len,
             from,
             content,
-            start,
         })
     })
     .await??;
+    // The run's times come from its record in the snapshot, not from the file.
+    let record = run_record(&state, &view, counter);
     let running = entry.status == RunStatus::Running;
     // A running log is shown up to its last whole line; the stream goes on from there.
     let shown = if running {
@@ -232,14 +227,11 @@ pub async fn log(
         content.len()
     };
     let html_content = AnsiHtml::new().convert(&content[..shown]);
+    let start = record.and_then(|r| r.started);
     let end = if running {
         Some(state.clock.now())
     } else {
-        content
-            .split(|&b| b == b'\n')
-            .rev()
-            .find_map(runs::prefix_time)
-            .or(Some(entry.modified))
+        record.and_then(|r| r.ended).or(Some(entry.modified))
     };
     let took_secs = start
         .zip(end)

@@ -6,17 +6,14 @@
 //! differ from the API's in one place: a job that never ran is `new`, not `started`.
 //! Reading run times touches files: build views on a blocking thread.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 
 use super::chart;
-use super::runs::RunTimesCache;
 use crate::job::{JobKind, RunStatus, Trigger};
 use crate::redact::{self, SecretHeaders};
 use crate::scheduler::{JobDef, JobView, Snapshot};
-use crate::store::Layout;
 
 /// Bars in a dashboard card's chart.
 const CARD_BARS: usize = 12;
@@ -294,38 +291,31 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-/// Reads run times for views; cheap to clone.
+/// Builds views of jobs from snapshots and their run records; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct ViewSource {
-    /// The paths under `dir_base`.
-    pub layout: Layout,
-    /// The cache of ended runs' times.
-    pub cache: Arc<RunTimesCache>,
-}
+pub struct ViewSource;
 
 impl ViewSource {
-    /// The runs of `view`, oldest first (blocking).
+    /// The runs of `view`, oldest first, from the run records of its snapshot.
     pub fn runs(&self, view: &JobView, now: Timestamp) -> Vec<RunRow> {
         let kind = view.def.kind();
-        let dir = self.layout.log_dir(kind, view.id());
         view.logs
             .iter()
             .map(|log| {
-                let times = self.cache.times(&dir, view.id(), log.counter, log.status);
-                let status = times.status.unwrap_or(log.status);
+                let status = log.status;
                 let end = match status {
                     RunStatus::Running => Some(now),
-                    _ => times.end,
+                    _ => log.ended,
                 };
-                let took = times
-                    .start
+                let took = log
+                    .started
                     .zip(end)
                     .map(|(s, e)| e.duration_since(s).unsigned_abs());
                 RunRow {
                     counter: log.counter,
                     status: status.as_str(),
-                    trigger: times.trigger.map_or("—", Trigger::as_str),
-                    started: times.start.and_then(TimeView::new),
+                    trigger: log.trigger.map_or("—", Trigger::as_str),
+                    started: log.started.and_then(TimeView::new),
                     duration: took.map_or_else(
                         || "—".to_string(),
                         |d| {

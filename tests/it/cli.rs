@@ -401,7 +401,7 @@ interval = 1h
     );
     let out = karajo(call(&["resume", "test_success", "--json"]), None, &[]).await;
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    // Resumed, it shows its last run's status (running or done), no longer paused.
+    // Resumed, it is `started` (or `running`), no longer paused.
     assert_eq!(json["id"], "test_success");
     assert_ne!(json["status"], "paused");
     d.stop().await;

@@ -330,9 +330,9 @@ async fn job_http_calls_through_the_client() {
 
     let job = client.job_http_pause("test_success").await.unwrap();
     assert_eq!(job.status, "paused");
-    // Resume shows the last run's status (the original says `started`).
+    // A resumed HTTP job is `started` again, as in the original.
     let job = client.job_http_resume("test_success").await.unwrap();
-    assert_eq!(job.status, "success");
+    assert_eq!(job.status, "started");
 
     let err = client.job_http("test_notfound").await.unwrap_err();
     assert_eq!(

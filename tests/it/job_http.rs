@@ -301,7 +301,8 @@ async fn the_http_job_api_answers_as_the_original() {
         .json()
         .await
         .unwrap();
-    assert_eq!(res["data"]["status"], "success");
+    // As the original: a resumed HTTP job is `started` again (spec 6.4).
+    assert_eq!(res["data"]["status"], "started");
     let env: serde_json::Value = d
         .http
         .get(d.url("/karajo/api/environment"))
