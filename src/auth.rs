@@ -18,8 +18,8 @@ pub mod user;
 pub use self::{
     replay::{ReplayError, ReplayGuard, SignatureId, StampRules, github_delivery_keys, stamp},
     signature::{
-        AuthError, SOURCEHUT_PUBLIC_KEY, SOURCEHUT_PUBLIC_KEY_BASE64, WebhookAuth,
-        github_delivery_id, parse_public_key, sign_github_sha1, sign_hmac_sha256, verify_global,
-        verify_webhook, webhook_headers_present,
+        AuthError, HEADER_KARAJO_SIGN, SOURCEHUT_PUBLIC_KEY, SOURCEHUT_PUBLIC_KEY_BASE64,
+        WebhookAuth, github_delivery_id, parse_public_key, sign_github_sha1, sign_hmac_sha256,
+        verify_global, verify_webhook, webhook_headers_present,
     },
 };

@@ -29,7 +29,9 @@ use serde::de::DeserializeOwned;
 
 pub use self::types::{Env, JobBase, JobExec, JobHttp, JobLog, LogSummary};
 
-use crate::auth::sign_hmac_sha256;
+use crate::auth::replay::{EPOCH_FIELD, NONCE_FIELD};
+use crate::auth::session::SESSION_COOKIE;
+use crate::auth::{HEADER_KARAJO_SIGN, sign_hmac_sha256};
 use crate::clock::{SharedClock, SystemClock};
 
 /// The server a client talks to when none is given: the default `listen_address`.
@@ -37,9 +39,6 @@ pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:31937";
 
 /// The request timeout when none is given (the Go client's default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The header that carries the signature of every signed call.
-pub const HEADER_SIGN: &str = "X-Karajo-Sign";
 
 const API_ENVIRONMENT: &str = "/karajo/api/environment";
 const API_JOB_EXEC_RUN: &str = "/karajo/api/job_exec/run";
@@ -256,7 +255,7 @@ impl Client {
             .filter_map(|v| v.to_str().ok())
             .find_map(|cookie| {
                 let pair = cookie.split(';').next()?.trim();
-                let value = pair.strip_prefix("karajo=")?;
+                let value = pair.strip_prefix(SESSION_COOKIE)?.strip_prefix('=')?;
                 (!value.is_empty()).then(|| value.to_string())
             });
         let bytes = response.bytes().await.map_err(transport)?;
@@ -299,7 +298,7 @@ impl Client {
         let request = self
             .http
             .post(&url)
-            .header(HEADER_SIGN, sign)
+            .header(HEADER_KARAJO_SIGN, sign)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         let (status, bytes) = self.send("POST", &url, request).await?;
@@ -367,10 +366,13 @@ impl Client {
         let url = with_query(format!("{}{path}", self.base), &request_query);
         let mut request = self.http.get(&url);
         if let Some(sign) = sign {
-            request = request.header(HEADER_SIGN, sign);
+            request = request.header(HEADER_KARAJO_SIGN, sign);
         }
         if let Some(session) = &self.session {
-            request = request.header(reqwest::header::COOKIE, format!("karajo={session}"));
+            request = request.header(
+                reqwest::header::COOKIE,
+                format!("{SESSION_COOKIE}={session}"),
+            );
         }
         let (status, bytes) = self.send("GET", &url, request).await?;
         decode(&url, status, &bytes)
@@ -385,7 +387,7 @@ impl Client {
         let request = self
             .http
             .post(&url)
-            .header(HEADER_SIGN, sign)
+            .header(HEADER_KARAJO_SIGN, sign)
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
@@ -406,7 +408,7 @@ impl Client {
         let query = stamped_query(&self.stamp(), &id_query(id));
         let url = with_query(format!("{}{path}", self.base), &query);
         let sign = sign_hmac_sha256(&self.secret, query.as_bytes());
-        let request = self.http.post(&url).header(HEADER_SIGN, sign);
+        let request = self.http.post(&url).header(HEADER_KARAJO_SIGN, sign);
         let (status, bytes) = self.send("POST", &url, request).await?;
         decode(&url, status, &bytes)
     }
@@ -463,10 +465,10 @@ impl Stamp {
 /// client marshals its `JobHTTPRequest`, plus the nonce.
 pub fn run_body(stamp: &Stamp) -> String {
     if stamp.nonce.is_empty() {
-        return format!("{{\"id\":\"\",\"_karajo_epoch\":{}}}", stamp.epoch);
+        return format!("{{\"id\":\"\",\"{EPOCH_FIELD}\":{}}}", stamp.epoch);
     }
     format!(
-        "{{\"id\":\"\",\"_karajo_epoch\":{},\"_karajo_nonce\":\"{}\"}}",
+        "{{\"id\":\"\",\"{EPOCH_FIELD}\":{},\"{NONCE_FIELD}\":\"{}\"}}",
         stamp.epoch, stamp.nonce
     )
 }
@@ -480,13 +482,9 @@ pub fn job_form_body(id: &str, stamp: &Stamp) -> String {
 /// `query` behind the stamp's fields: `_karajo_epoch=N&_karajo_nonce=R&<query>` (the
 /// order Go's `url.Values.Encode` gives for the API's keys).
 pub fn stamped_query(stamp: &Stamp, query: &str) -> String {
-    let mut out = format!("{}={}", crate::auth::replay::EPOCH_FIELD, stamp.epoch);
+    let mut out = format!("{EPOCH_FIELD}={}", stamp.epoch);
     if !stamp.nonce.is_empty() {
-        out.push_str(&format!(
-            "&{}={}",
-            crate::auth::replay::NONCE_FIELD,
-            query_escape(&stamp.nonce)
-        ));
+        out.push_str(&format!("&{}={}", NONCE_FIELD, query_escape(&stamp.nonce)));
     }
     if !query.is_empty() {
         out.push('&');

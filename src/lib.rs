@@ -9,7 +9,7 @@
 //! [`scheduler`] (the one owner of runtime state), [`notify`] (mail and web hook
 //! notifications), [`metrics`] (Prometheus counters), [`redact`] (pure: which header
 //! values and URL parts are never shown), [`suggest`] (pure: "did you mean" for
-//! configuration messages and job ids), [`http`] (thin API adapters), [`wui`] (the web
+//! configuration messages and job ids), [`percent`] (pure: percent-decoding), [`http`] (thin API adapters), [`wui`] (the web
 //! UI's pages), [`daemon`] (the composition root), [`client`] (the typed client of a
 //! server) and [`cli`] (the `karajo` command line).
 
@@ -24,6 +24,7 @@ pub mod http;
 pub mod job;
 pub mod metrics;
 pub mod notify;
+pub mod percent;
 pub mod redact;
 pub mod schedule;
 pub mod scheduler;

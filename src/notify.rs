@@ -16,7 +16,6 @@ mod webhook;
 
 pub use message::{Event, NotifyOn, RunRecord};
 pub use queue::{Notifier, NotifierOptions, NotifyStats, RetryPolicy, StatsSnapshot};
-pub use webhook::SIGN_HEADER;
 
 /// Why one delivery attempt failed.
 #[derive(Debug, thiserror::Error)]

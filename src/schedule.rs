@@ -38,9 +38,78 @@ pub struct Schedule {
 /// Why a `schedule` value was refused; the message names the bad item or field and
 /// what is accepted instead. It does not quote the whole value: the caller does
 /// (`schedule = "0 25 * * *": hour 25 is out of range 0-23`).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct ScheduleError(pub String);
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// A calendar schedule with nothing before its first `@`.
+    #[error("the schedule kind is missing; {}", calendar::ACCEPTED)]
+    MissingKind,
+    /// A calendar schedule whose kind is not one of the five; `hint` is a suggestion
+    /// appended to the message, possibly empty.
+    #[error("unknown schedule kind {kind:?}{hint}; {}", calendar::ACCEPTED)]
+    UnknownKind {
+        /// The kind as written (lower case).
+        kind: String,
+        /// The did-you-mean suffix, possibly empty.
+        hint: String,
+    },
+    /// A calendar schedule's `@` parameter or list item was refused; the text names it.
+    #[error("{0}")]
+    CalendarItem(String),
+    /// A cron expression with neither 5 nor 6 fields.
+    #[error(
+        "a cron expression has 5 fields (minute hour day-of-month month \
+         day-of-week) or 6 (with seconds first), this one has {0}"
+    )]
+    CronFieldCount(usize),
+    /// An `@` macro that is not one of cron's.
+    #[error(
+        "unknown cron macro {0:?}: use @yearly, @annually, @monthly, @weekly, \
+         @daily, @midnight or @hourly"
+    )]
+    UnknownCronMacro(String),
+    /// A cron field made of commas only.
+    #[error("{field} field {value:?} lists no value")]
+    EmptyCronField {
+        /// The field's name (`minute`, `hour`, ...).
+        field: &'static str,
+        /// The field as written.
+        value: String,
+    },
+    /// A number outside its cron field's range.
+    #[error("{field} {number} is out of range {range}")]
+    CronOutOfRange {
+        /// The field's name.
+        field: &'static str,
+        /// The number as written.
+        number: String,
+        /// The accepted range, e.g. `0-23`.
+        range: String,
+    },
+    /// A cron field croner refused; `accepts` says what the field takes.
+    #[error("{field} field {value:?} is not valid: {accepts}")]
+    InvalidCronField {
+        /// The field's name.
+        field: &'static str,
+        /// The field as written.
+        value: String,
+        /// What the field accepts.
+        accepts: String,
+    },
+    /// A cron expression croner refused as a whole; the detail is croner's.
+    #[error("not a valid cron expression: {0}")]
+    InvalidCron(String),
+    /// A cron expression that matches no instant at all.
+    #[error("it is never due")]
+    NeverDue,
+    /// A cron expression naming a day no named month has (`0 0 30 2 *`).
+    #[error("it is never due: no month {month:?} has a day {day:?}")]
+    NoSuchDay {
+        /// The month field as written.
+        month: String,
+        /// The day-of-month field as written.
+        day: String,
+    },
+}
 
 /// The two grammars. croner's pattern is large, so it is boxed.
 #[derive(Debug, Clone)]
@@ -176,7 +245,7 @@ mod tests {
     fn parse_error(expr: &str) -> String {
         match Schedule::parse(expr, TimeZone::UTC) {
             Ok(s) => panic!("{expr} parsed as {s:?}"),
-            Err(e) => e.0,
+            Err(e) => e.to_string(),
         }
     }
 
@@ -229,7 +298,7 @@ mod tests {
                 (Ok(s), Ok(next)) => {
                     assert_eq!(s.next_after(ts(now)), ts(next), "{expr} after {now}")
                 }
-                (Err(e), Err(message)) => assert!(e.0.contains(message), "{expr}: {e}"),
+                (Err(e), Err(message)) => assert!(e.to_string().contains(message), "{expr}: {e}"),
                 (got, wanted) => panic!("{expr}: got {got:?}, wanted {wanted:?}"),
             }
         }

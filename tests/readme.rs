@@ -27,6 +27,11 @@
 //! skipped with its output block: building, starting the daemon, the test and
 //! benchmark scripts, commands that need a terminal. Keep such blocks few.
 
+// Test code: clippy.toml allows unwrap/expect inside #[test] functions, but the helpers
+// these tests share are plain functions, where a failed setup should still panic with
+// its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::io;
 use std::net::{TcpListener, TcpStream};

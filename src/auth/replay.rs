@@ -34,6 +34,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
+use crate::percent::decode_form;
+
 /// The body field (JSON key or form key) holding the sender's Unix time in seconds.
 pub const EPOCH_FIELD: &str = "_karajo_epoch";
 /// The field karajo's own client adds with random text, so that two identical requests
@@ -215,9 +217,8 @@ fn find_epochs(body: &[u8]) -> Result<Vec<(String, i128)>, ReplayError> {
             .split(|&b| b == b'&')
             .filter_map(|pair| {
                 let mut kv = pair.splitn(2, |&b| b == b'=');
-                let key = percent_decode(kv.next().unwrap_or_default());
-                (key == EPOCH_FIELD.as_bytes())
-                    .then(|| percent_decode(kv.next().unwrap_or_default()))
+                let key = decode_form(kv.next().unwrap_or_default());
+                (key == EPOCH_FIELD.as_bytes()).then(|| decode_form(kv.next().unwrap_or_default()))
             })
             .map(|value| {
                 let text = String::from_utf8_lossy(&value).into_owned();
@@ -278,34 +279,6 @@ fn duration_from_nanos(ns: u128) -> Duration {
     // The remainder is below 10^9 and fits.
     let nanos = u32::try_from(ns % 1_000_000_000).unwrap_or(0);
     Duration::new(secs, nanos)
-}
-
-/// `application/x-www-form-urlencoded` decoding of one key or value: `+` is a space, `%XX` a
-/// byte; a malformed escape is kept as written.
-fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while let Some(&b) = input.get(i) {
-        let hex_pair = || {
-            let hi = (*input.get(i + 1)? as char).to_digit(16)?;
-            let lo = (*input.get(i + 2)? as char).to_digit(16)?;
-            u8::try_from(hi * 16 + lo).ok()
-        };
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                if let Some(byte) = hex_pair() {
-                    out.push(byte);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'%');
-            }
-            _ => out.push(b),
-        }
-        i += 1;
-    }
-    out
 }
 
 /// Remembers the signatures already accepted and refuses them a second time.
@@ -630,9 +603,9 @@ mod tests {
 
     #[test]
     fn percent_decoding() {
-        assert_eq!(percent_decode(b"a+b%20c%2x%"), b"a b c%2x%");
-        assert_eq!(percent_decode(b"%25%21s%28int64%3D1%29"), b"%!s(int64=1)");
-        assert_eq!(percent_decode(b"%e2%82%AC"), "€".as_bytes());
+        assert_eq!(decode_form(b"a+b%20c%2x%"), b"a b c%2x%");
+        assert_eq!(decode_form(b"%25%21s%28int64%3D1%29"), b"%!s(int64=1)");
+        assert_eq!(decode_form(b"%e2%82%AC"), "€".as_bytes());
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const DEFAULT_IDLE: Duration = Duration::from_secs(8 * 3600);
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// At most this many sessions are kept; the least recently used goes first.
 pub const DEFAULT_CAPACITY: usize = 10_000;
+/// The name of the session cookie, as the original's.
+pub const SESSION_COOKIE: &str = "karajo";
 
 /// What a valid session says about its request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,9 @@ use sha2::{Digest, Sha256};
 use super::replay::SignatureId;
 use crate::job::AuthKind;
 
-/// The header of the global-secret API endpoints (fixed name).
+/// The header of every request signed with a karajo secret: the global-secret API
+/// endpoints (fixed name), the client's calls, signed notification web hooks, and the
+/// default `header_sign` of jobs.
 pub const HEADER_KARAJO_SIGN: &str = "X-Karajo-Sign";
 /// GitHub's HMAC-SHA256 header (`sha256=<hex>`).
 pub const HEADER_GITHUB_SHA256: &str = "X-Hub-Signature-256";
@@ -35,7 +37,8 @@ pub const HEADER_SOURCEHUT_NONCE: &str = "X-Payload-Nonce";
 /// GitHub's per-delivery id (a GUID), kept by its redeliveries.
 pub const HEADER_GITHUB_DELIVERY: &str = "X-GitHub-Delivery";
 
-/// sr.ht's official web hook signing key, as the original hard-codes it (standard base64).
+/// sr.ht's official web hook signing key, as published by sr.ht and hard-coded in the
+/// original (standard base64).
 pub const SOURCEHUT_PUBLIC_KEY_BASE64: &str = "uX7KWyyDNMaBma4aVbJ/cbUQpdjqczuCyK/HxzV/u+4=";
 
 /// [`SOURCEHUT_PUBLIC_KEY_BASE64`] decoded: the default of the `sourcehut_public_key` setting.

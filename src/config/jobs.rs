@@ -9,10 +9,11 @@ use jiff::tz::TimeZone;
 
 use super::fields::{Fields, Problems, positive};
 use super::model::{
-    DEFAULT_HEADER_SIGN, DEFAULT_KILL_GRACE, DEFAULT_LOG_RETENTION, HttpMethod, HttpRequestType,
-    JobExecConfig, JobHttpConfig, MIN_INTERVAL,
+    DEFAULT_KILL_GRACE, DEFAULT_LOG_RETENTION, HttpMethod, HttpRequestType, JobExecConfig,
+    JobHttpConfig, MIN_INTERVAL,
 };
 use super::settings::{Settings, report_not_positive};
+use crate::auth::HEADER_KARAJO_SIGN;
 use crate::job::{AuthKind, JobId};
 use crate::schedule::Schedule;
 
@@ -95,7 +96,7 @@ pub(crate) fn build_exec_job(
         timezone: timer.timezone,
         path: clean_path(&f.text("path")),
         auth_kind: read_auth_kind(f, problems),
-        header_sign: f.text_or("header_sign", DEFAULT_HEADER_SIGN),
+        header_sign: f.text_or("header_sign", HEADER_KARAJO_SIGN),
         secret: read_secret(f, global),
         sourcehut_public_key: f
             .key32("sourcehut_public_key", problems)
@@ -140,7 +141,7 @@ pub(crate) fn build_http_job(
         notif_on_failed: f.list("notif_on_failed"),
         notif_on_recover: f.list("notif_on_recover"),
         secret: read_secret(f, global),
-        header_sign: f.text_or("header_sign", DEFAULT_HEADER_SIGN),
+        header_sign: f.text_or("header_sign", HEADER_KARAJO_SIGN),
         http_method_text: f.text_or("http_method", "GET"),
         http_method: read_http_method(f, problems),
         http_url: read_http_url(def, problems),

@@ -14,15 +14,10 @@ pub use super::notif::NotifConfig;
 use crate::job::{AuthKind, JobId};
 use crate::schedule::Schedule;
 
-/// SourceHut's webhook signing key (`sourcehut_public_key` default), as published
-/// by sr.ht and hard-coded in the original.
-pub const SOURCEHUT_PUBLIC_KEY: &str = "uX7KWyyDNMaBma4aVbJ/cbUQpdjqczuCyK/HxzV/u+4=";
 /// `name` default.
 pub const DEFAULT_NAME: &str = "karajo";
 /// `listen_address` default.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:31937";
-/// `header_sign` default.
-pub const DEFAULT_HEADER_SIGN: &str = "X-Karajo-Sign";
 /// `http_timeout` default (also used for `0`).
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(300);
 /// `epoch_window` default.

@@ -12,12 +12,11 @@ use jiff::tz::TimeZone;
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
 
-use super::fields::{Fields, Problems, decode_key32, positive};
+use super::fields::{Fields, Problems, positive};
 use super::model::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_EPOCH_SKEW, DEFAULT_EPOCH_WINDOW,
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_SSE_STREAMS, DEFAULT_NAME,
-    SOURCEHUT_PUBLIC_KEY,
 };
 use super::net::IpNet;
 
@@ -170,7 +169,7 @@ fn read_public_url(fields: &Fields, problems: &mut Problems) -> Option<String> {
 
 /// The built-in SourceHut key.
 pub(crate) fn default_sourcehut_key() -> [u8; 32] {
-    decode_key32(SOURCEHUT_PUBLIC_KEY).unwrap_or([0; 32])
+    crate::auth::SOURCEHUT_PUBLIC_KEY
 }
 
 /// 32 random characters from `[0-9A-Za-z]`.

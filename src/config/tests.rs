@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::model::{DEFAULT_HTTP_TIMEOUT, SOURCEHUT_PUBLIC_KEY};
+use super::model::DEFAULT_HTTP_TIMEOUT;
 use super::*;
 use crate::job::AuthKind;
 
@@ -178,7 +178,7 @@ fn defaults_apply_to_an_almost_empty_file() {
     assert_eq!(config.idle_timeout, Duration::from_secs(60));
     assert_eq!(config.body_read_timeout, Duration::from_secs(60));
     assert_eq!(config.max_sse_streams, 256);
-    let key = fields::decode_key32(SOURCEHUT_PUBLIC_KEY).unwrap();
+    let key = fields::decode_key32(crate::auth::SOURCEHUT_PUBLIC_KEY_BASE64).unwrap();
     assert_eq!(config.sourcehut_public_key, key);
     assert!(config.jobs.is_empty() && config.http_jobs.is_empty() && config.users.is_empty());
 }

@@ -10,6 +10,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, SharedLog, log_line};
+use crate::auth::replay::EPOCH_FIELD;
 use crate::config::{HttpMethod, HttpRequestType};
 use crate::redact::{self, SecretHeaders};
 use crate::store::framing;
@@ -68,7 +69,7 @@ pub struct Payload {
 pub fn payload(job: &HttpJob, epoch: i64) -> Payload {
     match job.request_type {
         HttpRequestType::Query => {
-            let query = format!("_karajo_epoch={epoch}");
+            let query = format!("{EPOCH_FIELD}={epoch}");
             let joiner = if job.url.contains('?') { '&' } else { '?' };
             Payload {
                 url: format!("{}{joiner}{query}", job.url),
@@ -77,7 +78,7 @@ pub fn payload(job: &HttpJob, epoch: i64) -> Payload {
             }
         }
         HttpRequestType::Form => {
-            let body = format!("_karajo_epoch={epoch}");
+            let body = format!("{EPOCH_FIELD}={epoch}");
             Payload {
                 url: job.url.clone(),
                 body: Some((body.clone(), "application/x-www-form-urlencoded")),
@@ -85,7 +86,7 @@ pub fn payload(job: &HttpJob, epoch: i64) -> Payload {
             }
         }
         HttpRequestType::Json => {
-            let body = format!("{{\"_karajo_epoch\":{epoch}}}");
+            let body = format!("{{\"{EPOCH_FIELD}\":{epoch}}}");
             Payload {
                 url: job.url.clone(),
                 body: Some((body.clone(), "application/json")),
@@ -112,7 +113,7 @@ pub async fn run_http(
 async fn send(job: &HttpJob, epoch: i64, log: &SharedLog) -> Outcome {
     let request = match build(job, epoch) {
         Ok(parts) => parts,
-        Err(why) => return Outcome::Failed(why),
+        Err(why) => return Outcome::Failed(why.to_string()),
     };
     let (client, request) = request;
     log_line(log, framing::http_request());
@@ -165,8 +166,30 @@ async fn send(job: &HttpJob, epoch: i64, log: &SharedLog) -> Outcome {
     }
 }
 
+/// Why an HTTP job's request could not be built; the run fails with this text.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// reqwest could not make a client (TLS back end, for example).
+    #[error("cannot create the HTTP client: {0}")]
+    Client(reqwest::Error),
+    /// The URL or body was refused; the URL is redacted.
+    #[error("invalid request to {url}: {source}")]
+    Request {
+        /// The URL, with its password redacted.
+        url: String,
+        /// reqwest's reason.
+        source: reqwest::Error,
+    },
+    /// An `http_header` name that is not a valid header name.
+    #[error("invalid header name {0:?}")]
+    HeaderName(String),
+    /// An `http_header` value that cannot go in a header.
+    #[error("invalid value of header {0}")]
+    HeaderValue(HeaderName),
+}
+
 /// The client (per run: timeout and TLS checks are per job) and the request.
-fn build(job: &HttpJob, epoch: i64) -> Result<(reqwest::Client, reqwest::Request), String> {
+fn build(job: &HttpJob, epoch: i64) -> Result<(reqwest::Client, reqwest::Request), BuildError> {
     let mut builder = reqwest::Client::builder()
         .user_agent(crate::USER_AGENT)
         .connect_timeout(Duration::from_secs(10))
@@ -174,9 +197,7 @@ fn build(job: &HttpJob, epoch: i64) -> Result<(reqwest::Client, reqwest::Request
     if let Some(timeout) = job.timeout {
         builder = builder.timeout(timeout);
     }
-    let client = builder
-        .build()
-        .map_err(|e| format!("cannot create the HTTP client: {e}"))?;
+    let client = builder.build().map_err(BuildError::Client)?;
     let payload = payload(job, epoch);
     let method = match job.method {
         HttpMethod::Get => reqwest::Method::GET,
@@ -197,14 +218,15 @@ fn build(job: &HttpJob, epoch: i64) -> Result<(reqwest::Client, reqwest::Request
         }
         request = request.header(job.header_sign.as_str(), sign);
     }
-    let mut request = request
-        .build()
-        .map_err(|e| format!("invalid request to {}: {e}", redact::url(&payload.url)))?;
+    let mut request = request.build().map_err(|source| BuildError::Request {
+        url: redact::url(&payload.url).into_owned(),
+        source,
+    })?;
     for (name, value) in &job.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("invalid header name {name:?}"))?;
+            .map_err(|_| BuildError::HeaderName(name.clone()))?;
         let value =
-            HeaderValue::from_str(value).map_err(|_| format!("invalid value of header {name}"))?;
+            HeaderValue::from_str(value).map_err(|_| BuildError::HeaderValue(name.clone()))?;
         request.headers_mut().insert(name, value);
     }
     Ok((client, request))

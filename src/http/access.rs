@@ -14,13 +14,9 @@ use axum::response::{IntoResponse as _, Response};
 use super::AppState;
 use super::json;
 use crate::auth::session::SessionInfo;
-use crate::auth::{AuthError, ReplayError, verify_global};
+use crate::auth::{AuthError, HEADER_KARAJO_SIGN, ReplayError, verify_global};
 
-/// The header of every request signed with the global secret.
-pub const HEADER_SIGN: &str = "x-karajo-sign";
-
-/// The name of the session cookie, as the original's.
-pub const SESSION_COOKIE: &str = "karajo";
+pub use crate::auth::session::SESSION_COOKIE;
 
 /// Whether `user.conf` defines at least one user.
 pub fn users_exist(state: &AppState) -> bool {
@@ -65,7 +61,9 @@ pub enum SignRefusal {
 
 /// Whether the request carries an `X-Karajo-Sign` at all (checked before reading a body).
 pub fn has_signature(headers: &HeaderMap) -> bool {
-    headers.get(HEADER_SIGN).is_some_and(|v| !v.is_empty())
+    headers
+        .get(HEADER_KARAJO_SIGN)
+        .is_some_and(|v| !v.is_empty())
 }
 
 /// Accepts a request whose `X-Karajo-Sign` is the global secret's HMAC of `signed` (the
@@ -77,7 +75,9 @@ pub fn accept_global_signature(
     signed: &[u8],
 ) -> Result<(), SignRefusal> {
     let live = state.live();
-    let signature = headers.get(HEADER_SIGN).and_then(|v| v.to_str().ok());
+    let signature = headers
+        .get(HEADER_KARAJO_SIGN)
+        .and_then(|v| v.to_str().ok());
     let id = verify_global(live.config.secret.as_bytes(), signature, signed)
         .map_err(SignRefusal::Signature)?;
     state
@@ -106,7 +106,7 @@ pub async fn require_reader(State(state): State<AppState>, req: Request, next: N
         let mut res = json::response(StatusCode::UNAUTHORIZED, body);
         res.headers_mut().insert(
             axum::http::header::WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("X-Karajo-Sign"),
+            axum::http::HeaderValue::from_static(HEADER_KARAJO_SIGN),
         );
         res
     }

@@ -219,7 +219,7 @@ impl Notifier {
             .build()
             .map_err(|err| {
                 tracing::error!(%err, "cannot build the HTTP client; webhook notifications will fail");
-                err.to_string()
+                err
             });
         let worker = Worker {
             rx,
@@ -365,7 +365,7 @@ struct Worker {
     retry: RetryPolicy,
     concurrency: usize,
     smtp_timeout: Duration,
-    http: Arc<Result<reqwest::Client, String>>,
+    http: Arc<Result<reqwest::Client, reqwest::Error>>,
     /// Items by due time (and arrival order).
     waiting: BTreeMap<(Instant, u64), Item>,
     /// Spool file names queued or in flight, so a file loaded at start and also
@@ -565,7 +565,7 @@ async fn sleep_until(due: Option<Instant>) {
 /// One attempt to deliver `pending` with the settings in force.
 async fn deliver(
     table: &Table,
-    http: &Result<reqwest::Client, String>,
+    http: &Result<reqwest::Client, reqwest::Error>,
     smtp_timeout: Duration,
     pending: &Pending,
 ) -> Result<(), SendError> {
@@ -576,7 +576,9 @@ async fn deliver(
     match &notif.kind {
         NotifKind::Email(cfg) => email::send(cfg, pending, smtp_timeout).await,
         NotifKind::Webhook(cfg) => {
-            let client = http.as_ref().map_err(|e| SendError::NoClient(e.clone()))?;
+            let client = http
+                .as_ref()
+                .map_err(|e| SendError::NoClient(e.to_string()))?;
             webhook::send(client, cfg, pending).await
         }
     }

@@ -7,11 +7,8 @@ use jiff::Timestamp;
 
 use super::SendError;
 use super::message::{Pending, webhook_payload};
-use crate::auth::sign_hmac_sha256;
+use crate::auth::{HEADER_KARAJO_SIGN, sign_hmac_sha256};
 use crate::config::WebhookNotif;
-
-/// The signature header.
-pub const SIGN_HEADER: &str = "X-Karajo-Sign";
 
 /// Posts the document of `pending` to the notif's URL.
 pub(crate) async fn send(
@@ -26,7 +23,10 @@ pub(crate) async fn send(
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(reqwest::header::USER_AGENT, crate::USER_AGENT);
     if let Some(secret) = &cfg.secret {
-        request = request.header(SIGN_HEADER, sign_hmac_sha256(secret.as_bytes(), &body));
+        request = request.header(
+            HEADER_KARAJO_SIGN,
+            sign_hmac_sha256(secret.as_bytes(), &body),
+        );
     }
     let response = request
         .body(body)

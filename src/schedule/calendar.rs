@@ -21,7 +21,7 @@ use super::wall_clock::WallClockPattern;
 pub(super) const KINDS: [&str; 5] = ["minutely", "hourly", "daily", "weekly", "monthly"];
 
 /// What a `schedule` value may be, for messages.
-const ACCEPTED: &str = "use minutely, hourly, daily, weekly or monthly (see the README) \
+pub(super) const ACCEPTED: &str = "use minutely, hourly, daily, weekly or monthly (see the README) \
                         or a cron expression such as \"0 10 * * *\"";
 
 /// ` (did you mean "daily"?)` for a kind close to a known one.
@@ -71,7 +71,7 @@ impl Calendar {
         let mut parts = lowered.split('@');
         let kind = parts.next().unwrap_or_default().trim();
         let params: Vec<&str> = parts.collect();
-        let fail = ScheduleError;
+        let fail = ScheduleError::CalendarItem;
         match kind {
             "minutely" => {
                 expect_at_most(&params, 0, kind).map_err(fail)?;
@@ -108,11 +108,11 @@ impl Calendar {
                     times,
                 })
             }
-            "" => Err(fail(format!("the schedule kind is missing; {ACCEPTED}"))),
-            other => Err(fail(format!(
-                "unknown schedule kind {other:?}{}; {ACCEPTED}",
-                kind_hint(other)
-            ))),
+            "" => Err(ScheduleError::MissingKind),
+            other => Err(ScheduleError::UnknownKind {
+                kind: other.to_string(),
+                hint: kind_hint(other),
+            }),
         }
     }
 
@@ -393,7 +393,7 @@ mod tests {
     fn error(expr: &str) -> String {
         match Calendar::parse(expr) {
             Ok(c) => panic!("{expr} parsed as {c:?}"),
-            Err(e) => e.0,
+            Err(e) => e.to_string(),
         }
     }
 

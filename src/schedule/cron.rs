@@ -30,11 +30,7 @@ impl CronPattern {
             [minute, hour, _, _, _] => (&FIELDS[1..], *minute, *hour),
             [_, minute, hour, _, _, _] => (&FIELDS[..], *minute, *hour),
             _ => {
-                return Err(ScheduleError(format!(
-                    "a cron expression has 5 fields (minute hour day-of-month month \
-                     day-of-week) or 6 (with seconds first), this one has {}",
-                    fields.len()
-                )));
+                return Err(ScheduleError::CronFieldCount(fields.len()));
             }
         };
         for (spec, field) in specs.iter().zip(&fields) {
@@ -68,11 +64,12 @@ impl CronPattern {
             Ok(_) => Ok(()),
             Err(_) => {
                 let [.., day, month, _] = fields else {
-                    return Err(ScheduleError("it is never due".to_string()));
+                    return Err(ScheduleError::NeverDue);
                 };
-                Err(ScheduleError(format!(
-                    "it is never due: no month {month:?} has a day {day:?}"
-                )))
+                Err(ScheduleError::NoSuchDay {
+                    month: (*month).to_string(),
+                    day: (*day).to_string(),
+                })
             }
         }
     }
@@ -155,10 +152,10 @@ impl FieldSpec {
         // A field of commas only is an empty set to croner, which then searches
         // thousands of years for a match before giving up (8 s for `, * * * * *`).
         if field.split(',').all(str::is_empty) {
-            return Err(ScheduleError(format!(
-                "{} field {field:?} lists no value",
-                self.name
-            )));
+            return Err(ScheduleError::EmptyCronField {
+                field: self.name,
+                value: field.to_string(),
+            });
         }
         for item in field.split(',') {
             let values = item.split('/').next().unwrap_or_default();
@@ -172,11 +169,11 @@ impl FieldSpec {
                     .parse::<u32>()
                     .is_ok_and(|n| (self.min..=self.max).contains(&n));
                 if !in_range {
-                    return Err(ScheduleError(format!(
-                        "{} {number} is out of range {}",
-                        self.name,
-                        self.range()
-                    )));
+                    return Err(ScheduleError::CronOutOfRange {
+                        field: self.name,
+                        number: number.to_string(),
+                        range: self.range(),
+                    });
                 }
             }
         }
@@ -202,11 +199,11 @@ fn explain(specs: &[FieldSpec], fields: &[&str], err: &croner::errors::CronError
             .map(|i| if i == index { *field } else { "*" })
             .collect();
         if Cron::from_str(&alone.join(" ")).is_err() {
-            return ScheduleError(format!(
-                "{} field {field:?} is not valid: {}",
-                spec.name,
-                spec.accepts()
-            ));
+            return ScheduleError::InvalidCronField {
+                field: spec.name,
+                value: (*field).to_string(),
+                accepts: spec.accepts(),
+            };
         }
     }
     let detail = err.to_string();
@@ -221,7 +218,7 @@ fn explain(specs: &[FieldSpec], fields: &[&str], err: &croner::errors::CronError
     })
     .trim_end_matches('.')
     .to_string();
-    ScheduleError(format!("not a valid cron expression: {detail}"))
+    ScheduleError::InvalidCron(detail)
 }
 
 /// Replaces a macro by its five fields; other expressions are returned as they are.
@@ -236,10 +233,7 @@ fn expand_macro(expr: &str) -> Result<String, ScheduleError> {
         "@daily" | "@midnight" => "0 0 * * *",
         "@hourly" => "0 * * * *",
         _ => {
-            return Err(ScheduleError(format!(
-                "unknown cron macro {expr:?}: use @yearly, @annually, @monthly, @weekly, \
-                 @daily, @midnight or @hourly"
-            )));
+            return Err(ScheduleError::UnknownCronMacro(expr.to_string()));
         }
     };
     Ok(fields.to_string())
@@ -256,8 +250,8 @@ mod tests {
             let started = std::time::Instant::now();
             let err = CronPattern::parse(expr).unwrap_err();
             assert!(
-                err.0.contains("field \",\" lists no value")
-                    || err.0.contains("field \",,\" lists no value"),
+                err.to_string().contains("field \",\" lists no value")
+                    || err.to_string().contains("field \",,\" lists no value"),
                 "{expr}: {err}"
             );
             assert!(
@@ -315,7 +309,11 @@ mod tests {
         for (expr, wanted) in cases {
             match CronPattern::parse(expr) {
                 Ok(p) => panic!("{expr} parsed as {p:?}"),
-                Err(e) => assert!(e.0.contains(wanted), "{expr}: {:?} lacks {wanted:?}", e.0),
+                Err(e) => assert!(
+                    e.to_string().contains(wanted),
+                    "{expr}: {:?} lacks {wanted:?}",
+                    e.to_string()
+                ),
             }
         }
     }
@@ -323,7 +321,7 @@ mod tests {
     fn error(expr: &str) -> String {
         match CronPattern::parse(expr) {
             Ok(p) => panic!("{expr} parsed as {p:?}"),
-            Err(e) => e.0,
+            Err(e) => e.to_string(),
         }
     }
 

@@ -20,6 +20,97 @@ use crate::http::access;
 use crate::job::{JobKey, RunStatus, Trigger};
 use crate::scheduler::TriggerError;
 
+/// A control, as the form's `action` field names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `run`: start a run now.
+    Run,
+    /// `pause`: stop timers and web hooks from starting runs.
+    Pause,
+    /// `resume`: undo `pause`.
+    Resume,
+    /// `cancel`: end the running run.
+    Cancel,
+}
+
+impl Action {
+    /// Every control, in the order the job page shows them.
+    pub const ALL: [Action; 4] = [Action::Run, Action::Pause, Action::Resume, Action::Cancel];
+
+    /// The form value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Run => "run",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Cancel => "cancel",
+        }
+    }
+
+    /// The control named by a form value; `None` for anything else.
+    pub fn parse(word: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == word)
+    }
+}
+
+/// The message shown on a job's page after a control, carried by `?notice=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// `queued`: the run waits behind the current one.
+    Queued,
+    /// `busy`: a run is in progress and another one is already queued.
+    Busy,
+    /// `paused-refused`: the job is paused, so no run was started.
+    PausedRefused,
+    /// `paused`: the job was paused.
+    Paused,
+    /// `resumed`: the job was resumed.
+    Resumed,
+    /// `canceled`: the running run was asked to end.
+    Canceled,
+}
+
+impl Notice {
+    /// Every notice.
+    pub const ALL: [Notice; 6] = [
+        Notice::Queued,
+        Notice::Busy,
+        Notice::PausedRefused,
+        Notice::Paused,
+        Notice::Resumed,
+        Notice::Canceled,
+    ];
+
+    /// The query value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Notice::Queued => "queued",
+            Notice::Busy => "busy",
+            Notice::PausedRefused => "paused-refused",
+            Notice::Paused => "paused",
+            Notice::Resumed => "resumed",
+            Notice::Canceled => "canceled",
+        }
+    }
+
+    /// The notice named by a query value; `None` for anything else.
+    pub fn parse(word: &str) -> Option<Notice> {
+        Notice::ALL.into_iter().find(|n| n.as_str() == word)
+    }
+
+    /// The fixed message shown on the page.
+    pub fn text(self) -> &'static str {
+        match self {
+            Notice::Queued => "The run is queued behind the current one.",
+            Notice::Busy => "Not started: a run is in progress and another one is already queued.",
+            Notice::PausedRefused => "Not started: the job is paused. Resume it first.",
+            Notice::Paused => "Paused: timers and web hooks start no runs until it is resumed.",
+            Notice::Resumed => "Resumed.",
+            Notice::Canceled => "Cancel requested: a running run ends shortly.",
+        }
+    }
+}
+
 /// The control form.
 #[derive(Debug, serde::Deserialize)]
 pub struct ControlForm {
@@ -46,16 +137,19 @@ pub async fn control(
         id: view.id().clone(),
     };
     let page = view::job_href(job_kind, key.id.as_str());
-    let back = |notice: &str| Redirect::to(&format!("{page}?notice={notice}")).into_response();
+    let back = |notice: Notice| {
+        Redirect::to(&format!("{page}?notice={}", notice.as_str())).into_response()
+    };
     let who = access::session(&state, &headers).map_or_else(|| "secret".to_string(), |s| s.user);
     tracing::info!(job = %key, action = %form.action, by = %who, "web UI control");
-    match form.action.as_str() {
-        "run" => match state
+    let action = Action::parse(&form.action).ok_or(WuiError::BadAction)?;
+    match action {
+        Action::Run => match state
             .scheduler
             .trigger(key.clone(), Trigger::Api, None)
             .await
         {
-            Ok(view) if view.queued => Ok(back("queued")),
+            Ok(view) if view.queued => Ok(back(Notice::Queued)),
             Ok(view) if view.status == RunStatus::Running => {
                 Ok(
                     Redirect::to(&view::log_href(job_kind, key.id.as_str(), view.counter))
@@ -63,30 +157,29 @@ pub async fn control(
                 )
             }
             Ok(_) => Ok(Redirect::to(&page).into_response()),
-            Err(TriggerError::Paused) => Ok(back("paused-refused")),
-            Err(TriggerError::Busy) => Ok(back("busy")),
+            Err(TriggerError::Paused) => Ok(back(Notice::PausedRefused)),
+            Err(TriggerError::Busy) => Ok(back(Notice::Busy)),
             Err(TriggerError::NotFound(_)) => Err(WuiError::JobNotFound),
             Err(TriggerError::ShuttingDown) => Err(WuiError::ShuttingDown),
         },
-        "pause" => state
+        Action::Pause => state
             .scheduler
             .pause(key)
             .await
-            .map(|_| back("paused"))
+            .map(|_| back(Notice::Paused))
             .ok_or(WuiError::JobNotFound),
-        "resume" => state
+        Action::Resume => state
             .scheduler
             .resume(key)
             .await
-            .map(|_| back("resumed"))
+            .map(|_| back(Notice::Resumed))
             .ok_or(WuiError::JobNotFound),
-        "cancel" => state
+        Action::Cancel => state
             .scheduler
             .cancel(key)
             .await
-            .map(|_| back("canceled"))
+            .map(|_| back(Notice::Canceled))
             .ok_or(WuiError::JobNotFound),
-        _ => Err(WuiError::BadAction),
     }
 }
 
@@ -108,5 +201,23 @@ fn authorise(state: &AppState, headers: &HeaderMap, form: &ControlForm) -> Resul
         } else {
             Err(WuiError::WrongSecret)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        for action in Action::ALL {
+            assert_eq!(Action::parse(action.as_str()), Some(action));
+        }
+        for notice in Notice::ALL {
+            assert_eq!(Notice::parse(notice.as_str()), Some(notice));
+        }
+        assert_eq!(Action::parse("Run"), None);
+        assert_eq!(Action::parse(""), None);
+        assert_eq!(Notice::parse("nope"), None);
     }
 }

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use tokio_util::io::ReaderStream;
 
+use super::controls::Notice;
 use super::view::{self, JobDetail, JobLive, JobsFragment, TimeView, ViewSource};
 use super::{AnsiHtml, Chrome, Viewer, WuiError, html, parse_kind};
 use crate::http::AppState;
@@ -85,15 +86,7 @@ pub struct NoticeQuery {
 }
 
 fn notice_text(word: &str) -> Option<&'static str> {
-    Some(match word {
-        "queued" => "The run is queued behind the current one.",
-        "busy" => "Not started: a run is in progress and another one is already queued.",
-        "paused-refused" => "Not started: the job is paused. Resume it first.",
-        "paused" => "Paused: timers and web hooks start no runs until it is resumed.",
-        "resumed" => "Resumed.",
-        "canceled" => "Cancel requested: a running run ends shortly.",
-        _ => return None,
-    })
+    Notice::parse(word).map(Notice::text)
 }
 
 #[derive(askama::Template)]

@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::http::AppState;
+use crate::percent::decode_path;
 
 /// The Content-Security-Policy of every file from `dir_public`.
 pub const PUBLIC_CSP: &str = "sandbox";
@@ -89,7 +90,7 @@ enum Found {
 
 /// The decoded, checked segments of a URL path, joined as a relative path.
 fn relative_path(url_path: &str) -> Result<PathBuf, PublicPathError> {
-    let decoded = percent_decode(url_path).ok_or(PublicPathError::Malformed)?;
+    let decoded = decode_path(url_path).ok_or(PublicPathError::Malformed)?;
     let text = String::from_utf8(decoded).map_err(|_| PublicPathError::Malformed)?;
     if text.contains(['\0', '\\']) {
         return Err(PublicPathError::Malformed);
@@ -145,23 +146,6 @@ fn resolve(root: &Path, relative: &Path) -> Option<Found> {
     } else {
         None
     }
-}
-
-fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
 }
 
 fn content_type(path: &Path) -> &'static str {

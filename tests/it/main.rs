@@ -1,6 +1,11 @@
 //! The integration tests: a real daemon in-process on 127.0.0.1 with real child
 //! processes, plus the `karajo` binary run as a process for signals and crashes.
 
+// Test code: clippy.toml allows unwrap/expect inside #[test] functions, but the helpers
+// these tests share are plain functions, where a failed setup should still panic with
+// its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod helpers;
 
 mod api;
