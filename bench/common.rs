@@ -13,24 +13,24 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The secret every generated configuration uses.
-pub const SECRET: &str = "bench-secret";
+pub(crate) const SECRET: &str = "bench-secret";
 
 /// Linux's `USER_HZ`: the unit of the CPU times in `/proc/<pid>/stat`.
-pub const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+pub(crate) const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 /// The repository root (the harness runs from anywhere).
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local_addr").port()
 }
 
 /// Nanoseconds since the Unix epoch, from the wall clock (the clock `date +%s%N` reads).
-pub fn now_ns() -> i128 {
+pub(crate) fn now_ns() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i128)
@@ -38,7 +38,7 @@ pub fn now_ns() -> i128 {
 }
 
 /// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -46,13 +46,13 @@ pub fn now_secs() -> u64 {
 }
 
 /// The lower-case hex HMAC-SHA256 of `body` with [`SECRET`].
-pub fn sign(body: &[u8]) -> String {
+pub(crate) fn sign(body: &[u8]) -> String {
     karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), body)
 }
 
 /// A web hook body with the current `_karajo_epoch`, a random `_karajo_nonce` (each
 /// signature is accepted once) and a sequence number.
-pub fn hook_body(seq: u64) -> String {
+pub(crate) fn hook_body(seq: u64) -> String {
     format!(
         "{{\"_karajo_epoch\":{},\"_karajo_nonce\":\"{:016x}\",\"seq\":{seq}}}",
         now_secs(),
@@ -62,7 +62,7 @@ pub fn hook_body(seq: u64) -> String {
 
 /// A form body for pause, resume and cancel, with a random `_karajo_nonce` so that
 /// each is a new request to the replay guard.
-pub fn form_body(id: &str) -> String {
+pub(crate) fn form_body(id: &str) -> String {
     format!(
         "_karajo_epoch={}&_karajo_nonce={:016x}&id={id}",
         now_secs(),
@@ -71,7 +71,7 @@ pub fn form_body(id: &str) -> String {
 }
 
 /// The value at quantile `q` (0..=1) of `sorted` (nearest rank); 0 when empty.
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -80,7 +80,7 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// The median of `values` (mean of the two middle ones for an even count).
-pub fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return f64::NAN;
@@ -95,14 +95,14 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 /// Sorts in place and returns the slice (for [`quantile`]).
-pub fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+pub(crate) fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(f64::total_cmp);
     v
 }
 
 /// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`); `None` once the process
 /// is gone.
-pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+pub(crate) fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
@@ -110,7 +110,7 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// The state letter and the user+system CPU time (clock ticks) from `/proc/<pid>/stat`.
-pub fn proc_stat(pid: u32) -> Option<(char, u64)> {
+pub(crate) fn proc_stat(pid: u32) -> Option<(char, u64)> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may contain spaces: split after the last ')'.
     let rest = &text[text.rfind(')')? + 2..];
@@ -125,7 +125,7 @@ pub fn proc_stat(pid: u32) -> Option<(char, u64)> {
 
 /// User plus system CPU ticks of process `pid` itself and of its reaped children
 /// (`utime+stime`, `cutime+cstime` of `/proc/<pid>/stat`).
-pub fn proc_cpu_ticks(pid: u32) -> Option<(u64, u64)> {
+pub(crate) fn proc_cpu_ticks(pid: u32) -> Option<(u64, u64)> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 2..];
     let f: Vec<u64> = rest
@@ -138,7 +138,7 @@ pub fn proc_cpu_ticks(pid: u32) -> Option<(u64, u64)> {
 }
 
 /// Whether process `pid` is gone or a zombie (this sandbox's PID 1 does not reap).
-pub fn is_dead(pid: u32) -> bool {
+pub(crate) fn is_dead(pid: u32) -> bool {
     match proc_stat(pid) {
         None => true,
         Some((state, _)) => state == 'Z' || state == 'X',
@@ -146,7 +146,7 @@ pub fn is_dead(pid: u32) -> bool {
 }
 
 /// Live (not zombie) processes whose working directory is below `dir`.
-pub fn processes_below(dir: &Path) -> Vec<u32> {
+pub(crate) fn processes_below(dir: &Path) -> Vec<u32> {
     let mut found = Vec::new();
     let Ok(entries) = fs::read_dir("/proc") else {
         return found;
@@ -170,7 +170,7 @@ pub fn processes_below(dir: &Path) -> Vec<u32> {
 }
 
 /// Sends `signal` to `pid` (best effort).
-pub fn signal(pid: u32, signal: rustix::process::Signal) {
+pub(crate) fn signal(pid: u32, signal: rustix::process::Signal) {
     if let Some(pid) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
@@ -180,12 +180,12 @@ pub fn signal(pid: u32, signal: rustix::process::Signal) {
 }
 
 /// Sends SIGKILL to `pid` (best effort).
-pub fn kill9(pid: u32) {
+pub(crate) fn kill9(pid: u32) {
     signal(pid, rustix::process::Signal::KILL);
 }
 
 /// A `dir_base` for one daemon: `etc/karajo/karajo.conf` and helpers around it.
-pub struct Base {
+pub(crate) struct Base {
     /// The directory.
     pub dir: PathBuf,
     /// Where the daemon listens.
@@ -194,7 +194,7 @@ pub struct Base {
 
 impl Base {
     /// A fresh (emptied) directory `dir` with a port picked for it.
-    pub fn new(dir: PathBuf) -> Self {
+    pub(crate) fn new(dir: PathBuf) -> Self {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("etc/karajo/job.d"))
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
@@ -205,7 +205,7 @@ impl Base {
     }
 
     /// The `[karajo]` section followed by `jobs`, written as `karajo.conf`.
-    pub fn write_config(&self, extra_settings: &str, jobs: &str) {
+    pub(crate) fn write_config(&self, extra_settings: &str, jobs: &str) {
         let conf = format!(
             "[karajo]\nname = bench\nlisten_address = 127.0.0.1:{}\ndir_base = {}\nsecret = {SECRET}\n{extra_settings}\n{jobs}",
             self.port,
@@ -215,7 +215,7 @@ impl Base {
     }
 
     /// Writes a file below the directory.
-    pub fn write(&self, relative: &str, text: &str) {
+    pub(crate) fn write(&self, relative: &str, text: &str) {
         let path = self.dir.join(relative);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).expect("create parent directory");
@@ -223,20 +223,20 @@ impl Base {
         fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     }
 
-    pub fn config_file(&self) -> PathBuf {
+    pub(crate) fn config_file(&self) -> PathBuf {
         self.dir.join("etc/karajo/karajo.conf")
     }
 
-    pub fn log_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn log_dir(&self, id: &str) -> PathBuf {
         self.dir.join("var/log/karajo/job").join(id)
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// File names in a job's log directory, sorted.
-    pub fn log_names(&self, id: &str) -> Vec<String> {
+    pub(crate) fn log_names(&self, id: &str) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(self.log_dir(id))
             .map(|rd| {
                 rd.flatten()
@@ -251,7 +251,7 @@ impl Base {
 
 /// `count` jobs `<prefix>NNN` with `path = /<prefix>NNN`, each with `body` lines
 /// (which may use `{id}`).
-pub fn jobs_text(prefix: &str, count: usize, body: &str) -> String {
+pub(crate) fn jobs_text(prefix: &str, count: usize, body: &str) -> String {
     let mut text = String::new();
     for i in 0..count {
         let id = format!("{prefix}{i:04}");
@@ -265,14 +265,14 @@ pub fn jobs_text(prefix: &str, count: usize, body: &str) -> String {
 }
 
 /// A daemon process with its standard error going to a file.
-pub struct Proc {
+pub(crate) struct Proc {
     pub child: Child,
     pub started: Instant,
 }
 
 impl Proc {
     /// Starts `program args` with stdout and stderr appended to `log`.
-    pub fn spawn(program: &Path, args: &[&str], log: &Path, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn spawn(program: &Path, args: &[&str], log: &Path, env: &[(&str, &str)]) -> Self {
         let out = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -292,7 +292,7 @@ impl Proc {
     }
 
     /// Starts karajo on `base`.
-    pub fn karajo(bin: &Path, base: &Base) -> Self {
+    pub(crate) fn karajo(bin: &Path, base: &Base) -> Self {
         let config = base.config_file();
         let config = config.to_str().expect("UTF-8 path");
         Self::spawn(
@@ -303,27 +303,27 @@ impl Proc {
         )
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// VmRSS in MiB.
-    pub fn rss_mib(&self) -> f64 {
+    pub(crate) fn rss_mib(&self) -> f64 {
         proc_status_kib(self.pid(), "VmRSS").unwrap_or(0) as f64 / 1024.0
     }
 
     /// VmHWM (peak resident size) in MiB.
-    pub fn hwm_mib(&self) -> f64 {
+    pub(crate) fn hwm_mib(&self) -> f64 {
         proc_status_kib(self.pid(), "VmHWM").unwrap_or(0) as f64 / 1024.0
     }
 
     /// User plus system CPU time in seconds.
-    pub fn cpu_secs(&self) -> f64 {
+    pub(crate) fn cpu_secs(&self) -> f64 {
         proc_stat(self.pid()).map_or(0.0, |(_, t)| t as f64 / CLOCK_TICKS_PER_SECOND)
     }
 
     /// CPU seconds of the process itself and of its reaped children.
-    pub fn cpu_split(&self) -> (f64, f64) {
+    pub(crate) fn cpu_split(&self) -> (f64, f64) {
         proc_cpu_ticks(self.pid()).map_or((0.0, 0.0), |(own, children)| {
             (
                 own as f64 / CLOCK_TICKS_PER_SECOND,
@@ -333,18 +333,18 @@ impl Proc {
     }
 
     /// Whether the process still runs.
-    pub fn alive(&mut self) -> bool {
+    pub(crate) fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL and reap.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// SIGTERM, then wait up to `grace` before SIGKILL.
-    pub fn stop(&mut self, grace: Duration) {
+    pub(crate) fn stop(&mut self, grace: Duration) {
         signal(self.pid(), rustix::process::Signal::TERM);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
@@ -367,7 +367,7 @@ impl Drop for Proc {
 
 /// An HTTP client without a connection limit and with no proxy. It does not decode
 /// gzip answers, so a gzip request measures the bytes on the wire.
-pub fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .no_gzip()
@@ -378,7 +378,7 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// Polls `GET url` until it answers 200; returns how long that took from `since`.
-pub async fn wait_http_ok(
+pub(crate) async fn wait_http_ok(
     client: &reqwest::Client,
     url: &str,
     since: Instant,
@@ -399,7 +399,7 @@ pub async fn wait_http_ok(
 }
 
 /// The environment JSON of a karajo daemon.
-pub async fn environment(client: &reqwest::Client, base: &Base) -> serde_json::Value {
+pub(crate) async fn environment(client: &reqwest::Client, base: &Base) -> serde_json::Value {
     let res = client
         .get(base.url("/karajo/api/environment"))
         .send()
@@ -410,7 +410,7 @@ pub async fn environment(client: &reqwest::Client, base: &Base) -> serde_json::V
 
 /// POSTs `body` signed in `X-Karajo-Sign`; returns the status code (0 when the
 /// request failed), having read the answer to its end.
-pub async fn post_signed(
+pub(crate) async fn post_signed(
     client: &reqwest::Client,
     url: &str,
     content_type: &str,
@@ -434,13 +434,18 @@ pub async fn post_signed(
 }
 
 /// Sends a signed web hook for job path `/<id>`; returns the status code.
-pub async fn trigger(client: &reqwest::Client, base: &Base, id: &str, seq: u64) -> u16 {
+pub(crate) async fn trigger(client: &reqwest::Client, base: &Base, id: &str, seq: u64) -> u16 {
     let url = base.url(&format!("/karajo/api/job_exec/run/{id}"));
     post_signed(client, &url, "application/json", hook_body(seq)).await
 }
 
 /// Sends a signed pause/resume/cancel for job `id`; returns the status code.
-pub async fn job_action(client: &reqwest::Client, base: &Base, action: &str, id: &str) -> u16 {
+pub(crate) async fn job_action(
+    client: &reqwest::Client,
+    base: &Base,
+    action: &str,
+    id: &str,
+) -> u16 {
     let url = base.url(&format!("/karajo/api/job_exec/{action}"));
     post_signed(
         client,
@@ -452,7 +457,7 @@ pub async fn job_action(client: &reqwest::Client, base: &Base, action: &str, id:
 }
 
 /// Total size in bytes and number of regular files below `dir`.
-pub fn tree_size(dir: &Path) -> (u64, u64) {
+pub(crate) fn tree_size(dir: &Path) -> (u64, u64) {
     let mut bytes = 0;
     let mut files = 0;
     let mut stack = vec![dir.to_path_buf()];

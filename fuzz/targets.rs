@@ -15,7 +15,7 @@ use karajo::schedule::Schedule;
 
 /// `karajo::config::ini::parse` on any text (the bytes read lossily as UTF-8, as a
 /// file with a stray byte would be after a lossy read).
-pub fn ini(data: &[u8]) {
+pub(crate) fn ini(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let first = karajo::config::ini::parse(&text);
     // Parsing is a pure function.
@@ -34,7 +34,7 @@ const ZONES: [&str; 4] = [
 
 /// `karajo::schedule::Schedule::parse`; when it accepts, the next instants after a few
 /// fixed times (around DST changes) must be strictly increasing.
-pub fn schedule(data: &[u8]) {
+pub(crate) fn schedule(data: &[u8]) {
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };
@@ -67,7 +67,7 @@ pub fn schedule(data: &[u8]) {
 /// `karajo::auth::verify_webhook` with headers and a body cut from the input, for every
 /// auth kind; then a property: the body signed with the secret verifies for
 /// `hmac-sha256`, and the same signature over a changed body does not.
-pub fn webhook(data: &[u8]) {
+pub(crate) fn webhook(data: &[u8]) {
     if data.len() < 2 {
         return;
     }

@@ -53,14 +53,14 @@ fn show_pid(pid: Option<u32>) -> String {
 
 /// The lock on one `dir_base`, held until dropped.
 #[derive(Debug)]
-pub struct DirLock {
+pub(crate) struct DirLock {
     _file: File,
 }
 
 /// Takes the lock on `layout`'s `dir_base`, creating `var/run/karajo` (0700) and the
 /// lock file (0600) if needed, then writes this process's pid into it. Fails without
 /// waiting when another process holds it.
-pub fn acquire(layout: &Layout) -> Result<DirLock, LockError> {
+pub(crate) fn acquire(layout: &Layout) -> Result<DirLock, LockError> {
     let lock_file = layout.lock_file();
     let io = |source: io::Error| LockError::Io {
         lock_file: lock_file.clone(),
@@ -110,7 +110,7 @@ pub fn acquire(layout: &Layout) -> Result<DirLock, LockError> {
 /// The pid of the daemon running on `layout`'s `dir_base`, or `None` when none holds
 /// the lock (or the lock file does not exist). Creates nothing; the probe holds a
 /// shared lock for an instant only. `Some(None)` means locked by an unknown pid.
-pub fn holder(layout: &Layout) -> io::Result<Option<Option<u32>>> {
+pub(crate) fn holder(layout: &Layout) -> io::Result<Option<Option<u32>>> {
     holder_of(&layout.lock_file())
 }
 

@@ -42,7 +42,7 @@ pub fn restore_jobs(
 }
 
 /// Restores one job (see [`restore_jobs`]).
-pub fn restore_job(
+pub(super) fn restore_job(
     layout: &Layout,
     def: JobDef,
     state: &StateFile,

@@ -56,12 +56,12 @@ fn etags() -> &'static (Vec<String>, String) {
 }
 
 /// A short hash of all assets, for `?v=` in links.
-pub fn fingerprint() -> &'static str {
+pub(super) fn fingerprint() -> &'static str {
     &etags().1
 }
 
 /// `GET /karajo/static/{file}`.
-pub async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Response {
+pub(super) async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Response {
     let Some(i) = ASSETS.iter().position(|a| a.name == file) else {
         return StatusCode::NOT_FOUND.into_response();
     };

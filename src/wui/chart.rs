@@ -12,7 +12,7 @@ const GAP: u32 = 3;
 /// Height of the chart.
 const HEIGHT: u32 = 32;
 /// The least height of a bar, in SVG units (a quarter of the chart).
-pub const MIN_BAR: u32 = 8;
+pub(super) const MIN_BAR: u32 = 8;
 
 /// The runs a chart of at most `max` bars shows: the newest.
 fn shown(runs: &[RunRow], max: usize) -> &[RunRow] {
@@ -32,7 +32,7 @@ fn longest(shown: &[RunRow]) -> Option<f64> {
 /// The scale of the chart of `runs` in words: `longest 12 s` (the tallest bar), or
 /// `all under 1 s` when every run took less than the logs' one-second resolution;
 /// empty without runs.
-pub fn scale_text(runs: &[RunRow], max: usize) -> String {
+pub(super) fn scale_text(runs: &[RunRow], max: usize) -> String {
     let shown = shown(runs, max);
     match longest(shown) {
         _ if shown.is_empty() => String::new(),
@@ -49,7 +49,7 @@ pub fn scale_text(runs: &[RunRow], max: usize) -> String {
 }
 
 /// The SVG of `runs` (oldest first), at most `max` of the newest.
-pub fn runs_svg(runs: &[RunRow], max: usize) -> String {
+pub(super) fn runs_svg(runs: &[RunRow], max: usize) -> String {
     let shown = shown(runs, max);
     if shown.is_empty() {
         return String::new();

@@ -22,7 +22,7 @@ use crate::scheduler::TriggerError;
 
 /// A control, as the form's `action` field names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(super) enum Action {
     /// `run`: start a run now.
     Run,
     /// `pause`: stop timers and web hooks from starting runs.
@@ -35,10 +35,11 @@ pub enum Action {
 
 impl Action {
     /// Every control, in the order the job page shows them.
-    pub const ALL: [Action; 4] = [Action::Run, Action::Pause, Action::Resume, Action::Cancel];
+    pub(super) const ALL: [Action; 4] =
+        [Action::Run, Action::Pause, Action::Resume, Action::Cancel];
 
     /// The form value.
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Action::Run => "run",
             Action::Pause => "pause",
@@ -48,14 +49,14 @@ impl Action {
     }
 
     /// The control named by a form value; `None` for anything else.
-    pub fn parse(word: &str) -> Option<Action> {
+    pub(super) fn parse(word: &str) -> Option<Action> {
         Action::ALL.into_iter().find(|a| a.as_str() == word)
     }
 }
 
 /// The message shown on a job's page after a control, carried by `?notice=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notice {
+pub(super) enum Notice {
     /// `queued`: the run waits behind the current one.
     Queued,
     /// `busy`: a run is in progress and another one is already queued.
@@ -72,7 +73,7 @@ pub enum Notice {
 
 impl Notice {
     /// Every notice.
-    pub const ALL: [Notice; 6] = [
+    pub(super) const ALL: [Notice; 6] = [
         Notice::Queued,
         Notice::Busy,
         Notice::PausedRefused,
@@ -82,7 +83,7 @@ impl Notice {
     ];
 
     /// The query value.
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Notice::Queued => "queued",
             Notice::Busy => "busy",
@@ -94,12 +95,12 @@ impl Notice {
     }
 
     /// The notice named by a query value; `None` for anything else.
-    pub fn parse(word: &str) -> Option<Notice> {
+    pub(super) fn parse(word: &str) -> Option<Notice> {
         Notice::ALL.into_iter().find(|n| n.as_str() == word)
     }
 
     /// The fixed message shown on the page.
-    pub fn text(self) -> &'static str {
+    pub(super) fn text(self) -> &'static str {
         match self {
             Notice::Queued => "The run is queued behind the current one.",
             Notice::Busy => "Not started: a run is in progress and another one is already queued.",
@@ -113,7 +114,7 @@ impl Notice {
 
 /// The control form.
 #[derive(Debug, serde::Deserialize)]
-pub struct ControlForm {
+pub(super) struct ControlForm {
     #[serde(default)]
     action: String,
     #[serde(default)]
@@ -123,7 +124,7 @@ pub struct ControlForm {
 }
 
 /// `POST /karajo/app/{kind}/{id}/control`.
-pub async fn control(
+pub(super) async fn control(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((kind, id)): Path<(String, String)>,

@@ -44,7 +44,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `?job=<kind>/<id>` of the snapshot stream.
 #[derive(Debug, serde::Deserialize)]
-pub struct EventsQuery {
+pub(super) struct EventsQuery {
     #[serde(default)]
     job: String,
 }
@@ -97,7 +97,7 @@ impl SnapshotStream {
 }
 
 /// `GET /karajo/events[?job=<kind>/<id>]`.
-pub async fn snapshots(
+pub(super) async fn snapshots(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Query(query): Query<EventsQuery>,
@@ -158,7 +158,7 @@ fn sse(
 /// `?offset=&from=` of the log stream: bytes of the log the page already shows, and
 /// where the part it shows starts (its colours start there).
 #[derive(Debug, serde::Deserialize)]
-pub struct TailQuery {
+pub(super) struct TailQuery {
     #[serde(default)]
     offset: u64,
     #[serde(default)]
@@ -275,7 +275,7 @@ impl Tail {
 }
 
 /// `GET /karajo/app/{kind}/{id}/log/{counter}/events?offset=N`.
-pub async fn log_tail(
+pub(super) async fn log_tail(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Path((kind, id, counter)): Path<(String, String, u64)>,

@@ -50,7 +50,7 @@ type Connect = Option<Extension<ConnectInfo<SocketAddr>>>;
 
 /// The login form's fields; also the API's (which has no `csrf`).
 #[derive(Debug, serde::Deserialize)]
-pub struct LoginForm {
+pub(super) struct LoginForm {
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -63,7 +63,7 @@ pub struct LoginForm {
 
 /// `?next=` of the login page.
 #[derive(Debug, serde::Deserialize)]
-pub struct NextQuery {
+pub(super) struct NextQuery {
     #[serde(default)]
     next: String,
 }
@@ -99,7 +99,7 @@ fn peer_of(state: &AppState, connect: &Connect, headers: &HeaderMap) -> Peer {
 
 /// `GET /karajo/login`: the form, with a token for the `karajo_login` cookie (set
 /// here when the browser has none).
-pub async fn page(
+pub(super) async fn page(
     State(state): State<AppState>,
     connect: Connect,
     headers: HeaderMap,
@@ -135,7 +135,7 @@ pub async fn page(
 
 /// `POST /karajo/login`: a session and a redirect; the form again with an error
 /// (`400`, or `429` while the throttle refuses); `403` without a valid token.
-pub async fn submit(
+pub(super) async fn submit(
     State(state): State<AppState>,
     connect: Connect,
     headers: HeaderMap,
@@ -184,7 +184,7 @@ pub async fn submit(
 /// `POST /karajo/api/auth/login` (the original's): `{"code":200}` and the cookie,
 /// `400 ERR_AUTH_LOGIN`, `429 ERR_AUTH_THROTTLED` with `Retry-After`, or `403` for a
 /// browser's cross-site request.
-pub async fn api(
+pub(super) async fn api(
     State(state): State<AppState>,
     connect: Connect,
     headers: HeaderMap,
@@ -371,14 +371,14 @@ fn same_origin(headers: &HeaderMap, via_proxy: bool) -> bool {
 
 /// The logout form.
 #[derive(Debug, serde::Deserialize)]
-pub struct LogoutForm {
+pub(super) struct LogoutForm {
     #[serde(default)]
     csrf: String,
 }
 
 /// `POST /karajo/logout`: ends the session (its CSRF token must match) and clears the
 /// cookie.
-pub async fn logout(
+pub(super) async fn logout(
     State(state): State<AppState>,
     connect: Connect,
     headers: HeaderMap,

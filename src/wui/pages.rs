@@ -22,7 +22,7 @@ use crate::store::run_log;
 
 /// `GET /karajo/`: the dashboard, or the login page when users exist and the request
 /// has no session.
-pub async fn entry(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(super) async fn entry(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !access::users_exist(&state) || access::session(&state, &headers).is_some() {
         Redirect::to("/karajo/app/").into_response()
     } else {
@@ -45,7 +45,7 @@ struct Dashboard {
 }
 
 /// `GET /karajo/app/`: every job with its state and recent runs, updated live.
-pub async fn dashboard(
+pub(super) async fn dashboard(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
 ) -> Result<Response, WuiError> {
@@ -80,7 +80,7 @@ pub(crate) fn find_job(state: &AppState, kind: &str, id: &str) -> Result<Arc<Job
 
 /// Fixed messages shown after a control, chosen by `?notice=`.
 #[derive(Debug, serde::Deserialize)]
-pub struct NoticeQuery {
+pub(super) struct NoticeQuery {
     #[serde(default)]
     notice: String,
 }
@@ -100,7 +100,7 @@ struct JobPage {
 }
 
 /// `GET /karajo/app/{kind}/{id}`: a job's state, runs, definition and controls.
-pub async fn job(
+pub(super) async fn job(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Path((kind, id)): Path<(String, String)>,
@@ -185,7 +185,7 @@ struct Shown {
 /// `GET /karajo/app/{kind}/{id}/log/{counter}`: the log with ANSI colours (its last
 /// [`PAGE_LOG_LIMIT`] bytes, with a note, when it is longer); a running log is
 /// followed live by the page's script.
-pub async fn log(
+pub(super) async fn log(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Path((kind, id, counter)): Path<(String, String, u64)>,
@@ -273,7 +273,7 @@ fn human_size(bytes: u64) -> String {
 
 /// `GET /karajo/app/{kind}/{id}/log/{counter}/raw`: the log file as a download,
 /// streamed as it is when opened.
-pub async fn raw_log(
+pub(super) async fn raw_log(
     State(state): State<AppState>,
     Path((kind, id, counter)): Path<(String, String, u64)>,
 ) -> Result<Response, WuiError> {
@@ -304,7 +304,7 @@ const RAW_CHUNK: usize = 64 * 1024;
 
 /// `?id=&counter=` of the original's log pages.
 #[derive(Debug, serde::Deserialize)]
-pub struct LegacyLogQuery {
+pub(super) struct LegacyLogQuery {
     #[serde(default)]
     id: String,
     #[serde(default)]
@@ -327,12 +327,12 @@ fn legacy(kind: JobKind, query: &LegacyLogQuery) -> Response {
 }
 
 /// `GET /karajo/job_exec/log/?id=&counter=`: the original's log page URL.
-pub async fn legacy_log_exec(Query(query): Query<LegacyLogQuery>) -> Response {
+pub(super) async fn legacy_log_exec(Query(query): Query<LegacyLogQuery>) -> Response {
     legacy(JobKind::Exec, &query)
 }
 
 /// `GET /karajo/job_http/log/?id=&counter=`: the original's log page URL.
-pub async fn legacy_log_http(Query(query): Query<LegacyLogQuery>) -> Response {
+pub(super) async fn legacy_log_http(Query(query): Query<LegacyLogQuery>) -> Response {
     legacy(JobKind::Http, &query)
 }
 

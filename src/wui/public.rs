@@ -24,11 +24,11 @@ use crate::http::AppState;
 use crate::percent::decode_path;
 
 /// The Content-Security-Policy of every file from `dir_public`.
-pub const PUBLIC_CSP: &str = "sandbox";
+pub(super) const PUBLIC_CSP: &str = "sandbox";
 
 /// Why a path is not served.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PublicPathError {
+pub(super) enum PublicPathError {
     /// A bad percent escape or a decoded byte that is not allowed.
     #[error("malformed path")]
     Malformed,
@@ -38,7 +38,7 @@ pub enum PublicPathError {
 }
 
 /// The fallback: files of `dir_public`, or `404`.
-pub async fn serve(
+pub(super) async fn serve(
     State(state): State<AppState>,
     method: Method,
     uri: Uri,

@@ -22,7 +22,7 @@ const PAGE_BARS: usize = 30;
 
 /// A time for a `<time datetime>` element.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeView {
+pub(super) struct TimeView {
     /// `2026-11-22T21:08:11Z`.
     pub iso: String,
     /// `2026-11-22 21:08:11 UTC`, shown until the script localises it.
@@ -32,7 +32,7 @@ pub struct TimeView {
 /// A schedule time in the job's zone, with that zone, and as a [`TimeView`] for the
 /// reader's zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZonedTime {
+pub(super) struct ZonedTime {
     /// The instant, localised by the page's script to the reader's zone.
     pub at: TimeView,
     /// `Mon 2026-11-23 03:00 CET`: the wall-clock time in the job's zone.
@@ -43,7 +43,7 @@ pub struct ZonedTime {
 
 impl ZonedTime {
     /// The view of `at` in `tz`; `None` for the far future.
-    pub fn new(at: Timestamp, tz: &jiff::tz::TimeZone) -> Option<Self> {
+    pub(super) fn new(at: Timestamp, tz: &jiff::tz::TimeZone) -> Option<Self> {
         let view = TimeView::new(at)?;
         let zoned = at.to_zoned(tz.clone());
         let zone = match tz.iana_name() {
@@ -60,7 +60,7 @@ impl ZonedTime {
 
 impl TimeView {
     /// The view of `at`, rounded to the second; `None` for the far future.
-    pub fn new(at: Timestamp) -> Option<Self> {
+    pub(super) fn new(at: Timestamp) -> Option<Self> {
         if at
             >= Timestamp::MAX
                 .checked_sub(jiff::SignedDuration::from_hours(24))
@@ -78,7 +78,7 @@ impl TimeView {
 
 /// One run in a list or chart.
 #[derive(Debug, Clone)]
-pub struct RunRow {
+pub(super) struct RunRow {
     /// The run's counter.
     pub counter: u64,
     /// Its status word.
@@ -99,7 +99,7 @@ pub struct RunRow {
 
 /// A job on the dashboard.
 #[derive(Debug, Clone)]
-pub struct JobCard {
+pub(super) struct JobCard {
     /// `job` or `job_http`.
     pub kind: &'static str,
     /// The job's id.
@@ -130,7 +130,7 @@ pub struct JobCard {
 
 /// The run going on now.
 #[derive(Debug, Clone)]
-pub struct CurrentRun {
+pub(super) struct CurrentRun {
     /// Its counter.
     pub counter: u64,
     /// When it started.
@@ -147,7 +147,7 @@ pub struct CurrentRun {
 /// The dashboard's live part (`_jobs.html`).
 #[derive(Debug, Clone, askama::Template)]
 #[template(path = "_jobs.html")]
-pub struct JobsFragment {
+pub(super) struct JobsFragment {
     /// Command jobs, by name.
     pub exec_jobs: Vec<JobCard>,
     /// HTTP jobs, by name.
@@ -161,14 +161,14 @@ pub struct JobsFragment {
 /// A job page's live part (`_job_live.html`).
 #[derive(Debug, Clone, askama::Template)]
 #[template(path = "_job_live.html")]
-pub struct JobLiveFragment {
+pub(super) struct JobLiveFragment {
     /// The state and runs.
     pub live: JobLive,
 }
 
 /// A job's state and recent runs.
 #[derive(Debug, Clone)]
-pub struct JobLive {
+pub(super) struct JobLive {
     /// Status word for people (see [`ui_status`]).
     pub status: &'static str,
     /// Paused.
@@ -193,7 +193,7 @@ pub struct JobLive {
 
 /// A labelled value of a job's definition.
 #[derive(Debug, Clone)]
-pub struct Fact {
+pub(super) struct Fact {
     /// The label.
     pub name: &'static str,
     /// The value (escaped by the template).
@@ -202,7 +202,7 @@ pub struct Fact {
 
 /// A job's definition, for its page.
 #[derive(Debug, Clone)]
-pub struct JobDetail {
+pub(super) struct JobDetail {
     /// `job` or `job_http`.
     pub kind: &'static str,
     /// `Command job` or `HTTP job`.
@@ -228,19 +228,19 @@ pub struct JobDetail {
 }
 
 /// The URL of a job's page.
-pub fn job_href(kind: JobKind, id: &str) -> String {
+pub(super) fn job_href(kind: JobKind, id: &str) -> String {
     format!("/karajo/app/{}/{id}", kind.as_str())
 }
 
 /// The URL of a run's log page.
-pub fn log_href(kind: JobKind, id: &str, counter: u64) -> String {
+pub(super) fn log_href(kind: JobKind, id: &str, counter: u64) -> String {
     format!("/karajo/app/{}/{id}/log/{counter}", kind.as_str())
 }
 
 /// The status word shown for a job: the API's word, except that a job with no run
 /// yet is `new` (the API says `started`, which reads as running), and one whose status
 /// is still `started` after runs (an HTTP job just resumed) is `idle`.
-pub fn ui_status(view: &JobView) -> &'static str {
+pub(super) fn ui_status(view: &JobView) -> &'static str {
     match view.status {
         RunStatus::Started if view.counter == 0 && view.logs.is_empty() => "new",
         RunStatus::Started => "idle",
@@ -251,7 +251,7 @@ pub fn ui_status(view: &JobView) -> &'static str {
 /// What the next run line says when no timer is armed: `paused`; `after this run` for
 /// an interval job (its timer is armed when the current run ends) and for a schedule
 /// whose next time is not known now; `on request` only for jobs with neither.
-pub fn next_note(view: &JobView) -> &'static str {
+pub(super) fn next_note(view: &JobView) -> &'static str {
     if view.paused {
         "paused"
     } else if view.def.interval().is_some() || view.def.schedule().is_some() {
@@ -279,7 +279,7 @@ fn current_run(view: &JobView, runs: &[RunRow]) -> Option<CurrentRun> {
 
 /// A duration for people: `< 1 s`, `12 s`, `3 min 4 s`, `2 h 5 min`. Log times have
 /// whole seconds, so shorter runs are `< 1 s`.
-pub fn human_duration(d: Duration) -> String {
+pub(super) fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
     match secs {
         0 => "< 1 s".to_string(),
@@ -293,11 +293,11 @@ pub fn human_duration(d: Duration) -> String {
 
 /// Builds views of jobs from snapshots and their run records; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct ViewSource;
+pub(super) struct ViewSource;
 
 impl ViewSource {
     /// The runs of `view`, oldest first, from the run records of its snapshot.
-    pub fn runs(&self, view: &JobView, now: Timestamp) -> Vec<RunRow> {
+    pub(super) fn runs(&self, view: &JobView, now: Timestamp) -> Vec<RunRow> {
         let kind = view.def.kind();
         view.logs
             .iter()
@@ -338,7 +338,7 @@ impl ViewSource {
     }
 
     /// The dashboard's card of `view` (blocking).
-    pub fn card(&self, view: &JobView, now: Timestamp) -> JobCard {
+    pub(super) fn card(&self, view: &JobView, now: Timestamp) -> JobCard {
         let runs = self.runs(view, now);
         let kind = view.def.kind();
         JobCard {
@@ -359,7 +359,7 @@ impl ViewSource {
     }
 
     /// The dashboard's live part (blocking).
-    pub fn jobs(&self, snapshot: &Snapshot, now: Timestamp) -> JobsFragment {
+    pub(super) fn jobs(&self, snapshot: &Snapshot, now: Timestamp) -> JobsFragment {
         JobsFragment {
             exec_jobs: snapshot.jobs.iter().map(|v| self.card(v, now)).collect(),
             http_jobs: snapshot
@@ -373,7 +373,7 @@ impl ViewSource {
     }
 
     /// A job page's live part (blocking).
-    pub fn live(&self, view: &JobView, now: Timestamp) -> JobLive {
+    pub(super) fn live(&self, view: &JobView, now: Timestamp) -> JobLive {
         let runs = self.runs(view, now);
         let chart = chart::runs_svg(&runs, PAGE_BARS);
         let chart_scale = chart::scale_text(&runs, PAGE_BARS);
@@ -396,7 +396,7 @@ impl ViewSource {
 }
 
 /// A job's definition for its page.
-pub fn detail(view: &JobView, now: Timestamp) -> JobDetail {
+pub(super) fn detail(view: &JobView, now: Timestamp) -> JobDetail {
     let kind = view.def.kind();
     let id = view.id().to_string();
     let schedule_text = match (view.def.schedule(), view.def.interval()) {

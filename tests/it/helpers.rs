@@ -11,13 +11,13 @@ use karajo::{Daemon, RunningDaemon};
 use tempfile::TempDir;
 
 /// How long any condition may take before a test fails.
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The secret used by test configurations.
-pub const SECRET: &str = "s3cret";
+pub(crate) const SECRET: &str = "s3cret";
 
 /// Polls `check` until it returns `Some`, failing the test after [`TIMEOUT`].
-pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+pub(crate) async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -36,14 +36,14 @@ where
 }
 
 /// A temporary `dir_base` with `etc/karajo/karajo.conf` in it.
-pub struct TestDir {
+pub(crate) struct TestDir {
     pub dir: TempDir,
 }
 
 impl TestDir {
     /// Writes `karajo.conf` with a `[karajo]` section (dir_base, secret) followed by
     /// `rest`.
-    pub fn new(rest: &str) -> Self {
+    pub(crate) fn new(rest: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let this = Self { dir };
         let conf = format!(
@@ -54,27 +54,27 @@ impl TestDir {
         this
     }
 
-    pub fn base(&self) -> &Path {
+    pub(crate) fn base(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn config_file(&self) -> PathBuf {
+    pub(crate) fn config_file(&self) -> PathBuf {
         self.base().join("etc/karajo/karajo.conf")
     }
 
     /// Writes a file below `dir_base`, creating its directories.
-    pub fn write(&self, relative: &str, text: &str) {
+    pub(crate) fn write(&self, relative: &str, text: &str) {
         let path = self.base().join(relative);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, text).expect("write");
     }
 
-    pub fn log_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn log_dir(&self, id: &str) -> PathBuf {
         self.base().join("var/log/karajo/job").join(id)
     }
 
     /// Names of the files in a job's log directory, sorted.
-    pub fn log_names(&self, id: &str) -> Vec<String> {
+    pub(crate) fn log_names(&self, id: &str) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.log_dir(id))
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
@@ -87,7 +87,7 @@ impl TestDir {
     }
 
     /// The content of `<id>.<counter>.<status>`, once it exists.
-    pub async fn wait_log(&self, id: &str, counter: u64, status: &str) -> String {
+    pub(crate) async fn wait_log(&self, id: &str, counter: u64, status: &str) -> String {
         let path = self.log_dir(id).join(format!("{id}.{counter}.{status}"));
         wait_for(&format!("log {}", path.display()), || {
             let path = path.clone();
@@ -96,32 +96,32 @@ impl TestDir {
         .await
     }
 
-    pub fn daemon(&self) -> Daemon {
+    pub(crate) fn daemon(&self) -> Daemon {
         Daemon::new(self.config_file()).listen_address("127.0.0.1:0")
     }
 }
 
 /// A started daemon and an HTTP client for it.
-pub struct TestDaemon {
+pub(crate) struct TestDaemon {
     pub daemon: Option<RunningDaemon>,
     pub base_url: String,
     pub http: reqwest::Client,
 }
 
 impl TestDaemon {
-    pub async fn start(dir: &TestDir) -> Self {
+    pub(crate) async fn start(dir: &TestDir) -> Self {
         Self::start_with(dir.daemon()).await
     }
 
-    pub async fn start_with_clock(dir: &TestDir, clock: SharedClock) -> Self {
+    pub(crate) async fn start_with_clock(dir: &TestDir, clock: SharedClock) -> Self {
         Self::start_with(dir.daemon().clock(clock)).await
     }
 
-    pub async fn start_with_fn(dir: &TestDir, name: &str, f: JobFn) -> Self {
+    pub(crate) async fn start_with_fn(dir: &TestDir, name: &str, f: JobFn) -> Self {
         Self::start_with(dir.daemon().job_fn(name, f)).await
     }
 
-    pub async fn start_with(daemon: Daemon) -> Self {
+    pub(crate) async fn start_with(daemon: Daemon) -> Self {
         let daemon = daemon.start().await.expect("daemon starts");
         let base_url = format!("http://{}", daemon.local_addr());
         let http = reqwest::Client::builder()
@@ -135,12 +135,12 @@ impl TestDaemon {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
 
     /// `POST /karajo/api/job_exec/run/<path>` signed with hmac-sha256 in X-Karajo-Sign.
-    pub async fn run_hook(&self, path: &str, body: &str) -> reqwest::Response {
+    pub(crate) async fn run_hook(&self, path: &str, body: &str) -> reqwest::Response {
         let sign = karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), body.as_bytes());
         self.http
             .post(self.url(&format!("/karajo/api/job_exec/run{path}")))
@@ -152,7 +152,7 @@ impl TestDaemon {
     }
 
     /// A signed API form call (`pause`, `resume`, `cancel`).
-    pub async fn api_form(&self, action: &str, id: &str) -> reqwest::Response {
+    pub(crate) async fn api_form(&self, action: &str, id: &str) -> reqwest::Response {
         let body = format!(
             "_karajo_epoch={}&_karajo_nonce={}&id={id}",
             epoch_now(),
@@ -170,7 +170,7 @@ impl TestDaemon {
     }
 
     /// The job's JSON from the environment endpoint, by job name.
-    pub async fn job(&self, name: &str) -> serde_json::Value {
+    pub(crate) async fn job(&self, name: &str) -> serde_json::Value {
         let env: serde_json::Value = self
             .http
             .get(self.url("/karajo/api/environment"))
@@ -184,7 +184,7 @@ impl TestDaemon {
     }
 
     /// As [`TestDaemon::job`], with the read signed (for daemons with users).
-    pub async fn job_signed(&self, name: &str) -> serde_json::Value {
+    pub(crate) async fn job_signed(&self, name: &str) -> serde_json::Value {
         let (query, sign) = signed_query("");
         let env: serde_json::Value = self
             .http
@@ -200,7 +200,7 @@ impl TestDaemon {
     }
 
     /// Waits until the job's status is `status`.
-    pub async fn wait_status(&self, name: &str, status: &str) -> serde_json::Value {
+    pub(crate) async fn wait_status(&self, name: &str, status: &str) -> serde_json::Value {
         wait_for(&format!("job {name} to be {status}"), || async {
             let job = self.job(name).await;
             (job["status"] == status).then_some(job)
@@ -209,7 +209,7 @@ impl TestDaemon {
     }
 
     /// Waits until the HTTP job with this id has `status` (through its API).
-    pub async fn wait_http_status(&self, id: &str, status: &str) -> serde_json::Value {
+    pub(crate) async fn wait_http_status(&self, id: &str, status: &str) -> serde_json::Value {
         wait_for(&format!("http job {id} to be {status}"), || async {
             let res: serde_json::Value = self
                 .http
@@ -225,7 +225,7 @@ impl TestDaemon {
         .await
     }
 
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(d) = self.daemon.take() {
             d.shutdown().await;
         }
@@ -234,7 +234,7 @@ impl TestDaemon {
 
 /// `{"_karajo_epoch":<now>,"_karajo_nonce":"<random>"}`: a body whose signature is
 /// new every time, as karajo's own client makes them.
-pub fn epoch_body() -> String {
+pub(crate) fn epoch_body() -> String {
     format!(
         "{{\"_karajo_epoch\":{},\"_karajo_nonce\":\"{}\"}}",
         epoch_now(),
@@ -243,13 +243,13 @@ pub fn epoch_body() -> String {
 }
 
 /// Random hex, for `_karajo_nonce`.
-pub fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
 /// `query` stamped (`_karajo_epoch`, `_karajo_nonce`) and its `X-Karajo-Sign` with the
 /// global secret: a signed read.
-pub fn signed_query(query: &str) -> (String, String) {
+pub(crate) fn signed_query(query: &str) -> (String, String) {
     let stamped = if query.is_empty() {
         format!("_karajo_epoch={}&_karajo_nonce={}", epoch_now(), nonce())
     } else {
@@ -263,13 +263,13 @@ pub fn signed_query(query: &str) -> (String, String) {
     (stamped, sign)
 }
 
-pub fn epoch_now() -> i64 {
+pub(crate) fn epoch_now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
 /// Whether a process exists and is not a zombie (this sandbox's PID 1 does not reap
 /// orphans, so killed grandchildren may linger as zombies).
-pub fn is_alive(pid: u32) -> bool {
+pub(crate) fn is_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
             .rsplit_once(") ")

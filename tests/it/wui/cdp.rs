@@ -20,7 +20,7 @@ use crate::helpers::{TIMEOUT, wait_for};
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
 
 /// A running headless Chromium.
-pub struct Browser {
+pub(super) struct Browser {
     _child: tokio::process::Child,
     _profile: tempfile::TempDir,
     out: mpsc::UnboundedSender<String>,
@@ -36,7 +36,7 @@ fn chromium() -> PathBuf {
 }
 
 /// Where screenshots go: `<target>/screenshots/`.
-pub fn screenshot_dir() -> PathBuf {
+pub(super) fn screenshot_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
@@ -44,7 +44,7 @@ pub fn screenshot_dir() -> PathBuf {
 }
 
 impl Browser {
-    pub async fn launch() -> Self {
+    pub(super) async fn launch() -> Self {
         let bin = chromium();
         assert!(
             bin.exists(),
@@ -128,7 +128,7 @@ impl Browser {
     }
 
     /// Sends one command (to a page when `session` is given) and returns its result.
-    pub async fn call(&self, session: Option<&str>, method: &str, params: Value) -> Value {
+    pub(super) async fn call(&self, session: Option<&str>, method: &str, params: Value) -> Value {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut msg = json!({ "id": id, "method": method, "params": params });
         if let Some(s) = session {
@@ -146,7 +146,7 @@ impl Browser {
     }
 
     /// A new tab, attached.
-    pub async fn page(&self) -> Page<'_> {
+    pub(super) async fn page(&self) -> Page<'_> {
         let target = self
             .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
             .await;
@@ -168,18 +168,18 @@ impl Browser {
 }
 
 /// One tab.
-pub struct Page<'a> {
+pub(super) struct Page<'a> {
     browser: &'a Browser,
     session: String,
 }
 
 impl Page<'_> {
-    pub async fn call(&self, method: &str, params: Value) -> Value {
+    pub(super) async fn call(&self, method: &str, params: Value) -> Value {
         self.browser.call(Some(&self.session), method, params).await
     }
 
     /// Sets the viewport (CSS pixels).
-    pub async fn viewport(&self, width: u32, height: u32) {
+    pub(super) async fn viewport(&self, width: u32, height: u32) {
         self.call(
             "Emulation.setDeviceMetricsOverride",
             json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600 }),
@@ -188,7 +188,7 @@ impl Page<'_> {
     }
 
     /// Light or dark `prefers-color-scheme`.
-    pub async fn color_scheme(&self, scheme: &str) {
+    pub(super) async fn color_scheme(&self, scheme: &str) {
         self.call(
             "Emulation.setEmulatedMedia",
             json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
@@ -197,7 +197,7 @@ impl Page<'_> {
     }
 
     /// Runs the page's JavaScript in the IANA time zone `zone` (set before navigating).
-    pub async fn timezone(&self, zone: &str) {
+    pub(super) async fn timezone(&self, zone: &str) {
         self.call(
             "Emulation.setTimezoneOverride",
             json!({ "timezoneId": zone }),
@@ -206,20 +206,20 @@ impl Page<'_> {
     }
 
     /// Opens `url` and waits until the document has loaded.
-    pub async fn goto(&self, url: &str) {
+    pub(super) async fn goto(&self, url: &str) {
         self.call("Page.navigate", json!({ "url": url })).await;
         self.wait_loaded().await;
     }
 
     /// Waits until the current document (after a navigation or a form post) is
     /// complete.
-    pub async fn wait_loaded(&self) {
+    pub(super) async fn wait_loaded(&self) {
         self.wait("the page to load", "document.readyState === 'complete'")
             .await;
     }
 
     /// Evaluates `expr` in the page (promises awaited) and returns its value.
-    pub async fn eval(&self, expr: &str) -> Value {
+    pub(super) async fn eval(&self, expr: &str) -> Value {
         let res = self
             .call(
                 "Runtime.evaluate",
@@ -235,7 +235,7 @@ impl Page<'_> {
     }
 
     /// Waits until `expr` is truthy in the page.
-    pub async fn wait(&self, what: &str, expr: &str) {
+    pub(super) async fn wait(&self, what: &str, expr: &str) {
         let wrapped =
             format!("(() => {{ try {{ return !!({expr}); }} catch (e) {{ return false; }} }})()");
         wait_for(what, || async {
@@ -251,7 +251,7 @@ impl Page<'_> {
     }
 
     /// The text of the first element matching `selector` (empty when none).
-    pub async fn text(&self, selector: &str) -> String {
+    pub(super) async fn text(&self, selector: &str) -> String {
         let expr = format!(
             "(document.querySelector({}) || {{}}).textContent || ''",
             json!(selector)
@@ -264,13 +264,13 @@ impl Page<'_> {
     }
 
     /// Clicks the first element matching `selector`.
-    pub async fn click(&self, selector: &str) {
+    pub(super) async fn click(&self, selector: &str) {
         let expr = format!("document.querySelector({}).click()", json!(selector));
         self.eval(&expr).await;
     }
 
     /// Sets an input's value.
-    pub async fn fill(&self, selector: &str, value: &str) {
+    pub(super) async fn fill(&self, selector: &str, value: &str) {
         let expr = format!(
             "document.querySelector({}).value = {}",
             json!(selector),
@@ -280,7 +280,7 @@ impl Page<'_> {
     }
 
     /// Focuses `selector` and presses Enter, as a keyboard user would.
-    pub async fn press_enter_on(&self, selector: &str) {
+    pub(super) async fn press_enter_on(&self, selector: &str) {
         let expr = format!("document.querySelector({}).focus()", json!(selector));
         self.eval(&expr).await;
         for kind in ["keyDown", "keyUp"] {
@@ -293,7 +293,7 @@ impl Page<'_> {
     }
 
     /// Saves a PNG of the whole page as `<target>/screenshots/<name>.png`.
-    pub async fn screenshot(&self, name: &str) {
+    pub(super) async fn screenshot(&self, name: &str) {
         let metrics = self.call("Page.getLayoutMetrics", json!({})).await;
         let size = &metrics["cssContentSize"];
         let clip = json!({
