@@ -69,6 +69,48 @@ impl JobKind {
             Self::Http => "job_http",
         }
     }
+
+    /// `job` or `job.http`: the word of the configuration section header.
+    pub fn section(self) -> &'static str {
+        match self {
+            Self::Exec => "job",
+            Self::Http => "job.http",
+        }
+    }
+
+    /// `command job` or `HTTP job`, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Exec => "command job",
+            Self::Http => "HTTP job",
+        }
+    }
+
+    /// `Command job` or `HTTP job`, for headings.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Exec => "Command job",
+            Self::Http => "HTTP job",
+        }
+    }
+
+    /// Whether runs of this kind take a `max_job_running` slot (command jobs only, as
+    /// in the original).
+    pub fn needs_slot(self) -> bool {
+        match self {
+            Self::Exec => true,
+            Self::Http => false,
+        }
+    }
+
+    /// The status a job of this kind takes when resumed, if resuming resets it: the
+    /// original resets a resumed HTTP job to `started` (spec 6.4).
+    pub fn status_on_resume(self) -> Option<RunStatus> {
+        match self {
+            Self::Exec => None,
+            Self::Http => Some(RunStatus::Started),
+        }
+    }
 }
 
 /// A job's identity across kinds: a command job and an HTTP job may share an id (they
