@@ -20,7 +20,7 @@ mod tests;
 pub use jobs::{clean_path, no_command_message};
 pub use load::{load, load_with};
 pub use model::{
-    Config, ConfigErrors, Diagnostic, HttpMethod, HttpRequestType, IpNet, JobExecConfig,
-    JobHttpConfig, NotifConfig, UserConfig,
+    Config, ConfigErrors, Diagnostic, ExecSpec, HttpMethod, HttpRequestType, HttpSpec, IpNet,
+    JobCommon, JobKindSpec, JobSpec, NotifConfig, UserConfig,
 };
 pub use notif::{EmailNotif, NotifKind, SmtpSecurity, SmtpServer, WebhookNotif};

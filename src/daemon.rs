@@ -23,12 +23,13 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::ReplayGuard;
 use crate::auth::replay::{DEFAULT_DELIVERY_TTL, DEFAULT_REPLAY_CAPACITY};
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{self, Config, ConfigErrors, Diagnostic};
+use crate::config::{self, Config, ConfigErrors, Diagnostic, JobKindSpec};
 use crate::exec::JobFn;
 use crate::http::{self, AppState, LiveConfig};
+use crate::job::JobKind;
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, NotifierOptions};
-use crate::scheduler::{self, JobDef, SchedulerHandle, SchedulerOptions};
+use crate::scheduler::{self, JobDef, JobDefKind, SchedulerHandle, SchedulerOptions};
 use crate::store::{Layout, StateFile};
 
 /// How long processes left running by a killed karajo get between SIGTERM and SIGKILL.
@@ -301,23 +302,49 @@ fn job_defs(
     replay: &Arc<ReplayGuard>,
 ) -> Result<Vec<JobDef>, ConfigErrors> {
     let mut errors = Vec::new();
-    let mut defs = Vec::with_capacity(config.jobs.len() + config.http_jobs.len());
+    let mut defs = Vec::with_capacity(config.jobs.len());
     for job in &config.jobs {
-        let function = functions.get(&job.name).cloned();
-        if job.commands.is_empty() && function.is_none() {
-            errors.push(Diagnostic {
-                file: job.file.clone(),
-                line: job.line,
-                message: config::no_command_message(&job.name),
-            });
-        }
-        defs.push(JobDef::Exec {
-            config: Arc::new(job.clone()),
-            function,
-        });
+        let common = Arc::new(job.common.clone());
+        let kind = match &job.kind {
+            JobKindSpec::Exec(spec) => {
+                let function = functions.get(&common.name).cloned();
+                if spec.commands.is_empty() && function.is_none() {
+                    errors.push(Diagnostic {
+                        file: common.file.clone(),
+                        line: common.line,
+                        message: config::no_command_message(&common.name),
+                    });
+                }
+                JobDefKind::Exec {
+                    spec: Arc::new(spec.clone()),
+                    function,
+                }
+            }
+            JobKindSpec::Http(spec) => {
+                let url = if spec.http_url.starts_with('/') {
+                    format!("http://{own_address}{}", spec.http_url)
+                } else {
+                    spec.http_url.clone()
+                };
+                let sent =
+                    (!targets_self(&url, own_address)).then(|| crate::exec::SentSignatures {
+                        guard: replay.clone(),
+                        rules: config.stamp_rules(),
+                    });
+                JobDefKind::Http {
+                    spec: Arc::new(spec.clone()),
+                    url,
+                    sent,
+                }
+            }
+        };
+        defs.push(JobDef { common, kind });
     }
     for name in functions.keys() {
-        if !config.jobs.iter().any(|j| &j.name == name) {
+        if !config
+            .jobs_of(JobKind::Exec)
+            .any(|j| &j.common.name == name)
+        {
             errors.push(Diagnostic {
                 file: config.file.clone(),
                 line: 0,
@@ -326,22 +353,6 @@ fn job_defs(
                 ),
             });
         }
-    }
-    for job in &config.http_jobs {
-        let url = if job.http_url.starts_with('/') {
-            format!("http://{own_address}{}", job.http_url)
-        } else {
-            job.http_url.clone()
-        };
-        let sent = (!targets_self(&url, own_address)).then(|| crate::exec::SentSignatures {
-            guard: replay.clone(),
-            rules: config.stamp_rules(),
-        });
-        defs.push(JobDef::Http {
-            config: Arc::new(job.clone()),
-            url,
-            sent,
-        });
     }
     if errors.is_empty() {
         Ok(defs)

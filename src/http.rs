@@ -52,14 +52,22 @@ impl LiveConfig {
             .jobs
             .iter()
             .enumerate()
-            .filter_map(|(i, job)| job.path.as_ref().map(|p| (p.to_ascii_lowercase(), i)))
+            .filter_map(|(i, job)| {
+                let path = job.kind.webhook_path()?;
+                Some((path.to_ascii_lowercase(), i))
+            })
             .collect();
         Self { config, paths }
     }
 
-    /// The command job whose web hook path is `path` (`/hello`, lower-cased).
-    pub fn job_by_path(&self, path: &str) -> Option<&crate::config::JobExecConfig> {
-        self.paths.get(path).map(|i| &self.config.jobs[*i])
+    /// The command job whose web hook path is `path` (`/hello`, lower-cased): its
+    /// shared keys and its own.
+    pub fn job_by_path(
+        &self,
+        path: &str,
+    ) -> Option<(&crate::config::JobCommon, &crate::config::ExecSpec)> {
+        let job = self.config.jobs.get(*self.paths.get(path)?)?;
+        Some((&job.common, job.kind.as_exec()?))
     }
 }
 

@@ -62,11 +62,78 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// Every kind, in the order jobs are listed (command jobs first).
+    pub const ALL: [JobKind; 2] = [Self::Exec, Self::Http];
+
+    /// The kind whose [`JobKind::as_str`] is `word` (`job`, `job_http`).
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == word)
+    }
+
+    /// `job_exec` or `job_http`: the path segment of the kind's API and web UI routes.
+    pub fn route(self) -> &'static str {
+        match self {
+            Self::Exec => "job_exec",
+            Self::Http => "job_http",
+        }
+    }
+
+    /// Whether karajo before 0.8 kept this kind's log in one file where the log
+    /// directory now is (HTTP jobs did).
+    pub fn had_log_file(self) -> bool {
+        match self {
+            Self::Exec => false,
+            Self::Http => true,
+        }
+    }
+
     /// `job` or `job_http`: the directory name and the log line word.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Exec => "job",
             Self::Http => "job_http",
+        }
+    }
+
+    /// `job` or `job.http`: the word of the configuration section header.
+    pub fn section(self) -> &'static str {
+        match self {
+            Self::Exec => "job",
+            Self::Http => "job.http",
+        }
+    }
+
+    /// `command job` or `HTTP job`, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Exec => "command job",
+            Self::Http => "HTTP job",
+        }
+    }
+
+    /// `Command job` or `HTTP job`, for headings.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Exec => "Command job",
+            Self::Http => "HTTP job",
+        }
+    }
+
+    /// Whether runs of this kind take a `max_job_running` slot (command jobs only, as
+    /// in the original).
+    pub fn needs_slot(self) -> bool {
+        match self {
+            Self::Exec => true,
+            Self::Http => false,
+        }
+    }
+
+    /// The status a job of this kind takes when resumed, if resuming resets it: the
+    /// original resets a resumed HTTP job to `started` (spec 6.4).
+    pub fn status_on_resume(self) -> Option<RunStatus> {
+        match self {
+            Self::Exec => None,
+            Self::Http => Some(RunStatus::Started),
         }
     }
 }
@@ -243,6 +310,15 @@ mod tests {
         for (name, id) in cases {
             assert_eq!(JobId::from_name(name).as_str(), id, "name {name:?}");
         }
+    }
+
+    #[test]
+    fn kind_words_round_trip() {
+        for kind in JobKind::ALL {
+            assert_eq!(JobKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(JobKind::parse("job.http"), None);
+        assert!(JobKind::Exec.needs_slot() && !JobKind::Http.needs_slot());
     }
 
     #[test]

@@ -18,29 +18,37 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use restore::{RestoredJob, restore_jobs};
 pub use runtime::{SchedulerOptions, spawn};
 
-use std::time::Duration;
-
-use crate::config::{JobExecConfig, JobHttpConfig};
+use crate::config::{ExecSpec, HttpSpec, JobCommon};
 use crate::exec::{JobFn, WebhookRequest};
 use crate::job::{JobId, JobKey, JobKind, RunStatus, Trigger};
-use crate::schedule::Schedule;
 
-/// A job as the scheduler runs it. Job kinds are variants the scheduler and the run
-/// dispatch on; what every kind shares is reached through the accessors.
+/// A job as the scheduler runs it: what every kind shares, read directly from
+/// [`JobDef::common`], and the kind's own configuration with its runtime extras in
+/// [`JobDef::kind`].
 #[derive(Clone)]
-pub enum JobDef {
+pub struct JobDef {
+    /// The keys every job kind shares.
+    pub common: Arc<JobCommon>,
+    /// The kind's configuration and what its runs need besides.
+    pub kind: JobDefKind,
+}
+
+/// The kind-specific part of a [`JobDef`]. Rules that differ by kind are methods here,
+/// on [`JobKind`] or on [`crate::config::JobKindSpec`].
+#[derive(Clone)]
+pub enum JobDefKind {
     /// A `[job "..."]`: shell commands, or the registered Rust function that replaces
     /// them.
     Exec {
-        /// The job's configuration.
-        config: Arc<JobExecConfig>,
+        /// The job's own keys.
+        spec: Arc<ExecSpec>,
         /// The registered function, if any.
         function: Option<JobFn>,
     },
     /// A `[job.http "..."]`: one HTTP request per run.
     Http {
-        /// The job's configuration.
-        config: Arc<JobHttpConfig>,
+        /// The job's own keys.
+        spec: Arc<HttpSpec>,
         /// `http_url` resolved against the server's own address when it starts with `/`.
         url: String,
         /// Where the signatures it sends are recorded as spent; `None` when it calls
@@ -49,7 +57,7 @@ pub enum JobDef {
     },
 }
 
-impl JobDef {
+impl JobDefKind {
     /// Command job or HTTP job.
     pub fn kind(&self) -> JobKind {
         match self {
@@ -57,13 +65,17 @@ impl JobDef {
             Self::Http { .. } => JobKind::Http,
         }
     }
+}
+
+impl JobDef {
+    /// Command job or HTTP job.
+    pub fn kind(&self) -> JobKind {
+        self.kind.kind()
+    }
 
     /// The job's id.
     pub fn id(&self) -> &JobId {
-        match self {
-            Self::Exec { config, .. } => &config.id,
-            Self::Http { config, .. } => &config.id,
-        }
+        &self.common.id
     }
 
     /// The job's key (kind and id).
@@ -76,64 +88,12 @@ impl JobDef {
 
     /// The job's name as configured.
     pub fn name(&self) -> &str {
-        match self {
-            Self::Exec { config, .. } => &config.name,
-            Self::Http { config, .. } => &config.name,
-        }
+        &self.common.name
     }
 
-    /// `schedule`, if set.
-    pub fn schedule(&self) -> Option<&Schedule> {
-        match self {
-            Self::Exec { config, .. } => config.schedule.as_ref(),
-            Self::Http { config, .. } => config.schedule.as_ref(),
-        }
-    }
-
-    /// `interval`, if set (and no schedule).
-    pub fn interval(&self) -> Option<Duration> {
-        match self {
-            Self::Exec { config, .. } => config.interval,
-            Self::Http { config, .. } => config.interval,
-        }
-    }
-
-    /// `description`.
-    pub fn description(&self) -> &str {
-        match self {
-            Self::Exec { config, .. } => &config.description,
-            Self::Http { config, .. } => &config.description,
-        }
-    }
-
-    /// `notif_on_success`, `notif_on_failed` and `notif_on_recover`, in that order.
-    pub fn notif_lists(&self) -> [&[String]; 3] {
-        match self {
-            Self::Exec { config, .. } => [
-                &config.notif_on_success,
-                &config.notif_on_failed,
-                &config.notif_on_recover,
-            ],
-            Self::Http { config, .. } => [
-                &config.notif_on_success,
-                &config.notif_on_failed,
-                &config.notif_on_recover,
-            ],
-        }
-    }
-
-    /// `log_retention`.
-    pub fn log_retention(&self) -> usize {
-        match self {
-            Self::Exec { config, .. } => config.log_retention,
-            Self::Http { config, .. } => config.log_retention,
-        }
-    }
-
-    /// Whether runs of this job take a `max_job_running` slot (command jobs only, as
-    /// in the original).
+    /// Whether runs of this job take a `max_job_running` slot.
     pub fn needs_slot(&self) -> bool {
-        matches!(self, Self::Exec { .. })
+        self.kind().needs_slot()
     }
 }
 
@@ -213,34 +173,30 @@ impl JobView {
 /// Everything the scheduler publishes.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Every command job, sorted by name.
+    /// Every job, sorted by kind (command jobs first), then by name.
     pub jobs: Vec<Arc<JobView>>,
-    /// Every HTTP job, sorted by name.
-    pub http_jobs: Vec<Arc<JobView>>,
-    /// Runs executing now (both kinds).
+    /// Runs executing now (all kinds).
     pub running: usize,
     /// Command job runs waiting for a `max_job_running` slot.
     pub waiting: usize,
 }
 
 impl Snapshot {
+    /// The jobs of one kind, sorted by name.
+    pub fn jobs_of(&self, kind: JobKind) -> impl Iterator<Item = &Arc<JobView>> {
+        self.jobs.iter().filter(move |j| j.def.kind() == kind)
+    }
+
     /// The job of this kind with this id.
     pub fn job(&self, kind: JobKind, id: &str) -> Option<&Arc<JobView>> {
-        let list = match kind {
-            JobKind::Exec => &self.jobs,
-            JobKind::Http => &self.http_jobs,
-        };
-        list.iter().find(|j| j.id().as_str() == id)
+        self.jobs_of(kind).find(|j| j.id().as_str() == id)
     }
 
     /// What to tell a client that named job `id` of `kind` that does not exist:
     /// `no command job has the id "x"`, with the closest existing id when one is close.
     pub fn unknown_job(&self, kind: JobKind, id: &str) -> String {
-        let (list, what) = match kind {
-            JobKind::Exec => (&self.jobs, "command job"),
-            JobKind::Http => (&self.http_jobs, "HTTP job"),
-        };
-        let ids: Vec<&str> = list.iter().map(|j| j.id().as_str()).collect();
+        let what = kind.noun();
+        let ids: Vec<&str> = self.jobs_of(kind).map(|j| j.id().as_str()).collect();
         let hint = crate::suggest::did_you_mean(id, &ids);
         if id.is_empty() {
             format!("no {what} id given (id=...)")

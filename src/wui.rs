@@ -252,11 +252,7 @@ pub(crate) fn html(template: &impl askama::Template) -> Result<Response, WuiErro
 
 /// `job` → command jobs, `job_http` → HTTP jobs.
 pub(crate) fn parse_kind(word: &str) -> Option<JobKind> {
-    match word {
-        "job" => Some(JobKind::Exec),
-        "job_http" => Some(JobKind::Http),
-        _ => None,
-    }
+    JobKind::parse(word)
 }
 
 /// The web UI's routes.

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use crate::config::{Config, Diagnostic};
+use crate::job::JobKind;
 use crate::schedule::Schedule;
 use crate::store::Layout;
 use crate::{Daemon, DaemonError};
@@ -32,8 +33,8 @@ pub fn run(config_file: &Path, now: Timestamp, out: &mut dyn Write) -> io::Resul
                 out,
                 "{}: {}, {}: OK{}",
                 config_file.display(),
-                plural(config.jobs.len(), "job"),
-                plural(config.http_jobs.len(), "HTTP job"),
+                plural(config.jobs_of(JobKind::Exec).count(), "job"),
+                plural(config.jobs_of(JobKind::Http).count(), "HTTP job"),
                 match config.warnings.len() {
                     0 => String::new(),
                     n => format!(" ({})", plural(n, "warning")),
@@ -110,21 +111,19 @@ struct Timing<'a> {
 }
 
 fn print_jobs(out: &mut dyn Write, config: &Config, now: Timestamp) -> io::Result<()> {
-    for job in &config.jobs {
-        writeln!(out, "job {:?} ({}):", job.name, job.id)?;
+    for spec in &config.jobs {
+        let job = &spec.common;
+        writeln!(
+            out,
+            "{} {:?} ({}):",
+            spec.kind().section(),
+            job.name,
+            job.id
+        )?;
         let timing = Timing {
             schedule: job.schedule.as_ref(),
             interval: job.interval,
-            path: job.path.as_deref(),
-        };
-        print_timing(out, &timing, now)?;
-    }
-    for job in &config.http_jobs {
-        writeln!(out, "job.http {:?} ({}):", job.name, job.id)?;
-        let timing = Timing {
-            schedule: job.schedule.as_ref(),
-            interval: job.interval,
-            path: None,
+            path: spec.kind.webhook_path(),
         };
         print_timing(out, &timing, now)?;
     }

@@ -9,8 +9,8 @@ use jiff::tz::TimeZone;
 
 use super::fields::{Fields, Problems, positive};
 use super::model::{
-    DEFAULT_KILL_GRACE, DEFAULT_LOG_RETENTION, HttpMethod, HttpRequestType, JobExecConfig,
-    JobHttpConfig, MIN_INTERVAL,
+    DEFAULT_KILL_GRACE, DEFAULT_LOG_RETENTION, ExecSpec, HttpMethod, HttpRequestType, HttpSpec,
+    JobCommon, JobKindSpec, JobSpec, MIN_INTERVAL,
 };
 use super::settings::{Settings, report_not_positive};
 use crate::auth::HEADER_KARAJO_SIGN;
@@ -77,37 +77,27 @@ pub(crate) fn build_exec_job(
     def: &Definition,
     global: &Settings,
     problems: &mut Problems,
-) -> JobExecConfig {
+) -> JobSpec {
     let f = &def.fields;
     f.check_keys("[job]", JOB_EXEC_KEYS, problems);
-    let timer = read_timer(f, global, problems);
+    let common = read_common(def, global, problems);
     let commands = f.list("command");
     for var in f.all("command").filter(|v| v.value.is_empty()) {
         problems.warn(&f.file, var.line, "empty command");
     }
-    JobExecConfig {
-        name: def.name.clone(),
-        id: JobId::from_name(&def.name),
-        file: f.file.clone(),
-        line: f.line,
-        description: f.text("description"),
-        schedule: timer.schedule,
-        interval: timer.interval,
-        timezone: timer.timezone,
+    let exec = ExecSpec {
         path: clean_path(&f.text("path")),
         auth_kind: read_auth_kind(f, problems),
-        header_sign: f.text_or("header_sign", HEADER_KARAJO_SIGN),
-        secret: read_secret(f, global),
         sourcehut_public_key: f
             .key32("sourcehut_public_key", problems)
             .unwrap_or(global.sourcehut_public_key),
-        log_retention: read_log_retention(f, problems),
         commands,
-        notif_on_success: f.list("notif_on_success"),
-        notif_on_failed: f.list("notif_on_failed"),
-        notif_on_recover: f.list("notif_on_recover"),
         timeout: f.duration("timeout", problems).and_then(positive),
         kill_grace: read_kill_grace(f, problems),
+    };
+    JobSpec {
+        common,
+        kind: JobKindSpec::Exec(exec),
     }
 }
 
@@ -121,13 +111,35 @@ pub(crate) fn build_http_job(
     def: &Definition,
     global: &Settings,
     problems: &mut Problems,
-) -> JobHttpConfig {
+) -> JobSpec {
     let f = &def.fields;
     f.check_keys("[job.http]", JOB_HTTP_KEYS, problems);
-    let timer = read_timer(f, global, problems);
+    let common = read_common(def, global, problems);
     let (http_headers, http_header_lines) = read_headers(f, problems);
     let http_request_type_text = f.text("http_request_type");
-    JobHttpConfig {
+    let http = HttpSpec {
+        http_method_text: f.text_or("http_method", "GET"),
+        http_method: read_http_method(f, problems),
+        http_url: read_http_url(def, problems),
+        http_request_type: read_request_type(f, problems),
+        http_request_type_text,
+        http_headers,
+        http_header_lines,
+        http_header_secret: read_header_secret(f, problems),
+        http_timeout: read_job_http_timeout(f, global, problems),
+        http_insecure: f.boolean("http_insecure", problems),
+    };
+    JobSpec {
+        common,
+        kind: JobKindSpec::Http(http),
+    }
+}
+
+/// The keys every job kind reads the same way.
+fn read_common(def: &Definition, global: &Settings, problems: &mut Problems) -> JobCommon {
+    let f = &def.fields;
+    let timer = read_timer(f, global, problems);
+    JobCommon {
         name: def.name.clone(),
         id: JobId::from_name(&def.name),
         file: f.file.clone(),
@@ -142,16 +154,6 @@ pub(crate) fn build_http_job(
         notif_on_recover: f.list("notif_on_recover"),
         secret: read_secret(f, global),
         header_sign: f.text_or("header_sign", HEADER_KARAJO_SIGN),
-        http_method_text: f.text_or("http_method", "GET"),
-        http_method: read_http_method(f, problems),
-        http_url: read_http_url(def, problems),
-        http_request_type: read_request_type(f, problems),
-        http_request_type_text,
-        http_headers,
-        http_header_lines,
-        http_header_secret: read_header_secret(f, problems),
-        http_timeout: read_job_http_timeout(f, global, problems),
-        http_insecure: f.boolean("http_insecure", problems),
     }
 }
 
@@ -371,13 +373,16 @@ pub(crate) fn check_duplicate_ids(
 
 /// Reports command jobs sharing a webhook path (compared case-insensitively).
 pub(crate) fn check_duplicate_paths(
-    jobs: &[JobExecConfig],
+    jobs: &[JobSpec],
     defs: &BTreeMap<String, Definition>,
     problems: &mut Problems,
 ) {
-    let mut seen: HashMap<String, &JobExecConfig> = HashMap::new();
-    for job in jobs {
-        let Some(path) = &job.path else { continue };
+    let mut seen: HashMap<String, &JobCommon> = HashMap::new();
+    for spec in jobs {
+        let Some(path) = spec.kind.webhook_path() else {
+            continue;
+        };
+        let job = &spec.common;
         let key = path.to_lowercase();
         if let Some(first) = seen.get(&key) {
             let first_origin = match defs.get(&first.name) {

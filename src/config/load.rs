@@ -71,7 +71,11 @@ pub fn load_with(
         &mut problems,
     );
     let config = assemble(config_file, settings, defs, users, &mut problems);
-    for job in config.jobs.iter().filter(|j| j.commands.is_empty()) {
+    let without_command = config
+        .jobs
+        .iter()
+        .filter(|j| j.kind.as_exec().is_some_and(|e| e.commands.is_empty()));
+    for job in without_command.map(|j| &j.common) {
         if !has_function(&job.name) {
             problems.error(&job.file, job.line, no_command_message(&job.name));
         }
@@ -378,16 +382,16 @@ fn assemble(
     users: Vec<UserConfig>,
     problems: &mut Problems,
 ) -> Config {
-    let jobs: Vec<_> = defs
+    let exec_jobs = defs
         .jobs
         .values()
-        .map(|def| build_exec_job(def, &settings, problems))
-        .collect();
-    let http_jobs: Vec<_> = defs
+        .map(|def| build_exec_job(def, &settings, problems));
+    let mut jobs: Vec<_> = exec_jobs.collect();
+    let http_jobs = defs
         .http_jobs
         .values()
-        .map(|def| build_http_job(def, &settings, problems))
-        .collect();
+        .map(|def| build_http_job(def, &settings, problems));
+    jobs.extend(http_jobs);
     check_duplicate_ids("job", &defs.jobs, problems);
     check_duplicate_ids("job.http", &defs.http_jobs, problems);
     check_duplicate_paths(&jobs, &defs.jobs, problems);
@@ -423,7 +427,6 @@ fn assemble(
         body_read_timeout: settings.body_read_timeout,
         max_sse_streams: settings.max_sse_streams,
         jobs,
-        http_jobs,
         public_url: settings.public_url,
         trusted_proxy: settings.trusted_proxy,
         notifs,

@@ -11,7 +11,7 @@ use jiff::tz::TimeZone;
 
 pub use super::net::IpNet;
 pub use super::notif::NotifConfig;
-use crate::job::{AuthKind, JobId};
+use crate::job::{AuthKind, JobId, JobKey, JobKind};
 use crate::schedule::Schedule;
 
 /// `name` default.
@@ -140,10 +140,9 @@ pub struct Config {
     /// `X-Forwarded-Proto` and `Forwarded: proto=` headers are believed; empty (the
     /// default) believes no one.
     pub trusted_proxy: Vec<IpNet>,
-    /// `[job "..."]` sections, sorted by name.
-    pub jobs: Vec<JobExecConfig>,
-    /// `[job.http "..."]` sections, sorted by name.
-    pub http_jobs: Vec<JobHttpConfig>,
+    /// `[job "..."]` sections sorted by name, then `[job.http "..."]` sections sorted
+    /// by name.
+    pub jobs: Vec<JobSpec>,
     /// `[notif "..."]` sections, sorted by name.
     pub notifs: Vec<NotifConfig>,
     /// `[user "..."]` sections of `user.conf`, sorted by name.
@@ -162,12 +161,41 @@ impl Config {
             accept_unstamped: self.accept_unstamped_signatures,
         }
     }
+
+    /// The jobs of one kind, sorted by name.
+    pub fn jobs_of(&self, kind: JobKind) -> impl Iterator<Item = &JobSpec> {
+        self.jobs.iter().filter(move |j| j.kind() == kind)
+    }
 }
 
-/// A `[job "NAME"]` section: shell commands (or a registered Rust function) run on a
-/// timer, on a signed webhook, or on request.
+/// One job section of either kind: what every kind shares in [`JobSpec::common`] and
+/// what only its kind has in [`JobSpec::kind`].
 #[derive(Debug, Clone)]
-pub struct JobExecConfig {
+pub struct JobSpec {
+    /// The keys every job kind reads the same way.
+    pub common: JobCommon,
+    /// The keys of this job's kind.
+    pub kind: JobKindSpec,
+}
+
+impl JobSpec {
+    /// Command job or HTTP job.
+    pub fn kind(&self) -> JobKind {
+        self.kind.kind()
+    }
+
+    /// The job's key (kind and id).
+    pub fn key(&self) -> JobKey {
+        JobKey {
+            kind: self.kind(),
+            id: self.common.id.clone(),
+        }
+    }
+}
+
+/// The part of a job section every kind shares.
+#[derive(Debug, Clone)]
+pub struct JobCommon {
     /// The name as written in the header.
     pub name: String,
     /// [`JobId::from_name`] of the name.
@@ -178,35 +206,98 @@ pub struct JobExecConfig {
     pub line: usize,
     /// `description`: HTML shown in the WUI.
     pub description: String,
-    /// `schedule`, parsed in [`JobExecConfig::timezone`]; `None` when empty.
+    /// `schedule`, parsed in [`JobCommon::timezone`]; `None` when empty.
     pub schedule: Option<Schedule>,
     /// `interval`: `None` when a schedule is set or the value is ≤ 0; positive values
     /// under a minute are raised to one minute.
     pub interval: Option<Duration>,
     /// `timezone` (new): the zone of the schedule; default the global one.
     pub timezone: TimeZone,
-    /// `path`: the webhook path, cleaned like Go `path.Join("/", p)` (`/hello`);
-    /// `None` when empty.
-    pub path: Option<String>,
-    /// `auth_kind`: how webhooks are verified (default `hmac-sha256`).
-    pub auth_kind: AuthKind,
-    /// `header_sign`: header holding the HMAC signature (default `X-Karajo-Sign`).
-    pub header_sign: String,
-    /// `secret`: webhook HMAC key, trimmed; default the global secret.
-    pub secret: String,
-    /// `sourcehut_public_key` (new): per-job override of the global key.
-    pub sourcehut_public_key: [u8; 32],
     /// `log_retention`: log files kept (≤ 0 → 5).
     pub log_retention: usize,
-    /// `command`: shell commands in order; may be empty when a Rust function is
-    /// registered for the job (the daemon checks that).
-    pub commands: Vec<String>,
     /// `notif_on_success`: `[notif]` names to tell about a success.
     pub notif_on_success: Vec<String>,
     /// `notif_on_failed`: `[notif]` names to tell about a failure.
     pub notif_on_failed: Vec<String>,
     /// `notif_on_recover` (new): `[notif]` names to tell when a success follows a failure.
     pub notif_on_recover: Vec<String>,
+    /// `secret`, trimmed; default the global secret. A command job verifies webhooks
+    /// with it, an HTTP job signs its request payload with it.
+    pub secret: String,
+    /// `header_sign`: the header of the HMAC signature (default `X-Karajo-Sign`): read
+    /// from webhooks by a command job, sent by an HTTP job.
+    pub header_sign: String,
+}
+
+impl JobCommon {
+    /// `notif_on_success`, `notif_on_failed` and `notif_on_recover`, in that order.
+    pub fn notif_lists(&self) -> [&[String]; 3] {
+        [
+            &self.notif_on_success,
+            &self.notif_on_failed,
+            &self.notif_on_recover,
+        ]
+    }
+}
+
+/// What only one kind of job has. Every rule that differs by kind is a method here or
+/// on [`JobKind`].
+#[derive(Debug, Clone)]
+pub enum JobKindSpec {
+    /// A `[job "NAME"]` section.
+    Exec(ExecSpec),
+    /// A `[job.http "NAME"]` section.
+    Http(HttpSpec),
+}
+
+impl JobKindSpec {
+    /// Command job or HTTP job.
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Self::Exec(_) => JobKind::Exec,
+            Self::Http(_) => JobKind::Http,
+        }
+    }
+
+    /// The command job part, if this is one.
+    pub fn as_exec(&self) -> Option<&ExecSpec> {
+        match self {
+            Self::Exec(spec) => Some(spec),
+            Self::Http(_) => None,
+        }
+    }
+
+    /// The HTTP job part, if this is one.
+    pub fn as_http(&self) -> Option<&HttpSpec> {
+        match self {
+            Self::Http(spec) => Some(spec),
+            Self::Exec(_) => None,
+        }
+    }
+
+    /// The webhook path that triggers the job (`/hello`), if it has one.
+    pub fn webhook_path(&self) -> Option<&str> {
+        match self {
+            Self::Exec(spec) => spec.path.as_deref(),
+            Self::Http(_) => None,
+        }
+    }
+}
+
+/// The keys only a `[job "NAME"]` section has: shell commands (or a registered Rust
+/// function) run on a timer, on a signed webhook, or on request.
+#[derive(Debug, Clone)]
+pub struct ExecSpec {
+    /// `path`: the webhook path, cleaned like Go `path.Join("/", p)` (`/hello`);
+    /// `None` when empty.
+    pub path: Option<String>,
+    /// `auth_kind`: how webhooks are verified (default `hmac-sha256`).
+    pub auth_kind: AuthKind,
+    /// `sourcehut_public_key` (new): per-job override of the global key.
+    pub sourcehut_public_key: [u8; 32],
+    /// `command`: shell commands in order; may be empty when a Rust function is
+    /// registered for the job (the daemon checks that).
+    pub commands: Vec<String>,
     /// `timeout` (new): the longest a run may take; `None` (empty or ≤ 0) = no limit.
     pub timeout: Option<Duration>,
     /// `kill_grace` (new): time between SIGTERM and SIGKILL (default 5s).
@@ -274,37 +365,9 @@ impl HttpRequestType {
     }
 }
 
-/// A `[job.http "NAME"]` section: one HTTP request per run.
+/// The keys only a `[job.http "NAME"]` section has: one HTTP request per run.
 #[derive(Debug, Clone)]
-pub struct JobHttpConfig {
-    /// The name as written in the header.
-    pub name: String,
-    /// [`JobId::from_name`] of the name.
-    pub id: JobId,
-    /// The file that defined the job (the last definition wins).
-    pub file: PathBuf,
-    /// The line of the section header.
-    pub line: usize,
-    /// `description`: HTML shown in the WUI.
-    pub description: String,
-    /// `schedule`, parsed in [`JobHttpConfig::timezone`]; `None` when empty.
-    pub schedule: Option<Schedule>,
-    /// `interval`, with the same rules as [`JobExecConfig::interval`].
-    pub interval: Option<Duration>,
-    /// `timezone` (new): the zone of the schedule; default the global one.
-    pub timezone: TimeZone,
-    /// `log_retention`: log files kept (≤ 0 → 5).
-    pub log_retention: usize,
-    /// `notif_on_success`.
-    pub notif_on_success: Vec<String>,
-    /// `notif_on_failed`.
-    pub notif_on_failed: Vec<String>,
-    /// `notif_on_recover` (new).
-    pub notif_on_recover: Vec<String>,
-    /// `secret`: signs the request payload; default the global secret.
-    pub secret: String,
-    /// `header_sign`: header that receives the signature (default `X-Karajo-Sign`).
-    pub header_sign: String,
+pub struct HttpSpec {
     /// `http_method` as written, or `GET` when empty (echoed in JSON).
     pub http_method_text: String,
     /// `http_method`, parsed.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::model::DEFAULT_HTTP_TIMEOUT;
 use super::*;
-use crate::job::AuthKind;
+use crate::job::{AuthKind, JobKind};
 
 /// A temporary `dir_base` with a main config file at its root.
 struct Fixture {
@@ -65,12 +65,41 @@ impl Fixture {
     }
 }
 
-fn job<'a>(config: &'a Config, name: &str) -> &'a JobExecConfig {
-    config.jobs.iter().find(|j| j.name == name).unwrap()
+/// A job of one kind: its shared keys (reached through `Deref`) and its own (`kind`).
+struct Job<'a, K> {
+    common: &'a JobCommon,
+    kind: &'a K,
 }
 
-fn http_job<'a>(config: &'a Config, name: &str) -> &'a JobHttpConfig {
-    config.http_jobs.iter().find(|j| j.name == name).unwrap()
+impl<K> std::ops::Deref for Job<'_, K> {
+    type Target = JobCommon;
+
+    fn deref(&self) -> &JobCommon {
+        self.common
+    }
+}
+
+fn find<'a>(config: &'a Config, kind: JobKind, name: &str) -> &'a JobSpec {
+    config
+        .jobs_of(kind)
+        .find(|j| j.common.name == name)
+        .unwrap()
+}
+
+fn job<'a>(config: &'a Config, name: &str) -> Job<'a, ExecSpec> {
+    let spec = find(config, JobKind::Exec, name);
+    Job {
+        common: &spec.common,
+        kind: spec.kind.as_exec().unwrap(),
+    }
+}
+
+fn http_job<'a>(config: &'a Config, name: &str) -> Job<'a, HttpSpec> {
+    let spec = find(config, JobKind::Http, name);
+    Job {
+        common: &spec.common,
+        kind: spec.kind.as_http().unwrap(),
+    }
 }
 
 fn messages(diagnostics: &[Diagnostic]) -> Vec<String> {
@@ -123,20 +152,20 @@ fn spec_example_loads() {
 
     let exec = job(&config, "test success");
     assert_eq!(exec.id.as_str(), "test_success");
-    assert_eq!(exec.path.as_deref(), Some("/test-success"));
+    assert_eq!(exec.kind.path.as_deref(), Some("/test-success"));
     assert_eq!(exec.secret, "s3cret");
     assert_eq!(
-        exec.commands,
+        exec.kind.commands,
         [
             "echo Test job success",
             "echo Counter is $KARAJO_JOB_COUNTER"
         ]
     );
-    assert_eq!(exec.auth_kind, AuthKind::HmacSha256);
+    assert_eq!(exec.kind.auth_kind, AuthKind::HmacSha256);
     assert_eq!(exec.header_sign, "X-Karajo-Sign");
     assert_eq!(exec.log_retention, 5);
-    assert_eq!(exec.kill_grace, Duration::from_secs(5));
-    assert_eq!(exec.timeout, None);
+    assert_eq!(exec.kind.kill_grace, Duration::from_secs(5));
+    assert_eq!(exec.kind.timeout, None);
     assert_eq!((exec.schedule.is_none(), exec.interval), (true, None));
 
     let http = http_job(&config, "Test success");
@@ -147,15 +176,15 @@ fn spec_example_loads() {
     );
     assert_eq!(http.interval, Some(Duration::from_secs(60)));
     assert_eq!(
-        (http.http_method, http.http_method_text.as_str()),
+        (http.kind.http_method, http.kind.http_method_text.as_str()),
         (HttpMethod::Post, "POST")
     );
-    assert_eq!(http.http_url, "/karajo/api/job_exec/run/test-success");
-    assert_eq!(http.http_request_type, HttpRequestType::Json);
-    assert_eq!(http.http_request_type_text, "json");
-    assert_eq!(http.http_headers, [("X".to_string(), "Y".to_string())]);
-    assert_eq!(http.http_header_lines, ["X: Y"]);
-    assert_eq!(http.http_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(http.kind.http_url, "/karajo/api/job_exec/run/test-success");
+    assert_eq!(http.kind.http_request_type, HttpRequestType::Json);
+    assert_eq!(http.kind.http_request_type_text, "json");
+    assert_eq!(http.kind.http_headers, [("X".to_string(), "Y".to_string())]);
+    assert_eq!(http.kind.http_header_lines, ["X: Y"]);
+    assert_eq!(http.kind.http_timeout, Some(Duration::from_secs(300)));
     assert_eq!(http.secret, "s3cret");
 }
 
@@ -180,7 +209,7 @@ fn defaults_apply_to_an_almost_empty_file() {
     assert_eq!(config.max_sse_streams, 256);
     let key = fields::decode_key32(crate::auth::SOURCEHUT_PUBLIC_KEY_BASE64).unwrap();
     assert_eq!(config.sourcehut_public_key, key);
-    assert!(config.jobs.is_empty() && config.http_jobs.is_empty() && config.users.is_empty());
+    assert!(config.jobs.is_empty() && config.users.is_empty());
 }
 
 #[test]
@@ -222,7 +251,7 @@ fn new_global_keys_are_read() {
     let a = job(&config, "a");
     assert_eq!(a.timezone.iana_name(), Some("Asia/Jakarta"));
     assert_eq!(a.schedule.as_ref().unwrap().as_str(), "daily");
-    assert_eq!(a.sourcehut_public_key.as_slice(), want.as_slice());
+    assert_eq!(a.kind.sourcehut_public_key.as_slice(), want.as_slice());
     assert_eq!(job(&config, "b").timezone.iana_name(), Some("Europe/Paris"));
 }
 
@@ -362,9 +391,9 @@ fn job_d_files_override_in_name_order_and_follow_the_file_rules() {
     .unwrap();
     let config = fx.load_ok();
     let a = job(&config, "a");
-    assert_eq!(a.commands, ["twenty"]);
+    assert_eq!(a.kind.commands, ["twenty"]);
     assert_eq!((a.file.as_path(), a.line), (last.as_path(), 2));
-    let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+    let names: Vec<&str> = config.jobs.iter().map(|j| j.common.name.as_str()).collect();
     assert_eq!(names, ["a", "main only"]);
 }
 
@@ -381,10 +410,13 @@ fn job_dirs_read_only_their_own_kind() {
         "[job \"e2\"]\n[job.http \"h\"]\nhttp_url = /y\n",
     );
     let config = fx.load_ok();
-    let exec: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+    let exec: Vec<&str> = config
+        .jobs_of(JobKind::Exec)
+        .map(|j| j.common.name.as_str())
+        .collect();
     assert_eq!(exec, ["e"]);
-    assert_eq!(http_job(&config, "h").http_url, "/y");
-    assert_eq!(config.http_jobs.len(), 1);
+    assert_eq!(http_job(&config, "h").kind.http_url, "/y");
+    assert_eq!(config.jobs_of(JobKind::Http).count(), 1);
     let warned: Vec<(PathBuf, usize)> = config
         .warnings
         .iter()
@@ -465,7 +497,7 @@ fn paths_are_normalised() {
     let fx = Fixture::new();
     fx.main("", "[job \"a\"]\npath = /hello\n[job \"b\"]\npath = hello2\n[job \"c\"]\npath = /hello3/\n[job \"d\"]\npath =\n");
     let config = fx.load_ok();
-    let paths: Vec<Option<&str>> = config.jobs.iter().map(|j| j.path.as_deref()).collect();
+    let paths: Vec<Option<&str>> = config.jobs.iter().map(|j| j.kind.webhook_path()).collect();
     assert_eq!(
         paths,
         [Some("/hello"), Some("/hello2"), Some("/hello3"), None]
@@ -659,15 +691,15 @@ fn exec_job_keys_are_typed() {
     fx.main("", body);
     let config = fx.load_ok();
     let a = job(&config, "a");
-    assert_eq!(a.auth_kind, AuthKind::Github);
+    assert_eq!(a.kind.auth_kind, AuthKind::Github);
     assert_eq!(a.header_sign, "X-Sig");
     assert_eq!(a.log_retention, 5);
-    assert_eq!(a.timeout, Some(Duration::from_secs(3600)));
-    assert_eq!(a.kill_grace, Duration::ZERO);
+    assert_eq!(a.kind.timeout, Some(Duration::from_secs(3600)));
+    assert_eq!(a.kind.kill_grace, Duration::ZERO);
     assert_eq!(a.notif_on_success, ["n"]);
     assert_eq!(a.notif_on_failed, ["n", "m"]);
     assert_eq!(a.notif_on_recover, ["m"]);
-    assert!(job(&config, "no commands").commands.is_empty());
+    assert!(job(&config, "no commands").kind.commands.is_empty());
     assert_eq!(job(&config, "b").log_retention, 9);
     let n = config.notifs.iter().find(|n| n.name == "n").unwrap();
     let NotifKind::Email(email) = &n.kind else {
@@ -723,33 +755,36 @@ fn http_job_keys_are_typed() {
     let config = fx.load_ok();
     let a = http_job(&config, "a");
     assert_eq!(
-        (a.http_method, a.http_method_text.as_str()),
+        (a.kind.http_method, a.kind.http_method_text.as_str()),
         (HttpMethod::Post, "post")
     );
-    assert_eq!(a.http_request_type, HttpRequestType::Form);
-    assert_eq!(a.http_request_type_text, "FORM");
+    assert_eq!(a.kind.http_request_type, HttpRequestType::Form);
+    assert_eq!(a.kind.http_request_type_text, "FORM");
     let headers = [
         ("X-A".to_string(), "1:2".to_string()),
         ("X-B".to_string(), String::new()),
     ];
-    assert_eq!(a.http_headers, headers);
-    assert_eq!(a.http_header_lines, ["X-A : 1:2", "X-B:"]);
-    assert_eq!(a.http_header_secret, ["X-Tenant", "x-other"]);
-    assert_eq!(a.http_timeout, Some(Duration::from_secs(120)));
-    assert!(a.http_insecure);
+    assert_eq!(a.kind.http_headers, headers);
+    assert_eq!(a.kind.http_header_lines, ["X-A : 1:2", "X-B:"]);
+    assert_eq!(a.kind.http_header_secret, ["X-Tenant", "x-other"]);
+    assert_eq!(a.kind.http_timeout, Some(Duration::from_secs(120)));
+    assert!(a.kind.http_insecure);
     assert_eq!((a.secret.as_str(), a.header_sign.as_str()), ("own", "X-S"));
     let b = http_job(&config, "b");
     assert_eq!(
-        (b.http_method, b.http_method_text.as_str()),
+        (b.kind.http_method, b.kind.http_method_text.as_str()),
         (HttpMethod::Get, "GET")
     );
     assert_eq!(
-        (b.http_request_type, b.http_request_type_text.as_str()),
+        (
+            b.kind.http_request_type,
+            b.kind.http_request_type_text.as_str()
+        ),
         (HttpRequestType::Query, "")
     );
-    assert_eq!(b.http_timeout, None);
+    assert_eq!(b.kind.http_timeout, None);
     assert_eq!(
-        http_job(&config, "c").http_timeout,
+        http_job(&config, "c").kind.http_timeout,
         Some(Duration::from_secs(10))
     );
 }
@@ -908,7 +943,7 @@ fn karajo_sections_merge_and_job_sections_replace() {
         ("second", "s")
     );
     let a = job(&config, "a");
-    assert!(a.commands.is_empty());
+    assert!(a.kind.commands.is_empty());
     assert_eq!(a.description, "d");
 }
 

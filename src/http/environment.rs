@@ -126,7 +126,7 @@ fn render(snapshot: &Snapshot, live: &LiveConfig) -> String {
             .filter_map(|view| Some((view.name(), JobExecJson::new(view)?)))
             .collect(),
         http_jobs: snapshot
-            .http_jobs
+            .jobs
             .iter()
             .filter_map(|view| Some((view.name(), JobHttpJson::new(view)?)))
             .collect(),

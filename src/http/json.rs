@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::redact::{self, SecretHeaders};
-use crate::scheduler::{JobDef, JobView, LogSummary};
+use crate::scheduler::{JobDefKind, JobView, LogSummary};
 
 /// Go's zero `time.Time` in JSON.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -157,18 +157,19 @@ impl<'a> JobBaseJson<'a> {
     fn new(view: &'a JobView) -> Self {
         let def = &view.def;
         let id = view.id().as_str();
-        let schedule = def.schedule();
+        let common = &*def.common;
+        let schedule = common.schedule.as_ref();
         let timezone = schedule
             .and_then(|s| s.timezone().iana_name())
             .filter(|name| *name != "UTC")
             .unwrap_or("");
-        let [notif_on_success, notif_on_failed, _] = def.notif_lists();
+        let [notif_on_success, notif_on_failed, _] = common.notif_lists();
         Self {
             last_run: time(view.last_run),
             next_run: time(view.next_run),
             id,
             name: view.name(),
-            description: def.description(),
+            description: &common.description,
             status: view.status.as_str(),
             schedule: schedule.map_or("", |s| s.as_str()),
             notif_on_success,
@@ -178,8 +179,8 @@ impl<'a> JobBaseJson<'a> {
                 .iter()
                 .map(|l| LogSummaryJson::new(id, *l))
                 .collect(),
-            interval: def.interval().map_or(0, |d| d.as_nanos()),
-            log_retention: def.log_retention(),
+            interval: common.interval.map_or(0, |d| d.as_nanos()),
+            log_retention: common.log_retention,
             timezone,
         }
     }
@@ -212,13 +213,14 @@ pub struct JobExecJson<'a> {
 impl<'a> JobExecJson<'a> {
     /// The JSON of a command job's view; `None` for another kind.
     pub fn new(view: &'a JobView) -> Option<Self> {
-        let JobDef::Exec { config: cfg, .. } = &view.def else {
+        let JobDefKind::Exec { spec: cfg, .. } = &view.def.kind else {
             return None;
         };
+        let common = &view.def.common;
         Some(Self {
             path: cfg.path.as_deref().unwrap_or(""),
             auth_kind: cfg.auth_kind.as_str(),
-            header_sign: &cfg.header_sign,
+            header_sign: &common.header_sign,
             commands: &cfg.commands,
             base: JobBaseJson::new(view),
             timeout: cfg.timeout.map_or(0, |d| d.as_nanos()),
@@ -247,12 +249,13 @@ pub struct JobHttpJson<'a> {
 impl<'a> JobHttpJson<'a> {
     /// The JSON of an HTTP job's view; `None` for another kind.
     pub fn new(view: &'a JobView) -> Option<Self> {
-        let JobDef::Http { config: cfg, .. } = &view.def else {
+        let JobDefKind::Http { spec: cfg, .. } = &view.def.kind else {
             return None;
         };
-        let secret = SecretHeaders::new(&cfg.header_sign, &cfg.http_header_secret);
+        let common = &view.def.common;
+        let secret = SecretHeaders::new(&common.header_sign, &cfg.http_header_secret);
         Some(Self {
-            header_sign: &cfg.header_sign,
+            header_sign: &common.header_sign,
             http_method: &cfg.http_method_text,
             http_url: redact::url(&cfg.http_url),
             http_request_type: &cfg.http_request_type_text,

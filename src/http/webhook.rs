@@ -30,15 +30,15 @@ pub(super) async fn run(
 ) -> Result<Response, ApiError> {
     let live = state.live();
     let path = format!("/{}", path.trim_matches('/'));
-    let Some(job) = live.job_by_path(&path) else {
+    let Some((job, exec)) = live.job_by_path(&path) else {
         let (parts, body) = request.into_parts();
         return Ok(refuse(&state.bodies, &parts.headers, body, StatusCode::NOT_FOUND).await);
     };
     let auth = WebhookAuth {
-        kind: job.auth_kind,
+        kind: exec.auth_kind,
         header_sign: job.header_sign.clone(),
         secret: job.secret.as_bytes().to_vec(),
-        sourcehut_public_key: job.sourcehut_public_key,
+        sourcehut_public_key: exec.sourcehut_public_key,
     };
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
@@ -57,7 +57,7 @@ pub(super) async fn run(
     if let Err(err) = spend(
         &state,
         &live.config,
-        job.auth_kind,
+        exec.auth_kind,
         id,
         &headers,
         &body.bytes,

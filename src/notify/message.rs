@@ -167,10 +167,7 @@ impl Pending {
 /// The web UI address of a run's log: `<base>/karajo/job_exec/log?id=..&counter=..`
 /// (`job_http` for HTTP jobs).
 pub fn log_url(base: &str, kind: JobKind, id: &JobId, counter: u64) -> String {
-    let group = match kind {
-        JobKind::Exec => "job_exec",
-        JobKind::Http => "job_http",
-    };
+    let group = kind.route();
     let base = base.trim_end_matches('/');
     let id = serde_urlencoded::to_string([("id", id.as_str())]).unwrap_or_default();
     format!("{base}/karajo/{group}/log?{id}&counter={counter}")

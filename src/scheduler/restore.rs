@@ -59,7 +59,7 @@ pub(super) fn restore_job(
     for path in &scan.ignored {
         tracing::warn!(job = %key, file = %path.display(), "ignoring a file in the log directory that is not a run log of this job");
     }
-    let retention = def.log_retention();
+    let retention = def.common.log_retention;
     if let Err(err) = run_log::prune(&mut scan.entries, retention) {
         tracing::warn!(job = %key, %err, "cannot delete old run logs");
     }

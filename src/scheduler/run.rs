@@ -11,9 +11,9 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::JobDef;
+use super::{JobDef, JobDefKind};
 use crate::clock::SharedClock;
-use crate::config::{JobExecConfig, JobHttpConfig};
+use crate::config::{ExecSpec, HttpSpec, JobCommon};
 use crate::exec::{self, HttpJob, LogSink, Outcome, RunContext, ShellJob};
 use crate::job::{JobId, JobKey, JobKind, RunStatus, Trigger};
 use crate::notify::{Notifier, NotifyOn, RunRecord};
@@ -98,40 +98,20 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
     exec::log_line(&log, &framing::trigger(ctx.trigger));
 
     let body_file = write_request_body(&ctx, &request_file).await;
-    let outcome = match (&def, &body_file) {
-        (_, Err(err)) => Outcome::Failed(format!("cannot store the request body: {err}")),
-        (
-            JobDef::Exec {
-                config,
-                function: Some(function),
-            },
-            Ok(_),
-        ) => {
-            exec::run_function(
-                function,
-                ctx.clone(),
-                log.clone(),
+    let outcome = match &body_file {
+        Err(err) => Outcome::Failed(format!("cannot store the request body: {err}")),
+        Ok(body) => {
+            let run = KindRun {
+                common: &def.common,
+                ctx: &ctx,
+                work_dir: &work_dir,
+                group_dir,
+                body: body.as_ref(),
+                log: log.clone(),
                 cancel,
-                config.timeout,
-                config.kill_grace,
-            )
-            .await
-        }
-        (
-            JobDef::Exec {
-                config,
-                function: None,
-            },
-            Ok(body),
-        ) => {
-            let mut job = shell_job(config, &ctx, &work_dir, body.as_ref());
-            job.group_record = Some((group_dir, format!("{}.{}", ctx.job_id, ctx.counter)));
-            exec::run_shell(&job, log.clone(), cancel).await
-        }
-        (JobDef::Http { config, url, sent }, Ok(_)) => {
-            let mut job = http_job(config, url);
-            job.sent = sent.clone();
-            exec::run_http(&job, clock.now().as_second(), log.clone(), cancel).await
+                clock: &clock,
+            };
+            def.kind.run(run).await
         }
     };
     exec::log_line(&log, &closing_line(def.kind(), &id, &outcome));
@@ -175,7 +155,7 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
             log_path,
             previous,
         };
-        let [success, failed, recover] = def.notif_lists();
+        let [success, failed, recover] = def.common.notif_lists();
         let on = NotifyOn {
             success,
             failed,
@@ -191,23 +171,80 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
         counter,
         status,
         at,
-        exit_code: exit_code(&def, &outcome),
+        exit_code: exit_code(&def.kind, &outcome),
     });
+}
+
+/// What a run of any kind gets to work with, besides its kind's own configuration.
+struct KindRun<'a> {
+    common: &'a JobCommon,
+    ctx: &'a RunContext,
+    work_dir: &'a Path,
+    group_dir: PathBuf,
+    /// The stored request body of a webhook run.
+    body: Option<&'a PathBuf>,
+    log: exec::SharedLog,
+    cancel: CancellationToken,
+    clock: &'a SharedClock,
+}
+
+impl JobDefKind {
+    /// Does the work of one run of this kind: the registered function or the shell
+    /// commands of a command job, the request of an HTTP job.
+    async fn run(&self, run: KindRun<'_>) -> Outcome {
+        match self {
+            Self::Exec {
+                spec,
+                function: Some(function),
+            } => {
+                exec::run_function(
+                    function,
+                    run.ctx.clone(),
+                    run.log,
+                    run.cancel,
+                    spec.timeout,
+                    spec.kill_grace,
+                )
+                .await
+            }
+            Self::Exec {
+                spec,
+                function: None,
+            } => {
+                let mut job = shell_job(spec, run.ctx, run.work_dir, run.body);
+                let record = format!("{}.{}", run.ctx.job_id, run.ctx.counter);
+                job.group_record = Some((run.group_dir, record));
+                exec::run_shell(&job, run.log, run.cancel).await
+            }
+            Self::Http { spec, url, sent } => {
+                let mut job = http_job(run.common, spec, url);
+                job.sent = sent.clone();
+                let now = run.clock.now().as_second();
+                exec::run_http(&job, now, run.log, run.cancel).await
+            }
+        }
+    }
+
+    /// The exit code a successful run reports: 0 when shell commands ran (every one
+    /// succeeded), `None` when no command exited (functions, HTTP requests).
+    fn success_exit_code(&self) -> Option<i32> {
+        match self {
+            Self::Exec {
+                spec,
+                function: None,
+            } if !spec.commands.is_empty() => Some(0),
+            _ => None,
+        }
+    }
 }
 
 /// The exit code of the command that ended a run: a failed command's code, 0 when
 /// every command of a shell run succeeded, `None` when no command exited (functions,
 /// HTTP requests, timeouts, cancels, commands killed by a signal).
-fn exit_code(def: &JobDef, outcome: &Outcome) -> Option<i32> {
-    match (outcome, def) {
-        (Outcome::Exited(code), _) => Some(*code),
-        (
-            Outcome::Success,
-            JobDef::Exec {
-                config,
-                function: None,
-            },
-        ) if !config.commands.is_empty() => Some(0),
+fn exit_code(kind: &JobDefKind, outcome: &Outcome) -> Option<i32> {
+    match outcome {
+        Outcome::Exited(code) => Some(*code),
+        Outcome::Success => kind.success_exit_code(),
         _ => None,
     }
 }
@@ -241,7 +278,7 @@ async fn write_request_body(ctx: &RunContext, path: &Path) -> io::Result<Option<
 /// The commands, directory and environment of a shell run (spec 6.2 plus the new
 /// variables).
 fn shell_job(
-    cfg: &JobExecConfig,
+    cfg: &ExecSpec,
     ctx: &RunContext,
     work_dir: &Path,
     body: Option<&PathBuf>,
@@ -272,15 +309,15 @@ fn shell_job(
 }
 
 /// The request of an HTTP run.
-fn http_job(cfg: &JobHttpConfig, url: &str) -> HttpJob {
+fn http_job(common: &JobCommon, cfg: &HttpSpec, url: &str) -> HttpJob {
     HttpJob {
         method: cfg.http_method,
         url: url.to_string(),
         request_type: cfg.http_request_type,
         headers: cfg.http_headers.clone(),
-        secret: cfg.secret.clone(),
-        header_sign: cfg.header_sign.clone(),
-        secret_headers: SecretHeaders::new(&cfg.header_sign, &cfg.http_header_secret),
+        secret: common.secret.clone(),
+        header_sign: common.header_sign.clone(),
+        secret_headers: SecretHeaders::new(&common.header_sign, &cfg.http_header_secret),
         timeout: cfg.http_timeout,
         insecure: cfg.http_insecure,
         sent: None,

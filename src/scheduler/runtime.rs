@@ -16,7 +16,7 @@ use super::run::{self, Finished, RunPlan};
 use super::{Command, JobDef, JobView, LogSummary, SchedulerHandle, Snapshot, TriggerError};
 use crate::clock::SharedClock;
 use crate::exec::{RunContext, WebhookRequest};
-use crate::job::{JobKey, JobKind, RunStatus, Trigger};
+use crate::job::{JobKey, RunStatus, Trigger};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::schedule::interval_next;
@@ -285,7 +285,7 @@ impl Runtime {
 
     /// Starts an accepted run now, or queues it for a free slot.
     fn activate(&mut self, key: &JobKey, req: Request) {
-        if key.kind != JobKind::Exec || self.running < self.max_running {
+        if !key.kind.needs_slot() || self.running < self.max_running {
             self.start_run(key, req);
         } else if let Some(job) = self.jobs.get_mut(key) {
             job.active = Some(Active::Waiting(req));
@@ -312,7 +312,7 @@ impl Runtime {
             .map(|l| l.status)
             .find(|s| matches!(s, RunStatus::Success | RunStatus::Failed));
         // Room for the new log within the retention.
-        let keep = job.def.log_retention().saturating_sub(1);
+        let keep = job.def.common.log_retention.saturating_sub(1);
         if let Err(err) = run_log::prune(&mut job.logs, keep) {
             tracing::warn!(job = %key, %err, "cannot delete old run logs");
         }
@@ -383,7 +383,7 @@ impl Runtime {
     }
 
     fn finished(&mut self, done: Finished) {
-        if done.key.kind == JobKind::Exec {
+        if done.key.kind.needs_slot() {
             self.running = self.running.saturating_sub(1);
         } else {
             self.unslotted = self.unslotted.saturating_sub(1);
@@ -417,7 +417,7 @@ impl Runtime {
                 self.index_names();
             } else if let Some(next) = next {
                 // Behind whoever already waits for a slot.
-                if done.key.kind == JobKind::Exec {
+                if done.key.kind.needs_slot() {
                     job.active = Some(Active::Waiting(next));
                     self.waiting.push_back(done.key.clone());
                 } else {
@@ -453,10 +453,10 @@ impl Runtime {
         job.stale = true;
         self.changed = true;
         if !paused {
-            // The original resets a resumed HTTP job to `started` (spec 6.4); a run in
-            // progress still shows `running` and sets the status when it ends.
-            if key.kind == JobKind::Http {
-                job.status = RunStatus::Started;
+            // Some kinds reset a resumed job's status (spec 6.4); a run in progress
+            // still shows `running` and sets the status when it ends.
+            if let Some(status) = key.kind.status_on_resume() {
+                job.status = status;
             }
             self.arm(key, now);
         }
@@ -529,14 +529,14 @@ impl Runtime {
         if job.removed || self.stopping.is_some() {
             return;
         }
-        let next = if let Some(schedule) = job.def.schedule() {
+        let next = if let Some(schedule) = job.def.common.schedule.as_ref() {
             let next = schedule.next_after(slot);
             Some(if next <= now {
                 schedule.next_after(now)
             } else {
                 next
             })
-        } else if let Some(interval) = job.def.interval() {
+        } else if let Some(interval) = job.def.common.interval {
             // While paused, ticks are skipped one interval apart (the original's paused
             // tick also counts as a run for the next one).
             let since = if job.paused { Some(now) } else { job.last_run };
@@ -676,10 +676,7 @@ impl Runtime {
                 job.view = Arc::new(job.build_view());
                 job.stale = false;
             }
-            match key.kind {
-                JobKind::Exec => snapshot.jobs.push(job.view.clone()),
-                JobKind::Http => snapshot.http_jobs.push(job.view.clone()),
-            }
+            snapshot.jobs.push(job.view.clone());
         }
         self.snapshot_tx.send_replace(Arc::new(snapshot));
     }
@@ -738,7 +735,7 @@ const SAVE_INTERVAL: Duration = Duration::from_millis(250);
 /// The state file's content for a snapshot.
 fn state_of(snapshot: &Snapshot) -> StateFile {
     let mut state = StateFile::default();
-    for view in snapshot.jobs.iter().chain(&snapshot.http_jobs) {
+    for view in &snapshot.jobs {
         *state.entry(view.def.kind(), view.id()) = JobState {
             paused: view.paused,
             last_run: view.last_run,

@@ -146,7 +146,7 @@ impl Layout {
         create_private_dir(&work_dir)?;
         tighten(&work_dir);
         let log_dir = self.log_dir(kind, id);
-        if kind == JobKind::Http
+        if kind.had_log_file()
             && let Ok(meta) = log_dir.symlink_metadata()
             && meta.is_file()
         {

@@ -163,12 +163,7 @@ fn key(kind: JobKind, id: &JobId) -> String {
 
 fn parse_key(key: &str) -> Option<(JobKind, JobId)> {
     let (kind, id) = key.split_once('/')?;
-    let kind = match kind {
-        "job" => JobKind::Exec,
-        "job_http" => JobKind::Http,
-        _ => return None,
-    };
-    Some((kind, JobId::from_raw(id)))
+    Some((JobKind::parse(kind)?, JobId::from_raw(id)))
 }
 
 /// Renames `path` to `<name>.corrupt-<secs>` (or `…-<secs>-<n>` if taken) beside it.

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use super::chart;
 use crate::job::{JobKind, RunStatus, Trigger};
 use crate::redact::{self, SecretHeaders};
-use crate::scheduler::{JobDef, JobView, Snapshot};
+use crate::scheduler::{JobDefKind, JobView, Snapshot};
 
 /// Bars in a dashboard card's chart.
 const CARD_BARS: usize = 12;
@@ -254,7 +254,7 @@ pub(super) fn ui_status(view: &JobView) -> &'static str {
 pub(super) fn next_note(view: &JobView) -> &'static str {
     if view.paused {
         "paused"
-    } else if view.def.interval().is_some() || view.def.schedule().is_some() {
+    } else if view.def.common.interval.is_some() || view.def.common.schedule.is_some() {
         "after this run"
     } else {
         "on request"
@@ -361,10 +361,12 @@ impl ViewSource {
     /// The dashboard's live part (blocking).
     pub(super) fn jobs(&self, snapshot: &Snapshot, now: Timestamp) -> JobsFragment {
         JobsFragment {
-            exec_jobs: snapshot.jobs.iter().map(|v| self.card(v, now)).collect(),
+            exec_jobs: snapshot
+                .jobs_of(JobKind::Exec)
+                .map(|v| self.card(v, now))
+                .collect(),
             http_jobs: snapshot
-                .http_jobs
-                .iter()
+                .jobs_of(JobKind::Http)
                 .map(|v| self.card(v, now))
                 .collect(),
             running: snapshot.running,
@@ -399,7 +401,8 @@ impl ViewSource {
 pub(super) fn detail(view: &JobView, now: Timestamp) -> JobDetail {
     let kind = view.def.kind();
     let id = view.id().to_string();
-    let schedule_text = match (view.def.schedule(), view.def.interval()) {
+    let common = &*view.def.common;
+    let schedule_text = match (common.schedule.as_ref(), common.interval) {
         (Some(schedule), _) => format!("{} — {}", schedule.as_str(), schedule.describe()),
         (None, Some(every)) => format!(
             "every {} after the previous run ends",
@@ -407,9 +410,9 @@ pub(super) fn detail(view: &JobView, now: Timestamp) -> JobDetail {
         ),
         (None, None) => "none: runs only when triggered".to_string(),
     };
-    let upcoming = view
-        .def
-        .schedule()
+    let upcoming = common
+        .schedule
+        .as_ref()
         .map(|s| {
             s.upcoming(now, 5)
                 .into_iter()
@@ -418,9 +421,9 @@ pub(super) fn detail(view: &JobView, now: Timestamp) -> JobDetail {
         })
         .unwrap_or_default();
     let mut facts = Vec::new();
-    let (description, lines, lines_title) = match &view.def {
-        JobDef::Exec {
-            config: job,
+    let (lines, lines_title) = match &view.def.kind {
+        JobDefKind::Exec {
+            spec: job,
             function,
         } => {
             if let Some(path) = &job.path {
@@ -429,7 +432,7 @@ pub(super) fn detail(view: &JobView, now: Timestamp) -> JobDetail {
                     value: format!(
                         "POST /karajo/api/job_exec/run{path} ({}, {})",
                         job.auth_kind.as_str(),
-                        job.header_sign
+                        common.header_sign
                     ),
                 });
             }
@@ -445,10 +448,10 @@ pub(super) fn detail(view: &JobView, now: Timestamp) -> JobDetail {
                     value: "a Rust function registered for this job".into(),
                 });
             }
-            (job.description.clone(), job.commands.clone(), "Commands")
+            (job.commands.clone(), "Commands")
         }
-        JobDef::Http { config: job, .. } => {
-            let secret = SecretHeaders::new(&job.header_sign, &job.http_header_secret);
+        JobDefKind::Http { spec: job, .. } => {
+            let secret = SecretHeaders::new(&common.header_sign, &job.http_header_secret);
             facts.push(Fact {
                 name: "Request",
                 value: format!(
@@ -476,7 +479,6 @@ pub(super) fn detail(view: &JobView, now: Timestamp) -> JobDetail {
                 });
             }
             (
-                job.description.clone(),
                 job.http_header_lines
                     .iter()
                     .map(|line| secret.header_line(line).into_owned())
@@ -487,18 +489,15 @@ pub(super) fn detail(view: &JobView, now: Timestamp) -> JobDetail {
     };
     facts.push(Fact {
         name: "Logs kept",
-        value: view.def.log_retention().to_string(),
+        value: common.log_retention.to_string(),
     });
     JobDetail {
         kind: kind.as_str(),
-        kind_label: match kind {
-            JobKind::Exec => "Command job",
-            JobKind::Http => "HTTP job",
-        },
+        kind_label: kind.title(),
         control_href: format!("{}/control", job_href(kind, &id)),
         id,
         name: view.name().to_string(),
-        description,
+        description: common.description.clone(),
         schedule_text,
         upcoming,
         facts,
