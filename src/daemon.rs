@@ -25,12 +25,12 @@ use crate::auth::replay::{DEFAULT_DELIVERY_TTL, DEFAULT_REPLAY_CAPACITY};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, ConfigErrors, Diagnostic, JobKindSpec};
 use crate::exec::JobFn;
-use crate::http::{self, AppState, LiveConfig};
 use crate::job::JobKind;
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, NotifierOptions};
 use crate::scheduler::{self, JobDef, JobDefKind, SchedulerHandle, SchedulerOptions};
 use crate::store::{Layout, StateFile};
+use crate::web::{self, AppState, LiveConfig};
 
 /// How long processes left running by a killed karajo get between SIGTERM and SIGKILL.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(5);
@@ -225,7 +225,7 @@ impl Daemon {
             max_sse_streams = config.max_sse_streams,
             "HTTP server limits"
         );
-        let wui = crate::wui::WuiState::new(config.max_sse_streams);
+        let wui = crate::web::pages::WuiState::new(config.max_sse_streams);
         let notifier = Notifier::start(NotifierOptions::new(
             layout.notify_dir(),
             config.notifs.clone(),
@@ -248,7 +248,7 @@ impl Daemon {
             layout,
             clock: self.clock.clone(),
             replay: self.replay.clone(),
-            bodies: http::body::BodyBudget::for_max_body(max_body_size),
+            bodies: web::body::BodyBudget::for_max_body(max_body_size),
             metrics,
             sessions: Arc::new(crate::auth::session::SessionStore::default()),
             wui,
@@ -256,7 +256,7 @@ impl Daemon {
         };
         let stop_http = CancellationToken::new();
         let live = app_state.live.clone();
-        let app = http::app(app_state);
+        let app = web::app(app_state);
         let server_task = tokio::spawn(serve::serve(
             listener,
             app,

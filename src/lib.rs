@@ -9,9 +9,10 @@
 //! [`scheduler`] (the one owner of runtime state), [`notify`] (mail and web hook
 //! notifications), [`metrics`] (Prometheus counters), [`redact`] (pure: which header
 //! values and URL parts are never shown), [`suggest`] (pure: "did you mean" for
-//! configuration messages and job ids), [`percent`] (pure: percent-decoding), [`http`] (thin API adapters), [`wui`] (the web
-//! UI's pages), [`daemon`] (the composition root), [`client`] (the typed client of a
-//! server) and [`cli`] (the `karajo` command line).
+//! configuration messages and job ids), [`percent`] (pure: percent-decoding), [`web`]
+//! (the original's API and the web UI's pages in one router), [`daemon`] (the
+//! composition root), [`client`] (the typed client of a server) and [`cli`] (the
+//! `karajo` command line).
 
 pub mod auth;
 pub mod cli;
@@ -20,7 +21,6 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod exec;
-pub mod http;
 pub mod job;
 pub mod metrics;
 pub mod notify;
@@ -30,7 +30,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod store;
 pub mod suggest;
-pub mod wui;
+pub mod web;
 
 pub use daemon::{Daemon, DaemonError, RunningDaemon};
 

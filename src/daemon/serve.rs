@@ -13,7 +13,7 @@
 //!   direction for that long is closed, whatever it is doing: a body that stopped
 //!   arriving, a client that stopped reading its answer (a live stream whose reader
 //!   went away), a kept-alive connection. Handlers answer well within it, and live
-//!   streams send a keep-alive comment more often (see `wui::events`).
+//!   streams send a keep-alive comment more often (see `web::pages::events`).
 //! - **Body-read timeout** (`body_read_timeout`): the request body must arrive within
 //!   it, counted from the end of the headers, so a body trickled a byte at a time
 //!   cannot hold a slot; the answer is `408` and the connection is closed.
@@ -51,7 +51,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
-use crate::http::LiveConfig;
+use crate::web::LiveConfig;
 
 /// How long the accept loop pauses after an error that is not about one connection
 /// (such as running out of file descriptors), so it does not spin.

@@ -108,7 +108,7 @@ command = echo $KARAJO_JOB_COUNTER
     d.wait_status("every", "success").await;
     assert_eq!(d.api_form("pause", "every").await.status(), 200);
     clock.set(minutes(30));
-    let expected = karajo::http::json::time(Some(minutes(35)));
+    let expected = karajo::web::api::json::time(Some(minutes(35)));
     let job = wait_for("the skipped tick to move next_run", || async {
         let job = d.job("every").await;
         (job["next_run"] == expected.as_str()).then_some(job)

@@ -1,17 +1,14 @@
-//! The HTTP surface: thin axum adapters that check limits and signatures, call the
-//! scheduler handle or the store, and answer with the original's JSON envelopes and
-//! error objects (spec 4). One file per endpoint group; [`error::ApiError`] renders
-//! every failure.
+//! The web room: one axum application serving the original's API ([`api`]) and the web
+//! UI's pages ([`pages`]), with the state every handler shares ([`AppState`]), the
+//! access rules ([`access`]), the client address rules ([`peer`]) and the request body
+//! budget ([`body`]). [`app`] builds the whole router; the daemon serves it and tests
+//! drive it with `tower::ServiceExt::oneshot`.
 
 pub mod access;
+pub mod api;
 pub mod body;
-pub mod environment;
-mod error;
-mod job_exec;
-mod job_http;
-pub mod json;
+pub mod pages;
 pub mod peer;
-mod webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,14 +16,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-
-pub use error::ApiError;
 
 use crate::auth::ReplayGuard;
 use crate::auth::session::SessionStore;
@@ -91,9 +84,9 @@ pub struct AppState {
     /// Web UI sessions.
     pub sessions: Arc<SessionStore>,
     /// What the web UI keeps between requests.
-    pub wui: crate::wui::WuiState,
+    pub wui: pages::WuiState,
     /// The last rendering of the environment.
-    pub env_cache: Arc<environment::EnvCache>,
+    pub env_cache: Arc<api::environment::EnvCache>,
 }
 
 impl AppState {
@@ -116,26 +109,9 @@ pub fn app(
 + Send
 + 'static {
     let body_limit = state.live().config.max_body_size;
-    // Read endpoints: open without users, else a session or a signature (access.rs).
-    let reads = Router::new()
-        .route("/karajo/api/environment", get(environment::get_environment))
-        .route("/karajo/api/job_exec/log", get(job_exec::log))
-        .route("/karajo/api/job_http", get(job_http::get))
-        .route("/karajo/api/job_http/log", get(job_http::log))
-        .route("/karajo/metrics", get(metrics))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            access::require_reader,
-        ));
     let router = Router::new()
-        .route("/karajo/api/job_exec/run/{*path}", post(webhook::run))
-        .route("/karajo/api/job_exec/pause", post(job_exec::pause))
-        .route("/karajo/api/job_exec/resume", post(job_exec::resume))
-        .route("/karajo/api/job_exec/cancel", post(job_exec::cancel))
-        .route("/karajo/api/job_http/pause", post(job_http::pause))
-        .route("/karajo/api/job_http/resume", post(job_http::resume))
-        .merge(reads)
-        .merge(crate::wui::routes(state.clone()))
+        .merge(api::routes(state.clone()))
+        .merge(pages::routes(state.clone()))
         // Handlers that read bodies themselves (web hooks, signed forms) use body.rs;
         // the extractors of the other routes (login and control forms) get little.
         .layer(DefaultBodyLimit::max(body::SMALL_BODY_LIMIT))
@@ -144,7 +120,7 @@ pub fn app(
         // Outside the limits, so web hooks refused for their size are counted too.
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            webhook::count_outcome,
+            api::count_outcome,
         ))
         .layer(CompressionLayer::new().gzip(true))
         .with_state(state);
@@ -177,19 +153,4 @@ fn normalize_api_path(mut req: Request) -> Request {
         }
     }
     req
-}
-
-/// `GET /karajo/metrics`: the Prometheus text format.
-async fn metrics(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> axum::response::Response {
-    let text = state.metrics.render(&state.scheduler.snapshot());
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
 }

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::ApiError;
+use super::api::ApiError;
 
 /// The budget is counted in blocks of this many bytes (semaphore permits are `u32`).
 const BLOCK: usize = 1024;

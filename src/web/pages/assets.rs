@@ -21,17 +21,17 @@ const ASSETS: &[Asset] = &[
     Asset {
         name: "karajo.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../wui/static/karajo.css"),
+        body: include_bytes!("../../../wui/static/karajo.css"),
     },
     Asset {
         name: "karajo.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../wui/static/karajo.js"),
+        body: include_bytes!("../../../wui/static/karajo.js"),
     },
     Asset {
         name: "favicon.svg",
         content_type: "image/svg+xml",
-        body: include_bytes!("../../wui/static/favicon.svg"),
+        body: include_bytes!("../../../wui/static/favicon.svg"),
     },
 ];
 

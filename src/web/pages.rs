@@ -3,7 +3,7 @@
 //! the live dashboard, a job's page with its controls, and live run logs, plus
 //! `dir_public` served at `/`. It reads the scheduler's snapshots and the run logs
 //! and calls the scheduler handle; it owns no job state. Sessions and users are in
-//! [`crate::auth`]; who may read is decided in [`crate::http::access`].
+//! [`crate::auth`]; who may read is decided in [`crate::web::access`].
 //!
 //! Access: with no users in `user.conf` every page is open and the controls ask for
 //! the global secret; with users, pages need a session (else they redirect to the
@@ -18,8 +18,8 @@ mod chart;
 mod controls;
 mod events;
 mod login;
-mod pages;
 mod public;
+mod screens;
 mod view;
 
 use std::sync::Arc;
@@ -34,9 +34,9 @@ use tokio::sync::Semaphore;
 
 use crate::auth::session::SessionInfo;
 use crate::auth::throttle::LoginThrottle;
-use crate::http::AppState;
-use crate::http::access;
 use crate::job::JobKind;
+use crate::web::AppState;
+use crate::web::access;
 
 pub use ansi::AnsiHtml;
 
@@ -259,10 +259,10 @@ pub(crate) fn parse_kind(word: &str) -> Option<JobKind> {
 pub fn routes(state: AppState) -> Router<AppState> {
     // Pages: a session or no users, else to the login page.
     let pages = Router::new()
-        .route("/karajo/app", get(pages::dashboard))
-        .route("/karajo/app/", get(pages::dashboard))
-        .route("/karajo/app/{kind}/{id}", get(pages::job))
-        .route("/karajo/app/{kind}/{id}/log/{counter}", get(pages::log))
+        .route("/karajo/app", get(screens::dashboard))
+        .route("/karajo/app/", get(screens::dashboard))
+        .route("/karajo/app/{kind}/{id}", get(screens::job))
+        .route("/karajo/app/{kind}/{id}/log/{counter}", get(screens::log))
         .route_layer(middleware::from_fn_with_state(state.clone(), page_gate));
     // Streams and downloads: a session or no users, else 401.
     let live = Router::new()
@@ -273,21 +273,21 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route(
             "/karajo/app/{kind}/{id}/log/{counter}/raw",
-            get(pages::raw_log),
+            get(screens::raw_log),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), live_gate));
     let open = Router::new()
-        .route("/karajo", get(pages::entry))
-        .route("/karajo/", get(pages::entry))
-        .route("/karajo/index.html", get(pages::entry))
+        .route("/karajo", get(screens::entry))
+        .route("/karajo/", get(screens::entry))
+        .route("/karajo/index.html", get(screens::entry))
         .route("/karajo/login", get(login::page).post(login::submit))
         .route("/karajo/logout", post(login::logout))
         .route("/karajo/api/auth/login", post(login::api))
         .route("/karajo/app/{kind}/{id}/control", post(controls::control))
-        .route("/karajo/job_exec/log", get(pages::legacy_log_exec))
-        .route("/karajo/job_exec/log/", get(pages::legacy_log_exec))
-        .route("/karajo/job_http/log", get(pages::legacy_log_http))
-        .route("/karajo/job_http/log/", get(pages::legacy_log_http));
+        .route("/karajo/job_exec/log", get(screens::legacy_log_exec))
+        .route("/karajo/job_exec/log/", get(screens::legacy_log_exec))
+        .route("/karajo/job_http/log", get(screens::legacy_log_http))
+        .route("/karajo/job_http/log/", get(screens::legacy_log_http));
     let pages = pages
         .merge(live)
         .merge(open)

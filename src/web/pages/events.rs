@@ -25,13 +25,13 @@ use futures_util::stream::{self, Stream};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
-use super::pages::{PAGE_LOG_LIMIT, find_job, source};
+use super::screens::{PAGE_LOG_LIMIT, find_job, source};
 use super::view::{self, JobLiveFragment};
 use super::{AnsiHtml, Viewer, WuiError, parse_kind};
-use crate::http::AppState;
 use crate::job::{JobId, JobKey, RunStatus};
 use crate::scheduler::Snapshot;
 use crate::store::{framing, run_log};
+use crate::web::AppState;
 
 /// The shortest time between two updates of one stream.
 const THROTTLE: Duration = Duration::from_millis(300);
@@ -284,11 +284,11 @@ pub(super) async fn log_tail(
     let slot = stream_slot(&state)?;
     let view = find_job(&state, &kind, &id)?;
     let job_kind = parse_kind(&kind).ok_or(WuiError::JobNotFound)?;
-    let (mut file, _, len) = super::pages::open_log(&state, &view, counter).await?;
+    let (mut file, _, len) = super::screens::open_log(&state, &view, counter).await?;
     // The colours in force at `offset` (replayed from where the page's part starts,
     // at most the page's limit back), and the run's start.
     let offset = query.offset.min(len);
-    let start = super::pages::run_record(&state, &view, counter).and_then(|r| r.started);
+    let start = super::screens::run_record(&state, &view, counter).and_then(|r| r.started);
     let shown = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
         let shown = match query.from {
             Some(from) if from <= offset && offset - from <= PAGE_LOG_LIMIT + 1 => {

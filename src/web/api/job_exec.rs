@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::body::SMALL_BODY_LIMIT;
 use super::json::{self, JobExecJson, LogJson};
 use super::{ApiError, AppState, access};
 use crate::job::{JobId, JobKey, JobKind};
 use crate::scheduler::{JobView, LogSummary};
 use crate::store::run_log;
+use crate::web::body::SMALL_BODY_LIMIT;
 
 /// `POST /karajo/api/job_exec/pause`.
 pub(super) async fn pause(
@@ -74,9 +74,9 @@ async fn signed_form_job(state: &AppState, request: Request) -> Result<JobKey, R
     let (parts, body) = request.into_parts();
     if !access::has_signature(&parts.headers) {
         let refusal = ApiError::bad_signature();
-        return Err(super::body::refuse(&state.bodies, &parts.headers, body, refusal).await);
+        return Err(crate::web::body::refuse(&state.bodies, &parts.headers, body, refusal).await);
     }
-    let body = super::body::read(&state.bodies, &parts.headers, body, SMALL_BODY_LIMIT)
+    let body = crate::web::body::read(&state.bodies, &parts.headers, body, SMALL_BODY_LIMIT)
         .await
         .map_err(IntoResponse::into_response)?;
     access::accept_global_signature(state, &parts.headers, &body.bytes)

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
 use super::AppState;
-use super::json;
+use super::api::json;
 use crate::auth::session::SessionInfo;
 use crate::auth::{AuthError, HEADER_KARAJO_SIGN, ReplayError, verify_global};
 
@@ -96,7 +96,7 @@ pub async fn require_reader(State(state): State<AppState>, req: Request, next: N
     let why = match accept_global_signature(&state, req.headers(), query) {
         Ok(()) => return next.run(req).await,
         Err(SignRefusal::Stamp(err)) if err.is_reuse() => {
-            return super::ApiError::replayed(err.to_string()).into_response();
+            return super::api::ApiError::replayed(err.to_string()).into_response();
         }
         Err(SignRefusal::Stamp(err)) => err.to_string(),
         Err(SignRefusal::Signature(_)) => "login or a signature is required".to_owned(),

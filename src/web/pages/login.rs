@@ -6,7 +6,7 @@
 //! login throttle ([`crate::auth::throttle`]): a client or user name that failed too
 //! often, or that already has a check in flight, gets `429` with `Retry-After` and no
 //! bcrypt at all. The client is the connection's peer address, or the address a
-//! `trusted_proxy` forwards ([`crate::http::peer`]).
+//! `trusted_proxy` forwards ([`crate::web::peer`]).
 //!
 //! Login CSRF: the form carries a token that is an HMAC (with a key made at each
 //! start) of a random value in the `karajo_login` cookie (`HttpOnly`, `SameSite=Lax`)
@@ -32,9 +32,9 @@ use super::{Chrome, WuiError, html};
 use crate::auth::session::{self, SessionInfo};
 use crate::auth::throttle::Throttled;
 use crate::auth::user::{self, LoginError};
-use crate::http::access::{self, SESSION_COOKIE};
-use crate::http::peer::{self, Peer};
-use crate::http::{AppState, json};
+use crate::web::access::{self, SESSION_COOKIE};
+use crate::web::peer::{self, Peer};
+use crate::web::{AppState, api::json};
 
 /// Where a login goes when it names nowhere (or somewhere outside the UI).
 const HOME: &str = "/karajo/app/";

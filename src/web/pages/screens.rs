@@ -14,11 +14,11 @@ use tokio_util::io::ReaderStream;
 use super::controls::Notice;
 use super::view::{self, JobDetail, JobLive, JobsFragment, TimeView, ViewSource};
 use super::{AnsiHtml, Chrome, Viewer, WuiError, html, parse_kind};
-use crate::http::AppState;
-use crate::http::access;
 use crate::job::{JobKind, RunStatus};
 use crate::scheduler::JobView;
 use crate::store::run_log;
+use crate::web::AppState;
+use crate::web::access;
 
 /// `GET /karajo/`: the dashboard, or the login page when users exist and the request
 /// has no session.

@@ -57,8 +57,8 @@ impl ApiError {
 
     /// The answer to a request signed with the global secret that was refused: 401 for
     /// a missing or wrong signature or stamp, 409 for a signature used before.
-    pub fn refused_signature(refusal: &crate::http::access::SignRefusal) -> Self {
-        use crate::http::access::SignRefusal;
+    pub fn refused_signature(refusal: &crate::web::access::SignRefusal) -> Self {
+        use crate::web::access::SignRefusal;
         match refusal {
             SignRefusal::Signature(_) => Self::bad_signature(),
             SignRefusal::Stamp(err) if err.is_reuse() => Self::replayed(err.to_string()),

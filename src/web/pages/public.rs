@@ -20,8 +20,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::http::AppState;
 use crate::percent::decode_path;
+use crate::web::AppState;
 
 /// The Content-Security-Policy of every file from `dir_public`.
 pub(super) const PUBLIC_CSP: &str = "sandbox";

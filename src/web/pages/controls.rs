@@ -12,13 +12,13 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq as _;
 
-use super::pages::find_job;
+use super::screens::find_job;
 use super::view;
 use super::{WuiError, parse_kind};
-use crate::http::AppState;
-use crate::http::access;
 use crate::job::{JobKey, RunStatus, Trigger};
 use crate::scheduler::TriggerError;
+use crate::web::AppState;
+use crate::web::access;
 
 /// A control, as the form's `action` field names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

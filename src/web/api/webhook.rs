@@ -10,7 +10,6 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::body::refuse;
 use super::json::{self, JobExecJson};
 use super::{ApiError, AppState};
 use crate::auth::{
@@ -21,6 +20,7 @@ use crate::exec::WebhookRequest;
 use crate::job::{AuthKind, JobKey, Trigger};
 use crate::metrics::WebhookOutcome;
 use crate::scheduler::TriggerError;
+use crate::web::body::refuse;
 
 /// Verifies and queues a web hook run (spec 4.4 row 3, 5.1, 6.1).
 pub(super) async fn run(
@@ -46,7 +46,8 @@ pub(super) async fn run(
         tracing::warn!(job = %JobKey::exec(job.id.clone()), %err, "web hook refused before reading its body");
         return Ok(refuse(&state.bodies, &headers, body, ApiError::forbidden()).await);
     }
-    let body = super::body::read(&state.bodies, &headers, body, live.config.max_body_size).await?;
+    let body =
+        crate::web::body::read(&state.bodies, &headers, body, live.config.max_body_size).await?;
     let id = match verify_webhook(&auth, &headers, &body.bytes) {
         Ok(id) => id,
         Err(err) => {
@@ -122,7 +123,7 @@ fn spend(
 
 /// Counts every web hook response by outcome, including those the body limits answer
 /// before the handler runs; other requests pass uncounted.
-pub(super) async fn count_outcome(
+pub(crate) async fn count_outcome(
     State(state): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,

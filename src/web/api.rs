@@ -1,0 +1,59 @@
+//! The original's API: thin axum adapters that check limits and signatures, call the
+//! scheduler handle or the store, and answer with the original's JSON envelopes and
+//! error objects (spec 4). One file per endpoint group; [`error::ApiError`] renders
+//! every failure. Who may call them is decided in [`crate::web::access`].
+
+pub mod environment;
+mod error;
+mod job_exec;
+mod job_http;
+pub mod json;
+mod webhook;
+
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+pub(crate) use webhook::count_outcome;
+
+use crate::web::{AppState, LiveConfig, access};
+
+/// The API's routes: the read endpoints behind [`access::require_reader`], the control
+/// endpoints and web hooks (which check their own signatures).
+pub fn routes(state: AppState) -> Router<AppState> {
+    // Read endpoints: open without users, else a session or a signature (access.rs).
+    let reads = Router::new()
+        .route("/karajo/api/environment", get(environment::get_environment))
+        .route("/karajo/api/job_exec/log", get(job_exec::log))
+        .route("/karajo/api/job_http", get(job_http::get))
+        .route("/karajo/api/job_http/log", get(job_http::log))
+        .route("/karajo/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            access::require_reader,
+        ));
+    Router::new()
+        .route("/karajo/api/job_exec/run/{*path}", post(webhook::run))
+        .route("/karajo/api/job_exec/pause", post(job_exec::pause))
+        .route("/karajo/api/job_exec/resume", post(job_exec::resume))
+        .route("/karajo/api/job_exec/cancel", post(job_exec::cancel))
+        .route("/karajo/api/job_http/pause", post(job_http::pause))
+        .route("/karajo/api/job_http/resume", post(job_http::resume))
+        .merge(reads)
+}
+
+/// `GET /karajo/metrics`: the Prometheus text format.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    let text = state.metrics.render(&state.scheduler.snapshot());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
