@@ -295,7 +295,7 @@ fn public_url(config: &Config, local_addr: SocketAddr) -> String {
 /// HTTP jobs calling another server record the signatures they send in `replay`, so that
 /// server cannot replay them to karajo; those calling karajo itself leave them for the
 /// receiving route to spend.
-fn job_defs(
+pub(crate) fn job_defs(
     config: &Config,
     functions: &HashMap<String, JobFn>,
     own_address: &str,

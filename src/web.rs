@@ -154,3 +154,6 @@ fn normalize_api_path(mut req: Request) -> Request {
     }
     req
 }
+
+#[cfg(test)]
+mod tests;

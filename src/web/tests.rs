@@ -1,0 +1,195 @@
+//! The web room's access rules as one table: [`super::app`] built over a real scheduler
+//! on a temporary `dir_base`, every read and control route driven with
+//! `tower::ServiceExt::oneshot`, once without users and once with users (and no
+//! session, no signature).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{Method, StatusCode, header};
+use tokio::sync::watch;
+use tower::ServiceExt as _;
+
+use super::{AppState, LiveConfig, app, body, pages};
+use crate::auth::ReplayGuard;
+use crate::clock::{SharedClock, SystemClock};
+use crate::metrics::Metrics;
+use crate::scheduler::{self, SchedulerOptions};
+use crate::store::{Layout, StateFile};
+
+/// The jobs every table row reads or controls: a command job with a web hook and an
+/// HTTP job.
+const JOBS: &str = r#"
+[job "hello"]
+path = /hello
+command = echo hello
+
+[job.http "ping"]
+http_url = http://127.0.0.1:9/never
+interval = 1h
+"#;
+
+/// Writes `karajo.conf` (and `user.conf` with one user when `users`) under `base` and
+/// builds the app over a scheduler of its jobs, as the daemon does.
+fn build(base: &Path, users: bool) -> (AppState, scheduler::SchedulerHandle) {
+    let etc = base.join("etc/karajo");
+    std::fs::create_dir_all(&etc).unwrap();
+    let conf = format!(
+        "[karajo]\nname = table\ndir_base = {}\nsecret = s3cret\n{JOBS}",
+        base.display()
+    );
+    std::fs::write(etc.join("karajo.conf"), conf).unwrap();
+    if users {
+        let hash = bcrypt::hash("password", 4).unwrap();
+        std::fs::write(
+            etc.join("user.conf"),
+            format!("[user \"admin\"]\npassword = {hash}\n"),
+        )
+        .unwrap();
+    }
+    let config = crate::config::load_with(&etc.join("karajo.conf"), &|_| false).unwrap();
+    assert_eq!(config.users.is_empty(), !users);
+    let layout = Layout::new(&config.dir_base);
+    layout.ensure_dirs().unwrap();
+    let replay = Arc::new(ReplayGuard::new(
+        crate::auth::replay::DEFAULT_REPLAY_CAPACITY,
+        crate::auth::replay::DEFAULT_DELIVERY_TTL,
+    ));
+    let defs =
+        crate::daemon::job_defs(&config, &Default::default(), "127.0.0.1:1", &replay).unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let restored =
+        scheduler::restore_jobs(&layout, defs, &StateFile::default(), clock.now()).unwrap();
+    let metrics = Arc::new(Metrics::new(None));
+    let (scheduler, _task) = scheduler::spawn(SchedulerOptions {
+        layout: layout.clone(),
+        clock: clock.clone(),
+        max_job_running: 1,
+        jobs: restored,
+        metrics: metrics.clone(),
+        notifier: None,
+    });
+    let (_tx, live) = watch::channel(Arc::new(LiveConfig::new(config.clone())));
+    let state = AppState {
+        scheduler: scheduler.clone(),
+        live,
+        layout,
+        clock,
+        replay,
+        bodies: body::BodyBudget::for_max_body(config.max_body_size),
+        metrics,
+        sessions: Arc::default(),
+        wui: pages::WuiState::new(config.max_sse_streams),
+        env_cache: Arc::default(),
+    };
+    (state, scheduler)
+}
+
+/// One route: its method and URI, and the status without users and with users.
+struct Row {
+    method: Method,
+    uri: &'static str,
+    without_users: StatusCode,
+    with_users: StatusCode,
+}
+
+fn row(method: Method, uri: &'static str, without: u16, with: u16) -> Row {
+    let code = |n: u16| StatusCode::from_u16(n).unwrap();
+    Row {
+        method,
+        uri,
+        without_users: code(without),
+        with_users: code(with),
+    }
+}
+
+/// Every read and control route, with neither a session nor a signature.
+fn table() -> Vec<Row> {
+    vec![
+        // API reads: open without users, 401 with users.
+        row(Method::GET, "/karajo/api/environment", 200, 401),
+        row(
+            Method::GET,
+            "/karajo/api/job_exec/log?id=hello&counter=1",
+            200,
+            401,
+        ),
+        row(Method::GET, "/karajo/api/job_http?id=ping", 200, 401),
+        row(
+            Method::GET,
+            "/karajo/api/job_http/log?id=ping&counter=1",
+            200,
+            401,
+        ),
+        row(Method::GET, "/karajo/metrics", 200, 401),
+        // API controls: a signature, with or without users (a web hook without its
+        // signature header is 403, the others 401).
+        row(Method::POST, "/karajo/api/job_exec/run/hello", 403, 403),
+        row(Method::POST, "/karajo/api/job_exec/pause", 401, 401),
+        row(Method::POST, "/karajo/api/job_exec/resume", 401, 401),
+        row(Method::POST, "/karajo/api/job_exec/cancel", 401, 401),
+        row(Method::POST, "/karajo/api/job_http/pause", 401, 401),
+        row(Method::POST, "/karajo/api/job_http/resume", 401, 401),
+        // Pages: open without users (a run that does not exist is 404), to the login
+        // page with users.
+        row(Method::GET, "/karajo", 303, 303),
+        row(Method::GET, "/karajo/app", 200, 303),
+        row(Method::GET, "/karajo/app/job/hello", 200, 303),
+        row(Method::GET, "/karajo/app/job_http/ping", 200, 303),
+        row(Method::GET, "/karajo/app/job/hello/log/1", 404, 303),
+        row(
+            Method::GET,
+            "/karajo/job_exec/log?id=hello&counter=1",
+            303,
+            303,
+        ),
+        // Live streams and raw logs: open without users (no run 1: 404), 401 with users.
+        row(Method::GET, "/karajo/events", 200, 401),
+        row(Method::GET, "/karajo/app/job/hello/log/1/events", 404, 401),
+        row(Method::GET, "/karajo/app/job/hello/log/1/raw", 404, 401),
+        // Page controls: the global secret without users, a session's token with users.
+        row(Method::POST, "/karajo/app/job/hello/control", 403, 403),
+        row(Method::POST, "/karajo/app/job_http/ping/control", 403, 403),
+        // Always open (the login page sends to the dashboard when there are no users).
+        row(Method::GET, "/karajo/login", 303, 200),
+        row(Method::GET, "/karajo/static/karajo.css", 200, 200),
+    ]
+}
+
+#[tokio::test]
+async fn every_read_and_control_route_answers_by_the_access_rules() {
+    let mut wrong = Vec::new();
+    for users in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _scheduler) = build(dir.path(), users);
+        let service = app(state);
+        for row in table() {
+            let mut req = Request::builder()
+                .method(row.method.clone())
+                .uri(row.uri)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("action=pause"))
+                .unwrap();
+            let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let res = service.clone().oneshot(req).await.unwrap();
+            let want = if users {
+                row.with_users
+            } else {
+                row.without_users
+            };
+            if res.status() != want {
+                wrong.push(format!(
+                    "{} {} users={users}: {} (want {want})",
+                    row.method,
+                    row.uri,
+                    res.status()
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
