@@ -204,6 +204,24 @@ impl Snapshot {
             format!("no {what} has the id \"{id}\"{hint}")
         }
     }
+
+    /// The command job whose web hook path is `path` (`/hello`, compared
+    /// case-insensitively), with its own keys: the web hook route finds its job here,
+    /// in the job set the scheduler runs, never in a copy of its own.
+    pub fn job_by_path(&self, path: &str) -> Option<(&Arc<JobView>, &Arc<ExecSpec>)> {
+        self.jobs_of(JobKind::Exec)
+            .find_map(|view| match &view.def.kind {
+                JobDefKind::Exec { spec, .. }
+                    if spec
+                        .path
+                        .as_deref()
+                        .is_some_and(|own| own.eq_ignore_ascii_case(path)) =>
+                {
+                    Some((view, spec))
+                }
+                _ => None,
+            })
+    }
 }
 
 /// Why a trigger was not accepted.

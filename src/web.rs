@@ -10,7 +10,6 @@ pub mod body;
 pub mod pages;
 pub mod peer;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -29,38 +28,20 @@ use crate::metrics::Metrics;
 use crate::scheduler::SchedulerHandle;
 use crate::store::Layout;
 
-/// The configuration as the HTTP layer reads it, with the web hook paths indexed.
+/// The configuration as the web room reads it: its global settings (secret, stamp
+/// rules, `max_body_size`, users, name). Jobs are looked up in the scheduler's
+/// snapshot ([`crate::scheduler::Snapshot::job_by_path`]), never here, so the web
+/// room keeps no job set of its own beside the scheduler's.
 #[derive(Debug)]
 pub struct LiveConfig {
     /// The loaded configuration.
     pub config: Config,
-    /// Lower-cased web hook path (`/hello`) → index into `config.jobs`.
-    paths: HashMap<String, usize>,
 }
 
 impl LiveConfig {
-    /// Indexes the web hook paths of `config`.
+    /// Wraps `config`.
     pub fn new(config: Config) -> Self {
-        let paths = config
-            .jobs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, job)| {
-                let path = job.kind.webhook_path()?;
-                Some((path.to_ascii_lowercase(), i))
-            })
-            .collect();
-        Self { config, paths }
-    }
-
-    /// The command job whose web hook path is `path` (`/hello`, lower-cased): its
-    /// shared keys and its own.
-    pub fn job_by_path(
-        &self,
-        path: &str,
-    ) -> Option<(&crate::config::JobCommon, &crate::config::ExecSpec)> {
-        let job = self.config.jobs.get(*self.paths.get(path)?)?;
-        Some((&job.common, job.kind.as_exec()?))
+        Self { config }
     }
 }
 

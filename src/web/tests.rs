@@ -128,6 +128,9 @@ fn table() -> Vec<Row> {
         // API controls: a signature, with or without users (a web hook without its
         // signature header is 403, the others 401).
         row(Method::POST, "/karajo/api/job_exec/run/hello", 403, 403),
+        // The web hook's job comes from the scheduler's snapshot: by path, any case.
+        row(Method::POST, "/karajo/api/job_exec/run/HELLO/", 403, 403),
+        row(Method::POST, "/karajo/api/job_exec/run/nope", 404, 404),
         row(Method::POST, "/karajo/api/job_exec/pause", 401, 401),
         row(Method::POST, "/karajo/api/job_exec/resume", 401, 401),
         row(Method::POST, "/karajo/api/job_exec/cancel", 401, 401),
@@ -192,4 +195,65 @@ async fn every_read_and_control_route_answers_by_the_access_rules() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A signed web hook to `path`, as karajo's own client sends it.
+fn signed_hook(path: &str) -> Request {
+    let epoch = jiff::Timestamp::now().as_second();
+    let body = format!("{{\"_karajo_epoch\":{epoch},\"_karajo_nonce\":\"{path}\"}}");
+    let sign = crate::auth::sign_hmac_sha256(b"s3cret", body.as_bytes());
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/karajo/api/job_exec/run{path}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-karajo-sign", sign)
+        .body(Body::from(body))
+        .unwrap();
+    let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(peer));
+    req
+}
+
+#[tokio::test]
+async fn a_web_hook_finds_its_job_in_the_scheduler_job_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, scheduler) = build(dir.path(), false);
+    let service = app(state);
+    // The scheduler reloads a job set where `/hello` is gone and `/other` is new; the
+    // live configuration is left as it was, so only the scheduler's set knows them.
+    let other = dir.path().join("etc/karajo/other.conf");
+    std::fs::write(
+        &other,
+        format!(
+            "[karajo]\nname = table\ndir_base = {}\nsecret = s3cret\n\n[job \"other\"]\npath = /other\ncommand = true\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let config = crate::config::load_with(&other, &|_| false).unwrap();
+    let replay = Arc::new(ReplayGuard::new(
+        crate::auth::replay::DEFAULT_REPLAY_CAPACITY,
+        crate::auth::replay::DEFAULT_DELIVERY_TTL,
+    ));
+    let defs =
+        crate::daemon::job_defs(&config, &Default::default(), "127.0.0.1:1", &replay).unwrap();
+    let before = service
+        .clone()
+        .oneshot(signed_hook("/other"))
+        .await
+        .unwrap();
+    assert_eq!(before.status(), StatusCode::NOT_FOUND);
+    scheduler.reload(defs, 1).await;
+    let other = service
+        .clone()
+        .oneshot(signed_hook("/other"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    let hello = service
+        .clone()
+        .oneshot(signed_hook("/hello"))
+        .await
+        .unwrap();
+    assert_eq!(hello.status(), StatusCode::NOT_FOUND);
 }

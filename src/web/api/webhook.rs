@@ -30,10 +30,14 @@ pub(super) async fn run(
 ) -> Result<Response, ApiError> {
     let live = state.live();
     let path = format!("/{}", path.trim_matches('/'));
-    let Some((job, exec)) = live.job_by_path(&path) else {
+    // The job comes from the scheduler's snapshot, so a web hook during a reload sees
+    // the old or the new job set, never a job only one side knows.
+    let snapshot = state.scheduler.snapshot();
+    let Some((view, exec)) = snapshot.job_by_path(&path) else {
         let (parts, body) = request.into_parts();
         return Ok(refuse(&state.bodies, &parts.headers, body, StatusCode::NOT_FOUND).await);
     };
+    let job = &view.def.common;
     let auth = WebhookAuth {
         kind: exec.auth_kind,
         header_sign: job.header_sign.clone(),
