@@ -1,7 +1,8 @@
 //! The web room's access rules as one table: [`super::app`] built over a real scheduler
 //! on a temporary `dir_base`, every read and control route driven with
 //! `tower::ServiceExt::oneshot`, once without users and once with users (and no
-//! session, no signature).
+//! session, no signature); signed controls, which pass in both; and web hooks, which
+//! find their job in the scheduler's job set.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -256,4 +257,39 @@ async fn a_web_hook_finds_its_job_in_the_scheduler_job_set() {
         .await
         .unwrap();
     assert_eq!(hello.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn signed_controls_pass_with_and_without_users() {
+    for users in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _scheduler) = build(dir.path(), users);
+        let service = app(state);
+        let epoch = jiff::Timestamp::now().as_second();
+        // A command job's control signs its form body, an HTTP job's its query string.
+        let exec = format!("_karajo_epoch={epoch}&_karajo_nonce=exec{users}&id=hello");
+        let http = format!("_karajo_epoch={epoch}&_karajo_nonce=http{users}&id=ping");
+        let calls = [
+            ("/karajo/api/job_exec/pause".to_owned(), exec.clone(), exec),
+            (
+                format!("/karajo/api/job_http/pause?{http}"),
+                String::new(),
+                http,
+            ),
+        ];
+        for (uri, body, signed) in calls {
+            let sign = crate::auth::sign_hmac_sha256(b"s3cret", signed.as_bytes());
+            let mut req = Request::builder()
+                .method(Method::POST)
+                .uri(&uri)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header("x-karajo-sign", sign)
+                .body(Body::from(body))
+                .unwrap();
+            let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let res = service.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{uri} users={users}");
+        }
+    }
 }
