@@ -161,6 +161,12 @@ impl ApiError {
     }
 }
 
+impl From<ApiError> for Response {
+    fn from(err: ApiError) -> Self {
+        err.into_response()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json::error_object(&self.message, self.name, self.code);

@@ -4,7 +4,7 @@
 
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 
 use super::json::{self, JobExecJson, LogJson};
@@ -18,36 +18,39 @@ use crate::web::body::SMALL_BODY_LIMIT;
 pub(super) async fn pause(
     State(state): State<AppState>,
     request: Request,
-) -> Result<Response, ApiError> {
-    let key = match signed_form_job(&state, request).await {
-        Ok(key) => key,
-        Err(refusal) => return Ok(refusal),
-    };
-    reply(&state, state.scheduler.pause(key.clone()).await, &key)
+) -> Result<Response, Response> {
+    let key = signed_form_job(&state, request).await?;
+    Ok(reply(
+        &state,
+        state.scheduler.pause(key.clone()).await,
+        &key,
+    )?)
 }
 
 /// `POST /karajo/api/job_exec/resume`.
 pub(super) async fn resume(
     State(state): State<AppState>,
     request: Request,
-) -> Result<Response, ApiError> {
-    let key = match signed_form_job(&state, request).await {
-        Ok(key) => key,
-        Err(refusal) => return Ok(refusal),
-    };
-    reply(&state, state.scheduler.resume(key.clone()).await, &key)
+) -> Result<Response, Response> {
+    let key = signed_form_job(&state, request).await?;
+    Ok(reply(
+        &state,
+        state.scheduler.resume(key.clone()).await,
+        &key,
+    )?)
 }
 
 /// `POST /karajo/api/job_exec/cancel`.
 pub(super) async fn cancel(
     State(state): State<AppState>,
     request: Request,
-) -> Result<Response, ApiError> {
-    let key = match signed_form_job(&state, request).await {
-        Ok(key) => key,
-        Err(refusal) => return Ok(refusal),
-    };
-    reply(&state, state.scheduler.cancel(key.clone()).await, &key)
+) -> Result<Response, Response> {
+    let key = signed_form_job(&state, request).await?;
+    Ok(reply(
+        &state,
+        state.scheduler.cancel(key.clone()).await,
+        &key,
+    )?)
 }
 
 fn reply(
@@ -76,11 +79,10 @@ async fn signed_form_job(state: &AppState, request: Request) -> Result<JobKey, R
         let refusal = ApiError::bad_signature();
         return Err(crate::web::body::refuse(&state.bodies, &parts.headers, body, refusal).await);
     }
-    let body = crate::web::body::read(&state.bodies, &parts.headers, body, SMALL_BODY_LIMIT)
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let body =
+        crate::web::body::read(&state.bodies, &parts.headers, body, SMALL_BODY_LIMIT).await?;
     access::accept_global_signature(state, &parts.headers, &body.bytes)
-        .map_err(|refusal| ApiError::refused_signature(&refusal).into_response())?;
+        .map_err(|refusal| ApiError::refused_signature(&refusal))?;
     let id = form_value(&body.bytes, "id").unwrap_or_default();
     Ok(JobKey::exec(JobId::from_raw(id)))
 }
