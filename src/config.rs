@@ -18,7 +18,7 @@ mod settings;
 mod tests;
 
 pub use jobs::{clean_path, no_command_message};
-pub use load::{load, load_with};
+pub use load::{defaults, load, load_with};
 pub use model::{
     Config, ConfigErrors, Diagnostic, ExecSpec, HttpMethod, HttpRequestType, HttpSpec, IpNet,
     JobCommon, JobKindSpec, JobSpec, NotifConfig, UserConfig,

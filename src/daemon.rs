@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::notify::{Notifier, NotifierOptions};
 use crate::scheduler::{self, JobDef, JobDefKind, SchedulerHandle, SchedulerOptions};
 use crate::store::{Layout, StateFile};
-use crate::web::{self, AppState, LiveConfig};
+use crate::web::{self, AppState};
 
 /// How long processes left running by a killed karajo get between SIGTERM and SIGKILL.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(5);
@@ -204,7 +203,7 @@ impl Daemon {
                     "stopped process groups left by a karajo that was killed"
                 );
             }
-            scheduler::restore_jobs(&restore_layout, defs, &state, now)
+            scheduler::restore_jobs(&restore_layout, defs, &state, now).map(|jobs| (jobs, state))
         })
         .await
         .map_err(|e| DaemonError::Io {
@@ -212,7 +211,7 @@ impl Daemon {
             source: std::io::Error::other(e.to_string()),
         })?
         .map_err(io_error("cannot restore the jobs' logs"))?;
-        let max_job_running = config.max_job_running;
+        let (restored, state) = restored;
         let max_body_size = config.max_body_size;
         let max_connections = config
             .max_connections
@@ -235,16 +234,15 @@ impl Daemon {
         let (scheduler, scheduler_task) = scheduler::spawn(SchedulerOptions {
             layout: layout.clone(),
             clock: self.clock.clone(),
-            max_job_running,
+            config: Arc::new(config),
             jobs: restored,
+            state,
             metrics: metrics.clone(),
             notifier: Some(notifier.clone()),
         });
 
-        let (live_tx, live_rx) = watch::channel(Arc::new(LiveConfig::new(config)));
         let app_state = AppState {
             scheduler: scheduler.clone(),
-            live: live_rx,
             layout,
             clock: self.clock.clone(),
             replay: self.replay.clone(),
@@ -255,12 +253,11 @@ impl Daemon {
             env_cache: Arc::default(),
         };
         let stop_http = CancellationToken::new();
-        let live = app_state.live.clone();
         let app = web::app(app_state);
         let server_task = tokio::spawn(serve::serve(
             listener,
             app,
-            live,
+            scheduler.subscribe(),
             max_connections,
             stop_http.clone(),
             HTTP_SHUTDOWN_GRACE,
@@ -272,7 +269,6 @@ impl Daemon {
             local_addr,
             scheduler,
             scheduler_task,
-            live: live_tx,
             stop_http,
             server_task,
             notifier,
@@ -410,7 +406,6 @@ pub struct RunningDaemon {
     local_addr: SocketAddr,
     scheduler: SchedulerHandle,
     scheduler_task: JoinHandle<()>,
-    live: watch::Sender<Arc<LiveConfig>>,
     stop_http: CancellationToken,
     server_task: JoinHandle<()>,
     notifier: Notifier,
@@ -452,21 +447,20 @@ impl RunningDaemon {
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
-        let old = self.live.borrow().clone();
-        if old.config.listen_address != config.listen_address
-            || old.config.dir_base != config.dir_base
-            || old.config.max_connections != config.max_connections
-            || old.config.max_sse_streams != config.max_sse_streams
+        let old = self.scheduler.snapshot().config.clone();
+        if old.listen_address != config.listen_address
+            || old.dir_base != config.dir_base
+            || old.max_connections != config.max_connections
+            || old.max_sse_streams != config.max_sse_streams
         {
             tracing::warn!(
                 "listen_address, dir_base, max_connections and max_sse_streams changes take effect only after a restart"
             );
         }
-        let max_job_running = config.max_job_running;
         self.notifier
             .reload(config.notifs.clone(), public_url(&config, self.local_addr));
-        self.live.send_replace(Arc::new(LiveConfig::new(config)));
-        self.scheduler.reload(defs, max_job_running).await;
+        // The job set and the settings are published together, in one snapshot.
+        self.scheduler.reload(defs, Arc::new(config)).await;
         tracing::info!("configuration reloaded");
         Ok(())
     }

@@ -226,7 +226,9 @@ mod tests {
         metrics.run_finished(&key, RunStatus::Failed, Duration::from_secs(20));
         metrics.webhook(WebhookOutcome::Accepted);
         metrics.webhook(WebhookOutcome::from_status(403));
-        let text = metrics.render(&Snapshot::default());
+        let text = metrics.render(&Snapshot::empty(std::sync::Arc::new(
+            crate::config::defaults(std::path::Path::new("/nonexistent")),
+        )));
         for line in [
             "karajo_runs_total{kind=\"job\",job=\"deploy\",status=\"success\"} 1",
             "karajo_runs_total{kind=\"job\",job=\"deploy\",status=\"failed\"} 1",

@@ -1,24 +1,27 @@
-//! The one owner of runtime state. A single task holds every job's status, counters,
-//! timers and queues; it sleeps until the next due time (no polling) and takes
-//! commands (run, pause, resume, cancel, reload, shutdown) over a channel. It
-//! enforces the queue rules (idle starts now, one more is queued, further ones are
-//! refused) and `max_job_running`, starts runs, and records their ends. Readers (the
-//! HTTP API, later the UI and metrics) get cheap [`Snapshot`]s through a `watch`
-//! channel; everyone else holds a cloneable [`SchedulerHandle`].
+//! The one owner of runtime state. Its decisions are one pure function
+//! (`decide`: state, event and time in, effects out), and a thin
+//! executor task performs them: it holds every job's status, counters, timers and
+//! queues, sleeps until the next due time (no polling), takes commands (run, pause,
+//! resume, cancel, reload, shutdown) over a channel, starts runs, and records their
+//! ends. Readers (the web room, metrics) get cheap [`Snapshot`]s, the job set and the
+//! configuration it came from together, through a `watch` channel; everyone else holds
+//! a cloneable [`SchedulerHandle`]. The state file has one writer, its own task.
 
+mod decide;
+mod executor;
 mod restore;
 pub mod run;
-mod runtime;
+mod state_writer;
 
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use executor::{SchedulerOptions, spawn};
 pub use restore::{RestoredJob, restore_jobs};
-pub use runtime::{SchedulerOptions, spawn};
 
-use crate::config::{ExecSpec, HttpSpec, JobCommon};
+use crate::config::{Config, ExecSpec, HttpSpec, JobCommon};
 use crate::exec::{JobFn, WebhookRequest};
 use crate::job::{JobId, JobKey, JobKind, RunStatus, Trigger};
 
@@ -170,8 +173,10 @@ impl JobView {
     }
 }
 
-/// Everything the scheduler publishes.
-#[derive(Debug, Clone, Default)]
+/// Everything the scheduler publishes: the job set and the configuration it came
+/// from, replaced together by a reload, so a reader of one snapshot never pairs a job
+/// of one configuration with the settings of another.
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Every job, sorted by kind (command jobs first), then by name.
     pub jobs: Vec<Arc<JobView>>,
@@ -179,9 +184,22 @@ pub struct Snapshot {
     pub running: usize,
     /// Command job runs waiting for a `max_job_running` slot.
     pub waiting: usize,
+    /// The configuration in force: the global settings (secret, stamp rules, users,
+    /// limits, name) that go with these jobs.
+    pub config: Arc<Config>,
 }
 
 impl Snapshot {
+    /// No jobs, with `config` in force.
+    pub fn empty(config: Arc<Config>) -> Self {
+        Self {
+            jobs: Vec::new(),
+            running: 0,
+            waiting: 0,
+            config,
+        }
+    }
+
     /// The jobs of one kind, sorted by name.
     pub fn jobs_of(&self, kind: JobKind) -> impl Iterator<Item = &Arc<JobView>> {
         self.jobs.iter().filter(move |j| j.def.kind() == kind)
@@ -264,7 +282,7 @@ pub(crate) enum Command {
     },
     Reload {
         jobs: Vec<JobDef>,
-        max_job_running: usize,
+        config: Arc<Config>,
         reply: oneshot::Sender<()>,
     },
     Shutdown {
@@ -329,13 +347,14 @@ impl SchedulerHandle {
         self.ask(Command::Cancel { key, reply }, rx).await.flatten()
     }
 
-    /// Replaces the job set: new jobs are added, removed ones dropped once idle,
-    /// changed ones take effect from their next run. Running runs are not disturbed.
-    pub async fn reload(&self, jobs: Vec<JobDef>, max_job_running: usize) {
+    /// Replaces the job set and the configuration published with it: new jobs are
+    /// added, removed ones dropped once idle, changed ones take effect from their next
+    /// run. Running runs are not disturbed.
+    pub async fn reload(&self, jobs: Vec<JobDef>, config: Arc<Config>) {
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Reload {
             jobs,
-            max_job_running,
+            config,
             reply,
         };
         let _ = self.ask(cmd, rx).await;

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware;
-use tokio::sync::watch;
 use tower::ServiceExt as _;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -28,30 +27,11 @@ use crate::metrics::Metrics;
 use crate::scheduler::SchedulerHandle;
 use crate::store::Layout;
 
-/// The configuration as the web room reads it: its global settings (secret, stamp
-/// rules, `max_body_size`, users, name). Jobs are looked up in the scheduler's
-/// snapshot ([`crate::scheduler::Snapshot::job_by_path`]), never here, so the web
-/// room keeps no job set of its own beside the scheduler's.
-#[derive(Debug)]
-pub struct LiveConfig {
-    /// The loaded configuration.
-    pub config: Config,
-}
-
-impl LiveConfig {
-    /// Wraps `config`.
-    pub fn new(config: Config) -> Self {
-        Self { config }
-    }
-}
-
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The scheduler.
     pub scheduler: SchedulerHandle,
-    /// The current configuration; replaced on reload.
-    pub live: watch::Receiver<Arc<LiveConfig>>,
     /// Paths under `dir_base`.
     pub layout: Layout,
     /// The source of "now".
@@ -71,9 +51,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The configuration in force now.
-    pub fn live(&self) -> Arc<LiveConfig> {
-        self.live.borrow().clone()
+    /// The configuration in force now, as the scheduler last published it with its
+    /// jobs. A handler that also looks up jobs reads both from one
+    /// [`Snapshot`](crate::scheduler::Snapshot) instead.
+    pub fn config(&self) -> Arc<Config> {
+        self.scheduler.snapshot().config.clone()
     }
 }
 
@@ -89,7 +71,7 @@ pub fn app(
 > + Clone
 + Send
 + 'static {
-    let body_limit = state.live().config.max_body_size;
+    let body_limit = state.config().max_body_size;
     let router = Router::new()
         .merge(api::routes(state.clone()))
         .merge(pages::routes(state.clone()))

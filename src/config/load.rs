@@ -435,6 +435,28 @@ fn assemble(
     }
 }
 
+/// The configuration of a `karajo.conf` holding only `[karajo] dir_base = <dir_base>`:
+/// every default, no job, no user. For embedders that build their jobs themselves and
+/// for tests. Reads no file.
+pub fn defaults(dir_base: &Path) -> Config {
+    let mut problems = Problems::default();
+    let file = dir_base.join("etc/karajo/karajo.conf");
+    let fields = Fields {
+        file: file.clone(),
+        line: 0,
+        vars: Vec::new(),
+    };
+    let mut settings = read_settings(&fields, dir_base, &mut problems);
+    settings.dir_base = dir_base.to_path_buf();
+    assemble(
+        &file,
+        settings,
+        Definitions::default(),
+        Vec::new(),
+        &mut problems,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

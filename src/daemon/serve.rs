@@ -22,8 +22,8 @@
 //! Every request carries [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo), the
 //! peer's address. On `stop` the listener is closed, each connection finishes its
 //! request in progress and closes (hyper's graceful shutdown), and connections still
-//! open after the grace period are dropped. The timeouts are read from the live
-//! configuration for each new connection; `max_connections` is fixed at start.
+//! open after the grace period are dropped. The timeouts are read from the
+//! configuration the scheduler last published, for each new connection; `max_connections` is fixed at start.
 
 use std::convert::Infallible;
 use std::io;
@@ -51,7 +51,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
-use crate::web::LiveConfig;
+use crate::config::Config;
+use crate::scheduler::Snapshot;
 
 /// How long the accept loop pauses after an error that is not about one connection
 /// (such as running out of file descriptors), so it does not spin.
@@ -66,11 +67,11 @@ struct Limits {
 }
 
 impl Limits {
-    fn of(live: &LiveConfig) -> Self {
+    fn of(config: &Config) -> Self {
         Self {
-            header_read: live.config.header_read_timeout,
-            idle: live.config.idle_timeout,
-            body_read: live.config.body_read_timeout,
+            header_read: config.header_read_timeout,
+            idle: config.idle_timeout,
+            body_read: config.body_read_timeout,
         }
     }
 }
@@ -80,7 +81,7 @@ impl Limits {
 pub(crate) async fn serve<S>(
     listener: TcpListener,
     app: S,
-    live: watch::Receiver<Arc<LiveConfig>>,
+    live: watch::Receiver<Arc<Snapshot>>,
     max_connections: usize,
     stop: CancellationToken,
     grace: Duration,
@@ -111,7 +112,7 @@ pub(crate) async fn serve<S>(
                 }
             },
         };
-        let limits = Limits::of(&live.borrow());
+        let limits = Limits::of(&live.borrow().config);
         connections.spawn(connection(
             stream,
             peer,
@@ -394,14 +395,14 @@ mod tests {
     use super::*;
 
     /// A live configuration with the defaults, and the directory it was loaded from.
-    fn live() -> (tempfile::TempDir, watch::Receiver<Arc<LiveConfig>>) {
+    fn live() -> (tempfile::TempDir, watch::Receiver<Arc<Snapshot>>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("karajo.conf");
         let text = format!("[karajo]\ndir_base = {}\n", dir.path().display());
         std::fs::write(&file, text).expect("write config");
         let config = crate::config::load(&file).expect("config loads");
         // The receiver keeps the last value after the sender is gone.
-        let (_, rx) = watch::channel(Arc::new(LiveConfig::new(config)));
+        let (_, rx) = watch::channel(Arc::new(Snapshot::empty(Arc::new(config))));
         (dir, rx)
     }
 

@@ -4,6 +4,7 @@
 //! except that a counter only ever grows.
 
 use std::io;
+use std::path::PathBuf;
 
 use jiff::Timestamp;
 
@@ -26,6 +27,8 @@ pub struct RestoredJob {
     pub last_run: Option<Timestamp>,
     /// The log files, oldest first.
     pub logs: Vec<LogEntry>,
+    /// Where its logs are.
+    pub log_dir: PathBuf,
 }
 
 /// Creates each job's directories and restores its state. Fails on the first job whose
@@ -52,7 +55,8 @@ pub(super) fn restore_job(
     let id = &id;
     let key = def.key();
     layout.ensure_job_dirs(kind, id)?;
-    let mut scan = run_log::scan(&layout.log_dir(kind, id), kind, id, now)?;
+    let log_dir = layout.log_dir(kind, id);
+    let mut scan = run_log::scan(&log_dir, kind, id, now)?;
     for entry in &scan.recovered {
         tracing::warn!(job = %key, counter = entry.counter, "run was interrupted by a stop of karajo; recorded as failed");
     }
@@ -88,5 +92,6 @@ pub(super) fn restore_job(
         counter,
         last_run,
         logs: scan.entries,
+        log_dir,
     })
 }

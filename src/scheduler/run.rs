@@ -1,38 +1,25 @@
 //! One run, from its first log line to its last: frames the output as the original
 //! does (spec 6.5), hands the request body to commands through a file, calls the
-//! executor, closes the log under its final status, queues the run's notifications
-//! and reports back to the scheduler.
+//! kind's executor, closes the log under its final status and returns the run's end
+//! for the scheduler to decide on.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use jiff::Timestamp;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::decide::Finished;
 use super::{JobDef, JobDefKind};
 use crate::clock::SharedClock;
 use crate::config::{ExecSpec, HttpSpec, JobCommon};
 use crate::exec::{self, HttpJob, LogSink, Outcome, RunContext, ShellJob};
-use crate::job::{JobId, JobKey, JobKind, RunStatus, Trigger};
-use crate::notify::{Notifier, NotifyOn, RunRecord};
+use crate::job::{JobId, JobKind, Trigger};
 use crate::redact::SecretHeaders;
 use crate::store::{RunLogWriter, framing};
 
 /// The fixed `PATH` the original gives commands (spec 6.2).
 pub(crate) const COMMAND_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/bin/site_perl:/usr/bin/vendor_perl:/usr/bin/core_perl";
-
-/// A run's end, as reported to the scheduler.
-#[derive(Debug)]
-pub(crate) struct Finished {
-    pub(crate) key: JobKey,
-    pub(crate) counter: u64,
-    pub(crate) status: RunStatus,
-    pub(crate) at: Timestamp,
-    /// The exit code of the command that ended the run, when a command exited.
-    pub(crate) exit_code: Option<i32>,
-}
 
 /// Everything a run needs, prepared by the scheduler.
 pub(crate) struct RunPlan {
@@ -42,13 +29,8 @@ pub(crate) struct RunPlan {
     pub(crate) request_file: PathBuf,
     /// Where the commands' process groups are recorded while they run.
     pub(crate) group_dir: PathBuf,
-    pub(crate) writer: RunLogWriter,
     pub(crate) cancel: CancellationToken,
     pub(crate) clock: SharedClock,
-    /// Told about the run's end, before the scheduler is.
-    pub(crate) notifier: Option<Notifier>,
-    /// The job's last run that ended `success` or `failed`.
-    pub(crate) previous: Option<RunStatus>,
 }
 
 /// The run log behind the executor's [`LogSink`]; emptied when the run is closed, so a
@@ -73,21 +55,18 @@ impl LogSink for LogFile {
     }
 }
 
-/// Runs `plan` to its end and sends the result on `done`.
-pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>) {
+/// Runs `plan` to its end, writing into the opened log `writer`, and returns how it
+/// ended.
+pub(crate) async fn execute(plan: RunPlan, writer: RunLogWriter) -> Finished {
     let RunPlan {
         def,
         ctx,
         work_dir,
         request_file,
         group_dir,
-        writer,
         cancel,
         clock,
-        notifier,
-        previous,
     } = plan;
-    let started = clock.now();
     let id = ctx.job_id.clone();
     let key = def.key();
     let counter = ctx.counter;
@@ -141,38 +120,14 @@ pub(crate) async fn execute(plan: RunPlan, done: mpsc::UnboundedSender<Finished>
         Outcome::Success => tracing::info!(job = %key, counter, "run succeeded"),
         other => tracing::warn!(job = %key, counter, outcome = %other, "run did not succeed"),
     }
-    let at = clock.now();
-    if let (Some(notifier), Some(log_path)) = (&notifier, log_path) {
-        let record = RunRecord {
-            kind: def.kind(),
-            id: id.clone(),
-            name: def.name().to_string(),
-            counter,
-            status,
-            trigger: ctx.trigger,
-            started,
-            ended: at,
-            log_path,
-            previous,
-        };
-        let [success, failed, recover] = def.common.notif_lists();
-        let on = NotifyOn {
-            success,
-            failed,
-            recover,
-        };
-        notifier.submit(record, on).await;
-    }
-    let _ = done.send(Finished {
-        key: JobKey {
-            kind: def.kind(),
-            id,
-        },
+    Finished {
+        key,
         counter,
         status,
-        at,
+        at: clock.now(),
         exit_code: exit_code(&def.kind, &outcome),
-    });
+        log: log_path,
+    }
 }
 
 /// What a run of any kind gets to work with, besides its kind's own configuration.

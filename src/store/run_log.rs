@@ -219,11 +219,11 @@ pub fn scan(log_dir: &Path, kind: JobKind, id: &JobId, now: Timestamp) -> io::Re
     Ok(scan)
 }
 
-/// Deletes the oldest log files until at most `keep` remain, and returns the deleted
-/// entries. `entries` is sorted by counter first. A `.running` entry is never deleted
-/// (but counts towards `keep`, as the original counts the running log). A file that is
-/// already gone counts as deleted.
-pub fn prune(entries: &mut Vec<LogEntry>, keep: usize) -> io::Result<Vec<LogEntry>> {
+/// Takes the oldest entries out of `entries` until at most `keep` remain and returns
+/// their paths, for the caller to delete with [`delete_logs`]. `entries` is sorted by
+/// counter first. A `.running` entry is never taken (but counts towards `keep`, as the
+/// original counts the running log). Touches no file.
+pub fn beyond_retention(entries: &mut Vec<LogEntry>, keep: usize) -> Vec<PathBuf> {
     entries.sort_by_key(|e| e.counter);
     let mut removed = Vec::new();
     let mut i = 0;
@@ -232,13 +232,30 @@ pub fn prune(entries: &mut Vec<LogEntry>, keep: usize) -> io::Result<Vec<LogEntr
             i += 1;
             continue;
         }
-        match fs::remove_file(&entries[i].path) {
+        removed.push(entries.remove(i).path);
+    }
+    removed
+}
+
+/// Deletes log files; a file that is already gone counts as deleted. Stops at the first
+/// failure, naming the file.
+pub fn delete_logs(paths: &[PathBuf]) -> io::Result<()> {
+    for path in paths {
+        match fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_context(e, "delete log", &entries[i].path)),
+            Err(e) => return Err(io_context(e, "delete log", path)),
         }
-        removed.push(entries.remove(i));
     }
+    Ok(())
+}
+
+/// Deletes the oldest log files until at most `keep` remain ([`beyond_retention`],
+/// then [`delete_logs`]).
+/// Returns the deleted paths.
+pub fn prune(entries: &mut Vec<LogEntry>, keep: usize) -> io::Result<Vec<PathBuf>> {
+    let removed = beyond_retention(entries, keep);
+    delete_logs(&removed)?;
     Ok(removed)
 }
 
@@ -877,15 +894,17 @@ mod tests {
             .collect();
         let removed = prune(&mut entries, 3).unwrap();
         assert_eq!(
-            removed.iter().map(|e| e.counter).collect::<Vec<_>>(),
-            [1, 2, 3, 4]
+            removed,
+            (1..=4)
+                .map(|n| d.join(file_name(&srht(), n, RunStatus::Success)))
+                .collect::<Vec<_>>()
         );
         assert_eq!(
             entries.iter().map(|e| e.counter).collect::<Vec<_>>(),
             [5, 6, 7]
         );
-        for e in &removed {
-            assert!(!e.path.exists());
+        for path in &removed {
+            assert!(!path.exists());
         }
         for e in &entries {
             assert!(e.path.exists());

@@ -20,7 +20,7 @@ pub use crate::auth::session::SESSION_COOKIE;
 
 /// Whether `user.conf` defines at least one user.
 pub fn users_exist(state: &AppState) -> bool {
-    !state.live().config.users.is_empty()
+    !state.config().users.is_empty()
 }
 
 /// The value of the `karajo` cookie, if the request has one.
@@ -44,9 +44,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, wanted: &str) -> Option<&'a str> {
 /// end here.
 pub fn session(state: &AppState, headers: &HeaderMap) -> Option<SessionInfo> {
     let key = session_cookie(headers)?;
-    let live = state.live();
+    let config = state.config();
     state.sessions.get(key, state.clock.now(), |user| {
-        live.config.users.iter().any(|u| u.name == user)
+        config.users.iter().any(|u| u.name == user)
     })
 }
 
@@ -74,15 +74,15 @@ pub fn accept_global_signature(
     headers: &HeaderMap,
     signed: &[u8],
 ) -> Result<(), SignRefusal> {
-    let live = state.live();
+    let config = state.config();
     let signature = headers
         .get(HEADER_KARAJO_SIGN)
         .and_then(|v| v.to_str().ok());
-    let id = verify_global(live.config.secret.as_bytes(), signature, signed)
+    let id = verify_global(config.secret.as_bytes(), signature, signed)
         .map_err(SignRefusal::Signature)?;
     state
         .replay
-        .accept_signed(id, signed, &live.config.stamp_rules(), state.clock.now())
+        .accept_signed(id, signed, &config.stamp_rules(), state.clock.now())
         .map_err(SignRefusal::Stamp)
 }
 

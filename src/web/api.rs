@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 pub use error::ApiError;
 pub(crate) use webhook::count_outcome;
 
-use crate::web::{AppState, LiveConfig, access};
+use crate::web::{AppState, access};
 
 /// The API's routes: the read endpoints behind [`access::require_reader`], the control
 /// endpoints and web hooks (which check their own signatures).

@@ -106,7 +106,7 @@ impl Chrome {
     pub(crate) fn new(state: &AppState, viewer: Option<&Viewer>) -> Self {
         let session = viewer.and_then(|v| v.session.as_ref());
         Self {
-            site: state.live().config.name.clone(),
+            site: state.config().name.clone(),
             user: session.map(|s| s.user.clone()),
             csrf: session.map(|s| s.csrf.clone()).unwrap_or_default(),
             version: crate::VERSION,
@@ -236,7 +236,7 @@ impl IntoResponse for WuiError {
 /// Renders error pages again with the configured `name` in their title and heading.
 async fn name_error_pages(State(state): State<AppState>, mut res: Response) -> Response {
     if let Some(info) = res.extensions_mut().remove::<ErrorInfo>() {
-        let body = info.render(state.live().config.name.clone());
+        let body = info.render(state.config().name.clone());
         let (mut parts, _) = res.into_parts();
         parts.headers.remove(header::CONTENT_LENGTH);
         return Response::from_parts(parts, axum::body::Body::from(body));

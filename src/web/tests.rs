@@ -11,10 +11,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{Method, StatusCode, header};
-use tokio::sync::watch;
 use tower::ServiceExt as _;
 
-use super::{AppState, LiveConfig, app, body, pages};
+use super::{AppState, app, body, pages};
 use crate::auth::ReplayGuard;
 use crate::clock::{SharedClock, SystemClock};
 use crate::metrics::Metrics;
@@ -68,15 +67,14 @@ fn build(base: &Path, users: bool) -> (AppState, scheduler::SchedulerHandle) {
     let (scheduler, _task) = scheduler::spawn(SchedulerOptions {
         layout: layout.clone(),
         clock: clock.clone(),
-        max_job_running: 1,
+        config: Arc::new(config.clone()),
         jobs: restored,
+        state: StateFile::default(),
         metrics: metrics.clone(),
         notifier: None,
     });
-    let (_tx, live) = watch::channel(Arc::new(LiveConfig::new(config.clone())));
     let state = AppState {
         scheduler: scheduler.clone(),
-        live,
         layout,
         clock,
         replay,
@@ -220,8 +218,8 @@ async fn a_web_hook_finds_its_job_in_the_scheduler_job_set() {
     let dir = tempfile::tempdir().unwrap();
     let (state, scheduler) = build(dir.path(), false);
     let service = app(state);
-    // The scheduler reloads a job set where `/hello` is gone and `/other` is new; the
-    // live configuration is left as it was, so only the scheduler's set knows them.
+    // The scheduler reloads a job set where `/hello` is gone and `/other` is new,
+    // published with its configuration.
     let other = dir.path().join("etc/karajo/other.conf");
     std::fs::write(
         &other,
@@ -244,7 +242,7 @@ async fn a_web_hook_finds_its_job_in_the_scheduler_job_set() {
         .await
         .unwrap();
     assert_eq!(before.status(), StatusCode::NOT_FOUND);
-    scheduler.reload(defs, 1).await;
+    scheduler.reload(defs, Arc::new(config)).await;
     let other = service
         .clone()
         .oneshot(signed_hook("/other"))

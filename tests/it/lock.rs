@@ -24,7 +24,17 @@ async fn a_second_daemon_on_the_same_dir_base_refuses_and_touches_nothing() {
         async move { record.exists().then_some(()) }
     })
     .await;
+    // The first daemon writes its state soon after the run starts; then it rests.
     let state_file = dir.base().join("var/lib/karajo/state.json");
+    wait_for("the state file to record run 1", || {
+        let state_file = state_file.clone();
+        async move {
+            let text = std::fs::read(&state_file).ok()?;
+            let state: serde_json::Value = serde_json::from_slice(&text).ok()?;
+            (state["jobs"]["job/slow"]["counter"] == 1).then_some(())
+        }
+    })
+    .await;
     let state_before = std::fs::read(&state_file).ok();
 
     // Another port: the refusal comes from the lock, not from the address.

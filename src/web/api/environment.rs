@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::AppState;
 use super::json::{self, JobExecJson, JobHttpJson};
-use super::{AppState, LiveConfig};
 use crate::scheduler::Snapshot;
 
 #[derive(Serialize)]
@@ -41,25 +41,22 @@ pub struct EnvCache(Mutex<Option<Arc<Rendered>>>);
 #[derive(Debug)]
 struct Rendered {
     snapshot: Arc<Snapshot>,
-    live: Arc<LiveConfig>,
     plain: Bytes,
     /// The gzip form, made by the first client that accepts it.
     gzip: OnceLock<Bytes>,
 }
 
 impl EnvCache {
-    fn get(&self, snapshot: Arc<Snapshot>, live: Arc<LiveConfig>) -> Arc<Rendered> {
+    fn get(&self, snapshot: Arc<Snapshot>) -> Arc<Rendered> {
         let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = last.as_ref()
             && Arc::ptr_eq(&r.snapshot, &snapshot)
-            && Arc::ptr_eq(&r.live, &live)
         {
             return r.clone();
         }
         let rendered = Arc::new(Rendered {
-            plain: Bytes::from(render(&snapshot, &live)),
+            plain: Bytes::from(render(&snapshot)),
             snapshot,
-            live,
             gzip: OnceLock::new(),
         });
         *last = Some(rendered.clone());
@@ -69,9 +66,7 @@ impl EnvCache {
 
 /// Serves the environment, gzip-compressed when the client accepts it.
 pub(super) async fn get_environment(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let rendered = state
-        .env_cache
-        .get(state.scheduler.snapshot(), state.live());
+    let rendered = state.env_cache.get(state.scheduler.snapshot());
     let mut response = if accepts_gzip(&headers) {
         let body = rendered.gzip.get_or_init(|| gzip(&rendered.plain));
         let mut response = body.clone().into_response();
@@ -117,8 +112,8 @@ fn gzip(plain: &[u8]) -> Bytes {
 }
 
 /// The environment envelope `{"data":{...},"code":200}` as JSON text.
-fn render(snapshot: &Snapshot, live: &LiveConfig) -> String {
-    let cfg = &live.config;
+fn render(snapshot: &Snapshot) -> String {
+    let cfg = &snapshot.config;
     let env = EnvJson {
         jobs: snapshot
             .jobs

@@ -28,11 +28,11 @@ pub(super) async fn run(
     Path(path): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let live = state.live();
     let path = format!("/{}", path.trim_matches('/'));
-    // The job comes from the scheduler's snapshot, so a web hook during a reload sees
-    // the old or the new job set, never a job only one side knows.
+    // The job and the settings come from one snapshot of the scheduler, so a web hook
+    // during a reload sees the old or the new configuration, never a mix of the two.
     let snapshot = state.scheduler.snapshot();
+    let config = &snapshot.config;
     let Some((view, exec)) = snapshot.job_by_path(&path) else {
         let (parts, body) = request.into_parts();
         return Ok(refuse(&state.bodies, &parts.headers, body, StatusCode::NOT_FOUND).await);
@@ -50,8 +50,7 @@ pub(super) async fn run(
         tracing::warn!(job = %JobKey::exec(job.id.clone()), %err, "web hook refused before reading its body");
         return Ok(refuse(&state.bodies, &headers, body, ApiError::forbidden()).await);
     }
-    let body =
-        crate::web::body::read(&state.bodies, &headers, body, live.config.max_body_size).await?;
+    let body = crate::web::body::read(&state.bodies, &headers, body, config.max_body_size).await?;
     let id = match verify_webhook(&auth, &headers, &body.bytes) {
         Ok(id) => id,
         Err(err) => {
@@ -59,14 +58,7 @@ pub(super) async fn run(
             return Err(ApiError::forbidden());
         }
     };
-    if let Err(err) = spend(
-        &state,
-        &live.config,
-        exec.auth_kind,
-        id,
-        &headers,
-        &body.bytes,
-    ) {
+    if let Err(err) = spend(&state, config, exec.auth_kind, id, &headers, &body.bytes) {
         tracing::warn!(job = %JobKey::exec(job.id.clone()), %err, "web hook refused");
         return Err(if err.is_reuse() {
             ApiError::replayed(err.to_string())

@@ -194,7 +194,7 @@ fn authorise(state: &AppState, headers: &HeaderMap, form: &ControlForm) -> Resul
             Err(WuiError::Csrf)
         }
     } else {
-        let secret = state.live().config.secret.clone();
+        let secret = state.config().secret.clone();
         let ok =
             !form.secret.is_empty() && bool::from(secret.as_bytes().ct_eq(form.secret.as_bytes()));
         if ok {

@@ -66,10 +66,10 @@ impl SnapshotStream {
             tokio::time::sleep_until(last + THROTTLE).await;
         }
         if let Some(session) = &self.viewer.session {
-            let live = self.state.live();
+            let config = self.state.config();
             let now = self.state.clock.now();
             let valid = self.state.sessions.get(&session.key, now, |u| {
-                live.config.users.iter().any(|x| x.name == u)
+                config.users.iter().any(|x| x.name == u)
             });
             valid?;
         }
@@ -143,7 +143,7 @@ fn stream_slot(state: &AppState) -> Result<OwnedSemaphorePermit, WuiError> {
 
 /// The keep-alive interval: 15 s, or half `idle_timeout` when that is shorter.
 fn keep_alive(state: &AppState) -> Duration {
-    KEEP_ALIVE.min(state.live().config.idle_timeout / 2)
+    KEEP_ALIVE.min(state.config().idle_timeout / 2)
 }
 
 fn sse(
@@ -198,10 +198,10 @@ impl Tail {
                 return None;
             }
             if let Some(session) = &self.viewer.session {
-                let live = self.state.live();
+                let config = self.state.config();
                 let now = self.state.clock.now();
                 self.state.sessions.get(&session.key, now, |u| {
-                    live.config.users.iter().any(|x| x.name == u)
+                    config.users.iter().any(|x| x.name == u)
                 })?;
             }
             let look = self.look().await?;

@@ -94,7 +94,7 @@ fn safe_next(next: &str) -> String {
 
 fn peer_of(state: &AppState, connect: &Connect, headers: &HeaderMap) -> Peer {
     let addr = connect.as_ref().map(|Extension(ConnectInfo(a))| *a);
-    peer::peer(&state.live().config.trusted_proxy, addr, headers)
+    peer::peer(&state.config().trusted_proxy, addr, headers)
 }
 
 /// `GET /karajo/login`: the form, with a token for the `karajo_login` cookie (set
@@ -235,7 +235,7 @@ async fn login(
     client: Option<IpAddr>,
     form: &LoginForm,
 ) -> Result<Outcome, WuiError> {
-    let users = state.live().config.users.clone();
+    let users = state.config().users.clone();
     let name = form.name.trim().to_string();
     let password = form.password.trim().to_string();
     if users.is_empty() || name.is_empty() || password.is_empty() {

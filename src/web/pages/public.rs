@@ -53,7 +53,7 @@ pub(super) async fn serve(
     if under_karajo || (method != Method::GET && method != Method::HEAD) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let Some(root) = state.live().config.dir_public.clone() else {
+    let Some(root) = state.config().dir_public.clone() else {
         return if path == "/" {
             Redirect::to("/karajo/").into_response()
         } else {

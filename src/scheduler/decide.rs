@@ -1,0 +1,920 @@
+//! The scheduler's decisions, as one pure function: [`decide`] takes the whole
+//! [`SchedulerState`], one [`Event`] (a trigger, a timer coming due, a run's end, a
+//! pause, resume or cancel, a reload, the restore at start-up, the shutdown) and the
+//! time, changes the state and returns the [`Effect`]s the executor must perform:
+//! open a run log, spawn or cancel a run, save the state file, notify, publish a
+//! snapshot, answer the caller. It does no IO, reads no clock, spawns nothing and
+//! draws no random numbers, so every rule (the queue of one, `max_job_running`,
+//! pausing, re-arming timers, reloads while runs go on, restore after a crash) is a
+//! table test without processes or files. Its only side effect is tracing.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::restore::RestoredJob;
+use super::{JobDef, JobView, LogSummary, Snapshot, TriggerError};
+use crate::config::Config;
+use crate::exec::WebhookRequest;
+use crate::job::{JobKey, RunStatus, Trigger};
+use crate::schedule::interval_next;
+use crate::store::{LogEntry, RunFacts, run_log};
+
+/// Something that happened, for [`decide`] to act on.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Start-up: the jobs as restored from disk (interrupted runs already closed as
+    /// `failed` by the scan).
+    Restore {
+        /// The restored jobs.
+        jobs: Vec<RestoredJob>,
+        /// `max_job_running`.
+        max_job_running: usize,
+        /// The configuration the jobs came from, published with them.
+        config: Arc<Config>,
+    },
+    /// A run was asked for (web hook, API, library).
+    Trigger {
+        /// The job.
+        key: JobKey,
+        /// What asks, and the web hook request if any.
+        request: Request,
+    },
+    /// The earliest timer is due (or past due) at `now`.
+    TimerDue,
+    /// A run ended.
+    RunFinished(Finished),
+    /// The API paused a job.
+    Pause(JobKey),
+    /// The API resumed a job.
+    Resume(JobKey),
+    /// The API canceled a job's current run or its queued one.
+    Cancel(JobKey),
+    /// A new configuration: `jobs` is the whole new job set; `restored` holds what is
+    /// on disk for the jobs that are new to the scheduler.
+    Reload {
+        /// Every job of the new configuration.
+        jobs: Vec<JobDef>,
+        /// The new jobs, restored from disk.
+        restored: Vec<RestoredJob>,
+        /// `max_job_running`.
+        max_job_running: usize,
+        /// The new configuration, published with the new job set.
+        config: Arc<Config>,
+    },
+    /// Stop: no new runs, cancel those running, then [`Effect::Stopped`].
+    Shutdown,
+}
+
+/// A run asked for but not started yet.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    /// What asked for it.
+    pub(crate) trigger: Trigger,
+    /// The web hook request whose body the run gets.
+    pub(crate) request: Option<Arc<WebhookRequest>>,
+}
+
+impl Request {
+    /// A timer's request.
+    pub(crate) fn timer() -> Self {
+        Self {
+            trigger: Trigger::Timer,
+            request: None,
+        }
+    }
+}
+
+/// A run's end, as its task reports it.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// The job.
+    pub(crate) key: JobKey,
+    /// The run's counter.
+    pub(crate) counter: u64,
+    /// How it ended.
+    pub(crate) status: RunStatus,
+    /// When it ended.
+    pub(crate) at: Timestamp,
+    /// The exit code of the command that ended the run, when a command exited.
+    pub(crate) exit_code: Option<i32>,
+    /// The closed log, `None` when no log could be created.
+    pub(crate) log: Option<PathBuf>,
+}
+
+/// What the executor must do, in order.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// Delete the logs in `prune` (beyond the retention) and create run `counter`'s
+    /// log `<id>.<counter>.running` in `log_dir`.
+    OpenLog {
+        /// The job.
+        key: JobKey,
+        /// The new run's counter.
+        counter: u64,
+        /// The job's log directory.
+        log_dir: PathBuf,
+        /// Old logs to delete first.
+        prune: Vec<PathBuf>,
+    },
+    /// Start the run whose log [`Effect::OpenLog`] opens.
+    SpawnRun(RunOrder),
+    /// Cancel a running run (it ends as `canceled` and reports back).
+    CancelRun {
+        /// The job.
+        key: JobKey,
+        /// The run's counter.
+        counter: u64,
+    },
+    /// Count a finished run in the metrics.
+    CountRun {
+        /// The job.
+        key: JobKey,
+        /// How it ended.
+        status: RunStatus,
+        /// How long it took.
+        took: Duration,
+    },
+    /// Queue the notifications of a finished run.
+    Notify(Notice),
+    /// Write the state file: `durable` means before the answer that follows is sent
+    /// (a pause must survive a kill -9 that follows its answer); otherwise soon, once
+    /// for a burst of changes.
+    SaveState {
+        /// Write and sync before answering.
+        durable: bool,
+    },
+    /// Publish a new snapshot.
+    Publish,
+    /// Answer the caller of the event.
+    Answer(Answer),
+    /// The shutdown is complete: no run is left.
+    Stopped,
+}
+
+/// A run to start.
+#[derive(Debug)]
+pub(crate) struct RunOrder {
+    /// The job as it is at the start.
+    pub(crate) def: JobDef,
+    /// The run's counter.
+    pub(crate) counter: u64,
+    /// What started it.
+    pub(crate) request: Request,
+}
+
+/// A finished run, for its notifications.
+#[derive(Debug)]
+pub(crate) struct Notice {
+    /// The job as it was when the run started.
+    pub(crate) def: JobDef,
+    /// The run's counter.
+    pub(crate) counter: u64,
+    /// How it ended.
+    pub(crate) status: RunStatus,
+    /// What started it.
+    pub(crate) trigger: Trigger,
+    /// When it started.
+    pub(crate) started: Timestamp,
+    /// When it ended.
+    pub(crate) ended: Timestamp,
+    /// The closed log.
+    pub(crate) log: PathBuf,
+    /// The job's previous run that ended `success` or `failed`.
+    pub(crate) previous: Option<RunStatus>,
+}
+
+/// The answer to the event's caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// The job as it is now (trigger accepted, paused, resumed, cancel requested).
+    Job(JobKey),
+    /// The trigger was refused.
+    Refused(TriggerError),
+    /// There is no such job.
+    Unknown,
+    /// Done (a reload).
+    Done,
+}
+
+/// What a job is doing now.
+#[derive(Debug)]
+enum Active {
+    /// Accepted, waiting for a `max_job_running` slot.
+    Waiting(Request),
+    /// Executing run `counter`.
+    Running {
+        counter: u64,
+        started: Timestamp,
+        trigger: Trigger,
+        /// The job as it was when the run started (for its notifications).
+        def: JobDef,
+    },
+}
+
+/// One job's runtime state.
+#[derive(Debug)]
+struct JobEntry {
+    def: JobDef,
+    log_dir: PathBuf,
+    status: RunStatus,
+    paused: bool,
+    counter: u64,
+    last_run: Option<Timestamp>,
+    next_run: Option<Timestamp>,
+    logs: Vec<LogEntry>,
+    /// The last run that ended `success` or `failed`, for `notif_on_recover`.
+    last_completed: Option<RunStatus>,
+    active: Option<Active>,
+    /// A trigger accepted while a run is active.
+    pending: Option<Request>,
+    /// Dropped from the configuration while running; forgotten when the run ends.
+    removed: bool,
+    view: Arc<JobView>,
+    stale: bool,
+}
+
+impl JobEntry {
+    fn new(job: RestoredJob) -> Self {
+        let last_completed = job
+            .logs
+            .iter()
+            .rev()
+            .map(|l| l.status)
+            .find(|s| matches!(s, RunStatus::Success | RunStatus::Failed));
+        let mut entry = Self {
+            view: Arc::new(JobView {
+                def: job.def.clone(),
+                status: job.status,
+                paused: job.paused,
+                last_run: job.last_run,
+                next_run: None,
+                counter: job.counter,
+                logs: Vec::new(),
+                queued: false,
+            }),
+            def: job.def,
+            log_dir: job.log_dir,
+            status: job.status,
+            paused: job.paused,
+            counter: job.counter,
+            last_run: job.last_run,
+            next_run: None,
+            logs: job.logs,
+            last_completed,
+            active: None,
+            pending: None,
+            removed: false,
+            stale: true,
+        };
+        entry.refresh_view();
+        entry
+    }
+
+    fn effective_status(&self) -> RunStatus {
+        match (&self.active, self.paused) {
+            (Some(Active::Running { .. }), _) => RunStatus::Running,
+            (_, true) => RunStatus::Paused,
+            _ => self.status,
+        }
+    }
+
+    fn running_counter(&self) -> Option<u64> {
+        match &self.active {
+            Some(Active::Running { counter, .. }) => Some(*counter),
+            _ => None,
+        }
+    }
+
+    fn refresh_view(&mut self) {
+        if !self.stale {
+            return;
+        }
+        self.stale = false;
+        self.view = Arc::new(JobView {
+            def: self.def.clone(),
+            status: self.effective_status(),
+            paused: self.paused,
+            last_run: self.last_run,
+            next_run: self.next_run,
+            counter: self.counter,
+            logs: self
+                .logs
+                .iter()
+                .map(|l| LogSummary {
+                    counter: l.counter,
+                    status: l.status,
+                    trigger: l.facts.trigger,
+                    started: l.facts.started,
+                    ended: l.facts.ended,
+                    exit_code: l.facts.exit_code,
+                })
+                .collect(),
+            queued: self.pending.is_some() || matches!(self.active, Some(Active::Waiting(_))),
+        });
+    }
+}
+
+/// Everything the scheduler decides on: every job's status, counters, timers and
+/// queue, the `max_job_running` slots and the configuration to publish.
+#[derive(Debug)]
+pub(crate) struct SchedulerState {
+    jobs: BTreeMap<JobKey, JobEntry>,
+    /// Job keys sorted by kind and job name, the order of snapshots.
+    by_name: Vec<JobKey>,
+    /// `(due, job)` for every armed timer.
+    timers: BTreeSet<(Timestamp, JobKey)>,
+    /// Jobs whose accepted run waits for a slot, first come first served.
+    waiting: VecDeque<JobKey>,
+    /// Runs holding a `max_job_running` slot.
+    slotted: usize,
+    /// Runs of kinds that need no slot.
+    unslotted: usize,
+    max_running: usize,
+    config: Arc<Config>,
+    stopping: bool,
+    /// Something visible changed since the last [`Effect::Publish`].
+    changed: bool,
+    /// Something the state file holds changed since the last [`Effect::SaveState`].
+    unsaved: bool,
+}
+
+impl SchedulerState {
+    /// An empty state; [`Event::Restore`] fills it.
+    pub(crate) fn new(config: Arc<Config>) -> Self {
+        Self {
+            jobs: BTreeMap::new(),
+            by_name: Vec::new(),
+            timers: BTreeSet::new(),
+            waiting: VecDeque::new(),
+            slotted: 0,
+            unslotted: 0,
+            max_running: 1,
+            config,
+            stopping: false,
+            changed: true,
+            unsaved: false,
+        }
+    }
+
+    /// When the earliest timer is due.
+    pub(crate) fn next_due(&self) -> Option<Timestamp> {
+        self.timers.first().map(|(due, _)| *due)
+    }
+
+    /// Whether the scheduler knows job `key` (a job removed while running is still
+    /// known until its run ends).
+    pub(crate) fn knows(&self, key: &JobKey) -> bool {
+        self.jobs.contains_key(key)
+    }
+
+    /// The current view of job `key`.
+    pub(crate) fn view(&mut self, key: &JobKey) -> Option<Arc<JobView>> {
+        let job = self.jobs.get_mut(key)?;
+        job.refresh_view();
+        Some(job.view.clone())
+    }
+
+    /// A snapshot of every job, in name order.
+    pub(crate) fn snapshot(&mut self) -> Snapshot {
+        let mut jobs = Vec::with_capacity(self.by_name.len());
+        for key in &self.by_name {
+            if let Some(job) = self.jobs.get_mut(key) {
+                job.refresh_view();
+                jobs.push(job.view.clone());
+            }
+        }
+        Snapshot {
+            jobs,
+            running: self.slotted + self.unslotted,
+            waiting: self.waiting.len(),
+            config: self.config.clone(),
+        }
+    }
+
+    fn touch(&mut self, key: &JobKey) {
+        if let Some(job) = self.jobs.get_mut(key) {
+            job.stale = true;
+        }
+        self.changed = true;
+    }
+}
+
+/// Applies `event` at time `now` to `state` and returns what must be done, in order.
+pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -> Vec<Effect> {
+    let mut out = Vec::new();
+    match event {
+        Event::Restore {
+            jobs,
+            max_job_running,
+            config,
+        } => {
+            state.max_running = max_job_running.max(1);
+            state.config = config;
+            for job in jobs {
+                insert(state, job, now);
+            }
+            index_names(state);
+            state.changed = true;
+        }
+        Event::Trigger { key, request } => {
+            let answer = trigger(state, &key, request, now, &mut out);
+            out.push(Effect::Answer(answer));
+        }
+        Event::TimerDue => fire_due_timers(state, now, &mut out),
+        Event::RunFinished(done) => finished(state, done, now, &mut out),
+        Event::Pause(key) => set_paused(state, &key, true, now, &mut out),
+        Event::Resume(key) => set_paused(state, &key, false, now, &mut out),
+        Event::Cancel(key) => {
+            let answer = cancel(state, &key, &mut out);
+            out.push(Effect::Answer(answer));
+        }
+        Event::Reload {
+            jobs,
+            restored,
+            max_job_running,
+            config,
+        } => {
+            reload(
+                state,
+                jobs,
+                restored,
+                max_job_running,
+                config,
+                now,
+                &mut out,
+            );
+            out.push(Effect::Answer(Answer::Done));
+        }
+        Event::Shutdown => begin_shutdown(state, &mut out),
+    }
+    finish_effects(state, &mut out);
+    out
+}
+
+/// Appends the state save and the publish that the changes call for, ahead of the
+/// answer (an answer is sent after what it reports is published and, for a durable
+/// save, written).
+fn finish_effects(state: &mut SchedulerState, out: &mut Vec<Effect>) {
+    let answer_at = out
+        .iter()
+        .position(|e| matches!(e, Effect::Answer(_)))
+        .unwrap_or(out.len());
+    let mut tail = Vec::new();
+    let durable = out
+        .iter()
+        .any(|e| matches!(e, Effect::SaveState { durable: true }));
+    if state.unsaved && !durable {
+        tail.push(Effect::SaveState { durable: false });
+    }
+    state.unsaved = false;
+    if state.changed {
+        tail.push(Effect::Publish);
+        state.changed = false;
+    }
+    let stopped = state.stopping && state.slotted + state.unslotted == 0;
+    let rest = out.split_off(answer_at);
+    out.extend(tail);
+    out.extend(rest);
+    if stopped && !out.iter().any(|e| matches!(e, Effect::Stopped)) {
+        out.push(Effect::SaveState { durable: true });
+        out.push(Effect::Stopped);
+    }
+}
+
+fn trigger(
+    state: &mut SchedulerState,
+    key: &JobKey,
+    request: Request,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) -> Answer {
+    if state.stopping {
+        return Answer::Refused(TriggerError::ShuttingDown);
+    }
+    let Some(job) = state.jobs.get_mut(key).filter(|j| !j.removed) else {
+        return Answer::Refused(TriggerError::NotFound(key.to_string()));
+    };
+    if job.paused {
+        return Answer::Refused(TriggerError::Paused);
+    }
+    if job.active.is_none() {
+        activate(state, key, request, now, out);
+    } else if job.pending.is_none() {
+        job.pending = Some(request);
+        state.touch(key);
+    } else {
+        return Answer::Refused(TriggerError::Busy);
+    }
+    Answer::Job(key.clone())
+}
+
+/// Starts an accepted run now, or queues it for a free slot.
+fn activate(
+    state: &mut SchedulerState,
+    key: &JobKey,
+    request: Request,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) {
+    if !key.kind.needs_slot() || state.slotted < state.max_running {
+        start_run(state, key, request, now, out);
+    } else if let Some(job) = state.jobs.get_mut(key) {
+        job.active = Some(Active::Waiting(request));
+        state.waiting.push_back(key.clone());
+        state.touch(key);
+    }
+}
+
+fn start_run(
+    state: &mut SchedulerState,
+    key: &JobKey,
+    request: Request,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) {
+    let Some(job) = state.jobs.get_mut(key) else {
+        return;
+    };
+    job.counter += 1;
+    let counter = job.counter;
+    // Room for the new log within the retention; an open log is never deleted.
+    let keep = job.def.common.log_retention.saturating_sub(1);
+    let prune = run_log::beyond_retention(&mut job.logs, keep);
+    job.logs.push(LogEntry {
+        counter,
+        status: RunStatus::Running,
+        path: job
+            .log_dir
+            .join(run_log::file_name(&key.id, counter, RunStatus::Running)),
+        modified: now,
+        facts: RunFacts {
+            trigger: Some(request.trigger),
+            started: Some(now),
+            ended: None,
+            exit_code: None,
+        },
+    });
+    job.active = Some(Active::Running {
+        counter,
+        started: now,
+        trigger: request.trigger,
+        def: job.def.clone(),
+    });
+    if key.kind.needs_slot() {
+        state.slotted += 1;
+    } else {
+        state.unslotted += 1;
+    }
+    tracing::info!(job = %key, counter, trigger = request.trigger.as_str(), "run started");
+    out.push(Effect::OpenLog {
+        key: key.clone(),
+        counter,
+        log_dir: job.log_dir.clone(),
+        prune,
+    });
+    out.push(Effect::SpawnRun(RunOrder {
+        def: job.def.clone(),
+        counter,
+        request,
+    }));
+    state.unsaved = true;
+    // A schedule stays armed while the run goes on; an interval's period starts when
+    // the run ends, so its timer is off until then.
+    arm(state, key, now);
+}
+
+fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mut Vec<Effect>) {
+    let key = done.key.clone();
+    let Some(job) = state.jobs.get_mut(&key) else {
+        return;
+    };
+    let Some(Active::Running {
+        counter,
+        started,
+        trigger,
+        def,
+    }) = job
+        .active
+        .take_if(|a| matches!(a, Active::Running { counter, .. } if *counter == done.counter))
+    else {
+        tracing::warn!(job = %key, counter = done.counter, "the end of a run that is not running; ignored");
+        return;
+    };
+    if key.kind.needs_slot() {
+        state.slotted = state.slotted.saturating_sub(1);
+    } else {
+        state.unslotted = state.unslotted.saturating_sub(1);
+    }
+    let took = Duration::try_from(done.at.duration_since(started)).unwrap_or_default();
+    out.push(Effect::CountRun {
+        key: key.clone(),
+        status: done.status,
+        took,
+    });
+    job.status = done.status;
+    job.last_run = Some(done.at);
+    let previous = job.last_completed;
+    if matches!(done.status, RunStatus::Success | RunStatus::Failed) {
+        job.last_completed = Some(done.status);
+    }
+    match &done.log {
+        Some(path) => {
+            if let Some(entry) = job.logs.iter_mut().find(|l| l.counter == counter) {
+                entry.status = done.status;
+                entry.path = path.clone();
+                entry.modified = done.at;
+                entry.facts.ended = Some(done.at);
+                entry.facts.exit_code = done.exit_code;
+            }
+            out.push(Effect::Notify(Notice {
+                def,
+                counter,
+                status: done.status,
+                trigger,
+                started,
+                ended: done.at,
+                log: path.clone(),
+                previous,
+            }));
+        }
+        // The log could not be created: the run left no file.
+        None => job.logs.retain(|l| l.counter != counter),
+    }
+    state.unsaved = true;
+    let next = job.pending.take().filter(|_| !state.stopping);
+    if job.removed {
+        state.jobs.remove(&key);
+        index_names(state);
+        state.changed = true;
+    } else {
+        if let Some(next) = next {
+            if key.kind.needs_slot() {
+                // Behind whoever already waits for a slot.
+                job.active = Some(Active::Waiting(next));
+                state.waiting.push_back(key.clone());
+            } else {
+                start_run(state, &key, next, now, out);
+            }
+        }
+        state.touch(&key);
+        arm(state, &key, now);
+    }
+    fill_slots(state, now, out);
+}
+
+/// Starts waiting runs while slots are free.
+fn fill_slots(state: &mut SchedulerState, now: Timestamp, out: &mut Vec<Effect>) {
+    while state.slotted < state.max_running {
+        let Some(key) = state.waiting.pop_front() else {
+            return;
+        };
+        let Some(job) = state.jobs.get_mut(&key) else {
+            continue;
+        };
+        if let Some(Active::Waiting(request)) =
+            job.active.take_if(|a| matches!(a, Active::Waiting(_)))
+        {
+            start_run(state, &key, request, now, out);
+        }
+    }
+}
+
+fn set_paused(
+    state: &mut SchedulerState,
+    key: &JobKey,
+    paused: bool,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) {
+    let Some(job) = state.jobs.get_mut(key).filter(|j| !j.removed) else {
+        out.push(Effect::Answer(Answer::Unknown));
+        return;
+    };
+    job.paused = paused;
+    if !paused {
+        // Some kinds reset a resumed job's status (spec 6.4); a run in progress
+        // still shows `running` and sets the status when it ends.
+        if let Some(status) = key.kind.status_on_resume() {
+            job.status = status;
+        }
+    }
+    tracing::info!(job = %key, paused, "pause state changed");
+    state.touch(key);
+    if !paused {
+        arm(state, key, now);
+    }
+    out.push(Effect::SaveState { durable: true });
+    out.push(Effect::Answer(Answer::Job(key.clone())));
+}
+
+fn cancel(state: &mut SchedulerState, key: &JobKey, out: &mut Vec<Effect>) -> Answer {
+    let Some(job) = state.jobs.get_mut(key).filter(|j| !j.removed) else {
+        return Answer::Unknown;
+    };
+    match &job.active {
+        Some(Active::Running { counter, .. }) => {
+            tracing::info!(job = %key, counter, "cancel requested");
+            out.push(Effect::CancelRun {
+                key: key.clone(),
+                counter: *counter,
+            });
+        }
+        Some(Active::Waiting(_)) => {
+            // The waiting run is dropped; one queued behind it takes its place.
+            job.active = job.pending.take().map(Active::Waiting);
+            if job.active.is_none() {
+                state.waiting.retain(|w| w != key);
+            }
+            state.touch(key);
+        }
+        None => {}
+    }
+    Answer::Job(key.clone())
+}
+
+fn fire_due_timers(state: &mut SchedulerState, now: Timestamp, out: &mut Vec<Effect>) {
+    while let Some((due, key)) = state.timers.first().cloned() {
+        if due > now {
+            break;
+        }
+        state.timers.pop_first();
+        let Some(job) = state.jobs.get_mut(&key) else {
+            continue;
+        };
+        job.next_run = None;
+        if job.paused {
+            tracing::debug!(job = %key, "timer fired while paused; skipped");
+        } else if job.active.is_none() {
+            activate(state, &key, Request::timer(), now, out);
+        } else if job.pending.is_none() {
+            job.pending = Some(Request::timer());
+        } else {
+            tracing::debug!(job = %key, "timer fired while a run is running and another queued; coalesced");
+        }
+        state.touch(&key);
+        arm_after(state, &key, due, now);
+    }
+}
+
+/// Arms the job's timer from `now` (after a run, a resume or a reload).
+fn arm(state: &mut SchedulerState, key: &JobKey, now: Timestamp) {
+    arm_after(state, key, now, now);
+}
+
+/// Arms the job's timer for its first due time after `slot` (a schedule slot that
+/// just fired), never in the past. Interval jobs are armed only while idle: their
+/// period runs from the end of the previous run.
+fn arm_after(state: &mut SchedulerState, key: &JobKey, slot: Timestamp, now: Timestamp) {
+    disarm(state, key);
+    let Some(job) = state.jobs.get_mut(key) else {
+        return;
+    };
+    if job.removed || state.stopping {
+        return;
+    }
+    let next = if let Some(schedule) = job.def.common.schedule.as_ref() {
+        let next = schedule.next_after(slot);
+        Some(if next <= now {
+            schedule.next_after(now)
+        } else {
+            next
+        })
+    } else if let Some(interval) = job.def.common.interval {
+        // While paused, ticks are skipped one interval apart (the original's paused
+        // tick also counts as a run for the next one).
+        let since = if job.paused { Some(now) } else { job.last_run };
+        let idle = job.active.is_none() && job.pending.is_none();
+        idle.then(|| interval_next(since, interval, now))
+    } else {
+        None
+    };
+    if job.next_run != next {
+        state.unsaved = true;
+    }
+    job.next_run = next;
+    if let Some(due) = next {
+        state.timers.insert((due, key.clone()));
+    }
+    state.touch(key);
+}
+
+fn disarm(state: &mut SchedulerState, key: &JobKey) {
+    if let Some(job) = state.jobs.get_mut(key)
+        && let Some(due) = job.next_run
+    {
+        state.timers.remove(&(due, key.clone()));
+    }
+}
+
+fn reload(
+    state: &mut SchedulerState,
+    defs: Vec<JobDef>,
+    restored: Vec<RestoredJob>,
+    max_job_running: usize,
+    config: Arc<Config>,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) {
+    state.max_running = max_job_running.max(1);
+    state.config = config;
+    let new_keys: BTreeSet<JobKey> = defs.iter().map(JobDef::key).collect();
+    let gone: Vec<JobKey> = state
+        .jobs
+        .keys()
+        .filter(|key| !new_keys.contains(*key))
+        .cloned()
+        .collect();
+    for key in gone {
+        disarm(state, &key);
+        let Some(job) = state.jobs.get_mut(&key) else {
+            continue;
+        };
+        if job.running_counter().is_some() {
+            // Forgotten when its run ends.
+            job.removed = true;
+            job.pending = None;
+            job.next_run = None;
+            job.stale = true;
+        } else {
+            state.waiting.retain(|w| *w != key);
+            state.jobs.remove(&key);
+        }
+        tracing::info!(job = %key, "job removed by reload");
+    }
+    let mut restored: BTreeMap<JobKey, RestoredJob> =
+        restored.into_iter().map(|r| (r.def.key(), r)).collect();
+    for def in defs {
+        let key = def.key();
+        match state.jobs.get_mut(&key) {
+            Some(job) => {
+                job.def = def;
+                job.removed = false;
+                arm(state, &key, now);
+            }
+            None => match restored.remove(&key) {
+                Some(mut job) => {
+                    job.def = def;
+                    tracing::info!(job = %key, "job added by reload");
+                    insert(state, job, now);
+                }
+                None => {
+                    tracing::error!(job = %key, "job added by reload could not be restored; not scheduled")
+                }
+            },
+        }
+    }
+    index_names(state);
+    state.changed = true;
+    state.unsaved = true;
+    fill_slots(state, now, out);
+}
+
+fn insert(state: &mut SchedulerState, job: RestoredJob, now: Timestamp) {
+    let key = job.def.key();
+    state.jobs.insert(key.clone(), JobEntry::new(job));
+    arm(state, &key, now);
+}
+
+fn index_names(state: &mut SchedulerState) {
+    let mut keys: Vec<_> = state
+        .jobs
+        .values()
+        .map(|j| ((j.def.kind(), j.def.name().to_string()), j.def.key()))
+        .collect();
+    keys.sort();
+    state.by_name = keys.into_iter().map(|(_, key)| key).collect();
+}
+
+fn begin_shutdown(state: &mut SchedulerState, out: &mut Vec<Effect>) {
+    if state.stopping {
+        return;
+    }
+    state.stopping = true;
+    state.timers.clear();
+    state.waiting.clear();
+    for (key, job) in &mut state.jobs {
+        job.pending = None;
+        job.next_run = None;
+        job.stale = true;
+        match &job.active {
+            Some(Active::Running { counter, .. }) => out.push(Effect::CancelRun {
+                key: key.clone(),
+                counter: *counter,
+            }),
+            Some(Active::Waiting(_)) => job.active = None,
+            None => {}
+        }
+    }
+    state.changed = true;
+    tracing::info!(
+        running = state.slotted + state.unslotted,
+        "stopping: cancelling running jobs"
+    );
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,962 @@
+//! Table tests of [`decide`]: every rule of the scheduler, driven by events and a
+//! hand-set clock, without processes, files or sleeping. Effects are compared as short
+//! words (`spawn job/a#1 api`, `refused: job is paused`) so each table reads as the
+//! rule it checks.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use super::*;
+use crate::config::{ExecSpec, HttpMethod, HttpRequestType, HttpSpec, JobCommon};
+use crate::job::{AuthKind, JobId, JobKind};
+use crate::schedule::Schedule;
+use crate::scheduler::JobDefKind;
+
+const T0: &str = "2026-01-01T00:00:00Z";
+
+fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+fn secs(n: i64) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_secs(n)
+}
+
+fn common(name: &str) -> JobCommon {
+    JobCommon {
+        name: name.to_string(),
+        id: JobId::from_name(name),
+        file: PathBuf::from("karajo.conf"),
+        line: 1,
+        description: String::new(),
+        schedule: None,
+        interval: None,
+        timezone: TimeZone::UTC,
+        log_retention: 5,
+        notif_on_success: Vec::new(),
+        notif_on_failed: Vec::new(),
+        notif_on_recover: Vec::new(),
+        secret: "s".to_string(),
+        header_sign: "X-Karajo-Sign".to_string(),
+    }
+}
+
+fn exec_kind() -> JobDefKind {
+    JobDefKind::Exec {
+        spec: Arc::new(ExecSpec {
+            path: None,
+            auth_kind: AuthKind::HmacSha256,
+            sourcehut_public_key: [0; 32],
+            commands: vec!["true".to_string()],
+            timeout: None,
+            kill_grace: Duration::from_secs(5),
+        }),
+        function: None,
+    }
+}
+
+fn http_kind() -> JobDefKind {
+    JobDefKind::Http {
+        spec: Arc::new(HttpSpec {
+            http_method_text: "GET".to_string(),
+            http_method: HttpMethod::Get,
+            http_url: "http://127.0.0.1:1/".to_string(),
+            http_request_type_text: String::new(),
+            http_request_type: HttpRequestType::default(),
+            http_headers: Vec::new(),
+            http_header_lines: Vec::new(),
+            http_header_secret: Vec::new(),
+            http_timeout: None,
+            http_insecure: false,
+        }),
+        url: "http://127.0.0.1:1/".to_string(),
+        sent: None,
+    }
+}
+
+/// A command job named `name`.
+fn exec(name: &str) -> JobDef {
+    JobDef {
+        common: Arc::new(common(name)),
+        kind: exec_kind(),
+    }
+}
+
+/// An HTTP job named `name`.
+fn http(name: &str) -> JobDef {
+    JobDef {
+        common: Arc::new(common(name)),
+        kind: http_kind(),
+    }
+}
+
+fn with(def: JobDef, change: impl FnOnce(&mut JobCommon)) -> JobDef {
+    let mut common = (*def.common).clone();
+    change(&mut common);
+    JobDef {
+        common: Arc::new(common),
+        kind: def.kind,
+    }
+}
+
+fn every(def: JobDef, seconds: u64) -> JobDef {
+    with(def, |c| c.interval = Some(Duration::from_secs(seconds)))
+}
+
+fn minutely(def: JobDef) -> JobDef {
+    with(def, |c| {
+        c.schedule = Some(Schedule::parse("minutely", TimeZone::UTC).unwrap());
+    })
+}
+
+/// A job as restored from an empty disk.
+fn fresh(def: JobDef) -> RestoredJob {
+    let log_dir = PathBuf::from("/log").join(def.id().as_str());
+    RestoredJob {
+        def,
+        status: RunStatus::Started,
+        paused: false,
+        counter: 0,
+        last_run: None,
+        logs: Vec::new(),
+        log_dir,
+    }
+}
+
+fn log(job: &str, counter: u64, status: RunStatus) -> LogEntry {
+    LogEntry {
+        counter,
+        status,
+        path: PathBuf::from(format!("/log/{job}/{job}.{counter}.{status}")),
+        modified: at(T0),
+        facts: RunFacts::default(),
+    }
+}
+
+fn key(kind: JobKind, id: &str) -> JobKey {
+    JobKey {
+        kind,
+        id: JobId::from_raw(id),
+    }
+}
+
+fn job(id: &str) -> JobKey {
+    key(JobKind::Exec, id)
+}
+
+fn job_http(id: &str) -> JobKey {
+    key(JobKind::Http, id)
+}
+
+fn api() -> Request {
+    Request {
+        trigger: Trigger::Api,
+        request: None,
+    }
+}
+
+/// The scheduler's state and a clock that only moves when told.
+struct World {
+    state: SchedulerState,
+    now: Timestamp,
+}
+
+impl World {
+    fn new(max_job_running: usize, jobs: Vec<RestoredJob>) -> Self {
+        let config = Arc::new(crate::config::defaults(std::path::Path::new("/base")));
+        let mut world = Self {
+            state: SchedulerState::new(config.clone()),
+            now: at(T0),
+        };
+        world.on(Event::Restore {
+            jobs,
+            max_job_running,
+            config,
+        });
+        world
+    }
+
+    fn on(&mut self, event: Event) -> Vec<String> {
+        words(&decide(&mut self.state, event, self.now))
+    }
+
+    fn later(&mut self, seconds: i64) {
+        self.now = self.now.checked_add(secs(seconds)).unwrap();
+    }
+
+    fn trigger(&mut self, key: JobKey) -> Vec<String> {
+        self.on(Event::Trigger {
+            key,
+            request: api(),
+        })
+    }
+
+    fn finish(&mut self, key: JobKey, counter: u64, status: RunStatus) -> Vec<String> {
+        let log = PathBuf::from(format!("/log/{0}/{0}.{counter}.{status}", key.id));
+        self.on(Event::RunFinished(Finished {
+            key,
+            counter,
+            status,
+            at: self.now,
+            exit_code: None,
+            log: Some(log),
+        }))
+    }
+
+    fn view(&mut self, key: &JobKey) -> Arc<JobView> {
+        self.state.view(key).unwrap()
+    }
+
+    fn snapshot(&mut self) -> Snapshot {
+        self.state.snapshot()
+    }
+}
+
+fn only_runs(words: Vec<String>) -> Vec<String> {
+    words
+        .into_iter()
+        .filter(|w| {
+            ["spawn", "cancel", "answer", "refused", "stopped"]
+                .iter()
+                .any(|p| w.starts_with(p))
+        })
+        .collect()
+}
+
+fn words(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .map(|effect| match effect {
+            Effect::OpenLog {
+                key,
+                counter,
+                prune,
+                ..
+            } if prune.is_empty() => format!("open {key}#{counter}"),
+            Effect::OpenLog {
+                key,
+                counter,
+                prune,
+                ..
+            } => {
+                let names: Vec<_> = prune
+                    .iter()
+                    .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+                    .collect();
+                format!("open {key}#{counter} prune {}", names.join(" "))
+            }
+            Effect::SpawnRun(order) => format!(
+                "spawn {}#{} {}",
+                order.def.key(),
+                order.counter,
+                order.request.trigger.as_str()
+            ),
+            Effect::CancelRun { key, counter } => format!("cancel {key}#{counter}"),
+            Effect::CountRun { key, status, .. } => format!("count {key} {status}"),
+            Effect::Notify(n) => format!(
+                "notify {}#{} {} after {}",
+                n.def.key(),
+                n.counter,
+                n.status,
+                n.previous.map_or("nothing".to_string(), |s| s.to_string())
+            ),
+            Effect::SaveState { durable: false } => "save".to_string(),
+            Effect::SaveState { durable: true } => "save now".to_string(),
+            Effect::Publish => "publish".to_string(),
+            Effect::Answer(Answer::Job(key)) => format!("answer {key}"),
+            Effect::Answer(Answer::Refused(err)) => format!("refused: {err}"),
+            Effect::Answer(Answer::Unknown) => "answer unknown".to_string(),
+            Effect::Answer(Answer::Done) => "answer done".to_string(),
+            Effect::Stopped => "stopped".to_string(),
+        })
+        .collect()
+}
+
+// Queue rules (spec 6.1): idle starts now, one more is queued, further ones get 429;
+// a paused job gets 412.
+
+#[test]
+fn an_idle_job_starts_at_once() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    assert_eq!(
+        w.trigger(job("a")),
+        [
+            "open job/a#1",
+            "spawn job/a#1 api",
+            "save",
+            "publish",
+            "answer job/a"
+        ]
+    );
+    let view = w.view(&job("a"));
+    assert_eq!(
+        (view.status, view.counter, view.queued),
+        (RunStatus::Running, 1, false)
+    );
+    assert_eq!(view.logs[0].status, RunStatus::Running);
+    assert_eq!(view.logs[0].started, Some(at(T0)));
+}
+
+#[test]
+fn a_trigger_while_running_is_queued_once() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    w.trigger(job("a"));
+    assert_eq!(w.trigger(job("a")), ["publish", "answer job/a"]);
+    assert!(w.view(&job("a")).queued);
+}
+
+#[test]
+fn a_third_trigger_is_refused_busy() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    w.trigger(job("a"));
+    w.trigger(job("a"));
+    assert_eq!(w.trigger(job("a")), ["refused: job already run"]);
+    assert_eq!(w.view(&job("a")).counter, 1);
+}
+
+#[test]
+fn a_paused_job_refuses_triggers() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    w.on(Event::Pause(job("a")));
+    assert_eq!(w.trigger(job("a")), ["refused: job is paused"]);
+}
+
+#[test]
+fn an_unknown_job_is_not_found() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    assert_eq!(w.trigger(job("b")), ["refused: job not found: job/b"]);
+    // Kinds do not mix: an HTTP job of the same id is another job.
+    assert_eq!(
+        w.trigger(job_http("a")),
+        ["refused: job not found: job_http/a"]
+    );
+    assert_eq!(w.on(Event::Pause(job("b"))), ["answer unknown"]);
+    assert_eq!(w.on(Event::Cancel(job("b"))), ["answer unknown"]);
+}
+
+#[test]
+fn the_queued_run_starts_when_the_run_ends() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    w.trigger(job("a"));
+    w.trigger(job("a"));
+    w.later(3);
+    assert_eq!(
+        w.finish(job("a"), 1, RunStatus::Success),
+        [
+            "count job/a success",
+            "notify job/a#1 success after nothing",
+            "open job/a#2",
+            "spawn job/a#2 api",
+            "save",
+            "publish",
+        ]
+    );
+    let view = w.view(&job("a"));
+    assert_eq!((view.counter, view.queued), (2, false));
+    assert_eq!(
+        view.logs[0].ended,
+        Some(at(T0).checked_add(secs(3)).unwrap())
+    );
+}
+
+#[test]
+fn an_http_job_queues_and_runs_the_same_way() {
+    let mut w = World::new(1, vec![fresh(http("h"))]);
+    assert_eq!(
+        only_runs(w.trigger(job_http("h"))),
+        ["spawn job_http/h#1 api", "answer job_http/h"]
+    );
+    w.trigger(job_http("h"));
+    assert_eq!(w.trigger(job_http("h")), ["refused: job already run"]);
+    assert_eq!(
+        only_runs(w.finish(job_http("h"), 1, RunStatus::Failed)),
+        ["spawn job_http/h#2 api"]
+    );
+}
+
+// max_job_running
+
+#[test]
+fn a_second_job_waits_for_a_slot() {
+    let mut w = World::new(1, vec![fresh(exec("a")), fresh(exec("b"))]);
+    w.trigger(job("a"));
+    assert_eq!(w.trigger(job("b")), ["publish", "answer job/b"]);
+    let snapshot = w.snapshot();
+    assert_eq!((snapshot.running, snapshot.waiting), (1, 1));
+    let b = w.view(&job("b"));
+    assert_eq!(
+        (b.status, b.queued, b.counter),
+        (RunStatus::Started, true, 0)
+    );
+}
+
+#[test]
+fn a_freed_slot_goes_to_the_first_waiter() {
+    let mut w = World::new(
+        1,
+        vec![fresh(exec("a")), fresh(exec("b")), fresh(exec("c"))],
+    );
+    w.trigger(job("a"));
+    w.trigger(job("c"));
+    w.trigger(job("b"));
+    assert_eq!(
+        only_runs(w.finish(job("a"), 1, RunStatus::Success)),
+        ["spawn job/c#1 api"]
+    );
+    assert_eq!(
+        only_runs(w.finish(job("c"), 1, RunStatus::Success)),
+        ["spawn job/b#1 api"]
+    );
+    assert_eq!(w.snapshot().waiting, 0);
+}
+
+#[test]
+fn a_queued_run_of_a_busy_job_waits_behind_other_waiters() {
+    let mut w = World::new(1, vec![fresh(exec("a")), fresh(exec("b"))]);
+    w.trigger(job("a"));
+    w.trigger(job("a"));
+    w.trigger(job("b"));
+    // a's queued run goes to the back of the line, behind b.
+    assert_eq!(
+        only_runs(w.finish(job("a"), 1, RunStatus::Success)),
+        ["spawn job/b#1 api"]
+    );
+    assert_eq!(
+        only_runs(w.finish(job("b"), 1, RunStatus::Success)),
+        ["spawn job/a#2 api"]
+    );
+}
+
+#[test]
+fn http_jobs_take_no_slot() {
+    let mut w = World::new(1, vec![fresh(exec("a")), fresh(http("h"))]);
+    w.trigger(job("a"));
+    assert_eq!(
+        only_runs(w.trigger(job_http("h"))),
+        ["spawn job_http/h#1 api", "answer job_http/h"]
+    );
+    let snapshot = w.snapshot();
+    assert_eq!((snapshot.running, snapshot.waiting), (2, 0));
+}
+
+#[test]
+fn two_slots_run_two_jobs() {
+    let mut w = World::new(
+        2,
+        vec![fresh(exec("a")), fresh(exec("b")), fresh(exec("c"))],
+    );
+    for id in ["a", "b", "c"] {
+        w.trigger(job(id));
+    }
+    let snapshot = w.snapshot();
+    assert_eq!((snapshot.running, snapshot.waiting), (2, 1));
+}
+
+// Pause, resume and cancel in every state.
+
+#[test]
+fn pausing_an_idle_job_is_saved_before_the_answer() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    assert_eq!(
+        w.on(Event::Pause(job("a"))),
+        ["save now", "publish", "answer job/a"]
+    );
+    let view = w.view(&job("a"));
+    assert_eq!((view.status, view.paused), (RunStatus::Paused, true));
+}
+
+#[test]
+fn pausing_a_running_job_lets_the_run_finish() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    w.trigger(job("a"));
+    assert_eq!(only_runs(w.on(Event::Pause(job("a")))), ["answer job/a"]);
+    assert_eq!(w.view(&job("a")).status, RunStatus::Running);
+    w.finish(job("a"), 1, RunStatus::Success);
+    let view = w.view(&job("a"));
+    assert_eq!((view.status, view.paused), (RunStatus::Paused, true));
+    assert_eq!(view.logs[0].status, RunStatus::Success);
+}
+
+#[test]
+fn a_run_accepted_before_a_pause_still_runs() {
+    let mut w = World::new(1, vec![fresh(exec("a")), fresh(exec("b"))]);
+    w.trigger(job("a"));
+    w.trigger(job("b"));
+    w.on(Event::Pause(job("b")));
+    // b was accepted before the pause: it keeps its place and runs.
+    assert_eq!(
+        only_runs(w.finish(job("a"), 1, RunStatus::Success)),
+        ["spawn job/b#1 api"]
+    );
+}
+
+#[test]
+fn resuming_rearms_an_interval_job_from_its_last_run() {
+    let mut w = World::new(1, vec![fresh(every(exec("a"), 60))]);
+    w.on(Event::TimerDue);
+    w.later(10);
+    w.finish(job("a"), 1, RunStatus::Success);
+    w.on(Event::Pause(job("a")));
+    w.later(20);
+    w.on(Event::Resume(job("a")));
+    let view = w.view(&job("a"));
+    assert!(!view.paused);
+    assert_eq!(view.status, RunStatus::Success);
+    // Due one interval after the run ended at T0+10.
+    assert_eq!(view.next_run, Some(at("2026-01-01T00:01:10Z")));
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:01:10Z")));
+}
+
+#[test]
+fn resuming_an_http_job_resets_its_status_to_started() {
+    let mut w = World::new(1, vec![fresh(http("h"))]);
+    w.trigger(job_http("h"));
+    w.finish(job_http("h"), 1, RunStatus::Failed);
+    w.on(Event::Pause(job_http("h")));
+    assert_eq!(
+        w.on(Event::Resume(job_http("h"))),
+        ["save now", "publish", "answer job_http/h"]
+    );
+    assert_eq!(w.view(&job_http("h")).status, RunStatus::Started);
+    // A command job keeps its last status (spec 6.4).
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    w.trigger(job("a"));
+    w.finish(job("a"), 1, RunStatus::Failed);
+    w.on(Event::Pause(job("a")));
+    w.on(Event::Resume(job("a")));
+    assert_eq!(w.view(&job("a")).status, RunStatus::Failed);
+}
+
+#[test]
+fn cancelling_a_running_job_cancels_its_run() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    w.trigger(job("a"));
+    assert_eq!(
+        w.on(Event::Cancel(job("a"))),
+        ["cancel job/a#1", "answer job/a"]
+    );
+    assert_eq!(
+        only_runs(w.finish(job("a"), 1, RunStatus::Canceled)),
+        Vec::<String>::new()
+    );
+    assert_eq!(w.view(&job("a")).status, RunStatus::Canceled);
+}
+
+#[test]
+fn cancelling_a_waiting_job_drops_its_run() {
+    let mut w = World::new(1, vec![fresh(exec("a")), fresh(exec("b"))]);
+    w.trigger(job("a"));
+    w.trigger(job("b"));
+    assert_eq!(w.on(Event::Cancel(job("b"))), ["publish", "answer job/b"]);
+    assert_eq!(w.snapshot().waiting, 0);
+    assert!(!w.view(&job("b")).queued);
+    assert_eq!(
+        only_runs(w.finish(job("a"), 1, RunStatus::Success)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn cancelling_a_waiting_job_with_one_queued_keeps_the_queued_one() {
+    let mut w = World::new(1, vec![fresh(exec("a")), fresh(exec("b"))]);
+    w.trigger(job("a"));
+    w.trigger(job("b"));
+    w.trigger(job("b"));
+    w.on(Event::Cancel(job("b")));
+    assert!(w.view(&job("b")).queued);
+    assert_eq!(
+        only_runs(w.finish(job("a"), 1, RunStatus::Success)),
+        ["spawn job/b#1 api"]
+    );
+}
+
+#[test]
+fn cancelling_an_idle_job_changes_nothing() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    assert_eq!(w.on(Event::Cancel(job("a"))), ["answer job/a"]);
+}
+
+// Timers: interval and schedule re-arming.
+
+#[test]
+fn an_interval_job_that_never_ran_is_due_at_once_and_rearmed_after_its_run() {
+    let mut w = World::new(1, vec![fresh(every(exec("a"), 60))]);
+    assert_eq!(w.state.next_due(), Some(at(T0)));
+    assert_eq!(only_runs(w.on(Event::TimerDue)), ["spawn job/a#1 timer"]);
+    // The period runs from the end of the run: no timer while it runs.
+    assert_eq!(w.state.next_due(), None);
+    w.later(10);
+    w.finish(job("a"), 1, RunStatus::Success);
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:01:10Z")));
+    assert_eq!(w.view(&job("a")).next_run, Some(at("2026-01-01T00:01:10Z")));
+}
+
+#[test]
+fn a_timer_not_yet_due_fires_nothing() {
+    let mut w = World::new(1, vec![fresh(minutely(exec("a")))]);
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:01:00Z")));
+    w.later(30);
+    assert_eq!(w.on(Event::TimerDue), Vec::<String>::new());
+}
+
+#[test]
+fn a_schedule_fires_each_slot_and_queues_one_run_behind_a_long_one() {
+    let mut w = World::new(1, vec![fresh(minutely(exec("a")))]);
+    w.later(60);
+    assert_eq!(only_runs(w.on(Event::TimerDue)), ["spawn job/a#1 timer"]);
+    // A schedule stays armed while the run goes on.
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:02:00Z")));
+    w.later(60);
+    assert_eq!(only_runs(w.on(Event::TimerDue)), Vec::<String>::new());
+    assert!(w.view(&job("a")).queued);
+    w.later(60);
+    // A third slot while one is queued is coalesced.
+    w.on(Event::TimerDue);
+    assert_eq!(w.view(&job("a")).counter, 1);
+    assert_eq!(
+        only_runs(w.finish(job("a"), 1, RunStatus::Success)),
+        ["spawn job/a#2 timer"]
+    );
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:04:00Z")));
+}
+
+#[test]
+fn a_run_asked_for_by_the_api_leaves_the_schedule_armed() {
+    let mut w = World::new(1, vec![fresh(minutely(exec("a")))]);
+    w.later(30);
+    w.trigger(job("a"));
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:01:00Z")));
+    // The slot during the run queues one more run.
+    w.later(30);
+    w.on(Event::TimerDue);
+    assert!(w.view(&job("a")).queued);
+    assert_eq!(
+        only_runs(w.finish(job("a"), 1, RunStatus::Success)),
+        ["spawn job/a#2 timer"]
+    );
+}
+
+#[test]
+fn a_late_wake_up_fires_a_schedule_once_and_skips_missed_slots() {
+    let mut w = World::new(1, vec![fresh(minutely(exec("a")))]);
+    w.later(60 * 3 + 5);
+    assert_eq!(only_runs(w.on(Event::TimerDue)), ["spawn job/a#1 timer"]);
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:04:00Z")));
+}
+
+#[test]
+fn a_timer_of_a_paused_job_is_skipped_and_rearmed() {
+    let mut w = World::new(1, vec![fresh(minutely(exec("a")))]);
+    w.on(Event::Pause(job("a")));
+    w.later(60);
+    assert_eq!(only_runs(w.on(Event::TimerDue)), Vec::<String>::new());
+    assert_eq!(w.view(&job("a")).counter, 0);
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:02:00Z")));
+    // A paused interval job skips ticks one interval apart.
+    let mut w = World::new(1, vec![fresh(every(exec("b"), 60))]);
+    w.on(Event::Pause(job("b")));
+    w.on(Event::TimerDue);
+    assert_eq!(w.view(&job("b")).counter, 0);
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:01:00Z")));
+}
+
+// Reloads while runs are going.
+
+#[test]
+fn a_reload_adds_a_job_and_arms_it() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    let b = every(exec("b"), 60);
+    let config = w.state.config.clone();
+    assert_eq!(
+        w.on(Event::Reload {
+            jobs: vec![exec("a"), b.clone()],
+            restored: vec![fresh(b)],
+            max_job_running: 1,
+            config,
+        }),
+        ["save", "publish", "answer done"]
+    );
+    let names: Vec<_> = w
+        .snapshot()
+        .jobs
+        .iter()
+        .map(|j| j.name().to_string())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(w.state.next_due(), Some(at(T0)));
+    assert_eq!(only_runs(w.on(Event::TimerDue)), ["spawn job/b#1 timer"]);
+}
+
+#[test]
+fn a_reload_publishes_the_new_configuration_with_the_new_jobs() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    let mut config = crate::config::defaults(std::path::Path::new("/base"));
+    config.name = "renamed".to_string();
+    w.on(Event::Reload {
+        jobs: vec![exec("b")],
+        restored: vec![fresh(exec("b"))],
+        max_job_running: 1,
+        config: Arc::new(config),
+    });
+    let snapshot = w.snapshot();
+    assert_eq!(snapshot.config.name, "renamed");
+    assert_eq!(snapshot.jobs.len(), 1);
+    assert_eq!(snapshot.jobs[0].name(), "b");
+}
+
+#[test]
+fn a_reload_drops_an_idle_job_at_once() {
+    let mut w = World::new(1, vec![fresh(exec("a")), fresh(every(exec("b"), 60))]);
+    let config = w.state.config.clone();
+    w.on(Event::Reload {
+        jobs: vec![exec("a")],
+        restored: vec![],
+        max_job_running: 1,
+        config,
+    });
+    assert_eq!(w.snapshot().jobs.len(), 1);
+    assert_eq!(w.state.next_due(), None);
+    assert_eq!(w.trigger(job("b")), ["refused: job not found: job/b"]);
+}
+
+#[test]
+fn a_job_removed_while_running_is_forgotten_when_its_run_ends() {
+    let mut w = World::new(2, vec![fresh(exec("a")), fresh(every(exec("b"), 60))]);
+    w.on(Event::TimerDue);
+    w.trigger(job("a"));
+    w.trigger(job("a"));
+    let config = w.state.config.clone();
+    w.on(Event::Reload {
+        jobs: vec![every(exec("b"), 60)],
+        restored: vec![],
+        max_job_running: 1,
+        config,
+    });
+    // Still listed while its run goes on, but it takes no more triggers.
+    assert_eq!(w.snapshot().jobs.len(), 2);
+    assert_eq!(w.trigger(job("a")), ["refused: job not found: job/a"]);
+    assert_eq!(w.on(Event::Cancel(job("a"))), ["answer unknown"]);
+    // Its queued run is dropped with it.
+    assert_eq!(
+        only_runs(w.finish(job("a"), 1, RunStatus::Success)),
+        Vec::<String>::new()
+    );
+    assert_eq!(w.snapshot().jobs.len(), 1);
+}
+
+#[test]
+fn a_job_changed_while_running_keeps_its_run_and_changes_from_the_next() {
+    let old = with(exec("a"), |c| c.notif_on_failed = vec!["old".to_string()]);
+    let new = with(every(exec("a"), 60), |c| {
+        c.notif_on_failed = vec!["new".to_string()];
+    });
+    let mut w = World::new(1, vec![fresh(old)]);
+    w.trigger(job("a"));
+    let config = w.state.config.clone();
+    w.on(Event::Reload {
+        jobs: vec![new],
+        restored: vec![],
+        max_job_running: 1,
+        config,
+    });
+    // Interval jobs are not armed while they run.
+    assert_eq!(w.state.next_due(), None);
+    let effects = decide(
+        &mut w.state,
+        Event::RunFinished(Finished {
+            key: job("a"),
+            counter: 1,
+            status: RunStatus::Failed,
+            at: w.now,
+            exit_code: Some(1),
+            log: Some(PathBuf::from("/log/a/a.1.failed")),
+        }),
+        w.now,
+    );
+    // The run's notifications follow the job as it was when the run started.
+    let notified: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Notify(n) => Some(n.def.common.notif_on_failed.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notified, [vec!["old".to_string()]]);
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:01:00Z")));
+    assert_eq!(w.view(&job("a")).logs[0].exit_code, Some(1));
+}
+
+#[test]
+fn a_reload_raising_max_job_running_starts_waiting_runs() {
+    let mut w = World::new(1, vec![fresh(exec("a")), fresh(exec("b"))]);
+    w.trigger(job("a"));
+    w.trigger(job("b"));
+    let config = w.state.config.clone();
+    assert_eq!(
+        only_runs(w.on(Event::Reload {
+            jobs: vec![exec("a"), exec("b")],
+            restored: vec![],
+            max_job_running: 2,
+            config,
+        })),
+        ["spawn job/b#1 api", "answer done"]
+    );
+}
+
+#[test]
+fn a_reload_removing_a_waiting_job_takes_it_out_of_the_line() {
+    let mut w = World::new(1, vec![fresh(exec("a")), fresh(exec("b"))]);
+    w.trigger(job("a"));
+    w.trigger(job("b"));
+    let config = w.state.config.clone();
+    w.on(Event::Reload {
+        jobs: vec![exec("a")],
+        restored: vec![],
+        max_job_running: 1,
+        config,
+    });
+    assert_eq!(w.snapshot().waiting, 0);
+    assert_eq!(
+        only_runs(w.finish(job("a"), 1, RunStatus::Success)),
+        Vec::<String>::new()
+    );
+}
+
+// Restore after a crash, logs and the end of runs.
+
+#[test]
+fn a_restored_job_continues_its_counter_and_notifies_a_recovery() {
+    // The scan closed the interrupted run 7 as failed.
+    let mut restored = fresh(exec("a"));
+    restored.counter = 7;
+    restored.status = RunStatus::Failed;
+    restored.last_run = Some(at(T0));
+    restored.logs = vec![
+        log("a", 6, RunStatus::Success),
+        log("a", 7, RunStatus::Failed),
+    ];
+    let mut w = World::new(1, vec![restored]);
+    assert_eq!(w.view(&job("a")).status, RunStatus::Failed);
+    assert_eq!(
+        only_runs(w.trigger(job("a"))),
+        ["spawn job/a#8 api", "answer job/a"]
+    );
+    let effects = w.finish(job("a"), 8, RunStatus::Success);
+    assert!(
+        effects.contains(&"notify job/a#8 success after failed".to_string()),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn a_restored_paused_job_stays_paused() {
+    let mut restored = fresh(minutely(exec("a")));
+    restored.paused = true;
+    let mut w = World::new(1, vec![restored]);
+    assert_eq!(w.view(&job("a")).status, RunStatus::Paused);
+    assert_eq!(w.trigger(job("a")), ["refused: job is paused"]);
+    w.later(60);
+    assert_eq!(only_runs(w.on(Event::TimerDue)), Vec::<String>::new());
+}
+
+#[test]
+fn a_restored_interval_job_is_due_one_interval_after_its_last_run() {
+    let mut restored = fresh(every(exec("a"), 3600));
+    restored.last_run = Some(at("2025-12-31T23:30:00Z"));
+    let w = World::new(1, vec![restored]);
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:30:00Z")));
+    // Overdue while karajo was down: due at once, not in the past.
+    let mut restored = fresh(every(exec("b"), 60));
+    restored.last_run = Some(at("2025-12-31T20:00:00Z"));
+    let w = World::new(1, vec![restored]);
+    assert_eq!(w.state.next_due(), Some(at(T0)));
+}
+
+#[test]
+fn a_new_run_prunes_the_oldest_logs_but_never_a_running_one() {
+    let mut restored = fresh(with(exec("a"), |c| c.log_retention = 2));
+    restored.counter = 3;
+    restored.logs = (1..=3).map(|n| log("a", n, RunStatus::Success)).collect();
+    let mut w = World::new(1, vec![restored]);
+    assert_eq!(
+        w.trigger(job("a"))[0],
+        "open job/a#4 prune a.1.success a.2.success"
+    );
+    let counters: Vec<_> = w.view(&job("a")).logs.iter().map(|l| l.counter).collect();
+    assert_eq!(counters, [3, 4]);
+}
+
+#[test]
+fn a_run_whose_log_could_not_be_created_leaves_no_log_and_fails() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    w.trigger(job("a"));
+    let effects = w.on(Event::RunFinished(Finished {
+        key: job("a"),
+        counter: 1,
+        status: RunStatus::Failed,
+        at: w.now,
+        exit_code: None,
+        log: None,
+    }));
+    assert!(
+        !effects.iter().any(|e| e.starts_with("notify")),
+        "{effects:?}"
+    );
+    let view = w.view(&job("a"));
+    assert_eq!((view.status, view.counter), (RunStatus::Failed, 1));
+    assert!(view.logs.is_empty());
+}
+
+#[test]
+fn the_end_of_a_run_that_is_not_running_is_ignored() {
+    let mut w = World::new(1, vec![fresh(exec("a"))]);
+    w.trigger(job("a"));
+    assert_eq!(
+        w.finish(job("a"), 5, RunStatus::Success),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        w.finish(job("zz"), 1, RunStatus::Success),
+        Vec::<String>::new()
+    );
+    assert_eq!(w.view(&job("a")).status, RunStatus::Running);
+}
+
+// Shutdown.
+
+#[test]
+fn an_idle_scheduler_stops_at_once() {
+    let mut w = World::new(1, vec![fresh(minutely(exec("a")))]);
+    assert_eq!(w.on(Event::Shutdown), ["publish", "save now", "stopped"]);
+    assert_eq!(w.state.next_due(), None);
+}
+
+#[test]
+fn a_shutdown_cancels_runs_and_stops_after_the_last_one_ends() {
+    let mut w = World::new(
+        1,
+        vec![fresh(exec("a")), fresh(exec("b")), fresh(http("h"))],
+    );
+    w.trigger(job("a"));
+    w.trigger(job("a"));
+    w.trigger(job("b"));
+    w.trigger(job_http("h"));
+    assert_eq!(
+        only_runs(w.on(Event::Shutdown)),
+        ["cancel job/a#1", "cancel job_http/h#1"]
+    );
+    assert_eq!(w.snapshot().waiting, 0);
+    assert_eq!(w.trigger(job("b")), ["refused: karajo is shutting down"]);
+    // The queued run of a is not started.
+    assert_eq!(
+        only_runs(w.finish(job("a"), 1, RunStatus::Canceled)),
+        Vec::<String>::new()
+    );
+    let last = w.finish(job_http("h"), 1, RunStatus::Canceled);
+    assert_eq!(last[last.len() - 2..], ["save now", "stopped"]);
+    assert_eq!(w.state.next_due(), None);
+}

@@ -1,0 +1,499 @@
+//! The scheduler task: a thin executor around [`decide`]. It turns commands, timers
+//! and finished runs into [`Event`]s, sleeps until the next due time (no polling), and
+//! performs the [`Effect`]s: run logs are opened and pruned on the blocking pool and
+//! runs are spawned as tasks, state saves go to the one [`StateWriter`], notifications
+//! are queued by tasks it waits for at shutdown, and snapshots are published once per
+//! batch of events. No file is touched on this task.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use super::decide::{
+    self, Answer, Effect, Event, Finished, Notice, Request, RunOrder, SchedulerState,
+};
+use super::restore::{RestoredJob, restore_job};
+use super::run::{self, RunPlan};
+use super::state_writer::StateWriter;
+use super::{Command, JobDef, JobView, SchedulerHandle, Snapshot, TriggerError};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::exec::RunContext;
+use crate::job::JobKey;
+use crate::metrics::Metrics;
+use crate::notify::{Notifier, NotifyOn, RunRecord};
+use crate::store::{Layout, RunLogWriter, StateFile, run_log};
+
+/// How many commands may wait in the channel before senders wait.
+const COMMAND_QUEUE: usize = 1024;
+
+/// How many ready events are taken before one publish.
+const BATCH: usize = 256;
+
+/// What the scheduler starts from.
+#[derive(Debug)]
+pub struct SchedulerOptions {
+    /// Paths under `dir_base`.
+    pub layout: Layout,
+    /// The source of "now" and of timer sleeps.
+    pub clock: SharedClock,
+    /// The configuration the jobs come from; published with every snapshot.
+    pub config: Arc<Config>,
+    /// The jobs, as restored from disk.
+    pub jobs: Vec<RestoredJob>,
+    /// The state file as loaded at start-up.
+    pub state: StateFile,
+    /// Where finished runs are counted.
+    pub metrics: Arc<Metrics>,
+    /// Where finished runs are reported for notifications; `None` sends none.
+    pub notifier: Option<Notifier>,
+}
+
+/// Starts the scheduler task. The returned handle talks to it; the join handle ends
+/// after [`SchedulerHandle::shutdown`], once the state file is written.
+pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
+    let (tx, commands) = mpsc::channel(COMMAND_QUEUE);
+    let (internal_tx, internal) = mpsc::unbounded_channel();
+    let mut state = SchedulerState::new(opts.config.clone());
+    let now = opts.clock.now();
+    let restore = Event::Restore {
+        jobs: opts.jobs,
+        max_job_running: opts.config.max_job_running,
+        config: opts.config,
+    };
+    let first = decide::decide(&mut state, restore, now);
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(state.snapshot()));
+    let (writer, writer_task) =
+        StateWriter::spawn(opts.layout.state_file(), opts.state, snapshot_rx.clone());
+    let mut executor = Executor {
+        state,
+        layout: opts.layout,
+        clock: opts.clock,
+        metrics: opts.metrics,
+        notifier: opts.notifier,
+        snapshot_tx,
+        writer: Some(writer),
+        internal_tx,
+        cancels: HashMap::new(),
+        opening: HashMap::new(),
+        notices: JoinSet::new(),
+        waiters: Vec::new(),
+        publish: false,
+        save: false,
+        stopped: false,
+        final_save: None,
+    };
+    executor.perform(first, Reply::None);
+    executor.flush();
+    let handle = SchedulerHandle {
+        tx,
+        snapshot: snapshot_rx,
+    };
+    let task = tokio::spawn(async move {
+        executor.run(commands, internal).await;
+        let _ = writer_task.await;
+    });
+    (handle, task)
+}
+
+/// What run tasks and blocking work report back.
+enum Internal {
+    /// A run ended.
+    Finished(Finished),
+    /// The jobs new to a reload were restored from disk.
+    Restored {
+        jobs: Vec<JobDef>,
+        restored: Vec<RestoredJob>,
+        max_job_running: usize,
+        config: Arc<Config>,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Who waits for the answer of the event being decided.
+enum Reply {
+    None,
+    Trigger(oneshot::Sender<Result<Arc<JobView>, TriggerError>>),
+    Job(oneshot::Sender<Option<Arc<JobView>>>),
+    Done(oneshot::Sender<()>),
+}
+
+struct Executor {
+    state: SchedulerState,
+    layout: Layout,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+    notifier: Option<Notifier>,
+    snapshot_tx: watch::Sender<Arc<Snapshot>>,
+    /// Dropped at the end, which ends the writer task.
+    writer: Option<StateWriter>,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+    /// The cancel switch of every running run.
+    cancels: HashMap<(JobKey, u64), CancellationToken>,
+    /// Logs being opened for runs about to be spawned.
+    opening: HashMap<(JobKey, u64), JoinHandle<io::Result<RunLogWriter>>>,
+    /// Notifications being queued; waited for at shutdown.
+    notices: JoinSet<()>,
+    /// Who to tell when the shutdown is complete.
+    waiters: Vec<oneshot::Sender<()>>,
+    /// A snapshot is due at the end of the batch.
+    publish: bool,
+    /// A state save is due at the end of the batch.
+    save: bool,
+    stopped: bool,
+    /// The durable save that came with [`Effect::Stopped`].
+    final_save: Option<oneshot::Receiver<()>>,
+}
+
+impl Executor {
+    async fn run(
+        &mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut internal: mpsc::UnboundedReceiver<Internal>,
+    ) {
+        while !self.stopped {
+            let next_due = self.state.next_due();
+            let clock = self.clock.clone();
+            let sleep = async move {
+                match next_due {
+                    Some(due) => clock.sleep_until(due).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                Some(msg) = internal.recv() => self.internal(msg),
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => self.decide(Event::Shutdown, Reply::None),
+                },
+                () = sleep => self.decide(Event::TimerDue, Reply::None),
+            }
+            // Take whatever else is ready before publishing once.
+            for _ in 0..BATCH {
+                if self.stopped {
+                    break;
+                }
+                match internal.try_recv() {
+                    Ok(msg) => self.internal(msg),
+                    Err(_) => match commands.try_recv() {
+                        Ok(cmd) => self.command(cmd),
+                        Err(_) => break,
+                    },
+                }
+            }
+            self.flush();
+            while self.notices.try_join_next().is_some() {}
+        }
+        self.finish().await;
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Trigger {
+                key,
+                trigger,
+                request,
+                reply,
+            } => {
+                let request = Request { trigger, request };
+                self.decide(Event::Trigger { key, request }, Reply::Trigger(reply));
+            }
+            Command::Pause { key, reply } => self.decide(Event::Pause(key), Reply::Job(reply)),
+            Command::Resume { key, reply } => self.decide(Event::Resume(key), Reply::Job(reply)),
+            Command::Cancel { key, reply } => self.decide(Event::Cancel(key), Reply::Job(reply)),
+            Command::Reload {
+                jobs,
+                config,
+                reply,
+            } => self.restore_new_jobs(jobs, config, reply),
+            Command::Shutdown { reply } => {
+                self.waiters.push(reply);
+                self.decide(Event::Shutdown, Reply::None);
+            }
+        }
+    }
+
+    fn internal(&mut self, msg: Internal) {
+        match msg {
+            Internal::Finished(done) => {
+                self.cancels.remove(&(done.key.clone(), done.counter));
+                self.decide(Event::RunFinished(done), Reply::None);
+            }
+            Internal::Restored {
+                jobs,
+                restored,
+                max_job_running,
+                config,
+                reply,
+            } => {
+                let event = Event::Reload {
+                    jobs,
+                    restored,
+                    max_job_running,
+                    config,
+                };
+                self.decide(event, Reply::Done(reply));
+            }
+        }
+    }
+
+    /// Restores the jobs a reload adds on the blocking pool, then decides the reload.
+    fn restore_new_jobs(
+        &mut self,
+        jobs: Vec<JobDef>,
+        config: Arc<Config>,
+        reply: oneshot::Sender<()>,
+    ) {
+        let new: Vec<JobDef> = jobs
+            .iter()
+            .filter(|def| !self.state.knows(&def.key()))
+            .cloned()
+            .collect();
+        let saved = self
+            .writer
+            .as_ref()
+            .map(StateWriter::remembered)
+            .unwrap_or_default();
+        let layout = self.layout.clone();
+        let now = self.clock.now();
+        let back = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let restored = tokio::task::spawn_blocking(move || {
+                new.into_iter()
+                    .filter_map(|def| {
+                        let key = def.key();
+                        restore_job(&layout, def, &saved, now)
+                            .inspect_err(
+                                |err| tracing::error!(job = %key, %err, "cannot add job on reload"),
+                            )
+                            .ok()
+                    })
+                    .collect()
+            })
+            .await
+            .unwrap_or_default();
+            let _ = back.send(Internal::Restored {
+                jobs,
+                restored,
+                max_job_running: config.max_job_running,
+                config,
+                reply,
+            });
+        });
+    }
+
+    fn decide(&mut self, event: Event, reply: Reply) {
+        let now = self.clock.now();
+        let effects = decide::decide(&mut self.state, event, now);
+        self.perform(effects, reply);
+    }
+
+    fn perform(&mut self, effects: Vec<Effect>, mut reply: Reply) {
+        let mut durable: Option<oneshot::Receiver<()>> = None;
+        for effect in effects {
+            match effect {
+                Effect::OpenLog {
+                    key,
+                    counter,
+                    log_dir,
+                    prune,
+                } => {
+                    let (kind, id, clock) = (key.kind, key.id.clone(), self.clock.clone());
+                    let opening = tokio::task::spawn_blocking(move || {
+                        if let Err(err) = run_log::delete_logs(&prune) {
+                            tracing::warn!(%err, "cannot delete old run logs");
+                        }
+                        RunLogWriter::create(&log_dir, kind, &id, counter, clock)
+                    });
+                    self.opening.insert((key, counter), opening);
+                }
+                Effect::SpawnRun(order) => self.spawn_run(order),
+                Effect::CancelRun { key, counter } => {
+                    if let Some(cancel) = self.cancels.get(&(key, counter)) {
+                        cancel.cancel();
+                    }
+                }
+                Effect::CountRun { key, status, took } => {
+                    self.metrics.run_finished(&key, status, took);
+                }
+                Effect::Notify(notice) => self.notify(notice),
+                Effect::SaveState { durable: false } => self.save = true,
+                Effect::SaveState { durable: true } => {
+                    // The writer writes what the snapshot says: publish it first.
+                    self.publish_now();
+                    self.save = false;
+                    if let Some(writer) = &self.writer {
+                        durable = Some(writer.now());
+                    }
+                }
+                Effect::Publish => self.publish = true,
+                Effect::Answer(answer) => {
+                    self.answer(
+                        answer,
+                        std::mem::replace(&mut reply, Reply::None),
+                        durable.take(),
+                    );
+                }
+                Effect::Stopped => {
+                    self.stopped = true;
+                    self.final_save = durable.take();
+                }
+            }
+        }
+    }
+
+    fn spawn_run(&mut self, order: RunOrder) {
+        let RunOrder {
+            def,
+            counter,
+            request,
+        } = order;
+        let key = def.key();
+        let cancel = CancellationToken::new();
+        self.cancels.insert((key.clone(), counter), cancel.clone());
+        let Some(opening) = self.opening.remove(&(key.clone(), counter)) else {
+            tracing::error!(job = %key, counter, "run spawned without its log; not started");
+            return;
+        };
+        let plan = RunPlan {
+            ctx: RunContext {
+                job_id: key.id.clone(),
+                counter,
+                trigger: request.trigger,
+                request: request.request,
+            },
+            work_dir: self.layout.work_dir(key.kind, &key.id),
+            request_file: self.layout.request_body_file(&key.id, counter),
+            group_dir: self.layout.group_dir(),
+            def,
+            cancel,
+            clock: self.clock.clone(),
+        };
+        let back = self.internal_tx.clone();
+        let clock = self.clock.clone();
+        tokio::spawn(async move {
+            let writer = opening
+                .await
+                .unwrap_or_else(|join| Err(io::Error::other(join.to_string())));
+            let done = match writer {
+                Ok(writer) => run::execute(plan, writer).await,
+                Err(err) => {
+                    tracing::error!(job = %key, counter, %err, "cannot create the run log; run skipped");
+                    Finished {
+                        key,
+                        counter,
+                        status: crate::job::RunStatus::Failed,
+                        at: clock.now(),
+                        exit_code: None,
+                        log: None,
+                    }
+                }
+            };
+            let _ = back.send(Internal::Finished(done));
+        });
+    }
+
+    fn notify(&mut self, notice: Notice) {
+        let Some(notifier) = self.notifier.clone() else {
+            return;
+        };
+        self.notices.spawn(async move {
+            let def = &notice.def;
+            let record = RunRecord {
+                kind: def.kind(),
+                id: def.id().clone(),
+                name: def.name().to_string(),
+                counter: notice.counter,
+                status: notice.status,
+                trigger: notice.trigger,
+                started: notice.started,
+                ended: notice.ended,
+                log_path: notice.log,
+                previous: notice.previous,
+            };
+            let [success, failed, recover] = def.common.notif_lists();
+            let on = NotifyOn {
+                success,
+                failed,
+                recover,
+            };
+            notifier.submit(record, on).await;
+        });
+    }
+
+    /// Answers the caller with the job as it is now; after the durable save, if one
+    /// was asked for.
+    fn answer(&mut self, answer: Answer, reply: Reply, durable: Option<oneshot::Receiver<()>>) {
+        let view = match &answer {
+            Answer::Job(key) => self.state.view(key),
+            _ => None,
+        };
+        let send = move || match reply {
+            Reply::None => {}
+            Reply::Trigger(tx) => {
+                let result = match answer {
+                    Answer::Refused(err) => Err(err),
+                    _ => view.ok_or_else(|| TriggerError::NotFound(String::new())),
+                };
+                let _ = tx.send(result);
+            }
+            Reply::Job(tx) => {
+                let _ = tx.send(view);
+            }
+            Reply::Done(tx) => {
+                let _ = tx.send(());
+            }
+        };
+        match durable {
+            Some(saved) => {
+                tokio::spawn(async move {
+                    let _ = saved.await;
+                    send();
+                });
+            }
+            None => send(),
+        }
+    }
+
+    fn publish_now(&mut self) {
+        self.publish = false;
+        self.snapshot_tx
+            .send_replace(Arc::new(self.state.snapshot()));
+    }
+
+    /// Publishes and asks for a save once for the whole batch.
+    fn flush(&mut self) {
+        if self.publish {
+            self.publish_now();
+        }
+        if std::mem::take(&mut self.save)
+            && let Some(writer) = &self.writer
+        {
+            writer.soon();
+        }
+    }
+
+    /// After [`Effect::Stopped`]: the final state is written (the durable save that
+    /// came with it), notifications are queued, and the waiters are told.
+    async fn finish(&mut self) {
+        self.flush();
+        let saved = match (self.final_save.take(), &self.writer) {
+            (Some(saved), _) => Some(saved),
+            (None, Some(writer)) => Some(writer.now()),
+            (None, None) => None,
+        };
+        if let Some(saved) = saved {
+            let _ = saved.await;
+        }
+        while self.notices.join_next().await.is_some() {}
+        self.writer = None;
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+}
