@@ -155,6 +155,8 @@ impl Executor {
         mut commands: mpsc::Receiver<Command>,
         mut internal: mpsc::UnboundedReceiver<Internal>,
     ) {
+        // Once every handle is gone the channel stays closed: stop listening to it.
+        let mut listening = true;
         while !self.stopped {
             let next_due = self.state.next_due();
             let clock = self.clock.clone();
@@ -167,9 +169,12 @@ impl Executor {
             tokio::select! {
                 biased;
                 Some(msg) = internal.recv() => self.internal(msg),
-                cmd = commands.recv() => match cmd {
+                cmd = commands.recv(), if listening => match cmd {
                     Some(cmd) => self.command(cmd),
-                    None => self.decide(Event::Shutdown, Reply::None),
+                    None => {
+                        listening = false;
+                        self.decide(Event::Shutdown, Reply::None);
+                    }
                 },
                 () = sleep => self.decide(Event::TimerDue, Reply::None),
             }
@@ -180,6 +185,7 @@ impl Executor {
                 }
                 match internal.try_recv() {
                     Ok(msg) => self.internal(msg),
+                    Err(_) if !listening => break,
                     Err(_) => match commands.try_recv() {
                         Ok(cmd) => self.command(cmd),
                         Err(_) => break,
