@@ -282,21 +282,17 @@ fn read_non_negative(f: &Fields, key: &str, problems: &mut Problems) -> Option<D
 /// `header_sign`. Neither value is ever quoted in a message.
 fn read_auth(def: &Definition, global: &Settings, problems: &mut Problems) -> Option<MonitorAuth> {
     let f = &def.fields;
-    let kind = f.typed(
-        "auth_kind",
-        problems,
-        "token, hmac-sha256 or none",
-        AuthKindWord::parse,
-    );
-    let kind = match kind {
-        Some(kind) => kind,
-        None if f.last("auth_kind").is_some_and(|v| !v.value.is_empty()) => return None,
+    let written = f.last("auth_kind").filter(|v| !v.value.is_empty());
+    let kind_line = written.map_or(f.line, |v| v.line);
+    let kind = match written {
         None => AuthKindWord::Token,
+        Some(_) => f.typed(
+            "auth_kind",
+            problems,
+            "token, hmac-sha256 or none",
+            AuthKindWord::parse,
+        )?,
     };
-    let kind_line = f
-        .last("auth_kind")
-        .filter(|v| !v.value.is_empty())
-        .map_or(f.line, |v| v.line);
     if !matches!(kind, AuthKindWord::Token)
         && let Some(var) = f.last("token").filter(|v| !v.value.is_empty())
     {

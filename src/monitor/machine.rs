@@ -23,6 +23,8 @@
 //!   also credits the monitor's due time, since its end check-in may have come in the
 //!   gap.
 
+use std::time::Duration;
+
 use jiff::Timestamp;
 
 use super::due::{due_after, elapsed, later};
@@ -162,7 +164,7 @@ pub fn next_deadline(state: &MonitorState, rules: &MonitorRules) -> Option<Times
                 }
                 _ => None,
             };
-            let reminder = match (status, rules.notif_repeat) {
+            let reminder = match (status, reminder_every(rules)) {
                 (Status::Down(outage), Some(repeat)) => Some(later(outage.last_notice, repeat)),
                 _ => None,
             };
@@ -228,9 +230,19 @@ pub fn reconfigure(
     step.effects
 }
 
+/// `max_runtime`, where a zero is no limit as in the configuration.
+fn run_limit(rules: &MonitorRules) -> Option<Duration> {
+    rules.max_runtime.filter(|limit| !limit.is_zero())
+}
+
+/// `notif_repeat`, where a zero is never as in the configuration.
+fn reminder_every(rules: &MonitorRules) -> Option<Duration> {
+    rules.notif_repeat.filter(|every| !every.is_zero())
+}
+
 /// When a run started at `started` times out; `None` without a `max_runtime`.
 fn run_deadline(started: Timestamp, rules: &MonitorRules) -> Option<Timestamp> {
-    rules.max_runtime.map(|max| later(started, max))
+    run_limit(rules).map(|limit| later(started, limit))
 }
 
 /// `until the next success check-in`, `until resumed` or `until <time>`.
@@ -330,7 +342,7 @@ impl<'a> Step<'a> {
     /// Closes every run past `started + max_runtime` as failed; the first deadline
     /// takes the monitor down (`run_timeout`) unless it is down already.
     fn time_out_runs(&mut self, now: Timestamp) {
-        let Some(max_runtime) = self.rules.max_runtime else {
+        let Some(max_runtime) = run_limit(self.rules) else {
             return;
         };
         let first = self
@@ -406,11 +418,11 @@ impl<'a> Step<'a> {
 
     /// One `notif_repeat` reminder when one (or more) fell due by `now`.
     fn remind(&mut self, now: Timestamp) {
-        let (Status::Down(outage), Some(repeat)) = (self.state.status, self.rules.notif_repeat)
+        let (Status::Down(outage), Some(repeat)) = (self.state.status, reminder_every(self.rules))
         else {
             return;
         };
-        if later(outage.last_notice, repeat) > now || repeat.is_zero() {
+        if later(outage.last_notice, repeat) > now {
             return;
         }
         // One reminder for however many fell due; the next stays on the same rhythm.
@@ -765,7 +777,7 @@ impl<'a> Step<'a> {
             }
             (DownReason::Fail, Some(code)) => format!("exit status {code}"),
             (DownReason::Fail, None) => "fail".to_string(),
-            (DownReason::RunTimeout, _) => match self.rules.max_runtime {
+            (DownReason::RunTimeout, _) => match run_limit(self.rules) {
                 Some(max) => format!("no end signal within max_runtime {}", format_short(max)),
                 None => "no end signal".to_string(),
             },

@@ -458,15 +458,19 @@ fn a_run_past_max_runtime_takes_any_status_down() {
 
 #[test]
 fn max_runtime_zero_means_no_limit() {
-    let rules = MonitorRules {
-        max_runtime: None,
-        ..period_rules(60, 10)
-    };
-    let mut state = MonitorState::new(t("10:00:00"));
-    check_in(&mut state, &rules, &ping(Signal::Start), t("10:00:00"));
-    assert_eq!(next_deadline(&state, &rules), None);
-    assert!(advance(&mut state, &rules, t("2027-01-01T00:00:00Z")).is_empty());
-    assert_eq!((state.status, state.runs.len()), (Status::New, 1));
+    // The configuration turns `max_runtime = 0s` into `None`; a zero that reaches the
+    // machine some other way (a dynamic monitor) means the same.
+    for max_runtime in [None, Some(Duration::ZERO)] {
+        let rules = MonitorRules {
+            max_runtime,
+            ..period_rules(60, 10)
+        };
+        let mut state = MonitorState::new(t("10:00:00"));
+        check_in(&mut state, &rules, &ping(Signal::Start), t("10:00:00"));
+        assert_eq!(next_deadline(&state, &rules), None, "{max_runtime:?}");
+        assert!(advance(&mut state, &rules, t("2027-01-01T00:00:00Z")).is_empty());
+        assert_eq!((state.status, state.runs.len()), (Status::New, 1));
+    }
 }
 
 #[test]
