@@ -153,17 +153,7 @@ pub fn run(cli: &Cli, command: &Command) -> ExitCode {
 
 /// A duration in Go's notation without the zero tails: `5m`, `1h30m`, `90s` → `1m30s`.
 pub(crate) fn short_duration(d: Duration) -> String {
-    let Ok(signed) = jiff::SignedDuration::try_from(d) else {
-        return format!("{}s", d.as_secs());
-    };
-    let mut text = crate::config::duration::format(signed);
-    if text.ends_with("m0s") {
-        text.truncate(text.len() - 2);
-    }
-    if text.ends_with("h0m") {
-        text.truncate(text.len() - 2);
-    }
-    text
+    crate::config::duration::format_short(d)
 }
 
 fn block_on(

@@ -1,7 +1,8 @@
 //! The `config` room: everything karajo knows before it starts. It reads the
 //! git-config style INI files ([`ini`]), Go durations ([`duration`]), and loads the
 //! main file, `user.conf`, `job.d/` and `job_http.d/` into the typed [`Config`]
-//! ([`model`]), collecting every error and warning as a [`Diagnostic`] so that
+//! ([`model`]): jobs, heartbeat monitors, `[watchtower]`, notifications and users,
+//! collecting every error and warning as a [`Diagnostic`] so that
 //! `karajo check` can print them all. Pure and synchronous: it only reads files.
 
 pub mod duration;
@@ -10,6 +11,7 @@ pub mod ini;
 mod jobs;
 mod load;
 pub mod model;
+mod monitors;
 pub mod net;
 pub mod notif;
 mod settings;
@@ -20,7 +22,8 @@ mod tests;
 pub use jobs::{clean_path, no_command_message};
 pub use load::{defaults, load, load_with};
 pub use model::{
-    Config, ConfigErrors, Diagnostic, ExecSpec, HttpMethod, HttpRequestType, HttpSpec, IpNet,
-    JobCommon, JobKindSpec, JobSpec, NotifConfig, UserConfig,
+    Cadence, Config, ConfigErrors, Diagnostic, ExecSpec, HttpMethod, HttpRequestType, HttpSpec,
+    IpNet, JobCommon, JobKindSpec, JobSpec, MonitorAuth, MonitorRules, MonitorSpec, NotifConfig,
+    UserConfig, WatchtowerConfig,
 };
 pub use notif::{EmailNotif, NotifKind, SmtpSecurity, SmtpServer, WebhookNotif};

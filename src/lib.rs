@@ -9,7 +9,8 @@
 //! [`scheduler`] (the one owner of runtime state), [`notify`] (mail and web hook
 //! notifications), [`metrics`] (Prometheus counters), [`redact`] (pure: which header
 //! values and URL parts are never shown), [`suggest`] (pure: "did you mean" for
-//! configuration messages and job ids), [`percent`] (pure: percent-decoding), [`web`]
+//! configuration messages and job ids), [`percent`] (pure: percent-decoding),
+//! [`monitor`] (pure: heartbeat monitors' ping routes, state and state machine), [`web`]
 //! (the original's API and the web UI's pages in one router), [`daemon`] (the
 //! composition root), [`client`] (the typed client of a server) and [`cli`] (the
 //! `karajo` command line).
@@ -23,6 +24,7 @@ pub mod daemon;
 pub mod exec;
 pub mod job;
 pub mod metrics;
+pub mod monitor;
 pub mod notify;
 pub mod percent;
 pub mod redact;

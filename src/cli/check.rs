@@ -1,7 +1,7 @@
 //! `karajo check`: loads the configuration exactly as the daemon would at start-up
 //! (through [`Daemon::load_config`]), prints every error and warning with its file and
-//! line, then when each job will run: the next five times of a schedule, the interval
-//! rule, or the web hook. It reads files only; it starts nothing. When a daemon holds
+//! line, then when each job will run (the next five times of a schedule, the interval
+//! rule, or the web hook) and when each monitor expects its check-ins. It reads files only; it starts nothing. When a daemon holds
 //! the lock on the configuration's `dir_base` it says so, as information: the probe
 //! takes a shared lock for an instant and creates nothing.
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::config::{Config, Diagnostic};
+use crate::config::{Cadence, Config, Diagnostic, MonitorSpec};
 use crate::job::JobKind;
 use crate::schedule::Schedule;
 use crate::store::Layout;
@@ -28,13 +28,18 @@ pub fn run(config_file: &Path, now: Timestamp, out: &mut dyn Write) -> io::Resul
         Ok((config, _)) => {
             print_diagnostics(out, &[], &config.warnings)?;
             print_jobs(out, &config, now)?;
+            print_monitors(out, &config, now)?;
             print_running_daemon(out, &config)?;
             writeln!(
                 out,
-                "{}: {}, {}: OK{}",
+                "{}: {}, {}{}: OK{}",
                 config_file.display(),
                 plural(config.jobs_of(JobKind::Exec).count(), "job"),
                 plural(config.jobs_of(JobKind::Http).count(), "HTTP job"),
+                match config.monitors.len() {
+                    0 => String::new(),
+                    n => format!(", {}", plural(n, "monitor")),
+                },
                 match config.warnings.len() {
                     0 => String::new(),
                     n => format!(" ({})", plural(n, "warning")),
@@ -130,23 +135,70 @@ fn print_jobs(out: &mut dyn Write, config: &Config, now: Timestamp) -> io::Resul
     Ok(())
 }
 
+/// The monitors, when they expect check-ins and where they are pinged. The count
+/// joins the summary line only when there are monitors, so the report of a
+/// configuration without any reads as before.
+fn print_monitors(out: &mut dyn Write, config: &Config, now: Timestamp) -> io::Result<()> {
+    for monitor in &config.monitors {
+        print_monitor(out, monitor, now)?;
+    }
+    Ok(())
+}
+
+fn print_monitor(out: &mut dyn Write, monitor: &MonitorSpec, now: Timestamp) -> io::Result<()> {
+    writeln!(out, "monitor {:?} ({}):", monitor.name, monitor.id)?;
+    let rules = &monitor.rules;
+    let overdue = match &rules.cadence {
+        Cadence::Period(period) => {
+            let period = super::short_duration(*period);
+            writeln!(out, "  expects a check-in at least every {period}")?;
+            "overdue"
+        }
+        Cadence::Schedule { schedule, .. } => {
+            print_schedule(out, schedule, now)?;
+            "a slot passes without a check-in"
+        }
+    };
+    match rules.grace {
+        grace if grace.is_zero() => writeln!(out, "  down when {overdue}")?,
+        grace => writeln!(
+            out,
+            "  late when {overdue}, down {} later",
+            super::short_duration(grace)
+        )?,
+    }
+    writeln!(
+        out,
+        "  pinged at {}{} (auth_kind {})",
+        crate::config::model::MONITOR_PING_ROUTE,
+        monitor.path,
+        monitor.auth.as_str()
+    )
+}
+
+/// A schedule and its next [`UPCOMING`] due times.
+fn print_schedule(out: &mut dyn Write, schedule: &Schedule, now: Timestamp) -> io::Result<()> {
+    writeln!(
+        out,
+        "  schedule {:?}: {}",
+        schedule.as_str(),
+        schedule.describe()
+    )?;
+    let tz = schedule.timezone();
+    let upcoming = schedule.upcoming(now, UPCOMING);
+    if upcoming.is_empty() {
+        writeln!(out, "    never due")?;
+    }
+    for at in upcoming {
+        writeln!(out, "    {}", show_time(at, tz))?;
+    }
+    Ok(())
+}
+
 fn print_timing(out: &mut dyn Write, timing: &Timing<'_>, now: Timestamp) -> io::Result<()> {
     let mut said = false;
     if let Some(schedule) = timing.schedule {
-        writeln!(
-            out,
-            "  schedule {:?}: {}",
-            schedule.as_str(),
-            schedule.describe()
-        )?;
-        let tz = schedule.timezone();
-        let upcoming = schedule.upcoming(now, UPCOMING);
-        if upcoming.is_empty() {
-            writeln!(out, "    never due")?;
-        }
-        for at in upcoming {
-            writeln!(out, "    {}", show_time(at, tz))?;
-        }
+        print_schedule(out, schedule, now)?;
         said = true;
     } else if let Some(interval) = timing.interval {
         writeln!(
@@ -220,6 +272,55 @@ job.http \"ping\" (ping):
 DIR/karajo.conf: 4 jobs, 1 HTTP job: OK
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn monitors_are_listed_and_counted() {
+        let (ok, text) = check(
+            "secret = s\n\
+             [job \"hook\"]\npath = /hook\ncommand = true\n\
+             [monitor \"Backup DB\"]\nperiod = 1h\ntoken = 0123456789abcdef\n\
+             [monitor \"nightly\"]\nschedule = daily@03:00\ngrace = 0s\npath = /n/x/\n\
+             auth_kind = none\n",
+        );
+        assert!(ok, "{text}");
+        let expected = "\
+job \"hook\" (hook):
+  on web hook /hook
+monitor \"Backup DB\" (backup_db):
+  expects a check-in at least every 1h
+  late when overdue, down 5m later
+  pinged at /karajo/api/monitor/ping/backup_db (auth_kind token)
+monitor \"nightly\" (nightly):
+  schedule \"daily@03:00\": every day at 03:00 (UTC)
+    2023-01-09 03:00:00 UTC
+    2023-01-10 03:00:00 UTC
+    2023-01-11 03:00:00 UTC
+    2023-01-12 03:00:00 UTC
+    2023-01-13 03:00:00 UTC
+  down when a slot passes without a check-in
+  pinged at /karajo/api/monitor/ping/n/x (auth_kind none)
+DIR/karajo.conf: 1 job, 0 HTTP jobs, 2 monitors: OK
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn monitor_errors_are_reported_with_the_others() {
+        let (ok, text) = check(
+            "secret = s\n[job \"bad\"]\ninterval = 60\ncommand = true\n\
+             [monitor \"m\"]\nperiod = 1h\nschedule = hourly\ntoken = 0123456789abcdef\n",
+        );
+        assert!(!ok, "{text}");
+        assert!(text.contains("error: DIR/karajo.conf:5:"), "{text}");
+        assert!(
+            text.contains(
+                "error: DIR/karajo.conf:9: monitor \"m\" has both period (line 8) and \
+                 schedule (line 9); keep one\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("2 errors, 0 warnings\n"), "{text}");
     }
 
     #[test]

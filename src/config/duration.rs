@@ -181,6 +181,22 @@ pub fn format(duration: SignedDuration) -> String {
     format!("{sign}{body}")
 }
 
+/// A duration in Go's notation without the zero tails, for messages: `5m`, `1h30m`,
+/// `90s` → `1m30s`, `3601s` → `1h0m1s`.
+pub fn format_short(duration: std::time::Duration) -> String {
+    let Ok(signed) = SignedDuration::try_from(duration) else {
+        return format!("{}s", duration.as_secs());
+    };
+    let mut text = format(signed);
+    if text.ends_with("m0s") {
+        text.truncate(text.len() - 2);
+    }
+    if text.ends_with("h0m") {
+        text.truncate(text.len() - 2);
+    }
+    text
+}
+
 fn format_sub_second(nanos: u128) -> String {
     let (precision, unit) = match nanos {
         0..1_000 => (0, "ns"),

@@ -130,6 +130,15 @@ impl Fields {
         }
     }
 
+    /// A boolean as [`Fields::boolean`] reads it, or `default` when the key is absent
+    /// or its value is empty (for keys whose default is true).
+    pub(crate) fn boolean_or(&self, key: &str, default: bool, problems: &mut Problems) -> bool {
+        match self.last(key) {
+            Some(var) if var.bare || !var.value.is_empty() => self.boolean(key, problems),
+            _ => default,
+        }
+    }
+
     /// A base-10 integer; `None` when absent or empty, or (with an error) invalid.
     pub(crate) fn integer(&self, key: &str, problems: &mut Problems) -> Option<i64> {
         self.typed(key, problems, "an integer", |v| v.parse::<i64>().ok())
@@ -226,6 +235,18 @@ mod tests {
         assert_eq!(p.warnings.len(), 1);
         assert_eq!(p.warnings[0].line, 9);
         assert!(p.warnings[0].message.contains("maybe"));
+    }
+
+    #[test]
+    fn booleans_with_a_default_keep_it_when_absent_or_empty() {
+        let f = fields("a = no\nb =\nc\nd = maybe\n");
+        let mut p = Problems::default();
+        let got: Vec<bool> = ["a", "b", "c", "d", "missing"]
+            .iter()
+            .map(|k| f.boolean_or(k, true, &mut p))
+            .collect();
+        assert_eq!(got, [false, true, true, false, true]);
+        assert_eq!(p.warnings.len(), 1);
     }
 
     #[test]

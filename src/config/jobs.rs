@@ -171,7 +171,11 @@ fn read_timer(f: &Fields, global: &Settings, problems: &mut Problems) -> Timer {
     }
 }
 
-fn read_schedule(f: &Fields, timezone: &TimeZone, problems: &mut Problems) -> Option<Schedule> {
+pub(crate) fn read_schedule(
+    f: &Fields,
+    timezone: &TimeZone,
+    problems: &mut Problems,
+) -> Option<Schedule> {
     let var = f.last("schedule").filter(|v| !v.value.is_empty())?;
     match Schedule::parse(&var.value, timezone.clone()) {
         Ok(schedule) => Some(schedule),
@@ -405,13 +409,19 @@ fn path_line(def: Option<&Definition>) -> Option<usize> {
     def?.fields.last("path").map(|v| v.line)
 }
 
-/// Warns about `notif_on_*` names that no `[notif]` section defines.
+/// The `notif_on_*` keys of a job.
+pub(crate) const JOB_NOTIF_KEYS: &[&str] =
+    &["notif_on_success", "notif_on_failed", "notif_on_recover"];
+
+/// Warns about names under `keys` (a section's `notif_on_*` keys) that no `[notif]`
+/// section defines.
 pub(crate) fn check_notif_names(
     fields: &Fields,
+    keys: &[&str],
     known: &dyn Fn(&str) -> bool,
     problems: &mut Problems,
 ) {
-    for key in ["notif_on_success", "notif_on_failed", "notif_on_recover"] {
+    for &key in keys {
         for var in fields.all(key).filter(|v| !known(&v.value)) {
             let message = format!(
                 "{key} = {:?}: no [notif {:?}] is defined",

@@ -1,7 +1,7 @@
 //! Loading the configuration from disk in the original's order (spec 1.3): the main
 //! file, `$dir_base/etc/karajo/user.conf`, then `job.d/*.conf` and `job_http.d/*.conf`
-//! sorted by name. A later definition of a job name replaces the earlier one. Every
-//! problem is collected, so one run reports them all.
+//! sorted by name. A later definition of a job or monitor name replaces the earlier one
+//! of its kind. Every problem is collected, so one run reports them all.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -10,10 +10,14 @@ use std::path::{Path, PathBuf};
 use super::fields::{Fields, Problems};
 use super::ini::{self, Document, Section};
 use super::jobs::{
-    Definition, build_exec_job, build_http_job, check_duplicate_ids, check_duplicate_paths,
-    check_notif_names, no_command_message,
+    Definition, JOB_NOTIF_KEYS, build_exec_job, build_http_job, check_duplicate_ids,
+    check_duplicate_paths, check_notif_names, no_command_message,
 };
 use super::model::{Config, ConfigErrors, UserConfig};
+use super::monitors::{
+    MONITOR_NOTIF_KEYS, WATCHTOWER_NOTIF_KEYS, build_monitor, build_watchtower,
+    check_duplicate_monitor_paths,
+};
 use super::notif::build_notif;
 use super::settings::{Settings, read_settings};
 
@@ -23,15 +27,20 @@ const JOB: &str = "job";
 const JOB_HTTP: &str = "job.http";
 const NOTIF: &str = "notif";
 const USER: &str = "user";
+const MONITOR: &str = "monitor";
+const WATCHTOWER: &str = "watchtower";
 
-/// Job and notif definitions gathered from all files, keyed by name (so sorted, and
-/// a later definition replaces an earlier one).
+/// Job, monitor and notif definitions gathered from all files, keyed by name (so
+/// sorted, and a later definition replaces an earlier one).
 #[derive(Debug, Default)]
 struct Definitions {
     karajo: Vec<ini::Var>,
     karajo_line: usize,
+    /// The merged `[watchtower]` sections and the line of the first, if any.
+    watchtower: Option<(usize, Vec<ini::Var>)>,
     jobs: BTreeMap<String, Definition>,
     http_jobs: BTreeMap<String, Definition>,
+    monitors: BTreeMap<String, Definition>,
     notifs: BTreeMap<String, Definition>,
 }
 
@@ -63,11 +72,14 @@ pub fn load_with(
     let settings = read_settings(&karajo_fields, &cwd, &mut problems);
     let etc = settings.dir_base.join("etc").join("karajo");
     let users = read_users(&etc.join("user.conf"), &mut problems);
-    collect_dir(&etc.join("job.d"), JOB, &mut defs.jobs, &mut problems);
+    collect_dir(
+        &etc.join("job.d"),
+        &mut [(JOB, &mut defs.jobs), (MONITOR, &mut defs.monitors)],
+        &mut problems,
+    );
     collect_dir(
         &etc.join("job_http.d"),
-        JOB_HTTP,
-        &mut defs.http_jobs,
+        &mut [(JOB_HTTP, &mut defs.http_jobs)],
         &mut problems,
     );
     let config = assemble(config_file, settings, defs, users, &mut problems);
@@ -153,12 +165,16 @@ fn section_name<'a>(file: &Path, section: &'a Section, problems: &mut Problems) 
 }
 
 /// Every section name karajo knows, whatever the file.
-const KNOWN_SECTIONS: [&str; 5] = [KARAJO, JOB, JOB_HTTP, NOTIF, USER];
+const KNOWN_SECTIONS: [&str; 7] = [KARAJO, JOB, JOB_HTTP, MONITOR, NOTIF, USER, WATCHTOWER];
+
+/// The sections of the main file.
+const MAIN_SECTIONS: [&str; 6] = [KARAJO, JOB, JOB_HTTP, MONITOR, NOTIF, WATCHTOWER];
 
 /// Where each section may be written, for the unknown-section error.
-const WHERE_SECTIONS_GO: &str = "karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"] \
-     and [notif \"NAME\"] from the main file, [job \"NAME\"] from job.d/*.conf, \
-     [job.http \"NAME\"] from job_http.d/*.conf and [user \"NAME\"] from user.conf";
+const WHERE_SECTIONS_GO: &str = "karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"], \
+     [monitor \"NAME\"], [notif \"NAME\"] and [watchtower] from the main file, \
+     [job \"NAME\"] and [monitor \"NAME\"] from job.d/*.conf, [job.http \"NAME\"] from \
+     job_http.d/*.conf and [user \"NAME\"] from user.conf";
 
 /// A header as written in a file: `[name]` or `[name "sub"]`.
 fn header(name: &str, sub: Option<&str>) -> String {
@@ -223,14 +239,27 @@ fn collect_main(file: &Path, doc: &Document, defs: &mut Definitions, problems: &
             }
             (JOB, _) => add_definition(file, section, &mut defs.jobs, problems),
             (JOB_HTTP, _) => add_definition(file, section, &mut defs.http_jobs, problems),
+            (MONITOR, _) => add_definition(file, section, &mut defs.monitors, problems),
             (NOTIF, _) => add_notif(file, section, &mut defs.notifs, problems),
+            (WATCHTOWER, None) => {
+                let (_, vars) = defs
+                    .watchtower
+                    .get_or_insert_with(|| (section.line, Vec::new()));
+                vars.extend(section.vars.iter().cloned());
+            }
             (KARAJO, Some(_)) => {
                 warn_section_ignored(file, section, "takes no name (write [karajo])", problems)
             }
+            (WATCHTOWER, Some(_)) => warn_section_ignored(
+                file,
+                section,
+                "takes no name (write [watchtower])",
+                problems,
+            ),
             (USER, _) => {
                 warn_section_ignored(file, section, "is only read from user.conf", problems)
             }
-            _ => unknown_section(file, section, &[KARAJO, JOB, JOB_HTTP, NOTIF], problems),
+            _ => unknown_section(file, section, &MAIN_SECTIONS, problems),
         }
     }
 }
@@ -352,23 +381,27 @@ fn is_conf_name(name: &str) -> bool {
     !name.starts_with('.') && name.ends_with(".conf")
 }
 
-/// Reads the job sections named `kind` from every file of `dir` into `into`.
+/// Reads the sections of every file of `dir` into the map of their kind in `kinds`
+/// (section name, definitions); other sections are misplaced.
 fn collect_dir(
     dir: &Path,
-    kind: &str,
-    into: &mut BTreeMap<String, Definition>,
+    kinds: &mut [(&str, &mut BTreeMap<String, Definition>)],
     problems: &mut Problems,
 ) {
+    let names: Vec<&str> = kinds.iter().map(|(name, _)| *name).collect();
+    let only: Vec<String> = names.iter().map(|n| format!("[{n} \"NAME\"]")).collect();
+    let why = format!(
+        "is not read from this directory (only {})",
+        only.join(" and ")
+    );
     for file in conf_files(dir, problems) {
         let Some(doc) = read_document(&file, problems) else {
             continue;
         };
         for section in &doc.sections {
-            if section.name == kind {
-                add_definition(&file, section, into, problems);
-            } else {
-                let why = format!("is not read from this directory (only [{kind} \"NAME\"])");
-                misplaced_section(&file, section, &[kind], &why, problems);
+            match kinds.iter_mut().find(|(name, _)| *name == section.name) {
+                Some((_, into)) => add_definition(&file, section, into, problems),
+                None => misplaced_section(&file, section, &names, &why, problems),
             }
         }
     }
@@ -395,6 +428,21 @@ fn assemble(
     check_duplicate_ids("job", &defs.jobs, problems);
     check_duplicate_ids("job.http", &defs.http_jobs, problems);
     check_duplicate_paths(&jobs, &defs.jobs, problems);
+    let monitors = defs
+        .monitors
+        .values()
+        .filter_map(|def| build_monitor(def, &settings, problems))
+        .collect();
+    check_duplicate_ids("monitor", &defs.monitors, problems);
+    check_duplicate_monitor_paths(&defs.monitors, problems);
+    let watchtower_fields = defs.watchtower.map(|(line, vars)| Fields {
+        file: file.to_path_buf(),
+        line,
+        vars,
+    });
+    let watchtower = watchtower_fields
+        .as_ref()
+        .and_then(|fields| build_watchtower(fields, problems));
     let notifs = defs
         .notifs
         .values()
@@ -402,7 +450,13 @@ fn assemble(
         .collect();
     let known_notif = |name: &str| defs.notifs.contains_key(name);
     for def in defs.jobs.values().chain(defs.http_jobs.values()) {
-        check_notif_names(&def.fields, &known_notif, problems);
+        check_notif_names(&def.fields, JOB_NOTIF_KEYS, &known_notif, problems);
+    }
+    for def in defs.monitors.values() {
+        check_notif_names(&def.fields, MONITOR_NOTIF_KEYS, &known_notif, problems);
+    }
+    if let Some(fields) = &watchtower_fields {
+        check_notif_names(fields, WATCHTOWER_NOTIF_KEYS, &known_notif, problems);
     }
     Config {
         file: file.to_path_buf(),
@@ -429,6 +483,11 @@ fn assemble(
         jobs,
         public_url: settings.public_url,
         trusted_proxy: settings.trusted_proxy,
+        ping_body_limit: settings.ping_body_limit,
+        event_retention: settings.event_retention,
+        event_day_max: settings.event_day_max,
+        monitors,
+        watchtower,
         notifs,
         users,
         warnings: Vec::new(),

@@ -1,6 +1,7 @@
 //! The typed configuration that the rest of karajo reads: the `[karajo]` settings,
-//! every command job and HTTP job with defaults applied and values validated, the typed
-//! `[notif]` sections ([`super::notif`]) and the WUI users. Also the [`Diagnostic`] type that names a
+//! every command job and HTTP job with defaults applied and values validated, the
+//! heartbeat monitors and the `[watchtower]` section, the typed `[notif]` sections
+//! ([`super::notif`]) and the WUI users. Also the [`Diagnostic`] type that names a
 //! problem by file and line. Only data here; [`super::load`] builds it.
 
 use std::fmt;
@@ -40,6 +41,28 @@ pub const DEFAULT_LOG_RETENTION: usize = 5;
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 /// The shortest `interval`; shorter positive values are raised to it.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(60);
+/// `[karajo] ping_body_limit` default: bytes of a ping's body that are stored.
+pub const DEFAULT_PING_BODY_LIMIT: usize = 10_000;
+/// `[karajo] event_retention` default: 30 days.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(720 * 3600);
+/// `[karajo] event_day_max` default: 64 MiB of events per UTC day.
+pub const DEFAULT_EVENT_DAY_MAX: u64 = 64 * 1024 * 1024;
+/// The shortest monitor `period`.
+pub const MIN_MONITOR_PERIOD: Duration = Duration::from_secs(1);
+/// Monitor `grace` default.
+pub const DEFAULT_MONITOR_GRACE: Duration = Duration::from_secs(5 * 60);
+/// Monitor `early_tolerance` default.
+pub const DEFAULT_EARLY_TOLERANCE: Duration = Duration::from_secs(60);
+/// Monitor `log_retention` default.
+pub const DEFAULT_MONITOR_LOG_RETENTION: usize = 20;
+/// A monitor `token` shorter than this gets a warning.
+pub const MIN_TOKEN_LEN: usize = 16;
+/// The route prefix of monitor pings; a monitor's `path` follows it.
+pub const MONITOR_PING_ROUTE: &str = "/karajo/api/monitor/ping";
+/// `[watchtower] path` default: the mount point of the watchTower routes.
+pub const DEFAULT_WATCHTOWER_PATH: &str = "/karajo/api/watchtower";
+/// `[watchtower] max_monitors` default.
+pub const DEFAULT_WATCHTOWER_MAX_MONITORS: usize = 1000;
 
 /// One problem or warning found while loading, tied to a file and (when known) a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,9 +163,23 @@ pub struct Config {
     /// `X-Forwarded-Proto` and `Forwarded: proto=` headers are believed; empty (the
     /// default) believes no one.
     pub trusted_proxy: Vec<IpNet>,
+    /// `ping_body_limit` (new): bytes of a monitor ping's body that are stored, for
+    /// monitors without their own (default 10000).
+    pub ping_body_limit: usize,
+    /// `event_retention` (new): whole event-log day files older than this are deleted
+    /// (default 720h).
+    pub event_retention: Duration,
+    /// `event_day_max` (new): the most bytes the event log takes per UTC day; later
+    /// events that day are dropped and counted (default 67108864).
+    pub event_day_max: u64,
     /// `[job "..."]` sections sorted by name, then `[job.http "..."]` sections sorted
     /// by name.
     pub jobs: Vec<JobSpec>,
+    /// `[monitor "..."]` sections, sorted by name. Their ids are unique among
+    /// monitors; a job may share one.
+    pub monitors: Vec<MonitorSpec>,
+    /// `[watchtower]`, when it has a `password` (without one its routes do not exist).
+    pub watchtower: Option<WatchtowerConfig>,
     /// `[notif "..."]` sections, sorted by name.
     pub notifs: Vec<NotifConfig>,
     /// `[user "..."]` sections of `user.conf`, sorted by name.
@@ -165,6 +202,11 @@ impl Config {
     /// The jobs of one kind, sorted by name.
     pub fn jobs_of(&self, kind: JobKind) -> impl Iterator<Item = &JobSpec> {
         self.jobs.iter().filter(move |j| j.kind() == kind)
+    }
+
+    /// The monitor whose id is `id`.
+    pub fn monitor(&self, id: &JobId) -> Option<&MonitorSpec> {
+        self.monitors.iter().find(|m| &m.id == id)
     }
 }
 
@@ -398,4 +440,173 @@ pub struct UserConfig {
     pub name: String,
     /// `password`: a bcrypt hash in modular-crypt format (`$2a$10$...`).
     pub password_hash: String,
+}
+
+/// A `[monitor "NAME"]` section (monitors spec A.2): a heartbeat monitor that waits for
+/// pings from work that runs elsewhere. What the state machine of [`crate::monitor`]
+/// reads is in [`MonitorSpec::rules`]; the rest is about the ping route, its
+/// authentication and its logs.
+#[derive(Debug, Clone)]
+pub struct MonitorSpec {
+    /// The name as written in the header.
+    pub name: String,
+    /// [`JobId::from_name`] of the name: monitors are normalised like jobs, and are
+    /// unique among monitors only (a job may have the same id).
+    pub id: JobId,
+    /// The file that defined the monitor (the last definition wins).
+    pub file: PathBuf,
+    /// The line of the section header.
+    pub line: usize,
+    /// `description`: shown in the UI, escaped.
+    pub description: String,
+    /// `path`, cleaned (`/a/b`; `a/b` and `a/b/` are the same); default `/<id>`. Ping
+    /// routes compare it without regard to ASCII case, as they do job paths.
+    pub path: String,
+    /// `auth_kind` with its `token`, or its `secret` and `header_sign`.
+    pub auth: MonitorAuth,
+    /// `post_only`: GET and HEAD pings are refused with 405.
+    pub post_only: bool,
+    /// `ping_body_limit`: bytes of a ping's body stored (default `[karajo]
+    /// ping_body_limit`).
+    pub ping_body_limit: usize,
+    /// `log_retention`: run and ping log files kept (default 20).
+    pub log_retention: usize,
+    /// `manual_resume`: a pause without `until` waits for the resume API instead of
+    /// the next success check-in.
+    pub manual_resume: bool,
+    /// `accept_pulse`: watchTower pulses for this id may check in here.
+    pub accept_pulse: bool,
+    /// The keys the state machine reads.
+    pub rules: MonitorRules,
+}
+
+/// What decides a monitor's status over time: the cadence and limits, and whom to tell.
+/// Configured monitors take it from their section; dynamic (watchTower) monitors build
+/// one of their own.
+#[derive(Debug, Clone)]
+pub struct MonitorRules {
+    /// `period` or `schedule` (with `timezone` and `early_tolerance`).
+    pub cadence: Cadence,
+    /// `grace`: how long a monitor is `late` before it is `down` (default 5m; zero goes
+    /// straight to `down`).
+    pub grace: Duration,
+    /// `max_runtime`: the longest a run may stay open from its `start`; `None` is no
+    /// limit. It defaults to `grace`, and a zero value (an explicit `0s`, or the
+    /// default when `grace = 0s`) means no limit: a run cannot be expected to end in
+    /// no time at all.
+    pub max_runtime: Option<Duration>,
+    /// `log_success`: when false, a success check-in that closes no run writes no log
+    /// file and takes no counter.
+    pub log_success: bool,
+    /// `notif_on_down`: `[notif]` names told when the monitor goes down, and again
+    /// every `notif_repeat` while it stays down.
+    pub notif_on_down: Vec<String>,
+    /// `notif_on_up`: `[notif]` names told when it recovers.
+    pub notif_on_up: Vec<String>,
+    /// `notif_on_late`: `[notif]` names told when it turns late.
+    pub notif_on_late: Vec<String>,
+    /// `notif_repeat`: how often the down notification is repeated while down; `None`
+    /// (the default, or `0s`) is never.
+    pub notif_repeat: Option<Duration>,
+}
+
+/// When check-ins are expected.
+#[derive(Debug, Clone)]
+pub enum Cadence {
+    /// `period`: at most this long between check-ins.
+    Period(Duration),
+    /// `schedule`, read in its `timezone`.
+    Schedule {
+        /// The slots.
+        schedule: Schedule,
+        /// `early_tolerance` (default 1m): a check-in this long before a slot counts
+        /// for that slot; capped at half the gap between neighbouring slots.
+        early_tolerance: Duration,
+    },
+}
+
+/// How a monitor's pings authenticate (`auth_kind` and its keys). Debug output never
+/// shows the token or the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MonitorAuth {
+    /// `auth_kind = token` (default): `token=` in the query or `X-Karajo-Token`.
+    Token(String),
+    /// `auth_kind = hmac-sha256`: the house signature of the body, POST only.
+    HmacSha256 {
+        /// `secret`, trimmed; default the global secret.
+        secret: String,
+        /// `header_sign` (default `X-Karajo-Sign`).
+        header_sign: String,
+    },
+    /// `auth_kind = none`: anyone who reaches the URL may check in.
+    None,
+}
+
+impl MonitorAuth {
+    /// The configuration and JSON word: `token`, `hmac-sha256` or `none`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Token(_) => "token",
+            Self::HmacSha256 { .. } => "hmac-sha256",
+            Self::None => "none",
+        }
+    }
+}
+
+impl fmt::Debug for MonitorAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Token(_) => f
+                .debug_tuple("Token")
+                .field(&crate::redact::REDACTED)
+                .finish(),
+            Self::HmacSha256 { header_sign, .. } => f
+                .debug_struct("HmacSha256")
+                .field("secret", &crate::redact::REDACTED)
+                .field("header_sign", header_sign)
+                .finish(),
+            Self::None => f.write_str("None"),
+        }
+    }
+}
+
+/// The `[watchtower]` section of `karajo.conf` (monitors spec A.8), present only with a
+/// `password`. Debug output never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WatchtowerConfig {
+    /// The main configuration file.
+    pub file: PathBuf,
+    /// The line of the (first) section header.
+    pub line: usize,
+    /// `password`: compared in constant time with the request header `password`.
+    pub password: String,
+    /// `path`, cleaned: the mount point of the five routes (default
+    /// `/karajo/api/watchtower`; may be `/`).
+    pub path: String,
+    /// `grace` of dynamic monitors (default 0s).
+    pub grace: Duration,
+    /// `max_monitors`: the most dynamic monitors (default 1000).
+    pub max_monitors: usize,
+    /// `log_retention` of dynamic monitors (default 20).
+    pub log_retention: usize,
+    /// `notif_on_down`: used when a pulse's `alertType` names no `[notif]` section.
+    pub notif_on_down: Vec<String>,
+    /// `notif_on_up`: used when a pulse's `alertType` names no `[notif]` section.
+    pub notif_on_up: Vec<String>,
+}
+
+impl fmt::Debug for WatchtowerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchtowerConfig")
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .field("password", &crate::redact::REDACTED)
+            .field("path", &self.path)
+            .field("grace", &self.grace)
+            .field("max_monitors", &self.max_monitors)
+            .field("log_retention", &self.log_retention)
+            .field("notif_on_down", &self.notif_on_down)
+            .field("notif_on_up", &self.notif_on_up)
+            .finish()
+    }
 }

@@ -2,8 +2,9 @@
 //! keys `timezone`, `epoch_window`, `epoch_skew`, `accept_unstamped_signatures`,
 //! `sourcehut_public_key`, `max_body_size`, `public_url`, `trusted_proxy` and the HTTP
 //! server's limits `max_connections`, `header_read_timeout`, `idle_timeout`,
-//! `body_read_timeout`, `max_sse_streams`), and the generated secret when none is
-//! configured.
+//! `body_read_timeout`, `max_sse_streams`, and for monitors and the event log
+//! `ping_body_limit`, `event_retention`, `event_day_max`), and the generated secret when
+//! none is configured.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,9 +15,10 @@ use rand::distr::Alphanumeric;
 
 use super::fields::{Fields, Problems, positive};
 use super::model::{
-    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_EPOCH_SKEW, DEFAULT_EPOCH_WINDOW,
-    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_SSE_STREAMS, DEFAULT_NAME,
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_EPOCH_SKEW, DEFAULT_EPOCH_WINDOW, DEFAULT_EVENT_DAY_MAX,
+    DEFAULT_EVENT_RETENTION, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN_ADDRESS, DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_SSE_STREAMS,
+    DEFAULT_NAME, DEFAULT_PING_BODY_LIMIT,
 };
 use super::net::IpNet;
 
@@ -43,6 +45,9 @@ pub(crate) const KARAJO_KEYS: &[&str] = &[
     "body_read_timeout",
     "max_sse_streams",
     "trusted_proxy",
+    "ping_body_limit",
+    "event_retention",
+    "event_day_max",
 ];
 
 /// Length of a generated secret.
@@ -73,6 +78,9 @@ pub(crate) struct Settings {
     pub(crate) body_read_timeout: Duration,
     pub(crate) max_sse_streams: usize,
     pub(crate) trusted_proxy: Vec<IpNet>,
+    pub(crate) ping_body_limit: usize,
+    pub(crate) event_retention: Duration,
+    pub(crate) event_day_max: u64,
 }
 
 /// Reads the merged `[karajo]` variables; `cwd` anchors a relative `dir_base`.
@@ -127,6 +135,16 @@ pub(crate) fn read_settings(fields: &Fields, cwd: &Path, problems: &mut Problems
         max_sse_streams: read_count(fields, "max_sse_streams", problems)
             .unwrap_or(DEFAULT_MAX_SSE_STREAMS),
         trusted_proxy: read_trusted_proxy(fields, problems),
+        ping_body_limit: read_byte_count(fields, "ping_body_limit", problems)
+            .unwrap_or(DEFAULT_PING_BODY_LIMIT),
+        event_retention: read_positive_duration(
+            fields,
+            "event_retention",
+            DEFAULT_EVENT_RETENTION,
+            problems,
+        ),
+        event_day_max: read_count(fields, "event_day_max", problems)
+            .map_or(DEFAULT_EVENT_DAY_MAX, |n| n as u64),
     }
 }
 
@@ -205,7 +223,7 @@ fn read_epoch_window(fields: &Fields, problems: &mut Problems) -> Duration {
 }
 
 /// A duration that must be positive; `default` when absent or empty.
-fn read_positive_duration(
+pub(crate) fn read_positive_duration(
     fields: &Fields,
     key: &str,
     default: Duration,
@@ -259,12 +277,35 @@ fn read_epoch_skew(fields: &Fields, problems: &mut Problems) -> Duration {
 
 /// A count that must be positive; `None` when absent or empty (or, with an error,
 /// invalid).
-fn read_count(fields: &Fields, key: &str, problems: &mut Problems) -> Option<usize> {
+pub(crate) fn read_count(fields: &Fields, key: &str, problems: &mut Problems) -> Option<usize> {
     let count = fields.integer(key, problems)?;
     match usize::try_from(count) {
         Ok(count) if count > 0 => Some(count),
         _ => {
             report_not_positive(fields, key, problems);
+            None
+        }
+    }
+}
+
+/// A number of bytes that may be zero; `None` when absent or empty (or, with an error,
+/// negative or not a number).
+pub(crate) fn read_byte_count(
+    fields: &Fields,
+    key: &str,
+    problems: &mut Problems,
+) -> Option<usize> {
+    let count = fields.integer(key, problems)?;
+    match usize::try_from(count) {
+        Ok(count) => Some(count),
+        Err(_) => {
+            if let Some(var) = fields.last(key) {
+                let message = format!(
+                    "{key} = {:?} is invalid: it must not be negative",
+                    var.value
+                );
+                problems.error(&fields.file, var.line, message);
+            }
             None
         }
     }

@@ -1,4 +1,7 @@
-//! Loading tests: whole configurations written into temporary directories.
+//! Loading tests: whole configurations written into temporary directories. The
+//! monitor and `[watchtower]` sections have their own file, [`monitors`].
+
+mod monitors;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -598,9 +601,10 @@ fn unknown_sections_are_errors_and_unknown_keys_warn() {
         messages(&errors.errors),
         [format!(
             "{file}:8: unknown section [jobs \"typo\"] (did you mean [job \"typo\"]?); \
-             karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"] and [notif \"NAME\"] \
-             from the main file, [job \"NAME\"] from job.d/*.conf, [job.http \"NAME\"] from \
-             job_http.d/*.conf and [user \"NAME\"] from user.conf"
+             karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"], [monitor \"NAME\"], \
+             [notif \"NAME\"] and [watchtower] from the main file, [job \"NAME\"] and \
+             [monitor \"NAME\"] from job.d/*.conf, [job.http \"NAME\"] from job_http.d/*.conf \
+             and [user \"NAME\"] from user.conf"
         )]
     );
     let want = [
@@ -672,7 +676,7 @@ fn misplaced_sections_warn_and_unknown_ones_are_errors_in_every_file() {
         ),
         format!(
             "{}:1: section [job.http \"h\"] is not read from this directory \
-             (only [job \"NAME\"]); ignored",
+             (only [job \"NAME\"] and [monitor \"NAME\"]); ignored",
             job_d.display()
         ),
     ];

@@ -198,9 +198,10 @@ interval = 5m
     let out = karajo(args(&["check", "-config", &file]), None, &[]).await;
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
-    let known = "karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"] and [notif \"NAME\"] \
-                 from the main file, [job \"NAME\"] from job.d/*.conf, [job.http \"NAME\"] from \
-                 job_http.d/*.conf and [user \"NAME\"] from user.conf";
+    let known = "karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"], \
+                 [monitor \"NAME\"], [notif \"NAME\"] and [watchtower] from the main file, \
+                 [job \"NAME\"] and [monitor \"NAME\"] from job.d/*.conf, [job.http \"NAME\"] \
+                 from job_http.d/*.conf and [user \"NAME\"] from user.conf";
     let expected = [
         format!(
             "error: {file}:8: invalid escape \"\\d\" in value (only \\\\ \\\" \\n \\t \\b are allowed)"
