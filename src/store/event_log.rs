@@ -7,30 +7,49 @@
 //! callers build a [`NewEvent`] and the API maps [`InvalidEvent`] to 400
 //! `ERR_EVENT_INVALID`. It is not where monitor pings live (those are run logs).
 //!
-//! Writing: [`EventLog::record`] never waits. It gives the event its id and time and
-//! puts it on a bounded queue that one writer task drains. Nothing is lost silently:
+//! **Ids and times.** [`EventLog::record`] stamps an event with a UUID v7 and sets
+//! its `time` to the id's millisecond, so times have millisecond precision and id
+//! order, time order and day-file order agree: an event goes to the file of its own
+//! time's UTC date, and lines follow each other in id order (markers included). Ids only grow, across restarts too (the newest id is read back at
+//! start); a wall clock that steps back by up to a minute holds times still until it
+//! catches up, a larger step back is believed.
 //!
-//! * **queue full** (a burst of more than [`EventLimits::queue`] events faster than the
-//!   disk takes them): the event is refused with [`RecordError::QueueFull`], counted,
-//!   and the writer writes one `karajo.events_dropped` marker naming how many were
-//!   refused since its last marker. The API answers such a refusal with an error, so a
+//! **Writing.** [`EventLog::record`] never waits: it puts the event on a bounded
+//! queue that one writer task drains, and each line reaches the file with one
+//! `write`. Nothing is lost silently:
+//!
+//! * **queue full** (more than [`EventLimits::queue`] events waiting for the disk):
+//!   the event is refused with [`RecordError::QueueFull`] and counted. The writer then
+//!   writes one `karajo.events_dropped` marker naming how many were refused since its
+//!   last marker; it takes the id and time of the first of them, so it sits where
+//!   they would have. The API should answer such a refusal with an error (503), so a
 //!   client knows to retry;
-//! * **day cap** (`event_day_max` bytes in today's file): the event that finds the
-//!   file full is replaced by the day's one `karajo.events_dropped` marker (same id and
-//!   time), and every later event of that day is counted and dropped. Only this marker
-//!   may take a file past the cap;
-//! * **write error** (disk full, file removed): counted and logged with `tracing`.
+//! * **day cap** (`event_day_max`): events are written while the day file is smaller
+//!   than the cap. The first event that finds it at or past the cap is replaced by the
+//!   day's one `karajo.events_dropped` marker (which takes its id and time); it and
+//!   every later event of that day are counted and dropped. A file thus ends at most
+//!   one event line and the marker past the cap. After a restart, a day file found at
+//!   the cap counts as marked already;
+//! * **write error** (disk full, file gone): counted and logged with `tracing`.
 //!
-//! All three counts, and events written per level, are in [`EventLog::stats`] for the
-//! `karajo_events_dropped_total` and `karajo_events_total{level}` metrics.
+//! All three counts, and events written per level (markers included), are in
+//! [`EventLog::stats`], for `karajo_events_dropped_total` and
+//! `karajo_events_total{level}`.
 //!
-//! Durability: each line is one `write` to the page cache, visible to queries at
-//! once; the file is fsynced at most once a second, and at once by
-//! [`EventLog::flush`] and [`EventLog::close`]. A crash may lose the last second.
+//! **Durability.** A line is visible to queries once written; the file is fsynced at
+//! most once a second, and at once by [`EventLog::flush`] and [`EventLog::close`]. A
+//! crash may lose the last second; a line it cut short is ended by the writer before
+//! the next one and skipped by queries.
 //!
-//! Retention: day files whose whole day ended more than `event_retention` ago are
-//! deleted at start-up ([`EventLog::spawn`]) and at each UTC midnight of the clock.
-//! Names that are not `YYYY-MM-DD.jsonl` are never touched.
+//! **Retention.** Day files whose whole day ended `event_retention` or longer ago are
+//! deleted at start-up ([`EventLog::spawn`]), at each UTC midnight of the clock, and
+//! when the first event of a new day arrives. Names other than `YYYY-MM-DD.jsonl` are
+//! never touched. A zero `event_retention` keeps every file, a zero `event_day_max`
+//! sets no cap.
+//!
+//! **Reading.** See [`EventQuery`] for the filters and [`query_dir`] for what a query
+//! reads. [`EventLog::query`] first waits for the writer to write every event recorded
+//! before it, so a client reads its own events at once.
 //!
 //! Time comes from the crate's [`Clock`](crate::clock::Clock), so tests drive
 //! midnights and day files by hand. Files are 0600 and the directory 0700, as
@@ -127,8 +146,6 @@ struct Counters {
     dropped_day_cap: AtomicU64,
     dropped_write_error: AtomicU64,
     dropped_closed: AtomicU64,
-    /// Refused by a full queue and not yet named by a marker.
-    pending_queue_drops: AtomicU64,
     corrupt_lines: AtomicU64,
 }
 
@@ -182,7 +199,7 @@ struct Inner {
     dir: PathBuf,
     tx: mpsc::Sender<Msg>,
     /// Held while an id is made and its event queued, so queue order is id order.
-    ids: Arc<Mutex<IdGen>>,
+    ids: Arc<Mutex<IdState>>,
     clock: SharedClock,
     counters: Arc<Counters>,
     done: watch::Receiver<bool>,
@@ -224,7 +241,10 @@ impl EventLog {
         .await
         .map_err(io::Error::other)??;
 
-        let ids = Arc::new(Mutex::new(IdGen::new(seed)));
+        let ids = Arc::new(Mutex::new(IdState {
+            ids: IdGen::new(seed),
+            pending: None,
+        }));
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel(limits.queue.max(1));
         let (done_tx, done) = watch::channel(false);
@@ -264,18 +284,24 @@ impl EventLog {
     /// the same way.
     pub fn record(&self, event: NewEvent) -> Result<EventRecord, RecordError> {
         let counters = &self.inner.counters;
-        let mut ids = lock(&self.inner.ids);
-        let record = event.into_record(ids.next(self.inner.clock.now()));
+        let mut state = lock(&self.inner.ids);
+        let record = event.into_record(state.ids.next(self.inner.clock.now()));
         match self.inner.tx.try_send(Msg::Event(Box::new(record.clone()))) {
             Ok(()) => Ok(record),
             Err(mpsc::error::TrySendError::Full(_)) => {
-                drop(ids);
+                state
+                    .pending
+                    .get_or_insert(PendingDrops {
+                        id: record.id,
+                        count: 0,
+                    })
+                    .count += 1;
+                drop(state);
                 counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-                counters.pending_queue_drops.fetch_add(1, Ordering::Relaxed);
                 Err(RecordError::QueueFull)
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                drop(ids);
+                drop(state);
                 counters.dropped_closed.fetch_add(1, Ordering::Relaxed);
                 Err(RecordError::Closed)
             }
@@ -348,6 +374,24 @@ impl EventLog {
     pub fn dropped(&self) -> u64 {
         self.stats().dropped()
     }
+}
+
+/// The id generator, and the events a full queue refused that no marker names yet.
+/// One lock covers making an id and queueing its event, so the queue holds events in
+/// id order, and a refused event's id marks where in that order its marker belongs.
+#[derive(Debug)]
+struct IdState {
+    ids: IdGen,
+    pending: Option<PendingDrops>,
+}
+
+/// Events refused by a full queue since the last marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PendingDrops {
+    /// The id of the first of them, which the marker takes.
+    id: EventId,
+    /// How many.
+    count: u64,
 }
 
 fn closed() -> io::Error {

@@ -268,9 +268,18 @@ impl Ord for ById {
     }
 }
 
-/// Runs `query` over the day files in `dir` (a missing directory has no events). Fails
-/// only when a day file that had to be read cannot be read; a file deleted by
-/// retention meanwhile is skipped.
+/// Runs `query` over the day files in `dir`, newest event first.
+///
+/// Only the day files that overlap `[from, to)` and are not newer than the day of
+/// `before` are opened, newest first. Each is streamed line by line (a line longer
+/// than 64 KiB is never held whole), and only the best `limit + 1` matches are kept,
+/// the extra one telling whether there is a next page. Reading stops after the first
+/// file that leaves that many, since every event in an older day file has a smaller
+/// id. Lines that are not events are skipped and counted in
+/// [`EventPage::skipped_lines`]. `from >= to` matches nothing.
+///
+/// A missing directory has no events, and a day file deleted by retention meanwhile
+/// is skipped. Fails only when a day file that had to be read cannot be read.
 pub fn query_dir(dir: &Path, query: &EventQuery) -> io::Result<EventPage> {
     let limit = query.limit.clamp(1, MAX_LIMIT);
     let mut page = EventPage::default();

@@ -766,7 +766,76 @@ async fn a_full_queue_refuses_counts_and_marks() {
     // The queue has room again.
     log.record(event("q", Level::Info, "later")).unwrap();
     log.close().await.unwrap();
-    assert_eq!(file_lines(&dir.path().join("2026-11-22.jsonl")).len(), 4);
+    let lines: Vec<EventRecord> = file_lines(&dir.path().join("2026-11-22.jsonl"))
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let in_file: Vec<&str> = lines.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(
+        in_file,
+        [
+            "event 0",
+            "event 1",
+            "8 events dropped: the event log's queue was full",
+            "later"
+        ]
+    );
+    assert!(lines.windows(2).all(|w| w[0].id < w[1].id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_full_markers_keep_the_file_in_id_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_clock, shared) = clock_at("2026-11-22T10:00:00Z");
+    let tiny = EventLimits {
+        queue: 3,
+        ..limits()
+    };
+    let log = EventLog::spawn(dir.path(), tiny, shared).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = 0u64;
+            for n in 0..300 {
+                if log
+                    .record(event("s", Level::Info, &format!("{t}/{n}")))
+                    .is_ok()
+                {
+                    accepted += 1;
+                }
+                if n % 7 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            accepted
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += task.await.unwrap();
+    }
+    log.close().await.unwrap();
+    let refused = log.stats().dropped_queue_full;
+    assert_eq!(accepted + refused, 1200);
+    let lines: Vec<EventRecord> = file_lines(&dir.path().join("2026-11-22.jsonl"))
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.windows(2).all(|w| w[0].id < w[1].id),
+        "file in id order"
+    );
+    let (markers, events): (Vec<&EventRecord>, Vec<&EventRecord>) = lines
+        .iter()
+        .partition(|r| r.kind.as_deref() == Some(DROPPED_KIND));
+    assert_eq!(events.len() as u64, accepted);
+    let named: u64 = markers
+        .iter()
+        .map(|m| m.message.split(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(named, refused, "the markers name every refused event");
+    assert!(refused == 0 || !markers.is_empty());
 }
 
 #[tokio::test]
@@ -1008,6 +1077,46 @@ async fn ids_after_a_restart_sort_after_the_old_ones() {
     let page = log.query(EventQuery::default()).await.unwrap();
     assert_eq!(messages(&page), ["new", "old"]);
     log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_write_is_counted_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, shared) = clock_at("2026-11-22T10:00:00Z");
+    // Today's "file" is a directory: it cannot be opened for appending.
+    std::fs::create_dir(dir.path().join("2026-11-22.jsonl")).unwrap();
+    let log = EventLog::spawn(dir.path(), limits(), shared).await.unwrap();
+    log.record(event("e", Level::Info, "lost")).unwrap();
+    log.flush().await.unwrap();
+    assert_eq!(log.stats().dropped_write_error, 1);
+    assert_eq!(log.dropped(), 1);
+    clock.set(ts("2026-11-23T00:00:00Z"));
+    log.record(event("e", Level::Info, "kept")).unwrap();
+    log.close().await.unwrap();
+    assert_eq!(file_lines(&dir.path().join("2026-11-23.jsonl")).len(), 1);
+    assert_eq!(log.stats().written_total(), 1);
+}
+
+#[test]
+fn level_and_source_names_on_the_wire() {
+    for level in Level::ALL {
+        let json = serde_json::to_string(&level).unwrap();
+        assert_eq!(json, format!("\"{level}\""));
+        assert_eq!(serde_json::from_str::<Level>(&json).unwrap(), level);
+    }
+    for (source, name) in [
+        (Source::Api, "api"),
+        (Source::Watchtower, "watchtower"),
+        (Source::Monitor, "monitor"),
+        (Source::Service, "service"),
+        (Source::Karajo, "karajo"),
+    ] {
+        assert_eq!(
+            serde_json::to_string(&source).unwrap(),
+            format!("\"{name}\"")
+        );
+        assert_eq!(source.to_string(), name);
+    }
 }
 
 #[test]

@@ -17,8 +17,11 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::record::{EventRecord, IdGen, Level, NewEvent, Source};
-use super::{Counters, EventLimits, day_file_path, day_of, lock, next_midnight, remove_expired};
+use super::record::{EventRecord, Level, NewEvent, Source};
+use super::{
+    Counters, EventLimits, IdState, PendingDrops, day_file_path, day_of, lock, next_midnight,
+    remove_expired,
+};
 use crate::clock::SharedClock;
 use crate::store::{FILE_MODE, create_private_dir, io_context, sync_dir};
 
@@ -42,6 +45,9 @@ pub(super) enum Msg {
     Flush(oneshot::Sender<io::Result<()>>),
     /// Write what is queued, sync, answer and stop.
     Close(oneshot::Sender<io::Result<()>>),
+    /// Write a marker for events a full queue refused (never sent by the handle: the
+    /// writer puts it into a batch where it belongs).
+    Dropped(PendingDrops),
 }
 
 /// What a fresh [`Disk`] needs; kept to build another one if a blocking trip panics.
@@ -50,7 +56,7 @@ pub(super) struct DiskConfig {
     pub(super) dir: PathBuf,
     pub(super) limits: EventLimits,
     pub(super) counters: Arc<Counters>,
-    pub(super) ids: Arc<Mutex<IdGen>>,
+    pub(super) ids: Arc<Mutex<IdState>>,
     pub(super) clock: SharedClock,
 }
 
@@ -87,21 +93,19 @@ impl Disk {
         }
     }
 
-    /// Handles a batch in order: events, barriers, flushes and closes. After it, a
-    /// marker for events the full queue refused since the last one (its id is newer
-    /// than the batch's). Then barriers are answered, and flushes and closes after one
-    /// sync.
+    /// Handles a batch in order: events and markers are written, then barriers are
+    /// answered, and flushes and closes after one sync.
     fn apply(&mut self, batch: Vec<Msg>) {
         let mut barriers = Vec::new();
         let mut syncs = Vec::new();
         for msg in batch {
             match msg {
                 Msg::Event(record) => self.append(&record, true),
+                Msg::Dropped(pending) => self.mark_queue_drops(pending),
                 Msg::Barrier(reply) => barriers.push(reply),
                 Msg::Flush(reply) | Msg::Close(reply) => syncs.push(reply),
             }
         }
-        self.mark_queue_drops();
         for reply in barriers {
             let _ = reply.send(());
         }
@@ -116,26 +120,17 @@ impl Disk {
         }
     }
 
-    /// Writes one marker for the events that [`super::EventLog::record`] could not
-    /// queue since the last one.
-    fn mark_queue_drops(&mut self) {
-        let dropped = self
-            .config
-            .counters
-            .pending_queue_drops
-            .swap(0, Ordering::Relaxed);
-        if dropped == 0 {
-            return;
-        }
+    /// Writes the marker for events that [`super::EventLog::record`] could not queue,
+    /// with the first one's id and time.
+    fn mark_queue_drops(&mut self, pending: PendingDrops) {
+        let dropped = pending.count;
         let message = format!(
             "{dropped} event{} dropped: the event log's queue was full",
             if dropped == 1 { "" } else { "s" }
         );
-        let Some(marker) = marker(message) else {
-            return;
-        };
-        let id = lock(&self.config.ids).next(self.config.clock.now());
-        self.append(&marker.into_record(id), false);
+        if let Some(marker) = marker(message) {
+            self.append(&marker.into_record(pending.id), false);
+        }
     }
 
     /// Appends `record` to the file of its UTC day, unless that day is capped. The
@@ -341,9 +336,9 @@ async fn on_blocking(mut disk: Disk, work: impl FnOnce(&mut Disk) + Send + 'stat
 
 /// The writer task: takes queued messages in batches, runs them on a blocking thread,
 /// syncs at most once a second when something was written, runs retention at each UTC
-/// midnight of the clock (the first one `first_midnight`, the one after start-up), and stops after a close (once everything queued before the
-/// queue closed is written and synced) or when every handle is gone. Sets `done` when
-/// it stops.
+/// midnight of the clock (the first is `first_midnight`, the one after start-up), and
+/// stops after a close (once everything queued before the queue closed is written and
+/// synced) or when every handle is gone. Sets `done` when it stops.
 pub(super) async fn run(
     mut rx: mpsc::Receiver<Msg>,
     mut disk: Disk,
@@ -374,8 +369,11 @@ pub(super) async fn run(
         };
         let Some(first) = first else {
             // Every handle is gone: nothing more can come.
-            on_blocking(disk, |disk| {
-                disk.mark_queue_drops();
+            let pending = lock(&disk.config.ids).pending.take();
+            on_blocking(disk, move |disk| {
+                if let Some(pending) = pending {
+                    disk.mark_queue_drops(pending);
+                }
                 disk.sync_logged();
             })
             .await;
@@ -399,6 +397,7 @@ pub(super) async fn run(
                 batch.push(msg);
             }
         }
+        place_drop_marker(&mut batch, &rx, &disk.config.ids);
         let syncs = batch
             .iter()
             .any(|msg| matches!(msg, Msg::Flush(_) | Msg::Close(_)));
@@ -414,6 +413,30 @@ pub(super) async fn run(
         }
     }
     let _ = done.send(true);
+}
+
+/// Puts the marker for refused events into `batch` when its place is known: before the
+/// first event with a larger id (every event with a smaller id was queued before that
+/// one, so it is in this batch or an earlier one), or at the end when the queue is
+/// empty (then every event queued before the refusal has been taken). Otherwise a
+/// later batch places it. The check and the taking happen under the lock that
+/// [`super::EventLog::record`] holds while it makes an id and queues its event.
+fn place_drop_marker(batch: &mut Vec<Msg>, rx: &mpsc::Receiver<Msg>, ids: &Mutex<IdState>) {
+    let mut state = lock(ids);
+    let Some(pending) = state.pending else {
+        return;
+    };
+    let newer = batch
+        .iter()
+        .position(|msg| matches!(msg, Msg::Event(record) if record.id > pending.id));
+    let at = match newer {
+        Some(at) => at,
+        None if rx.is_empty() => batch.len(),
+        None => return,
+    };
+    state.pending = None;
+    drop(state);
+    batch.insert(at, Msg::Dropped(pending));
 }
 
 /// Sleeps until `at`, or forever without one.
