@@ -3,18 +3,17 @@
 //! over the day files ([`query_dir`]). Synchronous: async callers use
 //! [`super::EventLog::query`], which runs it on a blocking thread.
 //!
-//! How a query reads: the day files that overlap `[from, to)` (and are not newer than
-//! the day of `before`) are read newest first, each streamed line by line, and only
-//! the best `limit + 1` matches are kept (the extra one tells whether there is a next
-//! page). Reading stops after the first file that leaves that many: every event of an
-//! older day file has a smaller id, because an event's day file follows from its time
-//! and its time from its id (see [`super::record::IdGen`]). Lines that are not an
-//! event are skipped and counted, never fatal.
+//! How a query reads: see [`query_dir`]. It relies on the writer's order: day files
+//! hold their lines in id order, and an event's day file follows from its time and
+//! its time from its id (see [`super::record::IdGen`]). Lines that are not an event
+//! are skipped and counted, never fatal.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io;
+use std::ops::ControlFlow;
+use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
 use jiff::Timestamp;
@@ -271,12 +270,16 @@ impl Ord for ById {
 /// Runs `query` over the day files in `dir`, newest event first.
 ///
 /// Only the day files that overlap `[from, to)` and are not newer than the day of
-/// `before` are opened, newest first. Each is streamed line by line (a line longer
-/// than 64 KiB is never held whole), and only the best `limit + 1` matches are kept,
-/// the extra one telling whether there is a next page. Reading stops after the first
-/// file that leaves that many, since every event in an older day file has a smaller
-/// id. Lines that are not events are skipped and counted in
-/// [`EventPage::skipped_lines`]. `from >= to` matches nothing.
+/// `before` are opened, newest first. Each is streamed line by line from its end in
+/// 64 KiB chunks (a line longer than 64 KiB is never held whole), and only the best
+/// `limit + 1` matches are kept, the extra one telling whether there is a next page.
+/// Reading stops as soon as there are that many: the writer keeps every day file in id
+/// order, and every event of an older day file has a smaller id than those of newer
+/// ones. So asking for the newest 100 events reads about 100 lines, however big the
+/// day. (A file written by hand out of order, or by a karajo whose clock was set back
+/// by more than a minute, can make a page miss events that are out of place.) Lines
+/// that are not events are skipped and counted in [`EventPage::skipped_lines`].
+/// `from >= to` matches nothing.
 ///
 /// A missing directory has no events, and a day file deleted by retention meanwhile
 /// is skipped. Fails only when a day file that had to be read cannot be read.
@@ -312,26 +315,37 @@ pub fn query_dir(dir: &Path, query: &EventQuery) -> io::Result<EventPage> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io_context(e, "open event log", &path)),
         };
-        for_each_line(file, &path, |line| {
+        for_each_line_rev(&file, &path, |line| {
             let Some(line) = line else {
                 page.skipped_lines += 1;
-                return;
+                return ControlFlow::Continue(());
             };
             if line.iter().all(u8::is_ascii_whitespace) {
-                return;
+                return ControlFlow::Continue(());
+            }
+            // Paging back through a big day: skip the newer lines unparsed.
+            if let (Some(before), Some(id)) = (query.before, leading_id(line))
+                && id >= before
+            {
+                return ControlFlow::Continue(());
             }
             let Ok(record) = serde_json::from_slice::<EventRecord>(line) else {
                 page.skipped_lines += 1;
-                return;
+                return ControlFlow::Continue(());
             };
-            if !query.matches_with(&record, needle.as_deref()) {
-                return;
+            if query.matches_with(&record, needle.as_deref()) {
+                if best.len() <= limit {
+                    best.push(Reverse(ById(record)));
+                } else if best.peek().is_some_and(|Reverse(low)| low.0.id < record.id) {
+                    best.pop();
+                    best.push(Reverse(ById(record)));
+                }
             }
-            if best.len() <= limit {
-                best.push(Reverse(ById(record)));
-            } else if best.peek().is_some_and(|Reverse(low)| low.0.id < record.id) {
-                best.pop();
-                best.push(Reverse(ById(record)));
+            // The file is in id order, so what is above this line is older.
+            if best.len() > limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
             }
         })?;
         if best.len() > limit {
@@ -348,52 +362,66 @@ pub fn query_dir(dir: &Path, query: &EventQuery) -> io::Result<EventPage> {
     Ok(page)
 }
 
-/// Streams the lines of `file` to `each`: `Some(line)` without its newline, `None`
-/// for a line longer than [`MAX_LINE`] (which is never held whole). A last line
-/// without a newline is passed too.
-pub(crate) fn for_each_line(
-    file: File,
+/// How much of a file is read at a time, from its end backwards.
+const CHUNK: usize = 64 * 1024;
+
+/// Streams the lines of `file` to `each`, last line first: `Some(line)` without its
+/// newline, `None` for a line longer than [`MAX_LINE`] (never held whole). The text
+/// after the last newline is passed first (empty when the file ends with one), and
+/// the text before the first newline last. `each` stops the scan by returning
+/// [`ControlFlow::Break`]. Memory: one chunk and at most one line.
+pub(crate) fn for_each_line_rev(
+    file: &File,
     path: &Path,
-    mut each: impl FnMut(Option<&[u8]>),
+    mut each: impl FnMut(Option<&[u8]>) -> ControlFlow<()>,
 ) -> io::Result<()> {
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
-    let mut line: Vec<u8> = Vec::new();
+    let context = |e| io_context(e, "read event log", path);
+    let mut pos = file.metadata().map_err(context)?.len();
+    let mut buf = vec![0u8; CHUNK];
+    // The end of a line whose start lies in the part not read yet.
+    let mut carry: Vec<u8> = Vec::new();
     let mut too_long = false;
-    loop {
-        let buf = match reader.fill_buf() {
-            Ok(buf) => buf,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_context(e, "read event log", path)),
-        };
-        if buf.is_empty() {
-            if too_long {
-                each(None);
-            } else if !line.is_empty() {
-                each(Some(&line));
-            }
-            return Ok(());
-        }
-        let (chunk, used, ends_line) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (&buf[..i], i + 1, true),
-            None => (buf, buf.len(), false),
-        };
-        if !too_long {
-            if line.len() + chunk.len() > MAX_LINE {
-                too_long = true;
-                line = Vec::new();
+    while pos > 0 {
+        let n = usize::try_from(pos).unwrap_or(CHUNK).min(CHUNK);
+        pos -= n as u64;
+        let chunk = &mut buf[..n];
+        file.read_exact_at(chunk, pos).map_err(context)?;
+        let mut end = n;
+        while let Some(newline) = chunk[..end].iter().rposition(|&b| b == b'\n') {
+            let head = &chunk[newline + 1..end];
+            let flow = if too_long || head.len() + carry.len() > MAX_LINE {
+                each(None)
+            } else if carry.is_empty() {
+                each(Some(head))
             } else {
-                line.extend_from_slice(chunk);
+                carry.splice(0..0, head.iter().copied());
+                each(Some(&carry))
+            };
+            if flow.is_break() {
+                return Ok(());
             }
-        }
-        reader.consume(used);
-        if ends_line {
-            if too_long {
-                each(None);
-            } else {
-                each(Some(&line));
-            }
-            line.clear();
+            carry.clear();
             too_long = false;
+            end = newline;
+        }
+        if !too_long {
+            if carry.len() + end > MAX_LINE {
+                too_long = true;
+                carry = Vec::new();
+            } else {
+                carry.splice(0..0, chunk[..end].iter().copied());
+            }
         }
     }
+    let _ = each(if too_long { None } else { Some(&carry) });
+    Ok(())
+}
+
+/// The id of a line as this writer writes it (`{"id":"<uuid>",…`), without parsing the
+/// rest; `None` for any other shape.
+fn leading_id(line: &[u8]) -> Option<EventId> {
+    let rest = line.strip_prefix(br#"{"id":""#)?;
+    let text = std::str::from_utf8(rest.get(..36)?).ok()?;
+    (rest.get(36) == Some(&b'"')).then_some(())?;
+    text.parse().ok()
 }

@@ -950,6 +950,28 @@ async fn corrupt_lines_are_skipped_and_counted() {
 }
 
 #[tokio::test]
+async fn a_query_reads_back_only_as_far_as_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("2026-11-22.jsonl"), "garbage at the top\n").unwrap();
+    let (_clock, shared) = clock_at("2026-11-22T10:00:00Z");
+    let log = EventLog::spawn(dir.path(), limits(), shared).await.unwrap();
+    for n in 0..10 {
+        log.record(event("r", Level::Info, &format!("event {n}")))
+            .unwrap();
+    }
+    let newest = log.query(query(&[("limit", "5")])).await.unwrap();
+    assert_eq!(newest.events.len(), 5);
+    assert_eq!(
+        newest.skipped_lines, 0,
+        "the top of the file was never read"
+    );
+    let all = log.query(query(&[("limit", "100")])).await.unwrap();
+    assert_eq!(all.events.len(), 10);
+    assert_eq!(all.skipped_lines, 1);
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn files_are_0600_and_the_directory_0700() {
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("var/log/karajo/event");
@@ -1127,17 +1149,46 @@ fn a_missing_directory_has_no_events() {
 }
 
 #[test]
-fn long_lines_are_never_held_whole() {
+fn lines_are_read_backwards_and_long_ones_never_held_whole() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
-    let mut text = vec![b'a'; query::MAX_LINE + 1];
+    let read = |text: &[u8]| {
+        std::fs::write(&path, text).unwrap();
+        let mut seen: Vec<Option<Vec<u8>>> = Vec::new();
+        query::for_each_line_rev(&File::open(&path).unwrap(), &path, |line| {
+            seen.push(line.map(<[u8]>::to_vec));
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        seen
+    };
+    let some = |s: &str| Some(s.as_bytes().to_vec());
+    assert_eq!(read(b""), [some("")]);
+    assert_eq!(read(b"a\nbb\n"), [some(""), some("bb"), some("a")]);
+    assert_eq!(read(b"a\n\nbb"), [some("bb"), some(""), some("a")]);
+
+    // Lines across chunk edges, and lines over the limit, at both ends of the file.
+    let long = |c: u8, n: usize| vec![c; n];
+    let mut text = long(b'a', query::MAX_LINE + 1);
     text.extend_from_slice(b"\nshort\n");
-    text.extend_from_slice(&vec![b'b'; query::MAX_LINE]);
-    std::fs::write(&path, &text).unwrap();
-    let mut seen = Vec::new();
-    query::for_each_line(File::open(&path).unwrap(), &path, |line| {
-        seen.push(line.map(<[u8]>::len));
-    })
-    .unwrap();
-    assert_eq!(seen, [None, Some(5), Some(query::MAX_LINE)]);
+    text.extend_from_slice(&long(b'b', query::MAX_LINE));
+    text.push(b'\n');
+    text.extend_from_slice(&long(b'c', 100_000));
+    text.push(b'\n');
+    text.extend_from_slice(&long(b'd', 70_000));
+    let seen = read(&text);
+    let lens: Vec<Option<usize>> = seen.iter().map(|l| l.as_ref().map(Vec::len)).collect();
+    assert_eq!(
+        lens,
+        [None, None, Some(query::MAX_LINE), Some(5), None],
+        "d, c, b, short, a"
+    );
+    assert!(seen[2].as_ref().unwrap().iter().all(|&b| b == b'b'));
+
+    // Many short lines over several chunks come back whole, in reverse.
+    let lines: Vec<String> = (0..20_000).map(|n| format!("line {n}")).collect();
+    let seen = read(format!("{}\n", lines.join("\n")).as_bytes());
+    let mut want: Vec<Option<Vec<u8>>> = vec![some("")];
+    want.extend(lines.iter().rev().map(|l| some(l)));
+    assert_eq!(seen, want);
 }
