@@ -10,6 +10,7 @@
 //! are opened with 0600 themselves), whatever the umask. Run logs, web hook bodies and
 //! notifications hold what jobs print and receive, so nobody else may read them.
 
+pub mod event_log;
 pub mod framing;
 pub mod layout;
 pub mod run_log;
@@ -20,6 +21,7 @@ use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+pub use event_log::{EventLimits, EventLog, EventQuery, EventRecord, NewEvent};
 pub use layout::Layout;
 pub use run_log::{LogEntry, LogScan, RunFacts, RunLogWriter};
 pub use state::{JobState, StateError, StateFile, StateWarning};
