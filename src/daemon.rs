@@ -28,7 +28,8 @@ use crate::job::JobKind;
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, NotifierOptions};
 use crate::scheduler::{self, JobDef, JobDefKind, SchedulerHandle, SchedulerOptions};
-use crate::store::{Layout, StateFile};
+use crate::store::monitor_files::AliveMark;
+use crate::store::{EventLimits, EventLog, Layout, StateFile};
 use crate::web::{self, AppState};
 
 /// How long processes left running by a killed karajo get between SIGTERM and SIGKILL.
@@ -192,6 +193,7 @@ impl Daemon {
 
         let restore_layout = layout.clone();
         let now = self.clock.now();
+        let monitor_specs = config.monitors.clone();
         let restored = tokio::task::spawn_blocking(move || {
             // What a killed karajo left running is stopped before its runs are
             // recorded as interrupted.
@@ -203,7 +205,10 @@ impl Daemon {
                     "stopped process groups left by a karajo that was killed"
                 );
             }
-            scheduler::restore_jobs(&restore_layout, defs, &state, now).map(|jobs| (jobs, state))
+            let last_alive = AliveMark::load(&restore_layout.alive_file()).map(|m| m.alive_at);
+            let jobs = scheduler::restore_jobs(&restore_layout, defs, &state, now)?;
+            let monitors = scheduler::restore_monitors(&restore_layout, &monitor_specs, now)?;
+            Ok::<_, std::io::Error>((jobs, monitors, state, last_alive))
         })
         .await
         .map_err(|e| DaemonError::Io {
@@ -211,7 +216,18 @@ impl Daemon {
             source: std::io::Error::other(e.to_string()),
         })?
         .map_err(io_error("cannot restore the jobs' logs"))?;
-        let (restored, state) = restored;
+        let (restored, monitors, state, last_alive) = restored;
+        let events = EventLog::spawn(
+            layout.event_dir(),
+            EventLimits {
+                day_max: config.event_day_max,
+                retention: config.event_retention,
+                ..EventLimits::default()
+            },
+            self.clock.clone(),
+        )
+        .await
+        .map_err(io_error("cannot open the event log"))?;
         let max_body_size = config.max_body_size;
         let max_connections = config
             .max_connections
@@ -237,6 +253,9 @@ impl Daemon {
             config: Arc::new(config),
             jobs: restored,
             state,
+            monitors,
+            last_alive,
+            events: Some(events.clone()),
             metrics: metrics.clone(),
             notifier: Some(notifier.clone()),
         });
@@ -269,6 +288,7 @@ impl Daemon {
             local_addr,
             scheduler,
             scheduler_task,
+            events,
             stop_http,
             server_task,
             notifier,
@@ -406,6 +426,7 @@ pub struct RunningDaemon {
     local_addr: SocketAddr,
     scheduler: SchedulerHandle,
     scheduler_task: JoinHandle<()>,
+    events: EventLog,
     stop_http: CancellationToken,
     server_task: JoinHandle<()>,
     notifier: Notifier,
@@ -470,6 +491,9 @@ impl RunningDaemon {
     pub async fn shutdown(self) {
         self.scheduler.shutdown().await;
         let _ = self.scheduler_task.await;
+        if let Err(err) = self.events.close().await {
+            tracing::error!(%err, "cannot close the event log");
+        }
         self.notifier.shutdown().await;
         // The server drops what is still open after HTTP_SHUTDOWN_GRACE itself.
         self.stop_http.cancel();

@@ -59,11 +59,14 @@ pub enum JobKind {
     Exec,
     /// `[job.http "..."]`: one HTTP request per run.
     Http,
+    /// `[monitor "..."]`: a heartbeat monitor. Its "runs" are check-ins that work
+    /// running elsewhere sends; karajo starts nothing for it.
+    Monitor,
 }
 
 impl JobKind {
-    /// Every kind, in the order jobs are listed (command jobs first).
-    pub const ALL: [JobKind; 2] = [Self::Exec, Self::Http];
+    /// Every kind, in the order they are listed (command jobs first).
+    pub const ALL: [JobKind; 3] = [Self::Exec, Self::Http, Self::Monitor];
 
     /// The kind whose [`JobKind::as_str`] is `word` (`job`, `job_http`).
     pub fn parse(word: &str) -> Option<Self> {
@@ -75,6 +78,7 @@ impl JobKind {
         match self {
             Self::Exec => "job_exec",
             Self::Http => "job_http",
+            Self::Monitor => "monitor",
         }
     }
 
@@ -84,6 +88,7 @@ impl JobKind {
         match self {
             Self::Exec => false,
             Self::Http => true,
+            Self::Monitor => false,
         }
     }
 
@@ -92,6 +97,7 @@ impl JobKind {
         match self {
             Self::Exec => "job",
             Self::Http => "job_http",
+            Self::Monitor => "monitor",
         }
     }
 
@@ -100,6 +106,7 @@ impl JobKind {
         match self {
             Self::Exec => "job",
             Self::Http => "job.http",
+            Self::Monitor => "monitor",
         }
     }
 
@@ -108,6 +115,7 @@ impl JobKind {
         match self {
             Self::Exec => "command job",
             Self::Http => "HTTP job",
+            Self::Monitor => "monitor",
         }
     }
 
@@ -116,6 +124,7 @@ impl JobKind {
         match self {
             Self::Exec => "Command job",
             Self::Http => "HTTP job",
+            Self::Monitor => "Monitor",
         }
     }
 
@@ -125,6 +134,18 @@ impl JobKind {
         match self {
             Self::Exec => true,
             Self::Http => false,
+            Self::Monitor => false,
+        }
+    }
+
+    /// Whether a `.running` log found at start-up is a run that ended with the karajo
+    /// that started it, to be closed as `failed`. A monitor's open run outlives a
+    /// restart: the work runs elsewhere, and the restart rule decides (monitors spec
+    /// A.7).
+    pub fn closes_interrupted_runs(self) -> bool {
+        match self {
+            Self::Exec | Self::Http => true,
+            Self::Monitor => false,
         }
     }
 
@@ -134,6 +155,7 @@ impl JobKind {
         match self {
             Self::Exec => None,
             Self::Http => Some(RunStatus::Started),
+            Self::Monitor => None,
         }
     }
 }

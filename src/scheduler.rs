@@ -9,6 +9,7 @@
 
 mod decide;
 mod executor;
+mod monitors;
 mod restore;
 pub mod run;
 mod state_writer;
@@ -19,7 +20,8 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use executor::{SchedulerOptions, spawn};
-pub use restore::{RestoredJob, restore_jobs};
+pub use monitors::{MonitorView, PingAnswer, RestoredMonitor};
+pub use restore::{RestoredJob, restore_jobs, restore_monitors};
 
 use crate::config::{Config, ExecSpec, HttpSpec, JobCommon};
 use crate::exec::{JobFn, WebhookRequest};
@@ -187,6 +189,8 @@ pub struct Snapshot {
     /// The configuration in force: the global settings (secret, stamp rules, users,
     /// limits, name) that go with these jobs.
     pub config: Arc<Config>,
+    /// Every heartbeat monitor, sorted by name.
+    pub monitors: Vec<Arc<MonitorView>>,
 }
 
 impl Snapshot {
@@ -197,6 +201,7 @@ impl Snapshot {
             running: 0,
             waiting: 0,
             config,
+            monitors: Vec::new(),
         }
     }
 
@@ -221,6 +226,11 @@ impl Snapshot {
         } else {
             format!("no {what} has the id \"{id}\"{hint}")
         }
+    }
+
+    /// The monitor with this id.
+    pub fn monitor(&self, id: &str) -> Option<&Arc<MonitorView>> {
+        self.monitors.iter().find(|m| m.id().as_str() == id)
     }
 
     /// The command job whose web hook path is `path` (`/hello`, compared
@@ -284,6 +294,21 @@ pub(crate) enum Command {
         jobs: Vec<JobDef>,
         config: Arc<Config>,
         reply: oneshot::Sender<()>,
+    },
+    Ping {
+        id: JobId,
+        ping: crate::monitor::Ping,
+        block: crate::store::monitor_files::PingBlock,
+        reply: oneshot::Sender<Option<PingAnswer>>,
+    },
+    PauseMonitor {
+        id: JobId,
+        until: Option<crate::monitor::PauseUntil>,
+        reply: oneshot::Sender<Option<Arc<MonitorView>>>,
+    },
+    ResumeMonitor {
+        id: JobId,
+        reply: oneshot::Sender<Option<Arc<MonitorView>>>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -358,6 +383,44 @@ impl SchedulerHandle {
             reply,
         };
         let _ = self.ask(cmd, rx).await;
+    }
+
+    /// Records a check-in of monitor `id`; answers after what it changed is on disk.
+    /// `None` when there is no such monitor (or karajo is stopping).
+    pub async fn ping(
+        &self,
+        id: JobId,
+        ping: crate::monitor::Ping,
+        block: crate::store::monitor_files::PingBlock,
+    ) -> Option<PingAnswer> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Ping {
+            id,
+            ping,
+            block,
+            reply,
+        };
+        self.ask(cmd, rx).await.flatten()
+    }
+
+    /// Pauses monitor `id` (`until` `None`: the monitor's default); `None` when there
+    /// is no such monitor.
+    pub async fn pause_monitor(
+        &self,
+        id: JobId,
+        until: Option<crate::monitor::PauseUntil>,
+    ) -> Option<Arc<MonitorView>> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::PauseMonitor { id, until, reply };
+        self.ask(cmd, rx).await.flatten()
+    }
+
+    /// Resumes monitor `id`; `None` when there is no such monitor.
+    pub async fn resume_monitor(&self, id: JobId) -> Option<Arc<MonitorView>> {
+        let (reply, rx) = oneshot::channel();
+        self.ask(Command::ResumeMonitor { id, reply }, rx)
+            .await
+            .flatten()
     }
 
     /// Stops the timers, cancels running runs (SIGTERM, then SIGKILL after each job's

@@ -1,7 +1,8 @@
 //! Files under `dir_base/var`: where things live ([`layout`]), the run log files
 //! `<id>.<counter>.<status>` with their start-up scan, recovery, retention and streaming
 //! writer ([`run_log`]), the text inside them ([`framing`]), and the state file
-//! ([`state`]). This room owns paths and file formats only: it makes no scheduling or queueing decisions, and it is synchronous
+//! ([`state`]), a heartbeat monitor's check-in logs and state ([`monitor_files`]) and
+//! the event log ([`event_log`]). This room owns paths and file formats only: it makes no scheduling or queueing decisions, and it is synchronous
 //! (plain `std::fs`), so async callers run it on blocking threads. Nothing outside the
 //! store writes into these directories by path.
 //!
@@ -13,6 +14,7 @@
 pub mod event_log;
 pub mod framing;
 pub mod layout;
+pub mod monitor_files;
 pub mod run_log;
 pub mod state;
 

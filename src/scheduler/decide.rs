@@ -15,12 +15,17 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::monitors::{self, MonitorAlert, MonitorLogWrite, Monitors, PingAnswer, RestoredMonitor};
 use super::restore::RestoredJob;
 use super::{JobDef, JobView, LogSummary, Snapshot, TriggerError};
 use crate::config::Config;
 use crate::exec::WebhookRequest;
+use crate::job::JobId;
 use crate::job::{JobKey, RunStatus, Trigger};
+use crate::monitor::{MonitorState, PauseUntil, Ping};
 use crate::schedule::interval_next;
+use crate::store::NewEvent;
+use crate::store::monitor_files::PingBlock;
 use crate::store::{LogEntry, RunFacts, run_log};
 
 /// Something that happened, for [`decide`] to act on.
@@ -35,6 +40,11 @@ pub(crate) enum Event {
         max_job_running: usize,
         /// The configuration the jobs came from, published with them.
         config: Arc<Config>,
+        /// The monitors, as restored from disk.
+        monitors: Vec<RestoredMonitor>,
+        /// When the previous karajo was last known alive (*L* of the monitors' restart
+        /// rule); `None` when it left no mark.
+        last_alive: Option<Timestamp>,
     },
     /// A run was asked for (web hook, API, library).
     Trigger {
@@ -64,7 +74,27 @@ pub(crate) enum Event {
         max_job_running: usize,
         /// The new configuration, published with the new job set.
         config: Arc<Config>,
+        /// The monitors new to the scheduler, restored from disk.
+        monitors: Vec<RestoredMonitor>,
     },
+    /// A check-in for monitor `id`, with the text its log gets.
+    Ping {
+        /// The monitor.
+        id: JobId,
+        /// What it says.
+        ping: Ping,
+        /// Its header line and captured body.
+        block: PingBlock,
+    },
+    /// The API paused a monitor; `None` takes the monitor's default.
+    PauseMonitor {
+        /// The monitor.
+        id: JobId,
+        /// Until what.
+        until: Option<PauseUntil>,
+    },
+    /// The API resumed a monitor.
+    ResumeMonitor(JobId),
     /// Stop: no new runs, cancel those running, then [`Effect::Stopped`].
     Shutdown,
 }
@@ -149,6 +179,22 @@ pub(crate) enum Effect {
     },
     /// Publish a new snapshot.
     Publish,
+    /// Write a monitor's check-in log.
+    MonitorLog(MonitorLogWrite),
+    /// Write a monitor's state file: `durable` means before what follows (its
+    /// notifications, the ping's answer) happens.
+    SaveMonitor {
+        /// The monitor.
+        id: JobId,
+        /// Its state.
+        state: MonitorState,
+        /// Write and sync before going on.
+        durable: bool,
+    },
+    /// Append to the event log.
+    RecordEvent(NewEvent),
+    /// Queue a monitor's notification.
+    NotifyMonitor(MonitorAlert),
     /// Answer the caller of the event.
     Answer(Answer),
     /// The shutdown is complete: no run is left.
@@ -194,8 +240,12 @@ pub(crate) enum Answer {
     Job(JobKey),
     /// The trigger was refused.
     Refused(TriggerError),
-    /// There is no such job.
+    /// There is no such job or monitor.
     Unknown,
+    /// A ping was taken.
+    Ping(PingAnswer),
+    /// The monitor as it is now (paused, resumed).
+    Monitor(JobId),
     /// Done (a reload).
     Done,
 }
@@ -335,6 +385,8 @@ pub(crate) struct SchedulerState {
     unslotted: usize,
     max_running: usize,
     config: Arc<Config>,
+    /// The heartbeat monitors.
+    pub(crate) monitors: Monitors,
     stopping: bool,
     /// Something visible changed since the last [`Effect::Publish`].
     changed: bool,
@@ -354,15 +406,25 @@ impl SchedulerState {
             unslotted: 0,
             max_running: 1,
             config,
+            monitors: Monitors::default(),
             stopping: false,
             changed: true,
             unsaved: false,
         }
     }
 
-    /// When the earliest timer is due.
+    /// When the earliest timer (of a job or a monitor) is due.
     pub(crate) fn next_due(&self) -> Option<Timestamp> {
-        self.timers.first().map(|(due, _)| *due)
+        let job = self.timers.first().map(|(due, _)| *due);
+        match (job, self.monitors.next_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Something visible changed: a snapshot is due.
+    pub(crate) fn mark_changed(&mut self) {
+        self.changed = true;
     }
 
     /// Whether the scheduler knows job `key` (a job removed while running is still
@@ -392,6 +454,7 @@ impl SchedulerState {
             running: self.slotted + self.unslotted,
             waiting: self.waiting.len(),
             config: self.config.clone(),
+            monitors: self.monitors.views(),
         }
     }
 
@@ -411,6 +474,8 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
             jobs,
             max_job_running,
             config,
+            monitors,
+            last_alive,
         } => {
             state.max_running = max_job_running.max(1);
             state.config = config;
@@ -418,13 +483,19 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
                 insert(state, job, now);
             }
             index_names(state);
+            for monitor in monitors {
+                monitors::insert(state, monitor, Some(last_alive), now, &mut out);
+            }
             state.changed = true;
         }
         Event::Trigger { key, request } => {
             let answer = trigger(state, &key, request, now, &mut out);
             out.push(Effect::Answer(answer));
         }
-        Event::TimerDue => fire_due_timers(state, now, &mut out),
+        Event::TimerDue => {
+            fire_due_timers(state, now, &mut out);
+            monitors::fire_due(state, now, &mut out);
+        }
         Event::RunFinished(done) => finished(state, done, now, &mut out),
         Event::Pause(key) => set_paused(state, &key, true, now, &mut out),
         Event::Resume(key) => set_paused(state, &key, false, now, &mut out),
@@ -437,7 +508,9 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
             restored,
             max_job_running,
             config,
+            monitors: restored_monitors,
         } => {
+            let specs = config.monitors.iter().cloned().map(Arc::new).collect();
             reload(
                 state,
                 jobs,
@@ -447,7 +520,20 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
                 now,
                 &mut out,
             );
+            monitors::reload(state, specs, restored_monitors, now, &mut out);
             out.push(Effect::Answer(Answer::Done));
+        }
+        Event::Ping { id, ping, block } => {
+            let answer = monitors::ping(state, &id, &ping, block, now, &mut out);
+            out.push(Effect::Answer(answer));
+        }
+        Event::PauseMonitor { id, until } => {
+            let answer = monitors::pause(state, &id, until, now, &mut out);
+            out.push(Effect::Answer(answer));
+        }
+        Event::ResumeMonitor(id) => {
+            let answer = monitors::resume(state, &id, now, &mut out);
+            out.push(Effect::Answer(answer));
         }
         Event::Shutdown => begin_shutdown(state, &mut out),
     }

@@ -16,7 +16,10 @@ use tokio_util::sync::CancellationToken;
 use super::decide::{
     self, Answer, Effect, Event, Finished, Notice, Request, RunOrder, SchedulerState,
 };
-use super::restore::{RestoredJob, restore_job};
+use super::monitors::{
+    LogAction, MonitorAlert, MonitorLogWrite, MonitorView, PingAnswer, RestoredMonitor,
+};
+use super::restore::{RestoredJob, restore_job, restore_monitor};
 use super::run::{self, RunPlan};
 use super::state_writer::StateWriter;
 use super::{Command, JobDef, JobView, SchedulerHandle, Snapshot, TriggerError};
@@ -26,7 +29,7 @@ use crate::exec::RunContext;
 use crate::job::JobKey;
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, NotifyOn, RunRecord};
-use crate::store::{Layout, RunLogWriter, StateFile, run_log};
+use crate::store::{EventLog, Layout, RunLogWriter, StateFile, run_log};
 
 /// How many commands may wait in the channel before senders wait.
 const COMMAND_QUEUE: usize = 1024;
@@ -47,6 +50,12 @@ pub struct SchedulerOptions {
     pub jobs: Vec<RestoredJob>,
     /// The state file as loaded at start-up.
     pub state: StateFile,
+    /// The monitors, as restored from disk.
+    pub monitors: Vec<RestoredMonitor>,
+    /// When the previous karajo was last known alive (its liveness mark).
+    pub last_alive: Option<jiff::Timestamp>,
+    /// Where monitor transitions are recorded; `None` records none.
+    pub events: Option<EventLog>,
     /// Where finished runs are counted.
     pub metrics: Arc<Metrics>,
     /// Where finished runs are reported for notifications; `None` sends none.
@@ -64,11 +73,18 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
         jobs: opts.jobs,
         max_job_running: opts.config.max_job_running,
         config: opts.config,
+        monitors: opts.monitors,
+        last_alive: opts.last_alive,
     };
     let first = decide::decide(&mut state, restore, now);
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(state.snapshot()));
-    let (writer, writer_task) =
-        StateWriter::spawn(opts.layout.state_file(), opts.state, snapshot_rx.clone());
+    let (writer, writer_task) = StateWriter::spawn(
+        opts.layout.clone(),
+        opts.state,
+        snapshot_rx.clone(),
+        opts.clock.clone(),
+    );
+    let (monitor_logs, monitor_log_task) = spawn_monitor_log_writer();
     let mut executor = Executor {
         state,
         layout: opts.layout,
@@ -81,6 +97,8 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
         cancels: HashMap::new(),
         opening: HashMap::new(),
         notices: JoinSet::new(),
+        events: opts.events,
+        monitor_logs: Some(monitor_logs),
         waiters: Vec::new(),
         publish: false,
         save: false,
@@ -95,9 +113,18 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
     };
     let task = tokio::spawn(async move {
         executor.run(commands, internal).await;
+        // Its channels close here; the writers end once what they were given is done.
+        drop(executor);
+        let _ = monitor_log_task.await;
         let _ = writer_task.await;
     });
     (handle, task)
+}
+
+/// What waits for this event's barriers.
+enum Deferred {
+    Answer(Box<dyn FnOnce() + Send>),
+    Notify(MonitorAlert),
 }
 
 /// What run tasks and blocking work report back.
@@ -108,6 +135,7 @@ enum Internal {
     Restored {
         jobs: Vec<JobDef>,
         restored: Vec<RestoredJob>,
+        monitors: Vec<RestoredMonitor>,
         max_job_running: usize,
         config: Arc<Config>,
         reply: oneshot::Sender<()>,
@@ -120,6 +148,8 @@ enum Reply {
     Trigger(oneshot::Sender<Result<Arc<JobView>, TriggerError>>),
     Job(oneshot::Sender<Option<Arc<JobView>>>),
     Done(oneshot::Sender<()>),
+    Ping(oneshot::Sender<Option<PingAnswer>>),
+    Monitor(oneshot::Sender<Option<Arc<MonitorView>>>),
 }
 
 struct Executor {
@@ -138,6 +168,10 @@ struct Executor {
     opening: HashMap<(JobKey, u64), JoinHandle<io::Result<RunLogWriter>>>,
     /// Notifications being queued; waited for at shutdown.
     notices: JoinSet<()>,
+    /// The event log.
+    events: Option<EventLog>,
+    /// The writer of monitors' check-in logs, in order; dropped at the end.
+    monitor_logs: Option<mpsc::UnboundedSender<(MonitorLogWrite, oneshot::Sender<()>)>>,
     /// Who to tell when the shutdown is complete.
     waiters: Vec<oneshot::Sender<()>>,
     /// A snapshot is due at the end of the batch.
@@ -217,6 +251,18 @@ impl Executor {
                 config,
                 reply,
             } => self.restore_new_jobs(jobs, config, reply),
+            Command::Ping {
+                id,
+                ping,
+                block,
+                reply,
+            } => self.decide(Event::Ping { id, ping, block }, Reply::Ping(reply)),
+            Command::PauseMonitor { id, until, reply } => {
+                self.decide(Event::PauseMonitor { id, until }, Reply::Monitor(reply));
+            }
+            Command::ResumeMonitor { id, reply } => {
+                self.decide(Event::ResumeMonitor(id), Reply::Monitor(reply));
+            }
             Command::Shutdown { reply } => {
                 self.waiters.push(reply);
                 self.decide(Event::Shutdown, Reply::None);
@@ -233,6 +279,7 @@ impl Executor {
             Internal::Restored {
                 jobs,
                 restored,
+                monitors,
                 max_job_running,
                 config,
                 reply,
@@ -242,6 +289,7 @@ impl Executor {
                     restored,
                     max_job_running,
                     config,
+                    monitors,
                 };
                 self.decide(event, Reply::Done(reply));
             }
@@ -265,12 +313,19 @@ impl Executor {
             .as_ref()
             .map(StateWriter::remembered)
             .unwrap_or_default();
+        let new_monitors: Vec<Arc<crate::config::MonitorSpec>> = config
+            .monitors
+            .iter()
+            .filter(|spec| !self.state.monitors.knows(&spec.id))
+            .map(|spec| Arc::new(spec.clone()))
+            .collect();
         let layout = self.layout.clone();
         let now = self.clock.now();
         let back = self.internal_tx.clone();
         tokio::spawn(async move {
             let restored = tokio::task::spawn_blocking(move || {
-                new.into_iter()
+                let jobs = new
+                    .into_iter()
                     .filter_map(|def| {
                         let key = def.key();
                         restore_job(&layout, def, &saved, now)
@@ -279,13 +334,27 @@ impl Executor {
                             )
                             .ok()
                     })
-                    .collect()
+                    .collect();
+                let monitors = new_monitors
+                    .into_iter()
+                    .filter_map(|spec| {
+                        let id = spec.id.clone();
+                        restore_monitor(&layout, spec, now)
+                            .inspect_err(|err| {
+                                tracing::error!(monitor = %id, %err, "cannot add monitor on reload");
+                            })
+                            .ok()
+                    })
+                    .collect();
+                (jobs, monitors)
             })
             .await
             .unwrap_or_default();
+            let (restored, monitors) = restored;
             let _ = back.send(Internal::Restored {
                 jobs,
                 restored,
+                monitors,
                 max_job_running: config.max_job_running,
                 config,
                 reply,
@@ -300,7 +369,10 @@ impl Executor {
     }
 
     fn perform(&mut self, effects: Vec<Effect>, mut reply: Reply) {
-        let mut durable: Option<oneshot::Receiver<()>> = None;
+        // What must be on disk before the rest of this event's effects are seen: a
+        // durable save (a pause, a monitor's transition) and a ping's log.
+        let mut barriers: Vec<oneshot::Receiver<()>> = Vec::new();
+        let mut deferred: Vec<Deferred> = Vec::new();
         for effect in effects {
             match effect {
                 Effect::OpenLog {
@@ -334,23 +406,67 @@ impl Executor {
                     self.publish_now();
                     self.save = false;
                     if let Some(writer) = &self.writer {
-                        durable = Some(writer.now());
+                        barriers.push(writer.now());
                     }
                 }
+                Effect::MonitorLog(write) => {
+                    if let Some(logs) = &self.monitor_logs {
+                        let (ack, done) = oneshot::channel();
+                        let _ = logs.send((write, ack));
+                        barriers.push(done);
+                    }
+                }
+                Effect::SaveMonitor { id, state, durable } => {
+                    if let Some(done) = self
+                        .writer
+                        .as_ref()
+                        .and_then(|w| w.monitor(id, state, durable))
+                    {
+                        barriers.push(done);
+                    }
+                }
+                Effect::RecordEvent(event) => {
+                    if let Some(events) = &self.events
+                        && let Err(err) = events.record(event)
+                    {
+                        tracing::warn!(%err, "cannot record an event");
+                    }
+                }
+                Effect::NotifyMonitor(alert) => deferred.push(Deferred::Notify(alert)),
                 Effect::Publish => self.publish = true,
                 Effect::Answer(answer) => {
-                    self.answer(
-                        answer,
-                        std::mem::replace(&mut reply, Reply::None),
-                        durable.take(),
-                    );
+                    let send = self.answer(answer, std::mem::replace(&mut reply, Reply::None));
+                    deferred.push(Deferred::Answer(send));
                 }
                 Effect::Stopped => {
                     self.stopped = true;
-                    self.final_save = durable.take();
+                    self.final_save = barriers.pop();
                 }
             }
         }
+        if deferred.is_empty() {
+            return;
+        }
+        let notifier = self.notifier.clone();
+        if barriers.is_empty() && !deferred.iter().any(|d| matches!(d, Deferred::Notify(_))) {
+            for later in deferred {
+                if let Deferred::Answer(send) = later {
+                    send();
+                }
+            }
+            return;
+        }
+        self.notices.spawn(async move {
+            for barrier in barriers {
+                let _ = barrier.await;
+            }
+            for later in deferred {
+                match later {
+                    Deferred::Answer(send) => send(),
+                    Deferred::Notify(alert) => notify_monitor(notifier.as_ref(), alert).await,
+                }
+            }
+        });
     }
 
     fn spawn_run(&mut self, order: RunOrder) {
@@ -432,14 +548,17 @@ impl Executor {
         });
     }
 
-    /// Answers the caller with the job as it is now; after the durable save, if one
-    /// was asked for.
-    fn answer(&mut self, answer: Answer, reply: Reply, durable: Option<oneshot::Receiver<()>>) {
+    /// What answers the caller: the job or monitor as it is now.
+    fn answer(&mut self, answer: Answer, reply: Reply) -> Box<dyn FnOnce() + Send> {
         let view = match &answer {
             Answer::Job(key) => self.state.view(key),
             _ => None,
         };
-        let send = move || match reply {
+        let monitor = match &answer {
+            Answer::Monitor(id) => self.state.monitors.view(id),
+            _ => None,
+        };
+        Box::new(move || match reply {
             Reply::None => {}
             Reply::Trigger(tx) => {
                 let result = match answer {
@@ -454,16 +573,16 @@ impl Executor {
             Reply::Done(tx) => {
                 let _ = tx.send(());
             }
-        };
-        match durable {
-            Some(saved) => {
-                tokio::spawn(async move {
-                    let _ = saved.await;
-                    send();
+            Reply::Ping(tx) => {
+                let _ = tx.send(match answer {
+                    Answer::Ping(ping) => Some(ping),
+                    _ => None,
                 });
             }
-            None => send(),
-        }
+            Reply::Monitor(tx) => {
+                let _ = tx.send(monitor);
+            }
+        })
     }
 
     fn publish_now(&mut self) {
@@ -498,8 +617,77 @@ impl Executor {
         }
         while self.notices.join_next().await.is_some() {}
         self.writer = None;
+        self.monitor_logs = None;
         for waiter in self.waiters.drain(..) {
             let _ = waiter.send(());
         }
+    }
+}
+
+/// Queues a monitor's notification.
+async fn notify_monitor(notifier: Option<&Notifier>, alert: MonitorAlert) {
+    let Some(_notifier) = notifier else {
+        return;
+    };
+    tracing::info!(
+        monitor = %alert.spec.id,
+        event = alert.notice.event.as_str(),
+        summary = %alert.notice.summary,
+        at = %alert.at,
+        log = ?alert.log,
+        "monitor notification"
+    );
+}
+
+/// Starts the writer of monitors' check-in logs: one task, so the writes of one log
+/// happen in the order they were decided. Each write is acknowledged once done (or
+/// failed, which is logged).
+fn spawn_monitor_log_writer() -> (
+    mpsc::UnboundedSender<(MonitorLogWrite, oneshot::Sender<()>)>,
+    JoinHandle<()>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(MonitorLogWrite, oneshot::Sender<()>)>();
+    let task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while let Ok(next) = rx.try_recv() {
+                batch.push(next);
+                if batch.len() >= BATCH {
+                    break;
+                }
+            }
+            let acks = tokio::task::spawn_blocking(move || {
+                batch
+                    .into_iter()
+                    .map(|(write, ack)| {
+                        write_monitor_log(&write);
+                        ack
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for ack in acks {
+                let _ = ack.send(());
+            }
+        }
+    });
+    (tx, task)
+}
+
+fn write_monitor_log(write: &MonitorLogWrite) {
+    use crate::store::monitor_files as files;
+    if let Err(err) = run_log::delete_logs(&write.prune) {
+        tracing::warn!(monitor = %write.id, %err, "cannot delete old check-in logs");
+    }
+    let (dir, id, counter, block) = (&write.log_dir, &write.id, write.counter, &write.block);
+    let written = match write.action {
+        LogAction::Open => files::open_run(dir, id, counter, block).map(drop),
+        LogAction::Append => files::append(dir, id, counter, block),
+        LogAction::Close(status) => files::close_run(dir, id, counter, status, block).map(drop),
+        LogAction::Lone(status) => files::write_lone(dir, id, counter, status, block).map(drop),
+    };
+    if let Err(err) = written {
+        tracing::error!(monitor = %id, counter, %err, "cannot write the check-in log");
     }
 }

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 
 use super::JobDef;
-use crate::job::RunStatus;
+use super::monitors::RestoredMonitor;
+use crate::job::{JobKind, RunStatus};
 use crate::store::{Layout, LogEntry, StateFile, run_log};
 
 /// A job's state as found on disk.
@@ -91,6 +92,48 @@ pub(super) fn restore_job(
         paused,
         counter,
         last_run,
+        logs: scan.entries,
+        log_dir,
+    })
+}
+
+/// Restores every monitor of `specs`: its logs (open runs stay open) and its state
+/// file. Fails on the first monitor whose log directory cannot be created or read.
+pub fn restore_monitors(
+    layout: &Layout,
+    specs: &[crate::config::MonitorSpec],
+    now: Timestamp,
+) -> io::Result<Vec<RestoredMonitor>> {
+    specs
+        .iter()
+        .map(|spec| restore_monitor(layout, std::sync::Arc::new(spec.clone()), now))
+        .collect()
+}
+
+/// Restores one monitor (see [`restore_monitors`]).
+pub(super) fn restore_monitor(
+    layout: &Layout,
+    spec: std::sync::Arc<crate::config::MonitorSpec>,
+    now: Timestamp,
+) -> io::Result<RestoredMonitor> {
+    let id = &spec.id;
+    let log_dir = layout.log_dir(JobKind::Monitor, id);
+    crate::store::create_private_dir(&log_dir)?;
+    let mut scan = run_log::scan(&log_dir, JobKind::Monitor, id, now)?;
+    for path in &scan.ignored {
+        tracing::warn!(monitor = %id, file = %path.display(), "ignoring a file in the log directory that is not a check-in log of this monitor");
+    }
+    if let Err(err) = run_log::prune(&mut scan.entries, spec.log_retention) {
+        tracing::warn!(monitor = %id, %err, "cannot delete old check-in logs");
+    }
+    let (state, problem) =
+        crate::store::monitor_files::load_state(&layout.monitor_state_file(id), now);
+    if let Some(problem) = problem {
+        tracing::warn!(monitor = %id, "monitor state file unusable: {problem}");
+    }
+    Ok(RestoredMonitor {
+        spec,
+        state,
         logs: scan.entries,
         log_dir,
     })

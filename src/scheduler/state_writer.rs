@@ -1,11 +1,14 @@
-//! The one writer of the state file `var/lib/karajo/state.json`. It runs as its own
-//! task, so a slow disk never delays the scheduler's timers: the executor asks for a
-//! save, soon (a burst of runs costs one write per [`SAVE_INTERVAL`]) or now (a pause
-//! is written and synced before it is answered), and the writer writes what the latest
-//! published snapshot says. Jobs that left the configuration keep their entries, so a
-//! job removed and added back is still paused.
+//! The one writer of the scheduler's state files: `var/lib/karajo/state.json` (jobs),
+//! `var/lib/karajo/state/monitor/<id>.json` (monitors) and the liveness mark
+//! `var/lib/karajo/state/alive`. It runs as its own task, so a slow disk never delays
+//! the scheduler's timers: the executor asks for a save, soon (a burst of runs costs one
+//! write per [`SAVE_INTERVAL`]) or now (a pause or a monitor's transition is written
+//! and synced before it is answered), and the writer writes what the latest published
+//! snapshot says. Jobs that left the configuration keep their entries, so a job removed
+//! and added back is still paused. The liveness mark is rewritten every
+//! [`ALIVE_INTERVAL`], and marked clean when the writer ends.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,46 +17,62 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::Snapshot;
-use crate::store::{JobState, StateFile};
+use crate::clock::SharedClock;
+use crate::job::JobId;
+use crate::monitor::MonitorState;
+use crate::store::monitor_files::{self, AliveMark};
+use crate::store::{JobState, Layout, StateFile, create_private_dir};
 
 /// The least time between two writes that nobody waits for. What the file holds
 /// besides the paused flags (last and next runs, counters) is also recoverable from the
 /// run logs, and pauses are written at once.
 pub(crate) const SAVE_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How often the liveness mark is rewritten (monitors spec A.7).
+pub(crate) const ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
 enum Save {
     Soon,
     Now(oneshot::Sender<()>),
+    Monitor {
+        id: JobId,
+        state: MonitorState,
+        ack: Option<oneshot::Sender<()>>,
+    },
 }
 
 /// The handle on the writer task; the task ends when the handle is dropped, after the
 /// saves asked for so far.
-#[derive(Debug)]
 pub(crate) struct StateWriter {
     tx: mpsc::UnboundedSender<Save>,
     remembered: Arc<Mutex<StateFile>>,
 }
 
-impl std::fmt::Debug for Save {
+impl std::fmt::Debug for StateWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Soon => "Soon",
-            Self::Now(_) => "Now",
-        })
+        f.debug_struct("StateWriter").finish_non_exhaustive()
     }
 }
 
 impl StateWriter {
-    /// Starts the writer of `path`, which starts from `state` (the file as loaded) and
-    /// writes what `snapshots` last published.
+    /// Starts the writer of `layout`'s state files, which starts from `state` (the job
+    /// state file as loaded) and writes what `snapshots` last published.
     pub(crate) fn spawn(
-        path: PathBuf,
+        layout: Layout,
         state: StateFile,
         snapshots: watch::Receiver<Arc<Snapshot>>,
+        clock: SharedClock,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let remembered = Arc::new(Mutex::new(state));
-        let task = tokio::spawn(write_loop(path, remembered.clone(), rx, snapshots));
+        let writer = Writer {
+            layout,
+            remembered: remembered.clone(),
+            snapshots,
+            clock,
+            last_write: None,
+        };
+        let task = tokio::spawn(writer.run(rx));
         (Self { tx, remembered }, task)
     }
 
@@ -70,6 +89,24 @@ impl StateWriter {
         done
     }
 
+    /// Asks for a monitor's state to be written: now when `durable` (the receiver fires
+    /// once it is on disk), else within [`SAVE_INTERVAL`].
+    pub(crate) fn monitor(
+        &self,
+        id: JobId,
+        state: MonitorState,
+        durable: bool,
+    ) -> Option<oneshot::Receiver<()>> {
+        let (ack, done) = if durable {
+            let (ack, done) = oneshot::channel();
+            (Some(ack), Some(done))
+        } else {
+            (None, None)
+        };
+        let _ = self.tx.send(Save::Monitor { id, state, ack });
+        done
+    }
+
     /// The state as last written (or loaded), for jobs that a reload adds.
     pub(crate) fn remembered(&self) -> StateFile {
         self.remembered
@@ -79,58 +116,134 @@ impl StateWriter {
     }
 }
 
-async fn write_loop(
-    path: PathBuf,
+struct Writer {
+    layout: Layout,
     remembered: Arc<Mutex<StateFile>>,
-    mut rx: mpsc::UnboundedReceiver<Save>,
     snapshots: watch::Receiver<Arc<Snapshot>>,
-) {
-    let mut last_write: Option<Instant> = None;
-    while let Some(first) = rx.recv().await {
-        let mut acks = Vec::new();
-        take(first, &mut acks);
-        // Nobody waits: let a burst of changes gather, unless someone starts waiting.
-        if let (true, Some(last)) = (acks.is_empty(), last_write) {
-            let until = last + SAVE_INTERVAL;
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep_until(until) => break,
-                    next = rx.recv() => match next {
-                        Some(save) => {
-                            take(save, &mut acks);
-                            if !acks.is_empty() {
-                                break;
-                            }
-                        }
-                        None => break,
-                    },
-                }
+    clock: SharedClock,
+    last_write: Option<Instant>,
+}
+
+/// What a batch of requests asks for.
+#[derive(Default)]
+struct Batch {
+    jobs: bool,
+    monitors: BTreeMap<JobId, MonitorState>,
+    acks: Vec<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn take(&mut self, save: Save) {
+        match save {
+            Save::Soon => self.jobs = true,
+            Save::Now(ack) => {
+                self.jobs = true;
+                self.acks.push(ack);
             }
-        }
-        while let Ok(save) = rx.try_recv() {
-            take(save, &mut acks);
-        }
-        let state = {
-            let mut file = remembered.lock().unwrap_or_else(|e| e.into_inner());
-            record(&mut file, &snapshots.borrow());
-            file.clone()
-        };
-        let target = path.clone();
-        match tokio::task::spawn_blocking(move || state.save(&target)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!(%err, "cannot save the state file"),
-            Err(err) => tracing::error!(%err, "saving the state file panicked"),
-        }
-        last_write = Some(Instant::now());
-        for ack in acks {
-            let _ = ack.send(());
+            Save::Monitor { id, state, ack } => {
+                self.monitors.insert(id, state);
+                self.acks.extend(ack);
+            }
         }
     }
 }
 
-fn take(save: Save, acks: &mut Vec<oneshot::Sender<()>>) {
-    if let Save::Now(ack) = save {
-        acks.push(ack);
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Save>) {
+        let mut alive = tokio::time::interval(ALIVE_INTERVAL);
+        loop {
+            let first = tokio::select! {
+                save = rx.recv() => match save {
+                    Some(save) => save,
+                    None => break,
+                },
+                _ = alive.tick() => {
+                    self.mark_alive(false).await;
+                    continue;
+                }
+            };
+            let mut batch = Batch::default();
+            batch.take(first);
+            // Nobody waits: let a burst of changes gather, unless someone starts waiting.
+            if let (true, Some(last)) = (batch.acks.is_empty(), self.last_write) {
+                let until = last + SAVE_INTERVAL;
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => break,
+                        next = rx.recv() => match next {
+                            Some(save) => {
+                                batch.take(save);
+                                if !batch.acks.is_empty() {
+                                    break;
+                                }
+                            }
+                            None => break,
+                        },
+                    }
+                }
+            }
+            while let Ok(save) = rx.try_recv() {
+                batch.take(save);
+            }
+            self.write(batch).await;
+        }
+        self.mark_alive(true).await;
+    }
+
+    async fn write(&mut self, batch: Batch) {
+        let jobs = batch.jobs.then(|| {
+            let mut file = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+            record(&mut file, &self.snapshots.borrow());
+            file.clone()
+        });
+        let layout = self.layout.clone();
+        let monitors = batch.monitors;
+        let written = tokio::task::spawn_blocking(move || {
+            if let Some(state) = jobs
+                && let Err(err) = state.save(&layout.state_file())
+            {
+                tracing::error!(%err, "cannot save the state file");
+            }
+            if !monitors.is_empty()
+                && let Err(err) = create_private_dir(&layout.monitor_state_dir())
+            {
+                tracing::error!(%err, "cannot create the monitors' state directory");
+            }
+            for (id, state) in &monitors {
+                if let Err(err) = monitor_files::save_state(&layout.monitor_state_file(id), state) {
+                    tracing::error!(monitor = %id, %err, "cannot save the monitor's state");
+                }
+            }
+        })
+        .await;
+        if let Err(err) = written {
+            tracing::error!(%err, "saving the state panicked");
+        }
+        self.last_write = Some(Instant::now());
+        for ack in batch.acks {
+            let _ = ack.send(());
+        }
+    }
+
+    async fn mark_alive(&self, clean: bool) {
+        let mark = AliveMark {
+            alive_at: self.clock.now(),
+            pid: std::process::id(),
+            clean,
+        };
+        let path = self.layout.alive_file();
+        let written = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent() {
+                create_private_dir(dir)?;
+            }
+            mark.save(&path)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(%err, "cannot write the liveness mark"),
+            Err(err) => tracing::error!(%err, "writing the liveness mark panicked"),
+        }
     }
 }
 

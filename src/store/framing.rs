@@ -55,7 +55,7 @@ impl LinePrefix {
     pub fn parse(line: &[u8]) -> Option<(Self, &[u8])> {
         let at = prefix_time(line)?;
         let rest = &line[TIME_LEN..];
-        let (kind, rest) = [JobKind::Http, JobKind::Exec]
+        let (kind, rest) = [JobKind::Http, JobKind::Exec, JobKind::Monitor]
             .into_iter()
             .find_map(|kind| {
                 let rest = rest.strip_prefix(kind.as_str().as_bytes())?;

@@ -75,6 +75,26 @@ impl Layout {
         self.lib_dir().join("state.json")
     }
 
+    /// `$dir_base/var/lib/karajo/state/monitor/<id>.json`: a monitor's state.
+    pub fn monitor_state_file(&self, id: &JobId) -> PathBuf {
+        self.monitor_state_dir().join(format!("{id}.json"))
+    }
+
+    /// `$dir_base/var/lib/karajo/state/monitor`.
+    pub fn monitor_state_dir(&self) -> PathBuf {
+        self.lib_dir().join("state/monitor")
+    }
+
+    /// `$dir_base/var/lib/karajo/state/alive`: the daemon's liveness mark.
+    pub fn alive_file(&self) -> PathBuf {
+        self.lib_dir().join("state/alive")
+    }
+
+    /// `$dir_base/var/log/karajo/event`: the event log's day files.
+    pub fn event_dir(&self) -> PathBuf {
+        self.log_root().join("event")
+    }
+
     /// `$dir_base/var/lib/karajo/request`: where webhook request bodies are kept for
     /// the commands of the run they triggered.
     pub fn request_dir(&self) -> PathBuf {

@@ -153,7 +153,8 @@ pub fn file_name(id: &JobId, counter: u64, status: RunStatus) -> String {
 /// in [`LogScan::ignored`] and left alone. A `<id>.<n>.running` file is a run that
 /// karajo did not see finish: a line `<prefix>!!! <kind>: <id>: interrupted: karajo
 /// stopped before the run finished` (prefix time `now`) is appended, the file keeps
-/// its modification time and is renamed to `<id>.<n>.failed`.
+/// its modification time and is renamed to `<id>.<n>.failed`, for the kinds whose
+/// runs end with karajo ([`JobKind::closes_interrupted_runs`]); a monitor's stays open.
 ///
 /// A missing directory is an empty scan. Only call this while no run of the job is in
 /// progress.
@@ -179,7 +180,7 @@ pub fn scan(log_dir: &Path, kind: JobKind, id: &JobId, now: Timestamp) -> io::Re
             scan.ignored.push(path);
             continue;
         };
-        if status == RunStatus::Running {
+        if status == RunStatus::Running && kind.closes_interrupted_runs() {
             let entry = recover(&path, kind, id, counter, now)?;
             scan.recovered.push(entry.clone());
             scan.entries.push(entry);

@@ -196,7 +196,10 @@ fn move_aside(path: &Path, secs: i64) -> io::Result<PathBuf> {
 }
 
 /// Writes a new version of `path` through a temporary file in the same directory.
-fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+pub(crate) fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

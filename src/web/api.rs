@@ -8,6 +8,7 @@ mod error;
 mod job_exec;
 mod job_http;
 pub mod json;
+pub mod monitor;
 mod webhook;
 
 use axum::Router;
@@ -28,6 +29,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/karajo/api/job_exec/log", get(job_exec::log))
         .route("/karajo/api/job_http", get(job_http::get))
         .route("/karajo/api/job_http/log", get(job_http::log))
+        .route("/karajo/api/monitor", get(monitor::get))
         .route("/karajo/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
@@ -40,6 +42,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/karajo/api/job_exec/cancel", post(job_exec::cancel))
         .route("/karajo/api/job_http/pause", post(job_http::pause))
         .route("/karajo/api/job_http/resume", post(job_http::resume))
+        .route(
+            "/karajo/api/monitor/ping/{*rest}",
+            get(monitor::ping).post(monitor::ping),
+        )
+        .route("/karajo/api/monitor/pause", post(monitor::pause))
+        .route("/karajo/api/monitor/resume", post(monitor::resume))
         .merge(reads)
 }
 

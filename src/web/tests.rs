@@ -70,6 +70,9 @@ fn build(base: &Path, users: bool) -> (AppState, scheduler::SchedulerHandle) {
         config: Arc::new(config.clone()),
         jobs: restored,
         state: StateFile::default(),
+        monitors: Vec::new(),
+        last_alive: None,
+        events: None,
         metrics: metrics.clone(),
         notifier: None,
     });

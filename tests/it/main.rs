@@ -16,6 +16,7 @@ mod job_http;
 mod lock;
 mod login;
 mod logs;
+mod monitor;
 mod notify;
 mod process;
 mod schedule;

@@ -15,6 +15,7 @@ use crate::config::{ExecSpec, HttpMethod, HttpRequestType, HttpSpec, JobCommon};
 use crate::job::{AuthKind, JobId, JobKind};
 use crate::schedule::Schedule;
 use crate::scheduler::JobDefKind;
+use crate::scheduler::RestoredMonitor;
 
 const T0: &str = "2026-01-01T00:00:00Z";
 
@@ -176,6 +177,8 @@ impl World {
             jobs,
             max_job_running,
             config,
+            monitors: Vec::new(),
+            last_alive: None,
         });
         world
     }
@@ -272,6 +275,23 @@ fn words(effects: &[Effect]) -> Vec<String> {
             Effect::Answer(Answer::Unknown) => "answer unknown".to_string(),
             Effect::Answer(Answer::Done) => "answer done".to_string(),
             Effect::Stopped => "stopped".to_string(),
+            Effect::MonitorLog(write) => {
+                format!(
+                    "log monitor/{}#{} {:?}",
+                    write.id, write.counter, write.action
+                )
+            }
+            Effect::SaveMonitor { id, durable, .. } => {
+                format!("save monitor/{id}{}", if *durable { " now" } else { "" })
+            }
+            Effect::RecordEvent(_) => "event".to_string(),
+            Effect::NotifyMonitor(alert) => format!(
+                "notify monitor/{} {}",
+                alert.spec.id,
+                alert.notice.event.as_str()
+            ),
+            Effect::Answer(Answer::Ping(ping)) => format!("answer ping {}", ping.status),
+            Effect::Answer(Answer::Monitor(id)) => format!("answer monitor/{id}"),
         })
         .collect()
 }
@@ -677,6 +697,7 @@ fn a_reload_adds_a_job_and_arms_it() {
             restored: vec![fresh(b)],
             max_job_running: 1,
             config,
+            monitors: Vec::new(),
         }),
         ["save", "publish", "answer done"]
     );
@@ -701,6 +722,7 @@ fn a_reload_publishes_the_new_configuration_with_the_new_jobs() {
         restored: vec![fresh(exec("b"))],
         max_job_running: 1,
         config: Arc::new(config),
+        monitors: Vec::new(),
     });
     let snapshot = w.snapshot();
     assert_eq!(snapshot.config.name, "renamed");
@@ -717,6 +739,7 @@ fn a_reload_drops_an_idle_job_at_once() {
         restored: vec![],
         max_job_running: 1,
         config,
+        monitors: Vec::new(),
     });
     assert_eq!(w.snapshot().jobs.len(), 1);
     assert_eq!(w.state.next_due(), None);
@@ -735,6 +758,7 @@ fn a_job_removed_while_running_is_forgotten_when_its_run_ends() {
         restored: vec![],
         max_job_running: 1,
         config,
+        monitors: Vec::new(),
     });
     // Still listed while its run goes on, but it takes no more triggers.
     assert_eq!(w.snapshot().jobs.len(), 2);
@@ -762,6 +786,7 @@ fn a_job_changed_while_running_keeps_its_run_and_changes_from_the_next() {
         restored: vec![],
         max_job_running: 1,
         config,
+        monitors: Vec::new(),
     });
     // Interval jobs are not armed while they run.
     assert_eq!(w.state.next_due(), None);
@@ -802,6 +827,7 @@ fn a_reload_raising_max_job_running_starts_waiting_runs() {
             restored: vec![],
             max_job_running: 2,
             config,
+            monitors: Vec::new(),
         })),
         ["spawn job/b#1 api", "answer done"]
     );
@@ -818,6 +844,7 @@ fn a_reload_removing_a_waiting_job_takes_it_out_of_the_line() {
         restored: vec![],
         max_job_running: 1,
         config,
+        monitors: Vec::new(),
     });
     assert_eq!(w.snapshot().waiting, 0);
     assert_eq!(
@@ -959,4 +986,181 @@ fn a_shutdown_cancels_runs_and_stops_after_the_last_one_ends() {
     let last = w.finish(job_http("h"), 1, RunStatus::Canceled);
     assert_eq!(last[last.len() - 2..], ["save now", "stopped"]);
     assert_eq!(w.state.next_due(), None);
+}
+
+// Heartbeat monitors in the same state and timer set.
+
+fn monitor_spec(name: &str, period: u64, notify: bool) -> crate::config::MonitorSpec {
+    use crate::config::{Cadence, MonitorAuth, MonitorRules};
+    crate::config::MonitorSpec {
+        name: name.to_string(),
+        id: JobId::from_name(name),
+        file: PathBuf::from("karajo.conf"),
+        line: 1,
+        description: String::new(),
+        path: format!("/{name}"),
+        auth: MonitorAuth::None,
+        post_only: false,
+        ping_body_limit: 10_000,
+        log_retention: 3,
+        manual_resume: false,
+        accept_pulse: false,
+        rules: MonitorRules {
+            cadence: Cadence::Period(Duration::from_secs(period)),
+            grace: Duration::ZERO,
+            max_runtime: None,
+            log_success: true,
+            notif_on_down: if notify {
+                vec!["ops".to_string()]
+            } else {
+                Vec::new()
+            },
+            notif_on_up: if notify {
+                vec!["ops".to_string()]
+            } else {
+                Vec::new()
+            },
+            notif_on_late: Vec::new(),
+            notif_repeat: None,
+        },
+    }
+}
+
+fn monitor_world(
+    state: Option<crate::monitor::MonitorState>,
+    last_alive: Option<Timestamp>,
+) -> World {
+    let config = Arc::new(crate::config::defaults(std::path::Path::new("/base")));
+    let mut world = World {
+        state: SchedulerState::new(config.clone()),
+        now: at(T0),
+    };
+    world.on(Event::Restore {
+        jobs: Vec::new(),
+        max_job_running: 1,
+        config,
+        monitors: vec![RestoredMonitor {
+            spec: Arc::new(monitor_spec("m", 60, true)),
+            state,
+            logs: Vec::new(),
+            log_dir: PathBuf::from("/log/m"),
+        }],
+        last_alive,
+    });
+    world
+}
+
+fn check_in(w: &mut World, signal: crate::monitor::Signal) -> Vec<String> {
+    w.on(Event::Ping {
+        id: JobId::from_raw("m"),
+        ping: crate::monitor::Ping {
+            signal,
+            rid: None,
+            next_in: None,
+        },
+        block: PingBlock {
+            at: w.now,
+            lines: vec!["=== SUCCESS via GET".to_string()],
+        },
+    })
+}
+
+#[test]
+fn a_first_ping_writes_its_log_saves_the_transition_and_answers_after_it() {
+    let mut w = monitor_world(None, None);
+    assert_eq!(w.state.next_due(), None);
+    assert_eq!(
+        check_in(&mut w, crate::monitor::Signal::Success),
+        [
+            "log monitor/m#1 Lone(Success)",
+            "save monitor/m now",
+            "event",
+            "publish",
+            "answer ping up",
+        ]
+    );
+    // Due one period later, in the same timer set as the jobs.
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:01:00Z")));
+    assert_eq!(w.snapshot().monitors[0].logs.len(), 1);
+}
+
+#[test]
+fn a_missed_deadline_takes_a_monitor_down_and_notifies_once() {
+    let mut w = monitor_world(None, None);
+    check_in(&mut w, crate::monitor::Signal::Success);
+    w.later(60);
+    assert_eq!(
+        w.on(Event::TimerDue),
+        [
+            "save monitor/m now",
+            "event",
+            "notify monitor/m down",
+            "publish"
+        ]
+    );
+    assert_eq!(w.snapshot().monitors[0].state.status.as_str(), "down");
+    assert_eq!(w.state.next_due(), None);
+    w.later(5);
+    let back = check_in(&mut w, crate::monitor::Signal::Success);
+    assert!(
+        back.contains(&"notify monitor/m up".to_string()),
+        "{back:?}"
+    );
+}
+
+#[test]
+fn pausing_a_monitor_is_saved_before_its_answer_and_ignores_no_success() {
+    let mut w = monitor_world(None, None);
+    check_in(&mut w, crate::monitor::Signal::Success);
+    let paused = w.on(Event::PauseMonitor {
+        id: JobId::from_raw("m"),
+        until: None,
+    });
+    assert_eq!(
+        paused.first().map(String::as_str),
+        Some("save monitor/m now")
+    );
+    assert_eq!(paused.last().map(String::as_str), Some("answer monitor/m"));
+    assert_eq!(w.state.next_due(), None);
+    // Paused until the next success, which resumes it.
+    check_in(&mut w, crate::monitor::Signal::Success);
+    assert_eq!(w.snapshot().monitors[0].state.status.as_str(), "up");
+    assert_eq!(
+        w.on(Event::ResumeMonitor(JobId::from_raw("zz"))),
+        ["answer unknown"]
+    );
+}
+
+#[test]
+fn a_restart_credits_a_deadline_that_fell_while_karajo_was_down() {
+    // Up, due at 10:01; karajo stopped at 10:00:30 and started at 10:02 (spec A.7).
+    let mut state = crate::monitor::MonitorState::new(at("2026-01-01T09:00:00Z"));
+    state.status = crate::monitor::Status::Up;
+    state.last_ping = Some(at("2026-01-01T10:00:00Z"));
+    state.due = Some(at("2026-01-01T10:01:00Z"));
+    let config = Arc::new(crate::config::defaults(std::path::Path::new("/base")));
+    let mut w = World {
+        state: SchedulerState::new(config.clone()),
+        now: at("2026-01-01T10:02:00Z"),
+    };
+    let effects = w.on(Event::Restore {
+        jobs: Vec::new(),
+        max_job_running: 1,
+        config,
+        monitors: vec![RestoredMonitor {
+            spec: Arc::new(monitor_spec("m", 60, true)),
+            state: Some(state),
+            logs: Vec::new(),
+            log_dir: PathBuf::from("/log/m"),
+        }],
+        last_alive: Some(at("2026-01-01T10:00:30Z")),
+    });
+    assert!(
+        !effects.iter().any(|e| e.starts_with("notify")),
+        "{effects:?}"
+    );
+    assert!(effects.contains(&"event".to_string()), "{effects:?}");
+    let monitor = &w.snapshot().monitors[0];
+    assert_eq!(monitor.state.status.as_str(), "up");
+    assert_eq!(monitor.state.due, Some(at("2026-01-01T10:03:00Z")));
 }

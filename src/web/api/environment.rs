@@ -28,6 +28,10 @@ struct EnvJson<'a> {
     http_timeout: u128,
     max_job_running: usize,
     is_development: bool,
+    /// Heartbeat monitors by name (left out when there are none, so the original's
+    /// answer is unchanged).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    monitors: BTreeMap<&'a str, super::monitor::MonitorJson<'a>>,
 }
 
 /// The last rendered answer and what it was rendered from. The answer is a pure
@@ -137,6 +141,16 @@ fn render(snapshot: &Snapshot) -> String {
         http_timeout: cfg.http_timeout.map_or(0, |d| d.as_nanos()),
         max_job_running: cfg.max_job_running,
         is_development: cfg.is_development,
+        monitors: snapshot
+            .monitors
+            .iter()
+            .map(|view| {
+                (
+                    view.spec.name.as_str(),
+                    super::monitor::MonitorJson::new(view),
+                )
+            })
+            .collect(),
     };
     #[derive(Serialize)]
     struct Envelope<'a> {

@@ -30,6 +30,11 @@ impl ApiError {
         }
     }
 
+    /// An error of this room's newer endpoints (monitors spec 1.3's table).
+    pub(super) fn with(status: StatusCode, name: &'static str, message: impl Into<String>) -> Self {
+        Self::new(status, name, message)
+    }
+
     /// 401, a missing or wrong `X-Karajo-Sign` on an API call.
     pub fn bad_signature() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "", "empty or invalid signature")

@@ -121,7 +121,9 @@ pub(super) async fn serve_log(
     let id = query.id.to_ascii_lowercase();
     let snapshot = state.scheduler.snapshot();
     let view = snapshot.job(kind, &id).ok_or_else(|| match kind {
-        JobKind::Exec => ApiError::log_job_not_found(snapshot.unknown_job(kind, &id)),
+        JobKind::Exec | JobKind::Monitor => {
+            ApiError::log_job_not_found(snapshot.unknown_job(kind, &id))
+        }
         JobKind::Http => ApiError::invalid_job_id(snapshot.unknown_job(kind, &id)),
     })?;
     let counter: u64 = query
