@@ -14,6 +14,9 @@ mod queue;
 pub mod spool;
 mod webhook;
 
+#[cfg(test)]
+mod tests;
+
 pub use message::{Event, NotifyOn, RunRecord};
 pub use queue::{Notifier, NotifierOptions, NotifyStats, RetryPolicy, StatsSnapshot};
 
