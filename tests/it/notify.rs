@@ -174,6 +174,7 @@ fn email_notif(
             from: "Karajo <karajo@example.org>".to_string(),
             to: vec!["ops@example.org".to_string(), "dev@example.org".to_string()],
         }),
+        allow_target: false,
     }
 }
 
@@ -186,6 +187,7 @@ fn webhook_notif(name: &str, url: String, secret: Option<&str>) -> NotifConfig {
             url,
             secret: secret.map(str::to_string),
         }),
+        allow_target: false,
     }
 }
 
