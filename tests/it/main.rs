@@ -17,6 +17,7 @@ mod lock;
 mod login;
 mod logs;
 mod notify;
+mod notify_monitor;
 mod process;
 mod schedule;
 mod secrets;
