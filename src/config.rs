@@ -26,4 +26,6 @@ pub use model::{
     IpNet, JobCommon, JobKindSpec, JobSpec, MonitorAuth, MonitorRules, MonitorSpec, NotifConfig,
     UserConfig, WatchtowerConfig,
 };
-pub use notif::{EmailNotif, NotifKind, SmtpSecurity, SmtpServer, WebhookNotif};
+pub use notif::{
+    EmailNotif, NotifKind, PushoverNotif, SmtpSecurity, SmtpServer, TargetError, WebhookNotif,
+};

@@ -924,6 +924,73 @@ fn bad_notifs_and_public_url_are_errors_with_file_and_line() {
 }
 
 #[test]
+fn pushover_notifs_and_allow_target_load_with_file_and_line_errors() {
+    let token = "azGDORePK8gMaC0QOYAMyEEuzJnyUi";
+    let user = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG";
+    let fx = Fixture::new();
+    fx.main(
+        "",
+        &format!(
+            "[monitor \"backup\"]\nperiod = 1h\ntoken = t0ken-t0ken-t0ken\nnotif_on_down = phone\n\
+             notif_on_down = mail\n\
+             [notif \"phone\"]\nkind = pushover\ntoken = {token}\nuser = {user}\n\
+             priority = high\nsound = siren\nallow_target = true\n\
+             [notif \"mail\"]\nkind = email\nsmtp_server = smtp://h\nfrom = k@h\nto = a@h\n"
+        ),
+    );
+    let config = fx.load_ok();
+    assert!(
+        config.warnings.is_empty(),
+        "{:?}",
+        messages(&config.warnings)
+    );
+    let phone = config.notifs.iter().find(|n| n.name == "phone").unwrap();
+    assert!(phone.allow_target);
+    let NotifKind::Pushover(p) = &phone.kind else {
+        panic!("not pushover: {phone:?}")
+    };
+    assert_eq!((p.priority, p.sound.as_deref()), (Some(1), Some("siren")));
+    let mail = config.notifs.iter().find(|n| n.name == "mail").unwrap();
+    assert!(!mail.allow_target);
+    assert!(
+        !format!("{config:?}").contains(token),
+        "the token stays out of Debug"
+    );
+
+    let fx = Fixture::new();
+    fx.main(
+        "",
+        "[notif \"phone\"]\nkind = pushover\nuser = nope\npriority = 5\nsoud = x\n",
+    );
+    let errors = fx.load_err();
+    assert!(
+        any_contains(
+            &errors.errors,
+            ":4: notif \"phone\": token (the Pushover application token) is required"
+        ),
+        "{errors}"
+    );
+    assert!(
+        any_contains(
+            &errors.errors,
+            ":6: notif \"phone\": user is not a Pushover user or group key"
+        ),
+        "{errors}"
+    );
+    assert!(
+        any_contains(&errors.errors, ":7: priority = \"5\" is invalid"),
+        "{errors}"
+    );
+    assert!(
+        any_contains(
+            &errors.warnings,
+            ":8: unknown key \"soud\" in [notif] of kind pushover, ignored; did you mean \"sound\"?"
+        ),
+        "{errors}"
+    );
+}
+
+#[test]
 fn unknown_notif_names_warn() {
     let fx = Fixture::new();
     fx.main("", "[job \"a\"]\nnotif_on_failed = ghost\n");

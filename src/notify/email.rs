@@ -1,7 +1,8 @@
 //! Sending one notification as a mail through the notif's SMTP server with lettre:
 //! a new connection per mail (implicit TLS, STARTTLS or plain, per the
 //! `smtp_server` scheme), AUTH only when both credentials are set, and the message
-//! of spec 8 (From, To, Subject, Date, Message-ID, a quoted-printable UTF-8 body).
+//! of spec 8 (From, To, Subject, Date, Message-ID, a quoted-printable UTF-8 body),
+//! for a run or a monitor's transition alike.
 
 use std::str::FromStr as _;
 use std::time::{Duration, SystemTime};
@@ -14,7 +15,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
 use super::SendError;
-use super::message::{Pending, mail_body, subject};
+use super::message::Pending;
 use crate::config::{EmailNotif, SmtpSecurity};
 
 /// Builds the mail of `pending`.
@@ -24,15 +25,15 @@ pub(crate) fn build_message(cfg: &EmailNotif, pending: &Pending) -> Result<Messa
         Mailbox::from_str(&cfg.from).map_err(|e| bad(format!("from {:?}: {e}", cfg.from)))?;
     let mut builder = Message::builder()
         .from(from)
-        .subject(subject(&pending.run))
-        .date(run_end(pending))
+        .subject(pending.subject())
+        .date(happened_at(pending))
         .message_id(Some(pending.message_id.clone()));
     for to in &cfg.to {
         let to = Mailbox::from_str(to).map_err(|e| bad(format!("to {to:?}: {e}")))?;
         builder = builder.to(to);
     }
     let body = Body::new_with_encoding(
-        mail_body(&pending.run),
+        pending.mail_body(),
         ContentTransferEncoding::QuotedPrintable,
     )
     .map_err(|_| bad("the body cannot be quoted-printable".into()))?;
@@ -42,11 +43,10 @@ pub(crate) fn build_message(cfg: &EmailNotif, pending: &Pending) -> Result<Messa
     builder.singlepart(part).map_err(|e| bad(e.to_string()))
 }
 
-/// When the run ended, for the `Date` header.
-fn run_end(pending: &Pending) -> SystemTime {
+/// When the run ended or the monitor changed, for the `Date` header.
+fn happened_at(pending: &Pending) -> SystemTime {
     pending
-        .run
-        .ended_at
+        .happened_at()
         .parse::<Timestamp>()
         .map(SystemTime::from)
         .unwrap_or_else(|_| SystemTime::now())

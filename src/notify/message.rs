@@ -1,9 +1,11 @@
-//! What a notification says: the notifier's input ([`RunRecord`], [`NotifyOn`]), the
-//! choice of notifs for a finished run (success, failed, recover), the snapshot of
-//! the run and its log tail that is spooled ([`Pending`]), and the texts built from
-//! it at send time: the mail's subject and body (spec 8, with a long log cut to its
-//! last 64 KiB) and the webhook's JSON document. No network and no spool IO here;
-//! reading the log tail is the only file access.
+//! What a notification says: the notifier's input for runs ([`RunRecord`],
+//! [`NotifyOn`]), the choice of notifs for a finished run (success, failed, recover),
+//! the snapshot that is spooled ([`Pending`]: a run and its log tail, or a monitor's
+//! transition from [`super::notice`]), and the texts built from it at send time: the
+//! mail's subject and body (spec 8, with a long log cut to its last 64 KiB) and the
+//! webhook's JSON document. A run's texts are byte for byte those of the version
+//! before monitors, and so is its spool file (golden tests in `notify/tests.rs`). No
+//! network and no spool IO here; reading the log tail is the only file access.
 
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom};
@@ -14,6 +16,7 @@ use rand::Rng as _;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 
+use super::notice::{self, MonitorInfo, MonitorPayload};
 use crate::job::{JobId, JobKind, RunStatus, Trigger};
 
 /// The most of a log a mail carries: its last 64 KiB.
@@ -143,24 +146,148 @@ pub struct RunInfo {
 }
 
 /// One notification waiting to be delivered, as written in the spool.
+///
+/// The file of a run notification is the one the version before monitors wrote
+/// (`notif`, `event`, `created_at`, `message_id`, `run`), so spools cross upgrades in
+/// both directions; a monitor notification holds `monitor` instead of `event` and
+/// `run`, and may hold a `target`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PendingFile", into = "PendingFile")]
 pub struct Pending {
     /// The `[notif]` name; its settings are looked up at each attempt.
     pub notif: String,
-    /// Why it is sent.
-    pub event: Event,
     /// When it was queued (RFC 3339); retries stop 24 hours after.
     pub created_at: String,
     /// The mail's `Message-ID`, the same on every attempt.
     pub message_id: String,
-    /// The run.
-    pub run: RunInfo,
+    /// A recipient in place of the notif's own (a watchTower pulse's `alertTarget`),
+    /// applied at each attempt by [`crate::config::NotifConfig::with_target`].
+    pub target: Option<String>,
+    /// What it tells about.
+    pub about: About,
+}
+
+/// What a notification tells about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum About {
+    /// A finished run of a job.
+    Run {
+        /// Why it is sent.
+        event: Event,
+        /// The run.
+        run: RunInfo,
+    },
+    /// A monitor's transition (or a reminder that it is still down).
+    Monitor(MonitorInfo),
+}
+
+/// [`Pending`] as its JSON file holds it.
+#[derive(Serialize, Deserialize)]
+struct PendingFile {
+    notif: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event: Option<Event>,
+    created_at: String,
+    message_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run: Option<RunInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    monitor: Option<MonitorInfo>,
+}
+
+impl TryFrom<PendingFile> for Pending {
+    type Error = &'static str;
+
+    fn try_from(file: PendingFile) -> Result<Self, Self::Error> {
+        let about = match (file.event, file.run, file.monitor) {
+            (Some(event), Some(run), None) => About::Run { event, run },
+            (None, None, Some(monitor)) => About::Monitor(monitor),
+            _ => return Err("expected either \"event\" and \"run\", or \"monitor\""),
+        };
+        Ok(Self {
+            notif: file.notif,
+            created_at: file.created_at,
+            message_id: file.message_id,
+            target: file.target,
+            about,
+        })
+    }
+}
+
+impl From<Pending> for PendingFile {
+    fn from(p: Pending) -> Self {
+        let (event, run, monitor) = match p.about {
+            About::Run { event, run } => (Some(event), Some(run), None),
+            About::Monitor(monitor) => (None, None, Some(monitor)),
+        };
+        Self {
+            notif: p.notif,
+            event,
+            created_at: p.created_at,
+            message_id: p.message_id,
+            target: p.target,
+            run,
+            monitor,
+        }
+    }
 }
 
 impl Pending {
     /// When it was queued; now when the spooled text is unreadable.
     pub fn created(&self) -> Timestamp {
         self.created_at.parse().unwrap_or_else(|_| Timestamp::now())
+    }
+
+    /// The mail subject and Pushover title: `job: <id>: #<counter>: <status>` or
+    /// `monitor: <id>: <summary>`.
+    pub fn subject(&self) -> String {
+        match &self.about {
+            About::Run { run, .. } => subject(run),
+            About::Monitor(m) => notice::subject(m),
+        }
+    }
+
+    /// The mail body.
+    pub fn mail_body(&self) -> String {
+        match &self.about {
+            About::Run { run, .. } => mail_body(run),
+            About::Monitor(m) => notice::mail_body(m),
+        }
+    }
+
+    /// When it happened (RFC 3339): the run's end or the monitor's transition.
+    pub fn happened_at(&self) -> &str {
+        match &self.about {
+            About::Run { run, .. } => &run.ended_at,
+            About::Monitor(m) => &m.time,
+        }
+    }
+
+    /// The web UI address to link: the run's log, or the monitor's log or page.
+    pub fn log_url(&self) -> &str {
+        match &self.about {
+            About::Run { run, .. } => &run.log_url,
+            About::Monitor(m) => &m.log_url,
+        }
+    }
+
+    /// The event word: `success`, `failed`, `recover`, `down`, `up` or `late`.
+    pub fn event_str(&self) -> &str {
+        match &self.about {
+            About::Run { event, .. } => event.as_str(),
+            About::Monitor(m) => &m.event,
+        }
+    }
+
+    /// What it is about, for karajo's own log lines: `job/hello #3` or
+    /// `monitor/backup_db`.
+    pub fn what(&self) -> String {
+        match &self.about {
+            About::Run { run, .. } => format!("{}/{} #{}", run.job_kind, run.job_id, run.counter),
+            About::Monitor(m) => format!("monitor/{}", m.id),
+        }
     }
 }
 
@@ -204,14 +331,31 @@ pub fn run_info(run: &RunRecord, public_url: &str) -> RunInfo {
     }
 }
 
-/// A new pending notification for `notif`.
+/// A new pending notification of a run for `notif`.
 pub fn pending(notif: &str, event: Event, run: RunInfo, now: Timestamp) -> Pending {
     Pending {
         notif: notif.to_string(),
-        event,
         created_at: now.to_string(),
         message_id: message_id(now),
-        run,
+        target: None,
+        about: About::Run { event, run },
+    }
+}
+
+/// A new pending notification of a monitor's transition for `notif`, sent to
+/// `target` instead of the notif's recipient when given.
+pub fn monitor_pending(
+    notif: &str,
+    monitor: MonitorInfo,
+    target: Option<String>,
+    now: Timestamp,
+) -> Pending {
+    Pending {
+        notif: notif.to_string(),
+        created_at: now.to_string(),
+        message_id: message_id(now),
+        target,
+        about: About::Monitor(monitor),
     }
 }
 
@@ -288,7 +432,13 @@ pub fn mail_body(run: &RunInfo) -> String {
 /// The last [`WEBHOOK_LOG_LINES`] lines of `tail`, at most [`WEBHOOK_LOG_BYTES`]
 /// bytes, and whether anything was left out (of `tail` or before it).
 pub fn webhook_tail(run: &RunInfo) -> (String, bool) {
-    let tail = run.log_tail.as_str();
+    last_lines(&run.log_tail, run.log_truncated)
+}
+
+/// The last [`WEBHOOK_LOG_LINES`] lines of `tail`, at most [`WEBHOOK_LOG_BYTES`]
+/// bytes, and whether anything was left out (of `tail`, or before it when
+/// `cut_before`).
+pub fn last_lines(tail: &str, cut_before: bool) -> (String, bool) {
     let body = tail.strip_suffix('\n').unwrap_or(tail);
     // The n-th line break from the end starts the n-th line from the end.
     let mut start = body
@@ -306,7 +456,7 @@ pub fn webhook_tail(run: &RunInfo) -> (String, bool) {
             _ => cut,
         };
     }
-    (tail[start..].to_string(), start > 0 || run.log_truncated)
+    (tail[start..].to_string(), start > 0 || cut_before)
 }
 
 /// The webhook document.
@@ -345,14 +495,29 @@ pub struct WebhookPayload<'a> {
     pub log_truncated: bool,
 }
 
+/// The webhook document of a run or of a monitor's transition.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum WebhookDocument<'a> {
+    /// A run's, unchanged from the version before monitors.
+    Run(WebhookPayload<'a>),
+    /// A monitor's.
+    Monitor(MonitorPayload<'a>),
+}
+
 /// The webhook document of `pending`, stamped with `now`.
-pub fn webhook_payload(pending: &Pending, now: Timestamp) -> WebhookPayload<'_> {
-    let run = &pending.run;
+pub fn webhook_payload(pending: &Pending, now: Timestamp) -> WebhookDocument<'_> {
+    let (event, run) = match &pending.about {
+        About::Run { event, run } => (*event, run),
+        About::Monitor(m) => {
+            return WebhookDocument::Monitor(notice::webhook_payload(&pending.notif, m, now));
+        }
+    };
     let (log_tail, log_truncated) = webhook_tail(run);
-    WebhookPayload {
+    WebhookDocument::Run(WebhookPayload {
         _karajo_epoch: now.as_second(),
         notif: &pending.notif,
-        event: pending.event,
+        event,
         job_kind: &run.job_kind,
         job_id: &run.job_id,
         job_name: &run.job_name,
@@ -365,7 +530,7 @@ pub fn webhook_payload(pending: &Pending, now: Timestamp) -> WebhookPayload<'_> 
         log_url: &run.log_url,
         log_tail,
         log_truncated,
-    }
+    })
 }
 
 #[cfg(test)]

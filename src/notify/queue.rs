@@ -1,12 +1,13 @@
 //! The delivery queue: one task that owns every pending notification (spooled ones
-//! loaded at start, new ones submitted after each run), sends up to `concurrency`
-//! at once, and on failure retries with exponential backoff (5s, doubling, at most
-//! 10 minutes apart) until 24 hours after the notification was queued; then, or at
-//! once for errors that retrying cannot fix, it gives up with an error log and moves
-//! the spooled file to `failed/`. Nothing here blocks start-up or waits on a server
-//! outside the task. Counters are atomics in an `Arc`, read through
-//! [`Notifier::stats`].
+//! loaded at start, new ones submitted after each run or monitor transition), sends
+//! up to `concurrency` at once, and on failure retries with exponential backoff (5s,
+//! doubling, at most 10 minutes apart) until 24 hours after the notification was
+//! queued; then, or at once for errors that retrying cannot fix, it gives up with an
+//! error log and moves the spooled file to `failed/`. Nothing here blocks start-up or
+//! waits on a server outside the task. Counters are atomics in an `Arc`, read
+//! through [`Notifier::stats`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,8 +21,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::message::{self, NotifyOn, Pending, RunRecord, targets};
+use super::notice::{MonitorRecord, monitor_info};
 use super::spool::Spool;
-use super::{SendError, email, webhook};
+use super::{SendError, email, pushover, webhook};
 use crate::config::{NotifConfig, NotifKind};
 use crate::job::JobKey;
 
@@ -289,13 +291,7 @@ impl Notifier {
         }
         let public_url = table.public_url.clone();
         let spool = self.inner.spool.clone();
-        let (job, counter) = (
-            JobKey {
-                kind: run.kind,
-                id: run.id.clone(),
-            },
-            run.counter,
-        );
+        let what = format!("{}/{} #{}", run.kind.as_str(), run.id, run.counter);
         let now = Timestamp::now();
         let prepared = tokio::task::spawn_blocking(move || {
             let info = message::run_info(&run, &public_url);
@@ -303,27 +299,78 @@ impl Notifier {
                 .into_iter()
                 .map(|(name, event)| {
                     let pending = message::pending(&name, event, info.clone(), now);
-                    let file = match spool.write(&pending, now) {
-                        Ok(file) => Some(file),
-                        Err(err) => {
-                            tracing::error!(job = %JobKey { kind: run.kind, id: run.id.clone() }, notif = %name, %err, dir = %spool.dir().display(),
-                                "cannot spool the notification; it is kept in memory only");
-                            None
-                        }
-                    };
-                    Item {
-                        file,
-                        pending,
-                        failures: 0,
-                    }
+                    spool_item(&spool, pending, now)
                 })
                 .collect::<Vec<_>>()
         })
         .await;
+        self.queue_prepared(&what, prepared)
+    }
+
+    /// Queues the notification of a monitor's transition (or `notif_repeat`
+    /// reminder) to each notif of `record.notice.notifs` (each once; unknown names
+    /// are skipped with a warning) and returns how many. As for runs, each is
+    /// written to the spool before this returns and delivered in the background,
+    /// with the end of `record.log` read now. A `record.target` is kept for the
+    /// notifs whose `allow_target` rule accepts it (and applied again at each
+    /// attempt); where it is refused, a warning is logged and the notif's own
+    /// recipient is used.
+    pub async fn submit_monitor(&self, record: MonitorRecord) -> usize {
+        let table = self.inner.table.borrow().clone();
+        let what = format!("monitor/{}", record.id);
+        let target = record
+            .target
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let mut chosen: Vec<(String, Option<String>)> = Vec::new();
+        for name in &record.notice.notifs {
+            if chosen.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let Some(notif) = table.notifs.get(name) else {
+                tracing::warn!(%what, notif = %name, "no [notif] of this name; not notified");
+                continue;
+            };
+            let target = target.and_then(|target| match notif.with_target(target) {
+                Ok(_) => Some(target.to_string()),
+                Err(err) => {
+                    tracing::warn!(%what, notif = %name, %err, "the target is ignored; the notif's own recipient is used");
+                    None
+                }
+            });
+            chosen.push((name.clone(), target));
+        }
+        if chosen.is_empty() {
+            return 0;
+        }
+        let public_url = table.public_url.clone();
+        let spool = self.inner.spool.clone();
+        let now = Timestamp::now();
+        let prepared = tokio::task::spawn_blocking(move || {
+            let info = monitor_info(&record, &public_url);
+            chosen
+                .into_iter()
+                .map(|(name, target)| {
+                    let pending = message::monitor_pending(&name, info.clone(), target, now);
+                    spool_item(&spool, pending, now)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        self.queue_prepared(&what, prepared)
+    }
+
+    /// Hands spooled items to the delivery task and counts them.
+    fn queue_prepared(
+        &self,
+        what: &str,
+        prepared: Result<Vec<Item>, tokio::task::JoinError>,
+    ) -> usize {
         let items = match prepared {
             Ok(items) => items,
             Err(err) => {
-                tracing::error!(job = %job, counter, %err, "preparing the notifications failed");
+                tracing::error!(%what, %err, "preparing the notifications failed");
                 return 0;
             }
         };
@@ -331,9 +378,9 @@ impl Notifier {
         NotifyStats::add(&self.inner.stats.queued, count as u64);
         NotifyStats::add(&self.inner.stats.pending, count as u64);
         for item in items {
-            tracing::info!(job = %job, counter, notif = %item.pending.notif, event = item.pending.event.as_str(), "notification queued");
+            tracing::info!(%what, notif = %item.pending.notif, event = item.pending.event_str(), "notification queued");
             if self.inner.tx.send(item).is_err() {
-                tracing::warn!(job = %job, counter, "the notifier is stopped; the notification stays in the spool for the next start");
+                tracing::warn!(%what, "the notifier is stopped; the notification stays in the spool for the next start");
             }
         }
         count
@@ -353,6 +400,24 @@ impl Notifier {
         if let Some(task) = task {
             let _ = task.await;
         }
+    }
+}
+
+/// Writes `pending` to the spool (on the blocking pool); on failure it is kept in
+/// memory only, with an error log.
+fn spool_item(spool: &Spool, pending: Pending, now: Timestamp) -> Item {
+    let file = match spool.write(&pending, now) {
+        Ok(file) => Some(file),
+        Err(err) => {
+            tracing::error!(what = %pending.what(), notif = %pending.notif, %err, dir = %spool.dir().display(),
+                "cannot spool the notification; it is kept in memory only");
+            None
+        }
+    };
+    Item {
+        file,
+        pending,
+        failures: 0,
     }
 }
 
@@ -488,14 +553,10 @@ impl Worker {
 
     async fn finished(&mut self, mut item: Item, result: Result<(), SendError>) {
         let p = &item.pending;
-        let (job, counter, notif) = (
-            format!("{}/{}", p.run.job_kind, p.run.job_id),
-            p.run.counter,
-            &p.notif,
-        );
+        let (what, notif) = (p.what(), &p.notif);
         let err = match result {
             Ok(()) => {
-                tracing::info!(job = %job, counter, notif = %notif, "notification sent");
+                tracing::info!(%what, notif = %notif, "notification sent");
                 self.forget(&item, Disposal::Remove).await;
                 NotifyStats::add(&self.stats.sent, 1);
                 self.stats.done();
@@ -511,7 +572,7 @@ impl Worker {
             } else {
                 "given up: retrying cannot help"
             };
-            tracing::error!(job = %job, counter, notif = %notif, failures = item.failures + 1, %err, "notification {why}");
+            tracing::error!(%what, notif = %notif, failures = item.failures + 1, %err, "notification {why}");
             self.forget(&item, Disposal::Bury).await;
             NotifyStats::add(&self.stats.failed, 1);
             self.stats.done();
@@ -519,7 +580,7 @@ impl Worker {
         }
         item.failures += 1;
         let delay = self.retry.delay(item.failures);
-        tracing::warn!(job = %job, counter, notif = %notif, failures = item.failures, retry_in = ?delay, %err, "notification not delivered; will retry");
+        tracing::warn!(%what, notif = %notif, failures = item.failures, retry_in = ?delay, %err, "notification not delivered; will retry");
         NotifyStats::add(&self.stats.retried, 1);
         self.seq += 1;
         self.waiting
@@ -562,7 +623,8 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// One attempt to deliver `pending` with the settings in force.
+/// One attempt to deliver `pending` with the settings in force (and its target,
+/// where the notif's `allow_target` rule still accepts it).
 async fn deliver(
     table: &Table,
     http: &Result<reqwest::Client, reqwest::Error>,
@@ -573,14 +635,25 @@ async fn deliver(
         .notifs
         .get(&pending.notif)
         .ok_or_else(|| SendError::UnknownNotif(pending.notif.clone()))?;
+    let notif = match pending.target.as_deref() {
+        None => Cow::Borrowed(notif),
+        Some(target) => match notif.with_target(target) {
+            Ok(retargeted) => Cow::Owned(retargeted),
+            Err(err) => {
+                tracing::warn!(what = %pending.what(), notif = %pending.notif, %err,
+                    "the target is no longer accepted; the notif's own recipient is used");
+                Cow::Borrowed(notif)
+            }
+        },
+    };
+    let client = || {
+        http.as_ref()
+            .map_err(|e| SendError::NoClient(e.to_string()))
+    };
     match &notif.kind {
         NotifKind::Email(cfg) => email::send(cfg, pending, smtp_timeout).await,
-        NotifKind::Webhook(cfg) => {
-            let client = http
-                .as_ref()
-                .map_err(|e| SendError::NoClient(e.to_string()))?;
-            webhook::send(client, cfg, pending).await
-        }
+        NotifKind::Webhook(cfg) => webhook::send(client()?, cfg, pending).await,
+        NotifKind::Pushover(cfg) => pushover::send(client()?, cfg, pending).await,
     }
 }
 

@@ -18,6 +18,7 @@ mod login;
 mod logs;
 mod monitor;
 mod notify;
+mod notify_monitor;
 mod process;
 mod schedule;
 mod secrets;

@@ -23,7 +23,7 @@ use tokio::sync::{Mutex, mpsc};
 use crate::helpers::*;
 
 /// The Python with aiosmtpd: Debian's, when pyenv or another one shadows it.
-fn python() -> &'static str {
+pub(crate) fn python() -> &'static str {
     if Path::new("/usr/bin/python3").exists() {
         "/usr/bin/python3"
     } else {
@@ -32,7 +32,7 @@ fn python() -> &'static str {
 }
 
 /// A self-signed certificate for 127.0.0.1 and localhost, as PEM files.
-struct Cert {
+pub(crate) struct Cert {
     cert: PathBuf,
     key: PathBuf,
 }
@@ -53,21 +53,21 @@ impl Cert {
 }
 
 /// tests/smtp_server.py running as a child process.
-struct Smtp {
-    port: u16,
+pub(crate) struct Smtp {
+    pub(crate) port: u16,
     out: TempDir,
     _child: Child,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Plain,
     StartTls,
     Tls,
 }
 
 impl Smtp {
-    async fn start(port: u16, mode: Mode, auth: bool, cert: Option<&Cert>) -> Self {
+    pub(crate) async fn start(port: u16, mode: Mode, auth: bool, cert: Option<&Cert>) -> Self {
         let out = tempfile::tempdir().expect("tempdir");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_server.py");
         let mut cmd = Command::new(python());
@@ -115,7 +115,7 @@ impl Smtp {
     }
 
     /// Every message received so far, in order.
-    fn messages(&self) -> Vec<Value> {
+    pub(crate) fn messages(&self) -> Vec<Value> {
         let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(self.out.path())
             .expect("read out dir")
             .filter_map(Result::ok)
@@ -132,7 +132,7 @@ impl Smtp {
             .collect()
     }
 
-    async fn wait_messages(&self, n: usize) -> Vec<Value> {
+    pub(crate) async fn wait_messages(&self, n: usize) -> Vec<Value> {
         wait_for(&format!("{n} mail(s)"), || async {
             let m = self.messages();
             (m.len() >= n).then_some(m)
@@ -142,12 +142,12 @@ impl Smtp {
 }
 
 /// A port nobody listens on right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
 }
 
-fn email_notif(
+pub(crate) fn email_notif(
     name: &str,
     security: SmtpSecurity,
     port: u16,
@@ -174,10 +174,11 @@ fn email_notif(
             from: "Karajo <karajo@example.org>".to_string(),
             to: vec!["ops@example.org".to_string(), "dev@example.org".to_string()],
         }),
+        allow_target: false,
     }
 }
 
-fn webhook_notif(name: &str, url: String, secret: Option<&str>) -> NotifConfig {
+pub(crate) fn webhook_notif(name: &str, url: String, secret: Option<&str>) -> NotifConfig {
     NotifConfig {
         name: name.to_string(),
         file: PathBuf::from("karajo.conf"),
@@ -186,26 +187,27 @@ fn webhook_notif(name: &str, url: String, secret: Option<&str>) -> NotifConfig {
             url,
             secret: secret.map(str::to_string),
         }),
+        allow_target: false,
     }
 }
 
 /// A notifier on a temporary spool with fast retries.
-struct Bench {
-    dir: TempDir,
+pub(crate) struct Bench {
+    pub(crate) dir: TempDir,
 }
 
 impl Bench {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
         }
     }
 
-    fn spool(&self) -> PathBuf {
+    pub(crate) fn spool(&self) -> PathBuf {
         self.dir.path().join("notify")
     }
 
-    fn notifier(&self, notifs: Vec<NotifConfig>) -> Notifier {
+    pub(crate) fn notifier(&self, notifs: Vec<NotifConfig>) -> Notifier {
         let mut opts = NotifierOptions::new(self.spool(), notifs, "http://karajo.test:31937");
         opts.retry = RetryPolicy {
             first: Duration::from_millis(100),
@@ -217,7 +219,7 @@ impl Bench {
     }
 
     /// A failed run of job `hello` #3 whose log is `log`.
-    fn run(&self, log: &str) -> RunRecord {
+    pub(crate) fn run(&self, log: &str) -> RunRecord {
         let path = self.dir.path().join("hello.3.failed");
         std::fs::write(&path, log).expect("write log");
         let ended = Timestamp::now();
@@ -235,7 +237,7 @@ impl Bench {
         }
     }
 
-    fn spooled(&self) -> Vec<String> {
+    pub(crate) fn spooled(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.spool())
             .map(|rd| {
                 rd.filter_map(Result::ok)
@@ -249,14 +251,14 @@ impl Bench {
     }
 }
 
-fn failed_to(names: &[String]) -> NotifyOn<'_> {
+pub(crate) fn failed_to(names: &[String]) -> NotifyOn<'_> {
     NotifyOn {
         failed: names,
         ..NotifyOn::default()
     }
 }
 
-async fn wait_stat(
+pub(crate) async fn wait_stat(
     notifier: &Notifier,
     what: &str,
     check: impl Fn(karajo::notify::StatsSnapshot) -> bool,
