@@ -624,19 +624,23 @@ impl Executor {
     }
 }
 
-/// Queues a monitor's notification.
+/// Queues a monitor's notification (spooled before this returns).
 async fn notify_monitor(notifier: Option<&Notifier>, alert: MonitorAlert) {
-    let Some(_notifier) = notifier else {
+    let Some(notifier) = notifier else {
         return;
     };
-    tracing::info!(
-        monitor = %alert.spec.id,
-        event = alert.notice.event.as_str(),
-        summary = %alert.notice.summary,
-        at = %alert.at,
-        log = ?alert.log,
-        "monitor notification"
-    );
+    let log = alert
+        .log
+        .map(|(counter, path)| crate::notify::MonitorLog { counter, path });
+    let record = crate::notify::MonitorRecord {
+        id: alert.spec.id.clone(),
+        name: alert.spec.name.clone(),
+        notice: alert.notice,
+        at: alert.at,
+        log,
+        target: None,
+    };
+    notifier.submit_monitor(record).await;
 }
 
 /// Starts the writer of monitors' check-in logs: one task, so the writes of one log

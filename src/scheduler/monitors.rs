@@ -104,8 +104,8 @@ pub(crate) struct MonitorAlert {
     pub(crate) spec: Arc<MonitorSpec>,
     /// What to tell.
     pub(crate) notice: MonitorNotice,
-    /// The relevant log, if any.
-    pub(crate) log: Option<PathBuf>,
+    /// The relevant log, if any: its counter and path.
+    pub(crate) log: Option<(u64, PathBuf)>,
     /// When.
     pub(crate) at: Timestamp,
 }
@@ -380,12 +380,16 @@ fn apply(
             )
     });
     let mut after = Vec::new();
+    let mut notices = Vec::new();
     let mut last_log = None;
     for effect in effects {
         match effect {
             MonitorEffect::OpenRunLog { counter } => {
                 let block = block.clone().unwrap_or_else(|| note(now, "=== START"));
-                last_log = Some(write(entry, counter, LogAction::Open, block, now, out));
+                last_log = Some((
+                    counter,
+                    write(entry, counter, LogAction::Open, block, now, out),
+                ));
             }
             MonitorEffect::AppendRunLog { counter } => {
                 if let Some(block) = block.clone() {
@@ -411,25 +415,13 @@ fn apply(
                     }
                     ClosedBy::Note(text) => note(now, &text),
                 };
-                last_log = Some(write(
-                    entry,
-                    counter,
-                    LogAction::Close(status),
-                    block,
-                    now,
-                    out,
-                ));
+                let path = write(entry, counter, LogAction::Close(status), block, now, out);
+                last_log = Some((counter, path));
             }
             MonitorEffect::WriteCheckInLog { counter, status } => {
                 let block = block.clone().unwrap_or_else(|| note(now, "==="));
-                last_log = Some(write(
-                    entry,
-                    counter,
-                    LogAction::Lone(status),
-                    block,
-                    now,
-                    out,
-                ));
+                let path = write(entry, counter, LogAction::Lone(status), block, now, out);
+                last_log = Some((counter, path));
             }
             MonitorEffect::StrayLog => {
                 let text = block
@@ -451,17 +443,19 @@ fn apply(
                 let level = level_of(ev.level());
                 after.push(event(id, level, ev.message, Some(ev.kind.as_str())));
             }
-            MonitorEffect::Notify(notice) => {
-                after.push(Some(Effect::NotifyMonitor(MonitorAlert {
-                    spec: entry.spec.clone(),
-                    notice,
-                    log: last_log
-                        .clone()
-                        .or_else(|| entry.logs.last().map(|l| l.path.clone())),
-                    at: now,
-                })));
-            }
+            MonitorEffect::Notify(notice) => notices.push(notice),
         }
+    }
+    // The log that goes with a notification: the one this event wrote, else the
+    // newest.
+    let log = last_log.or_else(|| entry.logs.last().map(|l| (l.counter, l.path.clone())));
+    for notice in notices {
+        after.push(Some(Effect::NotifyMonitor(MonitorAlert {
+            spec: entry.spec.clone(),
+            notice,
+            log: log.clone(),
+            at: now,
+        })));
     }
     entry.stale = true;
     out.push(Effect::SaveMonitor {

@@ -269,3 +269,50 @@ async fn the_environment_lists_monitors_by_name() {
     assert_eq!(env["data"]["monitors"]["quick"]["period"], 1_000_000_000u64);
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_down_monitor_is_mailed_through_a_real_smtp_server_and_its_recovery_too() {
+    use crate::notify::{Mode, Smtp};
+    let smtp = Smtp::start(0, Mode::Plain, false, None).await;
+    let dir = TestDir::new(&format!(
+        r#"
+[monitor "nightly"]
+period = 1h
+auth_kind = none
+notif_on_down = mail
+notif_on_up = mail
+
+[notif "mail"]
+kind = email
+smtp_server = smtp://127.0.0.1:{port}
+from = karajo@example.org
+to = ops@example.org
+"#,
+        port = smtp.port
+    ));
+    let d = TestDaemon::start(&dir).await;
+    let fail = d
+        .http
+        .post(d.url("/karajo/api/monitor/ping/nightly/fail"))
+        .body("disk full\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fail.status(), 200);
+    let mail = &smtp.wait_messages(1).await[0];
+    let subject = mail["headers"]["Subject"].as_str().unwrap();
+    assert!(subject.starts_with("monitor: nightly: DOWN"), "{subject}");
+    let body = mail["body"].as_str().unwrap();
+    assert!(body.contains("monitor: nightly: disk full"), "{body}");
+    let up = d
+        .http
+        .get(d.url("/karajo/api/monitor/ping/nightly"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), 200);
+    let mails = smtp.wait_messages(2).await;
+    let subject = mails[1]["headers"]["Subject"].as_str().unwrap();
+    assert!(subject.starts_with("monitor: nightly: UP"), "{subject}");
+    d.stop().await;
+}
