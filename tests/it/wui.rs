@@ -2,7 +2,9 @@
 //! when users exist, the original's login API and its cookie, CSRF, the SSE stream,
 //! caching headers, dir_public's path checks), and the pages in headless Chromium
 //! (login and logout, the live dashboard, run now with the live log, pause and resume,
-//! a description with HTML). Screenshots go to `target/screenshots/`.
+//! a description with HTML); the dashboard's list, search, filters and counts, and
+//! the dashboard with 1,000 jobs, are in [`dashboard`]. Screenshots go to
+//! `target/screenshots/`.
 
 mod cdp;
 mod dashboard;

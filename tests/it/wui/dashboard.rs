@@ -602,3 +602,107 @@ async fn browser_the_dashboard_list_searches_filters_and_stays_live() {
     drop(browser);
     d.stop().await;
 }
+
+/// Milliseconds until `done` holds after `action` runs in the page (both JavaScript),
+/// measured by the page's clock up to the next frame.
+async fn page_ms(page: &super::cdp::Page<'_>, action: &str, done: &str) -> f64 {
+    let expr = format!(
+        "new Promise(r => {{ const t = performance.now(); {action}; (function poll() {{ if ({done}) requestAnimationFrame(() => r(performance.now() - t)); else setTimeout(poll, 2); }})(); }})"
+    );
+    page.eval(&expr).await.as_f64().expect("milliseconds")
+}
+
+#[tokio::test]
+async fn browser_a_list_of_1000_jobs_searches_and_updates_quickly() {
+    let dir = many_jobs(5);
+    let d = TestDaemon::start(&dir).await;
+    let browser = Browser::launch().await;
+    let page = browser.page().await;
+    let t = Instant::now();
+    page.goto(&d.url("/karajo/app/")).await;
+    page.wait(
+        "the list, live",
+        "document.getElementById('jobs').getAttribute('data-view') === 'list' && document.body.getAttribute('data-updates') !== null",
+    )
+    .await;
+    println!(
+        "browser, {MANY} jobs: the list loaded and live in {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(
+        page.eval("document.querySelectorAll('#jobs tr[data-key]').length")
+            .await,
+        MANY
+    );
+    assert_eq!(
+        page.eval("document.querySelector('[data-filter=failed] .n').textContent")
+            .await,
+        "100"
+    );
+    // Typing filters at once.
+    let search = "(s => { s.value = 'j099'; s.dispatchEvent(new Event('input')); })(document.getElementById('dash-search'))";
+    let ms = page_ms(
+        &page,
+        search,
+        &format!("{SHOWN_ROWS}.split(' ').length === 10"),
+    )
+    .await;
+    println!("browser, {MANY} jobs: a search applied in {ms:.1} ms");
+    page.click("[data-filter=failed]").await;
+    page.wait("j0990 alone", &format!("{SHOWN_ROWS} === 'job/j0990'"))
+        .await;
+    page.screenshot("26-dashboard-1000-searched").await;
+    // A run shows up live in its row, the search and filter untouched.
+    let scheduler = d.daemon.as_ref().unwrap().scheduler().clone();
+    let t = Instant::now();
+    scheduler
+        .trigger(JobKey::exec(JobId::from_raw("j0990")), Trigger::Api, None)
+        .await
+        .unwrap();
+    page.wait(
+        "j0990 ran",
+        "document.querySelector(\"#jobs tr[data-key='job/j0990'] .last-run a\").getAttribute('href').endsWith('/log/6') && document.querySelector(\"#jobs tr[data-key='job/j0990'] .badge\").textContent === 'success'",
+    )
+    .await;
+    println!(
+        "browser, {MANY} jobs: a run seen in its row {:.0} ms after it was asked for",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(
+        page.eval(SHOWN_ROWS).await,
+        "",
+        "j0990 succeeded, so the failed filter hides it now"
+    );
+    assert_eq!(
+        page.eval("document.getElementById('dash-search').value")
+            .await,
+        "j099"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('[data-filter=failed] .n').textContent")
+            .await,
+        "99"
+    );
+    assert!(
+        !page
+            .eval("document.getElementById('dash-none').hidden")
+            .await
+            .as_bool()
+            .unwrap()
+    );
+    // Whole updates: to the cards and back.
+    for (view, selector) in [("cards", "li"), ("list", "tr")] {
+        let ms = page_ms(
+            &page,
+            &format!("document.querySelector('[data-show={view}]').click()"),
+            &format!(
+                "document.getElementById('jobs').getAttribute('data-view') === '{view}' && document.querySelectorAll('#jobs {selector}[data-key]').length === {MANY}"
+            ),
+        )
+        .await;
+        println!("browser, {MANY} jobs: switched to the {view} in {ms:.0} ms (a whole update)");
+    }
+    drop(page);
+    drop(browser);
+    d.stop().await;
+}
