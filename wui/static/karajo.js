@@ -16,6 +16,10 @@
   var fmtZone = formatter(function () { return new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }); });
   var yourZone = "";
   try { yourZone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { yourZone = ""; }
+  // How long a relative time in this unit may wait before it is looked at again: its
+  // words change at most once per unit.
+  var recheck = { day: 600000, hour: 60000, minute: 5000, second: 1000 };
+  // "3 minutes ago" ("3 min. ago" when short), and when to look at it again.
   function relative(date, short) {
     var f = short ? rtfShort : rtf;
     var secs = Math.round((date.getTime() - Date.now()) / 1000);
@@ -23,10 +27,10 @@
       var u = units[i];
       if (Math.abs(secs) >= u[1] || u[1] === 1) {
         var n = Math.round(secs / u[1]);
-        return f ? f.format(n, u[0]) : n + " " + u[0] + "s";
+        return { text: f ? f.format(n, u[0]) : n + " " + u[0] + "s", wait: recheck[u[0]] };
       }
     }
-    return "";
+    return { text: "", wait: 1000 };
   }
   // The reader's zone at `date` in short (e.g. "GMT+7", "CET"), else its name.
   function abbr(date) {
@@ -40,13 +44,17 @@
     return (fmtLocal ? fmtLocal.format(d) : d.toLocaleString()) + " " + abbr(d);
   }
   // A relative time: "3 minutes ago (Nov 23, 2026, 4:08:11 AM GMT+7)", or in a list
-  // ("data-ago") just "3 min. ago", with the local time as its title.
+  // ("data-ago") just "3 min. ago", with the local time as its title. Notes when to
+  // look at it again.
   function relativeText(el) {
-    var d = new Date(el._t);
-    if (el.hasAttribute("data-ago")) return relative(d, true);
-    return relative(d, false) + " (" + el._local + ")";
+    var rel = relative(new Date(el._t), el.hasAttribute("data-ago"));
+    el._due = Date.now() + rel.wait;
+    return el.hasAttribute("data-ago") ? rel.text : rel.text + " (" + el._local + ")";
   }
+  // The relative times on the page, found again after each change of the page.
+  var relTimes = null;
   function localise(root) {
+    relTimes = null;
     var times = (root || document).querySelectorAll("time[datetime]");
     for (var i = 0; i < times.length; i++) {
       var el = times[i];
@@ -82,12 +90,13 @@
       }
     }
   }
-  // Relative times move on every second.
+  // Relative times move on: each is looked at again when its words may have changed.
   function refreshRelative() {
-    var els = document.querySelectorAll("time[data-rel], time[data-ago]");
-    for (var i = 0; i < els.length; i++) {
-      var el = els[i];
-      if (el._t === undefined) continue;
+    if (!relTimes) relTimes = document.querySelectorAll("time[data-rel], time[data-ago]");
+    var now = Date.now();
+    for (var i = 0; i < relTimes.length; i++) {
+      var el = relTimes[i];
+      if (el._t === undefined || el._due > now) continue;
       var text = relativeText(el);
       if (el.textContent !== text) el.textContent = text;
     }

@@ -69,19 +69,20 @@ pub(super) async fn dashboard(
     let view = DashView::chosen(&query.view, snapshot.jobs.len());
     let src = source(&state);
     let now = state.clock.now();
-    let (counts, rendered) = tokio::task::spawn_blocking(move || {
-        let entries = Entries::build(&src, &snapshot, now, view);
-        entries.render().map(|r| (entries.counts, r))
-    })
-    .await??;
-    let token = state.wui.renders.put(rendered.digest());
+    let (counts, live, digest) =
+        tokio::task::spawn_blocking(move || -> Result<_, askama::Error> {
+            let entries = Entries::build(&src, &snapshot, now, view);
+            let rendered = entries.render()?;
+            Ok((entries.counts, rendered.html()?, rendered.digest()))
+        })
+        .await??;
     html(&Dashboard {
         chrome: Chrome::new(&state, Some(&viewer)),
         view: view.as_str(),
         filters: Filter::all(&counts),
         counts,
-        live: rendered.html()?,
-        token,
+        live,
+        token: state.wui.renders.put(digest),
     })
 }
 
