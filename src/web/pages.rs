@@ -1,10 +1,10 @@
 //! The web UI under `/karajo/`: server-rendered pages (askama templates and static
 //! assets from the top-level `wui/` folder, embedded in the binary) for logging in,
-//! the live dashboard (cards or a list, see [`dashboard`]), a job's page with its
-//! controls, and live run logs, plus
-//! `dir_public` served at `/`. It reads the scheduler's snapshots and the run logs
-//! and calls the scheduler handle; it owns no job state. Sessions and users are in
-//! [`crate::auth`]; who may read is decided in [`crate::web::access`].
+//! the live dashboard (cards or a list, see `dashboard.rs`), a job's page with its
+//! controls, and live run logs, plus `dir_public` served at `/`. It reads the
+//! scheduler's snapshots and the run logs and calls the scheduler handle; it owns no
+//! job state. Sessions and users are in [`crate::auth`]; who may read is decided in
+//! [`crate::web::access`].
 //!
 //! Access: with no users in `user.conf` every page is open and the controls ask for
 //! the global secret; with users, pages need a session (else they redirect to the
