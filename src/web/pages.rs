@@ -1,9 +1,10 @@
 //! The web UI under `/karajo/`: server-rendered pages (askama templates and static
 //! assets from the top-level `wui/` folder, embedded in the binary) for logging in,
-//! the live dashboard, a job's page with its controls, and live run logs, plus
-//! `dir_public` served at `/`. It reads the scheduler's snapshots and the run logs
-//! and calls the scheduler handle; it owns no job state. Sessions and users are in
-//! [`crate::auth`]; who may read is decided in [`crate::web::access`].
+//! the live dashboard (cards or a list, see `dashboard.rs`), a job's page with its
+//! controls, and live run logs, plus `dir_public` served at `/`. It reads the
+//! scheduler's snapshots and the run logs and calls the scheduler handle; it owns no
+//! job state. Sessions and users are in [`crate::auth`]; who may read is decided in
+//! [`crate::web::access`].
 //!
 //! Access: with no users in `user.conf` every page is open and the controls ask for
 //! the global secret; with users, pages need a session (else they redirect to the
@@ -16,6 +17,7 @@ mod ansi;
 mod assets;
 mod chart;
 mod controls;
+mod dashboard;
 mod events;
 mod login;
 mod public;
@@ -59,6 +61,8 @@ pub struct WuiState {
     login_key: Arc<str>,
     /// One permit per live stream (SSE) open now; `max_sse_streams` in all.
     sse_streams: Arc<Semaphore>,
+    /// What the last dashboard pages showed, for their live streams.
+    renders: Arc<dashboard::RenderCache>,
 }
 
 impl WuiState {
@@ -69,6 +73,7 @@ impl WuiState {
             login_throttle: Arc::new(LoginThrottle::default()),
             login_key: crate::auth::session::random_key().into(),
             sse_streams: Arc::new(Semaphore::new(max_sse_streams)),
+            renders: Arc::default(),
         }
     }
 }

@@ -2,9 +2,12 @@
 //! when users exist, the original's login API and its cookie, CSRF, the SSE stream,
 //! caching headers, dir_public's path checks), and the pages in headless Chromium
 //! (login and logout, the live dashboard, run now with the live log, pause and resume,
-//! a description with HTML). Screenshots go to `target/screenshots/`.
+//! a description with HTML); the dashboard's list, search, filters and counts, and
+//! the dashboard with 1,000 jobs, are in [`dashboard`]. Screenshots go to
+//! `target/screenshots/`.
 
 mod cdp;
+mod dashboard;
 
 use karajo::job::{JobId, JobKey, JobKind, Trigger};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -456,7 +459,7 @@ async fn the_event_stream_sends_the_dashboard_and_then_changes() {
         .unwrap_or_else(|_| panic!("no {needle:?} in the stream: {seen}"));
     };
     read_until("event: update", &mut seen).await;
-    assert!(seen.contains("data-job=\"job/hello\""), "{seen}");
+    assert!(seen.contains("data-key=\"job/hello\""), "{seen}");
     seen.clear();
     let scheduler = d.daemon.as_ref().unwrap().scheduler().clone();
     scheduler
@@ -605,7 +608,7 @@ async fn browser_login_dashboard_run_now_live_log_pause_resume_and_logout() {
         .await;
     }
     assert_eq!(page.text(".who").await, "admin");
-    let next = page.text("[data-job='job/nightly'] time").await;
+    let next = page.text("[data-key='job/nightly'] time").await;
     assert!(
         !next.contains("UTC") && next.contains('(') && next.contains("GMT+7"),
         "localised, with the zone: {next}"
@@ -615,15 +618,15 @@ async fn browser_login_dashboard_run_now_live_log_pause_resume_and_logout() {
         "the footer names the reader's zone"
     );
     // A job that never ran is `new` (grey), not `started`.
-    assert_eq!(page.text("[data-job='job/hello'] .badge").await, "new");
+    assert_eq!(page.text("[data-key='job/hello'] .badge").await, "new");
     assert_eq!(
-        page.eval("document.querySelector('[data-job=\"job/hello\"] .badge').className")
+        page.eval("document.querySelector('[data-key=\"job/hello\"] .badge').className")
             .await,
         "badge st-new"
     );
     assert_eq!(
         page.eval(
-            "getComputedStyle(document.querySelector('[data-job=\"job/hello\"] .badge')).color"
+            "getComputedStyle(document.querySelector('[data-key=\"job/hello\"] .badge')).color"
         )
         .await,
         "rgb(95, 99, 104)",
@@ -646,7 +649,7 @@ async fn browser_login_dashboard_run_now_live_log_pause_resume_and_logout() {
         .unwrap();
     page.wait(
         "the new run on the dashboard",
-        "document.querySelector('[data-job=\"job/hello\"] a[href=\"/karajo/app/job/hello/log/1\"]') && document.querySelector('[data-job=\"job/hello\"]').classList.contains('st-success')",
+        "document.querySelector('[data-key=\"job/hello\"] a[href=\"/karajo/app/job/hello/log/1\"]') && document.querySelector('[data-key=\"job/hello\"]').classList.contains('st-success')",
     )
     .await;
     assert_eq!(
@@ -867,7 +870,7 @@ async fn browser_the_first_hour_reads_well() {
     // The dashboard: tick's first run shows as running, with a ticking elapsed time
     // and no "on request"; fresh is `new`; quick's sub-second runs have visible bars.
     page.goto(&d.url("/karajo/app/")).await;
-    let tick = "[data-job=\"job/tick\"]";
+    let tick = "[data-key=\"job/tick\"]";
     page.wait(
         "tick running on its card",
         &format!("document.querySelector('{tick} .running-line time')"),
@@ -885,7 +888,7 @@ async fn browser_the_first_hour_reads_well() {
     );
     assert_eq!(page.eval("document.title").await, "Jobs · Ops Runner");
     assert_eq!(page.text(".brand").await, "Ops Runner");
-    let fresh = "[data-job=\"job/fresh\"]";
+    let fresh = "[data-key=\"job/fresh\"]";
     assert_eq!(page.text(&format!("{fresh} .badge")).await, "new");
     assert_eq!(
         page.eval(&format!(
@@ -895,7 +898,7 @@ async fn browser_the_first_hour_reads_well() {
         true
     );
     assert_eq!(page.text(&format!("{fresh} .next-run")).await, "on request");
-    let quick = "[data-job=\"job/quick\"]";
+    let quick = "[data-key=\"job/quick\"]";
     page.wait(
         "quick's three bars",
         &format!("document.querySelectorAll('{quick} rect.bar').length === 3"),

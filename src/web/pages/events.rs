@@ -1,7 +1,13 @@
-//! Server-Sent Events for the live pages. `/karajo/events` sends an `update` event
-//! with the dashboard's job list as an HTML fragment (or, with `?job=<kind>/<id>`, a
-//! job page's live part) when the page connects and whenever the scheduler publishes
-//! a new snapshot, at most a few times a second. The log stream tails a `.running` log
+//! Server-Sent Events for the live pages. `/karajo/events?job=<kind>/<id>` sends an
+//! `update` event with a job page's live part as an HTML fragment when the page
+//! connects and whenever the scheduler publishes a new snapshot, at most a few times a
+//! second. `/karajo/events?view=cards|list` does the same for the dashboard's live part
+//! in that view, but after the first event it sends only what changed: a `patch` event,
+//! `{"head":"<html>"|null,"items":[["<key>","<html>"],…]}`, with the counts line when
+//! it changed and the entries (cards or rows, by `data-key`) that changed, and nothing
+//! when nothing did; a whole `update` only when the set of entries changed (a reload).
+//! With `&have=<token>` from its page, the first event is a `patch` from what the page
+//! shows (see [`super::dashboard`]). The log stream tails a `.running` log
 //! from an offset, polling its size every 200 ms, sends each batch of whole lines as
 //! HTML (`append`), and ends with an `end` event carrying the final status. Streams
 //! of a session stop when the session ends.
@@ -25,8 +31,9 @@ use futures_util::stream::{self, Stream};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
+use super::dashboard::{DashView, Digest, Entries, Patch};
 use super::screens::{PAGE_LOG_LIMIT, find_job, source};
-use super::view::{self, JobLiveFragment};
+use super::view::{self, JobLiveFragment, ViewSource};
 use super::{AnsiHtml, Viewer, WuiError, parse_kind};
 use crate::job::{JobId, JobKey, RunStatus};
 use crate::scheduler::Snapshot;
@@ -42,11 +49,29 @@ const CHUNK: u64 = 256 * 1024;
 /// The longest time between two keep-alive comments (less when `idle_timeout` is short).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// `?job=<kind>/<id>` of the snapshot stream.
+/// `?job=<kind>/<id>`, or `?view=cards|list[&have=<token>]`, of the snapshot stream.
 #[derive(Debug, serde::Deserialize)]
 pub(super) struct EventsQuery {
     #[serde(default)]
     job: String,
+    #[serde(default)]
+    view: String,
+    #[serde(default)]
+    have: String,
+}
+
+/// What a snapshot stream follows.
+enum Follow {
+    /// A job's page: its live part, whole, with every change.
+    Job(JobKey),
+    /// The dashboard in one view: the parts that changed since `shown`.
+    Dashboard {
+        view: DashView,
+        /// What the other end shows: the page's rendering, then what was sent.
+        shown: Option<Arc<Digest>>,
+        /// An event was sent already (later ones are sent only for changes).
+        greeted: bool,
+    },
 }
 
 struct SnapshotStream {
@@ -54,60 +79,118 @@ struct SnapshotStream {
     state: AppState,
     viewer: Viewer,
     rx: watch::Receiver<Arc<Snapshot>>,
-    job: Option<JobKey>,
+    follow: Follow,
     last: Option<Instant>,
 }
 
 impl SnapshotStream {
     /// The next update, or `None` when the stream should end.
     async fn next(&mut self) -> Option<Event> {
-        if let Some(last) = self.last {
-            self.rx.changed().await.ok()?;
-            tokio::time::sleep_until(last + THROTTLE).await;
-        }
-        if let Some(session) = &self.viewer.session {
-            let config = self.state.config();
+        loop {
+            if let Some(last) = self.last {
+                self.rx.changed().await.ok()?;
+                tokio::time::sleep_until(last + THROTTLE).await;
+            }
+            if let Some(session) = &self.viewer.session {
+                let config = self.state.config();
+                let now = self.state.clock.now();
+                let valid = self.state.sessions.get(&session.key, now, |u| {
+                    config.users.iter().any(|x| x.name == u)
+                });
+                valid?;
+            }
+            self.last = Some(Instant::now());
+            let snapshot = self.rx.borrow_and_update().clone();
+            let src = source(&self.state);
             let now = self.state.clock.now();
-            let valid = self.state.sessions.get(&session.key, now, |u| {
-                config.users.iter().any(|x| x.name == u)
-            });
-            valid?;
-        }
-        self.last = Some(Instant::now());
-        let snapshot = self.rx.borrow_and_update().clone();
-        let src = source(&self.state);
-        let now = self.state.clock.now();
-        let job = self.job.clone();
-        let html = tokio::task::spawn_blocking(move || -> Option<String> {
-            match job {
-                None => askama::Template::render(&src.jobs(&snapshot, now)).ok(),
-                Some(key) => {
-                    let view = snapshot.job(key.kind, key.id.as_str())?;
-                    askama::Template::render(&JobLiveFragment {
-                        live: src.live(view, now),
+            match &mut self.follow {
+                Follow::Job(key) => {
+                    let key = key.clone();
+                    let html = tokio::task::spawn_blocking(move || -> Option<String> {
+                        let view = snapshot.job(key.kind, key.id.as_str())?;
+                        askama::Template::render(&JobLiveFragment {
+                            live: src.live(view, now),
+                        })
+                        .ok()
                     })
-                    .ok()
+                    .await
+                    .ok()??;
+                    return Some(Event::default().event("update").data(html));
+                }
+                Follow::Dashboard {
+                    view,
+                    shown,
+                    greeted,
+                } => {
+                    let view = *view;
+                    let before = shown.clone();
+                    let (event, digest) = tokio::task::spawn_blocking(move || {
+                        dashboard_event(&src, &snapshot, now, view, before.as_deref())
+                    })
+                    .await
+                    .ok()??;
+                    *shown = Some(Arc::new(digest));
+                    match event {
+                        DashEvent::Patch(patch) if patch.empty && *greeted => continue,
+                        DashEvent::Patch(patch) => {
+                            *greeted = true;
+                            return Some(Event::default().event("patch").data(patch.json));
+                        }
+                        DashEvent::Update(html) => {
+                            *greeted = true;
+                            return Some(Event::default().event("update").data(html));
+                        }
+                    }
                 }
             }
-        })
-        .await
-        .ok()??;
-        Some(Event::default().event("update").data(html))
+        }
     }
 }
 
-/// `GET /karajo/events[?job=<kind>/<id>]`.
+/// A dashboard stream's next event.
+enum DashEvent {
+    /// The parts that changed (`patch`).
+    Patch(Patch),
+    /// The whole live part (`update`).
+    Update(String),
+}
+
+/// The dashboard's event for the other end that shows `shown`, and what it shows after
+/// it (blocking). `None` when a template fails.
+fn dashboard_event(
+    src: &ViewSource,
+    snapshot: &Snapshot,
+    now: jiff::Timestamp,
+    view: DashView,
+    shown: Option<&Digest>,
+) -> Option<(DashEvent, Digest)> {
+    let rendered = Entries::build(src, snapshot, now, view).render().ok()?;
+    let event = match shown.and_then(|s| rendered.patch(s)) {
+        Some(patch) => DashEvent::Patch(patch),
+        None => DashEvent::Update(rendered.html().ok()?),
+    };
+    Some((event, rendered.digest()))
+}
+
+/// `GET /karajo/events[?job=<kind>/<id> | ?view=cards|list[&have=<token>]]`.
 pub(super) async fn snapshots(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Response, WuiError> {
     let slot = stream_slot(&state)?;
-    let job = match query.job.split_once('/') {
-        None if query.job.is_empty() => None,
+    let follow = match query.job.split_once('/') {
+        None if query.job.is_empty() => {
+            let jobs = state.scheduler.snapshot().jobs.len();
+            Follow::Dashboard {
+                view: DashView::chosen(&query.view, jobs),
+                shown: state.wui.renders.take(&query.have),
+                greeted: false,
+            }
+        }
         Some((kind, id)) => {
             let view = find_job(&state, kind, id)?;
-            Some(JobKey {
+            Follow::Job(JobKey {
                 kind: view.def.kind(),
                 id: view.id().clone(),
             })
@@ -121,7 +204,7 @@ pub(super) async fn snapshots(
         state,
         viewer,
         rx,
-        job,
+        follow,
         last: None,
     };
     let events = stream::unfold(stream, |mut s| async move {

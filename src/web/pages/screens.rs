@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use tokio_util::io::ReaderStream;
 
 use super::controls::Notice;
-use super::view::{self, JobDetail, JobLive, JobsFragment, TimeView, ViewSource};
+use super::dashboard::{Counts, DashView, Entries, Filter};
+use super::view::{self, JobDetail, JobLive, TimeView, ViewSource};
 use super::{AnsiHtml, Chrome, Viewer, WuiError, html, parse_kind};
 use crate::job::{JobKind, RunStatus};
 use crate::scheduler::JobView;
@@ -38,32 +39,50 @@ pub(crate) fn source(_state: &AppState) -> ViewSource {
 #[template(path = "dashboard.html")]
 struct Dashboard {
     chrome: Chrome,
-    exec_jobs: Vec<view::JobCard>,
-    http_jobs: Vec<view::JobCard>,
-    running: usize,
-    waiting: usize,
+    /// `cards` or `list`.
+    view: &'static str,
+    counts: Counts,
+    filters: Vec<Filter>,
+    /// The live part, rendered.
+    live: String,
+    /// Names what the live part shows, for the live stream (`?have=`).
+    token: String,
 }
 
-/// `GET /karajo/app/`: every job with its state and recent runs, updated live.
+/// `?view=` of the dashboard and its live stream.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ViewQuery {
+    #[serde(default)]
+    view: String,
+}
+
+/// `GET /karajo/app/[?view=cards|list]`: every job with its state, as cards (with a
+/// chart of recent runs) or as a list, updated live. Without `view`, a list when there
+/// are more than [`super::dashboard::CARDS_UP_TO`] jobs; the page's script asks for the
+/// reader's remembered choice.
 pub(super) async fn dashboard(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
+    Query(query): Query<ViewQuery>,
 ) -> Result<Response, WuiError> {
     let snapshot = state.scheduler.snapshot();
+    let view = DashView::chosen(&query.view, snapshot.jobs.len());
     let src = source(&state);
     let now = state.clock.now();
-    let JobsFragment {
-        exec_jobs,
-        http_jobs,
-        running,
-        waiting,
-    } = tokio::task::spawn_blocking(move || src.jobs(&snapshot, now)).await?;
+    let (counts, live, digest) =
+        tokio::task::spawn_blocking(move || -> Result<_, askama::Error> {
+            let entries = Entries::build(&src, &snapshot, now, view);
+            let rendered = entries.render()?;
+            Ok((entries.counts, rendered.html()?, rendered.digest()))
+        })
+        .await??;
     html(&Dashboard {
         chrome: Chrome::new(&state, Some(&viewer)),
-        exec_jobs,
-        http_jobs,
-        running,
-        waiting,
+        view: view.as_str(),
+        filters: Filter::all(&counts),
+        counts,
+        live,
+        token: state.wui.renders.put(digest),
     })
 }
 

@@ -1,5 +1,6 @@
 //! What the templates show, built from the scheduler's snapshot, the configuration and
-//! the run logs' times: job cards for the dashboard, a job's state and recent runs,
+//! the run logs' times: job cards and list rows for the dashboard (with the groups that
+//! its counts and filters use), a job's state and recent runs,
 //! its definition (secret header values and URL user info redacted by
 //! [`crate::redact`]), and times as UTC ISO strings that the page's script localises
 //! (schedule times also in the job's own zone, labelled). Status words for people
@@ -13,7 +14,7 @@ use jiff::Timestamp;
 use super::chart;
 use crate::job::{JobKind, RunStatus, Trigger};
 use crate::redact::{self, SecretHeaders};
-use crate::scheduler::{JobDefKind, JobView, Snapshot};
+use crate::scheduler::{JobDefKind, JobView, LogSummary};
 
 /// Bars in a dashboard card's chart.
 const CARD_BARS: usize = 12;
@@ -97,13 +98,151 @@ pub(super) struct RunRow {
     pub href: String,
 }
 
+/// How an entry of the dashboard counts: the counts at the top and the status filters
+/// group the status words into these. Jobs use all but [`Group::Late`]; a heartbeat
+/// monitor maps `new` → [`Group::New`], `up` → [`Group::Ok`], `late` → [`Group::Late`],
+/// `down` → [`Group::Failed`] and `paused` → [`Group::Paused`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Group {
+    /// The last run failed (a monitor: down).
+    Failed,
+    /// A monitor past its due time, within its grace.
+    Late,
+    /// A run is going on.
+    Running,
+    /// Paused.
+    Paused,
+    /// The last run was canceled.
+    Canceled,
+    /// The last run succeeded (a monitor: up).
+    Ok,
+    /// Never ran (a monitor: no check-in yet).
+    New,
+}
+
+impl Group {
+    /// Every group, in the order of the counts line and the filter buttons: what needs
+    /// attention first.
+    pub(super) const ALL: [Group; 7] = [
+        Group::Failed,
+        Group::Late,
+        Group::Running,
+        Group::Paused,
+        Group::Canceled,
+        Group::Ok,
+        Group::New,
+    ];
+
+    /// The word in `data-group` and `data-filter`.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Group::Failed => "failed",
+            Group::Late => "late",
+            Group::Running => "running",
+            Group::Paused => "paused",
+            Group::Canceled => "canceled",
+            Group::Ok => "ok",
+            Group::New => "new",
+        }
+    }
+
+    /// The words after a count in the counts line (`3 failed`, `5 never run`).
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Group::New => "never run",
+            other => other.as_str(),
+        }
+    }
+
+    /// The filter button's text.
+    pub(super) fn title(self) -> &'static str {
+        match self {
+            Group::Failed => "Failed",
+            Group::Late => "Late",
+            Group::Running => "Running",
+            Group::Paused => "Paused",
+            Group::Canceled => "Canceled",
+            Group::Ok => "OK",
+            Group::New => "Never run",
+        }
+    }
+
+    /// The status colour of the group (`st-<word>` in the stylesheet).
+    pub(super) fn css(self) -> &'static str {
+        match self {
+            Group::Ok => "success",
+            other => other.as_str(),
+        }
+    }
+
+    /// Whether its filter button shows even with no entry in the group (the rarer
+    /// groups' buttons show only while they have entries).
+    pub(super) fn always_offered(self) -> bool {
+        !matches!(self, Group::Late | Group::Canceled)
+    }
+
+    /// Its place in [`Group::ALL`].
+    pub(super) fn index(self) -> usize {
+        Group::ALL.iter().position(|g| *g == self).unwrap_or(0)
+    }
+
+    /// The group of a job (see [`ui_status`]): a job going on is running even when
+    /// paused; an idle HTTP job counts as ok.
+    pub(super) fn of_job(view: &JobView) -> Group {
+        match view.status {
+            RunStatus::Running => Group::Running,
+            RunStatus::Paused => Group::Paused,
+            RunStatus::Failed => Group::Failed,
+            RunStatus::Canceled => Group::Canceled,
+            RunStatus::Success => Group::Ok,
+            RunStatus::Started if ui_status(view) == "new" => Group::New,
+            RunStatus::Started => Group::Ok,
+        }
+    }
+}
+
+/// One row of the dashboard's list. Nothing in it is job-specific: a heartbeat monitor
+/// fills the same fields (its last check-in, its due time, the duration of its last
+/// run) and its rows join the list beside the jobs'.
+#[derive(Debug, Clone)]
+pub(super) struct ListRow {
+    /// Unique on the page: `<kind>/<id>` (`job/hello`, `job_http/ping`). The page's
+    /// script searches it with the name.
+    pub key: String,
+    /// The kind in a word (`command`, `HTTP`).
+    pub kind: &'static str,
+    /// The name.
+    pub name: String,
+    /// The entry's page.
+    pub href: String,
+    /// The status word, also its colour (`st-<status>`).
+    pub status: &'static str,
+    /// Its group, for the counts and filters.
+    pub group: Group,
+    /// A run waits behind the current one.
+    pub queued: bool,
+    /// When the last run ended.
+    pub last: Option<TimeView>,
+    /// The last run's log.
+    pub last_href: Option<String>,
+    /// When the next run is due.
+    pub next: Option<TimeView>,
+    /// What the next run cell says without a time (`paused`, `on request`).
+    pub next_note: &'static str,
+    /// How long the run going on has taken so far, or the last run took; `—` when
+    /// unknown.
+    pub duration: String,
+    /// Whole seconds of the run going on (the page's script counts on).
+    pub elapsed_secs: Option<u64>,
+}
+
 /// A job on the dashboard.
 #[derive(Debug, Clone)]
 pub(super) struct JobCard {
-    /// `job` or `job_http`.
-    pub kind: &'static str,
-    /// The job's id.
-    pub id: String,
+    /// `<kind>/<id>`, unique on the page.
+    pub key: String,
+    /// Its group, for the counts and filters.
+    pub group: Group,
     /// Its name.
     pub name: String,
     /// Its status word for people (see [`ui_status`]).
@@ -142,20 +281,6 @@ pub(super) struct CurrentRun {
     pub elapsed: String,
     /// Its log page.
     pub href: String,
-}
-
-/// The dashboard's live part (`_jobs.html`).
-#[derive(Debug, Clone, askama::Template)]
-#[template(path = "_jobs.html")]
-pub(super) struct JobsFragment {
-    /// Command jobs, by name.
-    pub exec_jobs: Vec<JobCard>,
-    /// HTTP jobs, by name.
-    pub http_jobs: Vec<JobCard>,
-    /// Runs executing now.
-    pub running: usize,
-    /// Runs waiting for a slot.
-    pub waiting: usize,
 }
 
 /// A job page's live part (`_job_live.html`).
@@ -225,6 +350,30 @@ pub(super) struct JobDetail {
     pub lines_title: &'static str,
     /// Where the control form posts.
     pub control_href: String,
+}
+
+/// The key of a dashboard entry: `<kind>/<id>` (`job/hello`).
+pub(super) fn entry_key(kind: JobKind, id: &str) -> String {
+    format!("{}/{id}", kind.as_str())
+}
+
+/// A job's kind in a word, for the dashboard's list.
+pub(super) fn kind_word(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Exec => "command",
+        JobKind::Http => "HTTP",
+    }
+}
+
+/// How long the run of `log` took, or has taken by `now` while it runs.
+fn took(log: &LogSummary, now: Timestamp) -> Option<Duration> {
+    let end = match log.status {
+        RunStatus::Running => Some(now),
+        _ => log.ended,
+    };
+    log.started
+        .zip(end)
+        .map(|(s, e)| e.duration_since(s).unsigned_abs())
 }
 
 /// The URL of a job's page.
@@ -298,19 +447,16 @@ pub(super) struct ViewSource;
 impl ViewSource {
     /// The runs of `view`, oldest first, from the run records of its snapshot.
     pub(super) fn runs(&self, view: &JobView, now: Timestamp) -> Vec<RunRow> {
+        self.runs_of(view, &view.logs, now)
+    }
+
+    /// The runs of `logs` (some of `view`'s, oldest first).
+    fn runs_of(&self, view: &JobView, logs: &[LogSummary], now: Timestamp) -> Vec<RunRow> {
         let kind = view.def.kind();
-        view.logs
-            .iter()
+        logs.iter()
             .map(|log| {
                 let status = log.status;
-                let end = match status {
-                    RunStatus::Running => Some(now),
-                    _ => log.ended,
-                };
-                let took = log
-                    .started
-                    .zip(end)
-                    .map(|(s, e)| e.duration_since(s).unsigned_abs());
+                let took = took(log, now);
                 RunRow {
                     counter: log.counter,
                     status: status.as_str(),
@@ -337,13 +483,15 @@ impl ViewSource {
             .collect()
     }
 
-    /// The dashboard's card of `view` (blocking).
+    /// The dashboard's card of `view` (blocking). Only the runs its chart shows are
+    /// read.
     pub(super) fn card(&self, view: &JobView, now: Timestamp) -> JobCard {
-        let runs = self.runs(view, now);
+        let shown = &view.logs[view.logs.len().saturating_sub(CARD_BARS)..];
+        let runs = self.runs_of(view, shown, now);
         let kind = view.def.kind();
         JobCard {
-            kind: kind.as_str(),
-            id: view.id().to_string(),
+            key: entry_key(kind, view.id().as_str()),
+            group: Group::of_job(view),
             name: view.name().to_string(),
             status: ui_status(view),
             paused: view.paused,
@@ -358,19 +506,49 @@ impl ViewSource {
         }
     }
 
-    /// The dashboard's live part (blocking).
-    pub(super) fn jobs(&self, snapshot: &Snapshot, now: Timestamp) -> JobsFragment {
-        JobsFragment {
-            exec_jobs: snapshot
-                .jobs_of(JobKind::Exec)
-                .map(|v| self.card(v, now))
-                .collect(),
-            http_jobs: snapshot
-                .jobs_of(JobKind::Http)
-                .map(|v| self.card(v, now))
-                .collect(),
-            running: snapshot.running,
-            waiting: snapshot.waiting,
+    /// The dashboard list's row of `view`: the last run's end (linked to its log) and
+    /// duration, or the time so far of the run going on.
+    pub(super) fn row(&self, view: &JobView, now: Timestamp) -> ListRow {
+        let kind = view.def.kind();
+        let id = view.id().as_str();
+        let current = view
+            .logs
+            .last()
+            .filter(|l| view.status == RunStatus::Running && l.status == RunStatus::Running);
+        let finished = view
+            .logs
+            .iter()
+            .rev()
+            .find(|l| l.status != RunStatus::Running);
+        let (duration, elapsed_secs) = match current.and_then(|l| took(l, now)) {
+            Some(so_far) => (
+                format!("{} so far", human_duration(so_far)),
+                Some(so_far.as_secs()),
+            ),
+            None => (
+                finished
+                    .and_then(|l| took(l, now))
+                    .map_or_else(|| "—".to_string(), human_duration),
+                None,
+            ),
+        };
+        ListRow {
+            key: entry_key(kind, id),
+            kind: kind_word(kind),
+            name: view.name().to_string(),
+            href: job_href(kind, id),
+            status: ui_status(view),
+            group: Group::of_job(view),
+            queued: view.queued,
+            last: view.last_run.and_then(TimeView::new),
+            last_href: finished.map(|l| log_href(kind, id, l.counter)),
+            next: view
+                .next_run
+                .filter(|_| !view.paused)
+                .and_then(TimeView::new),
+            next_note: next_note(view),
+            duration,
+            elapsed_secs,
         }
     }
 

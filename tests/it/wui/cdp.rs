@@ -1,8 +1,8 @@
 //! A small Chrome DevTools Protocol client for the browser tests: starts headless
 //! Chromium on a fresh profile with `--remote-debugging-port=0`, reads the port from
 //! the profile's `DevToolsActivePort`, and drives pages over one WebSocket (flattened
-//! target sessions): navigate, evaluate JavaScript, press keys, emulate a time zone,
-//! take screenshots.
+//! target sessions): navigate, evaluate JavaScript, type and press keys, emulate a
+//! time zone, take screenshots.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -277,6 +277,36 @@ impl Page<'_> {
             json!(value)
         );
         self.eval(&expr).await;
+    }
+
+    /// Focuses `selector` and types `text` at the end of its value, as a keyboard user
+    /// would (the page sees `input` events).
+    pub(super) async fn type_text(&self, selector: &str, text: &str) {
+        let expr = format!(
+            "(e => {{ e.focus(); e.setSelectionRange(e.value.length, e.value.length); }})(document.querySelector({}))",
+            json!(selector)
+        );
+        self.eval(&expr).await;
+        for c in text.chars() {
+            self.call("Input.insertText", json!({ "text": c.to_string() }))
+                .await;
+        }
+    }
+
+    /// Empties the input `selector` (focused) as select-all and Backspace would.
+    pub(super) async fn clear_input(&self, selector: &str) {
+        let expr = format!(
+            "(e => {{ e.focus(); e.select(); }})(document.querySelector({}))",
+            json!(selector)
+        );
+        self.eval(&expr).await;
+        for kind in ["keyDown", "keyUp"] {
+            self.call(
+                "Input.dispatchKeyEvent",
+                json!({ "type": kind, "key": "Backspace", "code": "Backspace", "windowsVirtualKeyCode": 8 }),
+            )
+            .await;
+        }
     }
 
     /// Focuses `selector` and presses Enter, as a keyboard user would.
