@@ -270,6 +270,7 @@ impl Daemon {
             sessions: Arc::new(crate::auth::session::SessionStore::default()),
             wui,
             env_cache: Arc::default(),
+            events: Some(events.clone()),
         };
         let stop_http = CancellationToken::new();
         let app = web::app(app_state);

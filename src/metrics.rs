@@ -153,6 +153,21 @@ impl Metrics {
                 count.load(Ordering::Relaxed)
             );
         }
+        if !snapshot.monitors.is_empty() {
+            out.push_str("# HELP karajo_monitor_status Each heartbeat monitor's status (1 for the current one).\n");
+            out.push_str("# TYPE karajo_monitor_status gauge\n");
+            for monitor in &snapshot.monitors {
+                let current = monitor.state.status.as_str();
+                for status in ["new", "up", "late", "down", "paused"] {
+                    let _ = writeln!(
+                        out,
+                        "karajo_monitor_status{{monitor=\"{}\",status=\"{status}\"}} {}",
+                        monitor.id(),
+                        u8::from(status == current)
+                    );
+                }
+            }
+        }
         if let Some(stats) = &self.notifications {
             let n = stats.snapshot();
             let _ = writeln!(

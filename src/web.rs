@@ -48,6 +48,8 @@ pub struct AppState {
     pub wui: pages::WuiState,
     /// The last rendering of the environment.
     pub env_cache: Arc<api::environment::EnvCache>,
+    /// The event log; `None` serves no events.
+    pub events: Option<crate::store::EventLog>,
 }
 
 impl AppState {

@@ -5,6 +5,7 @@
 
 pub mod environment;
 mod error;
+mod event;
 mod job_exec;
 mod job_http;
 pub mod json;
@@ -32,7 +33,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/karajo/api/monitor", get(monitor::get))
         .route("/karajo/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             access::require_reader,
         ));
     Router::new()
@@ -47,6 +48,17 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(monitor::ping).post(monitor::ping),
         )
         .route("/karajo/api/monitor/pause", post(monitor::pause))
+        // Reading events needs read access; posting one is signed or carries a
+        // monitor's token (the layer covers only the GET registered before it).
+        .route(
+            "/karajo/api/event",
+            get(event::list)
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    access::require_reader,
+                ))
+                .post(event::post),
+        )
         .route("/karajo/api/monitor/resume", post(monitor::resume))
         .merge(reads)
 }

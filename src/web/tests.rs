@@ -86,6 +86,7 @@ fn build(base: &Path, users: bool) -> (AppState, scheduler::SchedulerHandle) {
         sessions: Arc::default(),
         wui: pages::WuiState::new(config.max_sse_streams),
         env_cache: Arc::default(),
+        events: None,
     };
     (state, scheduler)
 }

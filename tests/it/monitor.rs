@@ -316,3 +316,135 @@ to = ops@example.org
     assert!(subject.starts_with("monitor: nightly: UP"), "{subject}");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn events_are_posted_with_a_monitor_token_or_a_signature_and_read_back() {
+    let dir = TestDir::new(MONITORS);
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    dir.write(
+        "etc/karajo/user.conf",
+        &format!("[user \"admin\"]\npassword = {hash}\n"),
+    );
+    let d = TestDaemon::start(&dir).await;
+    // With the monitor's token, for the service that is the monitor's id.
+    let posted = d
+        .http
+        .post(d.url("/karajo/api/event"))
+        .header("X-Karajo-Token", TOKEN)
+        .body(r#"{"service":"backup_db","level":35,"message":"disk 91% full"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let posted: serde_json::Value = posted.json().await.unwrap();
+    assert_eq!(posted["data"]["level"], "warning");
+    assert_eq!(posted["data"]["severity"], 35);
+    assert_eq!(posted["data"]["source"], "api");
+    // A wrong token, an unknown level: refused.
+    let wrong = d
+        .http
+        .post(d.url("/karajo/api/event"))
+        .header("X-Karajo-Token", "nope")
+        .body(r#"{"service":"backup_db","level":"info","message":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let body = format!(
+        r#"{{"service":"anything","level":"loud","message":"x","_karajo_epoch":{}}}"#,
+        epoch_now()
+    );
+    let sign = karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), body.as_bytes());
+    let bad_level = d
+        .http
+        .post(d.url("/karajo/api/event"))
+        .header("X-Karajo-Sign", sign)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_level.status(), 400);
+    let text = bad_level.text().await.unwrap();
+    assert!(
+        text.contains("ERR_EVENT_INVALID") && text.contains("level"),
+        "{text}"
+    );
+    // Reading needs read access when users exist.
+    let anonymous = d.http.get(d.url("/karajo/api/event")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let (query, sign) = signed_query("service=backup_db&level=warning");
+    let page: serde_json::Value = d
+        .http
+        .get(d.url(&format!("/karajo/api/event?{query}")))
+        .header("X-Karajo-Sign", sign)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events = page["data"]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{page}");
+    assert_eq!(events[0]["message"], "disk 91% full");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_show_each_monitor_status() {
+    let dir = TestDir::new(MONITORS);
+    let d = TestDaemon::start(&dir).await;
+    let url = d.url(&format!("/karajo/api/monitor/ping/backup?token={TOKEN}"));
+    assert_eq!(d.http.get(url).send().await.unwrap().status(), 200);
+    let text = d
+        .http
+        .get(d.url("/karajo/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("karajo_monitor_status{monitor=\"backup_db\",status=\"up\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("karajo_monitor_status{monitor=\"backup_db\",status=\"new\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("karajo_monitor_status{monitor=\"quick\",status=\"new\"} 1"),
+        "{text}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_list_shows_monitors_beside_jobs_in_words() {
+    let dir = TestDir::new(MONITORS);
+    let d = TestDaemon::start(&dir).await;
+    let url = d.url(&format!("/karajo/api/monitor/ping/backup/1?token={TOKEN}"));
+    assert_eq!(d.http.get(url).send().await.unwrap().status(), 200);
+    let page = d
+        .http
+        .get(d.url("/karajo/app/?view=list"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<tr data-key="monitor/backup_db" data-group="failed">"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<span class="badge st-down">down</span>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<tr data-key="monitor/quick" data-group="new">"#),
+        "{page}"
+    );
+    d.stop().await;
+}

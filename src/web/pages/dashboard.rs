@@ -188,8 +188,17 @@ impl Entries {
         now: Timestamp,
         view: DashView,
     ) -> Self {
+        let monitor_rows: Vec<ListRow> = snapshot
+            .monitors
+            .iter()
+            .map(|m| src.monitor_row(m, now))
+            .collect();
         let counts = Counts::of(
-            snapshot.jobs.iter().map(|j| Group::of_job(j)),
+            snapshot
+                .jobs
+                .iter()
+                .map(|j| Group::of_job(j))
+                .chain(monitor_rows.iter().map(|r| r.group)),
             snapshot.waiting,
         );
         let body = match view {
@@ -204,7 +213,10 @@ impl Entries {
                     .collect(),
             },
             DashView::List => {
-                EntriesBody::List(snapshot.jobs.iter().map(|v| src.row(v, now)).collect())
+                let mut rows: Vec<ListRow> =
+                    snapshot.jobs.iter().map(|v| src.row(v, now)).collect();
+                rows.extend(monitor_rows);
+                EntriesBody::List(rows)
             }
         };
         Self { counts, body }

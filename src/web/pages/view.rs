@@ -362,6 +362,7 @@ pub(super) fn kind_word(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Exec => "command",
         JobKind::Http => "HTTP",
+        JobKind::Monitor => "monitor",
     }
 }
 
@@ -547,6 +548,62 @@ impl ViewSource {
                 .filter(|_| !view.paused)
                 .and_then(TimeView::new),
             next_note: next_note(view),
+            duration,
+            elapsed_secs,
+        }
+    }
+
+    /// A heartbeat monitor's row in the dashboard's list (monitors are listed there,
+    /// not as cards).
+    pub(super) fn monitor_row(
+        &self,
+        view: &crate::scheduler::MonitorView,
+        now: Timestamp,
+    ) -> ListRow {
+        use crate::monitor::Status;
+        let state = &view.state;
+        let id = view.id().as_str();
+        let group = match state.status {
+            Status::New => Group::New,
+            Status::Up => Group::Ok,
+            Status::Late { .. } => Group::Late,
+            Status::Down(_) => Group::Failed,
+            Status::Paused(_) => Group::Paused,
+        };
+        let open = state.runs.iter().map(|r| r.started).min();
+        let (duration, elapsed_secs) = match open {
+            Some(started) => {
+                let so_far =
+                    std::time::Duration::try_from(now.duration_since(started)).unwrap_or_default();
+                (
+                    format!("{} so far", human_duration(so_far)),
+                    Some(so_far.as_secs()),
+                )
+            }
+            None => (
+                state
+                    .last_duration
+                    .map_or_else(|| "—".to_string(), human_duration),
+                None,
+            ),
+        };
+        ListRow {
+            key: entry_key(JobKind::Monitor, id),
+            kind: kind_word(JobKind::Monitor),
+            name: view.spec.name.clone(),
+            href: format!("/karajo/api/monitor?id={id}"),
+            status: state.status.as_str(),
+            group,
+            queued: false,
+            last: state.last_ping.and_then(TimeView::new),
+            last_href: None,
+            next: state.next_due().and_then(TimeView::new),
+            next_note: match state.status {
+                Status::Paused(_) => "paused",
+                Status::New => "after the first check-in",
+                _ if !state.runs.is_empty() => "when the run ends",
+                _ => "",
+            },
             duration,
             elapsed_secs,
         }
