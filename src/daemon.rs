@@ -158,9 +158,10 @@ impl Daemon {
             tracing::warn!("{warning}");
         }
         if config.secret_generated {
+            // The original prints the generated secret; no secret reaches a log here.
             tracing::warn!(
-                "!!! WARNING: Your secret is empty and has been generated: {}",
-                config.secret
+                "!!! WARNING: [karajo] secret is empty: a random one was generated for this run and is not shown; set `secret` in {} to sign API calls and web hooks",
+                config.file.display()
             );
         }
         let layout = Layout::new(&config.dir_base);

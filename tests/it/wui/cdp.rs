@@ -129,6 +129,19 @@ impl Browser {
 
     /// Sends one command (to a page when `session` is given) and returns its result.
     pub(super) async fn call(&self, session: Option<&str>, method: &str, params: Value) -> Value {
+        match self.try_call(session, method, params).await {
+            Ok(result) => result,
+            Err(answer) => panic!("{method}: {answer}"),
+        }
+    }
+
+    /// As [`Browser::call`], with the browser's error answer as an `Err`.
+    pub(super) async fn try_call(
+        &self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut msg = json!({ "id": id, "method": method, "params": params });
         if let Some(s) = session {
@@ -141,8 +154,10 @@ impl Browser {
             .await
             .unwrap_or_else(|_| panic!("no answer to {method}"))
             .expect("answer");
-        assert!(answer.get("error").is_none(), "{method}: {answer}");
-        answer["result"].clone()
+        if answer.get("error").is_some() {
+            return Err(answer);
+        }
+        Ok(answer["result"].clone())
     }
 
     /// A new tab, attached.
@@ -239,12 +254,17 @@ impl Page<'_> {
         let wrapped =
             format!("(() => {{ try {{ return !!({expr}); }} catch (e) {{ return false; }} }})()");
         wait_for(what, || async {
+            // An evaluation that meets a navigation (after a click that submits a
+            // form) is answered with an error: the page is not there yet, try again.
             let res = self
-                .call(
+                .browser
+                .try_call(
+                    Some(&self.session),
                     "Runtime.evaluate",
                     json!({ "expression": wrapped, "returnByValue": true }),
                 )
-                .await;
+                .await
+                .ok()?;
             (res["result"]["value"] == json!(true)).then_some(())
         })
         .await;
