@@ -127,6 +127,20 @@ pub struct LogSummary {
     pub exit_code: Option<i32>,
 }
 
+impl From<&crate::store::LogEntry> for LogSummary {
+    /// The record of a log the scheduler keeps.
+    fn from(log: &crate::store::LogEntry) -> Self {
+        Self {
+            counter: log.counter,
+            status: log.status,
+            trigger: log.facts.trigger,
+            started: log.facts.started,
+            ended: log.facts.ended,
+            exit_code: log.facts.exit_code,
+        }
+    }
+}
+
 impl LogSummary {
     /// A run with only its counter and status known.
     pub fn new(counter: u64, status: RunStatus) -> Self {

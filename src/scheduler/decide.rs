@@ -351,18 +351,7 @@ impl JobEntry {
             last_run: self.last_run,
             next_run: self.next_run,
             counter: self.counter,
-            logs: self
-                .logs
-                .iter()
-                .map(|l| LogSummary {
-                    counter: l.counter,
-                    status: l.status,
-                    trigger: l.facts.trigger,
-                    started: l.facts.started,
-                    ended: l.facts.ended,
-                    exit_code: l.facts.exit_code,
-                })
-                .collect(),
+            logs: self.logs.iter().map(LogSummary::from).collect(),
             queued: self.pending.is_some() || matches!(self.active, Some(Active::Waiting(_))),
         });
     }

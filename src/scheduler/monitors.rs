@@ -132,18 +132,7 @@ impl MonitorEntry {
             spec: self.spec.clone(),
             state: self.state.clone(),
             deadline: self.deadline,
-            logs: self
-                .logs
-                .iter()
-                .map(|l| LogSummary {
-                    counter: l.counter,
-                    status: l.status,
-                    trigger: None,
-                    started: l.facts.started,
-                    ended: l.facts.ended,
-                    exit_code: l.facts.exit_code,
-                })
-                .collect(),
+            logs: self.logs.iter().map(LogSummary::from).collect(),
         });
     }
 
