@@ -31,6 +31,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/karajo/api/job_http", get(job_http::get))
         .route("/karajo/api/job_http/log", get(job_http::log))
         .route("/karajo/api/monitor", get(monitor::get))
+        .route("/karajo/api/monitor/log", get(monitor::log))
         .route("/karajo/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -448,3 +448,47 @@ async fn the_dashboard_list_shows_monitors_beside_jobs_in_words() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_check_in_log_is_read_through_the_api_like_a_job_log() {
+    use base64::Engine as _;
+    let dir = TestDir::new(MONITORS);
+    let d = TestDaemon::start(&dir).await;
+    let url = d.url(&format!("/karajo/api/monitor/ping/backup?token={TOKEN}"));
+    assert_eq!(
+        d.http
+            .post(url)
+            .body("all good\n")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let log: serde_json::Value = d
+        .http
+        .get(d.url("/karajo/api/monitor/log?id=backup_db&counter=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log["data"]["name"], "backup_db.1.success", "{log}");
+    let content = base64::engine::general_purpose::STANDARD
+        .decode(log["data"]["content"].as_str().unwrap())
+        .unwrap();
+    let content = String::from_utf8(content).unwrap();
+    assert!(
+        content.contains("monitor: backup_db: all good\n"),
+        "{content}"
+    );
+    let missing = d
+        .http
+        .get(d.url("/karajo/api/monitor/log?id=nothing&counter=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    d.stop().await;
+}

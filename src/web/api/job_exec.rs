@@ -120,21 +120,27 @@ pub(super) async fn serve_log(
 ) -> Result<Response, ApiError> {
     let id = query.id.to_ascii_lowercase();
     let snapshot = state.scheduler.snapshot();
-    let view = snapshot.job(kind, &id).ok_or_else(|| match kind {
-        JobKind::Exec | JobKind::Monitor => {
-            ApiError::log_job_not_found(snapshot.unknown_job(kind, &id))
-        }
+    let found = match kind {
+        JobKind::Monitor => snapshot
+            .monitor(&id)
+            .map(|m| (m.id().clone(), m.logs.clone())),
+        _ => snapshot
+            .job(kind, &id)
+            .map(|v| (v.id().clone(), v.logs.clone())),
+    };
+    let (job_id, logs) = found.ok_or_else(|| match kind {
+        JobKind::Exec => ApiError::log_job_not_found(snapshot.unknown_job(kind, &id)),
         JobKind::Http => ApiError::invalid_job_id(snapshot.unknown_job(kind, &id)),
+        JobKind::Monitor => ApiError::monitor_not_found(&id),
     })?;
     let counter: u64 = query
         .counter
         .parse()
         .map_err(|_| ApiError::log_not_found(&query.counter, false))?;
-    if !view.logs.iter().any(|l| l.counter == counter) {
+    if !logs.iter().any(|l| l.counter == counter) {
         return Err(ApiError::log_not_found(&query.counter, true));
     }
-    let dir = state.layout.log_dir(kind, view.id());
-    let job_id = view.id().clone();
+    let dir = state.layout.log_dir(kind, &job_id);
     let opened = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
         let Some(entry) = run_log::find(&dir, &job_id, counter)? else {
             return Ok(None);

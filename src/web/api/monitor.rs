@@ -34,7 +34,7 @@ const TOKEN_HEADER: &str = "x-karajo-token";
 const PING_BODY_LIMIT: &str = "ping-body-limit";
 
 impl ApiError {
-    fn monitor_not_found(what: &str) -> Self {
+    pub(super) fn monitor_not_found(what: &str) -> Self {
         Self::with(
             StatusCode::NOT_FOUND,
             "ERR_MONITOR_NOT_FOUND",
@@ -326,6 +326,15 @@ pub(super) async fn get(
         .monitor(&id)
         .ok_or_else(|| ApiError::monitor_not_found(&query.id))?;
     Ok(json::data(&MonitorJson::new(view)))
+}
+
+/// `GET /karajo/api/monitor/log?id=ID&counter=N`: one check-in log, in the shape of a
+/// job's log.
+pub(super) async fn log(
+    State(state): State<AppState>,
+    Query(query): Query<super::job_exec::LogQuery>,
+) -> Result<Response, ApiError> {
+    super::job_exec::serve_log(&state, crate::job::JobKind::Monitor, query).await
 }
 
 /// `POST /karajo/api/monitor/pause`: a signed form with `id` and an optional `until`
