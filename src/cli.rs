@@ -71,6 +71,9 @@ pub enum Command {
     /// Drive the HTTP jobs of a running server.
     #[command(subcommand, name = "job-http")]
     JobHttp(jobs::JobHttpCommand),
+    /// Read, pause and resume the heartbeat monitors of a running server.
+    #[command(subcommand)]
+    Monitor(jobs::MonitorCommand),
 }
 
 /// Why a subcommand failed.
@@ -140,6 +143,7 @@ pub fn run(cli: &Cli, command: &Command) -> ExitCode {
         Command::HashPassword(args) => password::run(args, &mut out),
         Command::Job(job) => block_on(jobs::run_job(job, &mut out)),
         Command::JobHttp(job) => block_on(jobs::run_job_http(job, &mut out)),
+        Command::Monitor(monitor) => block_on(jobs::run_monitor(monitor, &mut out)),
     };
     let _ = out.flush();
     match result {

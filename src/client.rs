@@ -27,7 +27,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-pub use self::types::{Env, JobBase, JobExec, JobHttp, JobLog, LogSummary};
+pub use self::types::{Env, JobBase, JobExec, JobHttp, JobLog, LogSummary, Monitor};
 
 use crate::auth::replay::{EPOCH_FIELD, NONCE_FIELD};
 use crate::auth::session::SESSION_COOKIE;
@@ -348,6 +348,39 @@ impl Client {
         self.post_query(API_JOB_HTTP_RESUME, id).await
     }
 
+    /// `GET /karajo/api/monitor?id=ID`: a heartbeat monitor.
+    pub async fn monitor(&self, id: &str) -> Result<Monitor, ClientError> {
+        self.get("/karajo/api/monitor", &id_query(id)).await
+    }
+
+    /// `GET /karajo/api/monitor/log?counter=N&id=ID`: one of a monitor's check-in logs.
+    pub async fn monitor_log(&self, id: &str, counter: u64) -> Result<JobLog, ClientError> {
+        self.get("/karajo/api/monitor/log", &log_query(id, counter))
+            .await
+    }
+
+    /// `POST /karajo/api/monitor/pause`: pauses a monitor until the next success
+    /// (`until` `ping`), the resume call (`resume`) or an RFC 3339 time; `None` takes
+    /// the monitor's default.
+    pub async fn monitor_pause(
+        &self,
+        id: &str,
+        until: Option<&str>,
+    ) -> Result<Monitor, ClientError> {
+        let extra = until.map(|u| format!("&until={}", query_escape(u)));
+        self.post_form_with(
+            "/karajo/api/monitor/pause",
+            id,
+            extra.as_deref().unwrap_or(""),
+        )
+        .await
+    }
+
+    /// `POST /karajo/api/monitor/resume`: resumes a paused monitor.
+    pub async fn monitor_resume(&self, id: &str) -> Result<Monitor, ClientError> {
+        self.post_form("/karajo/api/monitor/resume", id).await
+    }
+
     /// A fresh stamp: now and a random nonce, so no two requests sign the same bytes.
     fn stamp(&self) -> Stamp {
         Stamp::new(self.clock.now().as_second())
@@ -381,8 +414,18 @@ impl Client {
     /// A pause/resume/cancel call: form body `_karajo_epoch=N&_karajo_nonce=R&id=ID`
     /// signed with the secret.
     async fn post_form<T: DeserializeOwned>(&self, path: &str, id: &str) -> Result<T, ClientError> {
+        self.post_form_with(path, id, "").await
+    }
+
+    /// As [`Client::post_form`], with `extra` (`&key=value...`) after the id.
+    async fn post_form_with<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        id: &str,
+        extra: &str,
+    ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        let body = job_form_body(id, &self.stamp());
+        let body = format!("{}{extra}", job_form_body(id, &self.stamp()));
         let sign = sign_hmac_sha256(&self.secret, body.as_bytes());
         let request = self
             .http

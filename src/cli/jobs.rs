@@ -1,6 +1,7 @@
-//! `karajo job ...` and `karajo job-http ...`: calls to a running server through the
-//! typed [`Client`], printed for a human (a job: id, name, status, last and next run,
-//! logs; a log: its decoded content) or as JSON with `--json`. No job logic here.
+//! `karajo job ...`, `karajo job-http ...` and `karajo monitor ...`: calls to a running
+//! server through the typed [`Client`], printed for a human (a job or a monitor: id,
+//! name, status, times, logs; a log: its decoded content) or as JSON with `--json`. No
+//! job logic here.
 
 use std::io::Write;
 use std::time::Duration;
@@ -10,7 +11,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::CliError;
-use crate::client::{Client, ClientOptions, DEFAULT_SERVER_URL, JobExec, JobHttp, LogSummary};
+use crate::client::{
+    Client, ClientOptions, DEFAULT_SERVER_URL, JobExec, JobHttp, LogSummary, Monitor,
+};
 
 /// How to reach the server and how to print.
 #[derive(Debug, Clone, Args)]
@@ -167,6 +170,103 @@ pub enum JobHttpCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+}
+
+/// `karajo monitor ...`: heartbeat monitors.
+#[derive(Debug, Subcommand)]
+pub enum MonitorCommand {
+    /// List the monitors.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show a monitor.
+    Get {
+        /// The monitor id (`backup_db` for `[monitor "Backup DB"]`).
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Pause a monitor: no alarms while paused.
+    Pause {
+        /// The monitor id.
+        id: String,
+        /// Until the next success (`ping`), the resume call (`resume`) or an RFC 3339
+        /// time; the monitor's `manual_resume` decides when absent.
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Resume a paused monitor.
+    Resume {
+        /// The monitor id.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Runs a `karajo monitor` subcommand, printing to `out`.
+pub async fn run_monitor(command: &MonitorCommand, out: &mut dyn Write) -> Result<(), CliError> {
+    let (monitor, json) = match command {
+        MonitorCommand::List { server } => {
+            let env = server.reader().await?.env().await?;
+            if server.json {
+                return print_json(out, &env.monitors);
+            }
+            let mut text = String::new();
+            for m in env.monitors.values() {
+                text.push_str(&format!(
+                    "{:<24} {:<7} last {:<24} due {}\n",
+                    m.id,
+                    m.status,
+                    show_time(m.last_ping),
+                    show_time(m.next_due)
+                ));
+            }
+            return write_all(out, text.as_bytes());
+        }
+        MonitorCommand::Get { id, server } => {
+            (server.reader().await?.monitor(id).await?, server.json)
+        }
+        MonitorCommand::Pause { id, until, server } => (
+            server
+                .client(true)?
+                .monitor_pause(id, until.as_deref())
+                .await?,
+            server.json,
+        ),
+        MonitorCommand::Resume { id, server } => {
+            (server.client(true)?.monitor_resume(id).await?, server.json)
+        }
+    };
+    if json {
+        print_json(out, &monitor)
+    } else {
+        write_all(out, format_monitor(&monitor).as_bytes())
+    }
+}
+
+/// A monitor for a human.
+pub fn format_monitor(m: &Monitor) -> String {
+    let mut lines = vec![
+        field("id", &m.id),
+        field("name", &m.name),
+        field("status", &m.status),
+        field("since", &show_time(m.since)),
+        field("pinged", &show_time(m.last_ping)),
+        field("due", &show_time(m.next_due)),
+    ];
+    if let Some(reason) = &m.down_reason {
+        lines.push(field("down", reason));
+    }
+    if !m.paused_until.is_empty() {
+        lines.push(field("until", &m.paused_until));
+    }
+    lines.push(field("path", &m.path));
+    lines.push(format_logs(&m.logs));
+    lines.concat()
 }
 
 /// Runs a `karajo job` subcommand, printing to `out`.

@@ -42,9 +42,59 @@ pub struct Env {
     /// `[karajo] is_development`.
     #[serde(default)]
     pub is_development: bool,
+    /// Heartbeat monitors by name (karajo only; absent from the original's answer).
+    #[serde(default)]
+    pub monitors: BTreeMap<String, Monitor>,
+}
+
+/// A heartbeat monitor as the monitor API and the environment show it (monitors spec
+/// A.6); empty fields are absent on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Monitor {
+    /// The id.
+    pub id: String,
+    /// The name, as configured.
+    pub name: String,
+    /// `new`, `up`, `late`, `down` or `paused`.
+    pub status: String,
+    /// When the status last changed.
+    #[serde(default, with = "go_time")]
+    pub since: Option<Timestamp>,
+    /// The ping path (`/backup`).
+    #[serde(default)]
+    pub path: String,
+    /// The last check-in.
+    #[serde(default, with = "go_time")]
+    pub last_ping: Option<Timestamp>,
+    /// What it said (`success`, `fail`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ping_kind: Option<String>,
+    /// When the next check-in is due.
+    #[serde(default, with = "go_time")]
+    pub next_due: Option<Timestamp>,
+    /// When the monitor goes down if nothing arrives.
+    #[serde(default, with = "go_time")]
+    pub down_at: Option<Timestamp>,
+    /// Why it is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_reason: Option<String>,
+    /// `ping`, `resume` or a time, while paused.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub paused_until: String,
+    /// The counter of its last log.
+    #[serde(default)]
+    pub counter: u64,
+    /// Its logs, oldest first.
+    #[serde(default)]
+    pub logs: Vec<LogSummary>,
 }
 
 impl Env {
+    /// The monitor whose id is `id`.
+    pub fn monitor(&self, id: &str) -> Option<&Monitor> {
+        self.monitors.values().find(|m| m.id == id)
+    }
+
     /// The command job whose id is `id`.
     pub fn job_exec(&self, id: &str) -> Option<&JobExec> {
         self.jobs.values().find(|job| job.id == id)

@@ -492,3 +492,33 @@ async fn a_check_in_log_is_read_through_the_api_like_a_job_log() {
     assert_eq!(missing.status(), 404);
     d.stop().await;
 }
+
+#[tokio::test]
+async fn the_typed_client_reads_pauses_and_resumes_a_monitor() {
+    use karajo::client::{Client, ClientOptions};
+    let dir = TestDir::new(MONITORS);
+    let d = TestDaemon::start(&dir).await;
+    let client = Client::new(ClientOptions {
+        server_url: d.base_url.clone(),
+        secret: SECRET.to_string(),
+        timeout: Some(Duration::from_secs(10)),
+        headers: Vec::new(),
+        allow_insecure: false,
+    })
+    .unwrap();
+    assert_eq!(client.monitor("backup_db").await.unwrap().status, "new");
+    let paused = client
+        .monitor_pause("backup_db", Some("2030-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(paused.status, "paused");
+    assert_eq!(paused.paused_until, "2030-01-01T00:00:00Z");
+    let env = client.env().await.unwrap();
+    assert_eq!(env.monitor("backup_db").unwrap().status, "paused");
+    assert_eq!(
+        client.monitor_resume("backup_db").await.unwrap().status,
+        "new"
+    );
+    assert!(client.monitor("nothing").await.is_err());
+    d.stop().await;
+}
