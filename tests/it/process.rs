@@ -355,3 +355,43 @@ async fn a_second_karajo_process_refuses_and_a_kill_9_releases_the_lock() {
     dir.wait_log("long", 1, "failed").await;
     drop(p);
 }
+
+#[tokio::test]
+async fn after_kill_9_a_monitor_due_while_karajo_was_down_is_credited_not_down() {
+    let port = free_port();
+    let monitor = "\n[monitor \"hb\"]\nperiod = 3s\ngrace = 0s\nauth_kind = none\n";
+    let dir = TestDir::new(&conf_with_port(port, monitor));
+    let mut p = Proc::start(&dir, port).await;
+    let ping = format!("{}/karajo/api/monitor/ping/hb", p.base_url);
+    assert_eq!(p.http.get(&ping).send().await.unwrap().status(), 200);
+    p.signal(Signal::KILL);
+    p.wait_exit().await;
+    drop(p);
+    // The monitor's deadline (3 s after the ping) falls while karajo is down.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let p = Proc::start(&dir, port).await;
+    let url = format!("{}/karajo/api/monitor?id=hb", p.base_url);
+    let status = || async {
+        let m: serde_json::Value = p.http.get(&url).send().await.unwrap().json().await.unwrap();
+        m["data"]["status"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(status().await, "up", "no false down after a restart");
+    let events = || {
+        let mut text = String::new();
+        for day in std::fs::read_dir(dir.base().join("var/log/karajo/event")).unwrap() {
+            text.push_str(&std::fs::read_to_string(day.unwrap().path()).unwrap_or_default());
+        }
+        text
+    };
+    wait_for("the credit event", || {
+        let text = events();
+        async move { text.contains("\"kind\":\"monitor.credit\"").then_some(()) }
+    })
+    .await;
+    assert!(!events().contains("monitor.down"));
+    // A dead client is still caught, one period after the restart.
+    wait_for("the monitor to go down", || async {
+        (status().await == "down").then_some(())
+    })
+    .await;
+}
