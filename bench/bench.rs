@@ -29,7 +29,7 @@ use serde_json::json;
 const USAGE: &str =
     "usage: bench [--rounds N] [--quick] [--only a,b,...] [--out FILE] [--work DIR] [--bin FILE]
 
-Scenarios (for --only): throughput, environment, idle, precision, output, startup, replay.
+Scenarios (for --only): throughput, environment, idle, precision, output, startup, replay, pings.
   --rounds N   rounds per scenario (default 3; 1 with --quick)
   --quick      smaller sizes and shorter windows, for a smoke run (figures not comparable)
   --out FILE   JSON result file (default target/bench/results.json)
@@ -293,7 +293,7 @@ fn main() {
     let started = Instant::now();
     let mut rows = Vec::new();
     type Scenario = fn(&Opts, &tokio::runtime::Runtime) -> Vec<Row>;
-    let scenarios: [(&str, Scenario); 7] = [
+    let scenarios: [(&str, Scenario); 8] = [
         ("throughput", throughput),
         ("environment", environment_latency),
         ("idle", idle),
@@ -301,6 +301,7 @@ fn main() {
         ("output", large_output),
         ("startup", startup),
         ("replay", replay_cost),
+        ("pings", pings),
     ];
     for (name, scenario) in scenarios {
         if opts.wants(name) {
@@ -957,6 +958,72 @@ async fn hammer(
         all.extend(t.await.expect("client"));
     }
     (sorted(all), size.load(Ordering::Relaxed))
+}
+
+/// Heartbeat pings: GETs with a token to two monitors, one that writes a log file per
+/// check-in (`log_success = true`, the default, 20 logs kept) and one that only updates
+/// its state (`log_success = false`), from 32 clients; check-ins per second, the answer
+/// time and the daemon's CPU per ping.
+fn pings(opts: &Opts, rt: &tokio::runtime::Runtime) -> Vec<Row> {
+    let per_client = if opts.quick { 50 } else { 500 };
+    let base = opts.base("pings");
+    let token = "bench-token-0123456789";
+    base.write_config(
+        "",
+        &format!(
+            "[monitor \"logged\"]\nperiod = 1h\ntoken = {token}\n\n\
+             [monitor \"quiet\"]\nperiod = 1h\ntoken = {token}\nlog_success = false\n"
+        ),
+    );
+    let mut daemon = Proc::karajo(&opts.bin, &base);
+    let client = http_client();
+    rt.block_on(wait_http_ok(
+        &client,
+        &base.url("/karajo/api/environment"),
+        daemon.started,
+        Duration::from_secs(60),
+    ));
+    let mut rows = Vec::new();
+    for (monitor, label) in [("logged", "log_success on"), ("quiet", "log_success off")] {
+        let url = base.url(&format!("/karajo/api/monitor/ping/{monitor}?token={token}"));
+        let (mut rate, mut p99, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..opts.rounds {
+            let c0 = daemon.cpu_secs();
+            let t = Instant::now();
+            let (lat, _) = rt.block_on(hammer(&client, &url, false, per_client));
+            let secs = t.elapsed().as_secs_f64();
+            let n = lat.len() as f64;
+            let cpu_ms = (daemon.cpu_secs() - c0) * 1e3 / n;
+            eprintln!(
+                "   round {round} {label}: {:.0} pings/s, p99 {:.2} ms, {cpu_ms:.3} ms CPU per ping",
+                n / secs,
+                quantile(&lat, 0.99)
+            );
+            rate.push(n / secs);
+            p99.push(quantile(&lat, 0.99));
+            cpu.push(cpu_ms);
+        }
+        rows.push(
+            Row::new("pings", &format!("check-ins/s, {label}"), "pings/s", rate).note(format!(
+                "{TP_CLIENTS} clients x {per_client} GET pings with a token per round"
+            )),
+        );
+        rows.push(Row::new(
+            "pings",
+            &format!("answer p99, {label}"),
+            "ms",
+            p99,
+        ));
+        rows.push(Row::new(
+            "pings",
+            &format!("daemon CPU per ping, {label}"),
+            "ms",
+            cpu,
+        ));
+    }
+    daemon.stop(Duration::from_secs(10));
+    let _ = fs::remove_dir_all(&base.dir);
+    rows
 }
 
 // ---------------------------------------------------------------------------------

@@ -382,13 +382,19 @@ impl Executor {
                     prune,
                 } => {
                     let (kind, id, clock) = (key.kind, key.id.clone(), self.clock.clone());
+                    // The trigger is answered once the run's log exists: a 200 that a
+                    // kill -9 follows still leaves the run on record.
+                    let (created, exists) = oneshot::channel();
                     let opening = tokio::task::spawn_blocking(move || {
                         if let Err(err) = run_log::delete_logs(&prune) {
                             tracing::warn!(%err, "cannot delete old run logs");
                         }
-                        RunLogWriter::create(&log_dir, kind, &id, counter, clock)
+                        let writer = RunLogWriter::create(&log_dir, kind, &id, counter, clock);
+                        let _ = created.send(());
+                        writer
                     });
                     self.opening.insert((key, counter), opening);
+                    barriers.push(exists);
                 }
                 Effect::SpawnRun(order) => self.spawn_run(order),
                 Effect::CancelRun { key, counter } => {
