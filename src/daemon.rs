@@ -247,7 +247,8 @@ impl Daemon {
             config.notifs.clone(),
             public_url(&config, local_addr),
         ));
-        let metrics = Arc::new(Metrics::new(Some(notifier.stats_handle())));
+        let metrics =
+            Arc::new(Metrics::new(Some(notifier.stats_handle())).with_events(events.clone()));
         let (scheduler, scheduler_task) = scheduler::spawn(SchedulerOptions {
             layout: layout.clone(),
             clock: self.clock.clone(),

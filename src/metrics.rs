@@ -94,6 +94,12 @@ pub struct Metrics {
     runs: Mutex<BTreeMap<JobKey, JobRuns>>,
     webhooks: [AtomicU64; WebhookOutcome::ALL.len()],
     notifications: Option<Arc<NotifyStats>>,
+    /// Check-ins by monitor and kind (`start`, `success`, `fail`, `exit`, `log`).
+    monitor_checkins: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Status transitions by monitor and the status entered.
+    monitor_transitions: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// The event log, for its written and dropped counts.
+    events: Option<crate::store::EventLog>,
 }
 
 impl Metrics {
@@ -103,6 +109,30 @@ impl Metrics {
             notifications,
             ..Self::default()
         }
+    }
+
+    /// Metrics that also report the event log's counts.
+    pub fn with_events(mut self, events: crate::store::EventLog) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Counts a monitor's check-in of `kind`.
+    pub fn monitor_checkin(&self, monitor: &str, kind: &'static str) {
+        let mut counts = self
+            .monitor_checkins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *counts.entry((monitor.to_string(), kind)).or_default() += 1;
+    }
+
+    /// Counts a monitor's transition into `to`.
+    pub fn monitor_transition(&self, monitor: &str, to: &'static str) {
+        let mut counts = self
+            .monitor_transitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *counts.entry((monitor.to_string(), to)).or_default() += 1;
     }
 
     /// Records a finished run of `key` that took `duration`.
@@ -168,6 +198,27 @@ impl Metrics {
                 }
             }
         }
+        self.render_monitor_counts(&mut out);
+        if let Some(events) = &self.events {
+            let stats = events.stats();
+            out.push_str("# HELP karajo_events_total Events written to the event log, by level.\n");
+            out.push_str("# TYPE karajo_events_total counter\n");
+            for (level, count) in crate::store::event_log::Level::ALL
+                .iter()
+                .zip(stats.written)
+            {
+                let _ = writeln!(
+                    out,
+                    "karajo_events_total{{level=\"{}\"}} {count}",
+                    level.as_str()
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP karajo_events_dropped_total Events dropped (full queue, day cap, write errors).\n# TYPE karajo_events_dropped_total counter\nkarajo_events_dropped_total {}",
+                stats.dropped()
+            );
+        }
         if let Some(stats) = &self.notifications {
             let n = stats.snapshot();
             let _ = writeln!(
@@ -181,6 +232,36 @@ impl Metrics {
             );
         }
         out
+    }
+
+    fn render_monitor_counts(&self, out: &mut String) {
+        let tables = [
+            (
+                &self.monitor_checkins,
+                "karajo_monitor_checkins_total",
+                "kind",
+                "Heartbeat check-ins by monitor and kind.",
+            ),
+            (
+                &self.monitor_transitions,
+                "karajo_monitor_transitions_total",
+                "to",
+                "Heartbeat monitor transitions by the status entered.",
+            ),
+        ];
+        for (table, name, label, help) in tables {
+            let counts = table.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if counts.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for ((monitor, value), count) in counts {
+                let _ = writeln!(
+                    out,
+                    "{name}{{monitor=\"{monitor}\",{label}=\"{value}\"}} {count}"
+                );
+            }
+        }
     }
 
     fn render_runs(&self, out: &mut String) {

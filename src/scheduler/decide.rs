@@ -193,6 +193,13 @@ pub(crate) enum Effect {
     },
     /// Append to the event log.
     RecordEvent(NewEvent),
+    /// Count a monitor's transition into `to` in the metrics.
+    CountTransition {
+        /// The monitor.
+        id: JobId,
+        /// The status entered.
+        to: &'static str,
+    },
     /// Queue a monitor's notification.
     NotifyMonitor(MonitorAlert),
     /// Answer the caller of the event.

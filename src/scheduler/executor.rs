@@ -439,6 +439,9 @@ impl Executor {
                     }
                 }
                 Effect::NotifyMonitor(alert) => deferred.push(Deferred::Notify(alert)),
+                Effect::CountTransition { id, to } => {
+                    self.metrics.monitor_transition(id.as_str(), to);
+                }
                 Effect::Publish => self.publish = true,
                 Effect::Answer(answer) => {
                     let send = self.answer(answer, std::mem::replace(&mut reply, Reply::None));

@@ -429,6 +429,18 @@ fn apply(
             }
             MonitorEffect::Ignored => {}
             MonitorEffect::Event(ev) => {
+                use crate::monitor::EventKind;
+                let to = match ev.kind {
+                    EventKind::First | EventKind::Up => Some("up"),
+                    EventKind::Late => Some("late"),
+                    EventKind::Down => Some("down"),
+                    EventKind::Paused => Some("paused"),
+                    EventKind::Resumed => Some(entry.state.status.as_str()),
+                    EventKind::Credit | EventKind::Ignored => None,
+                };
+                if let Some(to) = to {
+                    after.push(Some(Effect::CountTransition { id: id.clone(), to }));
+                }
                 let level = level_of(ev.level());
                 after.push(event(id, level, ev.message, Some(ev.kind.as_str())));
             }

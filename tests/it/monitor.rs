@@ -416,6 +416,13 @@ async fn metrics_show_each_monitor_status() {
         text.contains("karajo_monitor_status{monitor=\"quick\",status=\"new\"} 1"),
         "{text}"
     );
+    for line in [
+        "karajo_monitor_checkins_total{monitor=\"backup_db\",kind=\"success\"} 1",
+        "karajo_monitor_transitions_total{monitor=\"backup_db\",to=\"up\"} 1",
+        "karajo_events_dropped_total 0",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
     d.stop().await;
 }
 

@@ -366,7 +366,19 @@ async fn pushover_gets_the_form_fields_and_its_keys_stay_out_of_every_log() {
     let at = record.at;
     assert_eq!(notifier.submit_monitor(record).await, 2);
 
-    let mut got = [next_form(&mut forms).await, next_form(&mut forms).await];
+    // One request per notif. Delivery is at least once: a request the stand-in took
+    // but answered after the client's timeout (seen once on a loaded machine) is sent
+    // again, so a repeat of the same notif is skipped here.
+    let mut got: Vec<Form> = Vec::new();
+    while got.len() < 2 {
+        let form = next_form(&mut forms).await;
+        if !got
+            .iter()
+            .any(|f| field(f, "priority") == field(&form, "priority"))
+        {
+            got.push(form);
+        }
+    }
     got.sort_by_key(|f| field(f, "priority").map(str::to_string));
     let (phone, pager) = (&got[0], &got[1]);
     let keys: Vec<&str> = phone.iter().map(|(k, _)| k.as_str()).collect();

@@ -285,6 +285,7 @@ fn words(effects: &[Effect]) -> Vec<String> {
                 format!("save monitor/{id}{}", if *durable { " now" } else { "" })
             }
             Effect::RecordEvent(_) => "event".to_string(),
+            Effect::CountTransition { id, to } => format!("count monitor/{id} {to}"),
             Effect::NotifyMonitor(alert) => format!(
                 "notify monitor/{} {}",
                 alert.spec.id,
@@ -1074,6 +1075,7 @@ fn a_first_ping_writes_its_log_saves_the_transition_and_answers_after_it() {
         [
             "log monitor/m#1 Lone(Success)",
             "save monitor/m now",
+            "count monitor/m up",
             "event",
             "publish",
             "answer ping up",
@@ -1093,6 +1095,7 @@ fn a_missed_deadline_takes_a_monitor_down_and_notifies_once() {
         w.on(Event::TimerDue),
         [
             "save monitor/m now",
+            "count monitor/m down",
             "event",
             "notify monitor/m down",
             "publish"

@@ -200,6 +200,11 @@ async fn take_ping(
     let Some(answer) = state.scheduler.ping(spec.id.clone(), ping, block).await else {
         return Err(ApiError::monitor_not_found(spec.id.as_str()).into_response());
     };
+    if !answer.ignored {
+        state
+            .metrics
+            .monitor_checkin(spec.id.as_str(), signal.as_str());
+    }
     #[derive(Serialize)]
     struct PingJson<'a> {
         id: &'a str,
