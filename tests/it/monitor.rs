@@ -529,3 +529,54 @@ async fn the_typed_client_reads_pauses_and_resumes_a_monitor() {
     assert!(client.monitor("nothing").await.is_err());
     d.stop().await;
 }
+
+#[tokio::test]
+async fn the_links_in_monitor_notifications_lead_somewhere() {
+    let dir = TestDir::new(MONITORS);
+    let d = TestDaemon::start(&dir).await;
+    let url = d.url(&format!(
+        "/karajo/api/monitor/ping/backup/fail?token={TOKEN}"
+    ));
+    assert_eq!(
+        d.http
+            .post(url)
+            .body("it broke\n")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The log link: the check-in log as text.
+    let log = d
+        .http
+        .get(d.url("/karajo/app/monitor/backup_db/log/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(log.status(), 200);
+    assert!(
+        log.text()
+            .await
+            .unwrap()
+            .contains("monitor: backup_db: it broke\n")
+    );
+    // The page link: the monitor's JSON for now.
+    let page = d
+        .http
+        .get(d.url("/karajo/app/monitor/backup_db"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let json: serde_json::Value = page.json().await.unwrap();
+    assert_eq!(json["data"]["status"], "down");
+    let missing = d
+        .http
+        .get(d.url("/karajo/app/monitor/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    d.stop().await;
+}

@@ -125,6 +125,15 @@ pub(super) async fn job(
     Path((kind, id)): Path<(String, String)>,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, WuiError> {
+    if parse_kind(&kind) == Some(JobKind::Monitor) {
+        // Until monitors have a page of their own: their JSON, which the links in
+        // their notifications reach too.
+        let snapshot = state.scheduler.snapshot();
+        let monitor = snapshot.monitor(&id).ok_or(WuiError::JobNotFound)?;
+        return Ok(
+            Redirect::to(&format!("/karajo/api/monitor?id={}", monitor.id())).into_response(),
+        );
+    }
     let view = find_job(&state, &kind, &id)?;
     let now = state.clock.now();
     let src = source(&state);
@@ -209,6 +218,9 @@ pub(super) async fn log(
     Extension(viewer): Extension<Viewer>,
     Path((kind, id, counter)): Path<(String, String, u64)>,
 ) -> Result<Response, WuiError> {
+    if parse_kind(&kind) == Some(JobKind::Monitor) {
+        return monitor_log_text(&state, &id, counter).await;
+    }
     let view = find_job(&state, &kind, &id)?;
     let (mut file, entry, len) = open_log(&state, &view, counter).await?;
     let Shown {
@@ -269,6 +281,33 @@ pub(super) async fn log(
         cut: (from > 0).then(|| (human_size(len), human_size(len - from))),
         content: html_content,
     })
+}
+
+/// A monitor's check-in log as plain text (the links of its notifications), until
+/// monitors have log pages of their own.
+async fn monitor_log_text(state: &AppState, id: &str, counter: u64) -> Result<Response, WuiError> {
+    use tokio::io::AsyncReadExt as _;
+    let snapshot = state.scheduler.snapshot();
+    let monitor = snapshot.monitor(id).ok_or(WuiError::JobNotFound)?;
+    let dir = state.layout.log_dir(JobKind::Monitor, monitor.id());
+    let id = monitor.id().clone();
+    let (file, len) = tokio::task::spawn_blocking(move || -> Result<_, WuiError> {
+        let entry = run_log::find(&dir, &id, counter)?.ok_or(WuiError::LogNotFound)?;
+        let (file, _) = run_log::open(&entry)?;
+        let len = file.metadata()?.len();
+        Ok((file, len))
+    })
+    .await??;
+    let reader = tokio::fs::File::from_std(file).take(len);
+    let body = Body::from_stream(ReaderStream::with_capacity(reader, RAW_CHUNK));
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// A size for people: `512 bytes`, `256 KiB`, `81.2 MiB`, `1.5 GiB`.
