@@ -1167,3 +1167,85 @@ fn a_restart_credits_a_deadline_that_fell_while_karajo_was_down() {
     assert_eq!(monitor.state.status.as_str(), "up");
     assert_eq!(monitor.state.due, Some(at("2026-01-01T10:03:00Z")));
 }
+
+#[test]
+fn a_pause_until_a_time_resumes_by_itself_on_its_timer() {
+    let mut w = monitor_world(None, None);
+    check_in(&mut w, crate::monitor::Signal::Success);
+    let until = crate::monitor::PauseUntil::Time(at("2026-01-01T00:00:30Z"));
+    w.on(Event::PauseMonitor {
+        id: JobId::from_raw("m"),
+        until: Some(until),
+    });
+    // Pings are ignored until then, and write no log.
+    let ignored = check_in(&mut w, crate::monitor::Signal::Success);
+    assert!(
+        !ignored.iter().any(|e| e.starts_with("log ")),
+        "{ignored:?}"
+    );
+    assert_eq!(
+        ignored.last().map(String::as_str),
+        Some("answer ping paused")
+    );
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:00:30Z")));
+    w.later(30);
+    w.on(Event::TimerDue);
+    assert_eq!(w.snapshot().monitors[0].state.status.as_str(), "up");
+    // Due one period after the resume.
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:01:30Z")));
+}
+
+#[test]
+fn a_reload_drops_a_removed_monitor_and_its_deadline() {
+    let mut w = monitor_world(None, None);
+    check_in(&mut w, crate::monitor::Signal::Success);
+    assert!(w.state.next_due().is_some());
+    let config = Arc::new(crate::config::defaults(std::path::Path::new("/base")));
+    w.on(Event::Reload {
+        jobs: Vec::new(),
+        restored: Vec::new(),
+        max_job_running: 1,
+        config,
+        monitors: Vec::new(),
+    });
+    assert!(w.snapshot().monitors.is_empty());
+    assert_eq!(w.state.next_due(), None);
+    assert_eq!(
+        check_in(&mut w, crate::monitor::Signal::Success),
+        ["answer unknown"]
+    );
+}
+
+#[test]
+fn a_reload_changing_a_period_moves_the_deadline_from_the_last_check_in() {
+    let mut w = monitor_world(None, None);
+    check_in(&mut w, crate::monitor::Signal::Success);
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:01:00Z")));
+    let mut config = crate::config::defaults(std::path::Path::new("/base"));
+    config.monitors = vec![monitor_spec("m", 600, true)];
+    w.later(10);
+    w.on(Event::Reload {
+        jobs: Vec::new(),
+        restored: Vec::new(),
+        max_job_running: 1,
+        config: Arc::new(config),
+        monitors: Vec::new(),
+    });
+    assert_eq!(w.snapshot().monitors[0].state.status.as_str(), "up");
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:10:00Z")));
+}
+
+#[test]
+fn a_run_opens_its_log_on_start_and_closes_it_on_the_end_ping() {
+    let mut w = monitor_world(None, None);
+    let started = check_in(&mut w, crate::monitor::Signal::Start);
+    assert_eq!(started[0], "log monitor/m#1 Open");
+    assert_eq!(started[1], "save monitor/m now");
+    w.later(5);
+    let ended = check_in(&mut w, crate::monitor::Signal::Success);
+    assert_eq!(ended[0], "log monitor/m#1 Close(Success)");
+    let monitor = &w.snapshot().monitors[0];
+    assert_eq!(monitor.state.last_duration, Some(Duration::from_secs(5)));
+    assert_eq!(monitor.logs.len(), 1);
+    assert_eq!(monitor.logs[0].status, RunStatus::Success);
+}
