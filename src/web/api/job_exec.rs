@@ -74,6 +74,17 @@ fn reply(
 /// has no signature header) and reads `id` from it: only the signed bytes count, never
 /// the query string.
 async fn signed_form_job(state: &AppState, request: Request) -> Result<JobKey, Response> {
+    let form = signed_form(state, request).await?;
+    let id = form_value(&form, "id").unwrap_or_default();
+    Ok(JobKey::exec(JobId::from_raw(id)))
+}
+
+/// Reads a small form body signed with the global secret, stamped and spent; refuses
+/// a request without `X-Karajo-Sign` before reading its body.
+pub(super) async fn signed_form(
+    state: &AppState,
+    request: Request,
+) -> Result<bytes::Bytes, Response> {
     let (parts, body) = request.into_parts();
     if !access::has_signature(&parts.headers) {
         let refusal = ApiError::bad_signature();
@@ -83,8 +94,7 @@ async fn signed_form_job(state: &AppState, request: Request) -> Result<JobKey, R
         crate::web::body::read(&state.bodies, &parts.headers, body, SMALL_BODY_LIMIT).await?;
     access::accept_global_signature(state, &parts.headers, &body.bytes)
         .map_err(|refusal| ApiError::refused_signature(&refusal))?;
-    let id = form_value(&body.bytes, "id").unwrap_or_default();
-    Ok(JobKey::exec(JobId::from_raw(id)))
+    Ok(body.bytes)
 }
 
 /// The first value of `key` in a URL-encoded form.

@@ -18,14 +18,14 @@ use serde::Serialize;
 use subtle::ConstantTimeEq as _;
 
 use super::error::ApiError;
-use super::job_exec::form_value;
+use super::job_exec::{form_value, signed_form};
 use super::json::{self, LogSummaryJson};
 use crate::config::{Cadence, MonitorAuth};
 use crate::monitor::{NextIn, PauseUntil, Ping, PingRouteError, PingRoutes, RunId, Signal};
 use crate::scheduler::MonitorView;
 use crate::store::monitor_files::PingBlock;
-use crate::web::body::{SMALL_BODY_LIMIT, read, refuse};
-use crate::web::{AppState, access};
+use crate::web::AppState;
+use crate::web::body::{read, refuse};
 
 /// The header a ping may carry its token in.
 const TOKEN_HEADER: &str = "x-karajo-token";
@@ -404,21 +404,6 @@ fn parse_until(text: &str) -> Option<PauseUntil> {
         "resume" => Some(PauseUntil::Resume),
         time => time.parse().ok().map(PauseUntil::Time),
     }
-}
-
-/// Reads a small form body signed with the global secret, stamped and spent.
-async fn signed_form(state: &AppState, request: Request) -> Result<bytes::Bytes, Response> {
-    let (parts, body) = request.into_parts();
-    if !access::has_signature(&parts.headers) {
-        let refusal = ApiError::bad_signature();
-        return Err(refuse(&state.bodies, &parts.headers, body, refusal).await);
-    }
-    let body = read(&state.bodies, &parts.headers, body, SMALL_BODY_LIMIT)
-        .await
-        .map_err(IntoResponse::into_response)?;
-    access::accept_global_signature(state, &parts.headers, &body.bytes)
-        .map_err(|refusal| ApiError::refused_signature(&refusal).into_response())?;
-    Ok(body.bytes)
 }
 
 /// A monitor in JSON (monitors spec A.6). Empty values are left out; secrets never
