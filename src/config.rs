@@ -23,8 +23,8 @@ pub use jobs::{clean_path, no_command_message};
 pub use load::{defaults, load, load_with};
 pub use model::{
     Cadence, Config, ConfigErrors, Diagnostic, ExecSpec, HttpMethod, HttpRequestType, HttpSpec,
-    IpNet, JobCommon, JobKindSpec, JobSpec, MonitorAuth, MonitorRules, MonitorSpec, NotifConfig,
-    UserConfig, WatchtowerConfig,
+    IpNet, JobCommon, JobKindSpec, JobSpec, MonitorAuth, MonitorOrigin, MonitorRules, MonitorSpec,
+    NotifConfig, UserConfig, WatchtowerConfig,
 };
 pub use notif::{
     EmailNotif, NotifKind, PushoverNotif, SmtpSecurity, SmtpServer, TargetError, WebhookNotif,

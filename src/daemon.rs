@@ -195,6 +195,7 @@ impl Daemon {
         let restore_layout = layout.clone();
         let now = self.clock.now();
         let monitor_specs = config.monitors.clone();
+        let pulse_config = config.clone();
         let restored = tokio::task::spawn_blocking(move || {
             // What a killed karajo left running is stopped before its runs are
             // recorded as interrupted.
@@ -208,8 +209,10 @@ impl Daemon {
             }
             let last_alive = AliveMark::load(&restore_layout.alive_file()).map(|m| m.alive_at);
             let jobs = scheduler::restore_jobs(&restore_layout, defs, &state, now)?;
-            let monitors = scheduler::restore_monitors(&restore_layout, &monitor_specs, now)?;
-            Ok::<_, std::io::Error>((jobs, monitors, state, last_alive))
+            let mut monitors = scheduler::restore_monitors(&restore_layout, &monitor_specs, now)?;
+            let (pulses, dynamic) = scheduler::restore_pulses(&restore_layout, &pulse_config, now)?;
+            monitors.extend(dynamic);
+            Ok::<_, std::io::Error>((jobs, monitors, pulses, state, last_alive))
         })
         .await
         .map_err(|e| DaemonError::Io {
@@ -217,7 +220,7 @@ impl Daemon {
             source: std::io::Error::other(e.to_string()),
         })?
         .map_err(io_error("cannot restore the jobs' logs"))?;
-        let (restored, monitors, state, last_alive) = restored;
+        let (restored, monitors, pulses, state, last_alive) = restored;
         let events = EventLog::spawn(
             layout.event_dir(),
             EventLimits {
@@ -257,6 +260,7 @@ impl Daemon {
             state,
             monitors,
             last_alive,
+            pulses,
             events: Some(events.clone()),
             metrics: metrics.clone(),
             notifier: Some(notifier.clone()),

@@ -4,7 +4,8 @@
 //! [`RunId`], [`NextIn`]), the due-time rule ([`due_after`]), a monitor's runtime
 //! state ([`MonitorState`]) and the state machine that changes it ([`check_in`],
 //! [`advance`], [`pause`], [`resume`], [`restart`], [`reconfigure`],
-//! [`next_deadline`]), which answers with [`MonitorEffect`]s. It reads no clock,
+//! [`next_deadline`]), which answers with [`MonitorEffect`]s, and the monitors
+//! watchTower pulses create ([`Pulse`], [`pulse_spec`]). It reads no clock,
 //! touches no file and sleeps nowhere: time is an argument, and the scheduler, the
 //! store, the event log and the notifier perform the effects. The configuration of a
 //! monitor is [`crate::config::MonitorSpec`], and what the machine reads of it is
@@ -14,6 +15,7 @@ mod due;
 mod effect;
 mod machine;
 mod ping;
+mod pulse;
 mod state;
 
 #[cfg(test)]
@@ -30,6 +32,7 @@ pub use self::machine::{
 pub use self::ping::{
     BadPing, NEXT_IN_MAX_SECONDS, NextIn, PingRouteError, PingRoutes, RID_MAX_LEN, RunId, Signal,
 };
+pub use self::pulse::{Pulse, PulseSpec, pulse_spec};
 pub use self::state::{
     DownReason, MAX_OPEN_RUNS, MonitorState, OpenRun, Outage, PauseUntil, Status,
 };

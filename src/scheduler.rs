@@ -20,8 +20,8 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use executor::{SchedulerOptions, spawn};
-pub use monitors::{MonitorView, PingAnswer, RestoredMonitor};
-pub use restore::{RestoredJob, restore_jobs, restore_monitors};
+pub use monitors::{MonitorView, PingAnswer, PulseError, RestoredMonitor};
+pub use restore::{RestoredJob, restore_jobs, restore_monitors, restore_pulses};
 
 use crate::config::{Config, ExecSpec, HttpSpec, JobCommon};
 use crate::exec::{JobFn, WebhookRequest};
@@ -203,8 +203,10 @@ pub struct Snapshot {
     /// The configuration in force: the global settings (secret, stamp rules, users,
     /// limits, name) that go with these jobs.
     pub config: Arc<Config>,
-    /// Every heartbeat monitor, sorted by name.
+    /// Every heartbeat monitor, sorted by id.
     pub monitors: Vec<Arc<MonitorView>>,
+    /// The configured monitors' ping paths, to their ids.
+    pub ping_routes: Arc<crate::monitor::PingRoutes<JobId>>,
 }
 
 impl Snapshot {
@@ -216,6 +218,7 @@ impl Snapshot {
             waiting: 0,
             config,
             monitors: Vec::new(),
+            ping_routes: Arc::default(),
         }
     }
 
@@ -244,7 +247,11 @@ impl Snapshot {
 
     /// The monitor with this id.
     pub fn monitor(&self, id: &str) -> Option<&Arc<MonitorView>> {
-        self.monitors.iter().find(|m| m.id().as_str() == id)
+        let at = self
+            .monitors
+            .binary_search_by(|m| m.id().as_str().cmp(id))
+            .ok()?;
+        self.monitors.get(at)
     }
 
     /// The command job whose web hook path is `path` (`/hello`, compared
@@ -282,6 +289,10 @@ pub enum TriggerError {
     #[error("karajo is shutting down")]
     ShuttingDown,
 }
+
+/// The answer to a watchTower pulse or cancel: the monitor as it is now (`None`: it
+/// was removed), or why not.
+pub type PulseReply = Result<Option<Arc<MonitorView>>, PulseError>;
 
 /// Messages to the scheduler task.
 #[derive(Debug)]
@@ -323,6 +334,15 @@ pub(crate) enum Command {
     ResumeMonitor {
         id: JobId,
         reply: oneshot::Sender<Option<Arc<MonitorView>>>,
+    },
+    Pulse {
+        pulse: crate::monitor::Pulse,
+        block: crate::store::monitor_files::PingBlock,
+        reply: oneshot::Sender<PulseReply>,
+    },
+    CancelPulse {
+        service: String,
+        reply: oneshot::Sender<PulseReply>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -435,6 +455,34 @@ impl SchedulerHandle {
         self.ask(Command::ResumeMonitor { id, reply }, rx)
             .await
             .flatten()
+    }
+
+    /// A watchTower pulse: a success check-in with its `next_in`, creating the dynamic
+    /// monitor when needed. Answers with the monitor once what changed is on disk.
+    pub async fn pulse(
+        &self,
+        pulse: crate::monitor::Pulse,
+        block: crate::store::monitor_files::PingBlock,
+    ) -> PulseReply {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Pulse {
+            pulse,
+            block,
+            reply,
+        };
+        self.ask(cmd, rx)
+            .await
+            .unwrap_or_else(|| Err(PulseError::NotFound("karajo is stopping".into())))
+    }
+
+    /// A watchTower cancel: removes the dynamic monitor of `service` (answering
+    /// `None`), or pauses the configured one that accepts pulses until its next
+    /// check-in (answering it).
+    pub async fn cancel_pulse(&self, service: String) -> PulseReply {
+        let (reply, rx) = oneshot::channel();
+        self.ask(Command::CancelPulse { service, reply }, rx)
+            .await
+            .unwrap_or_else(|| Err(PulseError::NotFound("karajo is stopping".into())))
     }
 
     /// Stops the timers, cancels running runs (SIGTERM, then SIGKILL after each job's

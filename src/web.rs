@@ -88,8 +88,8 @@ pub fn app(
             api::count_outcome,
         ))
         .layer(CompressionLayer::new().gzip(true))
-        .with_state(state);
-    router.map_request(normalize_api_path)
+        .with_state(state.clone());
+    router.map_request(move |req| api::watchtower::mount(&state, normalize_api_path(req)))
 }
 
 /// Lower-cases API paths and drops a trailing slash, so `/KARAJO/API/JOB_EXEC/RUN/HELLO/`

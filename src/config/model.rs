@@ -478,6 +478,38 @@ pub struct MonitorSpec {
     pub accept_pulse: bool,
     /// The keys the state machine reads.
     pub rules: MonitorRules,
+    /// A `[monitor]` section, or a monitor a watchTower pulse created.
+    pub origin: MonitorOrigin,
+}
+
+impl MonitorSpec {
+    /// Whether a watchTower pulse created the monitor (it has no section and no ping
+    /// route of its own).
+    pub fn is_dynamic(&self) -> bool {
+        matches!(self.origin, MonitorOrigin::Pulse { .. })
+    }
+
+    /// The recipient its notifications go to instead of the notif's own, where the
+    /// notif's `allow_target` rule accepts it.
+    pub fn notif_target(&self) -> Option<&str> {
+        match &self.origin {
+            MonitorOrigin::Pulse { alert_target } => alert_target.as_deref(),
+            MonitorOrigin::Section => None,
+        }
+    }
+}
+
+/// Where a monitor comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonitorOrigin {
+    /// A `[monitor "NAME"]` section.
+    Section,
+    /// A watchTower pulse (monitors spec A.8), with its `alertTarget` when the notifs
+    /// named by its `alertType` accept one.
+    Pulse {
+        /// `alertTarget`, when a notif's `allow_target` rule accepts it.
+        alert_target: Option<String>,
+    },
 }
 
 /// What decides a monitor's status over time: the cadence and limits, and whom to tell.

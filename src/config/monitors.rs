@@ -14,7 +14,7 @@ use super::jobs::{Definition, clean_path, read_schedule};
 use super::model::{
     Cadence, DEFAULT_EARLY_TOLERANCE, DEFAULT_MONITOR_GRACE, DEFAULT_MONITOR_LOG_RETENTION,
     DEFAULT_WATCHTOWER_MAX_MONITORS, DEFAULT_WATCHTOWER_PATH, MIN_MONITOR_PERIOD, MIN_TOKEN_LEN,
-    MonitorAuth, MonitorRules, MonitorSpec, WatchtowerConfig,
+    MonitorAuth, MonitorOrigin, MonitorRules, MonitorSpec, WatchtowerConfig,
 };
 use super::settings::{Settings, read_byte_count, read_count};
 use crate::auth::HEADER_KARAJO_SIGN;
@@ -139,6 +139,7 @@ pub(crate) fn build_monitor(
             notif_on_late: f.list("notif_on_late"),
             notif_repeat: notif_repeat.filter(|d| !d.is_zero()),
         },
+        origin: MonitorOrigin::Section,
     })
 }
 

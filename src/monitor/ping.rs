@@ -237,6 +237,14 @@ pub struct PingRoutes<K> {
     by_path: HashMap<String, K>,
 }
 
+impl<K> Default for PingRoutes<K> {
+    fn default() -> Self {
+        Self {
+            by_path: HashMap::new(),
+        }
+    }
+}
+
 impl<K> PingRoutes<K> {
     /// Routes for `(path, key)` pairs; paths are the cleaned form of the configuration
     /// (`/a/b`), which config validation keeps unique and free of signal endings.

@@ -15,14 +15,16 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::monitors::{self, MonitorAlert, MonitorLogWrite, Monitors, PingAnswer, RestoredMonitor};
+use super::monitors::{
+    self, MonitorAlert, MonitorLogWrite, Monitors, PingAnswer, PulseError, RestoredMonitor,
+};
 use super::restore::RestoredJob;
 use super::{JobDef, JobView, LogSummary, Snapshot, TriggerError};
 use crate::config::Config;
 use crate::exec::WebhookRequest;
 use crate::job::JobId;
 use crate::job::{JobKey, RunStatus, Trigger};
-use crate::monitor::{MonitorState, PauseUntil, Ping};
+use crate::monitor::{MonitorState, PauseUntil, Ping, Pulse};
 use crate::schedule::interval_next;
 use crate::store::NewEvent;
 use crate::store::monitor_files::PingBlock;
@@ -45,6 +47,8 @@ pub(crate) enum Event {
         /// When the previous karajo was last known alive (*L* of the monitors' restart
         /// rule); `None` when it left no mark.
         last_alive: Option<Timestamp>,
+        /// The records of the dynamic monitors among `monitors`.
+        pulses: Vec<Pulse>,
     },
     /// A run was asked for (web hook, API, library).
     Trigger {
@@ -95,6 +99,17 @@ pub(crate) enum Event {
     },
     /// The API resumed a monitor.
     ResumeMonitor(JobId),
+    /// A watchTower pulse, with the text its log gets.
+    Pulse {
+        /// What it asks for.
+        pulse: Pulse,
+        /// Its header line.
+        block: PingBlock,
+        /// What is on disk for its monitor when the scheduler did not know it.
+        fresh: Option<Box<RestoredMonitor>>,
+    },
+    /// A watchTower cancel for `service`.
+    CancelPulse(String),
     /// Stop: no new runs, cancel those running, then [`Effect::Stopped`].
     Shutdown,
 }
@@ -202,6 +217,15 @@ pub(crate) enum Effect {
     },
     /// Queue a monitor's notification.
     NotifyMonitor(MonitorAlert),
+    /// Write `state/watchtower.json` with these records, before what follows.
+    SavePulses(Vec<Pulse>),
+    /// Delete a removed monitor's state file and logs, after what was asked before.
+    ForgetMonitor {
+        /// The monitor.
+        id: JobId,
+        /// Its log directory.
+        log_dir: PathBuf,
+    },
     /// Answer the caller of the event.
     Answer(Answer),
     /// The shutdown is complete: no run is left.
@@ -251,8 +275,12 @@ pub(crate) enum Answer {
     Unknown,
     /// A ping was taken.
     Ping(PingAnswer),
-    /// The monitor as it is now (paused, resumed).
+    /// The monitor as it is now (paused, resumed, pulsed).
     Monitor(JobId),
+    /// A watchTower pulse or cancel was refused.
+    PulseRefused(PulseError),
+    /// The monitor was removed (a watchTower cancel).
+    Removed(JobId),
     /// Done (a reload).
     Done,
 }
@@ -380,7 +408,7 @@ pub(crate) struct SchedulerState {
     /// Runs of kinds that need no slot.
     unslotted: usize,
     max_running: usize,
-    config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
     /// The heartbeat monitors.
     pub(crate) monitors: Monitors,
     stopping: bool,
@@ -451,6 +479,7 @@ impl SchedulerState {
             waiting: self.waiting.len(),
             config: self.config.clone(),
             monitors: self.monitors.views(),
+            ping_routes: self.monitors.routes(),
         }
     }
 
@@ -472,9 +501,11 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
             config,
             monitors,
             last_alive,
+            pulses,
         } => {
             state.max_running = max_job_running.max(1);
             state.config = config;
+            monitors::restore_pulses(state, pulses);
             for job in jobs {
                 insert(state, job, now);
             }
@@ -529,6 +560,18 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
         }
         Event::ResumeMonitor(id) => {
             let answer = monitors::resume(state, &id, now, &mut out);
+            out.push(Effect::Answer(answer));
+        }
+        Event::Pulse {
+            pulse,
+            block,
+            fresh,
+        } => {
+            let answer = monitors::pulse(state, pulse, block, fresh, now, &mut out);
+            out.push(Effect::Answer(answer));
+        }
+        Event::CancelPulse(service) => {
+            let answer = monitors::cancel_pulse(state, &service, now, &mut out);
             out.push(Effect::Answer(answer));
         }
         Event::Shutdown => begin_shutdown(state, &mut out),

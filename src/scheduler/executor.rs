@@ -22,13 +22,17 @@ use super::monitors::{
 use super::restore::{RestoredJob, restore_job, restore_monitor};
 use super::run::{self, RunPlan};
 use super::state_writer::StateWriter;
-use super::{Command, JobDef, JobView, SchedulerHandle, Snapshot, TriggerError};
+use super::{
+    Command, JobDef, JobView, PulseError, PulseReply, SchedulerHandle, Snapshot, TriggerError,
+};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::exec::RunContext;
 use crate::job::JobKey;
 use crate::metrics::Metrics;
+use crate::monitor::{Pulse, pulse_spec};
 use crate::notify::{Notifier, NotifyOn, RunRecord};
+use crate::store::monitor_files::PingBlock;
 use crate::store::{EventLog, Layout, RunLogWriter, StateFile, run_log};
 
 /// How many commands may wait in the channel before senders wait.
@@ -54,6 +58,8 @@ pub struct SchedulerOptions {
     pub monitors: Vec<RestoredMonitor>,
     /// When the previous karajo was last known alive (its liveness mark).
     pub last_alive: Option<jiff::Timestamp>,
+    /// The records of the dynamic (watchTower) monitors among `monitors`.
+    pub pulses: Vec<crate::monitor::Pulse>,
     /// Where monitor transitions are recorded; `None` records none.
     pub events: Option<EventLog>,
     /// Where finished runs are counted.
@@ -75,6 +81,7 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
         config: opts.config,
         monitors: opts.monitors,
         last_alive: opts.last_alive,
+        pulses: opts.pulses,
     };
     let first = decide::decide(&mut state, restore, now);
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(state.snapshot()));
@@ -140,6 +147,13 @@ enum Internal {
         config: Arc<Config>,
         reply: oneshot::Sender<()>,
     },
+    /// The monitor a pulse creates was restored from disk.
+    PulseRestored {
+        pulse: Pulse,
+        block: PingBlock,
+        found: Option<Box<RestoredMonitor>>,
+        reply: oneshot::Sender<PulseReply>,
+    },
 }
 
 /// Who waits for the answer of the event being decided.
@@ -150,6 +164,7 @@ enum Reply {
     Done(oneshot::Sender<()>),
     Ping(oneshot::Sender<Option<PingAnswer>>),
     Monitor(oneshot::Sender<Option<Arc<MonitorView>>>),
+    Pulse(oneshot::Sender<PulseReply>),
 }
 
 struct Executor {
@@ -171,7 +186,7 @@ struct Executor {
     /// The event log.
     events: Option<EventLog>,
     /// The writer of monitors' check-in logs, in order; dropped at the end.
-    monitor_logs: Option<mpsc::UnboundedSender<(MonitorLogWrite, oneshot::Sender<()>)>>,
+    monitor_logs: Option<mpsc::UnboundedSender<(MonitorLogJob, oneshot::Sender<()>)>>,
     /// Who to tell when the shutdown is complete.
     waiters: Vec<oneshot::Sender<()>>,
     /// A snapshot is due at the end of the batch.
@@ -263,6 +278,14 @@ impl Executor {
             Command::ResumeMonitor { id, reply } => {
                 self.decide(Event::ResumeMonitor(id), Reply::Monitor(reply));
             }
+            Command::Pulse {
+                pulse,
+                block,
+                reply,
+            } => self.pulse(pulse, block, reply),
+            Command::CancelPulse { service, reply } => {
+                self.decide(Event::CancelPulse(service), Reply::Pulse(reply));
+            }
             Command::Shutdown { reply } => {
                 self.waiters.push(reply);
                 self.decide(Event::Shutdown, Reply::None);
@@ -293,7 +316,57 @@ impl Executor {
                 };
                 self.decide(event, Reply::Done(reply));
             }
+            Internal::PulseRestored {
+                pulse,
+                block,
+                found,
+                reply,
+            } => {
+                let event = Event::Pulse {
+                    pulse,
+                    block,
+                    fresh: found,
+                };
+                self.decide(event, Reply::Pulse(reply));
+            }
         }
+    }
+
+    /// A pulse for a monitor the scheduler knows is decided now; one that creates a
+    /// monitor first restores what is on disk for it, on the blocking pool.
+    fn pulse(&mut self, pulse: Pulse, block: PingBlock, reply: oneshot::Sender<PulseReply>) {
+        let id = pulse.id();
+        let config = self.state.config.clone();
+        let full = self.state.monitors.dynamic_count() >= super::monitors::max_dynamic(&config);
+        if self.state.monitors.knows(&id) || full {
+            let event = Event::Pulse {
+                pulse,
+                block,
+                fresh: None,
+            };
+            self.decide(event, Reply::Pulse(reply));
+            return;
+        }
+        let spec = Arc::new(pulse_spec(&pulse, config.watchtower.as_ref(), &config.notifs).spec);
+        let (layout, now, back) = (
+            self.layout.clone(),
+            self.clock.now(),
+            self.internal_tx.clone(),
+        );
+        tokio::spawn(async move {
+            let found = tokio::task::spawn_blocking(move || restore_monitor(&layout, spec, now))
+                .await
+                .map_err(|join| io::Error::other(join.to_string()))
+                .and_then(|restored| restored.map(Box::new))
+                .inspect_err(|err| tracing::error!(monitor = %id, %err, "cannot set up a watchTower monitor"))
+                .ok();
+            let _ = back.send(Internal::PulseRestored {
+                pulse,
+                block,
+                found,
+                reply,
+            });
+        });
     }
 
     /// Restores the jobs a reload adds on the blocking pool, then decides the reload.
@@ -418,7 +491,7 @@ impl Executor {
                 Effect::MonitorLog(write) => {
                     if let Some(logs) = &self.monitor_logs {
                         let (ack, done) = oneshot::channel();
-                        let _ = logs.send((write, ack));
+                        let _ = logs.send((MonitorLogJob::Write(write), ack));
                         barriers.push(done);
                     }
                 }
@@ -439,6 +512,21 @@ impl Executor {
                     }
                 }
                 Effect::NotifyMonitor(alert) => deferred.push(Deferred::Notify(alert)),
+                Effect::SavePulses(pulses) => {
+                    if let Some(done) = self.writer.as_ref().map(|w| w.pulses(pulses)) {
+                        barriers.push(done);
+                    }
+                }
+                Effect::ForgetMonitor { id, log_dir } => {
+                    if let Some(done) = self.writer.as_ref().map(|w| w.forget(id.clone())) {
+                        barriers.push(done);
+                    }
+                    if let Some(logs) = &self.monitor_logs {
+                        let (ack, done) = oneshot::channel();
+                        let _ = logs.send((MonitorLogJob::Remove { id, log_dir }, ack));
+                        barriers.push(done);
+                    }
+                }
                 Effect::CountTransition { id, to } => {
                     self.metrics.monitor_transition(id.as_str(), to);
                 }
@@ -591,6 +679,16 @@ impl Executor {
             Reply::Monitor(tx) => {
                 let _ = tx.send(monitor);
             }
+            Reply::Pulse(tx) => {
+                let _ = tx.send(match answer {
+                    Answer::PulseRefused(err) => Err(err),
+                    Answer::Removed(_) => Ok(None),
+                    Answer::Monitor(id) => monitor
+                        .map(Some)
+                        .ok_or_else(|| PulseError::NotFound(id.to_string())),
+                    _ => Err(PulseError::NotFound(String::new())),
+                });
+            }
         })
     }
 
@@ -647,19 +745,30 @@ async fn notify_monitor(notifier: Option<&Notifier>, alert: MonitorAlert) {
         notice: alert.notice,
         at: alert.at,
         log,
-        target: None,
+        target: alert.spec.notif_target().map(str::to_string),
     };
     notifier.submit_monitor(record).await;
+}
+
+/// What the monitor log writer does, in the order given.
+enum MonitorLogJob {
+    /// Write a check-in log.
+    Write(MonitorLogWrite),
+    /// Delete a removed monitor's logs.
+    Remove {
+        id: crate::job::JobId,
+        log_dir: std::path::PathBuf,
+    },
 }
 
 /// Starts the writer of monitors' check-in logs: one task, so the writes of one log
 /// happen in the order they were decided. Each write is acknowledged once done (or
 /// failed, which is logged).
 fn spawn_monitor_log_writer() -> (
-    mpsc::UnboundedSender<(MonitorLogWrite, oneshot::Sender<()>)>,
+    mpsc::UnboundedSender<(MonitorLogJob, oneshot::Sender<()>)>,
     JoinHandle<()>,
 ) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(MonitorLogWrite, oneshot::Sender<()>)>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(MonitorLogJob, oneshot::Sender<()>)>();
     let task = tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
@@ -672,8 +781,17 @@ fn spawn_monitor_log_writer() -> (
             let acks = tokio::task::spawn_blocking(move || {
                 batch
                     .into_iter()
-                    .map(|(write, ack)| {
-                        write_monitor_log(&write);
+                    .map(|(job, ack)| {
+                        match job {
+                            MonitorLogJob::Write(write) => write_monitor_log(&write),
+                            MonitorLogJob::Remove { id, log_dir } => {
+                                if let Err(err) =
+                                    crate::store::monitor_files::remove_logs(&log_dir)
+                                {
+                                    tracing::error!(monitor = %id, %err, "cannot delete the check-in logs");
+                                }
+                            }
+                        }
                         ack
                     })
                     .collect::<Vec<_>>()

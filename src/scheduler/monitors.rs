@@ -2,7 +2,9 @@
 //! its logs and its deadline in the scheduler's timer set, and the translation of the
 //! monitor machine's [`MonitorEffect`]s into the scheduler's [`Effect`]s (write a
 //! check-in log, save the monitor's state, record an event, notify, answer the ping).
-//! No IO here either: [`super::decide`] calls these functions, the executor performs
+//! Also the dynamic monitors watchTower pulses create and cancel (monitors spec A.8),
+//! which live beside the configured ones and survive reloads and restarts through
+//! their record in `state/watchtower.json`. No IO here either: [`super::decide`] calls these functions, the executor performs
 //! what they return.
 
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use crate::job::{JobId, RunStatus};
 use crate::monitor::{
     self, ClosedBy, EventLevel, MonitorEffect, MonitorNotice, MonitorState, PauseUntil, Ping,
 };
+use crate::monitor::{PingRoutes, Pulse, Signal, pulse_spec};
 use crate::store::event_log::{Level, Source};
 use crate::store::monitor_files::PingBlock;
 use crate::store::{LogEntry, NewEvent, RunFacts, run_log};
@@ -142,12 +145,42 @@ impl MonitorEntry {
     }
 }
 
+/// Why a watchTower pulse or cancel was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PulseError {
+    /// A configured monitor has the id, without `accept_pulse = true`: 409.
+    #[error(
+        "monitor {0:?} is configured in karajo's files without accept_pulse = true, \
+         so pulses cannot check in to it"
+    )]
+    Conflict(String),
+    /// `[watchtower] max_monitors` dynamic monitors exist: 429.
+    #[error("there are already {0} watchTower monitors ([watchtower] max_monitors)")]
+    Limit(usize),
+    /// No monitor has the id (a cancel), or it could not be set up (a pulse).
+    #[error("monitor not found: {0}")]
+    NotFound(String),
+}
+
+/// The record of a dynamic monitor: the pulse that set it up last.
+#[derive(Debug)]
+struct PulseRecord {
+    pulse: Pulse,
+    /// A warning about its `alertTarget` was recorded (once per monitor).
+    target_warned: bool,
+}
+
 /// The monitors part of [`SchedulerState`].
 #[derive(Debug, Default)]
 pub(crate) struct Monitors {
     entries: std::collections::BTreeMap<JobId, MonitorEntry>,
     /// `(deadline, monitor)` for every monitor with a deadline.
     timers: std::collections::BTreeSet<(Timestamp, JobId)>,
+    /// The dynamic monitors' records, as `state/watchtower.json` keeps them.
+    pulses: std::collections::BTreeMap<JobId, PulseRecord>,
+    /// The ping routes of the configured monitors, rebuilt when the set changes.
+    routes: Arc<PingRoutes<JobId>>,
+    routes_stale: bool,
 }
 
 impl Monitors {
@@ -163,11 +196,42 @@ impl Monitors {
         self.entries.get_mut(id).map(MonitorEntry::view)
     }
 
-    /// Every monitor's view, by name.
+    /// Every monitor's view, by id.
     pub(crate) fn views(&mut self) -> Vec<Arc<MonitorView>> {
-        let mut views: Vec<_> = self.entries.values_mut().map(MonitorEntry::view).collect();
-        views.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
-        views
+        self.entries.values_mut().map(MonitorEntry::view).collect()
+    }
+
+    /// The ping routes of the configured monitors (dynamic ones have none).
+    pub(crate) fn routes(&mut self) -> Arc<PingRoutes<JobId>> {
+        if std::mem::take(&mut self.routes_stale) {
+            self.routes = Arc::new(PingRoutes::new(
+                self.entries
+                    .values()
+                    .filter(|e| !e.spec.is_dynamic())
+                    .map(|e| (e.spec.path.clone(), e.spec.id.clone())),
+            ));
+        }
+        self.routes.clone()
+    }
+
+    /// How many monitors pulses created.
+    pub(crate) fn dynamic_count(&self) -> usize {
+        self.pulses.len()
+    }
+
+    fn pulse_list(&self) -> Vec<Pulse> {
+        self.pulses.values().map(|r| r.pulse.clone()).collect()
+    }
+}
+
+/// The dynamic monitors' records at start-up (their monitors come with the others).
+pub(crate) fn restore_pulses(state: &mut SchedulerState, pulses: Vec<Pulse>) {
+    for pulse in pulses {
+        let record = PulseRecord {
+            pulse,
+            target_warned: false,
+        };
+        state.monitors.pulses.insert(record.pulse.id(), record);
     }
 }
 
@@ -207,6 +271,7 @@ pub(crate) fn insert(
         stale: true,
     };
     state.monitors.entries.insert(id.clone(), entry);
+    state.monitors.routes_stale = true;
     apply(state, &id, effects, None, now, out);
 }
 
@@ -221,12 +286,13 @@ pub(crate) fn reload(
     out: &mut Vec<Effect>,
 ) {
     let keep: std::collections::BTreeSet<JobId> = specs.iter().map(|s| s.id.clone()).collect();
+    state.monitors.routes_stale = true;
     let gone: Vec<JobId> = state
         .monitors
         .entries
-        .keys()
-        .filter(|id| !keep.contains(*id))
-        .cloned()
+        .iter()
+        .filter(|(id, entry)| !keep.contains(*id) && !entry.spec.is_dynamic())
+        .map(|(id, _)| id.clone())
         .collect();
     for id in gone {
         disarm(state, &id);
@@ -241,6 +307,9 @@ pub(crate) fn reload(
         let id = spec.id.clone();
         match state.monitors.entries.get_mut(&id) {
             Some(entry) => {
+                if entry.spec.is_dynamic() {
+                    tracing::info!(monitor = %id, "a configured monitor replaces the watchTower one");
+                }
                 entry.spec = spec;
                 entry.stale = true;
                 let effects = monitor::reconfigure(&mut entry.state, &entry.spec.rules, now);
@@ -258,6 +327,178 @@ pub(crate) fn reload(
             },
         }
     }
+    // Dynamic monitors take the new `[watchtower]` and notifs; a configured monitor
+    // of the same id replaces one.
+    let before = state.monitors.pulses.len();
+    state.monitors.pulses.retain(|id, _| !keep.contains(id));
+    let replaced = before != state.monitors.pulses.len();
+    let config = state.config.clone();
+    let pulses: Vec<Pulse> = state.monitors.pulse_list();
+    for pulse in pulses {
+        let id = pulse.id();
+        let built = pulse_spec(&pulse, config.watchtower.as_ref(), &config.notifs);
+        if let Some(entry) = state.monitors.entries.get_mut(&id) {
+            entry.spec = Arc::new(built.spec);
+            entry.stale = true;
+            let effects = monitor::reconfigure(&mut entry.state, &entry.spec.rules, now);
+            apply(state, &id, effects, None, now, out);
+        }
+    }
+    if replaced {
+        out.push(Effect::SavePulses(state.monitors.pulse_list()));
+    }
+}
+
+/// The most dynamic monitors (`[watchtower] max_monitors`).
+pub(crate) fn max_dynamic(config: &crate::config::Config) -> usize {
+    config.watchtower.as_ref().map_or(
+        crate::config::model::DEFAULT_WATCHTOWER_MAX_MONITORS,
+        |wt| wt.max_monitors,
+    )
+}
+
+/// A watchTower pulse (monitors spec A.8): a success check-in with `next_in`, into a
+/// configured monitor that accepts pulses, or into a dynamic monitor, created from
+/// `fresh` (what is on disk for its id) when it is new. Answers with the monitor, or
+/// why not.
+pub(crate) fn pulse(
+    state: &mut SchedulerState,
+    pulse: Pulse,
+    block: PingBlock,
+    fresh: Option<Box<RestoredMonitor>>,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) -> Answer {
+    let id = pulse.id();
+    let config = state.config.clone();
+    let existing = state.monitors.entries.get(&id).map(|e| e.spec.is_dynamic());
+    if existing == Some(false) {
+        let spec = &state.monitors.entries[&id].spec;
+        if !spec.accept_pulse {
+            return Answer::PulseRefused(PulseError::Conflict(spec.name.clone()));
+        }
+    } else {
+        let built = pulse_spec(&pulse, config.watchtower.as_ref(), &config.notifs);
+        let changed = state
+            .monitors
+            .pulses
+            .get(&id)
+            .is_none_or(|r| r.pulse != pulse);
+        match existing {
+            Some(_) => {
+                if let Some(entry) = state.monitors.entries.get_mut(&id) {
+                    entry.spec = Arc::new(built.spec.clone());
+                    entry.stale = true;
+                }
+            }
+            None => {
+                let limit = max_dynamic(&config);
+                if state.monitors.pulses.len() >= limit {
+                    return Answer::PulseRefused(PulseError::Limit(limit));
+                }
+                let Some(mut found) = fresh else {
+                    return Answer::PulseRefused(PulseError::NotFound(id.to_string()));
+                };
+                found.spec = Arc::new(built.spec.clone());
+                tracing::info!(monitor = %id, "monitor created by a watchTower pulse");
+                out.extend(event(
+                    &id,
+                    Level::Info,
+                    format!(
+                        "created by a watchTower pulse, next in {}s",
+                        pulse.next_in.seconds()
+                    ),
+                    Some("monitor.created"),
+                ));
+                insert(state, *found, None, now, out);
+            }
+        }
+        let record = state
+            .monitors
+            .pulses
+            .entry(id.clone())
+            .or_insert_with(|| PulseRecord {
+                pulse: pulse.clone(),
+                target_warned: false,
+            });
+        if changed && built.unknown_alert_type {
+            let message = format!(
+                "alertType {:?} names no [notif] section; [watchtower] notif_on_down and \
+                 notif_on_up are used",
+                pulse.alert_type
+            );
+            out.extend(event(
+                &id,
+                Level::Warning,
+                message,
+                Some("watchtower.alert_type"),
+            ));
+        }
+        if let Some(why) = &built.ignored_target
+            && !record.target_warned
+        {
+            record.target_warned = true;
+            let message = format!("alertTarget is ignored: {why}");
+            out.extend(event(
+                &id,
+                Level::Warning,
+                message,
+                Some("watchtower.alert_target"),
+            ));
+        }
+        if changed {
+            record.pulse = pulse.clone();
+            out.push(Effect::SavePulses(state.monitors.pulse_list()));
+        }
+    }
+    let ping = Ping {
+        signal: Signal::Success,
+        rid: None,
+        next_in: Some(pulse.next_in),
+    };
+    match self::ping(state, &id, &ping, block, now, out) {
+        Answer::Ping(_) => Answer::Monitor(id),
+        other => other,
+    }
+}
+
+/// A watchTower cancel: a dynamic monitor is removed with its state and logs; a
+/// configured one that accepts pulses is paused until its next check-in.
+pub(crate) fn cancel_pulse(
+    state: &mut SchedulerState,
+    service: &str,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) -> Answer {
+    let id = JobId::from_name(service);
+    let Some(entry) = state.monitors.entries.get(&id) else {
+        return Answer::PulseRefused(PulseError::NotFound(service.to_string()));
+    };
+    if !entry.spec.is_dynamic() {
+        if !entry.spec.accept_pulse {
+            return Answer::PulseRefused(PulseError::Conflict(entry.spec.name.clone()));
+        }
+        return self::pause(state, &id, Some(PauseUntil::Ping), now, out);
+    }
+    disarm(state, &id);
+    if let Some(entry) = state.monitors.entries.remove(&id) {
+        out.push(Effect::ForgetMonitor {
+            id: id.clone(),
+            log_dir: entry.log_dir,
+        });
+    }
+    state.monitors.pulses.remove(&id);
+    state.monitors.routes_stale = true;
+    tracing::info!(monitor = %id, "monitor removed by a watchTower cancel");
+    out.extend(event(
+        &id,
+        Level::Info,
+        "removed by a watchTower cancel".to_string(),
+        Some("monitor.removed"),
+    ));
+    out.push(Effect::SavePulses(state.monitors.pulse_list()));
+    state.mark_changed();
+    Answer::Removed(id)
 }
 
 /// A check-in: the machine decides, the ping is answered after what it changed is

@@ -1,7 +1,8 @@
 //! Start-up recovery of each job's runtime state from what is on disk: the run logs
 //! (counter, last status, last run; interrupted runs closed as `failed`) and the state
 //! file (paused flag, exact last run, counter). The state file wins where both speak,
-//! except that a counter only ever grows.
+//! except that a counter only ever grows. Monitors likewise, from their check-in logs
+//! and state files, and the dynamic ones from `state/watchtower.json`.
 
 use std::io;
 use std::path::PathBuf;
@@ -137,4 +138,38 @@ pub(super) fn restore_monitor(
         logs: scan.entries,
         log_dir,
     })
+}
+
+/// Restores the dynamic monitors watchTower pulses created (`state/watchtower.json`),
+/// with what is on disk for each. A record whose id a configured monitor now has is
+/// dropped (the configured monitor takes its state and logs), as is a second record of
+/// one id. Fails on the first monitor whose log directory cannot be created or read.
+pub fn restore_pulses(
+    layout: &Layout,
+    config: &crate::config::Config,
+    now: Timestamp,
+) -> io::Result<(Vec<crate::monitor::Pulse>, Vec<RestoredMonitor>)> {
+    let (pulses, problem) =
+        crate::store::monitor_files::load_pulses(&layout.watchtower_file(), now);
+    if let Some(problem) = problem {
+        tracing::warn!("watchTower monitors file unusable: {problem}");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut kept = Vec::new();
+    let mut monitors = Vec::new();
+    for pulse in pulses {
+        let id = pulse.id();
+        if config.monitor(&id).is_some() || !seen.insert(id.clone()) {
+            tracing::info!(monitor = %id, "a configured monitor replaces the watchTower one");
+            continue;
+        }
+        let built = crate::monitor::pulse_spec(&pulse, config.watchtower.as_ref(), &config.notifs);
+        monitors.push(restore_monitor(
+            layout,
+            std::sync::Arc::new(built.spec),
+            now,
+        )?);
+        kept.push(pulse);
+    }
+    Ok((kept, monitors))
 }

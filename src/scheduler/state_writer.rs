@@ -1,5 +1,6 @@
 //! The one writer of the scheduler's state files: `var/lib/karajo/state.json` (jobs),
-//! `var/lib/karajo/state/monitor/<id>.json` (monitors) and the liveness mark
+//! `var/lib/karajo/state/monitor/<id>.json` (monitors), the dynamic monitors'
+//! records `var/lib/karajo/state/watchtower.json`, and the liveness mark
 //! `var/lib/karajo/state/alive`. It runs as its own task, so a slow disk never delays
 //! the scheduler's timers: the executor asks for a save, soon (a burst of runs costs one
 //! write per [`SAVE_INTERVAL`]) or now (a pause or a monitor's transition is written
@@ -19,7 +20,7 @@ use tokio::time::Instant;
 use super::Snapshot;
 use crate::clock::SharedClock;
 use crate::job::JobId;
-use crate::monitor::MonitorState;
+use crate::monitor::{MonitorState, Pulse};
 use crate::store::monitor_files::{self, AliveMark};
 use crate::store::{JobState, Layout, StateFile, create_private_dir};
 
@@ -38,6 +39,14 @@ enum Save {
         id: JobId,
         state: MonitorState,
         ack: Option<oneshot::Sender<()>>,
+    },
+    Pulses {
+        pulses: Vec<Pulse>,
+        ack: oneshot::Sender<()>,
+    },
+    Forget {
+        id: JobId,
+        ack: oneshot::Sender<()>,
     },
 }
 
@@ -107,6 +116,22 @@ impl StateWriter {
         done
     }
 
+    /// Asks for the dynamic monitors' records to be written now; the receiver fires
+    /// once they are on disk.
+    pub(crate) fn pulses(&self, pulses: Vec<Pulse>) -> oneshot::Receiver<()> {
+        let (ack, done) = oneshot::channel();
+        let _ = self.tx.send(Save::Pulses { pulses, ack });
+        done
+    }
+
+    /// Asks for a removed monitor's state file to be deleted now (a save of it asked
+    /// for earlier is dropped); the receiver fires once it is gone.
+    pub(crate) fn forget(&self, id: JobId) -> oneshot::Receiver<()> {
+        let (ack, done) = oneshot::channel();
+        let _ = self.tx.send(Save::Forget { id, ack });
+        done
+    }
+
     /// The state as last written (or loaded), for jobs that a reload adds.
     pub(crate) fn remembered(&self) -> StateFile {
         self.remembered
@@ -129,6 +154,9 @@ struct Writer {
 struct Batch {
     jobs: bool,
     monitors: BTreeMap<JobId, MonitorState>,
+    /// Monitors whose state files are deleted before `monitors` are written.
+    forget: Vec<JobId>,
+    pulses: Option<Vec<Pulse>>,
     acks: Vec<oneshot::Sender<()>>,
 }
 
@@ -143,6 +171,15 @@ impl Batch {
             Save::Monitor { id, state, ack } => {
                 self.monitors.insert(id, state);
                 self.acks.extend(ack);
+            }
+            Save::Pulses { pulses, ack } => {
+                self.pulses = Some(pulses);
+                self.acks.push(ack);
+            }
+            Save::Forget { id, ack } => {
+                self.monitors.remove(&id);
+                self.forget.push(id);
+                self.acks.push(ack);
             }
         }
     }
@@ -197,8 +234,19 @@ impl Writer {
             file.clone()
         });
         let layout = self.layout.clone();
-        let monitors = batch.monitors;
+        let (monitors, forget, pulses) = (batch.monitors, batch.forget, batch.pulses);
         let written = tokio::task::spawn_blocking(move || {
+            for id in &forget {
+                let path = layout.monitor_state_file(id);
+                if let Err(err) = monitor_files::remove_file(&path) {
+                    tracing::error!(monitor = %id, %err, "cannot delete the monitor's state");
+                }
+            }
+            if let Some(pulses) = &pulses
+                && let Err(err) = monitor_files::save_pulses(&layout.watchtower_file(), pulses)
+            {
+                tracing::error!(%err, "cannot save the watchTower monitors");
+            }
             if let Some(state) = jobs
                 && let Err(err) = state.save(&layout.state_file())
             {

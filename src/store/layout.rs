@@ -85,6 +85,12 @@ impl Layout {
         self.lib_dir().join("state/monitor")
     }
 
+    /// `$dir_base/var/lib/karajo/state/watchtower.json`: the monitors watchTower
+    /// pulses created.
+    pub fn watchtower_file(&self) -> PathBuf {
+        self.lib_dir().join("state/watchtower.json")
+    }
+
     /// `$dir_base/var/lib/karajo/state/alive`: the daemon's liveness mark.
     pub fn alive_file(&self) -> PathBuf {
         self.lib_dir().join("state/alive")

@@ -1,7 +1,8 @@
 //! A heartbeat monitor's files (monitors spec 1.2, A.5, A.7): its check-in logs
 //! `var/log/karajo/monitor/<id>/<id>.<n>.<status>` with the kind word `monitor` in
 //! every line prefix, its state file `var/lib/karajo/state/monitor/<id>.json`, and the
-//! daemon's liveness mark `var/lib/karajo/state/alive`. Check-in logs are not synced
+//! daemon's liveness mark `var/lib/karajo/state/alive`, and the dynamic monitors
+//! watchTower pulses created, `var/lib/karajo/state/watchtower.json`. Check-in logs are not synced
 //! one by one: the state file carries what must survive a crash, and is written
 //! atomically (temporary file, fsync, rename, fsync of the directory).
 
@@ -17,7 +18,7 @@ use super::run_log::file_name;
 use super::state::write_atomic;
 use super::{FILE_MODE, framing, io_context, rename_no_replace};
 use crate::job::{JobId, JobKind, RunStatus};
-use crate::monitor::MonitorState;
+use crate::monitor::{MonitorState, Pulse};
 
 /// The text a check-in adds to a log: its header line (`=== SUCCESS via GET from …`)
 /// and the captured body, all stamped with the check-in's time.
@@ -133,6 +134,58 @@ pub fn save_state(path: &Path, state: &MonitorState) -> io::Result<()> {
         .map_err(|e| io_context(io::Error::other(e), "encode monitor state", path))?;
     json.push(b'\n');
     write_atomic(path, |file| file.write_all(&json))
+}
+
+/// The dynamic monitors in `state/watchtower.json`, in the order they were written.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PulseFile {
+    monitors: Vec<Pulse>,
+}
+
+/// Reads the dynamic monitors. A missing file is none; a file that cannot be used is
+/// moved aside as [`load_state`] does, with the reason.
+pub fn load_pulses(path: &Path, now: Timestamp) -> (Vec<Pulse>, Option<String>) {
+    let reason = match fs::read(path) {
+        Ok(bytes) => match serde_json::from_slice::<PulseFile>(&bytes) {
+            Ok(file) => return (file.monitors, None),
+            Err(e) => format!("invalid content: {e}"),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return (Vec::new(), None),
+        Err(e) => format!("unreadable: {e}"),
+    };
+    let aside = path.with_extension(format!("json.corrupt-{}", now.as_second()));
+    let moved = rename_no_replace(path, &aside)
+        .map(|()| format!("{reason}; moved to {}", aside.display()))
+        .unwrap_or_else(|e| format!("{reason}; could not move it aside: {e}"));
+    (Vec::new(), Some(moved))
+}
+
+/// Writes the dynamic monitors atomically.
+pub fn save_pulses(path: &Path, pulses: &[Pulse]) -> io::Result<()> {
+    let file = PulseFile {
+        monitors: pulses.to_vec(),
+    };
+    let mut json = serde_json::to_vec_pretty(&file)
+        .map_err(|e| io_context(io::Error::other(e), "encode watchtower monitors", path))?;
+    json.push(b'\n');
+    write_atomic(path, |out| out.write_all(&json))
+}
+
+/// Deletes a removed monitor's state file; one already gone is not an error.
+pub fn remove_file(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_context(e, "delete", path)),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes a removed monitor's check-in logs; a directory already gone is not an
+/// error.
+pub fn remove_logs(log_dir: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(log_dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_context(e, "delete", log_dir)),
+        _ => Ok(()),
+    }
 }
 
 /// The daemon's liveness mark: when it was last known to be alive, and whether it

@@ -10,6 +10,7 @@ mod job_exec;
 mod job_http;
 pub mod json;
 pub mod monitor;
+pub(crate) mod watchtower;
 mod webhook;
 
 use axum::Router;
@@ -61,6 +62,21 @@ pub fn routes(state: AppState) -> Router<AppState> {
                 .post(event::post),
         )
         .route("/karajo/api/monitor/resume", post(monitor::resume))
+        // watchTower's routes check their own password (watchtower.rs).
+        .route(
+            watchtower::ROUTE_BASE,
+            post(watchtower::pulse)
+                .delete(watchtower::cancel)
+                .get(watchtower::list),
+        )
+        .route(
+            "/karajo/api/watchtower/add-event",
+            post(watchtower::add_event),
+        )
+        .route(
+            "/karajo/api/watchtower/list-events",
+            get(watchtower::list_events),
+        )
         .merge(reads)
 }
 

@@ -72,6 +72,7 @@ fn build(base: &Path, users: bool) -> (AppState, scheduler::SchedulerHandle) {
         state: StateFile::default(),
         monitors: Vec::new(),
         last_alive: None,
+        pulses: Vec::new(),
         events: None,
         metrics: metrics.clone(),
         notifier: None,

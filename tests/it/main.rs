@@ -25,5 +25,6 @@ mod secrets;
 mod security;
 mod server;
 mod store;
+mod watchtower;
 mod webhook;
 mod wui;

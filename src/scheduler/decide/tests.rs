@@ -179,6 +179,7 @@ impl World {
             config,
             monitors: Vec::new(),
             last_alive: None,
+            pulses: Vec::new(),
         });
         world
     }
@@ -293,6 +294,13 @@ fn words(effects: &[Effect]) -> Vec<String> {
             ),
             Effect::Answer(Answer::Ping(ping)) => format!("answer ping {}", ping.status),
             Effect::Answer(Answer::Monitor(id)) => format!("answer monitor/{id}"),
+            Effect::Answer(Answer::PulseRefused(err)) => format!("refused {err:?}"),
+            Effect::Answer(Answer::Removed(id)) => format!("answer removed/{id}"),
+            Effect::SavePulses(pulses) => {
+                let ids: Vec<String> = pulses.iter().map(|p| p.id().to_string()).collect();
+                format!("save pulses [{}]", ids.join(","))
+            }
+            Effect::ForgetMonitor { id, .. } => format!("forget monitor/{id}"),
         })
         .collect()
 }
@@ -1024,6 +1032,7 @@ fn monitor_spec(name: &str, period: u64, notify: bool) -> crate::config::Monitor
             notif_on_late: Vec::new(),
             notif_repeat: None,
         },
+        origin: crate::config::MonitorOrigin::Section,
     }
 }
 
@@ -1047,6 +1056,7 @@ fn monitor_world(
             log_dir: PathBuf::from("/log/m"),
         }],
         last_alive,
+        pulses: Vec::new(),
     });
     world
 }
@@ -1157,6 +1167,7 @@ fn a_restart_credits_a_deadline_that_fell_while_karajo_was_down() {
             log_dir: PathBuf::from("/log/m"),
         }],
         last_alive: Some(at("2026-01-01T10:00:30Z")),
+        pulses: Vec::new(),
     });
     assert!(
         !effects.iter().any(|e| e.starts_with("notify")),
@@ -1248,4 +1259,184 @@ fn a_run_opens_its_log_on_start_and_closes_it_on_the_end_ping() {
     assert_eq!(monitor.state.last_duration, Some(Duration::from_secs(5)));
     assert_eq!(monitor.logs.len(), 1);
     assert_eq!(monitor.logs[0].status, RunStatus::Success);
+}
+
+// watchTower pulses: dynamic monitors beside the configured one.
+
+fn pulse_world(max_monitors: usize) -> World {
+    let mut config = crate::config::defaults(std::path::Path::new("/base"));
+    config.watchtower = Some(crate::config::WatchtowerConfig {
+        file: PathBuf::from("karajo.conf"),
+        line: 1,
+        password: "pw".to_string(),
+        path: "/karajo/api/watchtower".to_string(),
+        grace: Duration::ZERO,
+        max_monitors,
+        log_retention: 5,
+        notif_on_down: vec!["ops".to_string()],
+        notif_on_up: Vec::new(),
+    });
+    config.monitors = vec![monitor_spec("m", 60, false)];
+    let config = Arc::new(config);
+    let mut world = World {
+        state: SchedulerState::new(config.clone()),
+        now: at(T0),
+    };
+    world.on(Event::Restore {
+        jobs: Vec::new(),
+        max_job_running: 1,
+        config,
+        monitors: vec![RestoredMonitor {
+            spec: Arc::new(monitor_spec("m", 60, false)),
+            state: None,
+            logs: Vec::new(),
+            log_dir: PathBuf::from("/log/m"),
+        }],
+        last_alive: None,
+        pulses: Vec::new(),
+    });
+    world
+}
+
+fn a_pulse(service: &str, next_in: u32) -> crate::monitor::Pulse {
+    crate::monitor::Pulse {
+        service: service.to_string(),
+        alert_type: String::new(),
+        alert_target: String::new(),
+        next_in: crate::monitor::NextIn::from_seconds(next_in).unwrap(),
+    }
+}
+
+fn send_pulse(w: &mut World, pulse: crate::monitor::Pulse, fresh: bool) -> Vec<String> {
+    let id = pulse.id();
+    let fresh = fresh.then(|| {
+        Box::new(RestoredMonitor {
+            spec: Arc::new(monitor_spec(id.as_str(), 1, false)),
+            state: None,
+            logs: Vec::new(),
+            log_dir: PathBuf::from(format!("/log/{id}")),
+        })
+    });
+    let block = PingBlock {
+        at: w.now,
+        lines: vec!["=== PULSE".to_string()],
+    };
+    w.on(Event::Pulse {
+        pulse,
+        block,
+        fresh,
+    })
+}
+
+#[test]
+fn a_pulse_creates_a_dynamic_monitor_saves_its_record_and_checks_in_with_next_in() {
+    let mut w = pulse_world(10);
+    let effects = send_pulse(&mut w, a_pulse("svc A", 30), true);
+    assert_eq!(
+        effects,
+        [
+            "event",
+            "save monitor/svc_a",
+            "save pulses [svc_a]",
+            "log monitor/svc_a#1 Lone(Success)",
+            "save monitor/svc_a now",
+            "count monitor/svc_a up",
+            "event",
+            "publish",
+            "answer monitor/svc_a",
+        ]
+    );
+    let snapshot = w.snapshot();
+    let view = snapshot.monitor("svc_a").unwrap();
+    assert!(view.spec.is_dynamic());
+    assert_eq!(
+        view.spec.rules.notif_on_down,
+        ["ops"],
+        "[watchtower] notifs"
+    );
+    assert_eq!(view.state.next_due(), Some(at("2026-01-01T00:00:30Z")));
+    // No ping route for it: only the configured monitor has one.
+    assert!(snapshot.ping_routes.resolve("svc_a").is_err());
+    assert!(snapshot.ping_routes.resolve("m").is_ok());
+    // The same pulse again changes no record: no save of it.
+    w.later(10);
+    let again = send_pulse(&mut w, a_pulse("svc A", 30), false);
+    assert!(
+        !again.iter().any(|e| e.starts_with("save pulses")),
+        "{again:?}"
+    );
+    // A new nextIn is a new record.
+    let changed = send_pulse(&mut w, a_pulse("svc A", 90), false);
+    assert!(
+        changed.contains(&"save pulses [svc_a]".to_string()),
+        "{changed:?}"
+    );
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:01:40Z")));
+}
+
+#[test]
+fn a_pulse_for_a_configured_monitor_needs_accept_pulse_and_the_limit_holds() {
+    let mut w = pulse_world(1);
+    assert_eq!(
+        send_pulse(&mut w, a_pulse("M", 30), false),
+        ["refused Conflict(\"m\")"]
+    );
+    assert_eq!(
+        send_pulse(&mut w, a_pulse("a", 30), true).last().unwrap(),
+        "answer monitor/a"
+    );
+    assert_eq!(
+        send_pulse(&mut w, a_pulse("b", 30), true),
+        ["refused Limit(1)"]
+    );
+    assert!(w.snapshot().monitor("b").is_none());
+}
+
+#[test]
+fn a_cancel_forgets_a_dynamic_monitor_and_a_reload_keeps_the_others() {
+    let mut w = pulse_world(10);
+    send_pulse(&mut w, a_pulse("a", 30), true);
+    send_pulse(&mut w, a_pulse("b", 30), true);
+    // A reload (the configured monitor unchanged) keeps both dynamic monitors.
+    let config = w.snapshot().config.clone();
+    w.on(Event::Reload {
+        jobs: Vec::new(),
+        restored: Vec::new(),
+        max_job_running: 1,
+        config: config.clone(),
+        monitors: Vec::new(),
+    });
+    assert!(w.snapshot().monitor("a").is_some() && w.snapshot().monitor("b").is_some());
+    assert_eq!(
+        w.on(Event::CancelPulse("a".to_string())),
+        [
+            "forget monitor/a",
+            "event",
+            "save pulses [b]",
+            "publish",
+            "answer removed/a"
+        ]
+    );
+    assert!(w.snapshot().monitor("a").is_none());
+    // Its timer went with it: the next due is b's.
+    assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:00:30Z")));
+    assert_eq!(
+        w.on(Event::CancelPulse("a".to_string())),
+        ["refused NotFound(\"a\")"]
+    );
+    // A configured monitor with b's id replaces the dynamic one, keeping its state.
+    let mut config = (*config).clone();
+    config.monitors.push(monitor_spec("b", 600, false));
+    w.on(Event::Reload {
+        jobs: Vec::new(),
+        restored: Vec::new(),
+        max_job_running: 1,
+        config: Arc::new(config),
+        monitors: Vec::new(),
+    });
+    let snapshot = w.snapshot();
+    let b = snapshot.monitor("b").unwrap();
+    assert!(!b.spec.is_dynamic());
+    assert_eq!(b.state.counter, 1);
+    assert!(snapshot.ping_routes.resolve("b").is_ok());
 }

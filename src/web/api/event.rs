@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::json;
 use crate::config::MonitorAuth;
 use crate::job::JobId;
-use crate::store::event_log::{EventQuery, RecordError, Source};
+use crate::store::event_log::{EventPage, EventQuery, EventRecord, RecordError, Source};
 use crate::store::{EventLog, NewEvent};
 use crate::web::body::{SMALL_BODY_LIMIT, read, refuse};
 use crate::web::{AppState, access};
@@ -47,26 +47,27 @@ fn event_log(state: &AppState) -> Result<&EventLog, ApiError> {
 
 /// `GET /karajo/api/event?service=&from=&to=&level=&message=&limit=&before=`.
 pub(super) async fn list(State(state): State<AppState>, request: Request) -> Response {
-    let query = request.uri().query().unwrap_or("");
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-    let parsed = EventQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let query = match parsed {
-        Ok(query) => query,
-        Err(err) => return ApiError::event_invalid(err).into_response(),
-    };
-    let events = match event_log(&state) {
-        Ok(events) => events,
-        Err(err) => return err.into_response(),
-    };
-    match events.query(query).await {
+    match query_events(&state, request.uri().query().unwrap_or("")).await {
         Ok(page) => json::data(&page),
-        Err(err) => ApiError::internal(err).into_response(),
+        Err(err) => err.into_response(),
     }
+}
+
+/// The events a query string asks for (`service`, `from`, `to`, `level`, `message`,
+/// `limit`, `before`).
+pub(super) async fn query_events(state: &AppState, query: &str) -> Result<EventPage, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let query = EventQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(ApiError::event_invalid)?;
+    event_log(state)?
+        .query(query)
+        .await
+        .map_err(ApiError::internal)
 }
 
 /// The JSON body of `POST /karajo/api/event`.
 #[derive(Debug, serde::Deserialize)]
-struct PostedEvent {
+pub(super) struct PostedEvent {
     #[serde(default)]
     service: String,
     #[serde(default)]
@@ -118,17 +119,26 @@ async fn append(state: &AppState, request: Request) -> Result<Response, Response
             return Err(ApiError::bad_signature().into_response());
         }
     }
+    let record = record_posted(state, posted, Source::Api).map_err(IntoResponse::into_response)?;
+    Ok(json::data(&record))
+}
+
+/// Appends a posted event from `source`: 400 for a bad field, 503 when the writer's
+/// queue is full.
+pub(super) fn record_posted(
+    state: &AppState,
+    posted: PostedEvent,
+    source: Source,
+) -> Result<EventRecord, ApiError> {
     let level = match &posted.level {
         serde_json::Value::String(text) => text.clone(),
         serde_json::Value::Number(n) => n.to_string(),
         serde_json::Value::Null => "info".to_string(),
         other => other.to_string(),
     };
-    let event = NewEvent::parse(posted.service, &level, posted.message, Source::Api)
-        .map_err(|e| ApiError::event_invalid(e).into_response())?;
-    let events = event_log(state).map_err(IntoResponse::into_response)?;
-    let record = events
+    let event = NewEvent::parse(posted.service, &level, posted.message, source)
+        .map_err(ApiError::event_invalid)?;
+    event_log(state)?
         .record(event)
-        .map_err(|e| ApiError::events_busy(&e).into_response())?;
-    Ok(json::data(&record))
+        .map_err(|e| ApiError::events_busy(&e))
 }

@@ -21,7 +21,7 @@ use super::error::ApiError;
 use super::job_exec::{form_value, signed_form};
 use super::json::{self, LogSummaryJson};
 use crate::config::{Cadence, MonitorAuth};
-use crate::monitor::{NextIn, PauseUntil, Ping, PingRouteError, PingRoutes, RunId, Signal};
+use crate::monitor::{NextIn, PauseUntil, Ping, PingRouteError, RunId, Signal};
 use crate::scheduler::MonitorView;
 use crate::store::monitor_files::PingBlock;
 use crate::web::AppState;
@@ -85,14 +85,16 @@ async fn take_ping(
 ) -> Result<Response, Response> {
     let snapshot = state.scheduler.snapshot();
     let (parts, body) = request.into_parts();
-    let routes = PingRoutes::new(
-        snapshot
-            .monitors
-            .iter()
-            .map(|m| (m.spec.path.clone(), m.clone())),
-    );
-    let (monitor, signal) = match routes.resolve(rest) {
-        Ok((monitor, signal)) => (monitor.clone(), signal),
+    let resolved = snapshot
+        .ping_routes
+        .resolve(rest)
+        .map(|(id, signal)| (snapshot.monitor(id.as_str()).cloned(), signal));
+    let (monitor, signal) = match resolved {
+        Ok((Some(monitor), signal)) => (monitor, signal),
+        Ok((None, _)) => {
+            let err = ApiError::monitor_not_found(&format!("/{}", rest.trim_matches('/')));
+            return Err(refuse(&state.bodies, &parts.headers, body, err).await);
+        }
         Err(PingRouteError::NotFound(_)) => {
             let err = ApiError::monitor_not_found(&format!("/{}", rest.trim_matches('/')));
             return Err(refuse(&state.bodies, &parts.headers, body, err).await);
@@ -257,22 +259,7 @@ fn ping_block(
     if let Some(next_in) = next_in {
         header.push_str(&format!(" next_in={}s", next_in.seconds()));
     }
-    header.push_str(&format!(" via {method}"));
-    if let Some(peer) = peer {
-        header.push_str(&format!(" from {}", peer.ip().to_canonical()));
-    }
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(clean_header)
-    };
-    if let Some(forwarded) = text("x-forwarded-for") {
-        header.push_str(&format!(" (X-Forwarded-For {forwarded})"));
-    }
-    if let Some(agent) = text("user-agent") {
-        header.push_str(&format!(" \"{agent}\""));
-    }
+    header.push_str(&sender_note(method, peer, headers));
     if !body.is_empty() {
         header.push_str(&format!(" ({} bytes)", body.len()));
     }
@@ -303,6 +290,33 @@ fn ping_block(
         }
     }
     PingBlock { at, lines }
+}
+
+/// Who sent a check-in, for its log's header line: ` via GET from 10.0.0.7
+/// (X-Forwarded-For …) "curl/8.5.0"`, with what the client sent cleaned of control
+/// characters so it cannot forge log lines.
+pub(super) fn sender_note(
+    method: &Method,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> String {
+    let mut note = format!(" via {method}");
+    if let Some(peer) = peer {
+        note.push_str(&format!(" from {}", peer.ip().to_canonical()));
+    }
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(clean_header)
+    };
+    if let Some(forwarded) = text("x-forwarded-for") {
+        note.push_str(&format!(" (X-Forwarded-For {forwarded})"));
+    }
+    if let Some(agent) = text("user-agent") {
+        note.push_str(&format!(" \"{agent}\""));
+    }
+    note
 }
 
 fn clean_header(value: &str) -> String {
@@ -427,6 +441,7 @@ pub struct MonitorJson<'a> {
     grace: u128,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_runtime: Option<u128>,
+    #[serde(skip_serializing_if = "str::is_empty")]
     path: &'a str,
     auth_kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none", with = "opt_time")]
@@ -512,7 +527,11 @@ impl<'a> MonitorJson<'a> {
             grace: rules.grace.as_nanos(),
             max_runtime: rules.max_runtime.map(|d| d.as_nanos()),
             path: &spec.path,
-            auth_kind: spec.auth.as_str(),
+            auth_kind: if spec.is_dynamic() {
+                "watchtower"
+            } else {
+                spec.auth.as_str()
+            },
             last_ping: state.last_ping,
             last_ping_kind: state.last_ping_kind.map(Signal::as_str),
             last_duration: state.last_duration.map(|d| d.as_nanos()),
@@ -545,7 +564,7 @@ impl<'a> MonitorJson<'a> {
             notif_on_up: &rules.notif_on_up,
             notif_on_late: &rules.notif_on_late,
             log_retention: spec.log_retention,
-            dynamic: false,
+            dynamic: spec.is_dynamic(),
         }
     }
 }
