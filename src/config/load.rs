@@ -488,6 +488,7 @@ fn assemble(
         event_day_max: settings.event_day_max,
         monitors,
         watchtower,
+        services: Vec::new(),
         notifs,
         users,
         warnings: Vec::new(),

@@ -180,6 +180,9 @@ pub struct Config {
     pub monitors: Vec<MonitorSpec>,
     /// `[watchtower]`, when it has a `password` (without one its routes do not exist).
     pub watchtower: Option<WatchtowerConfig>,
+    /// `[service "..."]` sections, sorted by name. Their ids are unique among
+    /// services; a job or a monitor may share one.
+    pub services: Vec<ServiceSpec>,
     /// `[notif "..."]` sections, sorted by name.
     pub notifs: Vec<NotifConfig>,
     /// `[user "..."]` sections of `user.conf`, sorted by name.
@@ -640,5 +643,260 @@ impl fmt::Debug for WatchtowerConfig {
             .field("notif_on_down", &self.notif_on_down)
             .field("notif_on_up", &self.notif_on_up)
             .finish()
+    }
+}
+
+/// A `[service "NAME"]` section (monitors spec B.2): one long-running command that
+/// karajo spawns, watches and restarts by policy. What the pure state machine of
+/// [`crate::service`] reads is in [`ServiceSpec::policy`]; the rest is how an instance
+/// is spawned, tracked and logged.
+#[derive(Clone)]
+pub struct ServiceSpec {
+    /// The name as written in the header.
+    pub name: String,
+    /// [`JobId::from_name`] of the name; unique among services.
+    pub id: JobId,
+    /// The file that defined the service (the last definition wins).
+    pub file: PathBuf,
+    /// The line of the section header.
+    pub line: usize,
+    /// `description`.
+    pub description: String,
+    /// `command`: run as `/bin/sh -c <command>` in a new session.
+    pub command: String,
+    /// `pre_start`: run in order before every instance; the first failure is a failed
+    /// start.
+    pub pre_start: Vec<String>,
+    /// `working_dir` as written (absolute, or relative to the default
+    /// `var/lib/karajo/service/<id>`); `None` is the default.
+    pub working_dir: Option<PathBuf>,
+    /// `user`: the user to run as when karajo runs as root; empty is karajo's own.
+    pub user: String,
+    /// `env`: `KEY=VALUE` pairs added last, in order. Never shown by the API.
+    pub env: Vec<(String, String)>,
+    /// `env_inherit`: start from karajo's own environment instead of the job one.
+    pub env_inherit: bool,
+    /// `disabled`: the initial `enabled` state (inverted) when no state file exists.
+    pub disabled: bool,
+    /// `priority` (default 100): lower starts first and stops last.
+    pub priority: i64,
+    /// `pid_file`, relative to the working directory: the process to watch is the
+    /// one this file names (pid-file mode).
+    pub pid_file: Option<PathBuf>,
+    /// `check_interval` (default 5s): how often a pid-file process is checked when
+    /// pidfd is not available.
+    pub check_interval: Duration,
+    /// `notify`: provide `NOTIFY_SOCKET` (implied by `ready = notify`).
+    pub notify: bool,
+    /// `on_exit` (default `stop`): what a clean karajo shutdown does to the service.
+    pub on_exit: OnExit,
+    /// `secret`: control requests may be signed with it as well as with the global
+    /// secret. Never shown.
+    pub secret: String,
+    /// `log_retention` (default 10): log segments kept.
+    pub log_retention: usize,
+    /// `log_max_size` (default 10485760): a segment's size before rotation.
+    pub log_max_size: u64,
+    /// `history` (default 100): instance history entries kept.
+    pub history: usize,
+    /// `keyvalue_clear` (default true): clear the key/value map when an instance
+    /// starts.
+    pub keyvalue_clear: bool,
+    /// The keys the state machine reads.
+    pub policy: ServicePolicy,
+}
+
+impl ServiceSpec {
+    /// Whether a change from `old` to this definition needs a new instance (monitors
+    /// spec B.7: the process-defining keys).
+    pub fn respawn_needed(&self, old: &ServiceSpec) -> bool {
+        self.command != old.command
+            || self.pre_start != old.pre_start
+            || self.working_dir != old.working_dir
+            || self.user != old.user
+            || self.env != old.env
+            || self.env_inherit != old.env_inherit
+            || self.pid_file != old.pid_file
+            || self.policy.ready != old.policy.ready
+            || self.notify != old.notify
+    }
+
+    /// Whether the instance gets `NOTIFY_SOCKET`.
+    pub fn wants_notify_socket(&self) -> bool {
+        self.notify || self.policy.ready == ReadyRule::Notify
+    }
+}
+
+impl fmt::Debug for ServiceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceSpec")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .field("command", &self.command)
+            .field("pre_start", &self.pre_start)
+            .field("working_dir", &self.working_dir)
+            .field("user", &self.user)
+            .field(
+                "env",
+                &self.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            )
+            .field("env_inherit", &self.env_inherit)
+            .field("disabled", &self.disabled)
+            .field("priority", &self.priority)
+            .field("pid_file", &self.pid_file)
+            .field("notify", &self.notify)
+            .field("on_exit", &self.on_exit)
+            .field("secret", &crate::redact::REDACTED)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What decides a service's state over time: restarts, back-off, readiness and
+/// liveness limits, stopping, and whom to tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePolicy {
+    /// `restart` (default `on-failure`).
+    pub restart: RestartPolicy,
+    /// `success_exit_codes` (default `0`): exit codes that count as clean.
+    pub success_exit_codes: Vec<i32>,
+    /// `restart_delay` (default 1s): the first back-off delay.
+    pub restart_delay: Duration,
+    /// `restart_delay_max` (default 1m): the back-off cap.
+    pub restart_delay_max: Duration,
+    /// `backoff_reset` (default 1m): running this long resets the back-off.
+    pub backoff_reset: Duration,
+    /// `start_retries` (default 3): failed starts in a row allowed before `fatal`.
+    pub start_retries: u32,
+    /// `ready` (default `delay`).
+    pub ready: ReadyRule,
+    /// `start_seconds` (default 1s): with `ready = delay`, how long an instance must
+    /// live to be ready.
+    pub start_seconds: Duration,
+    /// `start_timeout` (default 30s): with `notify`, `ping` or a pid file, the most
+    /// time to become ready.
+    pub start_timeout: Duration,
+    /// `max_runtime`: stop the instance after this long (a failure); `None` is no
+    /// limit.
+    pub max_runtime: Option<Duration>,
+    /// `stop_signal` (default `TERM`).
+    pub stop_signal: ServiceSignal,
+    /// `stop_timeout` (default 10s): after the stop signal, this long before SIGKILL.
+    pub stop_timeout: Duration,
+    /// `ping_timeout`: once ready, the instance must ping at least this often; `None`
+    /// is off.
+    pub ping_timeout: Option<Duration>,
+    /// `notif_on_failed`: told of the first failed instance of a streak.
+    pub notif_on_failed: Vec<String>,
+    /// `notif_on_fatal`: told when the service becomes `fatal`.
+    pub notif_on_fatal: Vec<String>,
+    /// `notif_on_recover`: told when an instance becomes ready after a failure streak.
+    pub notif_on_recover: Vec<String>,
+}
+
+/// `restart`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// `always`: restart after any ending.
+    Always,
+    /// `on-failure`: restart after a failure; a clean ending is `stopped`.
+    OnFailure,
+    /// `never`: a clean ending is `stopped`, a failure `fatal`.
+    Never,
+}
+
+impl RestartPolicy {
+    /// The configuration and JSON word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::OnFailure => "on-failure",
+            Self::Never => "never",
+        }
+    }
+}
+
+/// `ready`: when a starting instance counts as running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyRule {
+    /// It has lived `start_seconds`.
+    Delay,
+    /// `READY=1` arrived on the notify socket.
+    Notify,
+    /// The first service ping with the instance's token arrived.
+    Ping,
+}
+
+impl ReadyRule {
+    /// The configuration and JSON word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delay => "delay",
+            Self::Notify => "notify",
+            Self::Ping => "ping",
+        }
+    }
+}
+
+/// `on_exit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExit {
+    /// Stop the instance when karajo stops.
+    Stop,
+    /// Leave it running (pid-file mode only); the next karajo adopts it.
+    Leave,
+}
+
+/// A signal a service may be stopped or signalled with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceSignal {
+    /// SIGTERM.
+    Term,
+    /// SIGINT.
+    Int,
+    /// SIGHUP.
+    Hup,
+    /// SIGQUIT.
+    Quit,
+    /// SIGUSR1.
+    Usr1,
+    /// SIGUSR2.
+    Usr2,
+    /// SIGKILL.
+    Kill,
+}
+
+impl ServiceSignal {
+    /// Every signal, in the order messages list them.
+    pub const ALL: [Self; 7] = [
+        Self::Term,
+        Self::Int,
+        Self::Hup,
+        Self::Quit,
+        Self::Usr1,
+        Self::Usr2,
+        Self::Kill,
+    ];
+
+    /// Reads a name with or without `SIG`, in any case (`TERM`, `sigterm`).
+    pub fn parse(text: &str) -> Option<Self> {
+        let upper = text.trim().to_ascii_uppercase();
+        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// The name without `SIG`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Term => "TERM",
+            Self::Int => "INT",
+            Self::Hup => "HUP",
+            Self::Quit => "QUIT",
+            Self::Usr1 => "USR1",
+            Self::Usr2 => "USR2",
+            Self::Kill => "KILL",
+        }
     }
 }
