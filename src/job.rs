@@ -62,11 +62,14 @@ pub enum JobKind {
     /// `[monitor "..."]`: a heartbeat monitor. Its "runs" are check-ins that work
     /// running elsewhere sends; karajo starts nothing for it.
     Monitor,
+    /// `[service "..."]`: a supervised long-running command. Its "runs" are the log
+    /// segments of its instances.
+    Service,
 }
 
 impl JobKind {
     /// Every kind, in the order they are listed (command jobs first).
-    pub const ALL: [JobKind; 3] = [Self::Exec, Self::Http, Self::Monitor];
+    pub const ALL: [JobKind; 4] = [Self::Exec, Self::Http, Self::Monitor, Self::Service];
 
     /// The kind whose [`JobKind::as_str`] is `word` (`job`, `job_http`).
     pub fn parse(word: &str) -> Option<Self> {
@@ -79,6 +82,7 @@ impl JobKind {
             Self::Exec => "job_exec",
             Self::Http => "job_http",
             Self::Monitor => "monitor",
+            Self::Service => "service",
         }
     }
 
@@ -88,7 +92,7 @@ impl JobKind {
         match self {
             Self::Exec => false,
             Self::Http => true,
-            Self::Monitor => false,
+            Self::Monitor | Self::Service => false,
         }
     }
 
@@ -98,6 +102,7 @@ impl JobKind {
             Self::Exec => "job",
             Self::Http => "job_http",
             Self::Monitor => "monitor",
+            Self::Service => "service",
         }
     }
 
@@ -107,6 +112,7 @@ impl JobKind {
             Self::Exec => "job",
             Self::Http => "job.http",
             Self::Monitor => "monitor",
+            Self::Service => "service",
         }
     }
 
@@ -116,6 +122,7 @@ impl JobKind {
             Self::Exec => "command job",
             Self::Http => "HTTP job",
             Self::Monitor => "monitor",
+            Self::Service => "service",
         }
     }
 
@@ -125,6 +132,7 @@ impl JobKind {
             Self::Exec => "Command job",
             Self::Http => "HTTP job",
             Self::Monitor => "Monitor",
+            Self::Service => "Service",
         }
     }
 
@@ -133,19 +141,19 @@ impl JobKind {
     pub fn needs_slot(self) -> bool {
         match self {
             Self::Exec => true,
-            Self::Http => false,
-            Self::Monitor => false,
+            Self::Http | Self::Monitor | Self::Service => false,
         }
     }
 
     /// Whether a `.running` log found at start-up is a run that ended with the karajo
     /// that started it, to be closed as `failed`. A monitor's open run outlives a
     /// restart: the work runs elsewhere, and the restart rule decides (monitors spec
-    /// A.7).
+    /// A.7). A service's running segment is closed by its supervisor, which first
+    /// decides whether the instance is an orphan to stop or a daemon to adopt (B.7).
     pub fn closes_interrupted_runs(self) -> bool {
         match self {
             Self::Exec | Self::Http => true,
-            Self::Monitor => false,
+            Self::Monitor | Self::Service => false,
         }
     }
 
@@ -155,7 +163,7 @@ impl JobKind {
         match self {
             Self::Exec => None,
             Self::Http => Some(RunStatus::Started),
-            Self::Monitor => None,
+            Self::Monitor | Self::Service => None,
         }
     }
 }
@@ -213,6 +221,9 @@ pub enum RunStatus {
     Canceled,
     /// The job is paused.
     Paused,
+    /// A service's log segment that reached `log_max_size`; its instance goes on in
+    /// the next counter.
+    Rotated,
 }
 
 impl RunStatus {
@@ -225,6 +236,7 @@ impl RunStatus {
             Self::Failed => "failed",
             Self::Canceled => "canceled",
             Self::Paused => "paused",
+            Self::Rotated => "rotated",
         }
     }
 
@@ -237,6 +249,7 @@ impl RunStatus {
             "failed" => Self::Failed,
             "canceled" => Self::Canceled,
             "paused" => Self::Paused,
+            "rotated" => Self::Rotated,
             _ => return None,
         })
     }
@@ -245,7 +258,7 @@ impl RunStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Self::Success | Self::Failed | Self::Canceled | Self::Paused
+            Self::Success | Self::Failed | Self::Canceled | Self::Paused | Self::Rotated
         )
     }
 }

@@ -85,6 +85,25 @@ impl Layout {
         self.lib_dir().join("state/monitor")
     }
 
+    /// `$dir_base/var/lib/karajo/state/service/<id>.json`: a service's state (enabled,
+    /// run once, cas, current instance).
+    pub fn service_state_file(&self, id: &JobId) -> PathBuf {
+        self.lib_dir().join("state/service").join(format!("{id}.json"))
+    }
+
+    /// `$dir_base/var/lib/karajo/state/service/<id>.history.jsonl`: a service's
+    /// instance history.
+    pub fn service_history_file(&self, id: &JobId) -> PathBuf {
+        self.lib_dir()
+            .join("state/service")
+            .join(format!("{id}.history.jsonl"))
+    }
+
+    /// `$dir_base/var/run/karajo/service/<id>.notify`: a service's notify socket.
+    pub fn service_notify_socket(&self, id: &JobId) -> PathBuf {
+        self.run_dir().join("service").join(format!("{id}.notify"))
+    }
+
     /// `$dir_base/var/lib/karajo/state/watchtower.json`: the monitors watchTower
     /// pulses created.
     pub fn watchtower_file(&self) -> PathBuf {

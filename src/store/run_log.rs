@@ -24,12 +24,13 @@ use super::{io_context, is_plain_id, rename_no_replace, sync_dir};
 const WRITE_BUFFER: usize = 64 * 1024;
 
 /// The statuses a log file name can carry, `running` first: see [`find`].
-const FILE_STATUSES: [RunStatus; 5] = [
+const FILE_STATUSES: [RunStatus; 6] = [
     RunStatus::Running,
     RunStatus::Success,
     RunStatus::Failed,
     RunStatus::Canceled,
     RunStatus::Paused,
+    RunStatus::Rotated,
 ];
 
 /// One run log file.

@@ -155,6 +155,15 @@ impl ApiError {
         )
     }
 
+    /// 404 `ERR_SERVICE_NOT_FOUND`.
+    pub fn service_not_found(id: &str) -> Self {
+        Self::with(
+            StatusCode::NOT_FOUND,
+            "ERR_SERVICE_NOT_FOUND",
+            format!("service not found: {id}"),
+        )
+    }
+
     /// 500 `internal server error`; the detail goes to the log only.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(%detail, "internal error");

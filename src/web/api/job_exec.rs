@@ -142,6 +142,7 @@ pub(super) async fn serve_log(
         JobKind::Exec => ApiError::log_job_not_found(snapshot.unknown_job(kind, &id)),
         JobKind::Http => ApiError::invalid_job_id(snapshot.unknown_job(kind, &id)),
         JobKind::Monitor => ApiError::monitor_not_found(&id),
+        JobKind::Service => ApiError::service_not_found(&id),
     })?;
     let counter: u64 = query
         .counter

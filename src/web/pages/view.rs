@@ -194,7 +194,7 @@ impl Group {
             RunStatus::Paused => Group::Paused,
             RunStatus::Failed => Group::Failed,
             RunStatus::Canceled => Group::Canceled,
-            RunStatus::Success => Group::Ok,
+            RunStatus::Success | RunStatus::Rotated => Group::Ok,
             RunStatus::Started if ui_status(view) == "new" => Group::New,
             RunStatus::Started => Group::Ok,
         }
@@ -363,6 +363,7 @@ pub(super) fn kind_word(kind: JobKind) -> &'static str {
         JobKind::Exec => "command",
         JobKind::Http => "HTTP",
         JobKind::Monitor => "monitor",
+        JobKind::Service => "service",
     }
 }
 
