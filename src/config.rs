@@ -24,7 +24,8 @@ pub use load::{defaults, load, load_with};
 pub use model::{
     Cadence, Config, ConfigErrors, Diagnostic, ExecSpec, HttpMethod, HttpRequestType, HttpSpec,
     IpNet, JobCommon, JobKindSpec, JobSpec, MonitorAuth, MonitorOrigin, MonitorRules, MonitorSpec,
-    NotifConfig, UserConfig, WatchtowerConfig,
+    NotifConfig, OnExit, ReadyRule, RestartPolicy, ServicePolicy, ServiceSignal, ServiceSpec,
+    UserConfig, WatchtowerConfig,
 };
 pub use notif::{
     EmailNotif, NotifKind, PushoverNotif, SmtpSecurity, SmtpServer, TargetError, WebhookNotif,

@@ -6,6 +6,7 @@
 mod function;
 pub mod http;
 mod process;
+pub mod service;
 mod shell;
 
 use std::io;

@@ -137,7 +137,7 @@ fn stat_fields(pid: i32) -> Option<Vec<String>> {
 }
 
 /// A process's start time, in clock ticks since boot (field 22 of its stat).
-fn start_time(pid: Pid) -> Option<u64> {
+pub(super) fn start_time(pid: Pid) -> Option<u64> {
     stat_fields(pid.as_raw_nonzero().get())?
         .get(19)?
         .parse()

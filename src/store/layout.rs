@@ -88,7 +88,9 @@ impl Layout {
     /// `$dir_base/var/lib/karajo/state/service/<id>.json`: a service's state (enabled,
     /// run once, cas, current instance).
     pub fn service_state_file(&self, id: &JobId) -> PathBuf {
-        self.lib_dir().join("state/service").join(format!("{id}.json"))
+        self.lib_dir()
+            .join("state/service")
+            .join(format!("{id}.json"))
     }
 
     /// `$dir_base/var/lib/karajo/state/service/<id>.history.jsonl`: a service's
