@@ -382,16 +382,24 @@ pub(super) struct MonitorDetail {
     pub pause_choices: Vec<(&'static str, &'static str, bool)>,
 }
 
-/// `scheme://host[:port]` of the request, as the browser reached karajo: the `Host`
-/// header (or a trusted proxy's `X-Forwarded-Host`), `https` only when a trusted proxy
-/// says so. `None` when the host is missing or has characters a host cannot have.
+/// `scheme://host[:port]` of the request, as the browser reached karajo (see
+/// [`origin_of`]).
 pub(super) fn request_origin(
     state: &AppState,
     headers: &HeaderMap,
     connect: &Connect,
 ) -> Option<String> {
     let addr = connect.as_ref().map(|Extension(ConnectInfo(a))| *a);
-    let peer = peer::peer(&state.config().trusted_proxy, addr, headers);
+    origin_of(
+        headers,
+        peer::peer(&state.config().trusted_proxy, addr, headers),
+    )
+}
+
+/// `scheme://host[:port]` from the `Host` header, or a trusted proxy's
+/// `X-Forwarded-Host`; `https` only when a trusted proxy says so. `None` when the host
+/// is missing or has characters a host cannot have (it is shown on the page).
+fn origin_of(headers: &HeaderMap, peer: peer::Peer) -> Option<String> {
     let text = |value: &axum::http::HeaderValue| {
         value
             .to_str()
@@ -521,8 +529,8 @@ pub(super) fn detail(view: &MonitorView, now: Timestamp, origin: Option<&str>) -
         facts,
         control_href: format!("{}/control", page_href(id)),
         pause_choices: vec![
-            ("ping", "until the next success check-in", !manual),
-            ("resume", "until resumed here or through the API", manual),
+            ("ping", "the next success check-in", !manual),
+            ("resume", "someone resumes it", manual),
         ],
     }
 }
@@ -572,11 +580,51 @@ pub(super) fn find(state: &AppState, id: &str) -> Result<std::sync::Arc<MonitorV
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     #[test]
     fn ping_kinds_read_as_words() {
         assert_eq!(ping_kind_words(Signal::Exit(3)), "exit status 3 (failure)");
+        assert_eq!(ping_kind_words(Signal::Exit(0)), "exit status 0 (success)");
         assert_eq!(ping_kind_words(Signal::Start), "a run started");
+    }
+
+    #[test]
+    fn the_origin_comes_from_the_host_and_only_a_trusted_proxy_changes_it() {
+        let direct = peer::Peer {
+            client: None,
+            via_proxy: false,
+            https: false,
+        };
+        let proxy = peer::Peer {
+            client: None,
+            via_proxy: true,
+            https: true,
+        };
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:31937"));
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("karajo.example"),
+        );
+        assert_eq!(
+            origin_of(&h, direct).as_deref(),
+            Some("http://127.0.0.1:31937")
+        );
+        assert_eq!(
+            origin_of(&h, proxy).as_deref(),
+            Some("https://karajo.example")
+        );
+        h.insert(header::HOST, HeaderValue::from_static("[::1]:80"));
+        assert_eq!(origin_of(&h, direct).as_deref(), Some("http://[::1]:80"));
+        // Anything a host cannot hold: no origin, only the path is shown.
+        for bad in ["a\"><script>", "x y", "evil/path", ""] {
+            h.insert(header::HOST, HeaderValue::from_str(bad).unwrap());
+            assert_eq!(origin_of(&h, direct), None, "{bad}");
+        }
+        h.remove(header::HOST);
+        assert_eq!(origin_of(&h, direct), None);
     }
 }
