@@ -107,7 +107,37 @@ async fn monitor_and_event_pages_never_carry_the_token_and_unknown_ids_are_404()
     let d = TestDaemon::start(&dir).await;
     assert_eq!(ping(&d, "backup").await, 200);
     assert_eq!(ping(&d, "backup/start?rid=7").await, 200);
+    // The open run's log page follows the log, like a running job's.
+    let (status, running) = get(&d, "/karajo/app/monitor/backup_db/log/2").await;
+    assert_eq!(status, 200);
+    assert!(
+        running.contains("id=\"run-status\" role=\"status\">running<"),
+        "{running}"
+    );
+    let at = running.find("data-follow=\"").expect("followed") + 13;
+    let follow = running[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&");
+    assert!(
+        follow.starts_with("/karajo/app/monitor/backup_db/log/2/events?offset="),
+        "{follow}"
+    );
+    let mut tail = d.http.get(d.url(&follow)).send().await.unwrap();
+    assert_eq!(tail.status(), 200);
     assert_eq!(ping(&d, "backup/3").await, 200);
+    let mut text = String::new();
+    tokio::time::timeout(TIMEOUT, async {
+        while !text.contains("event: end") {
+            let chunk = tail.chunk().await.unwrap().expect("the tail goes on");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("the end of the run");
+    assert!(text.contains("=== EXIT 3 via POST"), "{text}");
+    assert!(text.contains("\"status\":\"failed\""), "{text}");
     post_event(&d, "warning", "disk 91% full").await;
 
     let (status, page) = get(&d, "/karajo/app/monitor/backup_db").await;
@@ -161,6 +191,8 @@ async fn monitor_and_event_pages_never_carry_the_token_and_unknown_ids_are_404()
     for (what, text) in [
         ("monitor page", &page),
         ("log page", &log),
+        ("running log page", &running),
+        ("log tail", &text),
         ("raw log", &raw),
         ("cards", &cards),
         ("list", &list),
