@@ -39,14 +39,16 @@ pub(super) fn page_href(id: &str) -> String {
     view::job_href(JobKind::Monitor, id)
 }
 
-/// A monitor's status in words, so that it does not rest on colour alone: the words,
-/// and the time they refer to (`since` or `until`).
+/// A monitor's status in words, so that it does not rest on colour alone:
+/// `Down since <time>: a check-in reported failure (exit status 3)`.
 #[derive(Debug, Clone)]
 pub(super) struct StatusWords {
-    /// `Down: a check-in reported failure (exit status 3)`.
-    pub text: String,
+    /// `Down`, `Paused for maintenance`.
+    pub head: &'static str,
     /// `since` or `until`, with its time.
     pub at: Option<(&'static str, TimeView)>,
+    /// What it means: `a check-in reported failure (exit status 3)`.
+    pub detail: String,
 }
 
 /// What a monitor's status means, in a sentence.
@@ -54,18 +56,20 @@ pub(super) fn status_words(view: &MonitorView) -> StatusWords {
     let state = &view.state;
     let rules = &view.spec.rules;
     let since = TimeView::new(state.since).map(|t| ("since", t));
-    let (text, at) = match state.status {
+    let (head, at, detail) = match state.status {
         Status::New => (
-            "New: no check-in yet; a new monitor is never late or down by time".to_string(),
+            "New",
             None,
+            "no check-in yet; a new monitor is never late or down by time".to_string(),
         ),
-        Status::Up => ("Up: checked in on time".to_string(), since),
+        Status::Up => ("Up", since, "checked in on time".to_string()),
         Status::Late { .. } => (
+            "Late",
+            since,
             format!(
-                "Late: the expected check-in has not arrived; down when its grace of {} ends",
+                "the expected check-in has not arrived; down when its grace of {} ends",
                 human_duration(rules.grace)
             ),
-            since,
         ),
         Status::Down(outage) => {
             let why = match outage.reason {
@@ -82,23 +86,25 @@ pub(super) fn status_words(view: &MonitorView) -> StatusWords {
                     None => "a run got no end signal within max_runtime".to_string(),
                 },
             };
-            (format!("Down: {why}"), since)
+            ("Down", since, why)
         }
         Status::Paused(PauseUntil::Ping) => (
-            "Paused until the next success check-in, which resumes it; no alarms until then"
-                .to_string(),
+            "Paused",
             since,
+            "the next success check-in resumes it; no alarms until then".to_string(),
         ),
         Status::Paused(PauseUntil::Resume) => (
-            "Paused until someone resumes it; pings are ignored until then".to_string(),
+            "Paused",
             since,
+            "pings are ignored until someone resumes it".to_string(),
         ),
         Status::Paused(PauseUntil::Time(until)) => (
-            "Paused for maintenance: pings are ignored, and it resumes by itself".to_string(),
+            "Paused for maintenance",
             TimeView::new(until).map(|t| ("until", t)),
+            "pings are ignored until then, and it resumes by itself".to_string(),
         ),
     };
-    StatusWords { text, at }
+    StatusWords { head, at, detail }
 }
 
 /// What the last check-in said, for people.
@@ -181,19 +187,19 @@ fn next_note(view: &MonitorView) -> &'static str {
     }
 }
 
-/// The monitor's deadline (when its status changes by time) with what happens then.
+/// The monitor's deadline (when its status changes by time) with what happens then;
+/// `None` when it is the due time shown already.
 fn deadline(view: &MonitorView) -> Option<(&'static str, TimeView)> {
     let state = &view.state;
-    let at = TimeView::new(view.deadline?)?;
+    let deadline = view.deadline.filter(|d| Some(*d) != state.next_due())?;
+    let at = TimeView::new(deadline)?;
     let what = match state.status {
         Status::Paused(PauseUntil::Time(_)) => "Resumes at",
         Status::Paused(_) => return None,
         Status::Down(_) => "Next reminder",
         _ if !state.runs.is_empty() => "Down at (run timeout)",
         Status::New => return None,
-        Status::Late { .. } => "Down at",
-        Status::Up if view.spec.rules.grace.is_zero() => "Down at",
-        Status::Up => "Late at",
+        Status::Up | Status::Late { .. } => "Down at",
     };
     Some((what, at))
 }

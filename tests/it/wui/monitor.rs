@@ -150,7 +150,10 @@ async fn monitor_and_event_pages_never_carry_the_token_and_unknown_ids_are_404()
     );
     assert!(page.contains(&url), "{url} in {page}");
     // The status in words, the description as text, the recent check-ins.
-    assert!(page.contains("Down: a check-in reported failure (exit status 3)"));
+    assert!(
+        page.contains(": a check-in reported failure (exit status 3)."),
+        "{page}"
+    );
     assert!(
         page.contains("Nightly &#60;b&#62;dump&#60;/b&#62;"),
         "{page}"
@@ -436,7 +439,10 @@ async fn browser_monitors_on_the_dashboard_their_page_live_and_their_controls() 
     page.wait_loaded().await;
     assert_eq!(page.text("#monitor-status").await, "up");
     let words = page.text("#status-words").await;
-    assert!(words.contains("Up: checked in on time since"), "{words}");
+    assert!(
+        words.starts_with("up Up since ") && words.ends_with(": checked in on time."),
+        "{words}"
+    );
     assert!(words.contains("GMT+7"), "localised: {words}");
     let url = page.text("#ping-url").await;
     assert_eq!(
@@ -475,7 +481,8 @@ async fn browser_monitors_on_the_dashboard_their_page_live_and_their_controls() 
     .await;
     let words = page.text("#status-words").await;
     assert!(
-        words.contains("Down: a check-in reported failure (exit status 3)"),
+        words.starts_with("down Down since ")
+            && words.ends_with(": a check-in reported failure (exit status 3)."),
         "{words}"
     );
     assert_eq!(
@@ -536,7 +543,7 @@ async fn browser_monitors_on_the_dashboard_their_page_live_and_their_controls() 
     assert!(
         page.text("#status-words")
             .await
-            .contains("Paused until someone resumes it")
+            .ends_with(": pings are ignored until someone resumes it.")
     );
     assert_eq!(monitor_status(&d, "backup_db"), "paused");
     page.screenshot("25-monitor-paused").await;
