@@ -9,7 +9,6 @@
 //! **No secrets.** A monitor's `token` and `secret` never reach a page: the ping URL is
 //! shown with the placeholder `?token=…`, and only the kind of authentication is named.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Extension;
@@ -19,6 +18,7 @@ use axum::response::Response;
 use jiff::Timestamp;
 
 use super::chart;
+pub(super) use super::login::Connect;
 use super::view::{
     self, CARD_BARS, CurrentRun, EntryCard, Fact, Group, ListRow, MONITOR_WORDS, PAGE_BARS, RunRow,
     TimeView, ZonedTime, human_duration,
@@ -30,9 +30,6 @@ use crate::monitor::{DownReason, PauseUntil, Signal, Status};
 use crate::scheduler::MonitorView;
 use crate::web::AppState;
 use crate::web::peer;
-
-/// The connection's address, which the server puts in a request's extensions.
-pub(super) type Connect = Option<Extension<ConnectInfo<SocketAddr>>>;
 
 /// The URL of a monitor's page.
 pub(super) fn page_href(id: &str) -> String {
