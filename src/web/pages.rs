@@ -1,7 +1,8 @@
 //! The web UI under `/karajo/`: server-rendered pages (askama templates and static
 //! assets from the top-level `wui/` folder, embedded in the binary) for logging in,
 //! the live dashboard (cards or a list, see `dashboard.rs`), a job's page with its
-//! controls, and live run logs, plus `dir_public` served at `/`. It reads the
+//! controls, a heartbeat monitor's page (`monitor.rs`), live run logs, and the event
+//! log's page (`event_log.rs`), plus `dir_public` served at `/`. It reads the
 //! scheduler's snapshots and the run logs and calls the scheduler handle; it owns no
 //! job state. Sessions and users are in [`crate::auth`]; who may read is decided in
 //! [`crate::web::access`].
@@ -18,8 +19,10 @@ mod assets;
 mod chart;
 mod controls;
 mod dashboard;
+mod event_log;
 mod events;
 mod login;
+mod monitor;
 mod public;
 mod screens;
 mod view;
@@ -126,6 +129,9 @@ pub enum WuiError {
     /// No job of this kind and id.
     #[error("There is no such job.")]
     JobNotFound,
+    /// No heartbeat monitor of this id.
+    #[error("There is no such monitor.")]
+    MonitorNotFound,
     /// No log of this run.
     #[error("There is no log of this run; it may have been deleted by log_retention.")]
     LogNotFound,
@@ -163,7 +169,7 @@ pub enum WuiError {
 impl WuiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::JobNotFound | Self::LogNotFound => StatusCode::NOT_FOUND,
+            Self::JobNotFound | Self::MonitorNotFound | Self::LogNotFound => StatusCode::NOT_FOUND,
             Self::Csrf | Self::WrongSecret | Self::NotLoggedIn => StatusCode::FORBIDDEN,
             Self::BadAction => StatusCode::BAD_REQUEST,
             Self::ShuttingDown | Self::TooManyStreams => StatusCode::SERVICE_UNAVAILABLE,
@@ -266,6 +272,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
     let pages = Router::new()
         .route("/karajo/app", get(screens::dashboard))
         .route("/karajo/app/", get(screens::dashboard))
+        .route(event_log::PATH, get(event_log::page))
         .route("/karajo/app/{kind}/{id}", get(screens::job))
         .route("/karajo/app/{kind}/{id}/log/{counter}", get(screens::log))
         .route_layer(middleware::from_fn_with_state(state.clone(), page_gate));

@@ -547,7 +547,7 @@ async fn the_links_in_monitor_notifications_lead_somewhere() {
             .status(),
         200
     );
-    // The log link: the check-in log as text.
+    // The log link: the check-in's log page.
     let log = d
         .http
         .get(d.url("/karajo/app/monitor/backup_db/log/1"))
@@ -561,7 +561,7 @@ async fn the_links_in_monitor_notifications_lead_somewhere() {
             .unwrap()
             .contains("monitor: backup_db: it broke\n")
     );
-    // The page link: the monitor's JSON for now.
+    // The page link: the monitor's page.
     let page = d
         .http
         .get(d.url("/karajo/app/monitor/backup_db"))
@@ -569,8 +569,11 @@ async fn the_links_in_monitor_notifications_lead_somewhere() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    let json: serde_json::Value = page.json().await.unwrap();
-    assert_eq!(json["data"]["status"], "down");
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains(r#"<span class="badge st-down" id="monitor-status">down</span>"#),
+        "{page}"
+    );
     let missing = d
         .http
         .get(d.url("/karajo/app/monitor/nothing"))

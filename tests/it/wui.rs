@@ -3,11 +3,12 @@
 //! caching headers, dir_public's path checks), and the pages in headless Chromium
 //! (login and logout, the live dashboard, run now with the live log, pause and resume,
 //! a description with HTML); the dashboard's list, search, filters and counts, and
-//! the dashboard with 1,000 jobs, are in [`dashboard`]. Screenshots go to
-//! `target/screenshots/`.
+//! the dashboard with 1,000 jobs, are in [`dashboard`]; heartbeat monitors' pages and
+//! the event log's page are in [`monitor`]. Screenshots go to `target/screenshots/`.
 
 mod cdp;
 mod dashboard;
+mod monitor;
 
 use karajo::job::{JobId, JobKey, JobKind, Trigger};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

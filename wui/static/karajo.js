@@ -362,6 +362,25 @@
       pre.removeAttribute("data-follow");
     });
   }
+  // "Copy" buttons (a monitor's ping URL): shown where the browser lets a page write
+  // to the clipboard (HTTPS and localhost); elsewhere one click selects the text.
+  function copyButtons() {
+    var buttons = document.querySelectorAll("button[data-copy]");
+    for (var i = 0; i < buttons.length; i++) {
+      var b = buttons[i];
+      if (!navigator.clipboard || !window.isSecureContext) continue;
+      b.hidden = false;
+      b.addEventListener("click", function (ev) {
+        var button = ev.currentTarget;
+        var source = document.getElementById(button.getAttribute("data-copy"));
+        if (!source) return;
+        navigator.clipboard.writeText(source.textContent).then(function () {
+          button.textContent = "Copied";
+          setTimeout(function () { button.textContent = "Copy"; }, 2000);
+        }, function () { button.textContent = "Select and copy"; });
+      });
+    }
+  }
   document.addEventListener("DOMContentLoaded", function () {
     localise(document);
     var note = document.getElementById("zone-note");
@@ -372,5 +391,6 @@
     setInterval(tickElapsed, 250);
     liveRegions();
     followLog();
+    copyButtons();
   });
 })();

@@ -1,5 +1,6 @@
-//! The job controls of the web UI: run now, pause, resume and cancel, posted as a
-//! form to `/karajo/app/{kind}/{id}/control`. With users, the form must come from a
+//! The controls of the web UI: run now, pause, resume and cancel for jobs, and pause
+//! (with its `until`) and resume for heartbeat monitors, posted as a form to
+//! `/karajo/app/{kind}/{id}/control`. With users, the form must come from a
 //! session and carry its CSRF token; without users it carries the global secret,
 //! compared in constant time (the original's page signed requests in the browser;
 //! posting the secret over the same origin works without script and on plain HTTP,
@@ -14,8 +15,9 @@ use subtle::ConstantTimeEq as _;
 
 use super::screens::find_job;
 use super::view;
-use super::{WuiError, parse_kind};
-use crate::job::{JobKey, RunStatus, Trigger};
+use super::{WuiError, monitor, parse_kind};
+use crate::job::{JobKey, JobKind, RunStatus, Trigger};
+use crate::monitor::PauseUntil;
 use crate::scheduler::TriggerError;
 use crate::web::AppState;
 use crate::web::access;
@@ -69,17 +71,20 @@ pub(super) enum Notice {
     Resumed,
     /// `canceled`: the running run was asked to end.
     Canceled,
+    /// `monitor-paused`: a heartbeat monitor was paused.
+    MonitorPaused,
 }
 
 impl Notice {
     /// Every notice.
-    pub(super) const ALL: [Notice; 6] = [
+    pub(super) const ALL: [Notice; 7] = [
         Notice::Queued,
         Notice::Busy,
         Notice::PausedRefused,
         Notice::Paused,
         Notice::Resumed,
         Notice::Canceled,
+        Notice::MonitorPaused,
     ];
 
     /// The query value.
@@ -91,6 +96,7 @@ impl Notice {
             Notice::Paused => "paused",
             Notice::Resumed => "resumed",
             Notice::Canceled => "canceled",
+            Notice::MonitorPaused => "monitor-paused",
         }
     }
 
@@ -108,6 +114,9 @@ impl Notice {
             Notice::Paused => "Paused: timers and web hooks start no runs until it is resumed.",
             Notice::Resumed => "Resumed.",
             Notice::Canceled => "Cancel requested: a running run ends shortly.",
+            Notice::MonitorPaused => {
+                "Paused: the monitor raises no alarm until it resumes (see its state below)."
+            }
         }
     }
 }
@@ -121,6 +130,10 @@ pub(super) struct ControlForm {
     csrf: String,
     #[serde(default)]
     secret: String,
+    /// A monitor's pause: `ping`, `resume` or an RFC 3339 time; empty is the
+    /// monitor's default.
+    #[serde(default)]
+    until: String,
 }
 
 /// `POST /karajo/app/{kind}/{id}/control`.
@@ -132,6 +145,9 @@ pub(super) async fn control(
 ) -> Result<Response, WuiError> {
     authorise(&state, &headers, &form)?;
     let job_kind = parse_kind(&kind).ok_or(WuiError::JobNotFound)?;
+    if job_kind == JobKind::Monitor {
+        return monitor_control(&state, &headers, &id, &form).await;
+    }
     let view = find_job(&state, &kind, &id)?;
     let key = JobKey {
         kind: job_kind,
@@ -182,6 +198,36 @@ pub(super) async fn control(
             .map(|_| back(Notice::Canceled))
             .ok_or(WuiError::JobNotFound),
     }
+}
+
+/// A heartbeat monitor's pause or resume, through the scheduler as the monitor API
+/// does it; back to the monitor's page with a notice.
+async fn monitor_control(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    form: &ControlForm,
+) -> Result<Response, WuiError> {
+    let id = monitor::find(state, id)?.id().clone();
+    let page = monitor::page_href(id.as_str());
+    let who = access::session(state, headers).map_or_else(|| "secret".to_string(), |s| s.user);
+    tracing::info!(monitor = %id, action = %form.action, by = %who, "web UI control");
+    let view = match Action::parse(&form.action) {
+        Some(Action::Pause) => {
+            let until = match form.until.as_str() {
+                "" => None,
+                text => Some(PauseUntil::parse(text).ok_or(WuiError::BadAction)?),
+            };
+            state.scheduler.pause_monitor(id, until).await
+        }
+        Some(Action::Resume) => state.scheduler.resume_monitor(id).await,
+        _ => return Err(WuiError::BadAction),
+    };
+    let notice = match view.ok_or(WuiError::MonitorNotFound)?.state.status {
+        crate::monitor::Status::Paused(_) => Notice::MonitorPaused,
+        _ => Notice::Resumed,
+    };
+    Ok(Redirect::to(&format!("{page}?notice={}", notice.as_str())).into_response())
 }
 
 /// A session with the form's CSRF token when users exist, else the global secret.

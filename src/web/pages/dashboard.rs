@@ -1,5 +1,5 @@
-//! The dashboard's live part, in two views: **cards** (one card per job with a chart of
-//! its recent runs) and a compact **list** (one table row per entry). Both open with the
+//! The dashboard's live part, in two views: **cards** (one card per job or heartbeat
+//! monitor with a chart of its recent runs or check-ins) and a compact **list** (one table row per entry). Both open with the
 //! count of entries per [`Group`]; the page's script filters the entries by group and
 //! by a search on the client, so the server renders every entry.
 //!
@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use askama::Template as _;
 use jiff::Timestamp;
 
-use super::view::{Group, JobCard, ListRow, ViewSource};
+use super::monitor;
+use super::view::{EntryCard, Group, ListRow, ViewSource};
 use crate::job::JobKind;
 use crate::scheduler::Snapshot;
 
@@ -167,12 +168,14 @@ pub(super) struct Entries {
 /// The entries of one view.
 #[derive(Debug, Clone)]
 pub(super) enum EntriesBody {
-    /// Cards, command jobs then HTTP jobs, each by name.
+    /// Cards, command jobs, then HTTP jobs, then heartbeat monitors, each by name.
     Cards {
         /// Command jobs.
-        exec: Vec<JobCard>,
+        exec: Vec<EntryCard>,
         /// HTTP jobs.
-        http: Vec<JobCard>,
+        http: Vec<EntryCard>,
+        /// Heartbeat monitors.
+        monitors: Vec<EntryCard>,
     },
     /// Rows: command jobs, then HTTP jobs, each by name. Other kinds of entries
     /// (monitors) add their rows after these.
@@ -188,17 +191,13 @@ impl Entries {
         now: Timestamp,
         view: DashView,
     ) -> Self {
-        let monitor_rows: Vec<ListRow> = snapshot
-            .monitors
-            .iter()
-            .map(|m| src.monitor_row(m, now))
-            .collect();
         let counts = Counts::of(
-            snapshot
-                .jobs
-                .iter()
-                .map(|j| Group::of_job(j))
-                .chain(monitor_rows.iter().map(|r| r.group)),
+            snapshot.jobs.iter().map(|j| Group::of_job(j)).chain(
+                snapshot
+                    .monitors
+                    .iter()
+                    .map(|m| Group::of_monitor(m.state.status)),
+            ),
             snapshot.waiting,
         );
         let body = match view {
@@ -211,11 +210,16 @@ impl Entries {
                     .jobs_of(JobKind::Http)
                     .map(|v| src.card(v, now))
                     .collect(),
+                monitors: snapshot
+                    .monitors
+                    .iter()
+                    .map(|m| monitor::card(m, now))
+                    .collect(),
             },
             DashView::List => {
                 let mut rows: Vec<ListRow> =
                     snapshot.jobs.iter().map(|v| src.row(v, now)).collect();
-                rows.extend(monitor_rows);
+                rows.extend(snapshot.monitors.iter().map(|m| monitor::row(m, now)));
                 EntriesBody::List(rows)
             }
         };
@@ -232,15 +236,23 @@ impl Entries {
             .render()?,
         );
         let body = match &self.body {
-            EntriesBody::Cards { exec, http } => {
-                let cards = |jobs: &[JobCard]| -> Result<Vec<Part>, askama::Error> {
-                    jobs.iter()
-                        .map(|job| Ok(Part::new(job.key.clone(), CardTemplate { job }.render()?)))
+            EntriesBody::Cards {
+                exec,
+                http,
+                monitors,
+            } => {
+                let cards = |cards: &[EntryCard]| -> Result<Vec<Part>, askama::Error> {
+                    cards
+                        .iter()
+                        .map(|card| {
+                            Ok(Part::new(card.key.clone(), CardTemplate { card }.render()?))
+                        })
                         .collect()
                 };
                 RenderedBody::Cards {
                     exec: cards(exec)?,
                     http: cards(http)?,
+                    monitors: cards(monitors)?,
                 }
             }
             EntriesBody::List(rows) => RenderedBody::List(
@@ -260,11 +272,11 @@ struct HeadTemplate<'a> {
     counts: &'a Counts,
 }
 
-/// One card (`_job_card.html`).
+/// One card (`_card.html`).
 #[derive(askama::Template)]
-#[template(path = "_job_card.html")]
+#[template(path = "_card.html")]
 struct CardTemplate<'a> {
-    job: &'a JobCard,
+    card: &'a EntryCard,
 }
 
 /// One row of the list (`_row.html`).
@@ -281,6 +293,7 @@ struct CardsTemplate<'a> {
     head: &'a Part,
     exec: &'a [Part],
     http: &'a [Part],
+    monitors: &'a [Part],
 }
 
 /// The list view (`_list.html`) around its rendered parts.
@@ -323,18 +336,26 @@ pub(super) struct Rendered {
 
 #[derive(Debug, Clone)]
 enum RenderedBody {
-    Cards { exec: Vec<Part>, http: Vec<Part> },
+    Cards {
+        exec: Vec<Part>,
+        http: Vec<Part>,
+        monitors: Vec<Part>,
+    },
     List(Vec<Part>),
 }
 
 impl Rendered {
     /// The entries' parts, in page order.
     fn entries(&self) -> impl Iterator<Item = &Part> {
-        let (a, b): (&[Part], &[Part]) = match &self.body {
-            RenderedBody::Cards { exec, http } => (exec, http),
-            RenderedBody::List(rows) => (rows, &[]),
+        let (a, b, c): (&[Part], &[Part], &[Part]) = match &self.body {
+            RenderedBody::Cards {
+                exec,
+                http,
+                monitors,
+            } => (exec, http, monitors),
+            RenderedBody::List(rows) => (rows, &[], &[]),
         };
-        a.iter().chain(b)
+        a.iter().chain(b).chain(c)
     }
 
     fn view(&self) -> DashView {
@@ -347,10 +368,15 @@ impl Rendered {
     /// The whole live part.
     pub(super) fn html(&self) -> Result<String, askama::Error> {
         match &self.body {
-            RenderedBody::Cards { exec, http } => CardsTemplate {
+            RenderedBody::Cards {
+                exec,
+                http,
+                monitors,
+            } => CardsTemplate {
                 head: &self.head,
                 exec,
                 http,
+                monitors,
             }
             .render(),
             RenderedBody::List(rows) => ListTemplate {
@@ -582,6 +608,7 @@ mod tests {
             body: EntriesBody::Cards {
                 exec: Vec::new(),
                 http: Vec::new(),
+                monitors: Vec::new(),
             },
         }
         .render()

@@ -1,7 +1,7 @@
 //! Server-Sent Events for the live pages. `/karajo/events?job=<kind>/<id>` sends an
 //! `update` event with a job page's live part as an HTML fragment when the page
 //! connects and whenever the scheduler publishes a new snapshot, at most a few times a
-//! second. `/karajo/events?view=cards|list` does the same for the dashboard's live part
+//! second; `?job=monitor/<id>` does the same for a heartbeat monitor's page. `/karajo/events?view=cards|list` does the same for the dashboard's live part
 //! in that view, but after the first event it sends only what changed: a `patch` event,
 //! `{"head":"<html>"|null,"items":[["<key>","<html>"],…]}`, with the counts line when
 //! it changed and the entries (cards or rows, by `data-key`) that changed, and nothing
@@ -32,7 +32,8 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
 use super::dashboard::{DashView, Digest, Entries, Patch};
-use super::screens::{PAGE_LOG_LIMIT, find_job, source};
+use super::monitor::{self, MonitorLiveFragment};
+use super::screens::{LogOwner, PAGE_LOG_LIMIT, find_job, source};
 use super::view::{self, JobLiveFragment, ViewSource};
 use super::{AnsiHtml, Viewer, WuiError, parse_kind};
 use crate::job::{JobId, JobKey, RunStatus};
@@ -64,6 +65,8 @@ pub(super) struct EventsQuery {
 enum Follow {
     /// A job's page: its live part, whole, with every change.
     Job(JobKey),
+    /// A monitor's page: its live part, whole, with every change.
+    Monitor(JobId),
     /// The dashboard in one view: the parts that changed since `shown`.
     Dashboard {
         view: DashView,
@@ -110,6 +113,19 @@ impl SnapshotStream {
                         let view = snapshot.job(key.kind, key.id.as_str())?;
                         askama::Template::render(&JobLiveFragment {
                             live: src.live(view, now),
+                        })
+                        .ok()
+                    })
+                    .await
+                    .ok()??;
+                    return Some(Event::default().event("update").data(html));
+                }
+                Follow::Monitor(id) => {
+                    let id = id.clone();
+                    let html = tokio::task::spawn_blocking(move || -> Option<String> {
+                        let view = snapshot.monitor(id.as_str())?;
+                        askama::Template::render(&MonitorLiveFragment {
+                            live: monitor::live(view, now),
                         })
                         .ok()
                     })
@@ -187,6 +203,9 @@ pub(super) async fn snapshots(
                 shown: state.wui.renders.take(&query.have),
                 greeted: false,
             }
+        }
+        Some((kind, id)) if parse_kind(kind) == Some(crate::job::JobKind::Monitor) => {
+            Follow::Monitor(monitor::find(&state, id)?.id().clone())
         }
         Some((kind, id)) => {
             let view = find_job(&state, kind, id)?;
@@ -365,13 +384,12 @@ pub(super) async fn log_tail(
     Query(query): Query<TailQuery>,
 ) -> Result<Response, WuiError> {
     let slot = stream_slot(&state)?;
-    let view = find_job(&state, &kind, &id)?;
-    let job_kind = parse_kind(&kind).ok_or(WuiError::JobNotFound)?;
-    let (mut file, _, len) = super::screens::open_log(&state, &view, counter).await?;
+    let owner = LogOwner::find(&state, &kind, &id)?;
+    let (mut file, _, len) = super::screens::open_log(&state, &owner, counter).await?;
     // The colours in force at `offset` (replayed from where the page's part starts,
     // at most the page's limit back), and the run's start.
     let offset = query.offset.min(len);
-    let start = super::screens::run_record(&state, &view, counter).and_then(|r| r.started);
+    let start = owner.record(&state, counter).and_then(|r| r.started);
     let shown = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
         let shown = match query.from {
             Some(from) if from <= offset && offset - from <= PAGE_LOG_LIMIT + 1 => {
@@ -390,8 +408,8 @@ pub(super) async fn log_tail(
     let keep_alive = keep_alive(&state);
     let tail = Tail {
         _slot: slot,
-        dir: state.layout.log_dir(job_kind, view.id()),
-        id: view.id().clone(),
+        dir: owner.log_dir(&state),
+        id: owner.id.clone(),
         counter,
         offset,
         ansi,

@@ -46,7 +46,7 @@ const LOGIN_COOKIE: &str = "karajo_login";
 const TOKEN_CONTEXT: &[u8] = b"karajo login form\n";
 
 /// The connection's peer, as the server records it (absent in some embeddings).
-type Connect = Option<Extension<ConnectInfo<SocketAddr>>>;
+pub(super) type Connect = Option<Extension<ConnectInfo<SocketAddr>>>;
 
 /// The login form's fields; also the API's (which has no `csrf`).
 #[derive(Debug, serde::Deserialize)]

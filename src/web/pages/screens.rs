@@ -1,6 +1,7 @@
-//! The pages: the entry redirect, the dashboard, a job's page and a run's log page
-//! (its last 256 KiB, with the whole file as a streamed raw download), plus redirects
-//! from the original's log page URLs.
+//! The pages: the entry redirect, the dashboard, a job's page (a heartbeat monitor's
+//! page is in `monitor.rs`, reached through the same route) and a run's log page (its
+//! last 256 KiB, with the whole file as a streamed raw download) for jobs and monitors
+//! alike, plus redirects from the original's log page URLs.
 
 use std::sync::Arc;
 
@@ -13,10 +14,11 @@ use tokio_util::io::ReaderStream;
 
 use super::controls::Notice;
 use super::dashboard::{Counts, DashView, Entries, Filter};
+use super::monitor;
 use super::view::{self, JobDetail, JobLive, TimeView, ViewSource};
 use super::{AnsiHtml, Chrome, Viewer, WuiError, html, parse_kind};
-use crate::job::{JobKind, RunStatus};
-use crate::scheduler::JobView;
+use crate::job::{JobId, JobKind, RunStatus};
+use crate::scheduler::{JobView, LogSummary};
 use crate::store::run_log;
 use crate::web::AppState;
 use crate::web::access;
@@ -118,21 +120,19 @@ struct JobPage {
     csrf: Option<String>,
 }
 
-/// `GET /karajo/app/{kind}/{id}`: a job's state, runs, definition and controls.
+/// `GET /karajo/app/{kind}/{id}`: a job's state, runs, definition and controls; for
+/// `monitor/{id}`, the monitor's page.
 pub(super) async fn job(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Path((kind, id)): Path<(String, String)>,
     Query(query): Query<NoticeQuery>,
+    headers: HeaderMap,
+    connect: monitor::Connect,
 ) -> Result<Response, WuiError> {
     if parse_kind(&kind) == Some(JobKind::Monitor) {
-        // Until monitors have a page of their own: their JSON, which the links in
-        // their notifications reach too.
-        let snapshot = state.scheduler.snapshot();
-        let monitor = snapshot.monitor(&id).ok_or(WuiError::JobNotFound)?;
-        return Ok(
-            Redirect::to(&format!("/karajo/api/monitor?id={}", monitor.id())).into_response(),
-        );
+        let notice = notice_text(&query.notice);
+        return monitor::page(&state, &viewer, &id, notice, &headers, &connect).await;
     }
     let view = find_job(&state, &kind, &id)?;
     let now = state.clock.now();
@@ -152,16 +152,52 @@ pub(super) async fn job(
 /// log is the raw download's.
 pub(crate) const PAGE_LOG_LIMIT: u64 = 256 * 1024;
 
-/// The record of run `counter` of `view`'s job in the newest snapshot (the run may
-/// have ended since `view` was taken).
-pub(crate) fn run_record(
-    state: &AppState,
-    view: &JobView,
-    counter: u64,
-) -> Option<crate::scheduler::LogSummary> {
-    let snapshot = state.scheduler.snapshot();
-    let job = snapshot.job(view.def.kind(), view.id().as_str())?;
-    job.logs.iter().find(|l| l.counter == counter).copied()
+/// Whose run logs a log page, its raw download and its live tail show: a job, or a
+/// heartbeat monitor (whose check-ins are its runs).
+#[derive(Debug, Clone)]
+pub(crate) struct LogOwner {
+    /// The kind, which names the log directory.
+    pub kind: JobKind,
+    /// The id.
+    pub id: JobId,
+    /// The name, for the page.
+    pub name: String,
+}
+
+impl LogOwner {
+    /// The job or monitor of a URL's kind word and id.
+    pub(crate) fn find(state: &AppState, kind: &str, id: &str) -> Result<Self, WuiError> {
+        if parse_kind(kind) == Some(JobKind::Monitor) {
+            let view = monitor::find(state, id)?;
+            return Ok(Self {
+                kind: JobKind::Monitor,
+                id: view.id().clone(),
+                name: view.spec.name.clone(),
+            });
+        }
+        let view = find_job(state, kind, id)?;
+        Ok(Self {
+            kind: view.def.kind(),
+            id: view.id().clone(),
+            name: view.name().to_string(),
+        })
+    }
+
+    /// The record of run `counter` in the newest snapshot (the run may have ended
+    /// since the owner was found).
+    pub(crate) fn record(&self, state: &AppState, counter: u64) -> Option<LogSummary> {
+        let snapshot = state.scheduler.snapshot();
+        let logs = match self.kind {
+            JobKind::Monitor => &snapshot.monitor(self.id.as_str())?.logs,
+            kind => &snapshot.job(kind, self.id.as_str())?.logs,
+        };
+        logs.iter().find(|l| l.counter == counter).copied()
+    }
+
+    /// Its log directory.
+    pub(crate) fn log_dir(&self, state: &AppState) -> std::path::PathBuf {
+        state.layout.log_dir(self.kind, &self.id)
+    }
 }
 
 #[derive(askama::Template)]
@@ -187,11 +223,11 @@ struct LogPage {
 /// ended since it was found) and its length.
 pub(crate) async fn open_log(
     state: &AppState,
-    view: &JobView,
+    owner: &LogOwner,
     counter: u64,
 ) -> Result<(std::fs::File, run_log::LogEntry, u64), WuiError> {
-    let dir = state.layout.log_dir(view.def.kind(), view.id());
-    let id = view.id().clone();
+    let dir = owner.log_dir(state);
+    let id = owner.id.clone();
     tokio::task::spawn_blocking(move || -> Result<_, WuiError> {
         let entry = run_log::find(&dir, &id, counter)?.ok_or(WuiError::LogNotFound)?;
         let (file, entry) = run_log::open(&entry)?;
@@ -212,17 +248,14 @@ struct Shown {
 
 /// `GET /karajo/app/{kind}/{id}/log/{counter}`: the log with ANSI colours (its last
 /// [`PAGE_LOG_LIMIT`] bytes, with a note, when it is longer); a running log is
-/// followed live by the page's script.
+/// followed live by the page's script. The same page shows a monitor's check-in log.
 pub(super) async fn log(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Path((kind, id, counter)): Path<(String, String, u64)>,
 ) -> Result<Response, WuiError> {
-    if parse_kind(&kind) == Some(JobKind::Monitor) {
-        return monitor_log_text(&state, &id, counter).await;
-    }
-    let view = find_job(&state, &kind, &id)?;
-    let (mut file, entry, len) = open_log(&state, &view, counter).await?;
+    let owner = LogOwner::find(&state, &kind, &id)?;
+    let (mut file, entry, len) = open_log(&state, &owner, counter).await?;
     let Shown {
         entry,
         len,
@@ -239,7 +272,7 @@ pub(super) async fn log(
     })
     .await??;
     // The run's times come from its record in the snapshot, not from the file.
-    let record = run_record(&state, &view, counter);
+    let record = owner.record(&state, counter);
     let running = entry.status == RunStatus::Running;
     // A running log is shown up to its last whole line; the stream goes on from there.
     let shown = if running {
@@ -261,12 +294,12 @@ pub(super) async fn log(
         .zip(end)
         .map(|(s, e)| e.duration_since(s).unsigned_abs());
     let took = took_secs.map(view::human_duration);
-    let base = view::log_href(view.def.kind(), view.id().as_str(), counter);
+    let base = view::log_href(owner.kind, owner.id.as_str(), counter);
     let offset = from + shown as u64;
     html(&LogPage {
         chrome: Chrome::new(&state, Some(&viewer)),
-        job_name: view.name().to_string(),
-        job_href: view::job_href(view.def.kind(), view.id().as_str()),
+        job_href: view::job_href(owner.kind, owner.id.as_str()),
+        job_name: owner.name,
         counter,
         status: entry.status.as_str(),
         started: start.and_then(TimeView::new),
@@ -281,33 +314,6 @@ pub(super) async fn log(
         cut: (from > 0).then(|| (human_size(len), human_size(len - from))),
         content: html_content,
     })
-}
-
-/// A monitor's check-in log as plain text (the links of its notifications), until
-/// monitors have log pages of their own.
-async fn monitor_log_text(state: &AppState, id: &str, counter: u64) -> Result<Response, WuiError> {
-    use tokio::io::AsyncReadExt as _;
-    let snapshot = state.scheduler.snapshot();
-    let monitor = snapshot.monitor(id).ok_or(WuiError::JobNotFound)?;
-    let dir = state.layout.log_dir(JobKind::Monitor, monitor.id());
-    let id = monitor.id().clone();
-    let (file, len) = tokio::task::spawn_blocking(move || -> Result<_, WuiError> {
-        let entry = run_log::find(&dir, &id, counter)?.ok_or(WuiError::LogNotFound)?;
-        let (file, _) = run_log::open(&entry)?;
-        let len = file.metadata()?.len();
-        Ok((file, len))
-    })
-    .await??;
-    let reader = tokio::fs::File::from_std(file).take(len);
-    let body = Body::from_stream(ReaderStream::with_capacity(reader, RAW_CHUNK));
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        )],
-        body,
-    )
-        .into_response())
 }
 
 /// A size for people: `512 bytes`, `256 KiB`, `81.2 MiB`, `1.5 GiB`.
@@ -336,9 +342,9 @@ pub(super) async fn raw_log(
     Path((kind, id, counter)): Path<(String, String, u64)>,
 ) -> Result<Response, WuiError> {
     use tokio::io::AsyncReadExt as _;
-    let view = find_job(&state, &kind, &id)?;
-    let (file, entry, len) = open_log(&state, &view, counter).await?;
-    let name = format!("{}.{counter}.{}.log", view.id(), entry.status);
+    let owner = LogOwner::find(&state, &kind, &id)?;
+    let (file, entry, len) = open_log(&state, &owner, counter).await?;
+    let name = format!("{}.{counter}.{}.log", owner.id, entry.status);
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
         .unwrap_or(HeaderValue::from_static("attachment"));
     let reader = tokio::fs::File::from_std(file).take(len);

@@ -17,9 +17,9 @@ use crate::redact::{self, SecretHeaders};
 use crate::scheduler::{JobDefKind, JobView, LogSummary};
 
 /// Bars in a dashboard card's chart.
-const CARD_BARS: usize = 12;
+pub(super) const CARD_BARS: usize = 12;
 /// Bars in a job page's chart.
-const PAGE_BARS: usize = 30;
+pub(super) const PAGE_BARS: usize = 30;
 
 /// A time for a `<time datetime>` element.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +199,18 @@ impl Group {
             RunStatus::Started => Group::Ok,
         }
     }
+
+    /// The group of a heartbeat monitor's status.
+    pub(super) fn of_monitor(status: crate::monitor::Status) -> Group {
+        use crate::monitor::Status;
+        match status {
+            Status::New => Group::New,
+            Status::Up => Group::Ok,
+            Status::Late { .. } => Group::Late,
+            Status::Down(_) => Group::Failed,
+            Status::Paused(_) => Group::Paused,
+        }
+    }
 }
 
 /// One row of the dashboard's list. Nothing in it is job-specific: a heartbeat monitor
@@ -236,36 +248,64 @@ pub(super) struct ListRow {
     pub elapsed_secs: Option<u64>,
 }
 
-/// A job on the dashboard.
+/// An entry of the dashboard's cards view: a job, or a heartbeat monitor (whose
+/// check-ins are its runs and whose due time is its next run; [`CardWords`] name them).
 #[derive(Debug, Clone)]
-pub(super) struct JobCard {
+pub(super) struct EntryCard {
     /// `<kind>/<id>`, unique on the page.
     pub key: String,
     /// Its group, for the counts and filters.
     pub group: Group,
     /// Its name.
     pub name: String,
-    /// Its status word for people (see [`ui_status`]).
+    /// Its status word for people (see [`ui_status`]; a monitor's own word).
     pub status: &'static str,
     /// Paused by the API or the UI.
     pub paused: bool,
     /// A run waits behind the current one.
     pub queued: bool,
-    /// When the last run ended.
+    /// When the last run ended (a monitor: the last check-in).
     pub last_run: Option<TimeView>,
-    /// When the timer fires next.
+    /// When the timer fires next (a monitor: when the next check-in is due).
     pub next_run: Option<TimeView>,
-    /// What the next run line says when there is no timer (see [`next_note`]).
+    /// What the next run line says when there is no time (see [`next_note`]).
     pub next_note: &'static str,
-    /// The run going on now.
+    /// The run going on now (a monitor: its newest open run).
     pub current: Option<CurrentRun>,
     /// The chart of recent runs (SVG, built and escaped by [`chart`]).
     pub chart: String,
     /// The chart's scale in words (`longest 12 s`).
     pub chart_scale: String,
-    /// The job's page.
+    /// The entry's page.
     pub href: String,
+    /// The labels of the card's lines.
+    pub words: &'static CardWords,
 }
+
+/// The labels of a card's lines, which differ by kind.
+#[derive(Debug)]
+pub(super) struct CardWords {
+    /// The label of the last run's time.
+    pub last: &'static str,
+    /// The label of the next run's time.
+    pub next: &'static str,
+    /// What the line of the run going on starts with.
+    pub current: &'static str,
+}
+
+/// A job's card labels.
+pub(super) const JOB_WORDS: CardWords = CardWords {
+    last: "Last run",
+    next: "Next run",
+    current: "Running",
+};
+
+/// A heartbeat monitor's card labels.
+pub(super) const MONITOR_WORDS: CardWords = CardWords {
+    last: "Last check-in",
+    next: "Next due",
+    current: "Run open",
+};
 
 /// The run going on now.
 #[derive(Debug, Clone)]
@@ -442,6 +482,44 @@ pub(super) fn human_duration(d: Duration) -> String {
     }
 }
 
+/// The rows of the runs in `logs` of the job or monitor `id` of `kind`, in the same
+/// order, each linked to its log page.
+pub(super) fn run_rows(
+    kind: JobKind,
+    id: &str,
+    logs: &[LogSummary],
+    now: Timestamp,
+) -> Vec<RunRow> {
+    logs.iter()
+        .map(|log| {
+            let status = log.status;
+            let took = took(log, now);
+            RunRow {
+                counter: log.counter,
+                status: status.as_str(),
+                trigger: log.trigger.map_or("—", Trigger::as_str),
+                started: log.started.and_then(TimeView::new),
+                duration: took.map_or_else(
+                    || "—".to_string(),
+                    |d| {
+                        let text = human_duration(d);
+                        if status == RunStatus::Running {
+                            format!("{text} so far")
+                        } else {
+                            text
+                        }
+                    },
+                ),
+                seconds: took.map(|d| d.as_secs_f64()),
+                elapsed_secs: took
+                    .filter(|_| status == RunStatus::Running)
+                    .map(|d| d.as_secs()),
+                href: log_href(kind, id, log.counter),
+            }
+        })
+        .collect()
+}
+
 /// Builds views of jobs from snapshots and their run records; cheap to clone.
 #[derive(Debug, Clone)]
 pub(super) struct ViewSource;
@@ -454,44 +532,16 @@ impl ViewSource {
 
     /// The runs of `logs` (some of `view`'s, oldest first).
     fn runs_of(&self, view: &JobView, logs: &[LogSummary], now: Timestamp) -> Vec<RunRow> {
-        let kind = view.def.kind();
-        logs.iter()
-            .map(|log| {
-                let status = log.status;
-                let took = took(log, now);
-                RunRow {
-                    counter: log.counter,
-                    status: status.as_str(),
-                    trigger: log.trigger.map_or("—", Trigger::as_str),
-                    started: log.started.and_then(TimeView::new),
-                    duration: took.map_or_else(
-                        || "—".to_string(),
-                        |d| {
-                            let text = human_duration(d);
-                            if status == RunStatus::Running {
-                                format!("{text} so far")
-                            } else {
-                                text
-                            }
-                        },
-                    ),
-                    seconds: took.map(|d| d.as_secs_f64()),
-                    elapsed_secs: took
-                        .filter(|_| status == RunStatus::Running)
-                        .map(|d| d.as_secs()),
-                    href: log_href(kind, view.id().as_str(), log.counter),
-                }
-            })
-            .collect()
+        run_rows(view.def.kind(), view.id().as_str(), logs, now)
     }
 
     /// The dashboard's card of `view` (blocking). Only the runs its chart shows are
     /// read.
-    pub(super) fn card(&self, view: &JobView, now: Timestamp) -> JobCard {
+    pub(super) fn card(&self, view: &JobView, now: Timestamp) -> EntryCard {
         let shown = &view.logs[view.logs.len().saturating_sub(CARD_BARS)..];
         let runs = self.runs_of(view, shown, now);
         let kind = view.def.kind();
-        JobCard {
+        EntryCard {
             key: entry_key(kind, view.id().as_str()),
             group: Group::of_job(view),
             name: view.name().to_string(),
@@ -505,6 +555,7 @@ impl ViewSource {
             chart: chart::runs_svg(&runs, CARD_BARS),
             chart_scale: chart::scale_text(&runs, CARD_BARS),
             href: job_href(kind, view.id().as_str()),
+            words: &JOB_WORDS,
         }
     }
 
@@ -549,62 +600,6 @@ impl ViewSource {
                 .filter(|_| !view.paused)
                 .and_then(TimeView::new),
             next_note: next_note(view),
-            duration,
-            elapsed_secs,
-        }
-    }
-
-    /// A heartbeat monitor's row in the dashboard's list (monitors are listed there,
-    /// not as cards).
-    pub(super) fn monitor_row(
-        &self,
-        view: &crate::scheduler::MonitorView,
-        now: Timestamp,
-    ) -> ListRow {
-        use crate::monitor::Status;
-        let state = &view.state;
-        let id = view.id().as_str();
-        let group = match state.status {
-            Status::New => Group::New,
-            Status::Up => Group::Ok,
-            Status::Late { .. } => Group::Late,
-            Status::Down(_) => Group::Failed,
-            Status::Paused(_) => Group::Paused,
-        };
-        let open = state.runs.iter().map(|r| r.started).min();
-        let (duration, elapsed_secs) = match open {
-            Some(started) => {
-                let so_far =
-                    std::time::Duration::try_from(now.duration_since(started)).unwrap_or_default();
-                (
-                    format!("{} so far", human_duration(so_far)),
-                    Some(so_far.as_secs()),
-                )
-            }
-            None => (
-                state
-                    .last_duration
-                    .map_or_else(|| "—".to_string(), human_duration),
-                None,
-            ),
-        };
-        ListRow {
-            key: entry_key(JobKind::Monitor, id),
-            kind: kind_word(JobKind::Monitor),
-            name: view.spec.name.clone(),
-            href: format!("/karajo/api/monitor?id={id}"),
-            status: state.status.as_str(),
-            group,
-            queued: false,
-            last: state.last_ping.and_then(TimeView::new),
-            last_href: None,
-            next: state.next_due().and_then(TimeView::new),
-            next_note: match state.status {
-                Status::Paused(_) => "paused",
-                Status::New => "after the first check-in",
-                _ if !state.runs.is_empty() => "when the run ends",
-                _ => "",
-            },
             duration,
             elapsed_secs,
         }
