@@ -42,7 +42,7 @@ impl ApiError {
         )
     }
 
-    fn monitor_forbidden() -> Self {
+    pub(super) fn monitor_forbidden() -> Self {
         Self::with(StatusCode::FORBIDDEN, "ERR_MONITOR_FORBIDDEN", "forbidden")
     }
 
