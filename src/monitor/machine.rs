@@ -254,9 +254,14 @@ fn until_words(until: PauseUntil) -> String {
     }
 }
 
-/// `02:00:01Z`: a time of day in UTC, for subjects.
+/// `02:00:01Z`: a time of day in UTC, for subjects, rounded to the second (halves
+/// up) as the house rounds "now" and the log line prefixes, so a subject names the
+/// second its log shows: a check-in at 02:00:00.6 is `02:00:01Z` in both.
 fn clock(at: Timestamp) -> String {
-    at.strftime("%H:%M:%SZ").to_string()
+    let rounded = at
+        .round(jiff::TimestampRound::new().smallest(jiff::Unit::Second))
+        .unwrap_or(at);
+    rounded.strftime("%H:%M:%SZ").to_string()
 }
 
 /// `02:00:01Z`, or `never` for a monitor that never checked in.

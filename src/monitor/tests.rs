@@ -361,6 +361,24 @@ fn down_timeout_words_follow_the_spec() {
 }
 
 #[test]
+fn subject_times_round_to_the_second_as_the_log_prefix_does() {
+    let rules = period_rules(60, 0);
+    // Checked in at 10:00:00.6: its log line says 10:00:01, and so does the subject.
+    let mut state = up_at("10:00:00.6", "10:01:00.6");
+    let got = advance(&mut state, &rules, t("10:01:00.6"));
+    assert_eq!(
+        notices(&got)[0].summary,
+        "DOWN (no check-in since 10:00:01Z)"
+    );
+    let mut state = up_at("10:00:00.4", "10:01:00.4");
+    let got = advance(&mut state, &rules, t("10:01:00.4"));
+    assert_eq!(
+        notices(&got)[0].summary,
+        "DOWN (no check-in since 10:00:00Z)"
+    );
+}
+
+#[test]
 fn grace_zero_goes_straight_to_down() {
     let rules = period_rules(60, 0);
     let mut state = up_at("10:00:00", "10:01:00");

@@ -403,6 +403,12 @@ async fn expect_transition(
         let got = Instant::now();
         let status = m["status"].as_str().unwrap_or_default();
         if status == to {
+            // For the record under load: how far past the deadline it was first seen.
+            eprintln!(
+                "{id}: {to} seen {:?}..{:?} after its deadline",
+                sent.saturating_duration_since(since.got + after),
+                got.saturating_duration_since(since.sent + after)
+            );
             assert!(
                 got >= not_before,
                 "{id} was {to} {:?} after the action, before its deadline {after:?} (less 50 ms): {m}",
@@ -598,6 +604,21 @@ async fn mon_06_recovery_after_a_timeout_is_notified_and_logged() {
     d.stop().await;
 }
 
+/// MON-06 read literally: MON-05's setup names no `notif_on_up`, yet the row expects
+/// an `up` webhook. A.4.5 sends recoveries to `notif_on_up` only, so none comes.
+#[tokio::test]
+#[ignore = "spec conflict: MON-06 expects an up webhook without notif_on_up (A.4.5 says \
+            notif_on_up only); needs a decision, see the report"]
+async fn mon_06_literal_recovery_is_notified_without_notif_on_up() {
+    let mut b = Bench::new(&backup("notif_on_down = hook\nnotif_on_late = hook")).await;
+    let (d, _) = drive_to_down_by_timeout(&b).await;
+    b.hook.wait(2).await;
+    assert_eq!(Api::of(&d).ping_ok("backup_db").await["status"], "up");
+    let docs = b.hook.wait(3).await.to_vec();
+    assert_eq!(docs[2]["event"], "up", "{docs:?}");
+    d.stop().await;
+}
+
 #[tokio::test]
 async fn mon_07_fail_is_down_at_once_with_a_failed_log_and_one_webhook() {
     let mut b = Bench::new(&backup("notif_on_down = hook")).await;
@@ -656,7 +677,7 @@ async fn mon_09_run_keeps_a_new_monitor_new_and_measures_its_duration() {
     let last = expect_steady(&api, "backup_db", "new", t.sent + Duration::from_secs(4)).await;
     assert_eq!(last["runs"][0]["rid"], "r1", "{last}");
     assert_eq!(last["runs"].as_array().map(Vec::len), Some(1), "{last}");
-    assert_eq!(b.logs("backup_db"), [running.clone()]);
+    assert_eq!(b.logs("backup_db"), std::slice::from_ref(&running));
     let (end, e) = at(api.ping_ok("backup_db?rid=r1")).await;
     assert_eq!(end["status"], "up");
     assert_eq!(b.logs("backup_db"), [format!("backup_db.{n}.success")]);
@@ -694,7 +715,7 @@ async fn mon_10_run_timeout_takes_it_down_and_fails_the_run_log() {
     .await;
     assert_eq!(down["down_reason"], "run_timeout", "{down}");
     let name = format!("backup_db.{n}.failed");
-    assert_eq!(b.logs("backup_db"), [name.clone()]);
+    assert_eq!(b.logs("backup_db"), std::slice::from_ref(&name));
     let log = b.log_text("backup_db", &name);
     assert!(
         log.lines().any(|l| l.contains("monitor: backup_db: !!! ")),
@@ -703,6 +724,8 @@ async fn mon_10_run_timeout_takes_it_down_and_fails_the_run_log() {
     let docs = b.hook.wait(1).await.to_vec();
     assert_eq!(docs[0]["event"], "down");
     assert_eq!(docs[0]["reason"], "run_timeout");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.hook.events(), ["down"]);
     d.stop().await;
 }
 
@@ -718,7 +741,7 @@ async fn mon_11_log_ping_goes_to_the_run_or_else_to_the_event_log() {
     assert_eq!(log.status(), 200);
     assert_eq!(api.ping_ok("backup_db?rid=a").await["status"], "up");
     let name = format!("backup_db.{n}.success");
-    assert_eq!(b.logs("backup_db"), [name.clone()]);
+    assert_eq!(b.logs("backup_db"), std::slice::from_ref(&name));
     let text = b.log_text("backup_db", &name);
     assert!(text.contains("monitor: backup_db: hello\n"), "{text}");
 
@@ -827,6 +850,19 @@ async fn mon_15_manual_resume_ignores_pings_until_resumed() {
         slack,
     );
     assert_eq!(api.status("backup_db").await, "up");
+    let kinds = api.event_kinds("backup_db").await;
+    assert_eq!(
+        kinds,
+        [
+            "monitor.first",
+            "monitor.paused",
+            "monitor.ignored",
+            "monitor.resumed"
+        ]
+    );
+    // Resuming a monitor that is not paused is a no-op 200 (A.9).
+    let again = api.control_ok("resume", "backup_db", None).await;
+    assert_eq!(again["next_due"], resumed["next_due"], "{again}");
     d.stop().await;
 }
 
@@ -954,7 +990,13 @@ async fn restart_across_the_due_time(b: &Bench) -> (TestDaemon, At) {
 }
 
 #[tokio::test]
-async fn mon_20_restart_credit_moves_the_due_time_and_catches_a_dead_client() {
+async fn mon_20_restart_credit_catches_a_dead_client_one_period_later_and_spares_a_live_one() {
+    // The two variants of the row side by side, each with its own daemon.
+    tokio::join!(credit_then_down(), credit_then_a_ping());
+}
+
+/// MON-20 without a check-in after the restart: down at S+4.
+async fn credit_then_down() {
     let mut b = Bench::new(&backup(CREDIT)).await;
     let (d, s) = restart_across_the_due_time(&b).await;
     let api = Api::of(&d);
@@ -963,8 +1005,8 @@ async fn mon_20_restart_credit_moves_the_due_time_and_catches_a_dead_client() {
     d.stop().await;
 }
 
-#[tokio::test]
-async fn mon_20_restart_credit_then_a_ping_keeps_it_up() {
+/// MON-20 with a check-in at S+1: it stays up.
+async fn credit_then_a_ping() {
     let mut b = Bench::new(&backup(CREDIT)).await;
     let (d, s) = restart_across_the_due_time(&b).await;
     let api = Api::of(&d);
