@@ -1095,6 +1095,21 @@ async fn mon_24_hmac_pings_need_the_global_signature() {
         error_name(unsigned).await,
         (403, "ERR_MONITOR_FORBIDDEN".into())
     );
+    // Signed but without `_karajo_epoch` (the house rule, README "Monitors"): the
+    // monitor's 403 too, not a job's.
+    let sign = karajo::auth::sign_hmac_sha256(SECRET.as_bytes(), b"done\n");
+    let unstamped = d
+        .http
+        .post(&url)
+        .header("X-Karajo-Sign", sign)
+        .body("done\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_name(unstamped).await,
+        (403, "ERR_MONITOR_FORBIDDEN".into())
+    );
     let m = Api::of(&d).monitor("backup_db").await;
     assert_eq!(m["status"], "up");
     assert_eq!(m["counter"], 1);
