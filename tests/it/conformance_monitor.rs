@@ -1058,6 +1058,38 @@ async fn mon_21_credit_after_kill_9_past_the_alive_mark() {
     drop(p);
 }
 
+/// MON-21 when karajo died before it wrote its first liveness mark (a kill -9 in its
+/// first moments, seen as a flaky `process` test): the state is there, the mark is
+/// not, and the missed deadline is still credited.
+#[tokio::test]
+async fn mon_21_credit_without_a_liveness_mark() {
+    let mut b = Bench::new(&backup("period = 1s\ngrace = 0s\nnotif_on_down = hook")).await;
+    let d = TestDaemon::start(&b.dir).await;
+    let (_, t) = at(Api::of(&d).ping_ok("backup_db")).await;
+    d.stop().await;
+    std::fs::remove_file(b.dir.base().join("var/lib/karajo/state/alive")).unwrap();
+    sleep_until(t.sent + Duration::from_millis(1500)).await;
+    let (d, s) = at(TestDaemon::start(&b.dir)).await;
+    let api = Api::of(&d);
+    let m = api.monitor("backup_db").await;
+    assert_eq!(m["status"], "up", "no false down: {m}");
+    let slack = Duration::from_millis(100);
+    s.assert_wall("next_due", &m["next_due"], Duration::from_secs(1), slack);
+    let kinds = api.event_kinds("backup_db").await;
+    assert!(kinds.contains(&"monitor.credit".to_string()), "{kinds:?}");
+    expect_transition(
+        &api,
+        "backup_db",
+        &["up"],
+        "down",
+        s,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(b.hook.wait(1).await[0]["event"], "down");
+    d.stop().await;
+}
+
 #[tokio::test]
 async fn mon_22_down_survives_a_restart_without_a_second_notification() {
     let mut b = Bench::new(&backup(NOTIFY_ALL)).await;
