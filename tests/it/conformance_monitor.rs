@@ -21,10 +21,13 @@
 //! | MON-23 | `monitor::pause_and_resume_are_signed_and_survive_a_restart` (paused until resume, restarted, still paused) |
 //! | EVT-04 | `monitor::events_are_posted_with_a_monitor_token_or_a_signature_and_read_back` (signed, level `loud`: 400 `ERR_EVENT_INVALID`) |
 //!
-//! Where the rows and the spec's tables disagree: MON-06 expects an `up` webhook
-//! after MON-05, whose setup names only `notif_on_down` and `notif_on_late`, while
-//! A.4.5 sends the recovery to `notif_on_up`. The setups here add
-//! `notif_on_up = hook`, which changes nothing the other rows check.
+//! Where the rows and the spec's text disagree:
+//! * MON-06 expects an `up` webhook after MON-05, whose setup names only
+//!   `notif_on_down` and `notif_on_late`, while A.4.5 sends the recovery to
+//!   `notif_on_up`. The setups here add `notif_on_up = hook`, which changes nothing
+//!   the other rows check; the literal reading is an ignored test.
+//! * MON-24 signs a stamped body (`_karajo_epoch`), as the README requires of every
+//!   signed request; A.3.3 reads as if an unstamped signed body were accepted too.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
