@@ -176,6 +176,11 @@ pub fn next_deadline(state: &MonitorState, rules: &MonitorRules) -> Option<Times
 
 /// The restart rule (monitors spec A.7): karajo was last known alive at `last_alive`
 /// (*L*, `None` when there is no liveness mark) and starts listening at `start` (*S*).
+/// Without a mark, *L* is the newest time the state itself records (its `since`, last
+/// check-in or a run's start): the spec's "no mark, no history" holds for a monitor
+/// without a state, but one with a state was kept by a karajo that died before its
+/// first mark (a kill -9 in its first moments), and a deadline that fell while it was
+/// down must not become a false `down` then either.
 /// What fell due while it was alive is evaluated as usual (a crash lost it); a
 /// deadline that fell in (*L*, *S*] is not evidence against the client, because it
 /// could not check in: an `up` monitor's due time is credited as if a check-in had come
@@ -189,6 +194,7 @@ pub fn restart(
     last_alive: Option<Timestamp>,
     start: Timestamp,
 ) -> Vec<MonitorEffect> {
+    let last_alive = last_alive.or_else(|| newest_record(state));
     let mut step = Step::new(state, rules);
     if let Some(alive) = last_alive.filter(|alive| *alive < start) {
         step.advance(alive);
@@ -230,6 +236,17 @@ pub fn reconfigure(
     step.effects
 }
 
+/// The newest moment `state` records (karajo was alive then: it wrote it), as *L* of
+/// the restart rule when there is no liveness mark.
+fn newest_record(state: &MonitorState) -> Option<Timestamp> {
+    let runs = state.runs.iter().map(|run| run.started);
+    [Some(state.since), state.last_ping]
+        .into_iter()
+        .flatten()
+        .chain(runs)
+        .max()
+}
+
 /// `max_runtime`, where a zero is no limit as in the configuration.
 fn run_limit(rules: &MonitorRules) -> Option<Duration> {
     rules.max_runtime.filter(|limit| !limit.is_zero())
@@ -254,9 +271,14 @@ fn until_words(until: PauseUntil) -> String {
     }
 }
 
-/// `02:00:01Z`: a time of day in UTC, for subjects.
+/// `02:00:01Z`: a time of day in UTC, for subjects, rounded to the second (halves
+/// up) as the house rounds "now" and the log line prefixes, so a subject names the
+/// second its log shows: a check-in at 02:00:00.6 is `02:00:01Z` in both.
 fn clock(at: Timestamp) -> String {
-    at.strftime("%H:%M:%SZ").to_string()
+    let rounded = at
+        .round(jiff::TimestampRound::new().smallest(jiff::Unit::Second))
+        .unwrap_or(at);
+    rounded.strftime("%H:%M:%SZ").to_string()
 }
 
 /// `02:00:01Z`, or `never` for a monitor that never checked in.

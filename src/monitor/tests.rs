@@ -361,6 +361,24 @@ fn down_timeout_words_follow_the_spec() {
 }
 
 #[test]
+fn subject_times_round_to_the_second_as_the_log_prefix_does() {
+    let rules = period_rules(60, 0);
+    // Checked in at 10:00:00.6: its log line says 10:00:01, and so does the subject.
+    let mut state = up_at("10:00:00.6", "10:01:00.6");
+    let got = advance(&mut state, &rules, t("10:01:00.6"));
+    assert_eq!(
+        notices(&got)[0].summary,
+        "DOWN (no check-in since 10:00:01Z)"
+    );
+    let mut state = up_at("10:00:00.4", "10:01:00.4");
+    let got = advance(&mut state, &rules, t("10:01:00.4"));
+    assert_eq!(
+        notices(&got)[0].summary,
+        "DOWN (no check-in since 10:00:00Z)"
+    );
+}
+
+#[test]
 fn grace_zero_goes_straight_to_down() {
     let rules = period_rules(60, 0);
     let mut state = up_at("10:00:00", "10:01:00");
@@ -1373,11 +1391,43 @@ fn restart_leaves_down_new_and_other_pauses_alone() {
 }
 
 #[test]
-fn restart_without_a_liveness_mark_evaluates_at_s() {
+fn restart_without_a_liveness_mark_takes_the_state_s_newest_time_as_l() {
+    // karajo died before its first mark: the check-in at 10:00:00 is the last moment
+    // it is known to have been alive, so the due time 10:01:00 fell in the gap.
     let rules = period_rules(60, 10);
     let mut state = up_at("10:00:00", "10:01:00");
     let got = restart(&mut state, &rules, None, t("10:02:00"));
-    assert_eq!(describe(&got), ["monitor.down", "notify down"]);
+    assert_eq!(describe(&got), ["monitor.credit"]);
+    assert_eq!(state.status, Status::Up);
+    assert_eq!(state.due, Some(t("10:03:00")), "S + period");
+
+    // A run's start is newer: its timeout that fell in the gap cancels the run.
+    let rules = MonitorRules {
+        max_runtime: Some(secs(30)),
+        ..period_rules(600, 10)
+    };
+    let mut state = up_at("10:00:00", "10:10:00");
+    check_in(&mut state, &rules, &ping(Signal::Start), t("10:05:00"));
+    let got = restart(&mut state, &rules, None, t("10:06:00"));
+    assert_eq!(state.status, Status::Up, "{got:?}");
+    assert!(state.runs.is_empty());
+
+    // Late when karajo died: down at S + grace, not at once.
+    let rules = period_rules(60, 10);
+    let mut state = up_at("10:00:00", "10:01:00");
+    advance(&mut state, &rules, t("10:01:00"));
+    let got = restart(&mut state, &rules, None, t("10:05:00"));
+    assert_eq!(describe(&got), ["monitor.credit"]);
+    assert_eq!(state.status.as_str(), "late");
+    assert_eq!(
+        next_deadline(&state, &rules),
+        Some(t("10:05:10")),
+        "S + grace"
+    );
+
+    // Without a state there is no history: a new monitor stays new.
+    let mut new = MonitorState::new(t("10:04:00"));
+    assert!(restart(&mut new, &rules, None, t("10:05:00")).is_empty());
 }
 
 #[test]

@@ -349,7 +349,11 @@ async fn events_are_posted_with_a_monitor_token_or_a_signature_and_read_back() {
         .send()
         .await
         .unwrap();
-    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        wrong.status(),
+        403,
+        "a wrong token is forbidden, as for pings"
+    );
     let body = format!(
         r#"{{"service":"anything","level":"loud","message":"x","_karajo_epoch":{}}}"#,
         epoch_now()

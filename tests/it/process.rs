@@ -13,7 +13,7 @@ fn karajo() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin!("karajo"))
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -21,15 +21,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A daemon process on a free port, killed when dropped.
-struct Proc {
-    child: Child,
-    base_url: String,
-    http: reqwest::Client,
+/// A daemon process on a free port, killed when dropped (also used by the monitor
+/// conformance tests for a kill -9).
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) base_url: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Proc {
-    async fn start(dir: &TestDir, port: u16) -> Self {
+    pub(crate) async fn start(dir: &TestDir, port: u16) -> Self {
         Self::start_with_log(dir, port, Stdio::null()).await
     }
 
@@ -58,7 +59,7 @@ impl Proc {
         }
     }
 
-    fn signal(&self, signal: Signal) {
+    pub(crate) fn signal(&self, signal: Signal) {
         let pid = Pid::from_raw(self.child.id() as i32).unwrap();
         kill_process(pid, signal).unwrap();
     }
@@ -77,7 +78,7 @@ impl Proc {
             .as_u16()
     }
 
-    async fn wait_exit(&mut self) -> std::process::ExitStatus {
+    pub(crate) async fn wait_exit(&mut self) -> std::process::ExitStatus {
         wait_for("the daemon to exit", || {
             let status = self.child.try_wait().unwrap();
             async move { status }
@@ -93,7 +94,7 @@ impl Drop for Proc {
     }
 }
 
-fn conf_with_port(port: u16, jobs: &str) -> String {
+pub(crate) fn conf_with_port(port: u16, jobs: &str) -> String {
     format!("[karajo]\nlisten_address = 127.0.0.1:{port}\n{jobs}")
 }
 

@@ -3,8 +3,9 @@
 //! and `before` (behind the read access of the other reads); `POST /karajo/api/event`
 //! appends one, `{"service","level","message","_karajo_epoch"}`, signed with the global
 //! secret (stamped and spent once) or carrying the token of the monitor whose id is
-//! the service's. A bad field is `400 ERR_EVENT_INVALID` naming it; a full queue is
-//! `503`, so the client tries again.
+//! the service's: without either it is `401`, with a token that is not that
+//! monitor's `403 ERR_MONITOR_FORBIDDEN`. A bad field is `400 ERR_EVENT_INVALID`
+//! naming it; a full queue is `503`, so the client tries again.
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -115,8 +116,10 @@ async fn append(state: &AppState, request: Request) -> Result<Response, Response
                     .is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.as_bytes()))),
                 _ => false,
             });
+        // A token was given: a wrong one, or one for another service, is refused
+        // as a wrong ping token is (monitors spec A.3.3, C.4 EVT-03).
         if !good {
-            return Err(ApiError::bad_signature().into_response());
+            return Err(ApiError::monitor_forbidden().into_response());
         }
     }
     let record = record_posted(state, posted, Source::Api).map_err(IntoResponse::into_response)?;

@@ -42,8 +42,18 @@ impl ApiError {
         )
     }
 
-    fn monitor_forbidden() -> Self {
+    pub(super) fn monitor_forbidden() -> Self {
         Self::with(StatusCode::FORBIDDEN, "ERR_MONITOR_FORBIDDEN", "forbidden")
+    }
+
+    /// A signed ping whose stamp is refused (missing, stale, empty body): the
+    /// monitor's 403, with the reason after `forbidden: `.
+    fn monitor_forbidden_because(why: &dyn std::fmt::Display) -> Self {
+        Self::with(
+            StatusCode::FORBIDDEN,
+            "ERR_MONITOR_FORBIDDEN",
+            format!("forbidden: {why}"),
+        )
     }
 
     fn bad_ping(detail: impl std::fmt::Display) -> Self {
@@ -178,7 +188,7 @@ async fn take_ping(
                 if err.is_reuse() {
                     ApiError::replayed(err.to_string()).into_response()
                 } else {
-                    ApiError::forbidden_because(err.to_string()).into_response()
+                    ApiError::monitor_forbidden_because(&err).into_response()
                 }
             })?;
     }
