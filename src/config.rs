@@ -1,9 +1,9 @@
 //! The `config` room: everything karajo knows before it starts. It reads the
 //! git-config style INI files ([`ini`]), Go durations ([`duration`]), and loads the
 //! main file, `user.conf`, `job.d/` and `job_http.d/` into the typed [`Config`]
-//! ([`model`]): jobs, heartbeat monitors, `[watchtower]`, notifications and users,
-//! collecting every error and warning as a [`Diagnostic`] so that
-//! `karajo check` can print them all. Pure and synchronous: it only reads files.
+//! ([`model`]): jobs, heartbeat monitors, `[watchtower]`, supervised services,
+//! notifications and users, collecting every error and warning as a [`Diagnostic`] so
+//! that `karajo check` can print them all. Pure and synchronous: it only reads files.
 
 pub mod duration;
 mod fields;
@@ -14,6 +14,7 @@ pub mod model;
 mod monitors;
 pub mod net;
 pub mod notif;
+mod services;
 mod settings;
 
 #[cfg(test)]
@@ -30,3 +31,4 @@ pub use model::{
 pub use notif::{
     EmailNotif, NotifKind, PushoverNotif, SmtpSecurity, SmtpServer, TargetError, WebhookNotif,
 };
+pub use services::{SHUTDOWN_NOTIFICATION_WAIT, ShutdownBudget};

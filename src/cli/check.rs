@@ -1,9 +1,11 @@
 //! `karajo check`: loads the configuration exactly as the daemon would at start-up
 //! (through [`Daemon::load_config`]), prints every error and warning with its file and
 //! line, then when each job will run (the next five times of a schedule, the interval
-//! rule, or the web hook) and when each monitor expects its check-ins. It reads files only; it starts nothing. When a daemon holds
-//! the lock on the configuration's `dir_base` it says so, as information: the probe
-//! takes a shared lock for an instant and creates nothing.
+//! rule, or the web hook), when each monitor expects its check-ins, each service in one
+//! line, and the longest a clean shutdown can take (monitors spec B.6), so an operator
+//! can size systemd's `TimeoutStopSec=`. It reads files only; it starts nothing. When a
+//! daemon holds the lock on the configuration's `dir_base` it says so, as information:
+//! the probe takes a shared lock for an instant and creates nothing.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::config::{Cadence, Config, Diagnostic, MonitorSpec};
+use crate::config::{Cadence, Config, Diagnostic, MonitorSpec, ServiceSpec, ShutdownBudget};
 use crate::job::JobKind;
 use crate::schedule::Schedule;
 use crate::store::Layout;
@@ -20,6 +22,9 @@ use crate::{Daemon, DaemonError};
 
 /// How many upcoming runs of a schedule are shown.
 pub const UPCOMING: usize = 5;
+
+/// How many characters of a service's command its line shows.
+const COMMAND_SHOWN: usize = 40;
 
 /// Checks `config_file` as of `now` and writes the report to `out`. Returns whether the
 /// configuration has no error (warnings allowed).
@@ -29,16 +34,21 @@ pub fn run(config_file: &Path, now: Timestamp, out: &mut dyn Write) -> io::Resul
             print_diagnostics(out, &[], &config.warnings)?;
             print_jobs(out, &config, now)?;
             print_monitors(out, &config, now)?;
+            print_services(out, &config)?;
             print_running_daemon(out, &config)?;
             writeln!(
                 out,
-                "{}: {}, {}{}: OK{}",
+                "{}: {}, {}{}{}: OK{}",
                 config_file.display(),
                 plural(config.jobs_of(JobKind::Exec).count(), "job"),
                 plural(config.jobs_of(JobKind::Http).count(), "HTTP job"),
                 match config.monitors.len() {
                     0 => String::new(),
                     n => format!(", {}", plural(n, "monitor")),
+                },
+                match config.services.len() {
+                    0 => String::new(),
+                    n => format!(", {}", plural(n, "service")),
                 },
                 match config.warnings.len() {
                     0 => String::new(),
@@ -176,6 +186,57 @@ fn print_monitor(out: &mut dyn Write, monitor: &MonitorSpec, now: Timestamp) -> 
     )
 }
 
+/// The services, one line each, then the worst-case time of a clean shutdown. Like
+/// the monitor count, both appear only when there are services.
+fn print_services(out: &mut dyn Write, config: &Config) -> io::Result<()> {
+    if config.services.is_empty() {
+        return Ok(());
+    }
+    for service in &config.services {
+        print_service(out, service)?;
+    }
+    print_shutdown_budget(out, &ShutdownBudget::of(config))
+}
+
+/// `service "web" (web): priority 100, restart on-failure, command exec ./server`.
+fn print_service(out: &mut dyn Write, service: &ServiceSpec) -> io::Result<()> {
+    writeln!(
+        out,
+        "service {:?} ({}): priority {}, restart {}, command {}",
+        service.name,
+        service.id,
+        service.priority,
+        service.policy.restart.as_str(),
+        shorten_command(&service.command)
+    )
+}
+
+/// The command on one line (whitespace runs become one space), cut after
+/// [`COMMAND_SHOWN`] characters with `…`.
+fn shorten_command(command: &str) -> String {
+    let one_line = command.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(COMMAND_SHOWN) {
+        Some((cut, _)) => format!("{}…", &one_line[..cut]),
+        None => one_line,
+    }
+}
+
+/// `shutdown: at most 1m5s (jobs 5s + priority 100: 10s + ... + notifications 5s)`.
+fn print_shutdown_budget(out: &mut dyn Write, budget: &ShutdownBudget) -> io::Result<()> {
+    let short = super::short_duration;
+    let mut parts = vec![format!("jobs {}", short(budget.job_grace))];
+    for (priority, stop_timeout) in &budget.service_groups {
+        parts.push(format!("priority {priority}: {}", short(*stop_timeout)));
+    }
+    parts.push(format!("notifications {}", short(budget.notification_wait)));
+    writeln!(
+        out,
+        "shutdown: at most {} ({}); set TimeoutStopSec= of karajo's unit above it",
+        short(budget.total()),
+        parts.join(" + ")
+    )
+}
+
 /// A schedule and its next [`UPCOMING`] due times.
 fn print_schedule(out: &mut dyn Write, schedule: &Schedule, now: Timestamp) -> io::Result<()> {
     writeln!(
@@ -303,6 +364,57 @@ monitor \"nightly\" (nightly):
 DIR/karajo.conf: 1 job, 0 HTTP jobs, 2 monitors: OK
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn services_are_listed_and_counted_with_the_shutdown_worst_case() {
+        let (ok, text) = check(
+            "secret = s\n\
+             [job \"hook\"]\npath = /hook\ncommand = true\nkill_grace = 3s\n\
+             [service \"Web App\"]\n\
+             command = \"exec ./server --listen 127.0.0.1:8080   --workers 4 --verbose\"\n\
+             stop_timeout = 20s\n\
+             [service \"db\"]\ncommand = exec postgres\npriority = 10\nrestart = always\n\
+             stop_timeout = 1m\n\
+             [service \"cache\"]\ncommand = exec redis\npriority = 10\n\
+             [service \"daemon\"]\ncommand = ./start\npid_file = d.pid\non_exit = leave\n\
+             priority = 1\nstop_timeout = 1h\nrestart = never\n",
+        );
+        assert!(ok, "{text}");
+        let expected = "\
+job \"hook\" (hook):
+  on web hook /hook
+service \"Web App\" (web_app): priority 100, restart on-failure, command exec ./server --listen 127.0.0.1:8080 --…
+service \"cache\" (cache): priority 10, restart on-failure, command exec redis
+service \"daemon\" (daemon): priority 1, restart never, command ./start
+service \"db\" (db): priority 10, restart always, command exec postgres
+shutdown: at most 1m28s (jobs 3s + priority 100: 20s + priority 10: 1m + notifications 5s); set TimeoutStopSec= of karajo's unit above it
+DIR/karajo.conf: 1 job, 0 HTTP jobs, 4 services: OK
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn service_errors_are_reported_with_the_others() {
+        let (ok, text) = check(
+            "secret = s\n[service \"s\"]\ncommand = exec a\ncommand = exec b\n\
+             restart = sometimes\n",
+        );
+        assert!(!ok, "{text}");
+        assert!(
+            text.contains(
+                "error: DIR/karajo.conf:6: service \"s\" has a second command (lines 5 and 6)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "error: DIR/karajo.conf:7: restart = \"sometimes\" is invalid: expected \
+                 always, on-failure or never\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("2 errors, 0 warnings\n"), "{text}");
     }
 
     #[test]

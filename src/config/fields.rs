@@ -59,6 +59,18 @@ impl Fields {
     /// Warns about keys not in `known` (offering the closest known key) and about
     /// values cut by an inline comment.
     pub(crate) fn check_keys(&self, what: &str, known: &[&str], problems: &mut Problems) {
+        self.check_keys_hiding(what, known, &[], problems);
+    }
+
+    /// As [`Fields::check_keys`], but the warning about a cut value of a key in
+    /// `hidden` (a secret, an environment value) does not quote the value.
+    pub(crate) fn check_keys_hiding(
+        &self,
+        what: &str,
+        known: &[&str],
+        hidden: &[&str],
+        problems: &mut Problems,
+    ) {
         for var in &self.vars {
             if !known.contains(&var.key.as_str()) {
                 let hint = match crate::suggest::closest(&var.key, known) {
@@ -67,6 +79,8 @@ impl Fields {
                 };
                 let message = format!("unknown key {:?} in {what}, ignored{hint}", var.key);
                 problems.warn(&self.file, var.line, message);
+            } else if var.cut_by_comment && hidden.contains(&var.key.as_str()) {
+                problems.warn(&self.file, var.line, cut_message_hiding_value(var));
             } else if var.cut_by_comment {
                 problems.warn(&self.file, var.line, cut_message(var));
             }
@@ -144,6 +158,27 @@ impl Fields {
         self.typed(key, problems, "an integer", |v| v.parse::<i64>().ok())
     }
 
+    /// A Go duration that may be zero; `None` when absent or empty, or (with an error)
+    /// invalid or negative.
+    pub(crate) fn non_negative_duration(
+        &self,
+        key: &str,
+        problems: &mut Problems,
+    ) -> Option<Duration> {
+        let value = self.duration(key, problems)?;
+        let converted = Duration::try_from(value).ok();
+        if converted.is_none()
+            && let Some(var) = self.last(key)
+        {
+            let message = format!(
+                "{key} = {:?} is invalid: it must not be negative",
+                var.value
+            );
+            problems.error(&self.file, var.line, message);
+        }
+        converted
+    }
+
     /// A Go duration; `None` when absent or empty, or (with an error) invalid.
     pub(crate) fn duration(&self, key: &str, problems: &mut Problems) -> Option<SignedDuration> {
         self.typed(key, problems, "a duration such as 30s, 5m or 1h30m", |v| {
@@ -192,6 +227,15 @@ pub(crate) fn cut_message(var: &Var) -> String {
         "the value of {} was cut at an inline comment (# or ;) and is now {:?}; \
          put the value in double quotes to keep it whole",
         var.key, var.value
+    )
+}
+
+/// The warning for a cut value that must not be shown (a secret).
+fn cut_message_hiding_value(var: &Var) -> String {
+    format!(
+        "the value of {} was cut at an inline comment (# or ;); put the value in double \
+         quotes to keep it whole",
+        var.key
     )
 }
 
@@ -265,6 +309,44 @@ mod tests {
         assert!(rendered[1].starts_with("f.conf:3: d = \"60\" is invalid"));
         assert!(rendered[2].contains("Mars/Olympus"));
         assert!(rendered[3].starts_with("f.conf:5: k = \"abc\""));
+    }
+
+    #[test]
+    fn non_negative_durations_take_zero_and_refuse_negatives() {
+        let f = fields("zero = 0s\nsome = 1m30s\nneg = -1s\nbad = soon\nempty =\n");
+        let mut p = Problems::default();
+        let got: Vec<Option<Duration>> = ["zero", "some", "neg", "bad", "empty", "missing"]
+            .iter()
+            .map(|k| f.non_negative_duration(k, &mut p))
+            .collect();
+        let want = [
+            Some(Duration::ZERO),
+            Some(Duration::from_secs(90)),
+            None,
+            None,
+            None,
+            None,
+        ];
+        assert_eq!(got, want);
+        let rendered: Vec<String> = p.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            rendered[0],
+            "f.conf:4: neg = \"-1s\" is invalid: it must not be negative"
+        );
+        assert!(rendered[1].starts_with("f.conf:5: bad = \"soon\" is invalid"));
+        assert_eq!(rendered.len(), 2);
+    }
+
+    #[test]
+    fn cut_values_of_hidden_keys_are_not_quoted() {
+        let f = fields("secret = abc;def\nname = abc;def\n");
+        let mut p = Problems::default();
+        f.check_keys_hiding("[s]", &["secret", "name"], &["secret"], &mut p);
+        let rendered: Vec<String> = p.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(rendered.len(), 2);
+        assert!(!rendered[0].contains("abc"), "{}", rendered[0]);
+        assert!(rendered[0].starts_with("f.conf:2: the value of secret was cut"));
+        assert!(rendered[1].contains("\"abc\""), "{}", rendered[1]);
     }
 
     #[test]

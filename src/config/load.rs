@@ -1,7 +1,7 @@
 //! Loading the configuration from disk in the original's order (spec 1.3): the main
 //! file, `$dir_base/etc/karajo/user.conf`, then `job.d/*.conf` and `job_http.d/*.conf`
-//! sorted by name. A later definition of a job or monitor name replaces the earlier one
-//! of its kind. Every problem is collected, so one run reports them all.
+//! sorted by name. A later definition of a job, monitor or service name replaces the
+//! earlier one of its kind. Every problem is collected, so one run reports them all.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -19,6 +19,7 @@ use super::monitors::{
     check_duplicate_monitor_paths,
 };
 use super::notif::build_notif;
+use super::services::{SERVICE_NOTIF_KEYS, build_services};
 use super::settings::{Settings, read_settings};
 
 /// Section names.
@@ -29,8 +30,9 @@ const NOTIF: &str = "notif";
 const USER: &str = "user";
 const MONITOR: &str = "monitor";
 const WATCHTOWER: &str = "watchtower";
+const SERVICE: &str = "service";
 
-/// Job, monitor and notif definitions gathered from all files, keyed by name (so
+/// Job, monitor, service and notif definitions gathered from all files, keyed by name (so
 /// sorted, and a later definition replaces an earlier one).
 #[derive(Debug, Default)]
 struct Definitions {
@@ -41,6 +43,7 @@ struct Definitions {
     jobs: BTreeMap<String, Definition>,
     http_jobs: BTreeMap<String, Definition>,
     monitors: BTreeMap<String, Definition>,
+    services: BTreeMap<String, Definition>,
     notifs: BTreeMap<String, Definition>,
 }
 
@@ -74,7 +77,11 @@ pub fn load_with(
     let users = read_users(&etc.join("user.conf"), &mut problems);
     collect_dir(
         &etc.join("job.d"),
-        &mut [(JOB, &mut defs.jobs), (MONITOR, &mut defs.monitors)],
+        &mut [
+            (JOB, &mut defs.jobs),
+            (MONITOR, &mut defs.monitors),
+            (SERVICE, &mut defs.services),
+        ],
         &mut problems,
     );
     collect_dir(
@@ -165,16 +172,18 @@ fn section_name<'a>(file: &Path, section: &'a Section, problems: &mut Problems) 
 }
 
 /// Every section name karajo knows, whatever the file.
-const KNOWN_SECTIONS: [&str; 7] = [KARAJO, JOB, JOB_HTTP, MONITOR, NOTIF, USER, WATCHTOWER];
+const KNOWN_SECTIONS: [&str; 8] = [
+    KARAJO, JOB, JOB_HTTP, MONITOR, SERVICE, NOTIF, USER, WATCHTOWER,
+];
 
 /// The sections of the main file.
-const MAIN_SECTIONS: [&str; 6] = [KARAJO, JOB, JOB_HTTP, MONITOR, NOTIF, WATCHTOWER];
+const MAIN_SECTIONS: [&str; 7] = [KARAJO, JOB, JOB_HTTP, MONITOR, SERVICE, NOTIF, WATCHTOWER];
 
 /// Where each section may be written, for the unknown-section error.
 const WHERE_SECTIONS_GO: &str = "karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"], \
-     [monitor \"NAME\"], [notif \"NAME\"] and [watchtower] from the main file, \
-     [job \"NAME\"] and [monitor \"NAME\"] from job.d/*.conf, [job.http \"NAME\"] from \
-     job_http.d/*.conf and [user \"NAME\"] from user.conf";
+     [monitor \"NAME\"], [service \"NAME\"], [notif \"NAME\"] and [watchtower] from the main \
+     file, [job \"NAME\"], [monitor \"NAME\"] and [service \"NAME\"] from job.d/*.conf, \
+     [job.http \"NAME\"] from job_http.d/*.conf and [user \"NAME\"] from user.conf";
 
 /// A header as written in a file: `[name]` or `[name "sub"]`.
 fn header(name: &str, sub: Option<&str>) -> String {
@@ -240,6 +249,7 @@ fn collect_main(file: &Path, doc: &Document, defs: &mut Definitions, problems: &
             (JOB, _) => add_definition(file, section, &mut defs.jobs, problems),
             (JOB_HTTP, _) => add_definition(file, section, &mut defs.http_jobs, problems),
             (MONITOR, _) => add_definition(file, section, &mut defs.monitors, problems),
+            (SERVICE, _) => add_definition(file, section, &mut defs.services, problems),
             (NOTIF, _) => add_notif(file, section, &mut defs.notifs, problems),
             (WATCHTOWER, None) => {
                 let (_, vars) = defs
@@ -381,6 +391,15 @@ fn is_conf_name(name: &str) -> bool {
     !name.starts_with('.') && name.ends_with(".conf")
 }
 
+/// `a`, `a and b`, `a, b and c`.
+fn join_as_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [only] => only.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 /// Reads the sections of every file of `dir` into the map of their kind in `kinds`
 /// (section name, definitions); other sections are misplaced.
 fn collect_dir(
@@ -392,7 +411,7 @@ fn collect_dir(
     let only: Vec<String> = names.iter().map(|n| format!("[{n} \"NAME\"]")).collect();
     let why = format!(
         "is not read from this directory (only {})",
-        only.join(" and ")
+        join_as_list(&only)
     );
     for file in conf_files(dir, problems) {
         let Some(doc) = read_document(&file, problems) else {
@@ -407,7 +426,7 @@ fn collect_dir(
     }
 }
 
-/// Types every definition and runs the checks across jobs.
+/// Types every definition and runs the checks across jobs, monitors and services.
 fn assemble(
     file: &Path,
     settings: Settings,
@@ -435,6 +454,8 @@ fn assemble(
         .collect();
     check_duplicate_ids("monitor", &defs.monitors, problems);
     check_duplicate_monitor_paths(&defs.monitors, problems);
+    let services = build_services(&defs.services, problems);
+    check_duplicate_ids("service", &defs.services, problems);
     let watchtower_fields = defs.watchtower.map(|(line, vars)| Fields {
         file: file.to_path_buf(),
         line,
@@ -454,6 +475,9 @@ fn assemble(
     }
     for def in defs.monitors.values() {
         check_notif_names(&def.fields, MONITOR_NOTIF_KEYS, &known_notif, problems);
+    }
+    for def in defs.services.values() {
+        check_notif_names(&def.fields, SERVICE_NOTIF_KEYS, &known_notif, problems);
     }
     if let Some(fields) = &watchtower_fields {
         check_notif_names(fields, WATCHTOWER_NOTIF_KEYS, &known_notif, problems);
@@ -488,7 +512,7 @@ fn assemble(
         event_day_max: settings.event_day_max,
         monitors,
         watchtower,
-        services: Vec::new(),
+        services,
         notifs,
         users,
         warnings: Vec::new(),

@@ -1,7 +1,9 @@
 //! Loading tests: whole configurations written into temporary directories. The
-//! monitor and `[watchtower]` sections have their own file, [`monitors`].
+//! monitor and `[watchtower]` sections have their own file, [`monitors`], and the
+//! service sections theirs, [`services`].
 
 mod monitors;
+mod services;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -602,9 +604,9 @@ fn unknown_sections_are_errors_and_unknown_keys_warn() {
         [format!(
             "{file}:8: unknown section [jobs \"typo\"] (did you mean [job \"typo\"]?); \
              karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"], [monitor \"NAME\"], \
-             [notif \"NAME\"] and [watchtower] from the main file, [job \"NAME\"] and \
-             [monitor \"NAME\"] from job.d/*.conf, [job.http \"NAME\"] from job_http.d/*.conf \
-             and [user \"NAME\"] from user.conf"
+             [service \"NAME\"], [notif \"NAME\"] and [watchtower] from the main file, \
+             [job \"NAME\"], [monitor \"NAME\"] and [service \"NAME\"] from job.d/*.conf, \
+             [job.http \"NAME\"] from job_http.d/*.conf and [user \"NAME\"] from user.conf"
         )]
     );
     let want = [
@@ -676,7 +678,7 @@ fn misplaced_sections_warn_and_unknown_ones_are_errors_in_every_file() {
         ),
         format!(
             "{}:1: section [job.http \"h\"] is not read from this directory \
-             (only [job \"NAME\"] and [monitor \"NAME\"]); ignored",
+             (only [job \"NAME\"], [monitor \"NAME\"] and [service \"NAME\"]); ignored",
             job_d.display()
         ),
     ];

@@ -199,9 +199,10 @@ interval = 5m
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
     let known = "karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"], \
-                 [monitor \"NAME\"], [notif \"NAME\"] and [watchtower] from the main file, \
-                 [job \"NAME\"] and [monitor \"NAME\"] from job.d/*.conf, [job.http \"NAME\"] \
-                 from job_http.d/*.conf and [user \"NAME\"] from user.conf";
+                 [monitor \"NAME\"], [service \"NAME\"], [notif \"NAME\"] and [watchtower] \
+                 from the main file, [job \"NAME\"], [monitor \"NAME\"] and [service \"NAME\"] \
+                 from job.d/*.conf, [job.http \"NAME\"] from job_http.d/*.conf and \
+                 [user \"NAME\"] from user.conf";
     let expected = [
         format!(
             "error: {file}:8: invalid escape \"\\d\" in value (only \\\\ \\\" \\n \\t \\b are allowed)"

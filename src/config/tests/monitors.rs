@@ -560,7 +560,7 @@ fn watchtower_without_password_or_out_of_place_is_not_served() {
             ),
             format!(
                 "{}:1: section [watchtower] is not read from this directory \
-                 (only [job \"NAME\"] and [monitor \"NAME\"]); ignored",
+                 (only [job \"NAME\"], [monitor \"NAME\"] and [service \"NAME\"]); ignored",
                 job_d.display()
             ),
         ]
