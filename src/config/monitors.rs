@@ -135,7 +135,14 @@ pub(crate) fn build_monitor(
             max_runtime: Some(max_runtime).filter(|d| !d.is_zero()),
             log_success,
             notif_on_down: f.list("notif_on_down"),
-            notif_on_up: f.list("notif_on_up"),
+            // Recoveries go where outages went, unless the section says otherwise
+            // (an empty `notif_on_up =` turns them off).
+            notif_on_up: if f.last("notif_on_up").is_some() {
+                let names = f.list("notif_on_up").into_iter();
+                names.filter(|name| !name.is_empty()).collect()
+            } else {
+                f.list("notif_on_down")
+            },
             notif_on_late: f.list("notif_on_late"),
             notif_repeat: notif_repeat.filter(|d| !d.is_zero()),
         },

@@ -180,6 +180,10 @@ struct Item {
     file: Option<String>,
     pending: Pending,
     failures: u32,
+    /// Found in the spool at start-up. Such a file may also have been submitted by
+    /// a sender that wrote it just before the spool was read; its name stays known
+    /// after delivery, so that late submission is not sent a second time.
+    loaded: bool,
 }
 
 /// The handle on the delivery queue; cheap to clone.
@@ -418,6 +422,7 @@ fn spool_item(spool: &Spool, pending: Pending, now: Timestamp) -> Item {
         file,
         pending,
         failures: 0,
+        loaded: false,
     }
 }
 
@@ -509,6 +514,7 @@ impl Worker {
                 file: Some(file),
                 pending,
                 failures: 0,
+                loaded: true,
             };
             if self.enqueue(item, now) {
                 NotifyStats::add(&self.stats.queued, 1);
@@ -592,7 +598,9 @@ impl Worker {
         let Some(file) = item.file.clone() else {
             return;
         };
-        self.known.remove(&file);
+        if !item.loaded {
+            self.known.remove(&file);
+        }
         let spool = self.spool.clone();
         let done = tokio::task::spawn_blocking(move || match disposal {
             Disposal::Remove => spool.remove(&file).map(|()| None),

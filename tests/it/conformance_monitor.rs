@@ -607,11 +607,10 @@ async fn mon_06_recovery_after_a_timeout_is_notified_and_logged() {
     d.stop().await;
 }
 
-/// MON-06 read literally: MON-05's setup names no `notif_on_up`, yet the row expects
-/// an `up` webhook. A.4.5 sends recoveries to `notif_on_up` only, so none comes.
+/// MON-06 read literally: MON-05's setup names no `notif_on_up`, and the row expects
+/// an `up` webhook: without a `notif_on_up` line, recoveries go to the
+/// `notif_on_down` names.
 #[tokio::test]
-#[ignore = "spec conflict: MON-06 expects an up webhook without notif_on_up (A.4.5 says \
-            notif_on_up only); needs a decision, see the report"]
 async fn mon_06_literal_recovery_is_notified_without_notif_on_up() {
     let mut b = Bench::new(&backup("notif_on_down = hook\nnotif_on_late = hook")).await;
     let (d, _) = drive_to_down_by_timeout(&b).await;

@@ -699,3 +699,19 @@ fn new_karajo_keys_for_monitors_and_events() {
         ]
     );
 }
+
+#[test]
+fn recoveries_go_to_the_down_notifs_unless_notif_on_up_is_written() {
+    let fx = Fixture::new();
+    fx.main(
+        "",
+        &format!(
+            "[notif \"ops\"]\nkind = webhook\nurl = http://127.0.0.1:1/hook\n\n\
+             [monitor \"a\"]\nperiod = 1h\ntoken = {TOKEN}\nnotif_on_down = ops\n\n\
+             [monitor \"b\"]\nperiod = 1h\ntoken = {TOKEN}\nnotif_on_down = ops\nnotif_on_up =\n"
+        ),
+    );
+    let config = fx.load_ok();
+    assert_eq!(monitor(&config, "a").rules.notif_on_up, ["ops"]);
+    assert!(monitor(&config, "b").rules.notif_on_up.is_empty());
+}
