@@ -157,40 +157,9 @@ impl EventKind {
     }
 }
 
-/// The event-log levels monitor events use, with the severities of monitors spec §1.4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EventLevel {
-    /// Severity 20.
-    Info,
-    /// Severity 25.
-    Notice,
-    /// Severity 30.
-    Warning,
-    /// Severity 40.
-    Error,
-}
-
-impl EventLevel {
-    /// `info`, `notice`, `warning` or `error`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Notice => "notice",
-            Self::Warning => "warning",
-            Self::Error => "error",
-        }
-    }
-
-    /// The numeric severity.
-    pub fn severity(self) -> u8 {
-        match self {
-            Self::Info => 20,
-            Self::Notice => 25,
-            Self::Warning => 30,
-            Self::Error => 40,
-        }
-    }
-}
+/// The event log's levels (monitors spec §1.4): monitor events use `info`, `notice`,
+/// `warning` and `error`.
+pub use crate::store::event_log::Level as EventLevel;
 
 /// A notification to queue (monitors spec §1.5): subject
 /// `monitor: <id>: <summary>`; the webhook document's `event`, `previous_status` and

@@ -17,7 +17,7 @@ use super::decide::{Answer, Effect, SchedulerState};
 use crate::config::MonitorSpec;
 use crate::job::{JobId, RunStatus};
 use crate::monitor::{
-    self, ClosedBy, EventLevel, MonitorEffect, MonitorNotice, MonitorState, PauseUntil, Ping,
+    self, ClosedBy, MonitorEffect, MonitorNotice, MonitorState, PauseUntil, Ping,
 };
 use crate::monitor::{PingRoutes, Pulse, Signal, pulse_spec};
 use crate::store::event_log::{Level, Source};
@@ -682,7 +682,7 @@ fn apply(
                 if let Some(to) = to {
                     after.push(Some(Effect::CountTransition { id: id.clone(), to }));
                 }
-                let level = level_of(ev.level());
+                let level = ev.level();
                 after.push(event(id, level, ev.message, Some(ev.kind.as_str())));
             }
             MonitorEffect::Notify(notice) => notices.push(notice),
@@ -776,15 +776,6 @@ fn note(at: Timestamp, text: &str) -> PingBlock {
     PingBlock {
         at,
         lines: vec![text.to_string()],
-    }
-}
-
-fn level_of(level: EventLevel) -> Level {
-    match level {
-        EventLevel::Info => Level::Info,
-        EventLevel::Notice => Level::Notice,
-        EventLevel::Warning => Level::Warning,
-        EventLevel::Error => Level::Error,
     }
 }
 
