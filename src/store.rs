@@ -13,6 +13,7 @@
 
 pub mod event_log;
 pub mod framing;
+pub mod json_file;
 pub mod layout;
 pub mod monitor_files;
 pub mod run_log;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::run_log::file_name;
 use super::state::write_atomic;
-use super::{FILE_MODE, framing, io_context, rename_no_replace};
+use super::{FILE_MODE, framing, io_context, json_file, rename_no_replace};
 use crate::job::{JobId, JobKind, RunStatus};
 use crate::monitor::{MonitorState, Pulse};
 
@@ -113,27 +113,12 @@ fn create_with(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// used is moved aside to `<name>.corrupt-<unix seconds>` and is `None` too, with the
 /// reason.
 pub fn load_state(path: &Path, now: Timestamp) -> (Option<MonitorState>, Option<String>) {
-    let reason = match fs::read(path) {
-        Ok(bytes) => match serde_json::from_slice::<MonitorState>(&bytes) {
-            Ok(state) => return (Some(state), None),
-            Err(e) => format!("invalid content: {e}"),
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return (None, None),
-        Err(e) => format!("unreadable: {e}"),
-    };
-    let aside = path.with_extension(format!("json.corrupt-{}", now.as_second()));
-    let moved = rename_no_replace(path, &aside)
-        .map(|()| format!("{reason}; moved to {}", aside.display()))
-        .unwrap_or_else(|e| format!("{reason}; could not move it aside: {e}"));
-    (None, Some(moved))
+    json_file::load(path, now)
 }
 
 /// Writes a monitor's state file atomically.
 pub fn save_state(path: &Path, state: &MonitorState) -> io::Result<()> {
-    let mut json = serde_json::to_vec(state)
-        .map_err(|e| io_context(io::Error::other(e), "encode monitor state", path))?;
-    json.push(b'\n');
-    write_atomic(path, |file| file.write_all(&json))
+    json_file::save(path, state, false)
 }
 
 /// The dynamic monitors in `state/watchtower.json`, in the order they were written.
@@ -145,19 +130,8 @@ struct PulseFile {
 /// Reads the dynamic monitors. A missing file is none; a file that cannot be used is
 /// moved aside as [`load_state`] does, with the reason.
 pub fn load_pulses(path: &Path, now: Timestamp) -> (Vec<Pulse>, Option<String>) {
-    let reason = match fs::read(path) {
-        Ok(bytes) => match serde_json::from_slice::<PulseFile>(&bytes) {
-            Ok(file) => return (file.monitors, None),
-            Err(e) => format!("invalid content: {e}"),
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return (Vec::new(), None),
-        Err(e) => format!("unreadable: {e}"),
-    };
-    let aside = path.with_extension(format!("json.corrupt-{}", now.as_second()));
-    let moved = rename_no_replace(path, &aside)
-        .map(|()| format!("{reason}; moved to {}", aside.display()))
-        .unwrap_or_else(|e| format!("{reason}; could not move it aside: {e}"));
-    (Vec::new(), Some(moved))
+    let (file, problem) = json_file::load::<PulseFile>(path, now);
+    (file.unwrap_or_default().monitors, problem)
 }
 
 /// Writes the dynamic monitors atomically.
@@ -165,18 +139,12 @@ pub fn save_pulses(path: &Path, pulses: &[Pulse]) -> io::Result<()> {
     let file = PulseFile {
         monitors: pulses.to_vec(),
     };
-    let mut json = serde_json::to_vec_pretty(&file)
-        .map_err(|e| io_context(io::Error::other(e), "encode watchtower monitors", path))?;
-    json.push(b'\n');
-    write_atomic(path, |out| out.write_all(&json))
+    json_file::save(path, &file, true)
 }
 
 /// Deletes a removed monitor's state file; one already gone is not an error.
 pub fn remove_file(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_context(e, "delete", path)),
-        _ => Ok(()),
-    }
+    json_file::remove(path)
 }
 
 /// Deletes a removed monitor's check-in logs; a directory already gone is not an
