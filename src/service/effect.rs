@@ -260,6 +260,8 @@ pub enum EventKind {
     Start,
     /// It became ready.
     Ready,
+    /// It has been running for `backoff_reset` after a failure streak.
+    Recover,
     /// It ended cleanly on its own.
     Exit,
     /// It ended because karajo was asked to stop it.
@@ -286,6 +288,7 @@ impl EventKind {
         match self {
             Self::Start => "service.start",
             Self::Ready => "service.ready",
+            Self::Recover => "service.recover",
             Self::Exit => "service.exit",
             Self::Stopped => "service.stopped",
             Self::Failed => "service.failed",
@@ -301,7 +304,9 @@ impl EventKind {
     /// The level of monitors spec B.11.
     pub fn level(self) -> EventLevel {
         match self {
-            Self::Start | Self::Ready | Self::Exit | Self::Stopped => EventLevel::Info,
+            Self::Start | Self::Ready | Self::Recover | Self::Exit | Self::Stopped => {
+                EventLevel::Info
+            }
             Self::Backoff | Self::Control | Self::Adopt => EventLevel::Notice,
             Self::Failed | Self::Orphan | Self::Lost => EventLevel::Warning,
             Self::Fatal => EventLevel::Error,
@@ -335,7 +340,8 @@ pub enum NoticeEvent {
     Failed,
     /// Entered `fatal` (`notif_on_fatal`).
     Fatal,
-    /// An instance became ready after a failure streak (`notif_on_recover`).
+    /// A failure streak ended: an instance has been running for `backoff_reset`
+    /// (`notif_on_recover`).
     Recover,
 }
 

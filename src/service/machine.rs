@@ -22,8 +22,13 @@
 //! * a run-once still set at start-up (its instance did not end under karajo's watch)
 //!   is still owed: the service starts even when disabled;
 //! * a recorded instance found dead at start-up is written to the history as `lost`;
-//! * the streak of failures stays open across controls: the first instance to become
-//!   ready after any failure is announced by `notif_on_recover`.
+//! * a failure streak is what the back-off counts (monitors spec B.5.3: after
+//!   `backoff_reset` of continuous running "the next failure counts as the first
+//!   again"), so it ends, and `notif_on_recover` is told, when an instance has been
+//!   running for `backoff_reset`, not at its ready: an instance that crashes soon
+//!   after each ready would otherwise be notified failed and recovered once per crash,
+//!   which B.5.3 rules out ("once per streak, not per crash"). Controls leave the
+//!   streak open.
 
 use std::time::Duration;
 
@@ -156,7 +161,7 @@ fn earliest_deadline(
                     });
             let reset = state
                 .ready_at
-                .filter(|_| state.restarts > 0)
+                .filter(|_| state.restarts > 0 || state.streak_open)
                 .map(|ready| (later(ready, policy.backoff_reset), Deadline::BackoffReset));
             vec![liveness, max_runtime, reset]
         }
@@ -305,9 +310,13 @@ impl Step<'_> {
                 return;
             };
             match deadline {
-                Deadline::BackoffElapsed => self.start(),
+                Deadline::BackoffElapsed => {
+                    if let Status::Backoff { delay, .. } = self.state.status {
+                        self.start(Some(delay));
+                    }
+                }
                 Deadline::Ready => self.become_ready(at),
-                Deadline::BackoffReset => self.state.restarts = 0,
+                Deadline::BackoffReset => self.ran_well(at),
                 Deadline::StartTimeout => self.stop(StopReason::StartTimeout, StopTarget::Policy),
                 Deadline::Liveness => self.stop(StopReason::Liveness, StopTarget::Policy),
                 Deadline::MaxRuntime => self.stop(StopReason::MaxRuntime, StopTarget::Policy),
@@ -355,7 +364,7 @@ impl Step<'_> {
             }
         }
         if matches!(self.state.status, Status::Stopped | Status::Disabled) && self.owes_a_run() {
-            self.start();
+            self.start(None);
         }
     }
 
@@ -432,7 +441,7 @@ impl Step<'_> {
         match self.state.status {
             Status::Disabled | Status::Stopped | Status::Fatal => {
                 self.reset_counters();
-                self.start();
+                self.start(None);
             }
             Status::Stopping(stop) if stop.target == StopTarget::Disabled => {
                 self.retarget(StopTarget::Start);
@@ -465,7 +474,7 @@ impl Step<'_> {
             }
             Status::Stopping(_) => self.retarget(StopTarget::Start),
             Status::Disabled | Status::Stopped | Status::Fatal | Status::Backoff { .. } => {
-                self.start();
+                self.start(None);
             }
         }
     }
@@ -478,7 +487,7 @@ impl Step<'_> {
         match self.state.status {
             Status::Disabled | Status::Stopped | Status::Fatal => {
                 self.reset_counters();
-                self.start();
+                self.start(None);
             }
             Status::Stopping(stop) if stop.target == StopTarget::Disabled => {
                 self.retarget(StopTarget::Start);
@@ -506,6 +515,7 @@ impl Step<'_> {
     fn reconfigure(&mut self, respawn: bool, enabled: Option<bool>) {
         let live = matches!(self.state.status, Status::Starting | Status::Running);
         if let Some(enabled) = enabled.filter(|e| *e != self.state.saved.enabled) {
+            let mark = self.effects.len();
             let before = self.state.status;
             if enabled {
                 self.enable();
@@ -518,7 +528,11 @@ impl Step<'_> {
                 before.as_str(),
                 self.state.status.as_str()
             );
-            self.event(EventKind::Control, message);
+            let event = ServiceEvent {
+                kind: EventKind::Control,
+                message,
+            };
+            self.effects.insert(mark, ServiceEffect::Event(event));
         }
         if respawn && live && matches!(self.state.status, Status::Starting | Status::Running) {
             self.reset_counters();
@@ -564,12 +578,9 @@ impl Step<'_> {
 
     // ---- the instance's life ----
 
-    /// → `starting`: ask the supervisor for a new instance.
-    fn start(&mut self) {
-        let after_backoff = match self.state.status {
-            Status::Backoff { delay, .. } => Some(delay),
-            _ => None,
-        };
+    /// → `starting`: ask the supervisor for a new instance; `after_backoff` when the
+    /// policy's delay just ended.
+    fn start(&mut self, after_backoff: Option<Duration>) {
         self.state.attempt = self.state.restarts.saturating_add(1);
         self.state.starting_since = Some(self.now);
         self.state.tracked_since = None;
@@ -666,20 +677,32 @@ impl Step<'_> {
         self.set_status(Status::Running);
         self.log(format!("=== READY after {took:.1}s ({how})"));
         self.event(EventKind::Ready, format!("ready after {took:.1}s ({how})"));
-        if self.state.streak_open {
-            self.state.streak_open = false;
-            let counter = self.state.instance().map(|record| record.segment);
-            let summary = match counter {
-                Some(counter) => format!("RECOVERED: #{counter} ready after a failure streak"),
-                None => "RECOVERED: ready after a failure streak".to_string(),
-            };
-            let notice = Notice {
-                reason: None,
-                summary,
-                counter,
-            };
-            self.notify(NoticeEvent::Recover, Status::Starting, notice);
+    }
+
+    /// The instance has been running continuously for `backoff_reset` (since `at`
+    /// minus that): the next failure counts as the first again, so the back-off starts
+    /// over and a failure streak is over (`notif_on_recover`).
+    fn ran_well(&mut self, at: Timestamp) {
+        self.state.restarts = 0;
+        if !self.state.streak_open {
+            return;
         }
+        self.state.streak_open = false;
+        let counter = self.state.instance().map(|record| record.segment);
+        let well = format_short(self.policy.backoff_reset);
+        let ready = self.state.ready_at.unwrap_or(at);
+        let message = format!("recovered: running since {ready} ({well} without a failure)");
+        self.event(EventKind::Recover, message);
+        let summary = match counter {
+            Some(counter) => format!("RECOVERED: #{counter} running for {well}"),
+            None => format!("RECOVERED: running for {well}"),
+        };
+        let notice = Notice {
+            reason: None,
+            summary,
+            counter,
+        };
+        self.notify(NoticeEvent::Recover, Status::Running, notice);
     }
 
     fn ping(&mut self, instance: &str, update: PingUpdate) {
@@ -907,7 +930,7 @@ impl Step<'_> {
         // What comes next.
         match stop.map(|stop| stop.target) {
             Some(StopTarget::Disabled) => self.set_status(Status::Disabled),
-            Some(StopTarget::Start) => self.start(),
+            Some(StopTarget::Start) => self.start(None),
             Some(StopTarget::Exit) => self.set_status(self.at_rest()),
             Some(StopTarget::Policy) | None => {
                 let failure = (outcome == Outcome::Failure).then_some(Notice {

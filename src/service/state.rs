@@ -251,8 +251,8 @@ pub struct ServiceState {
     pub ready_at: Option<Timestamp>,
     /// The current instance's last ping (`last_seen`).
     pub last_ping: Option<Timestamp>,
-    /// A failure was seen and no instance has become ready since: the next failure
-    /// is not notified, the next ready is (`notif_on_recover`).
+    /// A failure was seen and no instance has run for `backoff_reset` since: the next
+    /// failure is not notified, the end of the streak is (`notif_on_recover`).
     pub streak_open: bool,
     /// How the last instance ended.
     pub last_exit: Option<LastExit>,
