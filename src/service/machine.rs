@@ -141,7 +141,7 @@ fn earliest_deadline(
         .zip(spawned)
         .map(|(limit, spawned)| (later(spawned, limit), Deadline::MaxRuntime));
     let candidates = match state.status {
-        Status::Backoff { until, .. } => vec![Some((until, Deadline::BackoffElapsed))],
+        Status::Backoff { until, .. } => [Some((until, Deadline::BackoffElapsed)), None, None],
         Status::Starting => {
             let ready = match (policy.ready, state.tracked_since) {
                 (ReadyRule::Delay, Some(found)) => {
@@ -149,7 +149,7 @@ fn earliest_deadline(
                 }
                 _ => spawned.map(|at| (later(at, policy.start_timeout), Deadline::StartTimeout)),
             };
-            vec![ready, max_runtime]
+            [ready, max_runtime, None]
         }
         Status::Running => {
             let liveness =
@@ -163,15 +163,14 @@ fn earliest_deadline(
                 .ready_at
                 .filter(|_| state.restarts > 0 || state.streak_open)
                 .map(|ready| (later(ready, policy.backoff_reset), Deadline::BackoffReset));
-            vec![liveness, max_runtime, reset]
+            [liveness, max_runtime, reset]
         }
-        Status::Stopping(stop) if !stop.killed => {
-            vec![Some((
-                later(stop.since, policy.stop_timeout),
-                Deadline::Kill,
-            ))]
-        }
-        _ => Vec::new(),
+        Status::Stopping(stop) if !stop.killed => [
+            Some((later(stop.since, policy.stop_timeout), Deadline::Kill)),
+            None,
+            None,
+        ],
+        _ => [None, None, None],
     };
     candidates
         .into_iter()
@@ -277,7 +276,7 @@ impl Step<'_> {
 
     fn set_status(&mut self, status: Status) {
         if status.as_str() != self.state.status.as_str() {
-            self.state.saved.cas += 1;
+            self.bump_cas();
         }
         self.state.status = status;
     }
@@ -285,20 +284,24 @@ impl Step<'_> {
     fn set_enabled(&mut self, enabled: bool) {
         if self.state.saved.enabled != enabled {
             self.state.saved.enabled = enabled;
-            self.state.saved.cas += 1;
+            self.bump_cas();
         }
     }
 
     fn set_run_once(&mut self, run_once: bool) {
         if self.state.saved.run_once != run_once {
             self.state.saved.run_once = run_once;
-            self.state.saved.cas += 1;
+            self.bump_cas();
         }
+    }
+
+    fn bump_cas(&mut self) {
+        self.state.saved.cas = self.state.saved.cas.saturating_add(1);
     }
 
     fn record_instance(&mut self, record: InstanceRecord) {
         self.state.saved.instance = Some(record);
-        self.state.saved.cas += 1;
+        self.bump_cas();
     }
 
     // ---- time ----
@@ -408,7 +411,7 @@ impl Step<'_> {
             Control::RunOnce(on) => self.run_once(on),
             Control::Signal(signal) => {
                 let pgid = self.state.instance().map(|record| record.pgid);
-                let Some(pgid) = pgid.filter(|_| self.state.status.has_process()) else {
+                let Some(pgid) = pgid.filter(|_| self.state.status.is_live()) else {
                     self.effects.push(ServiceEffect::Reply(Reply::NotRunning));
                     return;
                 };
@@ -643,7 +646,7 @@ impl Step<'_> {
     }
 
     fn tracked(&mut self, pid: u32, pgid: u32, starttime: u64) {
-        if !self.state.status.has_process() {
+        if !self.state.status.is_live() {
             return;
         }
         let Some(record) = self.state.saved.instance.as_mut() else {
@@ -706,7 +709,7 @@ impl Step<'_> {
     }
 
     fn ping(&mut self, instance: &str, update: PingUpdate) {
-        let current = self.state.status.has_process()
+        let current = self.state.status.is_live()
             && self
                 .state
                 .instance()
@@ -789,51 +792,21 @@ impl Step<'_> {
     /// The end of the instance (or of its spawn): log, history, events and
     /// notifications, then what comes next (monitors spec B.5.2 to B.5.4).
     fn end(&mut self, ending: Ending) {
-        if !self.state.status.has_process() {
+        if !self.state.status.is_live() {
             return;
         }
         let stop = match self.state.status {
             Status::Stopping(stop) => Some(stop),
             _ => None,
         };
-        let watch = self.state.instance().map(|record| record.watch);
         let (exit_code, signal) = match &ending {
             Ending::Exited {
                 exit_code, signal, ..
             } => (*exit_code, signal.clone()),
             Ending::SpawnFailed(_) => (None, None),
         };
-        let reason = match (stop, &ending) {
-            (Some(stop), _) => stop.reason.history_reason(),
-            (None, Ending::SpawnFailed(_)) => HistoryReason::StartFailed,
-            (None, Ending::Exited { .. })
-                if watch == Some(Watch::PidFile) && exit_code.is_none() && signal.is_none() =>
-            {
-                HistoryReason::Lost
-            }
-            (None, Ending::Exited { .. }) => HistoryReason::Exited,
-        };
         let was_ready = self.state.ready_at.is_some();
-        let outcome = match (stop, &ending) {
-            (Some(stop), _) if stop.reason.is_request() => Outcome::Stopped,
-            (Some(stop), _) if stop.reason == StopReason::Orphaned => Outcome::Orphaned,
-            (Some(_), _) | (None, Ending::SpawnFailed(_)) => Outcome::Failure,
-            (
-                None,
-                Ending::Exited {
-                    exit_code,
-                    signal,
-                    core_dumped,
-                },
-            ) => {
-                let clean = is_clean_exit(self.policy, *exit_code, signal.as_deref(), *core_dumped);
-                if clean && was_ready {
-                    Outcome::Clean
-                } else {
-                    Outcome::Failure
-                }
-            }
-        };
+        let (reason, outcome) = self.judge(stop, &ending);
         if outcome == Outcome::Failure && !was_ready {
             self.state.start_failures = self.state.start_failures.saturating_add(1);
         }
@@ -896,8 +869,13 @@ impl Step<'_> {
         });
         self.retire_instance();
 
-        // The event, and the notification of a streak's first failure.
-        let previous = self.state.status;
+        // The event, and the notification of a streak's first failure; the status
+        // the instance failed in is the one before any stop.
+        let previous = if was_ready {
+            Status::Running
+        } else {
+            Status::Starting
+        };
         match outcome {
             Outcome::Clean => self.event(EventKind::Exit, format!("exited: {how} after {took}")),
             Outcome::Stopped => self.event(
@@ -940,6 +918,43 @@ impl Step<'_> {
                 });
                 self.after_ending(failure);
             }
+        }
+    }
+
+    /// Why the instance ended and what that means (monitors spec B.5.2): a stop's
+    /// reason decides when karajo stopped it; else a clean exit after ready is clean
+    /// and anything else (an ending before ready included) a failure.
+    fn judge(&self, stop: Option<Stop>, ending: &Ending) -> (HistoryReason, Outcome) {
+        if let Some(stop) = stop {
+            let outcome = match stop.reason {
+                StopReason::Orphaned => Outcome::Orphaned,
+                reason if reason.is_request() => Outcome::Stopped,
+                _ => Outcome::Failure,
+            };
+            return (stop.reason.history_reason(), outcome);
+        }
+        let Ending::Exited {
+            exit_code,
+            signal,
+            core_dumped,
+        } = ending
+        else {
+            return (HistoryReason::StartFailed, Outcome::Failure);
+        };
+        let pid_file = self
+            .state
+            .instance()
+            .is_some_and(|record| record.watch == Watch::PidFile);
+        let reason = if pid_file && exit_code.is_none() && signal.is_none() {
+            HistoryReason::Lost
+        } else {
+            HistoryReason::Exited
+        };
+        let clean = is_clean_exit(self.policy, *exit_code, signal.as_deref(), *core_dumped);
+        if clean && self.state.ready_at.is_some() {
+            (reason, Outcome::Clean)
+        } else {
+            (reason, Outcome::Failure)
         }
     }
 

@@ -163,9 +163,9 @@ impl Status {
         }
     }
 
-    /// Whether the supervisor is busy with an instance (spawning, running or
-    /// stopping it): every such period ends with one `Exited` or `SpawnFailed`.
-    pub fn has_process(self) -> bool {
+    /// Whether an instance is being spawned, runs or is being stopped: the supervisor
+    /// is busy with it, and the period ends with one `Exited` or `SpawnFailed`.
+    pub fn is_live(self) -> bool {
         matches!(self, Self::Starting | Self::Running | Self::Stopping(_))
     }
 }

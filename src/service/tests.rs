@@ -731,6 +731,30 @@ fn every_control_row_of_the_transition_table() {
             NO_OP,
             (true, false),
         ),
+        (
+            "stopped run_once(0)",
+            stopped,
+            run_once_off,
+            "stopped",
+            NO_OP,
+            (true, false),
+        ),
+        (
+            "starting run_once(0)",
+            starting,
+            run_once_off,
+            "starting",
+            NO_OP,
+            (true, false),
+        ),
+        (
+            "stopping run_once(0)",
+            stopping,
+            run_once_off,
+            "stopping",
+            NO_OP,
+            (false, false),
+        ),
     ];
     for (name, from, event, to, effects, (enabled, run_once)) in rows {
         let mut svc = from();
@@ -758,9 +782,6 @@ fn run_once_off_clears_a_set_flag_and_nothing_else() {
 
 #[test]
 fn manual_starts_reset_both_counters() {
-    let mut svc = fatal();
-    svc.state.start_failures = 4;
-    svc.state.restarts = 3;
     for control in [Control::Enable, Control::Restart, Control::RunOnce(true)] {
         let mut svc = fatal();
         svc.state.start_failures = 4;
@@ -1427,6 +1448,7 @@ fn svc_14_liveness_deadline_counts_from_ready_when_the_ping_came_before() {
         notices(&got)[0].summary,
         "#1: failed (no ping within ping_timeout 2s)"
     );
+    assert_eq!(notices(&got)[0].previous_status, Status::Running);
     assert_eq!(
         svc.state.start_failures, 0,
         "it was ready: not a failed start"
