@@ -30,6 +30,7 @@ pub mod percent;
 pub mod redact;
 pub mod schedule;
 pub mod scheduler;
+pub mod service;
 pub mod store;
 pub mod suggest;
 pub mod web;
