@@ -59,8 +59,6 @@ pub struct InstancePlan {
     pub counter: u64,
     /// A segment's size before rotation.
     pub log_max_size: u64,
-    /// What the first line says after `=== START instance <uuid> pid <pid>`.
-    pub start_note: String,
     /// Where the process group is recorded while it runs (directory and file name);
     /// `None` records nothing (a daemon that may be left running).
     pub group_record: Option<(PathBuf, String)>,
@@ -435,11 +433,7 @@ async fn start(
                 .ok()
         });
     let starttime = pgid.and_then(start_time).unwrap_or(0);
-    segments.line(&format!(
-        "=== START instance {} pid {pid}{}",
-        plan.instance, plan.start_note
-    ));
-    segments.flush();
+    // The scheduler writes the `=== START` line, with the pid, once told.
     report(InstanceReport::Spawned { pid, starttime });
     let status = supervise(&mut child, reader, segments, controls, report)
         .await
@@ -591,7 +585,6 @@ mod tests {
                 log_dir: self.dir.path().join("log"),
                 counter: 1,
                 log_max_size: 10 * 1024 * 1024,
-                start_note: String::new(),
                 group_record: None,
                 clock: std::sync::Arc::new(crate::clock::SystemClock),
             }
@@ -652,6 +645,7 @@ mod tests {
         assert_eq!(info.describe(), "exit status 3");
         // The log stays open for karajo's own lines until the close.
         handle.send(InstanceControl::Line("=== EXIT exit status 3".to_string()));
+        handle.send(InstanceControl::Line("=== START written late".to_string()));
         handle.send(InstanceControl::Close(RunStatus::Failed));
         let reports = bench.wait("the close", closed).await;
         assert!(matches!(
@@ -662,12 +656,8 @@ mod tests {
             })
         ));
         let log = bench.log("web.1.failed");
-        assert!(
-            log.contains("service: web: === START instance 0193-test pid "),
-            "{log}"
-        );
         assert!(log.contains("service: web: hello\n"), "{log}");
-        assert!(log.trim_end().ends_with("=== EXIT exit status 3"), "{log}");
+        assert!(log.trim_end().ends_with("=== START written late"), "{log}");
     }
 
     #[tokio::test]
