@@ -12,6 +12,7 @@ mod executor;
 mod monitors;
 mod restore;
 pub mod run;
+mod services;
 mod state_writer;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use executor::{SchedulerOptions, spawn};
 pub use monitors::{MonitorView, PingAnswer, PulseError, RestoredMonitor};
+pub use services::{RestoredService, ServiceAnswer, ServicePingAnswer, ServiceView};
 pub use restore::{RestoredJob, restore_jobs, restore_monitors, restore_pulses};
 
 use crate::config::{Config, ExecSpec, HttpSpec, JobCommon};
@@ -207,6 +209,8 @@ pub struct Snapshot {
     pub monitors: Vec<Arc<MonitorView>>,
     /// The configured monitors' ping paths, to their ids.
     pub ping_routes: Arc<crate::monitor::PingRoutes<JobId>>,
+    /// Every supervised service, sorted by id.
+    pub services: Vec<Arc<ServiceView>>,
 }
 
 impl Snapshot {
@@ -219,6 +223,7 @@ impl Snapshot {
             config,
             monitors: Vec::new(),
             ping_routes: Arc::default(),
+            services: Vec::new(),
         }
     }
 
@@ -252,6 +257,15 @@ impl Snapshot {
             .binary_search_by(|m| m.id().as_str().cmp(id))
             .ok()?;
         self.monitors.get(at)
+    }
+
+    /// The service whose id is `id`.
+    pub fn service(&self, id: &str) -> Option<&Arc<ServiceView>> {
+        let at = self
+            .services
+            .binary_search_by(|s| s.id().as_str().cmp(id))
+            .ok()?;
+        self.services.get(at)
     }
 
     /// The command job whose web hook path is `path` (`/hello`, compared
@@ -343,6 +357,19 @@ pub(crate) enum Command {
     CancelPulse {
         service: String,
         reply: oneshot::Sender<PulseReply>,
+    },
+    ServiceControl {
+        id: JobId,
+        control: crate::service::Control,
+        cas: Option<u64>,
+        by: String,
+        reply: oneshot::Sender<Option<ServiceAnswer>>,
+    },
+    ServicePing {
+        id: JobId,
+        token: String,
+        update: crate::service::PingUpdate,
+        reply: oneshot::Sender<Option<ServicePingAnswer>>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -483,6 +510,46 @@ impl SchedulerHandle {
         self.ask(Command::CancelPulse { service, reply }, rx)
             .await
             .unwrap_or_else(|| Err(PulseError::NotFound("karajo is stopping".into())))
+    }
+
+    /// A control of service `id` (enable, disable, restart, run once, signal), with an
+    /// optional `cas` precondition; `by` names who asked, for the event log. Answers
+    /// with the service once the action has started; `None` when there is no such
+    /// service.
+    pub async fn service_control(
+        &self,
+        id: JobId,
+        control: crate::service::Control,
+        cas: Option<u64>,
+        by: String,
+    ) -> Option<ServiceAnswer> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::ServiceControl {
+            id,
+            control,
+            cas,
+            by,
+            reply,
+        };
+        self.ask(cmd, rx).await.flatten()
+    }
+
+    /// A ping of service `id` with an instance token; `None` when there is no such
+    /// service.
+    pub async fn service_ping(
+        &self,
+        id: JobId,
+        token: String,
+        update: crate::service::PingUpdate,
+    ) -> Option<ServicePingAnswer> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::ServicePing {
+            id,
+            token,
+            update,
+            reply,
+        };
+        self.ask(cmd, rx).await.flatten()
     }
 
     /// Stops the timers, cancels running runs (SIGTERM, then SIGKILL after each job's

@@ -480,6 +480,7 @@ impl SchedulerState {
             config: self.config.clone(),
             monitors: self.monitors.views(),
             ping_routes: self.monitors.routes(),
+            services: Vec::new(),
         }
     }
 

@@ -286,6 +286,12 @@ impl Executor {
             Command::CancelPulse { service, reply } => {
                 self.decide(Event::CancelPulse(service), Reply::Pulse(reply));
             }
+            Command::ServiceControl { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            Command::ServicePing { reply, .. } => {
+                let _ = reply.send(None);
+            }
             Command::Shutdown { reply } => {
                 self.waiters.push(reply);
                 self.decide(Event::Shutdown, Reply::None);
