@@ -212,7 +212,9 @@ impl Daemon {
             let mut monitors = scheduler::restore_monitors(&restore_layout, &monitor_specs, now)?;
             let (pulses, dynamic) = scheduler::restore_pulses(&restore_layout, &pulse_config, now)?;
             monitors.extend(dynamic);
-            Ok::<_, std::io::Error>((jobs, monitors, pulses, state, last_alive))
+            let services =
+                scheduler::restore_services(&restore_layout, &pulse_config.services, now)?;
+            Ok::<_, std::io::Error>((jobs, monitors, pulses, services, state, last_alive))
         })
         .await
         .map_err(|e| DaemonError::Io {
@@ -220,7 +222,7 @@ impl Daemon {
             source: std::io::Error::other(e.to_string()),
         })?
         .map_err(io_error("cannot restore the jobs' logs"))?;
-        let (restored, monitors, pulses, state, last_alive) = restored;
+        let (restored, monitors, pulses, services, state, last_alive) = restored;
         let events = EventLog::spawn(
             layout.event_dir(),
             EventLimits {
@@ -261,6 +263,8 @@ impl Daemon {
             monitors,
             last_alive,
             pulses,
+            services,
+            service_url: service_url(local_addr),
             events: Some(events.clone()),
             metrics: metrics.clone(),
             notifier: Some(notifier.clone()),
@@ -305,6 +309,17 @@ impl Daemon {
 
 /// The base URL of log links in notifications: `public_url`, or the address the
 /// server listens on.
+/// How a service instance on this machine reaches karajo: the listen address, with a
+/// wildcard host replaced by the loopback of its family.
+fn service_url(local_addr: SocketAddr) -> String {
+    let ip = match local_addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, local_addr.port()))
+}
+
 fn public_url(config: &Config, local_addr: SocketAddr) -> String {
     config
         .public_url

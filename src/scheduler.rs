@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use executor::{SchedulerOptions, spawn};
 pub use monitors::{MonitorView, PingAnswer, PulseError, RestoredMonitor};
+pub use restore::{RestoredJob, restore_jobs, restore_monitors, restore_pulses, restore_services};
 pub use services::{RestoredService, ServiceAnswer, ServicePingAnswer, ServiceView};
-pub use restore::{RestoredJob, restore_jobs, restore_monitors, restore_pulses};
 
 use crate::config::{Config, ExecSpec, HttpSpec, JobCommon};
 use crate::exec::{JobFn, WebhookRequest};

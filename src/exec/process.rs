@@ -110,6 +110,13 @@ fn stop_group(pgid: Pid, grace: Duration) {
     signal_group(pgid, Signal::KILL);
 }
 
+/// Whether `pid` is a zombie (or gone while it was looked at).
+pub(super) fn is_zombie(pid: Pid) -> bool {
+    stat_fields(pid.as_raw_nonzero().get())
+        .and_then(|f| f.first().cloned())
+        .is_none_or(|state| state == "Z" || state == "X")
+}
+
 /// The processes (not zombies) whose process group is `pgid`.
 fn members(pgid: Pid) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -145,7 +152,7 @@ pub(super) fn start_time(pid: Pid) -> Option<u64> {
 }
 
 /// This boot's id (read once: it cannot change while the process lives).
-fn boot_id() -> &'static str {
+pub(super) fn boot_id() -> &'static str {
     static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BOOT_ID.get_or_init(|| {
         std::fs::read_to_string("/proc/sys/kernel/random/boot_id")

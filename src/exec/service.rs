@@ -198,6 +198,40 @@ impl InstanceHandle {
     }
 }
 
+/// Whether the process a record names is alive: it exists (not a zombie), was
+/// started at `starttime` (so the pid was not recycled), in this boot.
+pub fn recorded_alive(pid: u32, starttime: u64, boot_id: &str) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return false;
+    };
+    boot_id == super::process::boot_id()
+        && start_time(pid) == Some(starttime)
+        && !super::process::is_zombie(pid)
+}
+
+/// Sends `signal` to the group of a recorded process that is still the one recorded
+/// (a service instance a previous karajo left behind). Returns whether it was sent.
+pub fn signal_recorded(
+    pid: u32,
+    pgid: u32,
+    starttime: u64,
+    boot_id: &str,
+    signal: ServiceSignal,
+) -> bool {
+    let group = i32::try_from(pgid).ok().and_then(Pid::from_raw);
+    match group {
+        Some(group) if recorded_alive(pid, starttime, boot_id) => {
+            signal_group(group, to_signal(signal))
+        }
+        _ => false,
+    }
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`).
+pub fn boot_id() -> String {
+    super::process::boot_id().to_string()
+}
+
 /// Starts an instance on its own task; `report` is called with each
 /// [`InstanceReport`], in order.
 pub fn spawn_instance(
@@ -235,11 +269,13 @@ impl Segments {
         })
     }
 
+    /// Writes one of karajo's own lines, and flushes it for readers of the log.
     fn line(&mut self, text: &str) {
         if let Err(err) = self.writer.line(text) {
             tracing::warn!(service = %self.plan.id, %err, "cannot write the instance log");
         }
         self.unflushed = true;
+        self.flush();
     }
 
     /// Appends output, rotating the segment whenever it is full: a chunk is cut after

@@ -19,6 +19,9 @@ use super::monitors::{
     self, MonitorAlert, MonitorLogWrite, Monitors, PingAnswer, PulseError, RestoredMonitor,
 };
 use super::restore::RestoredJob;
+use super::services::{
+    self, InstanceEvent, InstanceOrder, RestoredService, ServiceAlert, ServicePingAnswer, Services,
+};
 use super::{JobDef, JobView, LogSummary, Snapshot, TriggerError};
 use crate::config::Config;
 use crate::exec::WebhookRequest;
@@ -49,6 +52,8 @@ pub(crate) enum Event {
         last_alive: Option<Timestamp>,
         /// The records of the dynamic monitors among `monitors`.
         pulses: Vec<Pulse>,
+        /// The services, as restored from disk.
+        services: Vec<RestoredService>,
     },
     /// A run was asked for (web hook, API, library).
     Trigger {
@@ -80,6 +85,8 @@ pub(crate) enum Event {
         config: Arc<Config>,
         /// The monitors new to the scheduler, restored from disk.
         monitors: Vec<RestoredMonitor>,
+        /// The services new to the scheduler, restored from disk.
+        services: Vec<RestoredService>,
     },
     /// A check-in for monitor `id`, with the text its log gets.
     Ping {
@@ -110,6 +117,35 @@ pub(crate) enum Event {
     },
     /// A watchTower cancel for `service`.
     CancelPulse(String),
+    /// A control of a service.
+    ServiceControl {
+        /// The service.
+        id: JobId,
+        /// What is asked.
+        control: crate::service::Control,
+        /// The `cas=` precondition.
+        cas: Option<u64>,
+        /// Who asked.
+        by: String,
+    },
+    /// A ping of a service with an instance token.
+    ServicePing {
+        /// The service.
+        id: JobId,
+        /// The token.
+        token: String,
+        /// What the ping says.
+        update: crate::service::PingUpdate,
+    },
+    /// What a service instance's supervisor reported.
+    Instance {
+        /// The service.
+        id: JobId,
+        /// The spawn it is about.
+        generation: u64,
+        /// What happened.
+        event: InstanceEvent,
+    },
     /// Stop: no new runs, cancel those running, then [`Effect::Stopped`].
     Shutdown,
 }
@@ -219,6 +255,66 @@ pub(crate) enum Effect {
     NotifyMonitor(MonitorAlert),
     /// Write `state/watchtower.json` with these records, before what follows.
     SavePulses(Vec<Pulse>),
+    /// Write a service's state file: `durable` means before what follows.
+    SaveService {
+        /// The service.
+        id: JobId,
+        /// Its saved part.
+        saved: crate::service::SavedService,
+        /// Write and sync before going on.
+        durable: bool,
+    },
+    /// Spawn a service instance.
+    SpawnInstance(InstanceOrder),
+    /// Signal a service's instance (or the orphan a previous karajo left).
+    SignalService {
+        /// The service.
+        id: JobId,
+        /// The signal.
+        signal: crate::config::ServiceSignal,
+        /// The recorded orphan to signal instead, if any.
+        orphan: Option<crate::service::InstanceRecord>,
+    },
+    /// Tell a service's instance something (a log line, close the log).
+    InstanceControl {
+        /// The service.
+        id: JobId,
+        /// What.
+        control: crate::exec::service::InstanceControl,
+    },
+    /// Close a segment a previous karajo left running.
+    CloseLeftover {
+        /// The service.
+        id: JobId,
+        /// Its log directory.
+        log_dir: PathBuf,
+        /// The segment.
+        counter: u64,
+        /// Its final status.
+        status: RunStatus,
+        /// The last line.
+        line: String,
+    },
+    /// Append to a service's history.
+    ServiceHistory {
+        /// The service.
+        id: JobId,
+        /// The entry.
+        entry: crate::service::HistoryEntry,
+        /// The entries kept.
+        keep: usize,
+    },
+    /// Queue a service's notification.
+    NotifyService(ServiceAlert),
+    /// Watch a recorded instance of a previous karajo until it is gone.
+    WatchOrphan {
+        /// The service.
+        id: JobId,
+        /// The instance.
+        record: crate::service::InstanceRecord,
+    },
+    /// Delete old log files (beyond a retention).
+    DeleteLogs(Vec<PathBuf>),
     /// Delete a removed monitor's state file and logs, after what was asked before.
     ForgetMonitor {
         /// The monitor.
@@ -281,6 +377,15 @@ pub(crate) enum Answer {
     PulseRefused(PulseError),
     /// The monitor was removed (a watchTower cancel).
     Removed(JobId),
+    /// A service control's outcome (`None`: nothing to say, the service as it is).
+    Service {
+        /// The service.
+        id: JobId,
+        /// The machine's reply.
+        reply: Option<crate::service::Reply>,
+    },
+    /// A service ping's outcome.
+    ServicePing(ServicePingAnswer),
     /// Done (a reload).
     Done,
 }
@@ -411,7 +516,9 @@ pub(crate) struct SchedulerState {
     pub(crate) config: Arc<Config>,
     /// The heartbeat monitors.
     pub(crate) monitors: Monitors,
-    stopping: bool,
+    /// The supervised services.
+    pub(crate) services: Services,
+    pub(crate) stopping: bool,
     /// Something visible changed since the last [`Effect::Publish`].
     changed: bool,
     /// Something the state file holds changed since the last [`Effect::SaveState`].
@@ -431,6 +538,7 @@ impl SchedulerState {
             max_running: 1,
             config,
             monitors: Monitors::default(),
+            services: Services::default(),
             stopping: false,
             changed: true,
             unsaved: false,
@@ -440,10 +548,10 @@ impl SchedulerState {
     /// When the earliest timer (of a job or a monitor) is due.
     pub(crate) fn next_due(&self) -> Option<Timestamp> {
         let job = self.timers.first().map(|(due, _)| *due);
-        match (job, self.monitors.next_due()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [job, self.monitors.next_due(), self.services.next_due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Something visible changed: a snapshot is due.
@@ -480,7 +588,7 @@ impl SchedulerState {
             config: self.config.clone(),
             monitors: self.monitors.views(),
             ping_routes: self.monitors.routes(),
-            services: Vec::new(),
+            services: self.services.views(),
         }
     }
 
@@ -503,10 +611,17 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
             monitors,
             last_alive,
             pulses,
+            services: restored_services,
         } => {
             state.max_running = max_job_running.max(1);
             state.config = config;
             monitors::restore_pulses(state, pulses);
+            // Lower priorities start first (monitors spec B.7).
+            let mut restored_services = restored_services;
+            restored_services.sort_by_key(|s| s.spec.priority);
+            for service in restored_services {
+                services::insert(state, service, now, &mut out);
+            }
             for job in jobs {
                 insert(state, job, now);
             }
@@ -523,6 +638,7 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
         Event::TimerDue => {
             fire_due_timers(state, now, &mut out);
             monitors::fire_due(state, now, &mut out);
+            services::fire_due(state, now, &mut out);
         }
         Event::RunFinished(done) => finished(state, done, now, &mut out),
         Event::Pause(key) => set_paused(state, &key, true, now, &mut out),
@@ -537,8 +653,10 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
             max_job_running,
             config,
             monitors: restored_monitors,
+            services: restored_services,
         } => {
             let specs = config.monitors.iter().cloned().map(Arc::new).collect();
+            let service_specs = config.services.iter().cloned().map(Arc::new).collect();
             reload(
                 state,
                 jobs,
@@ -549,6 +667,9 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
                 &mut out,
             );
             monitors::reload(state, specs, restored_monitors, now, &mut out);
+            if !state.stopping {
+                services::reload(state, service_specs, restored_services, now, &mut out);
+            }
             out.push(Effect::Answer(Answer::Done));
         }
         Event::Ping { id, ping, block } => {
@@ -575,16 +696,38 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
             let answer = monitors::cancel_pulse(state, &service, now, &mut out);
             out.push(Effect::Answer(answer));
         }
+        Event::ServiceControl {
+            id,
+            control,
+            cas,
+            by,
+        } => {
+            let answer = services::control(state, &id, control, cas, by, now, &mut out);
+            out.push(Effect::Answer(answer));
+        }
+        Event::ServicePing { id, token, update } => {
+            let answer = services::ping(state, &id, &token, update, now, &mut out);
+            out.push(Effect::Answer(answer));
+        }
+        Event::Instance {
+            id,
+            generation,
+            event,
+        } => services::instance_event(state, &id, generation, event, now, &mut out),
         Event::Shutdown => begin_shutdown(state, &mut out),
     }
-    finish_effects(state, &mut out);
+    finish_effects(state, now, &mut out);
     out
 }
 
 /// Appends the state save and the publish that the changes call for, ahead of the
 /// answer (an answer is sent after what it reports is published and, for a durable
 /// save, written).
-fn finish_effects(state: &mut SchedulerState, out: &mut Vec<Effect>) {
+fn finish_effects(state: &mut SchedulerState, now: Timestamp, out: &mut Vec<Effect>) {
+    // Jobs go first at shutdown; then the services, by descending priority.
+    let services_down = !state.stopping
+        || state.slotted + state.unslotted > 0
+        || services::shutdown_step(state, now, out);
     let answer_at = out
         .iter()
         .position(|e| matches!(e, Effect::Answer(_)))
@@ -601,7 +744,7 @@ fn finish_effects(state: &mut SchedulerState, out: &mut Vec<Effect>) {
         tail.push(Effect::Publish);
         state.changed = false;
     }
-    let stopped = state.stopping && state.slotted + state.unslotted == 0;
+    let stopped = state.stopping && state.slotted + state.unslotted == 0 && services_down;
     let rest = out.split_off(answer_at);
     out.extend(tail);
     out.extend(rest);

@@ -19,8 +19,9 @@ use super::decide::{
 use super::monitors::{
     LogAction, MonitorAlert, MonitorLogWrite, MonitorView, PingAnswer, RestoredMonitor,
 };
-use super::restore::{RestoredJob, restore_job, restore_monitor};
+use super::restore::{RestoredJob, restore_job, restore_monitor, restore_service};
 use super::run::{self, RunPlan};
+use super::services::{InstanceEvent, InstanceOrder, ServiceAlert};
 use super::state_writer::StateWriter;
 use super::{
     Command, JobDef, JobView, PulseError, PulseReply, SchedulerHandle, Snapshot, TriggerError,
@@ -60,6 +61,11 @@ pub struct SchedulerOptions {
     pub last_alive: Option<jiff::Timestamp>,
     /// The records of the dynamic (watchTower) monitors among `monitors`.
     pub pulses: Vec<crate::monitor::Pulse>,
+    /// The services, as restored from disk.
+    pub services: Vec<super::RestoredService>,
+    /// How a service instance reaches karajo (`http://127.0.0.1:31937`), for its
+    /// `KARAJO_SERVICE_PING_URL`.
+    pub service_url: String,
     /// Where monitor transitions are recorded; `None` records none.
     pub events: Option<EventLog>,
     /// Where finished runs are counted.
@@ -82,6 +88,7 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
         monitors: opts.monitors,
         last_alive: opts.last_alive,
         pulses: opts.pulses,
+        services: opts.services,
     };
     let first = decide::decide(&mut state, restore, now);
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(state.snapshot()));
@@ -106,6 +113,8 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
         notices: JoinSet::new(),
         events: opts.events,
         monitor_logs: Some(monitor_logs),
+        instances: HashMap::new(),
+        service_url: opts.service_url,
         waiters: Vec::new(),
         publish: false,
         save: false,
@@ -143,9 +152,16 @@ enum Internal {
         jobs: Vec<JobDef>,
         restored: Vec<RestoredJob>,
         monitors: Vec<RestoredMonitor>,
+        services: Vec<super::RestoredService>,
         max_job_running: usize,
         config: Arc<Config>,
         reply: oneshot::Sender<()>,
+    },
+    /// A service instance reported.
+    Instance {
+        id: crate::job::JobId,
+        generation: u64,
+        event: InstanceEvent,
     },
     /// The monitor a pulse creates was restored from disk.
     PulseRestored {
@@ -165,6 +181,8 @@ enum Reply {
     Ping(oneshot::Sender<Option<PingAnswer>>),
     Monitor(oneshot::Sender<Option<Arc<MonitorView>>>),
     Pulse(oneshot::Sender<PulseReply>),
+    Service(oneshot::Sender<Option<super::ServiceAnswer>>),
+    ServicePing(oneshot::Sender<Option<super::ServicePingAnswer>>),
 }
 
 struct Executor {
@@ -187,6 +205,10 @@ struct Executor {
     events: Option<EventLog>,
     /// The writer of monitors' check-in logs, in order; dropped at the end.
     monitor_logs: Option<mpsc::UnboundedSender<(MonitorLogJob, oneshot::Sender<()>)>>,
+    /// Each service's current instance: its spawn number and handle.
+    instances: HashMap<crate::job::JobId, (u64, crate::exec::service::InstanceHandle)>,
+    /// How instances reach karajo.
+    service_url: String,
     /// Who to tell when the shutdown is complete.
     waiters: Vec<oneshot::Sender<()>>,
     /// A snapshot is due at the end of the batch.
@@ -286,11 +308,29 @@ impl Executor {
             Command::CancelPulse { service, reply } => {
                 self.decide(Event::CancelPulse(service), Reply::Pulse(reply));
             }
-            Command::ServiceControl { reply, .. } => {
-                let _ = reply.send(None);
+            Command::ServiceControl {
+                id,
+                control,
+                cas,
+                by,
+                reply,
+            } => {
+                let event = Event::ServiceControl {
+                    id,
+                    control,
+                    cas,
+                    by,
+                };
+                self.decide(event, Reply::Service(reply));
             }
-            Command::ServicePing { reply, .. } => {
-                let _ = reply.send(None);
+            Command::ServicePing {
+                id,
+                token,
+                update,
+                reply,
+            } => {
+                let event = Event::ServicePing { id, token, update };
+                self.decide(event, Reply::ServicePing(reply));
             }
             Command::Shutdown { reply } => {
                 self.waiters.push(reply);
@@ -305,10 +345,23 @@ impl Executor {
                 self.cancels.remove(&(done.key.clone(), done.counter));
                 self.decide(Event::RunFinished(done), Reply::None);
             }
+            Internal::Instance {
+                id,
+                generation,
+                event,
+            } => {
+                let event = Event::Instance {
+                    id,
+                    generation,
+                    event,
+                };
+                self.decide(event, Reply::None);
+            }
             Internal::Restored {
                 jobs,
                 restored,
                 monitors,
+                services,
                 max_job_running,
                 config,
                 reply,
@@ -319,6 +372,7 @@ impl Executor {
                     max_job_running,
                     config,
                     monitors,
+                    services,
                 };
                 self.decide(event, Reply::Done(reply));
             }
@@ -398,6 +452,12 @@ impl Executor {
             .filter(|spec| !self.state.monitors.knows(&spec.id))
             .map(|spec| Arc::new(spec.clone()))
             .collect();
+        let new_services: Vec<Arc<crate::config::ServiceSpec>> = config
+            .services
+            .iter()
+            .filter(|spec| !self.state.services.knows(&spec.id))
+            .map(|spec| Arc::new(spec.clone()))
+            .collect();
         let layout = self.layout.clone();
         let now = self.clock.now();
         let back = self.internal_tx.clone();
@@ -425,15 +485,27 @@ impl Executor {
                             .ok()
                     })
                     .collect();
-                (jobs, monitors)
+                let services = new_services
+                    .into_iter()
+                    .filter_map(|spec| {
+                        let id = spec.id.clone();
+                        restore_service(&layout, spec, now)
+                            .inspect_err(|err| {
+                                tracing::error!(service = %id, %err, "cannot add service on reload");
+                            })
+                            .ok()
+                    })
+                    .collect();
+                (jobs, monitors, services)
             })
             .await
             .unwrap_or_default();
-            let (restored, monitors) = restored;
+            let (restored, monitors, services) = restored;
             let _ = back.send(Internal::Restored {
                 jobs,
                 restored,
                 monitors,
+                services,
                 max_job_running: config.max_job_running,
                 config,
                 reply,
@@ -533,6 +605,95 @@ impl Executor {
                         barriers.push(done);
                     }
                 }
+                Effect::SaveService { id, saved, durable } => {
+                    if let Some(done) = self
+                        .writer
+                        .as_ref()
+                        .and_then(|w| w.service(id, saved, durable))
+                    {
+                        barriers.push(done);
+                    }
+                }
+                Effect::SpawnInstance(order) => self.spawn_instance(order),
+                Effect::SignalService { id, signal, orphan } => match orphan {
+                    Some(record) => {
+                        crate::exec::service::signal_recorded(
+                            record.pid,
+                            record.pgid,
+                            record.starttime,
+                            &record.boot_id,
+                            signal,
+                        );
+                    }
+                    None => {
+                        if let Some((_, handle)) = self.instances.get(&id) {
+                            handle.send(crate::exec::service::InstanceControl::Signal(signal));
+                        }
+                    }
+                },
+                Effect::InstanceControl { id, control } => {
+                    let closing =
+                        matches!(control, crate::exec::service::InstanceControl::Close(_));
+                    if let Some((_, handle)) = self.instances.get(&id) {
+                        handle.send(control);
+                    }
+                    if closing {
+                        self.instances.remove(&id);
+                    }
+                }
+                Effect::CloseLeftover {
+                    id,
+                    log_dir,
+                    counter,
+                    status,
+                    line,
+                } => {
+                    let now = self.clock.now();
+                    self.notices.spawn(async move {
+                        let closed = tokio::task::spawn_blocking(move || {
+                            run_log::close_leftover(
+                                &log_dir,
+                                crate::job::JobKind::Service,
+                                &id,
+                                counter,
+                                status,
+                                &line,
+                                now,
+                            )
+                        })
+                        .await;
+                        if let Ok(Err(err)) = closed {
+                            tracing::warn!(%err, "cannot close a leftover instance log");
+                        }
+                    });
+                }
+                Effect::ServiceHistory { id, entry, keep } => {
+                    let path = self.layout.service_history_file(&id);
+                    self.notices.spawn(async move {
+                        let written = tokio::task::spawn_blocking(move || {
+                            path.parent()
+                                .map_or(Ok(()), crate::store::create_private_dir)
+                                .and_then(|()| {
+                                    crate::store::json_file::append_line(&path, &entry, keep)
+                                })
+                        })
+                        .await;
+                        if let Ok(Err(err)) = written {
+                            tracing::error!(service = %id, %err, "cannot append to the instance history");
+                        }
+                    });
+                }
+                Effect::NotifyService(alert) => notify_service(&alert),
+                Effect::WatchOrphan { id, record } => self.watch_orphan(id, record),
+                Effect::DeleteLogs(paths) => {
+                    if !paths.is_empty() {
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(err) = run_log::delete_logs(&paths) {
+                                tracing::warn!(%err, "cannot delete old logs");
+                            }
+                        });
+                    }
+                }
                 Effect::CountTransition { id, to } => {
                     self.metrics.monitor_transition(id.as_str(), to);
                 }
@@ -623,6 +784,84 @@ impl Executor {
         });
     }
 
+    /// Spawns a service instance with a new id and token; its reports come back as
+    /// [`Internal::Instance`].
+    fn spawn_instance(&mut self, order: InstanceOrder) {
+        let InstanceOrder {
+            spec,
+            generation,
+            counter,
+            log_dir,
+        } = order;
+        let id = spec.id.clone();
+        let instance = crate::store::event_log::new_uuid_v7(self.clock.now());
+        let token = random_token();
+        let work_dir = service_work_dir(&self.layout, &spec);
+        let env = service_env(&spec, &instance, &token, counter, &self.service_url);
+        let plan = crate::exec::service::InstancePlan {
+            id: id.clone(),
+            instance: instance.clone(),
+            command: spec.command.clone(),
+            pre_start: spec.pre_start.clone(),
+            work_dir,
+            env,
+            user: None,
+            log_dir,
+            counter,
+            log_max_size: spec.log_max_size,
+            group_record: None,
+            clock: self.clock.clone(),
+        };
+        let back = self.internal_tx.clone();
+        let boot_id = crate::exec::service::boot_id();
+        let keyvalue_clear = spec.keyvalue_clear;
+        let reporter_id = id.clone();
+        let handle = crate::exec::service::spawn_instance(plan, move |report| {
+            let event = match report {
+                crate::exec::service::InstanceReport::Spawned { pid, starttime } => {
+                    let pid = u32::try_from(pid).unwrap_or(0);
+                    InstanceEvent::Spawned(crate::service::SpawnedInstance {
+                        instance: instance.clone(),
+                        token: crate::service::InstanceToken::new(token.clone()),
+                        pid,
+                        pgid: pid,
+                        starttime,
+                        boot_id: boot_id.clone(),
+                        counter,
+                        watch: crate::service::Watch::Child,
+                        keyvalue_clear,
+                    })
+                }
+                other => InstanceEvent::Report(other),
+            };
+            let _ = back.send(Internal::Instance {
+                id: reporter_id.clone(),
+                generation,
+                event,
+            });
+        });
+        self.instances.insert(id, (generation, handle));
+    }
+
+    /// Watches an instance a previous karajo left running until it is gone.
+    fn watch_orphan(&mut self, id: crate::job::JobId, record: crate::service::InstanceRecord) {
+        let back = self.internal_tx.clone();
+        tokio::spawn(async move {
+            while crate::exec::service::recorded_alive(
+                record.pid,
+                record.starttime,
+                &record.boot_id,
+            ) {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            let _ = back.send(Internal::Instance {
+                id,
+                generation: 0,
+                event: InstanceEvent::OrphanGone,
+            });
+        });
+    }
+
     fn notify(&mut self, notice: Notice) {
         let Some(notifier) = self.notifier.clone() else {
             return;
@@ -661,6 +900,10 @@ impl Executor {
             Answer::Monitor(id) => self.state.monitors.view(id),
             _ => None,
         };
+        let service = match &answer {
+            Answer::Service { id, .. } => self.state.services.view(id),
+            _ => None,
+        };
         Box::new(move || match reply {
             Reply::None => {}
             Reply::Trigger(tx) => {
@@ -684,6 +927,28 @@ impl Executor {
             }
             Reply::Monitor(tx) => {
                 let _ = tx.send(monitor);
+            }
+            Reply::Service(tx) => {
+                use super::ServiceAnswer;
+                use crate::service::Reply as R;
+                let answer = match (answer, service) {
+                    (Answer::Service { reply, .. }, Some(view)) => Some(match reply {
+                        None | Some(R::Done { .. }) | Some(R::Stale { .. }) => {
+                            ServiceAnswer::Done(view)
+                        }
+                        Some(R::CasMismatch { .. }) => ServiceAnswer::CasMismatch(view),
+                        Some(R::NotRunning) => ServiceAnswer::NotRunning(view),
+                        Some(R::BadRequest(why)) => ServiceAnswer::BadRequest(why),
+                    }),
+                    _ => None,
+                };
+                let _ = tx.send(answer);
+            }
+            Reply::ServicePing(tx) => {
+                let _ = tx.send(match answer {
+                    Answer::ServicePing(ping) => Some(ping),
+                    _ => None,
+                });
             }
             Reply::Pulse(tx) => {
                 let _ = tx.send(match answer {
@@ -735,6 +1000,73 @@ impl Executor {
             let _ = waiter.send(());
         }
     }
+}
+
+/// A service's notification. Service notices do not reach the notifier yet: they are
+/// logged.
+fn notify_service(alert: &ServiceAlert) {
+    tracing::warn!(
+        service = %alert.spec.id,
+        event = alert.notice.event.as_str(),
+        summary = %alert.notice.summary,
+        notifs = ?alert.notice.notifs,
+        log = ?alert.log.as_ref().map(|(counter, _)| counter),
+        at = %alert.at,
+        "service notification (not sent: service notifications are not built yet)"
+    );
+}
+
+/// A random 32-character token (letters and digits).
+fn random_token() -> String {
+    use rand::Rng as _;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+/// A service's working directory: `working_dir` (absolute, or relative to the
+/// default), or `var/lib/karajo/service/<id>`.
+fn service_work_dir(layout: &Layout, spec: &crate::config::ServiceSpec) -> std::path::PathBuf {
+    let default = layout.work_dir(crate::job::JobKind::Service, &spec.id);
+    match &spec.working_dir {
+        Some(dir) if dir.is_absolute() => dir.clone(),
+        Some(dir) => default.join(dir),
+        None => default,
+    }
+}
+
+/// An instance's environment (monitors spec B.3): the job `PATH` (or karajo's own
+/// environment with `env_inherit`), the `KARAJO_SERVICE_*` variables, then `env`.
+fn service_env(
+    spec: &crate::config::ServiceSpec,
+    instance: &str,
+    token: &str,
+    counter: u64,
+    service_url: &str,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = if spec.env_inherit {
+        std::env::vars().collect()
+    } else {
+        vec![("PATH".to_string(), super::run::COMMAND_PATH.to_string())]
+    };
+    let ping_url = format!(
+        "{service_url}/karajo/api/service/ping/{}?token={token}",
+        spec.id
+    );
+    env.extend([
+        ("KARAJO_SERVICE_ID".to_string(), spec.id.to_string()),
+        ("KARAJO_SERVICE_INSTANCE".to_string(), instance.to_string()),
+        ("KARAJO_SERVICE_COUNTER".to_string(), counter.to_string()),
+        ("KARAJO_SERVICE_TOKEN".to_string(), token.to_string()),
+        ("KARAJO_SERVICE_PING_URL".to_string(), ping_url),
+    ]);
+    for (key, value) in &spec.env {
+        env.retain(|(k, _)| k != key);
+        env.push((key.clone(), value.clone()));
+    }
+    env
 }
 
 /// Queues a monitor's notification (spooled before this returns).

@@ -173,3 +173,61 @@ pub fn restore_pulses(
     }
     Ok((kept, monitors))
 }
+
+/// Restores every service of `specs`: its log segments (a running one stays open for
+/// the machine to close or continue), its state file, and what became of the instance
+/// that file records (monitors spec B.7 step 2). Fails on the first service whose log
+/// directory cannot be created or read.
+pub fn restore_services(
+    layout: &Layout,
+    specs: &[crate::config::ServiceSpec],
+    now: Timestamp,
+) -> io::Result<Vec<super::RestoredService>> {
+    specs
+        .iter()
+        .map(|spec| restore_service(layout, std::sync::Arc::new(spec.clone()), now))
+        .collect()
+}
+
+/// Restores one service (see [`restore_services`]).
+pub(super) fn restore_service(
+    layout: &Layout,
+    spec: std::sync::Arc<crate::config::ServiceSpec>,
+    now: Timestamp,
+) -> io::Result<super::RestoredService> {
+    use crate::service::{Leftover, SavedService};
+    let id = &spec.id;
+    let log_dir = layout.log_dir(JobKind::Service, id);
+    crate::store::create_private_dir(&log_dir)?;
+    let mut scan = run_log::scan(&log_dir, JobKind::Service, id, now)?;
+    if let Err(err) = run_log::prune(&mut scan.entries, spec.log_retention) {
+        tracing::warn!(service = %id, %err, "cannot delete old instance logs");
+    }
+    let (saved, problem) =
+        crate::store::json_file::load::<SavedService>(&layout.service_state_file(id), now);
+    if let Some(problem) = problem {
+        tracing::warn!(service = %id, "service state file unusable: {problem}");
+    }
+    let found = match saved.as_ref().and_then(|s| s.instance.as_ref()) {
+        None => Leftover::Nothing,
+        Some(record)
+            if crate::exec::service::recorded_alive(
+                record.pid,
+                record.starttime,
+                &record.boot_id,
+            ) =>
+        {
+            // Adopting a pid-file daemon is not built yet: it is stopped like an
+            // orphan, and started afresh.
+            Leftover::Orphan
+        }
+        Some(_) => Leftover::Gone,
+    };
+    Ok(super::RestoredService {
+        spec,
+        saved,
+        found,
+        logs: scan.entries,
+        log_dir,
+    })
+}

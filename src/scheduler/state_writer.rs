@@ -48,6 +48,11 @@ enum Save {
         id: JobId,
         ack: oneshot::Sender<()>,
     },
+    Service {
+        id: JobId,
+        saved: crate::service::SavedService,
+        ack: Option<oneshot::Sender<()>>,
+    },
 }
 
 /// The handle on the writer task; the task ends when the handle is dropped, after the
@@ -132,6 +137,24 @@ impl StateWriter {
         done
     }
 
+    /// Asks for a service's state to be written: now when `durable` (the receiver
+    /// fires once it is on disk), else within [`SAVE_INTERVAL`].
+    pub(crate) fn service(
+        &self,
+        id: JobId,
+        saved: crate::service::SavedService,
+        durable: bool,
+    ) -> Option<oneshot::Receiver<()>> {
+        let (ack, done) = if durable {
+            let (ack, done) = oneshot::channel();
+            (Some(ack), Some(done))
+        } else {
+            (None, None)
+        };
+        let _ = self.tx.send(Save::Service { id, saved, ack });
+        done
+    }
+
     /// The state as last written (or loaded), for jobs that a reload adds.
     pub(crate) fn remembered(&self) -> StateFile {
         self.remembered
@@ -157,6 +180,7 @@ struct Batch {
     /// Monitors whose state files are deleted before `monitors` are written.
     forget: Vec<JobId>,
     pulses: Option<Vec<Pulse>>,
+    services: BTreeMap<JobId, crate::service::SavedService>,
     acks: Vec<oneshot::Sender<()>>,
 }
 
@@ -180,6 +204,10 @@ impl Batch {
                 self.monitors.remove(&id);
                 self.forget.push(id);
                 self.acks.push(ack);
+            }
+            Save::Service { id, saved, ack } => {
+                self.services.insert(id, saved);
+                self.acks.extend(ack);
             }
         }
     }
@@ -235,11 +263,22 @@ impl Writer {
         });
         let layout = self.layout.clone();
         let (monitors, forget, pulses) = (batch.monitors, batch.forget, batch.pulses);
+        let services = batch.services;
         let written = tokio::task::spawn_blocking(move || {
             for id in &forget {
                 let path = layout.monitor_state_file(id);
                 if let Err(err) = monitor_files::remove_file(&path) {
                     tracing::error!(monitor = %id, %err, "cannot delete the monitor's state");
+                }
+            }
+            for (id, saved) in &services {
+                let path = layout.service_state_file(id);
+                let written = path
+                    .parent()
+                    .map_or(Ok(()), create_private_dir)
+                    .and_then(|()| crate::store::json_file::save(&path, saved, false));
+                if let Err(err) = written {
+                    tracing::error!(service = %id, %err, "cannot save the service's state");
                 }
             }
             if let Some(pulses) = &pulses

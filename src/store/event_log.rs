@@ -83,6 +83,11 @@ pub use record::{
 };
 
 use self::record::IdGen;
+
+/// A fresh UUID v7 for `now` (for ids outside the event log: service instances).
+pub fn new_uuid_v7(now: jiff::Timestamp) -> String {
+    IdGen::new(None).next(now).to_string()
+}
 use self::writer::{Disk, DiskConfig, Msg};
 use super::{create_private_dir, io_context, sync_dir, tighten_dir};
 use crate::clock::SharedClock;

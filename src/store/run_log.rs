@@ -544,6 +544,47 @@ impl RunLogWriter {
 }
 
 /// Marks an interrupted `.running` log failed; see [`scan`].
+/// Closes a log a previous karajo left `.running` (a service instance it did not see
+/// end): appends `line` (prefixed, at `now`) and renames it to `status`. Returns the
+/// final path; `None` when there is no such running log (closed already).
+pub fn close_leftover(
+    dir: &Path,
+    kind: JobKind,
+    id: &JobId,
+    counter: u64,
+    status: RunStatus,
+    line: &str,
+    now: Timestamp,
+) -> io::Result<Option<PathBuf>> {
+    let path = dir.join(file_name(id, counter, RunStatus::Running));
+    let context = |e| io_context(e, "close leftover log", &path);
+    let mut file = match OpenOptions::new().read(true).append(true).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(context(e)),
+    };
+    let len = file.metadata().map_err(context)?.len();
+    let mut tail = Vec::new();
+    if len > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::End(-1))
+            .and_then(|_| file.read_exact(&mut last))
+            .map_err(context)?;
+        if last[0] != b'\n' {
+            tail.push(b'\n');
+        }
+    }
+    tail.extend_from_slice(framing::line_prefix(kind, id, now).as_bytes());
+    tail.extend_from_slice(line.as_bytes());
+    tail.push(b'\n');
+    file.write_all(&tail).map_err(context)?;
+    file.sync_all().map_err(context)?;
+    let done = dir.join(file_name(id, counter, status));
+    rename_no_replace(&path, &done)?;
+    sync_dir(dir)?;
+    Ok(Some(done))
+}
+
 fn recover(
     path: &Path,
     kind: JobKind,

@@ -73,6 +73,8 @@ fn build(base: &Path, users: bool) -> (AppState, scheduler::SchedulerHandle) {
         monitors: Vec::new(),
         last_alive: None,
         pulses: Vec::new(),
+        services: Vec::new(),
+        service_url: "http://127.0.0.1:1".to_string(),
         events: None,
         metrics: metrics.clone(),
         notifier: None,

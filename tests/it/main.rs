@@ -25,6 +25,7 @@ mod schedule;
 mod secrets;
 mod security;
 mod server;
+mod service;
 mod store;
 mod watchtower;
 mod webhook;

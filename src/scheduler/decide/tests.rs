@@ -180,6 +180,7 @@ impl World {
             monitors: Vec::new(),
             last_alive: None,
             pulses: Vec::new(),
+            services: Vec::new(),
         });
         world
     }
@@ -301,6 +302,25 @@ fn words(effects: &[Effect]) -> Vec<String> {
                 format!("save pulses [{}]", ids.join(","))
             }
             Effect::ForgetMonitor { id, .. } => format!("forget monitor/{id}"),
+            Effect::SaveService { id, durable, .. } => {
+                format!("save service/{id}{}", if *durable { " now" } else { "" })
+            }
+            Effect::SpawnInstance(order) => {
+                format!("spawn service/{}#{}", order.spec.id, order.counter)
+            }
+            Effect::SignalService { id, signal, .. } => {
+                format!("signal service/{id} {}", signal.as_str())
+            }
+            Effect::InstanceControl { id, control } => format!("instance {id} {control:?}"),
+            Effect::CloseLeftover { id, counter, .. } => format!("close leftover {id}#{counter}"),
+            Effect::ServiceHistory { id, .. } => format!("history service/{id}"),
+            Effect::NotifyService(alert) => format!("notify service/{}", alert.spec.id),
+            Effect::WatchOrphan { id, .. } => format!("watch orphan {id}"),
+            Effect::DeleteLogs(paths) => format!("delete {} logs", paths.len()),
+            Effect::Answer(Answer::Service { id, reply }) => {
+                format!("answer service/{id} {reply:?}")
+            }
+            Effect::Answer(Answer::ServicePing(ping)) => format!("answer ping {ping:?}"),
         })
         .collect()
 }
@@ -707,6 +727,7 @@ fn a_reload_adds_a_job_and_arms_it() {
             max_job_running: 1,
             config,
             monitors: Vec::new(),
+            services: Vec::new(),
         }),
         ["save", "publish", "answer done"]
     );
@@ -732,6 +753,7 @@ fn a_reload_publishes_the_new_configuration_with_the_new_jobs() {
         max_job_running: 1,
         config: Arc::new(config),
         monitors: Vec::new(),
+        services: Vec::new(),
     });
     let snapshot = w.snapshot();
     assert_eq!(snapshot.config.name, "renamed");
@@ -749,6 +771,7 @@ fn a_reload_drops_an_idle_job_at_once() {
         max_job_running: 1,
         config,
         monitors: Vec::new(),
+        services: Vec::new(),
     });
     assert_eq!(w.snapshot().jobs.len(), 1);
     assert_eq!(w.state.next_due(), None);
@@ -768,6 +791,7 @@ fn a_job_removed_while_running_is_forgotten_when_its_run_ends() {
         max_job_running: 1,
         config,
         monitors: Vec::new(),
+        services: Vec::new(),
     });
     // Still listed while its run goes on, but it takes no more triggers.
     assert_eq!(w.snapshot().jobs.len(), 2);
@@ -796,6 +820,7 @@ fn a_job_changed_while_running_keeps_its_run_and_changes_from_the_next() {
         max_job_running: 1,
         config,
         monitors: Vec::new(),
+        services: Vec::new(),
     });
     // Interval jobs are not armed while they run.
     assert_eq!(w.state.next_due(), None);
@@ -837,6 +862,7 @@ fn a_reload_raising_max_job_running_starts_waiting_runs() {
             max_job_running: 2,
             config,
             monitors: Vec::new(),
+            services: Vec::new(),
         })),
         ["spawn job/b#1 api", "answer done"]
     );
@@ -854,6 +880,7 @@ fn a_reload_removing_a_waiting_job_takes_it_out_of_the_line() {
         max_job_running: 1,
         config,
         monitors: Vec::new(),
+        services: Vec::new(),
     });
     assert_eq!(w.snapshot().waiting, 0);
     assert_eq!(
@@ -1057,6 +1084,7 @@ fn monitor_world(
         }],
         last_alive,
         pulses: Vec::new(),
+        services: Vec::new(),
     });
     world
 }
@@ -1168,6 +1196,7 @@ fn a_restart_credits_a_deadline_that_fell_while_karajo_was_down() {
         }],
         last_alive: Some(at("2026-01-01T10:00:30Z")),
         pulses: Vec::new(),
+        services: Vec::new(),
     });
     assert!(
         !effects.iter().any(|e| e.starts_with("notify")),
@@ -1218,6 +1247,7 @@ fn a_reload_drops_a_removed_monitor_and_its_deadline() {
         max_job_running: 1,
         config,
         monitors: Vec::new(),
+        services: Vec::new(),
     });
     assert!(w.snapshot().monitors.is_empty());
     assert_eq!(w.state.next_due(), None);
@@ -1241,6 +1271,7 @@ fn a_reload_changing_a_period_moves_the_deadline_from_the_last_check_in() {
         max_job_running: 1,
         config: Arc::new(config),
         monitors: Vec::new(),
+        services: Vec::new(),
     });
     assert_eq!(w.snapshot().monitors[0].state.status.as_str(), "up");
     assert_eq!(w.state.next_due(), Some(at("2026-01-01T00:10:00Z")));
@@ -1294,6 +1325,7 @@ fn pulse_world(max_monitors: usize) -> World {
         }],
         last_alive: None,
         pulses: Vec::new(),
+        services: Vec::new(),
     });
     world
 }
@@ -1405,6 +1437,7 @@ fn a_cancel_forgets_a_dynamic_monitor_and_a_reload_keeps_the_others() {
         max_job_running: 1,
         config: config.clone(),
         monitors: Vec::new(),
+        services: Vec::new(),
     });
     assert!(w.snapshot().monitor("a").is_some() && w.snapshot().monitor("b").is_some());
     assert_eq!(
@@ -1433,6 +1466,7 @@ fn a_cancel_forgets_a_dynamic_monitor_and_a_reload_keeps_the_others() {
         max_job_running: 1,
         config: Arc::new(config),
         monitors: Vec::new(),
+        services: Vec::new(),
     });
     let snapshot = w.snapshot();
     let b = snapshot.monitor("b").unwrap();

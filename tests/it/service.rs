@@ -1,0 +1,345 @@
+//! Supervised services against the real daemon and real processes (monitors spec
+//! Part B, acceptance rows SVC-01, 02, 04, 06, 08, 10, 13, 21, 23 and 25 through the
+//! scheduler handle): an instance starts and becomes running, a crash is restarted
+//! after its back-off, repeated failed starts end `fatal`, a disable stops the whole
+//! process group with escalation, the choice survives a restart, a restart replaces
+//! the instance, the environment is the fixed one, a clean shutdown stops services
+//! by priority, and an orphan left by a killed karajo is stopped.
+
+use std::time::{Duration, Instant};
+
+use karajo::job::JobId;
+use karajo::scheduler::{ServiceAnswer, ServiceView};
+use karajo::service::Control;
+
+use crate::helpers::*;
+
+fn service_conf(name: &str, command: &str, extra: &str) -> String {
+    format!("[service \"{name}\"]\ncommand = {command}\nrestart_delay = 500ms\n{extra}\n")
+}
+
+fn view(d: &TestDaemon, id: &str) -> std::sync::Arc<ServiceView> {
+    d.daemon
+        .as_ref()
+        .unwrap()
+        .scheduler()
+        .snapshot()
+        .service(id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no service {id}"))
+}
+
+async fn wait_status(d: &TestDaemon, id: &str, status: &str) -> std::sync::Arc<ServiceView> {
+    wait_for(&format!("service {id} {status}"), || async {
+        let v = view(d, id);
+        (v.state.status.as_str() == status).then_some(v)
+    })
+    .await
+}
+
+fn pid_of(v: &ServiceView) -> u32 {
+    v.state.instance().map(|r| r.pid).expect("an instance")
+}
+
+async fn control(d: &TestDaemon, id: &str, control: Control) -> ServiceAnswer {
+    d.daemon
+        .as_ref()
+        .unwrap()
+        .scheduler()
+        .service_control(JobId::from_raw(id), control, None, "test".into())
+        .await
+        .expect("the service exists")
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// The pids of live (not zombie) processes whose command line contains `marker`.
+fn with_marker(marker: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'));
+        if !zombie && cmdline(pid).contains(marker) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn log_names(dir: &TestDir, id: &str) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.base().join("var/log/karajo/service").join(id))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn svc01_an_instance_starts_and_is_running_after_start_seconds() {
+    let dir = TestDir::new(&service_conf("web", "exec sleep 1001", ""));
+    let started = Instant::now();
+    let d = TestDaemon::start(&dir).await;
+    let starting = view(&d, "web");
+    assert_eq!(starting.state.status.as_str(), "starting");
+    let running = wait_status(&d, "web", "running").await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "running after {took:?}");
+    let pid = pid_of(&running);
+    assert_eq!(cmdline(pid), "sleep 1001");
+    assert_eq!(log_names(&dir, "web"), ["web.1.running"]);
+    let path = dir.base().join("var/log/karajo/service/web/web.1.running");
+    let log = wait_for("the READY line", || async {
+        std::fs::read_to_string(&path)
+            .ok()
+            .filter(|log| log.contains("=== READY after 1.0s (delay)"))
+    })
+    .await;
+    assert!(log.contains("service: web: === START instance "), "{log}");
+    d.stop().await;
+    // A clean shutdown stops it and closes its log as canceled.
+    assert!(with_marker("sleep 1001").is_empty());
+    assert_eq!(log_names(&dir, "web"), ["web.1.canceled"]);
+}
+
+#[tokio::test]
+async fn svc02_a_killed_instance_is_restarted_after_its_back_off() {
+    let dir = TestDir::new(&service_conf("web", "exec sleep 1011", ""));
+    let d = TestDaemon::start(&dir).await;
+    let first = pid_of(&*wait_status(&d, "web", "running").await);
+    let killed = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(first as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let again = wait_for("a new instance", || async {
+        let v = view(&d, "web");
+        v.state
+            .instance()
+            .filter(|r| r.pid != first && v.state.status.as_str() == "running")
+            .map(|r| r.pid)
+    })
+    .await;
+    let took = killed.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400),
+        "running again after {took:?}"
+    );
+    assert_eq!(cmdline(again), "sleep 1011");
+    assert_eq!(log_names(&dir, "web"), ["web.1.failed", "web.2.running"]);
+    let history = wait_for("the history", || async {
+        let path = dir
+            .base()
+            .join("var/lib/karajo/state/service/web.history.jsonl");
+        std::fs::read_to_string(path).ok().filter(|t| !t.is_empty())
+    })
+    .await;
+    let entry: serde_json::Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["signal"], "KILL", "{entry}");
+    assert_eq!(entry["reason"], "exited", "{entry}");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc04_failed_starts_end_fatal_after_start_retries() {
+    let dir = TestDir::new(&service_conf("bad", "exit 1", "start_retries = 3"));
+    let started = Instant::now();
+    let d = TestDaemon::start(&dir).await;
+    wait_status(&d, "bad", "fatal").await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(3400), "fatal after {took:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let names = log_names(&dir, "bad");
+    assert_eq!(
+        names,
+        [
+            "bad.1.failed",
+            "bad.2.failed",
+            "bad.3.failed",
+            "bad.4.failed"
+        ],
+        "{names:?}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc06_restart_never_and_on_failure_follow_the_policy_table() {
+    let dir = TestDir::new(&format!(
+        "{}{}{}",
+        service_conf("clean", "\"sleep 2; exit 0\"", "restart = never"),
+        service_conf("dirty", "\"sleep 2; exit 1\"", "restart = never"),
+        service_conf(
+            "three",
+            "\"sleep 2; exit 3\"",
+            "restart = on-failure\nsuccess_exit_codes = 0,3"
+        ),
+    ));
+    let d = TestDaemon::start(&dir).await;
+    wait_status(&d, "clean", "stopped").await;
+    wait_status(&d, "dirty", "fatal").await;
+    wait_status(&d, "three", "stopped").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(log_names(&dir, "clean"), ["clean.1.success"]);
+    assert_eq!(log_names(&dir, "dirty"), ["dirty.1.failed"]);
+    assert_eq!(log_names(&dir, "three"), ["three.1.success"]);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc08_a_disable_stops_the_whole_group_escalating_to_kill() {
+    let dir = TestDir::new(&service_conf(
+        "stubborn",
+        "\"trap '' TERM; sleep 1002 & wait\"",
+        "stop_timeout = 2s",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    wait_status(&d, "stubborn", "running").await;
+    assert!(!with_marker("sleep 1002").is_empty());
+    let asked = Instant::now();
+    let ServiceAnswer::Done(after) = control(&d, "stubborn", Control::Disable).await else {
+        panic!("refused");
+    };
+    assert_eq!(after.state.status.as_str(), "stopping");
+    wait_status(&d, "stubborn", "disabled").await;
+    let took = asked.elapsed();
+    assert!(
+        took <= Duration::from_millis(2600),
+        "disabled after {took:?}"
+    );
+    assert!(
+        with_marker("sleep 1002").is_empty(),
+        "{:?}",
+        with_marker("sleep 1002")
+    );
+    assert_eq!(log_names(&dir, "stubborn"), ["stubborn.1.canceled"]);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc10_a_disable_survives_a_restart_of_karajo() {
+    let dir = TestDir::new(&service_conf("web", "exec sleep 1012", ""));
+    let d = TestDaemon::start(&dir).await;
+    wait_status(&d, "web", "running").await;
+    control(&d, "web", Control::Disable).await;
+    wait_status(&d, "web", "disabled").await;
+    d.stop().await;
+    let d = TestDaemon::start(&dir).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(view(&d, "web").state.status.as_str(), "disabled");
+    assert!(with_marker("sleep 1012").is_empty());
+    control(&d, "web", Control::Enable).await;
+    wait_status(&d, "web", "running").await;
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc13_a_restart_replaces_the_instance_and_cancels_the_old_log() {
+    let dir = TestDir::new(&service_conf("web", "exec sleep 1013", ""));
+    let d = TestDaemon::start(&dir).await;
+    let old = pid_of(&*wait_status(&d, "web", "running").await);
+    let before = view(&d, "web").state.saved.cas;
+    let ServiceAnswer::Done(after) = control(&d, "web", Control::Restart).await else {
+        panic!("refused");
+    };
+    assert!(after.state.saved.cas > before);
+    let new = wait_for("a new pid", || async {
+        let v = view(&d, "web");
+        v.state.instance().map(|r| r.pid).filter(|p| *p != old)
+    })
+    .await;
+    assert_ne!(new, old);
+    wait_for("the old pid gone", || async {
+        (!std::path::Path::new(&format!("/proc/{old}")).exists() || cmdline(old).is_empty())
+            .then_some(())
+    })
+    .await;
+    wait_for("the old log canceled", || async {
+        log_names(&dir, "web")
+            .contains(&"web.1.canceled".to_string())
+            .then_some(())
+    })
+    .await;
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc21_the_environment_is_the_fixed_one_with_the_service_variables() {
+    let dir = TestDir::new(&service_conf(
+        "envy",
+        "\"env > env.txt; exec sleep 1006\"",
+        "env = A=1",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    wait_status(&d, "envy", "running").await;
+    let env =
+        std::fs::read_to_string(dir.base().join("var/lib/karajo/service/envy/env.txt")).unwrap();
+    assert!(env.contains("KARAJO_SERVICE_ID=envy\n"), "{env}");
+    assert!(env.contains("KARAJO_SERVICE_INSTANCE="), "{env}");
+    assert!(
+        env.contains("KARAJO_SERVICE_PING_URL=http://127.0.0.1:"),
+        "{env}"
+    );
+    assert!(env.contains("A=1\n"), "{env}");
+    assert!(env.contains("PATH=/usr/local/sbin:"), "{env}");
+    assert!(
+        !env.contains("CARGO"),
+        "karajo's own environment leaked: {env}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc23_a_clean_shutdown_stops_services_by_descending_priority() {
+    let dir = TestDir::new(&format!(
+        "{}{}",
+        service_conf("a", "exec sleep 1021", "priority = 10"),
+        service_conf("b", "exec sleep 1022", "priority = 20"),
+    ));
+    let d = TestDaemon::start(&dir).await;
+    wait_status(&d, "a", "running").await;
+    wait_status(&d, "b", "running").await;
+    d.stop().await;
+    assert!(with_marker("sleep 1021").is_empty() && with_marker("sleep 1022").is_empty());
+    let a =
+        std::fs::read_to_string(dir.base().join("var/log/karajo/service/a/a.1.canceled")).unwrap();
+    let b =
+        std::fs::read_to_string(dir.base().join("var/log/karajo/service/b/b.1.canceled")).unwrap();
+    let stop_line = |log: &str| {
+        log.lines()
+            .find(|l| l.contains("=== STOP"))
+            .map(|l| l[..23].to_string())
+            .unwrap_or_default()
+    };
+    assert!(stop_line(&b) <= stop_line(&a), "b stops first:\n{b}\n{a}");
+    let a_start = a
+        .lines()
+        .find(|l| l.contains("=== START"))
+        .unwrap()
+        .to_string();
+    let b_start = b
+        .lines()
+        .find(|l| l.contains("=== START"))
+        .unwrap()
+        .to_string();
+    assert!(a_start[..23] <= b_start[..23], "a starts first");
+}
