@@ -396,3 +396,83 @@ async fn after_kill_9_a_monitor_due_while_karajo_was_down_is_credited_not_down()
     })
     .await;
 }
+
+/// SVC-25: after a kill -9 of karajo (not of its services), the next karajo stops the
+/// orphaned instance before it starts a new one, records it as `orphaned` and closes
+/// its log as failed: exactly one instance runs.
+#[tokio::test]
+async fn an_orphaned_service_instance_is_stopped_after_kill_9_and_replaced() {
+    let port = free_port();
+    let dir = TestDir::new(&conf_with_port(
+        port,
+        "[service \"web\"]\ncommand = exec sleep 1031\nstop_timeout = 2s\n",
+    ));
+    let marker = |pid: u32| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .replace('\0', " ")
+                    .contains("sleep 1031")
+            })
+            .unwrap_or(false)
+    };
+    let mut first = Proc::start(&dir, port).await;
+    let state = dir.base().join("var/lib/karajo/state/service/web.json");
+    let old_pid = wait_for("the instance on record", || async {
+        let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).ok()?).ok()?;
+        saved["instance"]["pid"]
+            .as_u64()
+            .map(|p| p as u32)
+            .filter(|p| marker(*p))
+    })
+    .await;
+    first.signal(Signal::KILL);
+    first.wait_exit().await;
+    assert!(marker(old_pid), "the instance outlives karajo");
+    let mut second = Proc::start(&dir, port).await;
+    wait_for("the orphan gone", || async {
+        (!marker(old_pid)).then_some(())
+    })
+    .await;
+    let new_pid = wait_for("a new instance", || async {
+        let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).ok()?).ok()?;
+        saved["instance"]["pid"]
+            .as_u64()
+            .map(|p| p as u32)
+            .filter(|p| *p != old_pid && marker(*p))
+    })
+    .await;
+    assert!(marker(new_pid));
+    let history = wait_for("the orphan in the history", || async {
+        let path = dir
+            .base()
+            .join("var/lib/karajo/state/service/web.history.jsonl");
+        std::fs::read_to_string(path)
+            .ok()
+            .filter(|t| t.contains("\"orphaned\""))
+    })
+    .await;
+    assert!(history.contains(&format!("\"pid\":{old_pid}")), "{history}");
+    let logs = dir.base().join("var/log/karajo/service/web");
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(&logs)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    wait_for("the orphan's log closed", || async {
+        (names() == ["web.1.failed", "web.2.running"]).then_some(())
+    })
+    .await;
+    let first_log = std::fs::read_to_string(logs.join("web.1.failed")).unwrap();
+    assert!(
+        first_log.contains("=== orphaned by a karajo restart; stopped"),
+        "{first_log}"
+    );
+    second.signal(Signal::TERM);
+    assert!(second.wait_exit().await.success());
+    assert!(!marker(new_pid), "a clean stop stops the instance");
+}
