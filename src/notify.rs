@@ -24,7 +24,7 @@ mod webhook;
 mod tests;
 
 pub use message::{Event, NotifyOn, RunRecord};
-pub use notice::{MonitorLog, MonitorRecord};
+pub use notice::{MonitorLog, MonitorRecord, ServiceRecord};
 pub use queue::{Notifier, NotifierOptions, NotifyStats, RetryPolicy, StatsSnapshot};
 
 /// Why one delivery attempt failed.

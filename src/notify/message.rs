@@ -286,7 +286,7 @@ impl Pending {
     pub fn what(&self) -> String {
         match &self.about {
             About::Run { run, .. } => format!("{}/{} #{}", run.job_kind, run.job_id, run.counter),
-            About::Monitor(m) => format!("monitor/{}", m.id),
+            About::Monitor(m) => format!("{}/{}", m.kind, m.id),
         }
     }
 }

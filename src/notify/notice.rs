@@ -50,7 +50,11 @@ pub struct MonitorLog {
 /// log file (which retention may delete before a retry succeeds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonitorInfo {
-    /// `down`, `up` or `late`; also the status the monitor is in now.
+    /// `monitor` or `service` (spools written before services had none: `monitor`).
+    #[serde(default = "monitor_word", skip_serializing_if = "is_monitor")]
+    pub kind: String,
+    /// `down`, `up` or `late` (a service: `failed`, `fatal` or `recover`); for a
+    /// monitor also the status it is in now.
     pub event: String,
     /// The monitor's id.
     pub id: String,
@@ -80,6 +84,14 @@ pub struct MonitorInfo {
     pub log: Option<LogExcerpt>,
 }
 
+fn monitor_word() -> String {
+    "monitor".to_string()
+}
+
+fn is_monitor(kind: &str) -> bool {
+    kind == "monitor"
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -98,18 +110,18 @@ pub struct LogExcerpt {
     pub truncated: bool,
 }
 
-/// The web UI page of monitor `id`: `<base>/karajo/app/monitor/<id>`.
-pub fn page_url(base: &str, id: &str) -> String {
+/// The web UI page of monitor (or service) `id`: `<base>/karajo/app/<kind>/<id>`.
+pub fn page_url(base: &str, kind: &str, id: &str) -> String {
     format!(
-        "{}/karajo/app/monitor/{}",
+        "{}/karajo/app/{kind}/{}",
         base.trim_end_matches('/'),
         path_segment(id)
     )
 }
 
-/// The web UI page of a monitor's log: `<base>/karajo/app/monitor/<id>/log/<counter>`.
-pub fn log_url(base: &str, id: &str, counter: u64) -> String {
-    format!("{}/log/{counter}", page_url(base, id))
+/// The web UI page of a log: `<base>/karajo/app/<kind>/<id>/log/<counter>`.
+pub fn log_url(base: &str, kind: &str, id: &str, counter: u64) -> String {
+    format!("{}/log/{counter}", page_url(base, kind, id))
 }
 
 /// `text` percent-encoded for one URL path segment (ids are normalised, so this
@@ -130,24 +142,10 @@ fn path_segment(text: &str) -> String {
 pub fn monitor_info(record: &MonitorRecord, public_url: &str) -> MonitorInfo {
     let id = record.id.as_str();
     let notice = &record.notice;
-    let log = record.log.as_ref().map(|log| {
-        let (tail, size, truncated) = match read_tail(&log.path, MAIL_LOG_LIMIT) {
-            Ok(tail) => tail,
-            Err(err) => (
-                format!("(the log {} cannot be read: {err})\n", log.path.display()),
-                0,
-                false,
-            ),
-        };
-        LogExcerpt {
-            counter: log.counter,
-            size,
-            tail,
-            truncated,
-        }
-    });
-    let page = page_url(public_url, id);
+    let log = record.log.as_ref().map(excerpt);
+    let page = page_url(public_url, "monitor", id);
     MonitorInfo {
+        kind: monitor_word(),
         event: notice.event.as_str().to_string(),
         id: id.to_string(),
         name: record.name.clone(),
@@ -157,23 +155,35 @@ pub fn monitor_info(record: &MonitorRecord, public_url: &str) -> MonitorInfo {
         summary: notice.summary.clone(),
         reminder: notice.reminder,
         time: record.at.to_string(),
-        log_url: log
-            .as_ref()
-            .map_or_else(|| page.clone(), |l| log_url(public_url, id, l.counter)),
+        log_url: log.as_ref().map_or_else(
+            || page.clone(),
+            |l| log_url(public_url, "monitor", id, l.counter),
+        ),
         page_url: page,
         log,
     }
 }
 
-/// `monitor: <id>: <summary>` (monitors spec §1.5).
+/// `monitor: <id>: <summary>` or `service: <id>: <summary>` (monitors spec §1.5).
 pub fn subject(m: &MonitorInfo) -> String {
-    format!("monitor: {}: {}", m.id, m.summary)
+    format!("{}: {}: {}", m.kind, m.id, m.summary)
 }
 
 /// The transition's details, one `Label: value` line each.
 pub fn details(m: &MonitorInfo) -> String {
+    let title = if m.kind == "service" {
+        "Service"
+    } else {
+        "Monitor"
+    };
     let mut lines = vec![
-        format!("Monitor:         {} ({})", m.name, m.id),
+        format!(
+            "{title}:{:width$}{} ({})",
+            "",
+            m.name,
+            m.id,
+            width = 16 - title.len()
+        ),
         format!(
             "Event:           {}{}",
             m.event,
@@ -192,7 +202,12 @@ pub fn details(m: &MonitorInfo) -> String {
         lines.push(format!("Exit status:     {code}"));
     }
     lines.push(format!("Time:            {}", m.time));
-    lines.push(format!("Monitor page:    {}", m.page_url));
+    lines.push(format!(
+        "{title} page:{:width$}{}",
+        "",
+        m.page_url,
+        width = 11 - title.len()
+    ));
     if m.log.is_some() {
         lines.push(format!("Log:             {}", m.log_url));
     }
@@ -230,8 +245,8 @@ pub struct MonitorPayload<'a> {
     pub _karajo_epoch: i64,
     /// The `[notif]` name.
     pub notif: &'a str,
-    /// `monitor`.
-    pub kind: &'static str,
+    /// `monitor` or `service`.
+    pub kind: &'a str,
     /// `down`, `up` or `late`.
     pub event: &'a str,
     /// The monitor's id.
@@ -282,7 +297,7 @@ pub fn webhook_payload<'a>(
     MonitorPayload {
         _karajo_epoch: now.as_second(),
         notif,
-        kind: "monitor",
+        kind: &m.kind,
         event: &m.event,
         id: &m.id,
         name: &m.name,
@@ -297,5 +312,72 @@ pub fn webhook_payload<'a>(
         counter: m.log.as_ref().map(|l| l.counter),
         log_tail,
         log_truncated,
+    }
+}
+
+/// A service's notice (monitors spec B.11), as the scheduler reports it to the
+/// notifier: sent like a monitor's, with the kind `service`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRecord {
+    /// The service's id.
+    pub id: JobId,
+    /// The service's name.
+    pub name: String,
+    /// `failed`, `fatal` or `recover`.
+    pub event: String,
+    /// The status before.
+    pub previous_status: String,
+    /// Why the instance ended, on `failed` and `fatal`.
+    pub reason: Option<String>,
+    /// The subject after `service: <id>: `.
+    pub summary: String,
+    /// The `[notif]` names to send it through.
+    pub notifs: Vec<String>,
+    /// When.
+    pub at: Timestamp,
+    /// The instance log segment whose tail goes in the body.
+    pub log: Option<MonitorLog>,
+}
+
+/// The spooled description of a service's notice, with its log tail read now.
+pub fn service_info(record: &ServiceRecord, public_url: &str) -> MonitorInfo {
+    let id = record.id.as_str();
+    let log = record.log.as_ref().map(|log| excerpt(log));
+    let page = page_url(public_url, "service", id);
+    MonitorInfo {
+        kind: "service".to_string(),
+        event: record.event.clone(),
+        id: id.to_string(),
+        name: record.name.clone(),
+        previous_status: record.previous_status.clone(),
+        reason: record.reason.clone(),
+        exit_code: None,
+        summary: record.summary.clone(),
+        reminder: false,
+        time: record.at.to_string(),
+        log_url: log.as_ref().map_or_else(
+            || page.clone(),
+            |l| log_url(public_url, "service", id, l.counter),
+        ),
+        page_url: page,
+        log,
+    }
+}
+
+/// The end of `log`, or a note saying why it could not be read.
+fn excerpt(log: &MonitorLog) -> LogExcerpt {
+    let (tail, size, truncated) = match read_tail(&log.path, MAIL_LOG_LIMIT) {
+        Ok(tail) => tail,
+        Err(err) => (
+            format!("(the log {} cannot be read: {err})\n", log.path.display()),
+            0,
+            false,
+        ),
+    };
+    LogExcerpt {
+        counter: log.counter,
+        size,
+        tail,
+        truncated,
     }
 }

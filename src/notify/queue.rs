@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::message::{self, NotifyOn, Pending, RunRecord, targets};
-use super::notice::{MonitorRecord, monitor_info};
+use super::notice::{MonitorInfo, MonitorRecord, ServiceRecord, monitor_info, service_info};
 use super::spool::Spool;
 use super::{SendError, email, pushover, webhook};
 use crate::config::{NotifConfig, NotifKind};
@@ -320,15 +320,40 @@ impl Notifier {
     /// attempt); where it is refused, a warning is logged and the notif's own
     /// recipient is used.
     pub async fn submit_monitor(&self, record: MonitorRecord) -> usize {
-        let table = self.inner.table.borrow().clone();
         let what = format!("monitor/{}", record.id);
-        let target = record
-            .target
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
+        let notifs = record.notice.notifs.clone();
+        let target = record.target.clone();
+        self.submit_notice(what, &notifs, target.as_deref(), move |public_url| {
+            monitor_info(&record, public_url)
+        })
+        .await
+    }
+
+    /// Queues a service's notice (failed, fatal, recover) to each notif of
+    /// `record.notifs`, as [`Notifier::submit_monitor`] does a monitor's.
+    pub async fn submit_service(&self, record: ServiceRecord) -> usize {
+        let what = format!("service/{}", record.id);
+        let notifs = record.notifs.clone();
+        self.submit_notice(what, &notifs, None, move |public_url| {
+            service_info(&record, public_url)
+        })
+        .await
+    }
+
+    /// Spools the notice `info` builds (on the blocking pool: it reads a log's tail)
+    /// once for each notif of `notifs` (each once; unknown names are skipped with a
+    /// warning), with `target` where the notif accepts it.
+    async fn submit_notice(
+        &self,
+        what: String,
+        notifs: &[String],
+        target: Option<&str>,
+        info: impl FnOnce(&str) -> MonitorInfo + Send + 'static,
+    ) -> usize {
+        let table = self.inner.table.borrow().clone();
+        let target = target.map(str::trim).filter(|t| !t.is_empty());
         let mut chosen: Vec<(String, Option<String>)> = Vec::new();
-        for name in &record.notice.notifs {
+        for name in notifs {
             if chosen.iter().any(|(n, _)| n == name) {
                 continue;
             }
@@ -352,7 +377,7 @@ impl Notifier {
         let spool = self.inner.spool.clone();
         let now = Timestamp::now();
         let prepared = tokio::task::spawn_blocking(move || {
-            let info = monitor_info(&record, &public_url);
+            let info = info(&public_url);
             chosen
                 .into_iter()
                 .map(|(name, target)| {

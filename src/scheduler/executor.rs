@@ -683,7 +683,10 @@ impl Executor {
                         }
                     });
                 }
-                Effect::NotifyService(alert) => notify_service(&alert),
+                Effect::NotifyService(alert) => {
+                    let notifier = self.notifier.clone();
+                    self.notices.spawn(notify_service(notifier, alert));
+                }
                 Effect::WatchOrphan { id, record } => self.watch_orphan(id, record),
                 Effect::DeleteLogs(paths) => {
                     if !paths.is_empty() {
@@ -1002,18 +1005,65 @@ impl Executor {
     }
 }
 
-/// A service's notification. Service notices do not reach the notifier yet: they are
-/// logged.
-fn notify_service(alert: &ServiceAlert) {
-    tracing::warn!(
-        service = %alert.spec.id,
-        event = alert.notice.event.as_str(),
-        summary = %alert.notice.summary,
-        notifs = ?alert.notice.notifs,
-        log = ?alert.log.as_ref().map(|(counter, _)| counter),
-        at = %alert.at,
-        "service notification (not sent: service notifications are not built yet)"
-    );
+/// Queues a service's notification. The log that goes with it is the segment the
+/// notice names, read once its instance has closed it (the close runs on the
+/// instance's task), or as it is after two seconds.
+async fn notify_service(notifier: Option<Notifier>, alert: ServiceAlert) {
+    let Some(notifier) = notifier else {
+        return;
+    };
+    let notice = &alert.notice;
+    let log = match notice.counter {
+        Some(counter) => {
+            closed_segment(alert.log_dir.clone(), alert.spec.id.clone(), counter).await
+        }
+        None => None,
+    };
+    let record = crate::notify::ServiceRecord {
+        id: alert.spec.id.clone(),
+        name: alert.spec.name.clone(),
+        event: notice.event.as_str().to_string(),
+        previous_status: notice.previous_status.as_str().to_string(),
+        reason: notice.reason.map(|r| r.as_str().to_string()),
+        summary: notice.summary.clone(),
+        notifs: notice.notifs.clone(),
+        at: alert.at,
+        log,
+    };
+    notifier.submit_service(record).await;
+}
+
+/// Segment `counter` of a service's logs once it is closed (or as it is after two
+/// seconds).
+async fn closed_segment(
+    dir: std::path::PathBuf,
+    id: crate::job::JobId,
+    counter: u64,
+) -> Option<crate::notify::MonitorLog> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let (dir2, id2) = (dir.clone(), id.clone());
+        let found = tokio::task::spawn_blocking(move || run_log::find(&dir2, &id2, counter))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        match found {
+            Some(entry) if entry.status != crate::job::RunStatus::Running => {
+                return Some(crate::notify::MonitorLog {
+                    counter,
+                    path: entry.path,
+                });
+            }
+            found if tokio::time::Instant::now() >= deadline => {
+                return found.map(|entry| crate::notify::MonitorLog {
+                    counter,
+                    path: entry.path,
+                });
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// A random 32-character token (letters and digits).

@@ -103,8 +103,8 @@ pub(crate) struct ServiceAlert {
     pub(crate) spec: Arc<ServiceSpec>,
     /// What to tell.
     pub(crate) notice: crate::service::ServiceNotice,
-    /// The relevant log: its counter and path.
-    pub(crate) log: Option<(u64, PathBuf)>,
+    /// The service's log directory (the notice names its segment).
+    pub(crate) log_dir: PathBuf,
     /// When.
     pub(crate) at: Timestamp,
 }
@@ -608,15 +608,12 @@ fn apply(
                     out.push(Effect::RecordEvent(recorded));
                 }
             }
-            ServiceEffect::Notify(notice) => {
-                let log = entry.logs.last().map(|l| (l.counter, l.path.clone()));
-                out.push(Effect::NotifyService(ServiceAlert {
-                    spec: entry.spec.clone(),
-                    notice,
-                    log,
-                    at: now,
-                }));
-            }
+            ServiceEffect::Notify(notice) => out.push(Effect::NotifyService(ServiceAlert {
+                spec: entry.spec.clone(),
+                notice,
+                log_dir: entry.log_dir.clone(),
+                at: now,
+            })),
             ServiceEffect::Reply(r) => reply = Some(r),
         }
     }

@@ -343,3 +343,44 @@ async fn svc23_a_clean_shutdown_stops_services_by_descending_priority() {
         .to_string();
     assert!(a_start[..23] <= b_start[..23], "a starts first");
 }
+
+#[tokio::test]
+async fn svc04_fatal_is_notified_once_with_the_service_webhook_document() {
+    let (url, mut hits) = crate::notify::webhook_server(Vec::new()).await;
+    let dir = TestDir::new(&format!(
+        "{}\n[notif \"hook\"]\nkind = webhook\nurl = {url}\n",
+        service_conf(
+            "bad",
+            "\"echo going down; exit 1\"",
+            "start_retries = 1\nnotif_on_fatal = hook\nnotif_on_failed = hook"
+        )
+    ));
+    let d = TestDaemon::start(&dir).await;
+    wait_status(&d, "bad", "fatal").await;
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        let hit = crate::notify::next_hit(&mut hits).await;
+        let doc: serde_json::Value = serde_json::from_slice(&hit.body).unwrap();
+        assert_eq!(doc["kind"], "service", "{doc}");
+        assert_eq!(doc["id"], "bad", "{doc}");
+        events.push(doc["event"].as_str().unwrap().to_string());
+        if doc["event"] == "fatal" {
+            assert!(
+                doc["log_tail"].as_str().unwrap().contains("going down"),
+                "{doc}"
+            );
+            assert!(
+                doc["log_url"]
+                    .as_str()
+                    .unwrap()
+                    .contains("/karajo/app/service/bad/log/"),
+                "{doc}"
+            );
+        }
+    }
+    events.sort();
+    assert_eq!(events, ["failed", "fatal"], "one failed (the streak's first), one fatal");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(hits.try_recv().is_err(), "nothing more");
+    d.stop().await;
+}
