@@ -342,7 +342,7 @@ pub struct ServiceRecord {
 /// The spooled description of a service's notice, with its log tail read now.
 pub fn service_info(record: &ServiceRecord, public_url: &str) -> MonitorInfo {
     let id = record.id.as_str();
-    let log = record.log.as_ref().map(|log| excerpt(log));
+    let log = record.log.as_ref().map(excerpt);
     let page = page_url(public_url, "service", id);
     MonitorInfo {
         kind: "service".to_string(),
