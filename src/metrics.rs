@@ -98,6 +98,10 @@ pub struct Metrics {
     monitor_checkins: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Status transitions by monitor and the status entered.
     monitor_transitions: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Ended service instances by service and reason.
+    service_restarts: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Bytes of service output lost because the log could not be written.
+    service_log_dropped: Mutex<BTreeMap<String, u64>>,
     /// The event log, for its written and dropped counts.
     events: Option<crate::store::EventLog>,
 }
@@ -124,6 +128,24 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         *counts.entry((monitor.to_string(), kind)).or_default() += 1;
+    }
+
+    /// Counts an ended instance of `service`, by why it ended.
+    pub fn service_ended(&self, service: &str, reason: &'static str) {
+        let mut counts = self
+            .service_restarts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *counts.entry((service.to_string(), reason)).or_default() += 1;
+    }
+
+    /// Counts `bytes` of `service`'s output lost (the log could not be written).
+    pub fn service_log_dropped(&self, service: &str, bytes: u64) {
+        let mut counts = self
+            .service_log_dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *counts.entry(service.to_string()).or_default() += bytes;
     }
 
     /// Counts a monitor's transition into `to`.
@@ -199,6 +221,7 @@ impl Metrics {
             }
         }
         self.render_monitor_counts(&mut out);
+        self.render_services(snapshot, &mut out);
         if let Some(events) = &self.events {
             let stats = events.stats();
             out.push_str("# HELP karajo_events_total Events written to the event log, by level.\n");
@@ -232,6 +255,73 @@ impl Metrics {
             );
         }
         out
+    }
+
+    fn render_services(&self, snapshot: &crate::scheduler::Snapshot, out: &mut String) {
+        if !snapshot.services.is_empty() {
+            out.push_str(
+                "# HELP karajo_service_up Whether each service is running (ready).
+",
+            );
+            out.push_str(
+                "# TYPE karajo_service_up gauge
+",
+            );
+            for service in &snapshot.services {
+                let up = service.state.status.as_str() == "running";
+                let _ = writeln!(
+                    out,
+                    "karajo_service_up{{service=\"{}\"}} {}",
+                    service.id(),
+                    u8::from(up)
+                );
+            }
+            out.push_str(
+                "# HELP karajo_service_state Each service's state (1 for the current one).\n",
+            );
+            out.push_str("# TYPE karajo_service_state gauge\n");
+            for service in &snapshot.services {
+                let current = service.state.status.as_str();
+                for state in [
+                    "disabled", "stopped", "starting", "running", "backoff", "stopping", "fatal",
+                ] {
+                    let _ = writeln!(
+                        out,
+                        "karajo_service_state{{service=\"{}\",state=\"{state}\"}} {}",
+                        service.id(),
+                        u8::from(state == current)
+                    );
+                }
+            }
+        }
+        let restarts = self
+            .service_restarts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !restarts.is_empty() {
+            out.push_str("# HELP karajo_service_restarts_total Ended service instances, by why they ended.\n# TYPE karajo_service_restarts_total counter\n");
+            for ((service, reason), count) in restarts {
+                let _ = writeln!(
+                    out,
+                    "karajo_service_restarts_total{{service=\"{service}\",reason=\"{reason}\"}} {count}"
+                );
+            }
+        }
+        let dropped = self
+            .service_log_dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !dropped.is_empty() {
+            out.push_str("# HELP karajo_service_log_dropped_bytes_total Service output lost because its log could not be written.\n# TYPE karajo_service_log_dropped_bytes_total counter\n");
+            for (service, bytes) in dropped {
+                let _ = writeln!(
+                    out,
+                    "karajo_service_log_dropped_bytes_total{{service=\"{service}\"}} {bytes}"
+                );
+            }
+        }
     }
 
     fn render_monitor_counts(&self, out: &mut String) {

@@ -668,6 +668,8 @@ impl Executor {
                     });
                 }
                 Effect::ServiceHistory { id, entry, keep } => {
+                    self.metrics
+                        .service_ended(id.as_str(), entry.reason.as_str());
                     let path = self.layout.service_history_file(&id);
                     self.notices.spawn(async move {
                         let written = tokio::task::spawn_blocking(move || {
@@ -819,7 +821,12 @@ impl Executor {
         let boot_id = crate::exec::service::boot_id();
         let keyvalue_clear = spec.keyvalue_clear;
         let reporter_id = id.clone();
+        let metrics = self.metrics.clone();
         let handle = crate::exec::service::spawn_instance(plan, move |report| {
+            if let crate::exec::service::InstanceReport::Dropped(bytes) = report {
+                metrics.service_log_dropped(reporter_id.as_str(), bytes);
+                return;
+            }
             let event = match report {
                 crate::exec::service::InstanceReport::Spawned { pid, starttime } => {
                     let pid = u32::try_from(pid).unwrap_or(0);

@@ -156,6 +156,22 @@ async fn svc02_a_killed_instance_is_restarted_after_its_back_off() {
     let entry: serde_json::Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
     assert_eq!(entry["signal"], "KILL", "{entry}");
     assert_eq!(entry["reason"], "exited", "{entry}");
+    let metrics = d
+        .http
+        .get(d.url("/karajo/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "karajo_service_up{service=\"web\"} 1",
+        "karajo_service_state{service=\"web\",state=\"running\"} 1",
+        "karajo_service_restarts_total{service=\"web\",reason=\"exited\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     d.stop().await;
 }
 
@@ -379,7 +395,11 @@ async fn svc04_fatal_is_notified_once_with_the_service_webhook_document() {
         }
     }
     events.sort();
-    assert_eq!(events, ["failed", "fatal"], "one failed (the streak's first), one fatal");
+    assert_eq!(
+        events,
+        ["failed", "fatal"],
+        "one failed (the streak's first), one fatal"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(hits.try_recv().is_err(), "nothing more");
     d.stop().await;
