@@ -37,7 +37,7 @@ async fn wait_status(d: &TestDaemon, id: &str, status: &str) -> std::sync::Arc<S
     .await
 }
 
-fn pid_of(v: &ServiceView) -> u32 {
+fn pid_of(v: &std::sync::Arc<ServiceView>) -> u32 {
     v.state.instance().map(|r| r.pid).expect("an instance")
 }
 
@@ -124,7 +124,7 @@ async fn svc01_an_instance_starts_and_is_running_after_start_seconds() {
 async fn svc02_a_killed_instance_is_restarted_after_its_back_off() {
     let dir = TestDir::new(&service_conf("web", "exec sleep 1011", ""));
     let d = TestDaemon::start(&dir).await;
-    let first = pid_of(&*wait_status(&d, "web", "running").await);
+    let first = pid_of(&wait_status(&d, "web", "running").await);
     let killed = Instant::now();
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(first as i32).unwrap(),
@@ -272,7 +272,7 @@ async fn svc10_a_disable_survives_a_restart_of_karajo() {
 async fn svc13_a_restart_replaces_the_instance_and_cancels_the_old_log() {
     let dir = TestDir::new(&service_conf("web", "exec sleep 1013", ""));
     let d = TestDaemon::start(&dir).await;
-    let old = pid_of(&*wait_status(&d, "web", "running").await);
+    let old = pid_of(&wait_status(&d, "web", "running").await);
     let before = view(&d, "web").state.saved.cas;
     let ServiceAnswer::Done(after) = control(&d, "web", Control::Restart).await else {
         panic!("refused");
@@ -402,5 +402,267 @@ async fn svc04_fatal_is_notified_once_with_the_service_webhook_document() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(hits.try_recv().is_err(), "nothing more");
+    d.stop().await;
+}
+
+/// The times of the `=== START` lines in every segment of `id`, oldest first.
+fn start_times(dir: &TestDir, id: &str) -> Vec<jiff::Timestamp> {
+    let mut starts = Vec::new();
+    for name in log_names(dir, id) {
+        let text = std::fs::read_to_string(
+            dir.base()
+                .join("var/log/karajo/service")
+                .join(id)
+                .join(&name),
+        )
+        .unwrap_or_default();
+        for line in text.lines().filter(|l| l.contains("=== START instance")) {
+            let stamp = format!("{}Z", line[..19].replace(' ', "T"));
+            starts.push(stamp.parse().unwrap());
+        }
+    }
+    starts.sort();
+    starts
+}
+
+#[tokio::test]
+async fn svc03_failures_after_ready_back_off_exponentially_and_never_go_fatal() {
+    let dir = TestDir::new(&service_conf("flaky", "\"sleep 2; exit 1\"", ""));
+    let d = TestDaemon::start(&dir).await;
+    let starts = wait_for("three spawns", || async {
+        let starts = start_times(&dir, "flaky");
+        (starts.len() >= 3).then_some(starts)
+    })
+    .await;
+    let gap = |a: jiff::Timestamp, b: jiff::Timestamp| b.duration_since(a).as_millis();
+    // Second resolution in the log lines: 2.5 s and 3.0 s gaps, each ±1 s.
+    let (first, second) = (gap(starts[0], starts[1]), gap(starts[1], starts[2]));
+    assert!((2000..=3000).contains(&first), "{starts:?}");
+    assert!(
+        (2000..=4000).contains(&second) && second >= first,
+        "{starts:?}"
+    );
+    assert_ne!(view(&d, "flaky").state.status.as_str(), "fatal");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc05_a_restart_from_fatal_starts_afresh_with_its_counters_reset() {
+    let dir = TestDir::new(&service_conf(
+        "bad",
+        "exit 1",
+        "start_retries = 1\nrestart_delay = 100ms",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    wait_status(&d, "bad", "fatal").await;
+    assert_eq!(log_names(&dir, "bad").len(), 2);
+    let ServiceAnswer::Done(after) = control(&d, "bad", Control::Restart).await else {
+        panic!("refused");
+    };
+    assert_ne!(after.state.status.as_str(), "fatal");
+    wait_for("fatal again after two more", || async {
+        (view(&d, "bad").state.status.as_str() == "fatal" && log_names(&dir, "bad").len() == 4)
+            .then_some(())
+    })
+    .await;
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc07_restart_always_restarts_clean_endings_too() {
+    let dir = TestDir::new(&service_conf(
+        "loop",
+        "\"sleep 2; exit 0\"",
+        "restart = always",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    let names = wait_for("three instances", || async {
+        let names = log_names(&dir, "loop");
+        (names.len() >= 3).then_some(names)
+    })
+    .await;
+    assert!(
+        names[..2].iter().all(|n| n.ends_with(".success")),
+        "{names:?}"
+    );
+    assert_ne!(view(&d, "loop").state.status.as_str(), "fatal");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc09_the_stop_signal_is_the_configured_one() {
+    let dir = TestDir::new(&service_conf(
+        "polite",
+        "\"trap 'echo got-int; exit 0' INT; while :; do sleep 0.1; done\"",
+        "stop_signal = INT",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    wait_status(&d, "polite", "running").await;
+    let asked = Instant::now();
+    control(&d, "polite", Control::Disable).await;
+    wait_status(&d, "polite", "disabled").await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    let log = std::fs::read_to_string(
+        dir.base()
+            .join("var/log/karajo/service/polite/polite.1.canceled"),
+    )
+    .unwrap();
+    assert!(log.contains("got-int"), "{log}");
+    assert!(log.contains("=== STOP"), "{log}");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc12_run_once_runs_a_disabled_service_once() {
+    let dir = TestDir::new(&service_conf(
+        "once",
+        "\"sleep 1; exit 1\"",
+        "disabled = true",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(view(&d, "once").state.status.as_str(), "disabled");
+    assert!(log_names(&dir, "once").is_empty());
+    control(&d, "once", Control::RunOnce(true)).await;
+    wait_for("the one run", || async {
+        (log_names(&dir, "once") == ["once.1.failed"]).then_some(())
+    })
+    .await;
+    let done = wait_status(&d, "once", "disabled").await;
+    assert!(!done.state.saved.run_once);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(log_names(&dir, "once"), ["once.1.failed"], "no restart");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc22_a_chatty_instance_rotates_its_log_within_the_retention() {
+    let dir = TestDir::new(&service_conf(
+        "chatty",
+        "\"head -c 1048576 /dev/zero | tr '\\\\0' x | fold -w 100; exec sleep 1051\"",
+        "log_max_size = 65536\nlog_retention = 3",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    let names = wait_for("the rotations", || async {
+        let names = log_names(&dir, "chatty");
+        let counter = view(&d, "chatty").state.instance().map_or(0, |r| r.segment);
+        (counter >= 16 && names.len() <= 3 && names.iter().any(|n| n.ends_with(".running")))
+            .then_some(names)
+    })
+    .await;
+    assert!(names.len() <= 3, "{names:?}");
+    let running = names.iter().find(|n| n.ends_with(".running")).unwrap();
+    assert!(
+        names
+            .iter()
+            .filter(|n| *n != running)
+            .all(|n| n.ends_with(".rotated")),
+        "{names:?}"
+    );
+    let path = dir
+        .base()
+        .join("var/log/karajo/service/chatty")
+        .join(running);
+    let text = wait_for("the running segment's first line", || async {
+        std::fs::read_to_string(&path)
+            .ok()
+            .filter(|t| !t.is_empty())
+    })
+    .await;
+    let first = text.lines().next().unwrap();
+    assert!(first.contains("continued from #"), "{first}");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc27_a_signal_reaches_the_instance_without_a_restart() {
+    let dir = TestDir::new(&service_conf(
+        "hup",
+        "\"trap 'echo got-hup' HUP; while :; do sleep 0.1; done\"",
+        "",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    let pid = pid_of(&wait_status(&d, "hup", "running").await);
+    let ServiceAnswer::Done(_) = control(
+        &d,
+        "hup",
+        Control::Signal(karajo::config::ServiceSignal::Hup),
+    )
+    .await
+    else {
+        panic!("refused");
+    };
+    let path = dir.base().join("var/log/karajo/service/hup/hup.1.running");
+    wait_for("got-hup", || async {
+        std::fs::read_to_string(&path)
+            .ok()
+            .filter(|t| t.contains("got-hup"))
+    })
+    .await;
+    assert_eq!(pid_of(&view(&d, "hup")), pid);
+    d.stop().await;
+    // With no live instance, a signal is refused.
+    let dir = TestDir::new(&service_conf("off", "exec sleep 1052", "disabled = true"));
+    let d = TestDaemon::start(&dir).await;
+    assert!(matches!(
+        control(
+            &d,
+            "off",
+            Control::Signal(karajo::config::ServiceSignal::Hup)
+        )
+        .await,
+        ServiceAnswer::NotRunning(_)
+    ));
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc28_a_reload_keeps_changes_removes_and_adds_services() {
+    let conf = |y: &str, third: &str| {
+        format!(
+            "{}{}{}",
+            service_conf("x", "exec sleep 1061", ""),
+            service_conf("y", y, ""),
+            third
+        )
+    };
+    let dir = TestDir::new(&conf(
+        "exec sleep 1062",
+        &service_conf("z", "exec sleep 1063", ""),
+    ));
+    let d = TestDaemon::start(&dir).await;
+    let x = pid_of(&wait_status(&d, "x", "running").await);
+    let y = pid_of(&wait_status(&d, "y", "running").await);
+    wait_status(&d, "z", "running").await;
+    let text = std::fs::read_to_string(dir.config_file()).unwrap();
+    let changed = text.replace(
+        &conf("exec sleep 1062", &service_conf("z", "exec sleep 1063", "")),
+        &conf("exec sleep 1064", &service_conf("w", "exec sleep 1065", "")),
+    );
+    assert_ne!(text, changed);
+    std::fs::write(dir.config_file(), changed).unwrap();
+    d.daemon.as_ref().unwrap().reload().await.unwrap();
+    let w = pid_of(&wait_status(&d, "w", "running").await);
+    let y2 = wait_for("y restarted", || async {
+        let v = view(&d, "y");
+        v.state
+            .instance()
+            .map(|r| r.pid)
+            .filter(|p| *p != y && v.state.status.as_str() == "running")
+    })
+    .await;
+    assert_eq!(pid_of(&view(&d, "x")), x, "x untouched");
+    assert_eq!(cmdline(y2), "sleep 1064");
+    assert_eq!(cmdline(w), "sleep 1065");
+    wait_for("z gone", || async {
+        with_marker("sleep 1063").is_empty().then_some(())
+    })
+    .await;
+    let snapshot = d.daemon.as_ref().unwrap().scheduler().snapshot();
+    assert!(snapshot.service("z").is_none());
     d.stop().await;
 }
