@@ -5,6 +5,7 @@
 
 mod function;
 pub mod http;
+pub mod notify_socket;
 mod process;
 pub mod service;
 mod shell;

@@ -205,8 +205,16 @@ struct Executor {
     events: Option<EventLog>,
     /// The writer of monitors' check-in logs, in order; dropped at the end.
     monitor_logs: Option<mpsc::UnboundedSender<(MonitorLogJob, oneshot::Sender<()>)>>,
-    /// Each service's current instance: its spawn number and handle.
-    instances: HashMap<crate::job::JobId, (u64, crate::exec::service::InstanceHandle)>,
+    /// Each service's current instance: its spawn number and handle, and the task
+    /// listening on its notify socket.
+    instances: HashMap<
+        crate::job::JobId,
+        (
+            u64,
+            crate::exec::service::InstanceHandle,
+            Option<tokio::task::AbortHandle>,
+        ),
+    >,
     /// How instances reach karajo.
     service_url: String,
     /// Who to tell when the shutdown is complete.
@@ -626,7 +634,7 @@ impl Executor {
                         );
                     }
                     None => {
-                        if let Some((_, handle)) = self.instances.get(&id) {
+                        if let Some((_, handle, _)) = self.instances.get(&id) {
                             handle.send(crate::exec::service::InstanceControl::Signal(signal));
                         }
                     }
@@ -634,11 +642,11 @@ impl Executor {
                 Effect::InstanceControl { id, control } => {
                     let closing =
                         matches!(control, crate::exec::service::InstanceControl::Close(_));
-                    if let Some((_, handle)) = self.instances.get(&id) {
+                    if let Some((_, handle, _)) = self.instances.get(&id) {
                         handle.send(control);
                     }
-                    if closing {
-                        self.instances.remove(&id);
+                    if closing && let Some((_, _, Some(listener))) = self.instances.remove(&id) {
+                        listener.abort();
                     }
                 }
                 Effect::CloseLeftover {
@@ -802,7 +810,38 @@ impl Executor {
         let instance = crate::store::event_log::new_uuid_v7(self.clock.now());
         let token = random_token();
         let work_dir = service_work_dir(&self.layout, &spec);
-        let env = service_env(&spec, &instance, &token, counter, &self.service_url);
+        let mut env = service_env(&spec, &instance, &token, counter, &self.service_url);
+        let notify = if spec.wants_notify_socket() {
+            let path = self.layout.service_notify_socket(&id);
+            match crate::exec::notify_socket::NotifySocket::bind(&path, &id) {
+                Ok(socket) => {
+                    env.push(("NOTIFY_SOCKET".to_string(), socket.address.clone()));
+                    if let Some(timeout) = spec.policy.ping_timeout {
+                        env.push(("WATCHDOG_USEC".to_string(), timeout.as_micros().to_string()));
+                    }
+                    Some(socket)
+                }
+                Err(err) => {
+                    tracing::error!(service = %id, %err, "cannot open the notify socket");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let group = notify.as_ref().map(|socket| socket.pgid.clone());
+        let listener = notify.map(|socket| {
+            let back = self.internal_tx.clone();
+            let id = id.clone();
+            tokio::spawn(socket.listen(move |message| {
+                let _ = back.send(Internal::Instance {
+                    id: id.clone(),
+                    generation,
+                    event: InstanceEvent::Notify(message),
+                });
+            }))
+            .abort_handle()
+        });
         let plan = crate::exec::service::InstancePlan {
             id: id.clone(),
             instance: instance.clone(),
@@ -829,6 +868,9 @@ impl Executor {
             }
             let event = match report {
                 crate::exec::service::InstanceReport::Spawned { pid, starttime } => {
+                    if let Some(group) = &group {
+                        group.store(pid, std::sync::atomic::Ordering::Relaxed);
+                    }
                     let pid = u32::try_from(pid).unwrap_or(0);
                     InstanceEvent::Spawned(crate::service::SpawnedInstance {
                         instance: instance.clone(),
@@ -850,7 +892,9 @@ impl Executor {
                 event,
             });
         });
-        self.instances.insert(id, (generation, handle));
+        if let Some((_, _, Some(old))) = self.instances.insert(id, (generation, handle, listener)) {
+            old.abort();
+        }
     }
 
     /// Watches an instance a previous karajo left running until it is gone.

@@ -118,6 +118,8 @@ pub(crate) enum InstanceEvent {
     Report(crate::exec::service::InstanceReport),
     /// The recorded instance of a previous karajo is gone.
     OrphanGone,
+    /// The instance said something on its notify socket.
+    Notify(crate::exec::notify_socket::NotifyMessage),
 }
 
 /// One service's runtime state.
@@ -334,6 +336,25 @@ pub(crate) fn instance_event(
             Some(Input::Spawned(spawned))
         }
         InstanceEvent::Spawned(_) => None,
+        InstanceEvent::Notify(_) if !current => None,
+        InstanceEvent::Notify(message) => {
+            use crate::exec::notify_socket::NotifyMessage;
+            match message {
+                NotifyMessage::Ready => Some(Input::ReadyNotify),
+                NotifyMessage::Watchdog => entry.state.instance().map(|r| Input::Ping {
+                    instance: r.instance.clone(),
+                    update: PingUpdate::default(),
+                }),
+                NotifyMessage::Status(text) => Some(Input::StatusText(text)),
+                NotifyMessage::Stopping => {
+                    out.push(Effect::InstanceControl {
+                        id: id.clone(),
+                        control: InstanceControl::Line("=== STOPPING (notify)".to_string()),
+                    });
+                    None
+                }
+            }
+        }
         InstanceEvent::Report(report) => match report {
             InstanceReport::Spawned { .. } | InstanceReport::Dropped(_) => None,
             InstanceReport::NotStarted { why } if current => Some(Input::SpawnFailed { why }),

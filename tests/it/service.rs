@@ -666,3 +666,24 @@ async fn svc28_a_reload_keeps_changes_removes_and_adds_services() {
     assert!(snapshot.service("z").is_none());
     d.stop().await;
 }
+
+#[tokio::test]
+async fn svc18_ready_notify_comes_from_the_notify_socket() {
+    // Debian's python3 (the tests install it), as a program written for sd_notify.
+    let script = r#""sleep 1; /usr/bin/python3 -c 'import os, socket; a = os.environ[\"NOTIFY_SOCKET\"]; a = chr(0) + a[1:] if a.startswith(\"@\") else a; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b\"READY=1\", a)'; exec sleep 1004""#;
+    let dir = TestDir::new(&service_conf("notified", script, "ready = notify"));
+    let started = Instant::now();
+    let d = TestDaemon::start(&dir).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(view(&d, "notified").state.status.as_str(), "starting");
+    wait_status(&d, "notified", "running").await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(950), "ready after {took:?}");
+    let log = std::fs::read_to_string(
+        dir.base()
+            .join("var/log/karajo/service/notified/notified.1.running"),
+    )
+    .unwrap_or_default();
+    assert!(!log.contains("Traceback"), "{log}");
+    d.stop().await;
+}
