@@ -583,7 +583,7 @@ impl<'a> ServiceJson<'a> {
 
 /// A duration in nanoseconds, `None` (left out) when zero.
 fn nanos(d: Duration) -> Option<u128> {
-    (!d.is_zero()).then(|| d.as_nanos())
+    (!d.is_zero()).then_some(d.as_nanos())
 }
 
 fn is_zero_i64(n: &i64) -> bool {
@@ -596,4 +596,552 @@ fn is_zero_u32(n: &u32) -> bool {
 
 fn is_zero_u64(n: &u64) -> bool {
     *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::header;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::config::ServiceSpec;
+    use crate::job::RunStatus;
+    use crate::scheduler::LogSummary;
+    use crate::service::{
+        HistoryReason, InstanceRecord, LastExit, SavedService, ServiceState, Status, Stop,
+        StopReason, StopTarget, Watch,
+    };
+
+    const SECRET_ENV_VALUE: &str = "hunter2-env-value";
+    const SERVICE_SECRET: &str = "delegated-s3cret";
+
+    /// The service of every test, loaded as the daemon loads it: `env` and `secret`
+    /// set, so the JSON can be checked for leaving them out.
+    fn spec(extra: &str) -> Arc<ServiceSpec> {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("karajo.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[karajo]\ndir_base = {}\nsecret = s3cret\n\n[service \"API\"]\n\
+                 command = exec ./api --port 8080\nenv = DB_PASSWORD={SECRET_ENV_VALUE}\n\
+                 secret = {SERVICE_SECRET}\n{extra}",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut config = crate::config::load_with(&conf, &|_| false).unwrap();
+        Arc::new(config.services.remove(0))
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    /// A running instance with everything a service can show: a ping, a status text,
+    /// key/values, a previous failed instance, two log segments.
+    fn running_view() -> ServiceView {
+        let saved = SavedService {
+            enabled: true,
+            run_once: false,
+            cas: 42,
+            instance: Some(InstanceRecord {
+                instance: "0193aaaa-0000-7000-8000-000000000001".into(),
+                pid: 4242,
+                pgid: 4242,
+                starttime: 123,
+                boot_id: "boot".into(),
+                spawned: at("2026-11-22T10:00:00Z"),
+                counter: 17,
+                segment: 18,
+                token_sha256: "aa".repeat(32),
+                watch: Watch::Child,
+            }),
+        };
+        let mut state = ServiceState::restored(Some(saved), true);
+        state.status = Status::Running;
+        state.ready_at = Some(at("2026-11-22T10:00:01.25Z"));
+        state.last_ping = Some(at("2026-11-22T10:05:00Z"));
+        state.start_failures = 1;
+        state.status_text = "serving".into();
+        state.keyvalue.insert("port".into(), json!(8080));
+        state.last_exit = Some(LastExit {
+            exit_code: Some(1),
+            signal: None,
+            reason: HistoryReason::Exited,
+            at: at("2026-11-22T09:59:59Z"),
+        });
+        ServiceView {
+            spec: spec("ping_timeout = 5s\n"),
+            state,
+            deadline: None,
+            logs: vec![
+                LogSummary::new(17, RunStatus::Rotated),
+                LogSummary::new(18, RunStatus::Running),
+            ],
+        }
+    }
+
+    fn to_json(json: &ServiceJson<'_>) -> Value {
+        serde_json::from_str(&json::to_string(json)).unwrap()
+    }
+
+    #[test]
+    fn a_running_service_shows_its_instance_in_nanoseconds_and_rfc3339() {
+        let view = running_view();
+        let got = to_json(&ServiceJson::new(&view, None));
+        assert_eq!(got["id"], "api");
+        assert_eq!(got["name"], "API");
+        assert_eq!(got["kind"], "service");
+        assert_eq!(got["status"], "running");
+        assert_eq!(got["enabled"], true);
+        assert_eq!(got["cas"], 42);
+        assert_eq!(got["command"], "exec ./api --port 8080");
+        assert_eq!(got["priority"], 100);
+        assert_eq!(got["restart"], "on-failure");
+        assert_eq!(got["restart_delay"], 1_000_000_000_u64);
+        assert_eq!(got["restart_delay_max"], 60_000_000_000_u64);
+        assert_eq!(got["stop_timeout"], 10_000_000_000_u64);
+        assert_eq!(got["ping_timeout"], 5_000_000_000_u64);
+        assert_eq!(got["start_retries"], 3);
+        assert_eq!(got["ready"], "delay");
+        assert_eq!(got["stop_signal"], "TERM");
+        assert_eq!(got["instance"], "0193aaaa-0000-7000-8000-000000000001");
+        assert_eq!(got["pid"], 4242);
+        assert_eq!(got["started"], "2026-11-22T10:00:00Z");
+        assert_eq!(got["ready_at"], "2026-11-22T10:00:01.25Z");
+        assert_eq!(got["last_seen"], "2026-11-22T10:05:00Z");
+        assert_eq!(got["failures"], 1);
+        assert_eq!(
+            got["last_exit"],
+            json!({"exit_code":1,"reason":"exited","at":"2026-11-22T09:59:59Z"})
+        );
+        assert_eq!(got["status_text"], "serving");
+        assert_eq!(got["keyvalue"], json!({"port":8080}));
+        assert_eq!(got["counter"], 18);
+        assert_eq!(got["logs"][0]["name"], "api.17.rotated");
+        assert_eq!(got["logs"][1]["status"], "running");
+        for absent in [
+            "run_once",
+            "next_start",
+            "stop_target",
+            "pid_file",
+            "history",
+        ] {
+            assert!(got.get(absent).is_none(), "{absent} in {got}");
+        }
+    }
+
+    #[test]
+    fn no_secret_env_value_or_token_hash_is_ever_shown() {
+        let view = running_view();
+        let text = json::to_string(&ServiceJson::new(&view, Some(&[])));
+        for hidden in [
+            SECRET_ENV_VALUE,
+            "DB_PASSWORD",
+            SERVICE_SECRET,
+            "\"secret\"",
+            "\"env\"",
+            "token",
+            &"aa".repeat(32),
+        ] {
+            assert!(!text.contains(hidden), "{hidden} in {text}");
+        }
+    }
+
+    #[test]
+    fn a_fresh_disabled_service_keeps_only_the_always_fields_and_its_settings() {
+        let view = ServiceView {
+            spec: spec("restart_delay = 0s\nstart_retries = 0\npriority = 0\n"),
+            state: ServiceState::restored(None, false),
+            deadline: None,
+            logs: Vec::new(),
+        };
+        let text = json::to_string(&ServiceJson::new(&view, None));
+        assert!(
+            text.starts_with(
+                r#"{"id":"api","name":"API","kind":"service","status":"disabled","enabled":false,"cas":0,"#
+            ),
+            "{text}"
+        );
+        let got: Value = serde_json::from_str(&text).unwrap();
+        let mut keys: Vec<&str> = got
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "cas",
+                "command",
+                "enabled",
+                "id",
+                "kind",
+                "name",
+                "ready",
+                "restart",
+                "restart_delay_max",
+                "status",
+                "stop_signal",
+                "stop_timeout"
+            ],
+            "{got}"
+        );
+        assert_eq!(got["status"], "disabled");
+        assert_eq!(got["enabled"], false);
+        assert_eq!(got["cas"], 0);
+    }
+
+    #[test]
+    fn a_stopping_or_backing_off_service_says_what_comes_next() {
+        let mut view = running_view();
+        view.state.saved.run_once = true;
+        view.state.status = Status::Stopping(Stop {
+            reason: StopReason::Disable,
+            target: StopTarget::Disabled,
+            since: at("2026-11-22T10:07:13Z"),
+            killed: false,
+        });
+        let got = to_json(&ServiceJson::new(&view, None));
+        assert_eq!(got["status"], "stopping");
+        assert_eq!(got["stop_target"], "disabled");
+        assert_eq!(got["run_once"], true);
+        view.state.status = Status::Backoff {
+            until: at("2026-11-22T10:08:00Z"),
+            delay: Duration::from_secs(2),
+        };
+        let got = to_json(&ServiceJson::new(&view, None));
+        assert_eq!(got["status"], "backoff");
+        assert_eq!(got["next_start"], "2026-11-22T10:08:00Z");
+        assert!(got.get("stop_target").is_none());
+    }
+
+    #[test]
+    fn the_history_is_there_only_when_asked_with_durations_in_nanoseconds() {
+        let view = running_view();
+        let entry = HistoryEntry {
+            instance: Some("0193".into()),
+            pid: Some(4242),
+            started: at("2026-11-22T10:00:00Z"),
+            ready: None,
+            last_seen: None,
+            stopped: at("2026-11-22T10:07:13Z"),
+            exit_code: None,
+            signal: "KILL".into(),
+            reason: HistoryReason::Exited,
+            clean: false,
+            counters: vec![17, 18],
+            duration: Duration::from_secs(433),
+            keyvalue: KeyValue::new(),
+        };
+        let entries = [entry];
+        let got = to_json(&ServiceJson::new(&view, Some(&entries)));
+        let first = &got["history"][0];
+        assert_eq!(first["duration"], 433_000_000_000_u64);
+        assert_eq!(first["exit_code"], Value::Null);
+        assert_eq!(first["signal"], "KILL");
+        assert_eq!(first["counters"], json!([17, 18]));
+        // Asked for and empty: an empty list, so "none yet" differs from "not asked".
+        let got = to_json(&ServiceJson::new(&view, Some(&[])));
+        assert_eq!(got["history"], json!([]));
+    }
+
+    fn read(action: Action, form: &str) -> Result<ControlForm, ApiError> {
+        action.read(form.as_bytes())
+    }
+
+    #[test]
+    fn control_forms_read_id_cas_and_the_action_fields() {
+        let form = read(Action::Disable, "_karajo_epoch=1&id=API&cas=42").unwrap();
+        assert_eq!(
+            form,
+            ControlForm {
+                id: "api".into(),
+                cas: Some(42),
+                control: Control::Disable
+            }
+        );
+        assert_eq!(read(Action::Enable, "id=a&cas=").unwrap().cas, None);
+        assert_eq!(read(Action::Restart, "id=a").unwrap().cas, None);
+        assert_eq!(
+            read(Action::RunOnce, "id=a&on=1").unwrap().control,
+            Control::RunOnce(true)
+        );
+        assert_eq!(
+            read(Action::RunOnce, "id=a&on=0").unwrap().control,
+            Control::RunOnce(false)
+        );
+        assert_eq!(
+            read(Action::Signal, "id=a&signal=hup").unwrap().control,
+            Control::Signal(ServiceSignal::Hup)
+        );
+        assert_eq!(
+            read(Action::Signal, "id=a&signal=SIGUSR2").unwrap().control,
+            Control::Signal(ServiceSignal::Usr2)
+        );
+    }
+
+    #[test]
+    fn bad_control_fields_are_400s_that_name_the_field() {
+        for (action, form, field) in [
+            (Action::Disable, "id=a&cas=x", "cas"),
+            (Action::Disable, "id=a&cas=-1", "cas"),
+            (Action::Enable, "id=a&cas=1.5", "cas"),
+            (Action::RunOnce, "id=a", "on"),
+            (Action::RunOnce, "id=a&on=yes", "on"),
+            (Action::RunOnce, "id=a&on=true", "on"),
+            (Action::Signal, "id=a&signal=FOO", "signal"),
+            (Action::Signal, "id=a", "signal"),
+            (Action::Signal, "id=a&signal=SEGV", "signal"),
+        ] {
+            let err = read(action, form).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{form}");
+            assert_eq!(err.name, "ERR_SERVICE_BAD_REQUEST", "{form}");
+            assert!(
+                err.message
+                    .starts_with(&format!("invalid request: {field} ")),
+                "{form}: {}",
+                err.message
+            );
+        }
+        let err = read(Action::Signal, "id=a&signal=FOO").unwrap_err();
+        assert!(err.message.contains("\"FOO\""), "{}", err.message);
+        assert!(err.message.contains("HUP"), "{}", err.message);
+    }
+
+    async fn body_of(response: Response) -> (StatusCode, Value) {
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn scheduler_answers_to_a_control_become_the_spec_answers() {
+        let view = Arc::new(running_view());
+        let (status, body) = body_of(control_reply(
+            Some(ServiceAnswer::Done(view.clone())),
+            "api",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["code"], 200);
+        assert_eq!(body["data"]["cas"], 42);
+
+        // A CAS mismatch carries the current service, so a client can retry.
+        let (status, body) = body_of(control_reply(
+            Some(ServiceAnswer::CasMismatch(view.clone())),
+            "api",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["name"], "ERR_SERVICE_CAS");
+        assert_eq!(body["message"], "cas mismatch: current 42");
+        assert_eq!(body["code"], 409);
+        assert_eq!(body["data"]["cas"], 42);
+        assert_eq!(body["data"]["id"], "api");
+
+        let cases = [
+            (
+                Some(ServiceAnswer::NotRunning(view.clone())),
+                409,
+                "ERR_SERVICE_NOT_RUNNING",
+                "no running instance",
+            ),
+            (
+                Some(ServiceAnswer::BadRequest(
+                    "signal needs a live instance".into(),
+                )),
+                400,
+                "ERR_SERVICE_BAD_REQUEST",
+                "invalid request: signal needs a live instance",
+            ),
+            (None, 404, "ERR_SERVICE_NOT_FOUND", "service not found: api"),
+        ];
+        for (answer, code, name, message) in cases {
+            let (status, body) = body_of(control_reply(answer, "api")).await;
+            assert_eq!(status.as_u16(), code, "{body}");
+            assert_eq!(
+                body,
+                json!({"message": message, "name": name, "code": code})
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn scheduler_answers_to_a_ping_become_the_spec_answers() {
+        let taken = ServicePingAnswer::Taken {
+            instance: "0193".into(),
+            status: "running",
+        };
+        let (status, body) = body_of(ping_reply(Some(taken), "api")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            json!({"data":{"id":"api","instance":"0193","status":"running"},"code":200})
+        );
+        let cases = [
+            (
+                Some(ServicePingAnswer::Forbidden),
+                403,
+                "ERR_SERVICE_FORBIDDEN",
+                "forbidden".to_string(),
+            ),
+            (
+                Some(ServicePingAnswer::Stale("0192".into())),
+                409,
+                "ERR_SERVICE_STALE",
+                "instance is not current: 0192".to_string(),
+            ),
+            (
+                Some(ServicePingAnswer::BadRequest("keyvalue too big".into())),
+                400,
+                "ERR_SERVICE_BAD_REQUEST",
+                "invalid request: keyvalue too big".to_string(),
+            ),
+            (
+                None,
+                404,
+                "ERR_SERVICE_NOT_FOUND",
+                "service not found: api".to_string(),
+            ),
+        ];
+        for (answer, code, name, message) in cases {
+            let (status, body) = body_of(ping_reply(answer, "api")).await;
+            assert_eq!(status.as_u16(), code, "{body}");
+            assert_eq!(
+                body,
+                json!({"message": message, "name": name, "code": code})
+            );
+        }
+    }
+
+    #[test]
+    fn a_ping_token_comes_from_the_query_or_the_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(ping_token(None, &headers), None);
+        assert_eq!(ping_token(Some("token="), &headers), None);
+        assert_eq!(
+            ping_token(Some("a=1&token=t%2B1"), &headers).unwrap(),
+            "t+1"
+        );
+        headers.insert(TOKEN_HEADER, "from-header".parse().unwrap());
+        assert_eq!(ping_token(None, &headers).unwrap(), "from-header");
+        assert_eq!(ping_token(Some("token=q"), &headers).unwrap(), "q");
+    }
+
+    #[test]
+    fn a_ping_body_is_checked_for_the_spec_limits() {
+        assert_eq!(ping_update(b"").unwrap(), PingUpdate::default());
+        assert_eq!(ping_update(b" \n").unwrap(), PingUpdate::default());
+        let update = ping_update(
+            br#"{"status_text":"ok","keyvalue":{"a":1},"keyvalue_replace":true,"other":0}"#,
+        )
+        .unwrap();
+        assert_eq!(update.status_text.as_deref(), Some("ok"));
+        assert_eq!(update.keyvalue.unwrap()["a"], json!(1));
+        assert!(update.keyvalue_replace);
+
+        let longest = "é".repeat(STATUS_TEXT_MAX_CHARS);
+        let body = json!({ "status_text": longest }).to_string();
+        assert!(ping_update(body.as_bytes()).is_ok());
+        let too_long = json!({ "status_text": format!("{longest}x") }).to_string();
+        let too_many: KeyValue = (0..=KEYVALUE_MAX_KEYS)
+            .map(|n| (format!("k{n}"), json!(n)))
+            .collect();
+        let too_many = json!({ "keyvalue": too_many }).to_string();
+        let too_big = json!({ "keyvalue": {"a": "x".repeat(KEYVALUE_MAX_BYTES)} }).to_string();
+        for (body, field) in [
+            (too_long.as_str(), "status_text"),
+            (too_many.as_str(), "keyvalue"),
+            (too_big.as_str(), "keyvalue"),
+            ("[1]", "the ping body"),
+            ("{\"keyvalue\":3}", "the ping body"),
+            ("not json", "the ping body"),
+        ] {
+            let err = ping_update(body.as_bytes()).unwrap_err();
+            assert_eq!(err.name, "ERR_SERVICE_BAD_REQUEST", "{body}");
+            assert!(
+                err.message
+                    .starts_with(&format!("invalid request: {field} ")),
+                "{body}: {}",
+                err.message
+            );
+        }
+    }
+
+    /// A signed control form to `/karajo/api/service/disable` for `id`, signed with
+    /// `secret` and stamped `epoch`.
+    fn signed_request(secret: &str, id: &str, epoch: i64, nonce: &str) -> Request {
+        let body = format!("_karajo_epoch={epoch}&_karajo_nonce={nonce}&id={id}");
+        let sign = crate::auth::sign_hmac_sha256(secret.as_bytes(), body.as_bytes());
+        Request::builder()
+            .method(Method::POST)
+            .uri("/karajo/api/service/disable")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("x-karajo-sign", sign)
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_control_may_be_signed_with_the_service_secret_under_the_same_stamp_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _scheduler) = crate::web::tests::build(dir.path(), false);
+        let now = jiff::Timestamp::now().as_second();
+        // What the service room's lookup would give for `api`, and nothing for others.
+        let delegate = |form: &[u8]| {
+            (form_value(form, "id").as_deref() == Some("api")).then(|| SERVICE_SECRET.to_string())
+        };
+        let status = |result: Result<bytes::Bytes, Response>| match result {
+            Ok(_) => StatusCode::OK,
+            Err(response) => response.status(),
+        };
+        // The global secret, and the service's own.
+        let global = signed_request("s3cret", "api", now, "n1");
+        assert_eq!(
+            status(signed_form_or_delegate(&state, global, delegate).await),
+            StatusCode::OK
+        );
+        let own = signed_request(SERVICE_SECRET, "api", now, "n2");
+        assert_eq!(
+            status(signed_form_or_delegate(&state, own, delegate).await),
+            StatusCode::OK
+        );
+        // Spent: the same signature again is a replay.
+        let again = signed_request(SERVICE_SECRET, "api", now, "n2");
+        assert_eq!(
+            status(signed_form_or_delegate(&state, again, delegate).await),
+            StatusCode::CONFLICT
+        );
+        // Stale stamps are refused as with the global secret.
+        let stale = signed_request(SERVICE_SECRET, "api", now - 3600, "n3");
+        assert_eq!(
+            status(signed_form_or_delegate(&state, stale, delegate).await),
+            StatusCode::UNAUTHORIZED
+        );
+        // A service's secret does not open another service, nor the plain signed forms.
+        let other = signed_request(SERVICE_SECRET, "web", now, "n4");
+        assert_eq!(
+            status(signed_form_or_delegate(&state, other, delegate).await),
+            StatusCode::UNAUTHORIZED
+        );
+        let plain = signed_request(SERVICE_SECRET, "api", now, "n5");
+        assert_eq!(
+            status(crate::web::api::job_exec::signed_form(&state, plain).await),
+            StatusCode::UNAUTHORIZED
+        );
+        let wrong = signed_request("wrong", "api", now, "n6");
+        assert_eq!(
+            status(signed_form_or_delegate(&state, wrong, delegate).await),
+            StatusCode::UNAUTHORIZED
+        );
+    }
 }
