@@ -2,9 +2,7 @@
 //! B.10 and the C.4 rows SVC-11, SVC-16 and SVC-30): the read and its JSON, the
 //! environment's `services` map, signed controls with a CAS precondition and a
 //! delegated secret, the instance ping with its token, and the typed client and the
-//! `karajo service` command on top. The cases that need a running instance are
-//! `#[ignore]`d until the scheduler drives services; the refusals that come before any
-//! service is looked up already hold.
+//! `karajo service` command on top.
 
 use karajo::client::{Client, ClientError, ClientOptions};
 use serde_json::{Value, json};
@@ -203,7 +201,6 @@ async fn controls_refuse_a_bad_or_stale_signature_first() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scheduler wiring"]
 async fn a_service_reads_as_the_spec_json_and_in_the_environment() {
     let dir = TestDir::new(SERVICES);
     let d = TestDaemon::start(&dir).await;
@@ -255,7 +252,6 @@ async fn a_service_reads_as_the_spec_json_and_in_the_environment() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scheduler wiring"]
 async fn a_cas_mismatch_is_409_with_the_current_service() {
     // SVC-11.
     let dir = TestDir::new(SERVICES);
@@ -291,7 +287,6 @@ async fn a_cas_mismatch_is_409_with_the_current_service() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scheduler wiring"]
 async fn bad_control_fields_are_400_and_a_signal_needs_a_live_instance() {
     // SVC-30's `signal=FOO`, and the other fields.
     let dir = TestDir::new(SERVICES);
@@ -325,7 +320,6 @@ async fn bad_control_fields_are_400_and_a_signal_needs_a_live_instance() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scheduler wiring"]
 async fn a_service_secret_signs_controls_of_that_service() {
     let dir = TestDir::new(SERVICES);
     let d = TestDaemon::start(&dir).await;
@@ -348,7 +342,6 @@ async fn a_service_secret_signs_controls_of_that_service() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scheduler wiring"]
 async fn a_ping_needs_the_current_instance_token() {
     // B.4.4 and SVC-16.
     let dir = TestDir::new(SERVICES);
