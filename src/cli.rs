@@ -1,7 +1,8 @@
 //! The `karajo` command line: the clap definitions of every subcommand and the code
 //! that runs them, except serving, which `main.rs` does with the [`Daemon`]. It owns
 //! the argument grammar (including the original's single-dash `-config FILE`), the
-//! output of `check`, `sign`, `hash-password`, `job` and `job-http`, and their exit
+//! output of `check`, `sign`, `hash-password`, `job`, `job-http`, `monitor` and
+//! `service`, and their exit
 //! codes; it reaches a running server only through [`crate::client`].
 //!
 //! [`Daemon`]: crate::Daemon
@@ -9,6 +10,7 @@
 pub mod check;
 pub mod jobs;
 pub mod password;
+pub mod service;
 pub mod sign;
 
 use std::ffi::OsString;
@@ -74,6 +76,9 @@ pub enum Command {
     /// Read, pause and resume the heartbeat monitors of a running server.
     #[command(subcommand)]
     Monitor(jobs::MonitorCommand),
+    /// Read and control the supervised services of a running server.
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
 }
 
 /// Why a subcommand failed.
@@ -144,6 +149,7 @@ pub fn run(cli: &Cli, command: &Command) -> ExitCode {
         Command::Job(job) => block_on(jobs::run_job(job, &mut out)),
         Command::JobHttp(job) => block_on(jobs::run_job_http(job, &mut out)),
         Command::Monitor(monitor) => block_on(jobs::run_monitor(monitor, &mut out)),
+        Command::Service(service) => block_on(service::run_service(service, &mut out)),
     };
     let _ = out.flush();
     match result {
@@ -234,6 +240,48 @@ mod tests {
             cli.command,
             Some(Command::JobHttp(jobs::JobHttpCommand::Pause { .. }))
         ));
+    }
+
+    #[test]
+    fn service_subcommands_parse() {
+        let cli = parse(&["karajo", "service", "get", "api", "--history"]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::Service(service::ServiceCommand::Get {
+                history: true,
+                ..
+            }))
+        ));
+        let cli = parse(&["karajo", "service", "restart", "api", "--cas", "42"]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::Service(service::ServiceCommand::Restart {
+                cas: Some(42),
+                ..
+            }))
+        ));
+        let cli = parse(&["karajo", "service", "run-once", "api", "off"]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::Service(service::ServiceCommand::RunOnce {
+                switch: service::Switch::Off,
+                cas: None,
+                ..
+            }))
+        ));
+        let cli = parse(&["karajo", "service", "signal", "api", "HUP", "--secret", "s"]);
+        let Some(Command::Service(service::ServiceCommand::Signal { signal, .. })) = cli.command
+        else {
+            panic!("{:?}", cli.command);
+        };
+        assert_eq!(signal, "HUP");
+        for bad in [
+            &["karajo", "service", "run-once", "api", "maybe"][..],
+            &["karajo", "service", "disable", "api", "--cas", "x"],
+            &["karajo", "service", "enable"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The typed client of a karajo server: every call of the original's Go client
 //! (spec 10) with exactly its request shapes and signatures, typed answers
-//! ([`types`]) and errors that carry the server's message and code. The command line's
-//! `karajo job ...` and `karajo job-http ...` use it. It owns nothing on the server side
+//! ([`types`]) and errors that carry the server's message and code, plus karajo's own
+//! calls for heartbeat monitors and supervised services. The command line's
+//! `karajo job ...`, `job-http ...`, `monitor ...` and `service ...` use it. It owns nothing on the server side
 //! and must not reach into the daemon: it only speaks HTTP.
 //!
 //! ```no_run
@@ -27,7 +28,10 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-pub use self::types::{Env, JobBase, JobExec, JobHttp, JobLog, LogSummary, Monitor};
+pub use self::types::{
+    Env, JobBase, JobExec, JobHttp, JobLog, LogSummary, Monitor, Service, ServiceExit,
+    ServiceHistoryEntry,
+};
 
 use crate::auth::replay::{EPOCH_FIELD, NONCE_FIELD};
 use crate::auth::session::SESSION_COOKIE;
@@ -51,6 +55,13 @@ const API_JOB_HTTP_LOG: &str = "/karajo/api/job_http/log";
 const API_JOB_HTTP_PAUSE: &str = "/karajo/api/job_http/pause";
 const API_JOB_HTTP_RESUME: &str = "/karajo/api/job_http/resume";
 const API_AUTH_LOGIN: &str = "/karajo/api/auth/login";
+const API_SERVICE: &str = "/karajo/api/service";
+const API_SERVICE_LOG: &str = "/karajo/api/service/log";
+const API_SERVICE_ENABLE: &str = "/karajo/api/service/enable";
+const API_SERVICE_DISABLE: &str = "/karajo/api/service/disable";
+const API_SERVICE_RESTART: &str = "/karajo/api/service/restart";
+const API_SERVICE_RUN_ONCE: &str = "/karajo/api/service/run_once";
+const API_SERVICE_SIGNAL: &str = "/karajo/api/service/signal";
 
 /// How to reach the server: the Go client's `ClientOptions`.
 #[derive(Clone)]
@@ -130,6 +141,16 @@ pub enum ClientError {
         /// The web hook path asked for.
         path: String,
     },
+    /// A service control's `cas` was not the service's current one (409
+    /// `ERR_SERVICE_CAS`); nothing changed. The server sent the service as it is, so
+    /// the call can be retried with its `cas`.
+    #[error("{message} (code 409, ERR_SERVICE_CAS)")]
+    CasMismatch {
+        /// The server's message, `cas mismatch: current <n>`.
+        message: String,
+        /// The service now.
+        current: Box<Service>,
+    },
     /// The answer was not the JSON expected.
     #[error("{url}: cannot read the answer: {message}")]
     Decode {
@@ -155,6 +176,7 @@ impl ClientError {
         match self {
             Self::Server { code, .. } => Some(*code),
             Self::NotFound { .. } => Some(404),
+            Self::CasMismatch { .. } => Some(409),
             _ => None,
         }
     }
@@ -381,6 +403,75 @@ impl Client {
         self.post_form("/karajo/api/monitor/resume", id).await
     }
 
+    /// `GET /karajo/api/service?id=ID`: a supervised service.
+    pub async fn service(&self, id: &str) -> Result<Service, ClientError> {
+        self.get(API_SERVICE, &id_query(id)).await
+    }
+
+    /// `GET /karajo/api/service?history=1&id=ID`: a supervised service with its
+    /// instance history, newest first.
+    pub async fn service_history(&self, id: &str) -> Result<Service, ClientError> {
+        let query = format!("history=1&{}", id_query(id));
+        self.get(API_SERVICE, &query).await
+    }
+
+    /// `GET /karajo/api/service/log?counter=N&id=ID`: one of a service's instance log
+    /// segments.
+    pub async fn service_log(&self, id: &str, counter: u64) -> Result<JobLog, ClientError> {
+        self.get(API_SERVICE_LOG, &log_query(id, counter)).await
+    }
+
+    /// `POST /karajo/api/service/enable`: lets a service run; with `cas`, only if the
+    /// service is still at that CAS ([`ClientError::CasMismatch`] otherwise).
+    pub async fn service_enable(&self, id: &str, cas: Option<u64>) -> Result<Service, ClientError> {
+        self.post_form_with(API_SERVICE_ENABLE, id, &cas_field(cas))
+            .await
+    }
+
+    /// `POST /karajo/api/service/disable`: stops a service and keeps it stopped.
+    pub async fn service_disable(
+        &self,
+        id: &str,
+        cas: Option<u64>,
+    ) -> Result<Service, ClientError> {
+        self.post_form_with(API_SERVICE_DISABLE, id, &cas_field(cas))
+            .await
+    }
+
+    /// `POST /karajo/api/service/restart`: a fresh instance now (from `fatal` too).
+    pub async fn service_restart(
+        &self,
+        id: &str,
+        cas: Option<u64>,
+    ) -> Result<Service, ClientError> {
+        self.post_form_with(API_SERVICE_RESTART, id, &cas_field(cas))
+            .await
+    }
+
+    /// `POST /karajo/api/service/run_once` with `on=1` (one instance, not restarted)
+    /// or `on=0` (clears the flag).
+    pub async fn service_run_once(
+        &self,
+        id: &str,
+        on: bool,
+        cas: Option<u64>,
+    ) -> Result<Service, ClientError> {
+        let extra = format!("{}&on={}", cas_field(cas), u8::from(on));
+        self.post_form_with(API_SERVICE_RUN_ONCE, id, &extra).await
+    }
+
+    /// `POST /karajo/api/service/signal`: sends `signal` (`HUP`, `USR1`, `USR2`,
+    /// `INT`, `TERM`, `QUIT` or `KILL`) to the live instance.
+    pub async fn service_signal(
+        &self,
+        id: &str,
+        signal: &str,
+        cas: Option<u64>,
+    ) -> Result<Service, ClientError> {
+        let extra = format!("{}&signal={}", cas_field(cas), query_escape(signal));
+        self.post_form_with(API_SERVICE_SIGNAL, id, &extra).await
+    }
+
     /// A fresh stamp: now and a random nonce, so no two requests sign the same bytes.
     fn stamp(&self) -> Stamp {
         Stamp::new(self.clock.now().as_second())
@@ -541,6 +632,11 @@ pub fn id_query(id: &str) -> String {
     format!("id={}", query_escape(id))
 }
 
+/// The `&cas=N` of a service control, or nothing.
+fn cas_field(cas: Option<u64>) -> String {
+    cas.map(|n| format!("&cas={n}")).unwrap_or_default()
+}
+
 /// The query of the log calls: `counter=N&id=ID`.
 pub fn log_query(id: &str, counter: u64) -> String {
     format!("counter={counter}&id={}", query_escape(id))
@@ -610,6 +706,17 @@ fn decode<T: DeserializeOwned>(
         }
     };
     let code = envelope.code.unwrap_or(status.as_u16());
+    if envelope.name == "ERR_SERVICE_CAS"
+        && let Some(current) = envelope
+            .data
+            .as_ref()
+            .and_then(|data| Service::deserialize(data).ok())
+    {
+        return Err(ClientError::CasMismatch {
+            message: envelope.message,
+            current: Box::new(current),
+        });
+    }
     if !status.is_success() || code != 200 {
         return Err(ClientError::Server {
             code: if status.is_success() {
@@ -719,6 +826,42 @@ mod tests {
         // A plain-text error page.
         let err = decode::<JobLog>("u", status(502), b"").unwrap_err();
         assert_eq!(err.to_string(), "Bad Gateway (code 502)");
+    }
+
+    #[test]
+    fn a_cas_mismatch_carries_the_current_service() {
+        let err = decode::<Service>(
+            "u",
+            status(409),
+            br#"{"message":"cas mismatch: current 7","name":"ERR_SERVICE_CAS","data":{"id":"api","name":"API","kind":"service","status":"running","enabled":true,"cas":7},"code":409}"#,
+        )
+        .unwrap_err();
+        let ClientError::CasMismatch { current, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!((current.id.as_str(), current.cas), ("api", 7));
+        assert_eq!(err.code(), Some(409));
+        assert_eq!(
+            err.to_string(),
+            "cas mismatch: current 7 (code 409, ERR_SERVICE_CAS)"
+        );
+        // Without the service (an older server), it is an ordinary error object.
+        let err = decode::<Service>(
+            "u",
+            status(409),
+            br#"{"message":"cas mismatch: current 7","name":"ERR_SERVICE_CAS","code":409}"#,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Server { code: 409, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn service_controls_send_cas_and_their_fields() {
+        assert_eq!(cas_field(None), "");
+        assert_eq!(cas_field(Some(42)), "&cas=42");
     }
 
     #[test]

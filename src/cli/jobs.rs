@@ -51,7 +51,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 impl ServerArgs {
     /// A client for a read: logged in with `--user` when given.
-    async fn reader(&self) -> Result<Client, CliError> {
+    pub(super) async fn reader(&self) -> Result<Client, CliError> {
         let client = self.client(false)?;
         let Some(user) = &self.user else {
             return Ok(client);
@@ -63,7 +63,7 @@ impl ServerArgs {
         Ok(client.login(user, &password).await?)
     }
 
-    fn client(&self, signed: bool) -> Result<Client, CliError> {
+    pub(super) fn client(&self, signed: bool) -> Result<Client, CliError> {
         let secret = match (&self.secret, signed) {
             (Some(secret), _) => secret.clone(),
             (None, false) => String::new(),
@@ -380,11 +380,11 @@ fn newest(id: &str, logs: &[LogSummary]) -> Result<u64, CliError> {
         .ok_or_else(|| CliError::Usage(format!("job {id:?} has no logs")))
 }
 
-fn write_all(out: &mut dyn Write, bytes: &[u8]) -> Result<(), CliError> {
+pub(super) fn write_all(out: &mut dyn Write, bytes: &[u8]) -> Result<(), CliError> {
     out.write_all(bytes).map_err(CliError::output)
 }
 
-fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<(), CliError> {
+pub(super) fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Io {
         what: "cannot write JSON",
         source: std::io::Error::other(e),
@@ -453,7 +453,7 @@ pub fn format_job_http(job: &JobHttp) -> String {
     lines.concat()
 }
 
-fn format_logs(logs: &[LogSummary]) -> String {
+pub(super) fn format_logs(logs: &[LogSummary]) -> String {
     if logs.is_empty() {
         return field("logs", "none");
     }
@@ -469,16 +469,16 @@ fn format_logs(logs: &[LogSummary]) -> String {
     text
 }
 
-fn field(name: &str, value: &str) -> String {
+pub(super) fn field(name: &str, value: &str) -> String {
     format!("{:<10}{value}\n", format!("{name}:"))
 }
 
-fn or_dash(text: &str) -> &str {
+pub(super) fn or_dash(text: &str) -> &str {
     if text.is_empty() { "-" } else { text }
 }
 
 /// `2023-01-09 00:00:00 UTC`, or `never`.
-fn show_time(at: Option<Timestamp>) -> String {
+pub(super) fn show_time(at: Option<Timestamp>) -> String {
     match at {
         Some(t) => t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
         None => "never".to_string(),

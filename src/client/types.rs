@@ -1,5 +1,5 @@
 //! The answers of the karajo API as typed values (spec 4.3): the environment, command
-//! jobs, HTTP jobs and logs. They read the original's JSON (Go's zero time for "never",
+//! jobs, HTTP jobs, logs, heartbeat monitors and supervised services. They read the original's JSON (Go's zero time for "never",
 //! durations in integer nanoseconds, log content in base64) and write it back the same
 //! way, so `karajo job ... --json` prints what the server sent.
 
@@ -45,6 +45,9 @@ pub struct Env {
     /// Heartbeat monitors by name (karajo only; absent from the original's answer).
     #[serde(default)]
     pub monitors: BTreeMap<String, Monitor>,
+    /// Supervised services by name (karajo only; absent when there are none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, Service>,
 }
 
 /// A heartbeat monitor as the monitor API and the environment show it (monitors spec
@@ -89,7 +92,172 @@ pub struct Monitor {
     pub logs: Vec<LogSummary>,
 }
 
+/// A supervised service as the service API and the environment show it (monitors
+/// spec B.10); empty, zero and false fields are absent on the wire. Durations are
+/// read from nanoseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// The id.
+    pub id: String,
+    /// The name, as configured.
+    pub name: String,
+    /// Always `service`.
+    #[serde(default)]
+    pub kind: String,
+    /// The description.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// `disabled`, `stopped`, `starting`, `running`, `backoff`, `stopping` or `fatal`.
+    pub status: String,
+    /// Whether it should run (the `enable` / `disable` controls).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The current or next instance is not restarted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub run_once: bool,
+    /// The CAS counter, for a control's `cas=` precondition.
+    #[serde(default)]
+    pub cas: u64,
+    /// The command.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub command: String,
+    /// Lower starts first and stops last.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub priority: i64,
+    /// `always`, `on-failure` or `never`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub restart: String,
+    /// The first back-off delay.
+    #[serde(default, with = "nanos", skip_serializing_if = "Duration::is_zero")]
+    pub restart_delay: Duration,
+    /// The back-off cap.
+    #[serde(default, with = "nanos", skip_serializing_if = "Duration::is_zero")]
+    pub restart_delay_max: Duration,
+    /// Failed starts in a row allowed before `fatal`.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub start_retries: u32,
+    /// `delay`, `notify` or `ping`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ready: String,
+    /// The signal that stops it (`TERM`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
+    /// How long a stop may take before SIGKILL.
+    #[serde(default, with = "nanos", skip_serializing_if = "Duration::is_zero")]
+    pub stop_timeout: Duration,
+    /// How often a ready instance must ping; zero when off.
+    #[serde(default, with = "nanos", skip_serializing_if = "Duration::is_zero")]
+    pub ping_timeout: Duration,
+    /// The pid file, in pid-file mode.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pid_file: String,
+    /// The current instance's UUID.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instance: String,
+    /// The tracked process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// When the current instance was spawned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Timestamp>,
+    /// When it became ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Timestamp>,
+    /// Its last ping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
+    /// Instances in a row that ended before ready.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub failures: u32,
+    /// When the next instance starts, in `backoff`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_start: Option<Timestamp>,
+    /// What comes after the stop in progress.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stop_target: String,
+    /// How the last instance ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<ServiceExit>,
+    /// What the instance says about itself.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status_text: String,
+    /// The instance's key/value map.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keyvalue: BTreeMap<String, serde_json::Value>,
+    /// The counter of the newest log segment.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub counter: u64,
+    /// Its log segments, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogSummary>,
+    /// Ended instances, newest first (only when asked for with `history=1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<ServiceHistoryEntry>>,
+}
+
+/// How a service's last instance ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceExit {
+    /// The exit code; `None` when unknown or when a signal ended it.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The signal name without `SIG`, if a signal ended it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signal: String,
+    /// `exited`, `stopped`, `liveness`, `max_runtime`, `start_timeout`,
+    /// `start_failed`, `orphaned` or `lost`.
+    pub reason: String,
+    /// When it ended.
+    pub at: Timestamp,
+}
+
+/// One ended instance of a service (monitors spec B.9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceHistoryEntry {
+    /// The instance's UUID; empty when the spawn itself failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instance: String,
+    /// The tracked pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// When it was spawned.
+    pub started: Timestamp,
+    /// When it became ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<Timestamp>,
+    /// Its last ping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
+    /// When it ended.
+    pub stopped: Timestamp,
+    /// The exit code; `None` when unknown or when a signal ended it.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The signal name without `SIG`, or empty.
+    #[serde(default)]
+    pub signal: String,
+    /// Why it ended.
+    pub reason: String,
+    /// Whether the ending was clean.
+    #[serde(default)]
+    pub clean: bool,
+    /// Its log segments.
+    #[serde(default)]
+    pub counters: Vec<u64>,
+    /// From start to end.
+    #[serde(default, with = "nanos")]
+    pub duration: Duration,
+    /// Its key/value map when it ended.
+    #[serde(default)]
+    pub keyvalue: BTreeMap<String, serde_json::Value>,
+}
+
 impl Env {
+    /// The service whose id is `id`.
+    pub fn service(&self, id: &str) -> Option<&Service> {
+        self.services.values().find(|s| s.id == id)
+    }
+
     /// The monitor whose id is `id`.
     pub fn monitor(&self, id: &str) -> Option<&Monitor> {
         self.monitors.values().find(|m| m.id == id)
@@ -248,6 +416,14 @@ fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
+}
+
 /// `null` reads as the default value (the original writes `null` for an empty map).
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
@@ -356,6 +532,25 @@ mod tests {
         assert_eq!(job.http_timeout, Duration::from_secs(300));
         assert!(!job.http_insecure);
         assert_eq!(serde_json::to_string(&job).unwrap(), text);
+    }
+
+    #[test]
+    fn a_service_reads_the_spec_shape_and_writes_it_back() {
+        let text = r#"{"id":"api","name":"API","kind":"service","status":"running","enabled":true,"cas":42,"command":"exec ./api","priority":100,"restart":"on-failure","restart_delay":1000000000,"restart_delay_max":60000000000,"start_retries":3,"ready":"delay","stop_signal":"TERM","stop_timeout":10000000000,"instance":"0193","pid":4242,"started":"2026-11-22T10:00:00Z","ready_at":"2026-11-22T10:00:01.25Z","last_exit":{"exit_code":null,"signal":"KILL","reason":"exited","at":"2026-11-22T09:59:59Z"},"keyvalue":{"port":8080},"counter":18,"logs":[{"job_id":"api","name":"api.18","status":"running","counter":18}],"history":[{"instance":"0192","pid":4000,"started":"2026-11-22T09:00:00Z","stopped":"2026-11-22T09:59:59Z","exit_code":null,"signal":"KILL","reason":"exited","clean":false,"counters":[17],"duration":3599000000000,"keyvalue":{}}]}"#;
+        let service: Service = serde_json::from_str(text).unwrap();
+        assert_eq!(service.cas, 42);
+        assert_eq!(service.restart_delay, Duration::from_secs(1));
+        assert_eq!(service.ready_at.unwrap().subsec_millisecond(), 250);
+        let history = service.history.as_ref().unwrap();
+        assert_eq!(history[0].duration, Duration::from_secs(3599));
+        assert_eq!(history[0].exit_code, None);
+        assert_eq!(serde_json::to_string(&service).unwrap(), text);
+        // The always-present fields alone.
+        let bare: Service = serde_json::from_str(
+            r#"{"id":"a","name":"a","kind":"service","status":"disabled","enabled":false,"cas":0}"#,
+        )
+        .unwrap();
+        assert!(bare.history.is_none() && bare.logs.is_empty());
     }
 
     #[test]

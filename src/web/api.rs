@@ -10,6 +10,7 @@ mod job_exec;
 mod job_http;
 pub mod json;
 pub mod monitor;
+pub mod service;
 pub(crate) mod watchtower;
 mod webhook;
 
@@ -33,6 +34,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/karajo/api/job_http/log", get(job_http::log))
         .route("/karajo/api/monitor", get(monitor::get))
         .route("/karajo/api/monitor/log", get(monitor::log))
+        .route("/karajo/api/service", get(service::get))
+        .route("/karajo/api/service/log", get(service::log))
         .route("/karajo/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -62,6 +65,17 @@ pub fn routes(state: AppState) -> Router<AppState> {
                 .post(event::post),
         )
         .route("/karajo/api/monitor/resume", post(monitor::resume))
+        // Service controls are signed forms (the global secret or the service's own);
+        // pings carry an instance token (service.rs).
+        .route("/karajo/api/service/enable", post(service::enable))
+        .route("/karajo/api/service/disable", post(service::disable))
+        .route("/karajo/api/service/restart", post(service::restart))
+        .route("/karajo/api/service/run_once", post(service::run_once))
+        .route("/karajo/api/service/signal", post(service::signal))
+        .route(
+            "/karajo/api/service/ping/{id}",
+            get(service::ping).post(service::ping),
+        )
         // watchTower's routes check their own password (watchtower.rs).
         .route(
             watchtower::ROUTE_BASE,

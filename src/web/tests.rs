@@ -1,8 +1,9 @@
 //! The web room's access rules as one table: [`super::app`] built over a real scheduler
 //! on a temporary `dir_base`, every read and control route driven with
 //! `tower::ServiceExt::oneshot`, once without users and once with users (and no
-//! session, no signature); signed controls, which pass in both; and web hooks, which
-//! find their job in the scheduler's job set.
+//! session, no signature); signed controls, which pass in both; web hooks, which
+//! find their job in the scheduler's job set; and the service routes' answers for a
+//! service the scheduler does not have.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,7 +35,7 @@ interval = 1h
 
 /// Writes `karajo.conf` (and `user.conf` with one user when `users`) under `base` and
 /// builds the app over a scheduler of its jobs, as the daemon does.
-fn build(base: &Path, users: bool) -> (AppState, scheduler::SchedulerHandle) {
+pub(super) fn build(base: &Path, users: bool) -> (AppState, scheduler::SchedulerHandle) {
     let etc = base.join("etc/karajo");
     std::fs::create_dir_all(&etc).unwrap();
     let conf = format!(
@@ -131,6 +132,20 @@ fn table() -> Vec<Row> {
             401,
         ),
         row(Method::GET, "/karajo/metrics", 200, 401),
+        // Service reads: the access rule first, then the unknown service's 404.
+        row(Method::GET, "/karajo/api/service?id=nope", 404, 401),
+        row(
+            Method::GET,
+            "/karajo/api/service?id=nope&history=1",
+            404,
+            401,
+        ),
+        row(
+            Method::GET,
+            "/karajo/api/service/log?id=nope&counter=1",
+            404,
+            401,
+        ),
         // API controls: a signature, with or without users (a web hook without its
         // signature header is 403, the others 401).
         row(Method::POST, "/karajo/api/job_exec/run/hello", 403, 403),
@@ -142,6 +157,21 @@ fn table() -> Vec<Row> {
         row(Method::POST, "/karajo/api/job_exec/cancel", 401, 401),
         row(Method::POST, "/karajo/api/job_http/pause", 401, 401),
         row(Method::POST, "/karajo/api/job_http/resume", 401, 401),
+        // Service controls are signed forms; pings carry an instance token and are
+        // not behind the read rule (an unknown service is 404 before the token).
+        row(Method::POST, "/karajo/api/service/enable", 401, 401),
+        row(Method::POST, "/karajo/api/service/disable", 401, 401),
+        row(Method::POST, "/karajo/api/service/restart", 401, 401),
+        row(Method::POST, "/karajo/api/service/run_once", 401, 401),
+        row(Method::POST, "/karajo/api/service/signal", 401, 401),
+        row(Method::GET, "/karajo/api/service/ping/nope", 404, 404),
+        row(
+            Method::POST,
+            "/karajo/api/service/ping/nope?token=t",
+            404,
+            404,
+        ),
+        row(Method::GET, "/karajo/api/service/ping/NOPE/", 404, 404),
         // Pages: open without users (a run that does not exist is 404), to the login
         // page with users.
         row(Method::GET, "/karajo", 303, 303),
@@ -297,4 +327,86 @@ async fn signed_controls_pass_with_and_without_users() {
             assert_eq!(res.status(), StatusCode::OK, "{uri} users={users}");
         }
     }
+}
+
+/// A request to `uri` from 127.0.0.1 with `body`, signed with `secret` when given.
+fn from_localhost(method: Method, uri: &str, body: String, secret: Option<&str>) -> Request {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(secret) = secret {
+        req = req.header(
+            "x-karajo-sign",
+            crate::auth::sign_hmac_sha256(secret.as_bytes(), body.as_bytes()),
+        );
+    }
+    let mut req = req.body(Body::from(body)).unwrap();
+    let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(peer));
+    req
+}
+
+async fn error_name(res: axum::response::Response) -> (StatusCode, String) {
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["code"], status.as_u16(), "{body}");
+    (status, body["name"].as_str().unwrap_or("").to_string())
+}
+
+#[tokio::test]
+async fn service_routes_check_the_signature_then_answer_404_for_an_unknown_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _scheduler) = build(dir.path(), true);
+    let service = app(state);
+    let epoch = jiff::Timestamp::now().as_second();
+    let mut wrong = Vec::new();
+    for (n, action) in ["enable", "disable", "restart", "run_once", "signal"]
+        .into_iter()
+        .enumerate()
+    {
+        let uri = format!("/karajo/api/service/{action}");
+        let form = |nonce: String, epoch: i64| {
+            format!("_karajo_epoch={epoch}&_karajo_nonce={nonce}&id=nope&on=1&signal=HUP")
+        };
+        let cases = [
+            // Signed with the global secret: the service is looked up, 404.
+            (
+                form(format!("a{n}"), epoch),
+                Some("s3cret"),
+                404,
+                "ERR_SERVICE_NOT_FOUND",
+            ),
+            // A wrong signature, and a stale stamp: 401 before anything else.
+            (form(format!("b{n}"), epoch), Some("wrong"), 401, ""),
+            (form(format!("c{n}"), epoch - 3600), Some("s3cret"), 401, ""),
+            (form(format!("d{n}"), epoch), None, 401, ""),
+        ];
+        for (body, secret, code, name) in cases {
+            let req = from_localhost(Method::POST, &uri, body.clone(), secret);
+            let got = error_name(service.clone().oneshot(req).await.unwrap()).await;
+            if got != (StatusCode::from_u16(code).unwrap(), name.to_string()) {
+                wrong.push(format!(
+                    "{uri} {body} {secret:?}: {got:?}, want {code} {name}"
+                ));
+            }
+        }
+    }
+    // Pings: the service first (404 with or without a token), never the read rule.
+    for uri in [
+        "/karajo/api/service/ping/nope",
+        "/karajo/api/service/ping/nope?token=t",
+    ] {
+        for method in [Method::GET, Method::POST] {
+            let req = from_localhost(method.clone(), uri, "{}".into(), None);
+            let got = error_name(service.clone().oneshot(req).await.unwrap()).await;
+            if got != (StatusCode::NOT_FOUND, "ERR_SERVICE_NOT_FOUND".to_string()) {
+                wrong.push(format!("{method} {uri}: {got:?}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -26,6 +26,7 @@ mod secrets;
 mod security;
 mod server;
 mod service;
+mod service_api;
 mod store;
 mod watchtower;
 mod webhook;

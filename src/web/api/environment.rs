@@ -1,5 +1,6 @@
 //! `GET /karajo/api/environment`: the whole configuration and every job's state, as
-//! the original's `Env` JSON (spec 4.3). Secrets, users and notifications never appear;
+//! the original's `Env` JSON (spec 4.3), plus karajo's `monitors` and `services` maps
+//! when there are any (monitors spec 1.3). Secrets, users and notifications never appear;
 //! HTTP jobs' secret header values and URL user info are `<redacted>`
 //! ([`crate::redact`]).
 
@@ -32,6 +33,9 @@ struct EnvJson<'a> {
     /// answer is unchanged).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     monitors: BTreeMap<&'a str, super::monitor::MonitorJson<'a>>,
+    /// Supervised services by name, without history (left out when there are none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    services: BTreeMap<&'a str, super::service::ServiceJson<'a>>,
 }
 
 /// The last rendered answer and what it was rendered from. The answer is a pure
@@ -148,6 +152,16 @@ fn render(snapshot: &Snapshot) -> String {
                 (
                     view.spec.name.as_str(),
                     super::monitor::MonitorJson::new(view),
+                )
+            })
+            .collect(),
+        services: snapshot
+            .services
+            .iter()
+            .map(|view| {
+                (
+                    view.spec.name.as_str(),
+                    super::service::ServiceJson::new(view, None),
                 )
             })
             .collect(),

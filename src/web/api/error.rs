@@ -164,6 +164,28 @@ impl ApiError {
         )
     }
 
+    /// This error with the object it concerns beside it,
+    /// `{"message":..,"name":..,"data":..,"code":..}`: a 409 CAS mismatch carries the
+    /// current object, so a client can retry without reading it again (monitors spec
+    /// 1.3).
+    pub fn with_data<T: serde::Serialize>(self, data: &T) -> Response {
+        #[derive(serde::Serialize)]
+        struct ErrorWithData<'a, T> {
+            message: &'a str,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            name: &'a str,
+            data: &'a T,
+            code: u16,
+        }
+        let body = json::to_string(&ErrorWithData {
+            message: &self.message,
+            name: self.name,
+            data,
+            code: self.code,
+        });
+        json::response(self.status, body)
+    }
+
     /// 500 `internal server error`; the detail goes to the log only.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(%detail, "internal error");

@@ -12,6 +12,7 @@ use super::{ApiError, AppState, access};
 use crate::job::{JobId, JobKey, JobKind};
 use crate::scheduler::{JobView, LogSummary};
 use crate::store::run_log;
+use crate::web::access::SignRefusal;
 use crate::web::body::SMALL_BODY_LIMIT;
 
 /// `POST /karajo/api/job_exec/pause`.
@@ -85,6 +86,18 @@ pub(super) async fn signed_form(
     state: &AppState,
     request: Request,
 ) -> Result<bytes::Bytes, Response> {
+    signed_form_or_delegate(state, request, |_| None).await
+}
+
+/// As [`signed_form`], but a signature made with the secret `delegate` finds for the
+/// form (a service's own `secret`: delegated control, monitors spec B.2) is accepted
+/// as well. The global secret is tried first; the stamp and the replay guard apply
+/// to either signature the same way.
+pub(super) async fn signed_form_or_delegate(
+    state: &AppState,
+    request: Request,
+    delegate: impl FnOnce(&[u8]) -> Option<String>,
+) -> Result<bytes::Bytes, Response> {
     let (parts, body) = request.into_parts();
     if !access::has_signature(&parts.headers) {
         let refusal = ApiError::bad_signature();
@@ -92,9 +105,41 @@ pub(super) async fn signed_form(
     }
     let body =
         crate::web::body::read(&state.bodies, &parts.headers, body, SMALL_BODY_LIMIT).await?;
-    access::accept_global_signature(state, &parts.headers, &body.bytes)
-        .map_err(|refusal| ApiError::refused_signature(&refusal))?;
+    let accepted = match access::accept_global_signature(state, &parts.headers, &body.bytes) {
+        Err(SignRefusal::Signature(global)) => match delegate(&body.bytes) {
+            Some(secret) if !secret.is_empty() => {
+                accept_delegated_signature(state, &parts.headers, &body.bytes, &secret).map_err(
+                    |refusal| match refusal {
+                        SignRefusal::Signature(_) => SignRefusal::Signature(global),
+                        stamp => stamp,
+                    },
+                )
+            }
+            _ => Err(SignRefusal::Signature(global)),
+        },
+        other => other,
+    };
+    accepted.map_err(|refusal| ApiError::refused_signature(&refusal))?;
     Ok(body.bytes)
+}
+
+/// [`access::accept_global_signature`] with another secret: the signature must
+/// verify with `secret`, then its stamp is checked and it is spent.
+fn accept_delegated_signature(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    signed: &[u8],
+    secret: &str,
+) -> Result<(), SignRefusal> {
+    let signature = headers
+        .get(crate::auth::HEADER_KARAJO_SIGN)
+        .and_then(|v| v.to_str().ok());
+    let id = crate::auth::verify_global(secret.as_bytes(), signature, signed)
+        .map_err(SignRefusal::Signature)?;
+    state
+        .replay
+        .accept_signed(id, signed, &state.config().stamp_rules(), state.clock.now())
+        .map_err(SignRefusal::Stamp)
 }
 
 /// The first value of `key` in a URL-encoded form.
@@ -134,6 +179,9 @@ pub(super) async fn serve_log(
         JobKind::Monitor => snapshot
             .monitor(&id)
             .map(|m| (m.id().clone(), m.logs.clone())),
+        JobKind::Service => snapshot
+            .service(&id)
+            .map(|s| (s.id().clone(), s.logs.clone())),
         _ => snapshot
             .job(kind, &id)
             .map(|v| (v.id().clone(), v.logs.clone())),
