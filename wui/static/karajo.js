@@ -394,10 +394,10 @@
         if (!window.fetch || !window.DOMParser || !window.URLSearchParams) return;
         ev.preventDefault();
         var body = new URLSearchParams();
-        var fields = form.elements;
+        var fields = form.querySelectorAll("input, select, textarea");
         for (var j = 0; j < fields.length; j++) {
           var f = fields[j];
-          if (f.name && f.type !== "submit" && !f.disabled) body.append(f.name, f.value);
+          if (f.name && !f.disabled) body.append(f.name, f.value);
         }
         var button = ev.submitter;
         if (button && button.name) body.append(button.name, button.value);
@@ -409,7 +409,8 @@
           el.hidden = !text;
         }
         form.setAttribute("aria-busy", "true");
-        fetch(form.action, { method: "POST", body: body, credentials: "same-origin" })
+        // Not `form.action`: the buttons named "action" shadow it.
+        fetch(form.getAttribute("action"), { method: "POST", body: body, credentials: "same-origin" })
           .then(function (res) {
             return res.text().then(function (text) {
               var doc = new DOMParser().parseFromString(text, "text/html");

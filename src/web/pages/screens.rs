@@ -338,7 +338,7 @@ pub(super) async fn log(
 }
 
 /// A size for people: `512 bytes`, `256 KiB`, `81.2 MiB`, `1.5 GiB`.
-fn human_size(bytes: u64) -> String {
+pub(super) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
     if bytes < 1024 {
         return format!("{bytes} bytes");

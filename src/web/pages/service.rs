@@ -17,6 +17,7 @@ use std::time::Duration;
 use axum::response::Response;
 use jiff::Timestamp;
 
+use super::screens::human_size;
 use super::view::{self, Fact, Group, ListRow, RunRow, TimeView, human_duration};
 use super::{Chrome, Viewer, WuiError, html};
 use crate::config::duration::format_short;
@@ -669,9 +670,17 @@ pub(super) fn detail(view: &ServiceView) -> ServiceDetail {
         .map(ToString::to_string)
         .collect();
     let restart = format!(
-        "{}: {} (clean exit statuses: {})",
+        "{}: {}; clean exit statuses: {}",
         policy.restart.as_str(),
-        policy_clause(policy),
+        match policy.restart {
+            RestartPolicy::Always => "restarted after every ending, after its back-off",
+            RestartPolicy::OnFailure => {
+                "restarted after a failure, after its back-off; a clean ending leaves it stopped"
+            }
+            RestartPolicy::Never => {
+                "never restarted; a clean ending leaves it stopped, a failure makes it fatal"
+            }
+        },
         codes.join(", ")
     );
     let mut facts = vec![
@@ -725,7 +734,7 @@ pub(super) fn detail(view: &ServiceView) -> ServiceDetail {
             if env_names.is_empty() {
                 String::new()
             } else {
-                format!(", and {} (values not shown)", env_names.join(", "))
+                format!(", plus {} (values not shown)", env_names.join(", "))
             }
         ),
     });
@@ -755,8 +764,9 @@ pub(super) fn detail(view: &ServiceView) -> ServiceDetail {
     facts.push(Fact {
         name: "Logs kept",
         value: format!(
-            "{} segments of up to {} bytes",
-            spec.log_retention, spec.log_max_size
+            "{} segments of up to {} each",
+            spec.log_retention,
+            human_size(spec.log_max_size)
         ),
     });
     facts.push(Fact {
