@@ -143,7 +143,7 @@ impl SnapshotStream {
                     let layout = self.state.layout.clone();
                     let html = tokio::task::spawn_blocking(move || -> Option<String> {
                         let view = snapshot.service(id.as_str())?;
-                        let history = service::read_history(&layout, &id);
+                        let history = service::history_of(&layout, view);
                         askama::Template::render(&ServiceLiveFragment {
                             live: service::live(view, &history, now),
                         })

@@ -46,10 +46,33 @@ pub(super) fn find(state: &AppState, id: &str) -> Result<Arc<ServiceView>, WuiEr
         .ok_or(WuiError::ServiceNotFound)
 }
 
+/// How often, and how long apart, [`history_of`] reads the history again while it
+/// lags behind the snapshot.
+const HISTORY_RETRIES: u32 = 4;
+const HISTORY_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// The newest [`HISTORY_ROWS`] entries of `view`'s instance history, newest first
+/// (blocking). The scheduler appends an ending to the file a moment after it publishes
+/// the snapshot that shows it, so a history older than the view's last exit is read
+/// again a few times, briefly, before it is shown as it is.
+pub(super) fn history_of(layout: &Layout, view: &ServiceView) -> Vec<HistoryEntry> {
+    let last_exit = view.state.last_exit.as_ref().map(|l| l.at);
+    let mut history = read_history(layout, view.id());
+    for _ in 0..HISTORY_RETRIES {
+        let newest = history.first().map(|h| h.stopped);
+        if last_exit.is_none_or(|at| newest.is_some_and(|n| n >= at)) {
+            break;
+        }
+        std::thread::sleep(HISTORY_RETRY_PAUSE);
+        history = read_history(layout, view.id());
+    }
+    history
+}
+
 /// The newest [`HISTORY_ROWS`] entries of the service's instance history, newest
 /// first (blocking). A history that cannot be read shows as empty, with a warning in
 /// the server's log.
-pub(super) fn read_history(layout: &Layout, id: &JobId) -> Vec<HistoryEntry> {
+fn read_history(layout: &Layout, id: &JobId) -> Vec<HistoryEntry> {
     let path = layout.service_history_file(id);
     crate::store::json_file::read_lines::<HistoryEntry>(&path, HISTORY_ROWS).unwrap_or_else(|err| {
         tracing::warn!(service = %id, %err, "reading the instance history for the web UI");
@@ -383,7 +406,7 @@ impl HistoryRow {
         let kept = first.filter(|c| view.logs.iter().any(|l| l.counter == *c));
         let instance = entry.instance.clone().unwrap_or_default();
         Self {
-            instance_short: instance.chars().take(13).collect(),
+            instance_short: instance.chars().take(8).collect(),
             instance,
             href: kept.map(|c| view::log_href(JobKind::Service, id, c)),
             pid: entry.pid.map_or_else(|| "—".to_string(), |p| p.to_string()),
@@ -439,7 +462,7 @@ pub(super) struct ServiceLiveFragment {
     pub live: ServiceLive,
 }
 
-/// A service page's live part; `history` is [`read_history`]'s.
+/// A service page's live part; `history` is [`history_of`]'s.
 pub(super) fn live(view: &ServiceView, history: &[HistoryEntry], now: Timestamp) -> ServiceLive {
     let state = &view.state;
     let id = view.id().as_str();
@@ -846,7 +869,7 @@ pub(super) async fn page(
     let layout = state.layout.clone();
     let for_live = view.clone();
     let live = tokio::task::spawn_blocking(move || {
-        let history = read_history(&layout, for_live.id());
+        let history = history_of(&layout, &for_live);
         live(&for_live, &history, now)
     })
     .await?;

@@ -451,8 +451,20 @@ async fn browser_a_running_service_on_the_dashboard_its_page_and_disable_enable_
         &format!("document.querySelector('{row}')"),
     )
     .await;
-    assert_eq!(page.text(&format!("{row} .kind")).await, "service");
-    assert_eq!(page.text(&format!("{row} .badge")).await, "running");
+    let html = page
+        .eval(&format!("document.querySelector('{row}').outerHTML"))
+        .await;
+    let status = view(&d, "web_api").state.status.as_str();
+    assert_eq!(
+        page.text(&format!("{row} .kind")).await,
+        "service",
+        "{html}"
+    );
+    assert_eq!(
+        page.text(&format!("{row} .badge")).await,
+        "running",
+        "{status}: {html}"
+    );
     let up = page.text(&format!("{row} .duration")).await;
     assert!(up.starts_with("up "), "{up}");
     page.type_text("#dash-search", "web api").await;
