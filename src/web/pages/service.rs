@@ -885,6 +885,104 @@ pub(super) async fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::{ServiceState, Stop, StopReason};
+
+    /// A service `api` as the configuration loader makes it, with an `env` value and a
+    /// secret.
+    fn spec() -> Arc<crate::config::ServiceSpec> {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc/karajo");
+        std::fs::create_dir_all(&etc).unwrap();
+        let conf = format!(
+            "[karajo]\ndir_base = {}\nsecret = s3cret\n\n[service \"api\"]\ncommand = exec ./api\nrestart_delay = 2s\nstart_retries = 2\nenv = TOKEN=env-value\nsecret = svc-secret\n",
+            dir.path().display()
+        );
+        std::fs::write(etc.join("karajo.conf"), conf).unwrap();
+        let config = crate::config::load_with(&etc.join("karajo.conf"), &|_| false).unwrap();
+        Arc::new(config.services[0].clone())
+    }
+
+    fn view_with(state: ServiceState) -> ServiceView {
+        ServiceView {
+            spec: spec(),
+            state,
+            deadline: None,
+            logs: Vec::new(),
+        }
+    }
+
+    fn sentence(words: &ServiceWords) -> String {
+        let at = words
+            .at
+            .as_ref()
+            .map(|t| format!(" {} {}", t.word, t.at.text))
+            .unwrap_or_default();
+        let note = words
+            .note
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        format!("{}{at}{note}{}", words.head, words.detail)
+    }
+
+    #[test]
+    fn statuses_read_as_sentences() {
+        let at: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
+        let exit = LastExit {
+            exit_code: Some(1),
+            signal: None,
+            reason: HistoryReason::Exited,
+            at,
+        };
+        let mut state = ServiceState::restored(None, true);
+        state.status = Status::Backoff {
+            until: "2026-11-22T10:00:03Z".parse().unwrap(),
+            delay: Duration::from_secs(4),
+        };
+        state.restarts = 2;
+        state.last_exit = Some(exit.clone());
+        assert_eq!(
+            sentence(&status_words(&view_with(state.clone()), at)),
+            "Back-off: next start 2026-11-22 10:00:03 UTC (attempt 3), 4s after the last instance ended (exit status 1, ended on its own)"
+        );
+        state.status = Status::Fatal;
+        state.start_failures = 3;
+        assert_eq!(
+            sentence(&status_words(&view_with(state.clone()), at)),
+            "Fatal since 2026-11-22 10:00:00 UTC: gave up after 3 failed starts in a row (exit status 1, ended on its own); Enable, Restart or Run once start it again"
+        );
+        state.status = Status::Stopping(Stop {
+            reason: StopReason::Disable,
+            target: StopTarget::Disabled,
+            since: at,
+            killed: false,
+        });
+        assert_eq!(
+            sentence(&status_words(&view_with(state.clone()), at)),
+            "Stopping since 2026-11-22 10:00:00 UTC: SIGTERM sent (disable), SIGKILL if it has not ended within 10s; then it is disabled"
+        );
+        state.status = Status::Disabled;
+        assert_eq!(
+            sentence(&status_words(&view_with(state), at)),
+            "Disabled: nothing runs until someone enables, restarts or runs it once"
+        );
+    }
+
+    #[test]
+    fn the_definition_names_the_environment_but_shows_no_value_or_secret() {
+        let view = view_with(ServiceState::restored(None, true));
+        let detail = detail(&view);
+        let all = format!("{detail:?}");
+        assert!(!all.contains("env-value"), "{all}");
+        assert!(!all.contains("svc-secret"), "{all}");
+        assert!(all.contains("plus TOKEN (values not shown)"), "{all}");
+        assert!(all.contains("a service secret is set (not shown)"), "{all}");
+        assert_eq!(detail.command, "exec ./api");
+        assert_eq!(
+            detail.signals,
+            ["HUP", "USR1", "USR2", "INT", "TERM", "QUIT", "KILL"]
+        );
+    }
 
     #[test]
     fn exits_read_as_words() {
