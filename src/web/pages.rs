@@ -1,8 +1,9 @@
 //! The web UI under `/karajo/`: server-rendered pages (askama templates and static
 //! assets from the top-level `wui/` folder, embedded in the binary) for logging in,
 //! the live dashboard (cards or a list, see `dashboard.rs`), a job's page with its
-//! controls, a heartbeat monitor's page (`monitor.rs`), live run logs, and the event
-//! log's page (`event_log.rs`), plus `dir_public` served at `/`. It reads the
+//! controls, a heartbeat monitor's page (`monitor.rs`), a supervised service's page
+//! (`service.rs`), live run logs, and the event log's page (`event_log.rs`), plus
+//! `dir_public` served at `/`. It reads the
 //! scheduler's snapshots and the run logs and calls the scheduler handle; it owns no
 //! job state. Sessions and users are in [`crate::auth`]; who may read is decided in
 //! [`crate::web::access`].
@@ -25,6 +26,7 @@ mod login;
 mod monitor;
 mod public;
 mod screens;
+mod service;
 mod view;
 
 use std::sync::Arc;
@@ -132,6 +134,9 @@ pub enum WuiError {
     /// No heartbeat monitor of this id.
     #[error("There is no such monitor.")]
     MonitorNotFound,
+    /// No supervised service of this id.
+    #[error("There is no such service.")]
+    ServiceNotFound,
     /// No log of this run.
     #[error("There is no log of this run; it may have been deleted by log_retention.")]
     LogNotFound,
@@ -169,7 +174,10 @@ pub enum WuiError {
 impl WuiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::JobNotFound | Self::MonitorNotFound | Self::LogNotFound => StatusCode::NOT_FOUND,
+            Self::JobNotFound
+            | Self::MonitorNotFound
+            | Self::ServiceNotFound
+            | Self::LogNotFound => StatusCode::NOT_FOUND,
             Self::Csrf | Self::WrongSecret | Self::NotLoggedIn => StatusCode::FORBIDDEN,
             Self::BadAction => StatusCode::BAD_REQUEST,
             Self::ShuttingDown | Self::TooManyStreams => StatusCode::SERVICE_UNAVAILABLE,

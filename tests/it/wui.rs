@@ -4,11 +4,13 @@
 //! (login and logout, the live dashboard, run now with the live log, pause and resume,
 //! a description with HTML); the dashboard's list, search, filters and counts, and
 //! the dashboard with 1,000 jobs, are in [`dashboard`]; heartbeat monitors' pages and
-//! the event log's page are in [`monitor`]. Screenshots go to `target/screenshots/`.
+//! the event log's page are in [`monitor`]; supervised services' pages, cards and rows
+//! are in [`service`]. Screenshots go to `target/screenshots/`.
 
 mod cdp;
 mod dashboard;
 mod monitor;
+mod service;
 
 use karajo::job::{JobId, JobKey, JobKind, Trigger};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

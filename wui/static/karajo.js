@@ -1,7 +1,8 @@
 // karajo web UI: local times labelled with their zone, ticking elapsed times, live
-// updates through Server-Sent Events, the live run log, and the dashboard's views,
-// search and status filters. Pages work without it (they are server-rendered, times in
-// UTC); this adds the viewer's time zone, the updates and the dashboard's tools.
+// updates through Server-Sent Events, the live run log, the dashboard's views,
+// search and status filters, and a service's controls without leaving its page.
+// Pages work without it (they are server-rendered, times in UTC, controls are plain
+// forms); this adds the viewer's time zone, the updates and the dashboard's tools.
 "use strict";
 (function () {
   var units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
@@ -108,8 +109,9 @@
     if (secs < 3600) return Math.floor(secs / 60) + " min" + (secs % 60 ? " " + (secs % 60) + " s" : "");
     return Math.floor(secs / 3600) + " h" + (secs % 3600 >= 60 ? " " + Math.floor(secs % 3600 / 60) + " min" : "");
   }
-  // Elapsed times of running runs count on from what the server said, by the
-  // browser's clock (so a skew between the two clocks does not matter).
+  // Elapsed times of running runs (and services' uptimes) count on from what the
+  // server said, by the browser's clock (so a skew between the two clocks does not
+  // matter), between their optional `data-prefix` and `data-suffix`.
   function tickElapsed() {
     var els = document.querySelectorAll("[data-elapsed]");
     var now = Date.now();
@@ -118,7 +120,7 @@
       if (!el.hasAttribute("data-t0")) el.setAttribute("data-t0", String(now));
       var base = Number(el.getAttribute("data-elapsed")) || 0;
       var secs = base + Math.floor((now - Number(el.getAttribute("data-t0"))) / 1000);
-      var text = duration(secs) + (el.getAttribute("data-suffix") || "");
+      var text = (el.getAttribute("data-prefix") || "") + duration(secs) + (el.getAttribute("data-suffix") || "");
       if (el.textContent !== text) el.textContent = text;
     }
   }
@@ -381,6 +383,56 @@
       });
     }
   }
+  // A service's controls (`form[data-live-controls]`) post from the script and the page
+  // stays: its live part shows what the control did. The notice or the error comes
+  // from the page the server answers with (the redirect's page, or the error page).
+  function liveControls() {
+    var forms = document.querySelectorAll("form[data-live-controls]");
+    for (var i = 0; i < forms.length; i++) {
+      forms[i].addEventListener("submit", function (ev) {
+        var form = ev.currentTarget;
+        if (!window.fetch || !window.DOMParser || !window.URLSearchParams) return;
+        ev.preventDefault();
+        var body = new URLSearchParams();
+        var fields = form.querySelectorAll("input, select, textarea");
+        for (var j = 0; j < fields.length; j++) {
+          var f = fields[j];
+          if (f.name && !f.disabled) body.append(f.name, f.value);
+        }
+        var button = ev.submitter;
+        if (button && button.name) body.append(button.name, button.value);
+        var notice = document.getElementById("notice");
+        var error = document.getElementById("control-error");
+        function say(el, text) {
+          if (!el) return;
+          el.textContent = text;
+          el.hidden = !text;
+        }
+        form.setAttribute("aria-busy", "true");
+        // Not `form.action`: the buttons named "action" shadow it.
+        fetch(form.getAttribute("action"), { method: "POST", body: body, credentials: "same-origin" })
+          .then(function (res) {
+            return res.text().then(function (text) {
+              var doc = new DOMParser().parseFromString(text, "text/html");
+              if (res.ok) {
+                var n = doc.getElementById("notice");
+                say(error, "");
+                say(notice, n ? n.textContent : "Done.");
+              } else {
+                var e = doc.querySelector(".error");
+                say(notice, "");
+                say(error, e ? e.textContent : "The control failed (" + res.status + ").");
+              }
+            });
+          })
+          .catch(function () {
+            say(notice, "");
+            say(error, "The control could not be sent; is karajo running?");
+          })
+          .then(function () { form.removeAttribute("aria-busy"); });
+      });
+    }
+  }
   document.addEventListener("DOMContentLoaded", function () {
     localise(document);
     var note = document.getElementById("zone-note");
@@ -392,5 +444,6 @@
     liveRegions();
     followLog();
     copyButtons();
+    liveControls();
   });
 })();

@@ -1,26 +1,33 @@
-//! The controls of the web UI: run now, pause, resume and cancel for jobs, and pause
-//! (with its `until`) and resume for heartbeat monitors, posted as a form to
+//! The controls of the web UI: run now, pause, resume and cancel for jobs, pause
+//! (with its `until`) and resume for heartbeat monitors, and enable, disable, restart,
+//! run once and signal for supervised services (without a CAS: the page shows the
+//! service live, and the API is there for clients that want one), posted as a form to
 //! `/karajo/app/{kind}/{id}/control`. With users, the form must come from a
 //! session and carry its CSRF token; without users it carries the global secret,
 //! compared in constant time (the original's page signed requests in the browser;
 //! posting the secret over the same origin works without script and on plain HTTP,
 //! where browsers offer no SubtleCrypto). Answers are redirects: to the new run's log
-//! after "run now", else back to the job's page with a notice.
+//! after "run now", else back to the job's page with a notice. A service's page posts
+//! its form from its script and stays (its state follows live); the redirect's page
+//! gives it the notice.
 
-use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use subtle::ConstantTimeEq as _;
 
+use super::login::Connect;
 use super::screens::find_job;
 use super::view;
-use super::{WuiError, monitor, parse_kind};
+use super::{WuiError, monitor, parse_kind, service};
+use crate::config::model::ServiceSignal;
 use crate::job::{JobKey, JobKind, RunStatus, Trigger};
 use crate::monitor::PauseUntil;
-use crate::scheduler::TriggerError;
-use crate::web::AppState;
+use crate::scheduler::{ServiceAnswer, TriggerError};
+use crate::service::Control;
 use crate::web::access;
+use crate::web::{AppState, peer};
 
 /// A control, as the form's `action` field names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,11 +80,25 @@ pub(super) enum Notice {
     Canceled,
     /// `monitor-paused`: a heartbeat monitor was paused.
     MonitorPaused,
+    /// `service-enabled`: a service was enabled.
+    ServiceEnabled,
+    /// `service-disabled`: a service's disable started.
+    ServiceDisabled,
+    /// `service-restarted`: a service's restart started.
+    ServiceRestarted,
+    /// `service-run-once`: a service runs once.
+    ServiceRunOnce,
+    /// `service-signalled`: a signal went to a service's instance.
+    ServiceSignalled,
+    /// `service-not-running`: no instance to signal.
+    ServiceNotRunning,
+    /// `service-changed`: the service changed between the page and the control.
+    ServiceChanged,
 }
 
 impl Notice {
     /// Every notice.
-    pub(super) const ALL: [Notice; 7] = [
+    pub(super) const ALL: [Notice; 14] = [
         Notice::Queued,
         Notice::Busy,
         Notice::PausedRefused,
@@ -85,6 +106,13 @@ impl Notice {
         Notice::Resumed,
         Notice::Canceled,
         Notice::MonitorPaused,
+        Notice::ServiceEnabled,
+        Notice::ServiceDisabled,
+        Notice::ServiceRestarted,
+        Notice::ServiceRunOnce,
+        Notice::ServiceSignalled,
+        Notice::ServiceNotRunning,
+        Notice::ServiceChanged,
     ];
 
     /// The query value.
@@ -97,6 +125,13 @@ impl Notice {
             Notice::Resumed => "resumed",
             Notice::Canceled => "canceled",
             Notice::MonitorPaused => "monitor-paused",
+            Notice::ServiceEnabled => "service-enabled",
+            Notice::ServiceDisabled => "service-disabled",
+            Notice::ServiceRestarted => "service-restarted",
+            Notice::ServiceRunOnce => "service-run-once",
+            Notice::ServiceSignalled => "service-signalled",
+            Notice::ServiceNotRunning => "service-not-running",
+            Notice::ServiceChanged => "service-changed",
         }
     }
 
@@ -117,6 +152,21 @@ impl Notice {
             Notice::MonitorPaused => {
                 "Paused: the monitor raises no alarm until it resumes (see its state below)."
             }
+            Notice::ServiceEnabled => "Enabled: it starts unless an instance runs already.",
+            Notice::ServiceDisabled => {
+                "Disable requested: the instance is stopped (see its state below)."
+            }
+            Notice::ServiceRestarted => {
+                "Restart requested: the instance is stopped and a new one started."
+            }
+            Notice::ServiceRunOnce => {
+                "Run once: one instance runs, and it is not restarted when it ends."
+            }
+            Notice::ServiceSignalled => "Signal sent to the instance's process group.",
+            Notice::ServiceNotRunning => "Not sent: no instance is running.",
+            Notice::ServiceChanged => {
+                "Not done: the service changed meanwhile. Look at its state and try again."
+            }
         }
     }
 }
@@ -134,6 +184,9 @@ pub(super) struct ControlForm {
     /// monitor's default.
     #[serde(default)]
     until: String,
+    /// A service's `signal` control: `HUP`, `USR1`, ….
+    #[serde(default)]
+    signal: String,
 }
 
 /// `POST /karajo/app/{kind}/{id}/control`.
@@ -141,12 +194,17 @@ pub(super) async fn control(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((kind, id)): Path<(String, String)>,
+    connect: Connect,
     Form(form): Form<ControlForm>,
 ) -> Result<Response, WuiError> {
     authorise(&state, &headers, &form)?;
     let job_kind = parse_kind(&kind).ok_or(WuiError::JobNotFound)?;
-    if job_kind == JobKind::Monitor {
-        return monitor_control(&state, &headers, &id, &form).await;
+    match job_kind {
+        JobKind::Monitor => return monitor_control(&state, &headers, &id, &form).await,
+        JobKind::Service => {
+            return service_control(&state, &headers, &connect, &id, &form).await;
+        }
+        JobKind::Exec | JobKind::Http => {}
     }
     let view = find_job(&state, &kind, &id)?;
     let key = JobKey {
@@ -226,6 +284,62 @@ async fn monitor_control(
     let notice = match view.ok_or(WuiError::MonitorNotFound)?.state.status {
         crate::monitor::Status::Paused(_) => Notice::MonitorPaused,
         _ => Notice::Resumed,
+    };
+    Ok(Redirect::to(&format!("{page}?notice={}", notice.as_str())).into_response())
+}
+
+/// A service control, as a form's `action` names it (`signal` takes the form's
+/// `signal`).
+fn service_action(form: &ControlForm) -> Result<(Control, Notice), WuiError> {
+    Ok(match form.action.as_str() {
+        "enable" => (Control::Enable, Notice::ServiceEnabled),
+        "disable" => (Control::Disable, Notice::ServiceDisabled),
+        "restart" => (Control::Restart, Notice::ServiceRestarted),
+        "run_once" => (Control::RunOnce(true), Notice::ServiceRunOnce),
+        "signal" => {
+            let signal = ServiceSignal::parse(&form.signal).ok_or(WuiError::BadAction)?;
+            (Control::Signal(signal), Notice::ServiceSignalled)
+        }
+        _ => return Err(WuiError::BadAction),
+    })
+}
+
+/// A service's enable, disable, restart, run once or signal, through the scheduler as
+/// the service API does it (named in the service's log and events as the web UI's
+/// user, or the global secret, and the client's address); back to the service's page
+/// with a notice.
+async fn service_control(
+    state: &AppState,
+    headers: &HeaderMap,
+    connect: &Connect,
+    id: &str,
+    form: &ControlForm,
+) -> Result<Response, WuiError> {
+    let id = service::find(state, id)?.id().clone();
+    let page = service::page_href(id.as_str());
+    let (control, done) = service_action(form)?;
+    let who = access::session(state, headers).map_or_else(
+        || "the global secret".to_string(),
+        |s| format!("user {}", s.user),
+    );
+    let addr = connect.as_ref().map(|Extension(ConnectInfo(a))| *a);
+    let client = peer::peer(&state.config().trusted_proxy, addr, headers).client;
+    let by = match client {
+        Some(ip) => format!("web UI, {who} from {ip}"),
+        None => format!("web UI, {who}"),
+    };
+    tracing::info!(service = %id, action = %form.action, by = %by, "web UI control");
+    let notice = match state
+        .scheduler
+        .service_control(id, control, None, by)
+        .await
+        .ok_or(WuiError::ServiceNotFound)?
+    {
+        ServiceAnswer::Done(_) => done,
+        ServiceAnswer::NotRunning(_) => Notice::ServiceNotRunning,
+        ServiceAnswer::CasMismatch(_) => Notice::ServiceChanged,
+        // The scheduler refuses controls only while karajo stops.
+        ServiceAnswer::BadRequest(_) => return Err(WuiError::ShuttingDown),
     };
     Ok(Redirect::to(&format!("{page}?notice={}", notice.as_str())).into_response())
 }

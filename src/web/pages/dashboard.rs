@@ -1,7 +1,9 @@
 //! The dashboard's live part, in two views: **cards** (one card per job or heartbeat
-//! monitor with a chart of its recent runs or check-ins) and a compact **list** (one table row per entry). Both open with the
-//! count of entries per [`Group`]; the page's script filters the entries by group and
-//! by a search on the client, so the server renders every entry.
+//! monitor with a chart of its recent runs or check-ins, and one per supervised service
+//! with its pid, uptime or next start and last exit) and a compact **list** (one table
+//! row per entry). Both open with the count of entries per [`Group`]; the page's
+//! script filters the entries by group and by a search on the client, so the server
+//! renders every entry.
 //!
 //! An entry is rendered on its own ([`Part`]), keyed by `<kind>/<id>`, so that a live
 //! stream that already sent a rendering sends only the parts that changed since (a
@@ -10,8 +12,9 @@
 //! token; its stream starts from there instead of sending the whole part again.
 //!
 //! The list's rows are built from [`ListRow`], which says nothing job-specific: another
-//! kind of entry (a heartbeat monitor) joins the list by making rows of its own and
-//! adding them to [`Entries`]; its status maps to a [`Group`] for the counts and filters.
+//! kind of entry (a heartbeat monitor, a service) joins the list by making rows of its
+//! own and adding them to [`Entries`]; its status maps to a [`Group`] for the counts and
+//! filters.
 
 use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hasher as _};
@@ -20,8 +23,9 @@ use std::sync::{Arc, Mutex};
 use askama::Template as _;
 use jiff::Timestamp;
 
-use super::monitor;
+use super::service::ServiceCard;
 use super::view::{EntryCard, Group, ListRow, ViewSource};
+use super::{monitor, service};
 use crate::job::JobKind;
 use crate::scheduler::Snapshot;
 
@@ -168,7 +172,8 @@ pub(super) struct Entries {
 /// The entries of one view.
 #[derive(Debug, Clone)]
 pub(super) enum EntriesBody {
-    /// Cards, command jobs, then HTTP jobs, then heartbeat monitors, each by name.
+    /// Cards, command jobs, then HTTP jobs, each by name, then heartbeat monitors,
+    /// then services, each by id.
     Cards {
         /// Command jobs.
         exec: Vec<EntryCard>,
@@ -176,13 +181,21 @@ pub(super) enum EntriesBody {
         http: Vec<EntryCard>,
         /// Heartbeat monitors.
         monitors: Vec<EntryCard>,
+        /// Supervised services.
+        services: Vec<ServiceCard>,
     },
     /// Rows: command jobs, then HTTP jobs, each by name. Other kinds of entries
-    /// (monitors) add their rows after these.
+    /// (monitors, then services) add their rows after these.
     List(Vec<ListRow>),
 }
 
 impl Entries {
+    /// How many entries `snapshot` has: jobs, monitors and services (the default view
+    /// depends on it).
+    pub(super) fn count(snapshot: &Snapshot) -> usize {
+        snapshot.jobs.len() + snapshot.monitors.len() + snapshot.services.len()
+    }
+
     /// The entries of `snapshot` at `now` as `view` shows them (blocking: reads run
     /// times).
     pub(super) fn build(
@@ -192,12 +205,22 @@ impl Entries {
         view: DashView,
     ) -> Self {
         let counts = Counts::of(
-            snapshot.jobs.iter().map(|j| Group::of_job(j)).chain(
-                snapshot
-                    .monitors
-                    .iter()
-                    .map(|m| Group::of_monitor(m.state.status)),
-            ),
+            snapshot
+                .jobs
+                .iter()
+                .map(|j| Group::of_job(j))
+                .chain(
+                    snapshot
+                        .monitors
+                        .iter()
+                        .map(|m| Group::of_monitor(m.state.status)),
+                )
+                .chain(
+                    snapshot
+                        .services
+                        .iter()
+                        .map(|s| service::group(s.state.status)),
+                ),
             snapshot.waiting,
         );
         let body = match view {
@@ -215,11 +238,17 @@ impl Entries {
                     .iter()
                     .map(|m| monitor::card(m, now))
                     .collect(),
+                services: snapshot
+                    .services
+                    .iter()
+                    .map(|s| service::card(s, now))
+                    .collect(),
             },
             DashView::List => {
                 let mut rows: Vec<ListRow> =
                     snapshot.jobs.iter().map(|v| src.row(v, now)).collect();
                 rows.extend(snapshot.monitors.iter().map(|m| monitor::row(m, now)));
+                rows.extend(snapshot.services.iter().map(|s| service::row(s, now)));
                 EntriesBody::List(rows)
             }
         };
@@ -240,6 +269,7 @@ impl Entries {
                 exec,
                 http,
                 monitors,
+                services,
             } => {
                 let cards = |cards: &[EntryCard]| -> Result<Vec<Part>, askama::Error> {
                     cards
@@ -253,6 +283,15 @@ impl Entries {
                     exec: cards(exec)?,
                     http: cards(http)?,
                     monitors: cards(monitors)?,
+                    services: services
+                        .iter()
+                        .map(|card| {
+                            Ok(Part::new(
+                                card.key.clone(),
+                                ServiceCardTemplate { card }.render()?,
+                            ))
+                        })
+                        .collect::<Result<_, askama::Error>>()?,
                 }
             }
             EntriesBody::List(rows) => RenderedBody::List(
@@ -279,6 +318,13 @@ struct CardTemplate<'a> {
     card: &'a EntryCard,
 }
 
+/// One service's card (`_service_card.html`).
+#[derive(askama::Template)]
+#[template(path = "_service_card.html")]
+struct ServiceCardTemplate<'a> {
+    card: &'a ServiceCard,
+}
+
 /// One row of the list (`_row.html`).
 #[derive(askama::Template)]
 #[template(path = "_row.html")]
@@ -294,6 +340,7 @@ struct CardsTemplate<'a> {
     exec: &'a [Part],
     http: &'a [Part],
     monitors: &'a [Part],
+    services: &'a [Part],
 }
 
 /// The list view (`_list.html`) around its rendered parts.
@@ -340,6 +387,7 @@ enum RenderedBody {
         exec: Vec<Part>,
         http: Vec<Part>,
         monitors: Vec<Part>,
+        services: Vec<Part>,
     },
     List(Vec<Part>),
 }
@@ -347,15 +395,16 @@ enum RenderedBody {
 impl Rendered {
     /// The entries' parts, in page order.
     fn entries(&self) -> impl Iterator<Item = &Part> {
-        let (a, b, c): (&[Part], &[Part], &[Part]) = match &self.body {
+        let (a, b, c, d): (&[Part], &[Part], &[Part], &[Part]) = match &self.body {
             RenderedBody::Cards {
                 exec,
                 http,
                 monitors,
-            } => (exec, http, monitors),
-            RenderedBody::List(rows) => (rows, &[], &[]),
+                services,
+            } => (exec, http, monitors, services),
+            RenderedBody::List(rows) => (rows, &[], &[], &[]),
         };
-        a.iter().chain(b).chain(c)
+        a.iter().chain(b).chain(c).chain(d)
     }
 
     fn view(&self) -> DashView {
@@ -372,11 +421,13 @@ impl Rendered {
                 exec,
                 http,
                 monitors,
+                services,
             } => CardsTemplate {
                 head: &self.head,
                 exec,
                 http,
                 monitors,
+                services,
             }
             .render(),
             RenderedBody::List(rows) => ListTemplate {
@@ -503,6 +554,8 @@ mod tests {
             next_note: "on request",
             duration: "3 s".into(),
             elapsed_secs: None,
+            elapsed_prefix: "",
+            elapsed_suffix: " so far",
         }
     }
 
@@ -552,7 +605,7 @@ mod tests {
         );
         assert_eq!(
             counts.json(),
-            r#"{"all":5,"canceled":0,"failed":1,"late":0,"new":1,"ok":2,"paused":0,"running":1}"#
+            r#"{"all":5,"backoff":0,"canceled":0,"failed":1,"late":0,"new":1,"ok":2,"paused":0,"running":1}"#
         );
         let head = HeadTemplate { counts: &counts }.render().unwrap();
         assert!(
@@ -563,6 +616,7 @@ mod tests {
         let filters = Filter::all(&counts);
         assert_eq!(filters.len(), Group::ALL.len());
         assert!(filters.iter().any(|f| f.group == "late" && f.optional));
+        assert!(filters.iter().any(|f| f.group == "backoff" && f.optional));
         assert!(filters.iter().any(|f| f.group == "failed" && !f.optional));
     }
 
@@ -609,6 +663,7 @@ mod tests {
                 exec: Vec::new(),
                 http: Vec::new(),
                 monitors: Vec::new(),
+                services: Vec::new(),
             },
         }
         .render()

@@ -3,8 +3,8 @@
 //! colour, service, message, where it came from), narrowed by a GET form with the
 //! filters of the event API (`service`, `from`, `to`, `level`, `message`; see
 //! [`EventQuery::parse`]) and paged backwards with `before=<id>` (the "Older events"
-//! link carries the filters on). A service that is a monitor's id links to the
-//! monitor's page. The page is not live: it shows the log as it was when loaded, and
+//! link carries the filters on). A service that is a monitor's or a supervised
+//! service's id links to its page (a service's own events to the service's page). The page is not live: it shows the log as it was when loaded, and
 //! a reload (or the "Newest events" link) shows what came since. It reads the log
 //! through [`crate::store::EventLog::query`] and writes nothing.
 
@@ -14,8 +14,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::view::TimeView;
-use super::{Chrome, Viewer, WuiError, html, monitor};
-use crate::store::event_log::{EventQuery, EventRecord, Level};
+use super::{Chrome, Viewer, WuiError, html, monitor, service};
+use crate::store::event_log::{EventQuery, EventRecord, Level, Source};
 use crate::web::AppState;
 
 /// The route of the page.
@@ -37,7 +37,7 @@ pub(super) struct EventRow {
     pub severity: u8,
     /// The service, as recorded.
     pub service: String,
-    /// The monitor's page when the service is a monitor's id.
+    /// The page of the monitor or service whose id the service is.
     pub service_href: Option<String>,
     /// The message, as recorded (escaped by the template).
     pub message: String,
@@ -46,7 +46,7 @@ pub(super) struct EventRow {
 }
 
 impl EventRow {
-    fn new(record: EventRecord, monitor_href: impl Fn(&str) -> Option<String>) -> Self {
+    fn new(record: EventRecord, page_href: impl Fn(&EventRecord) -> Option<String>) -> Self {
         let origin = match &record.kind {
             Some(kind) => format!("{} · {kind}", record.source),
             None => record.source.as_str().to_string(),
@@ -56,7 +56,7 @@ impl EventRow {
             time: TimeView::new(record.time),
             level: record.level.as_str(),
             severity: record.severity,
-            service_href: monitor_href(&record.service),
+            service_href: page_href(&record),
             service: record.service,
             message: record.message,
             origin,
@@ -151,10 +151,23 @@ pub(super) async fn page(
         vec![("limit", limit.as_str())]
     };
     let snapshot = state.scheduler.snapshot();
-    let monitor_href = |service: &str| {
+    let monitor_href = |id: &str| {
         snapshot
-            .monitor(service)
+            .monitor(id)
             .map(|m| monitor::page_href(m.id().as_str()))
+    };
+    let service_href = |id: &str| {
+        snapshot
+            .service(id)
+            .map(|s| service::page_href(s.id().as_str()))
+    };
+    let page_href = |record: &EventRecord| {
+        let id = record.service.as_str();
+        if record.source == Source::Service {
+            service_href(id).or_else(|| monitor_href(id))
+        } else {
+            monitor_href(id).or_else(|| service_href(id))
+        }
     };
     let mut status = StatusCode::OK;
     let mut error = None;
@@ -178,7 +191,7 @@ pub(super) async fn page(
                 events = page
                     .events
                     .into_iter()
-                    .map(|r| EventRow::new(r, monitor_href))
+                    .map(|r| EventRow::new(r, page_href))
                     .collect();
             }
         }

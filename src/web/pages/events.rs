@@ -1,7 +1,9 @@
 //! Server-Sent Events for the live pages. `/karajo/events?job=<kind>/<id>` sends an
 //! `update` event with a job page's live part as an HTML fragment when the page
 //! connects and whenever the scheduler publishes a new snapshot, at most a few times a
-//! second; `?job=monitor/<id>` does the same for a heartbeat monitor's page. `/karajo/events?view=cards|list` does the same for the dashboard's live part
+//! second; `?job=monitor/<id>` does the same for a heartbeat monitor's page and
+//! `?job=service/<id>` for a service's (whose instance history is read again with each
+//! update). `/karajo/events?view=cards|list` does the same for the dashboard's live part
 //! in that view, but after the first event it sends only what changed: a `patch` event,
 //! `{"head":"<html>"|null,"items":[["<key>","<html>"],…]}`, with the counts line when
 //! it changed and the entries (cards or rows, by `data-key`) that changed, and nothing
@@ -34,6 +36,7 @@ use tokio::time::Instant;
 use super::dashboard::{DashView, Digest, Entries, Patch};
 use super::monitor::{self, MonitorLiveFragment};
 use super::screens::{LogOwner, PAGE_LOG_LIMIT, find_job, source};
+use super::service::{self, ServiceLiveFragment};
 use super::view::{self, JobLiveFragment, ViewSource};
 use super::{AnsiHtml, Viewer, WuiError, parse_kind};
 use crate::job::{JobId, JobKey, RunStatus};
@@ -67,6 +70,8 @@ enum Follow {
     Job(JobKey),
     /// A monitor's page: its live part, whole, with every change.
     Monitor(JobId),
+    /// A service's page: its live part, whole, with every change.
+    Service(JobId),
     /// The dashboard in one view: the parts that changed since `shown`.
     Dashboard {
         view: DashView,
@@ -126,6 +131,21 @@ impl SnapshotStream {
                         let view = snapshot.monitor(id.as_str())?;
                         askama::Template::render(&MonitorLiveFragment {
                             live: monitor::live(view, now),
+                        })
+                        .ok()
+                    })
+                    .await
+                    .ok()??;
+                    return Some(Event::default().event("update").data(html));
+                }
+                Follow::Service(id) => {
+                    let id = id.clone();
+                    let layout = self.state.layout.clone();
+                    let html = tokio::task::spawn_blocking(move || -> Option<String> {
+                        let view = snapshot.service(id.as_str())?;
+                        let history = service::history_of(&layout, view);
+                        askama::Template::render(&ServiceLiveFragment {
+                            live: service::live(view, &history, now),
                         })
                         .ok()
                     })
@@ -197,15 +217,18 @@ pub(super) async fn snapshots(
     let slot = stream_slot(&state)?;
     let follow = match query.job.split_once('/') {
         None if query.job.is_empty() => {
-            let jobs = state.scheduler.snapshot().jobs.len();
+            let entries = Entries::count(&state.scheduler.snapshot());
             Follow::Dashboard {
-                view: DashView::chosen(&query.view, jobs),
+                view: DashView::chosen(&query.view, entries),
                 shown: state.wui.renders.take(&query.have),
                 greeted: false,
             }
         }
         Some((kind, id)) if parse_kind(kind) == Some(crate::job::JobKind::Monitor) => {
             Follow::Monitor(monitor::find(&state, id)?.id().clone())
+        }
+        Some((kind, id)) if parse_kind(kind) == Some(crate::job::JobKind::Service) => {
+            Follow::Service(service::find(&state, id)?.id().clone())
         }
         Some((kind, id)) => {
             let view = find_job(&state, kind, id)?;

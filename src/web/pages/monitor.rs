@@ -341,6 +341,8 @@ pub(super) fn row(view: &MonitorView, now: Timestamp) -> ListRow {
         },
         duration,
         elapsed_secs,
+        elapsed_prefix: "",
+        elapsed_suffix: " so far",
     }
 }
 

@@ -1,7 +1,8 @@
 //! The pages: the entry redirect, the dashboard, a job's page (a heartbeat monitor's
-//! page is in `monitor.rs`, reached through the same route) and a run's log page (its
-//! last 256 KiB, with the whole file as a streamed raw download) for jobs and monitors
-//! alike, plus redirects from the original's log page URLs.
+//! page is in `monitor.rs` and a service's in `service.rs`, reached through the same
+//! route) and a run's log page (its last 256 KiB, with the whole file as a streamed raw
+//! download) for jobs, monitors and services alike (a service's runs are its
+//! instances' log segments), plus redirects from the original's log page URLs.
 
 use std::sync::Arc;
 
@@ -14,9 +15,9 @@ use tokio_util::io::ReaderStream;
 
 use super::controls::Notice;
 use super::dashboard::{Counts, DashView, Entries, Filter};
-use super::monitor;
 use super::view::{self, JobDetail, JobLive, TimeView, ViewSource};
 use super::{AnsiHtml, Chrome, Viewer, WuiError, html, parse_kind};
+use super::{monitor, service};
 use crate::job::{JobId, JobKind, RunStatus};
 use crate::scheduler::{JobView, LogSummary};
 use crate::store::run_log;
@@ -61,14 +62,14 @@ pub(super) struct ViewQuery {
 /// `GET /karajo/app/[?view=cards|list]`: every job with its state, as cards (with a
 /// chart of recent runs) or as a list, updated live. Without `view`, a list when there
 /// are more than [`super::dashboard::CARDS_UP_TO`] jobs; the page's script asks for the
-/// reader's remembered choice.
+/// reader's remembered choice. Monitors and services count as entries too.
 pub(super) async fn dashboard(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Query(query): Query<ViewQuery>,
 ) -> Result<Response, WuiError> {
     let snapshot = state.scheduler.snapshot();
-    let view = DashView::chosen(&query.view, snapshot.jobs.len());
+    let view = DashView::chosen(&query.view, Entries::count(&snapshot));
     let src = source(&state);
     let now = state.clock.now();
     let (counts, live, digest) =
@@ -121,7 +122,7 @@ struct JobPage {
 }
 
 /// `GET /karajo/app/{kind}/{id}`: a job's state, runs, definition and controls; for
-/// `monitor/{id}`, the monitor's page.
+/// `monitor/{id}`, the monitor's page; for `service/{id}`, the service's.
 pub(super) async fn job(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
@@ -130,9 +131,15 @@ pub(super) async fn job(
     headers: HeaderMap,
     connect: monitor::Connect,
 ) -> Result<Response, WuiError> {
-    if parse_kind(&kind) == Some(JobKind::Monitor) {
-        let notice = notice_text(&query.notice);
-        return monitor::page(&state, &viewer, &id, notice, &headers, &connect).await;
+    match parse_kind(&kind) {
+        Some(JobKind::Monitor) => {
+            let notice = notice_text(&query.notice);
+            return monitor::page(&state, &viewer, &id, notice, &headers, &connect).await;
+        }
+        Some(JobKind::Service) => {
+            return service::page(&state, &viewer, &id, notice_text(&query.notice)).await;
+        }
+        _ => {}
     }
     let view = find_job(&state, &kind, &id)?;
     let now = state.clock.now();
@@ -152,8 +159,9 @@ pub(super) async fn job(
 /// log is the raw download's.
 pub(crate) const PAGE_LOG_LIMIT: u64 = 256 * 1024;
 
-/// Whose run logs a log page, its raw download and its live tail show: a job, or a
-/// heartbeat monitor (whose check-ins are its runs).
+/// Whose run logs a log page, its raw download and its live tail show: a job, a
+/// heartbeat monitor (whose check-ins are its runs), or a supervised service (whose
+/// runs are its instances' log segments).
 #[derive(Debug, Clone)]
 pub(crate) struct LogOwner {
     /// The kind, which names the log directory.
@@ -165,15 +173,26 @@ pub(crate) struct LogOwner {
 }
 
 impl LogOwner {
-    /// The job or monitor of a URL's kind word and id.
+    /// The job, monitor or service of a URL's kind word and id.
     pub(crate) fn find(state: &AppState, kind: &str, id: &str) -> Result<Self, WuiError> {
-        if parse_kind(kind) == Some(JobKind::Monitor) {
-            let view = monitor::find(state, id)?;
-            return Ok(Self {
-                kind: JobKind::Monitor,
-                id: view.id().clone(),
-                name: view.spec.name.clone(),
-            });
+        match parse_kind(kind) {
+            Some(JobKind::Monitor) => {
+                let view = monitor::find(state, id)?;
+                return Ok(Self {
+                    kind: JobKind::Monitor,
+                    id: view.id().clone(),
+                    name: view.spec.name.clone(),
+                });
+            }
+            Some(JobKind::Service) => {
+                let view = service::find(state, id)?;
+                return Ok(Self {
+                    kind: JobKind::Service,
+                    id: view.id().clone(),
+                    name: view.spec.name.clone(),
+                });
+            }
+            _ => {}
         }
         let view = find_job(state, kind, id)?;
         Ok(Self {
@@ -189,6 +208,7 @@ impl LogOwner {
         let snapshot = state.scheduler.snapshot();
         let logs = match self.kind {
             JobKind::Monitor => &snapshot.monitor(self.id.as_str())?.logs,
+            JobKind::Service => &snapshot.service(self.id.as_str())?.logs,
             kind => &snapshot.job(kind, self.id.as_str())?.logs,
         };
         logs.iter().find(|l| l.counter == counter).copied()
@@ -248,7 +268,8 @@ struct Shown {
 
 /// `GET /karajo/app/{kind}/{id}/log/{counter}`: the log with ANSI colours (its last
 /// [`PAGE_LOG_LIMIT`] bytes, with a note, when it is longer); a running log is
-/// followed live by the page's script. The same page shows a monitor's check-in log.
+/// followed live by the page's script. The same page shows a monitor's check-in log
+/// and a service's log segment.
 pub(super) async fn log(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
@@ -317,7 +338,7 @@ pub(super) async fn log(
 }
 
 /// A size for people: `512 bytes`, `256 KiB`, `81.2 MiB`, `1.5 GiB`.
-fn human_size(bytes: u64) -> String {
+pub(super) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
     if bytes < 1024 {
         return format!("{bytes} bytes");

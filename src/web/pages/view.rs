@@ -99,15 +99,18 @@ pub(super) struct RunRow {
 }
 
 /// How an entry of the dashboard counts: the counts at the top and the status filters
-/// group the status words into these. Jobs use all but [`Group::Late`]; a heartbeat
-/// monitor maps `new` → [`Group::New`], `up` → [`Group::Ok`], `late` → [`Group::Late`],
-/// `down` → [`Group::Failed`] and `paused` → [`Group::Paused`].
+/// group the status words into these. Jobs use all but [`Group::Late`] and
+/// [`Group::Backoff`]; a heartbeat monitor maps `new` → [`Group::New`], `up` →
+/// [`Group::Ok`], `late` → [`Group::Late`], `down` → [`Group::Failed`] and `paused` →
+/// [`Group::Paused`]; a supervised service's mapping is `service::group`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Group {
     /// The last run failed (a monitor: down).
     Failed,
     /// A monitor past its due time, within its grace.
     Late,
+    /// A service waiting for its restart delay.
+    Backoff,
     /// A run is going on.
     Running,
     /// Paused.
@@ -123,9 +126,10 @@ pub(super) enum Group {
 impl Group {
     /// Every group, in the order of the counts line and the filter buttons: what needs
     /// attention first.
-    pub(super) const ALL: [Group; 7] = [
+    pub(super) const ALL: [Group; 8] = [
         Group::Failed,
         Group::Late,
+        Group::Backoff,
         Group::Running,
         Group::Paused,
         Group::Canceled,
@@ -138,6 +142,7 @@ impl Group {
         match self {
             Group::Failed => "failed",
             Group::Late => "late",
+            Group::Backoff => "backoff",
             Group::Running => "running",
             Group::Paused => "paused",
             Group::Canceled => "canceled",
@@ -150,6 +155,7 @@ impl Group {
     pub(super) fn label(self) -> &'static str {
         match self {
             Group::New => "never run",
+            Group::Backoff => "in back-off",
             other => other.as_str(),
         }
     }
@@ -159,6 +165,7 @@ impl Group {
         match self {
             Group::Failed => "Failed",
             Group::Late => "Late",
+            Group::Backoff => "Back-off",
             Group::Running => "Running",
             Group::Paused => "Paused",
             Group::Canceled => "Canceled",
@@ -178,7 +185,7 @@ impl Group {
     /// Whether its filter button shows even with no entry in the group (the rarer
     /// groups' buttons show only while they have entries).
     pub(super) fn always_offered(self) -> bool {
-        !matches!(self, Group::Late | Group::Canceled)
+        !matches!(self, Group::Late | Group::Backoff | Group::Canceled)
     }
 
     /// Its place in [`Group::ALL`].
@@ -215,7 +222,8 @@ impl Group {
 
 /// One row of the dashboard's list. Nothing in it is job-specific: a heartbeat monitor
 /// fills the same fields (its last check-in, its due time, the duration of its last
-/// run) and its rows join the list beside the jobs'.
+/// run), a supervised service too (its last exit, its next start, its uptime), and
+/// their rows join the list beside the jobs'.
 #[derive(Debug, Clone)]
 pub(super) struct ListRow {
     /// Unique on the page: `<kind>/<id>` (`job/hello`, `job_http/ping`). The page's
@@ -246,6 +254,10 @@ pub(super) struct ListRow {
     pub duration: String,
     /// Whole seconds of the run going on (the page's script counts on).
     pub elapsed_secs: Option<u64>,
+    /// What the counted time starts with (`up ` for a service's uptime).
+    pub elapsed_prefix: &'static str,
+    /// What it ends with (` so far` for a run going on).
+    pub elapsed_suffix: &'static str,
 }
 
 /// An entry of the dashboard's cards view: a job, or a heartbeat monitor (whose
@@ -602,6 +614,8 @@ impl ViewSource {
             next_note: next_note(view),
             duration,
             elapsed_secs,
+            elapsed_prefix: "",
+            elapsed_suffix: " so far",
         }
     }
 
