@@ -110,6 +110,14 @@ fn stop_group(pgid: Pid, grace: Duration) {
     signal_group(pgid, Signal::KILL);
 }
 
+/// The process group of `pid`, while it lives.
+pub(super) fn pgid_of(pid: Pid) -> Option<i32> {
+    stat_fields(pid.as_raw_nonzero().get())?
+        .get(2)?
+        .parse()
+        .ok()
+}
+
 /// Whether `pid` is a zombie (or gone while it was looked at).
 pub(super) fn is_zombie(pid: Pid) -> bool {
     stat_fields(pid.as_raw_nonzero().get())

@@ -59,6 +59,9 @@ pub struct InstancePlan {
     pub counter: u64,
     /// A segment's size before rotation.
     pub log_max_size: u64,
+    /// Pid-file mode: the file (absolute) that names the process to watch once the
+    /// launcher has started it, and how often to look at it.
+    pub pid_file: Option<(PathBuf, Duration)>,
     /// Where the process group is recorded while it runs (directory and file name);
     /// `None` records nothing (a daemon that may be left running).
     pub group_record: Option<(PathBuf, String)>,
@@ -90,7 +93,18 @@ pub enum InstanceReport {
         /// The new segment's counter.
         next: u64,
     },
-    /// The main process ended (and what was left of its group is gone).
+    /// Pid-file mode: the pid file names this verified process (first found, or
+    /// changed).
+    Tracked {
+        /// Its pid.
+        pid: i32,
+        /// Its process group.
+        pgid: i32,
+        /// Its start time.
+        starttime: u64,
+    },
+    /// The main process ended (and what was left of its group is gone); in pid-file
+    /// mode, the tracked process is gone (its exit status is unknown).
     Exited(ExitInfo),
     /// The last segment was closed (after [`InstanceControl::Close`]).
     Closed {
@@ -454,6 +468,15 @@ async fn start(
             ));
         }
     }
+    if let Some((pid_file, _)) = &plan.pid_file {
+        // A file left by an earlier daemon must not be taken for this one's.
+        match std::fs::remove_file(pid_file) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(format!("cannot delete the old pid file: {e}"));
+            }
+            _ => {}
+        }
+    }
     let (mut child, reader) =
         spawn_shell(plan, &plan.command).map_err(|e| format!("cannot run /bin/sh: {e}"))?;
     let pid = child
@@ -471,11 +494,116 @@ async fn start(
     let starttime = pgid.and_then(start_time).unwrap_or(0);
     // The scheduler writes the `=== START` line, with the pid, once told.
     report(InstanceReport::Spawned { pid, starttime });
+    if let Some((pid_file, every)) = &plan.pid_file {
+        return supervise_daemon(
+            child, reader, pid_file, *every, starttime, segments, controls, report,
+        )
+        .await
+        .map_err(|e| format!("cannot watch the daemon: {e}"));
+    }
     let status = supervise(&mut child, reader, segments, controls, report)
         .await
         .map_err(|e| format!("cannot wait for the command: {e}"))?;
     report(InstanceReport::Exited(ExitInfo::of(status)));
     Ok(())
+}
+
+/// Pid-file mode (monitors spec B.4.1): the launcher may exit (0 is normal for a
+/// program that daemonises; another status before the pid file names a process is a
+/// failed start); the instance is the process the pid file names, once verified
+/// (alive, started no earlier than the launcher less a second, so a recycled pid is
+/// never taken), followed when the file names another, and its end is the instance's
+/// (with an unknown status). Signals go to the tracked process and its group. The
+/// output pipe is drained as long as anyone holds it.
+#[allow(clippy::too_many_arguments)]
+async fn supervise_daemon(
+    mut launcher: tokio::process::Child,
+    reader: io::PipeReader,
+    pid_file: &std::path::Path,
+    every: Duration,
+    launcher_start: u64,
+    segments: &mut Segments,
+    controls: &mut mpsc::UnboundedReceiver<InstanceControl>,
+    report: &(impl Fn(InstanceReport) + Send + Sync),
+) -> io::Result<()> {
+    let launcher_group = group_of(&launcher);
+    let mut pipe =
+        tokio::net::unix::pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(reader))?;
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut pipe_open = true;
+    let mut launcher_done = false;
+    let mut tracked: Option<(Pid, u64)> = None;
+    // Clock ticks per second of /proc start times (100 on Linux).
+    let slack = 100;
+    let look = |tracked: Option<(Pid, u64)>| -> Option<(Pid, u64)> {
+        let text = std::fs::read_to_string(pid_file).ok()?;
+        let pid = Pid::from_raw(text.trim().parse().ok()?)?;
+        let start = start_time(pid)?;
+        let fresh = start + slack >= launcher_start && !super::process::is_zombie(pid);
+        (fresh && tracked != Some((pid, start))).then_some((pid, start))
+    };
+    loop {
+        let flush_timer = tokio::time::sleep(FLUSH_AFTER);
+        let check = tokio::time::sleep(if tracked.is_some() {
+            every
+        } else {
+            every.min(Duration::from_millis(100))
+        });
+        tokio::select! {
+            status = launcher.wait(), if !launcher_done => {
+                launcher_done = true;
+                let status = status?;
+                if !status.success() && tracked.is_none() && look(None).is_none() {
+                    report(InstanceReport::Exited(ExitInfo::of(status)));
+                    return Ok(());
+                }
+            }
+            read = pipe.read(&mut buf), if pipe_open => match read {
+                Ok(0) | Err(_) => pipe_open = false,
+                Ok(n) => segments.output(&buf[..n], report),
+            },
+            control = controls.recv() => match control {
+                Some(InstanceControl::Signal(signal)) => {
+                    let signal = to_signal(signal);
+                    if let Some((pid, _)) = tracked {
+                        let _ = rustix::process::kill_process(pid, signal);
+                        if let Some(group) = super::process::pgid_of(pid).and_then(Pid::from_raw) {
+                            signal_group(group, signal);
+                        }
+                    }
+                    if let Some(group) = launcher_group {
+                        signal_group(group, signal);
+                    }
+                }
+                Some(InstanceControl::Line(text)) => segments.line(&text),
+                Some(InstanceControl::Close(_)) | None => {
+                    if let Some((pid, _)) = tracked {
+                        let _ = rustix::process::kill_process(pid, Signal::KILL);
+                    }
+                    report(InstanceReport::Exited(ExitInfo { code: None, signal: None, core_dumped: false }));
+                    return Ok(());
+                }
+            },
+            () = check => {
+                if let Some(found) = look(tracked) {
+                    tracked = Some(found);
+                    let pgid = super::process::pgid_of(found.0).unwrap_or(0);
+                    report(InstanceReport::Tracked {
+                        pid: found.0.as_raw_nonzero().get(),
+                        pgid,
+                        starttime: found.1,
+                    });
+                } else if let Some((pid, start)) = tracked
+                    && (start_time(pid) != Some(start) || super::process::is_zombie(pid))
+                {
+                    segments.flush();
+                    report(InstanceReport::Exited(ExitInfo { code: None, signal: None, core_dumped: false }));
+                    return Ok(());
+                }
+            }
+            () = flush_timer, if segments.unflushed => segments.flush(),
+        }
+    }
 }
 
 /// Spawns `/bin/sh -c command` as the leader of a new process group, with stdin from
@@ -621,6 +749,7 @@ mod tests {
                 log_dir: self.dir.path().join("log"),
                 counter: 1,
                 log_max_size: 10 * 1024 * 1024,
+                pid_file: None,
                 group_record: None,
                 clock: std::sync::Arc::new(crate::clock::SystemClock),
             }

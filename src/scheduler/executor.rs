@@ -847,18 +847,23 @@ impl Executor {
             instance: instance.clone(),
             command: spec.command.clone(),
             pre_start: spec.pre_start.clone(),
-            work_dir,
+            work_dir: work_dir.clone(),
             env,
             user: None,
             log_dir,
             counter,
             log_max_size: spec.log_max_size,
+            pid_file: spec
+                .pid_file
+                .as_ref()
+                .map(|file| (work_dir.join(file), spec.check_interval)),
             group_record: None,
             clock: self.clock.clone(),
         };
         let back = self.internal_tx.clone();
         let boot_id = crate::exec::service::boot_id();
         let keyvalue_clear = spec.keyvalue_clear;
+        let pid_file_mode = spec.pid_file.is_some();
         let reporter_id = id.clone();
         let metrics = self.metrics.clone();
         let handle = crate::exec::service::spawn_instance(plan, move |report| {
@@ -880,7 +885,11 @@ impl Executor {
                         starttime,
                         boot_id: boot_id.clone(),
                         counter,
-                        watch: crate::service::Watch::Child,
+                        watch: if pid_file_mode {
+                            crate::service::Watch::PidFile
+                        } else {
+                            crate::service::Watch::Child
+                        },
                         keyvalue_clear,
                     })
                 }

@@ -357,6 +357,16 @@ pub(crate) fn instance_event(
         }
         InstanceEvent::Report(report) => match report {
             InstanceReport::Spawned { .. } | InstanceReport::Dropped(_) => None,
+            InstanceReport::Tracked {
+                pid,
+                pgid,
+                starttime,
+            } if current => Some(Input::Tracked {
+                pid: u32::try_from(pid).unwrap_or(0),
+                pgid: u32::try_from(pgid).unwrap_or(0),
+                starttime,
+            }),
+            InstanceReport::Tracked { .. } => None,
             InstanceReport::NotStarted { why } if current => Some(Input::SpawnFailed { why }),
             InstanceReport::NotStarted { .. } => None,
             InstanceReport::Rotated { closed, next } => {

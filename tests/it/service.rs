@@ -687,3 +687,61 @@ async fn svc18_ready_notify_comes_from_the_notify_socket() {
     assert!(!log.contains("Traceback"), "{log}");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn svc19_a_pid_file_names_the_process_to_watch_and_its_end_is_the_instance_end() {
+    let dir = TestDir::new(&service_conf(
+        "daemon",
+        "\"sleep 1005 & echo $! > app.pid\"",
+        "pid_file = app.pid\ncheck_interval = 200ms",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    let running = wait_status(&d, "daemon", "running").await;
+    let pid = pid_of(&running);
+    let written =
+        std::fs::read_to_string(dir.base().join("var/lib/karajo/service/daemon/app.pid")).unwrap();
+    assert_eq!(
+        written.trim(),
+        pid.to_string(),
+        "the file's pid, not the launcher's"
+    );
+    assert_eq!(cmdline(pid), "sleep 1005");
+    let killed = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let again = wait_for("a new daemon", || async {
+        let v = view(&d, "daemon");
+        v.state
+            .instance()
+            .map(|r| r.pid)
+            .filter(|p| *p != pid && v.state.status.as_str() == "running")
+    })
+    .await;
+    assert!(
+        killed.elapsed() < Duration::from_millis(200 + 500 + 1000 + 1500),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert_eq!(cmdline(again), "sleep 1005");
+    d.stop().await;
+    assert!(with_marker("sleep 1005").is_empty(), "stopped at shutdown");
+}
+
+#[tokio::test]
+async fn svc20_a_stale_pid_file_is_never_adopted() {
+    let dir = TestDir::new(&service_conf(
+        "daemon",
+        "\"sleep 1007 & echo $! > app.pid\"",
+        "pid_file = app.pid\ncheck_interval = 200ms",
+    ));
+    dir.write("var/lib/karajo/service/daemon/app.pid", "1\n");
+    let d = TestDaemon::start(&dir).await;
+    let running = wait_status(&d, "daemon", "running").await;
+    let pid = pid_of(&running);
+    assert_ne!(pid, 1);
+    assert_eq!(cmdline(pid), "sleep 1007");
+    d.stop().await;
+}
