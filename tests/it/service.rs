@@ -745,3 +745,72 @@ async fn svc20_a_stale_pid_file_is_never_adopted() {
     assert_eq!(cmdline(pid), "sleep 1007");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn svc14_a_ping_before_ready_does_not_keep_an_instance_alive_after_it() {
+    let dir = TestDir::new(&service_conf(
+        "pinger",
+        "\"curl -fsS \\\"$KARAJO_SERVICE_PING_URL\\\" >/dev/null; exec sleep 1071\"",
+        "ping_timeout = 2s",
+    ));
+    let started = Instant::now();
+    let d = TestDaemon::start(&dir).await;
+    wait_status(&d, "pinger", "running").await;
+    let first = pid_of(&view(&d, "pinger"));
+    // Ready at 1 s; the one ping came before, so the deadline is ready + 2 s.
+    let restarted = wait_for("the liveness failure", || async {
+        let v = view(&d, "pinger");
+        v.state
+            .last_exit
+            .clone()
+            .map(|exit| (exit, v.state.status.as_str()))
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(2900), "failed after {took:?}");
+    assert_eq!(restarted.0.reason.as_str(), "liveness", "{:?}", restarted.0);
+    wait_for("a new instance", || async {
+        let v = view(&d, "pinger");
+        v.state.instance().map(|r| r.pid).filter(|p| *p != first)
+    })
+    .await;
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc15_an_instance_that_keeps_pinging_stays_up() {
+    let dir = TestDir::new(&service_conf(
+        "steady",
+        "\"while :; do curl -fsS \\\"$KARAJO_SERVICE_PING_URL\\\" >/dev/null; sleep 0.5; done\"",
+        "ping_timeout = 2s",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    let pid = pid_of(&wait_status(&d, "steady", "running").await);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let v = view(&d, "steady");
+    assert_eq!(v.state.status.as_str(), "running");
+    assert_eq!(pid_of(&v), pid, "one instance throughout");
+    assert!(v.state.last_ping.is_some());
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn svc17_ready_by_ping_times_out_into_a_failed_start() {
+    let dir = TestDir::new(&service_conf(
+        "silent",
+        "exec sleep 1072",
+        "ready = ping\nstart_timeout = 2s",
+    ));
+    let started = Instant::now();
+    let d = TestDaemon::start(&dir).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(view(&d, "silent").state.status.as_str(), "starting");
+    let exit = wait_for("the start timeout", || async {
+        view(&d, "silent").state.last_exit.clone()
+    })
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(1900));
+    assert_eq!(exit.reason.as_str(), "start_timeout", "{exit:?}");
+    wait_status(&d, "silent", "backoff").await;
+    d.stop().await;
+}
