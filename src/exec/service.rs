@@ -253,8 +253,84 @@ pub fn spawn_instance(
     report: impl Fn(InstanceReport) + Send + Sync + 'static,
 ) -> InstanceHandle {
     let (control, controls) = mpsc::unbounded_channel();
-    tokio::spawn(run_instance(plan, controls, report));
+    tokio::spawn(run_instance(plan, None, controls, report));
     InstanceHandle { control }
+}
+
+/// Takes over process `pid` (started at `starttime`), a pid-file daemon a previous
+/// karajo left running: its log goes on in a new segment (`plan.counter`), and it is
+/// looked at every `every` until it is gone; its output is not karajo's to read any
+/// more. Reports as [`spawn_instance`] does, from [`InstanceReport::Exited`] on.
+pub fn adopt_instance(
+    plan: InstancePlan,
+    pid: u32,
+    starttime: u64,
+    every: Duration,
+    report: impl Fn(InstanceReport) + Send + Sync + 'static,
+) -> InstanceHandle {
+    let (control, controls) = mpsc::unbounded_channel();
+    let pid = i32::try_from(pid).ok().and_then(Pid::from_raw);
+    match pid {
+        Some(pid) => {
+            tokio::spawn(run_instance(
+                plan,
+                Some((pid, starttime, every)),
+                controls,
+                report,
+            ));
+        }
+        None => report(InstanceReport::Exited(ExitInfo {
+            code: None,
+            signal: None,
+            core_dumped: false,
+        })),
+    }
+    InstanceHandle { control }
+}
+
+/// Watches an adopted process until it is gone (then reports the exit), passing on
+/// signals and lines; a close before that (karajo stops and leaves it running again)
+/// is returned.
+async fn watch_adopted(
+    pid: Pid,
+    starttime: u64,
+    every: Duration,
+    segments: &mut Segments,
+    controls: &mut mpsc::UnboundedReceiver<InstanceControl>,
+    report: &(impl Fn(InstanceReport) + Send + Sync),
+) -> Result<Option<RunStatus>, String> {
+    loop {
+        tokio::select! {
+            control = controls.recv() => match control {
+                Some(InstanceControl::Signal(signal)) => signal_daemon(pid, None, to_signal(signal)),
+                Some(InstanceControl::Line(text)) => segments.line(&text),
+                Some(InstanceControl::Close(status)) => {
+                    if status != RunStatus::Rotated {
+                        signal_daemon(pid, None, Signal::KILL);
+                    }
+                    return Ok(Some(status));
+                }
+                None => return Ok(Some(RunStatus::Failed)),
+            },
+            () = tokio::time::sleep(every) => {
+                if start_time(pid) != Some(starttime) || super::process::is_zombie(pid) {
+                    report(InstanceReport::Exited(ExitInfo { code: None, signal: None, core_dumped: false }));
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// Sends `signal` to a daemon and to its process group, and to the launcher's group.
+fn signal_daemon(pid: Pid, launcher_group: Option<Pid>, signal: Signal) {
+    let _ = rustix::process::kill_process(pid, signal);
+    if let Some(group) = super::process::pgid_of(pid).and_then(Pid::from_raw) {
+        signal_group(group, signal);
+    }
+    if let Some(group) = launcher_group {
+        signal_group(group, signal);
+    }
 }
 
 /// The running segment, rotated by size, and what could not be written.
@@ -399,6 +475,7 @@ impl Segments {
 
 async fn run_instance(
     plan: InstancePlan,
+    adopt: Option<(Pid, u64, Duration)>,
     mut controls: mpsc::UnboundedReceiver<InstanceControl>,
     report: impl Fn(InstanceReport) + Send + Sync + 'static,
 ) {
@@ -416,22 +493,29 @@ async fn run_instance(
             return;
         }
     };
-    match start(&plan, &mut segments, &mut controls, &report).await {
-        Ok(()) => {}
+    let started = match adopt {
+        Some((pid, starttime, every)) => {
+            watch_adopted(pid, starttime, every, &mut segments, &mut controls, &report).await
+        }
+        None => start(&plan, &mut segments, &mut controls, &report).await,
+    };
+    let early = match started {
+        Ok(early) => early,
         Err(why) => {
             segments.line(&format!("!!! {why}"));
             report(InstanceReport::NotStarted { why });
+            None
         }
-    }
-    // Lines until the close.
-    let status = loop {
+    };
+    // Lines until the close (unless it came already: a daemon left running).
+    let status = early.unwrap_or(loop {
         match controls.recv().await {
             Some(InstanceControl::Line(text)) => segments.line(&text),
             Some(InstanceControl::Close(status)) => break status,
             Some(InstanceControl::Signal(_)) => {}
             None => break RunStatus::Failed,
         }
-    };
+    });
     let (counter, path) = segments.close(status);
     report(InstanceReport::Closed { counter, path });
 }
@@ -451,7 +535,7 @@ async fn start(
     segments: &mut Segments,
     controls: &mut mpsc::UnboundedReceiver<InstanceControl>,
     report: &(impl Fn(InstanceReport) + Send + Sync),
-) -> Result<(), String> {
+) -> Result<Option<RunStatus>, String> {
     crate::store::create_private_dir(&plan.work_dir)
         .map_err(|e| format!("cannot create the working directory: {e}"))?;
     for (index, command) in plan.pre_start.iter().enumerate() {
@@ -505,7 +589,7 @@ async fn start(
         .await
         .map_err(|e| format!("cannot wait for the command: {e}"))?;
     report(InstanceReport::Exited(ExitInfo::of(status)));
-    Ok(())
+    Ok(None)
 }
 
 /// Pid-file mode (monitors spec B.4.1): the launcher may exit (0 is normal for a
@@ -525,7 +609,7 @@ async fn supervise_daemon(
     segments: &mut Segments,
     controls: &mut mpsc::UnboundedReceiver<InstanceControl>,
     report: &(impl Fn(InstanceReport) + Send + Sync),
-) -> io::Result<()> {
+) -> io::Result<Option<RunStatus>> {
     let launcher_group = group_of(&launcher);
     let mut pipe =
         tokio::net::unix::pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(reader))?;
@@ -555,7 +639,7 @@ async fn supervise_daemon(
                 let status = status?;
                 if !status.success() && tracked.is_none() && look(None).is_none() {
                     report(InstanceReport::Exited(ExitInfo::of(status)));
-                    return Ok(());
+                    return Ok(None);
                 }
             }
             read = pipe.read(&mut buf), if pipe_open => match read {
@@ -563,25 +647,30 @@ async fn supervise_daemon(
                 Ok(n) => segments.output(&buf[..n], report),
             },
             control = controls.recv() => match control {
-                Some(InstanceControl::Signal(signal)) => {
-                    let signal = to_signal(signal);
-                    if let Some((pid, _)) = tracked {
-                        let _ = rustix::process::kill_process(pid, signal);
-                        if let Some(group) = super::process::pgid_of(pid).and_then(Pid::from_raw) {
-                            signal_group(group, signal);
+                Some(InstanceControl::Signal(signal)) => match tracked {
+                    Some((pid, _)) => signal_daemon(pid, launcher_group, to_signal(signal)),
+                    None => {
+                        if let Some(group) = launcher_group {
+                            signal_group(group, to_signal(signal));
                         }
                     }
-                    if let Some(group) = launcher_group {
-                        signal_group(group, signal);
-                    }
-                }
+                },
                 Some(InstanceControl::Line(text)) => segments.line(&text),
-                Some(InstanceControl::Close(_)) | None => {
+                // Closed as rotated: karajo stops and leaves the daemon running.
+                Some(InstanceControl::Close(RunStatus::Rotated)) => {
+                    return Ok(Some(RunStatus::Rotated));
+                }
+                Some(InstanceControl::Close(status)) => {
                     if let Some((pid, _)) = tracked {
-                        let _ = rustix::process::kill_process(pid, Signal::KILL);
+                        signal_daemon(pid, launcher_group, Signal::KILL);
                     }
-                    report(InstanceReport::Exited(ExitInfo { code: None, signal: None, core_dumped: false }));
-                    return Ok(());
+                    return Ok(Some(status));
+                }
+                None => {
+                    if let Some((pid, _)) = tracked {
+                        signal_daemon(pid, launcher_group, Signal::KILL);
+                    }
+                    return Ok(Some(RunStatus::Failed));
                 }
             },
             () = check => {
@@ -598,7 +687,7 @@ async fn supervise_daemon(
                 {
                     segments.flush();
                     report(InstanceReport::Exited(ExitInfo { code: None, signal: None, core_dumped: false }));
-                    return Ok(());
+                    return Ok(None);
                 }
             }
             () = flush_timer, if segments.unflushed => segments.flush(),

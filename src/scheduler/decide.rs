@@ -266,6 +266,13 @@ pub(crate) enum Effect {
     },
     /// Spawn a service instance.
     SpawnInstance(InstanceOrder),
+    /// Take over a pid-file daemon a previous karajo left running.
+    AdoptInstance {
+        /// Its log segment and the service.
+        order: InstanceOrder,
+        /// The recorded instance.
+        record: crate::service::InstanceRecord,
+    },
     /// Signal a service's instance (or the orphan a previous karajo left).
     SignalService {
         /// The service.

@@ -623,6 +623,7 @@ impl Executor {
                     }
                 }
                 Effect::SpawnInstance(order) => self.spawn_instance(order),
+                Effect::AdoptInstance { order, record } => self.adopt_instance(order, &record),
                 Effect::SignalService { id, signal, orphan } => match orphan {
                     Some(record) => {
                         crate::exec::service::signal_recorded(
@@ -902,6 +903,51 @@ impl Executor {
             });
         });
         if let Some((_, _, Some(old))) = self.instances.insert(id, (generation, handle, listener)) {
+            old.abort();
+        }
+    }
+
+    /// Takes over a pid-file daemon a previous karajo left running; its reports come
+    /// back as [`Internal::Instance`].
+    fn adopt_instance(&mut self, order: InstanceOrder, record: &crate::service::InstanceRecord) {
+        let InstanceOrder {
+            spec,
+            generation,
+            counter,
+            log_dir,
+        } = order;
+        let id = spec.id.clone();
+        let plan = crate::exec::service::InstancePlan {
+            id: id.clone(),
+            instance: record.instance.clone(),
+            command: spec.command.clone(),
+            pre_start: Vec::new(),
+            work_dir: service_work_dir(&self.layout, &spec),
+            env: Vec::new(),
+            user: None,
+            log_dir,
+            counter,
+            log_max_size: spec.log_max_size,
+            pid_file: None,
+            group_record: None,
+            clock: self.clock.clone(),
+        };
+        let back = self.internal_tx.clone();
+        let reporter = id.clone();
+        let handle = crate::exec::service::adopt_instance(
+            plan,
+            record.pid,
+            record.starttime,
+            spec.check_interval,
+            move |report| {
+                let _ = back.send(Internal::Instance {
+                    id: reporter.clone(),
+                    generation,
+                    event: InstanceEvent::Report(report),
+                });
+            },
+        );
+        if let Some((_, _, Some(old))) = self.instances.insert(id, (generation, handle, None)) {
             old.abort();
         }
     }

@@ -217,9 +217,39 @@ pub(super) fn restore_service(
                 &record.boot_id,
             ) =>
         {
-            // Adopting a pid-file daemon is not built yet: it is stopped like an
-            // orphan, and started afresh.
-            Leftover::Orphan
+            if record.watch == crate::service::Watch::PidFile && spec.pid_file.is_some() {
+                // A daemon is adopted: its log goes on in a new segment, and the one
+                // the previous karajo left open is closed as rotated.
+                let segment = scan.max_counter + 1;
+                for entry in scan
+                    .entries
+                    .iter_mut()
+                    .filter(|e| e.status == RunStatus::Running)
+                {
+                    let line = format!("=== karajo stopped; continued in #{segment}");
+                    match run_log::close_leftover(
+                        &log_dir,
+                        JobKind::Service,
+                        id,
+                        entry.counter,
+                        RunStatus::Rotated,
+                        &line,
+                        now,
+                    ) {
+                        Ok(Some(path)) => {
+                            entry.status = RunStatus::Rotated;
+                            entry.path = path;
+                        }
+                        Ok(None) => {}
+                        Err(err) => {
+                            tracing::warn!(service = %id, %err, "cannot close the old segment")
+                        }
+                    }
+                }
+                Leftover::Adopted { segment }
+            } else {
+                Leftover::Orphan
+            }
         }
         Some(_) => Leftover::Gone,
     };

@@ -138,6 +138,8 @@ pub(crate) struct ServiceEntry {
     orphan: Option<crate::service::InstanceRecord>,
     /// Left the configuration: dropped once no process is left.
     removed: bool,
+    /// karajo is stopping and left this daemon running (`on_exit = leave`).
+    left_running: bool,
     view: Arc<ServiceView>,
     stale: bool,
 }
@@ -190,7 +192,7 @@ impl Services {
 }
 
 fn is_live(entry: &ServiceEntry) -> bool {
-    entry.orphan.is_some() || entry.state.status.is_live()
+    !entry.left_running && (entry.orphan.is_some() || entry.state.status.is_live())
 }
 
 use super::decide::{Answer, Effect, SchedulerState};
@@ -217,6 +219,10 @@ pub(crate) fn insert(
         Leftover::Orphan => service_state.instance().cloned(),
         _ => None,
     };
+    let adopted = match found.found {
+        Leftover::Adopted { segment } => service_state.instance().cloned().map(|r| (segment, r)),
+        _ => None,
+    };
     let entry = ServiceEntry {
         view: Arc::new(ServiceView {
             spec: found.spec.clone(),
@@ -233,9 +239,29 @@ pub(crate) fn insert(
         generation: 0,
         orphan: orphan.clone(),
         removed: false,
+        left_running: false,
         stale: true,
     };
     state.services.entries.insert(id.clone(), entry);
+    if let Some((segment, record)) = adopted
+        && let Some(entry) = state.services.entries.get_mut(&id)
+    {
+        entry.generation += 1;
+        entry.counter = entry.counter.max(segment);
+        let prune = open_log(entry, segment, now);
+        if !prune.is_empty() {
+            out.push(Effect::DeleteLogs(prune));
+        }
+        out.push(Effect::AdoptInstance {
+            order: InstanceOrder {
+                spec: entry.spec.clone(),
+                generation: entry.generation,
+                counter: segment,
+                log_dir: entry.log_dir.clone(),
+            },
+            record,
+        });
+    }
     if let Some(record) = orphan {
         out.push(Effect::WatchOrphan {
             id: id.clone(),
@@ -524,17 +550,18 @@ pub(crate) fn shutdown_step(
     for (priority, id, stopping) in live {
         if priority == top && !stopping {
             let leave = state.services.entries.get(&id).is_some_and(|e| {
-                e.spec.on_exit == crate::config::OnExit::Leave && e.spec.pid_file.is_some()
+                e.spec.on_exit == crate::config::OnExit::Leave
+                    && e.spec.pid_file.is_some()
+                    && e.state.instance().is_some()
+                    && matches!(e.state.status, Status::Starting | Status::Running)
             });
-            let _ = apply(
-                state,
-                &id,
-                Input::Shutdown {
-                    leave_running: leave,
-                },
-                now,
-                out,
-            );
+            let input = Input::Shutdown {
+                leave_running: leave,
+            };
+            let _ = apply(state, &id, input, now, out);
+            if leave && let Some(entry) = state.services.entries.get_mut(&id) {
+                entry.left_running = true;
+            }
         }
     }
     !state.services.any_live()

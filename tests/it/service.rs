@@ -814,3 +814,51 @@ async fn svc17_ready_by_ping_times_out_into_a_failed_start() {
     wait_status(&d, "silent", "backoff").await;
     d.stop().await;
 }
+
+#[tokio::test]
+async fn svc26_a_daemon_left_running_is_adopted_by_the_next_karajo() {
+    let dir = TestDir::new(&service_conf(
+        "kept",
+        "\"sleep 1008 & echo $! > app.pid\"",
+        "pid_file = app.pid\ncheck_interval = 200ms\non_exit = leave",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    let first = wait_status(&d, "kept", "running").await;
+    let pid = pid_of(&first);
+    let instance = first.state.instance().unwrap().instance.clone();
+    d.stop().await;
+    assert_eq!(cmdline(pid), "sleep 1008", "left running");
+    let names = log_names(&dir, "kept");
+    assert_eq!(names, ["kept.1.rotated"], "{names:?}");
+    let d = TestDaemon::start(&dir).await;
+    let adopted = wait_status(&d, "kept", "running").await;
+    assert_eq!(pid_of(&adopted), pid, "the same process");
+    assert_eq!(adopted.state.instance().unwrap().instance, instance);
+    let path = dir
+        .base()
+        .join("var/log/karajo/service/kept/kept.2.running");
+    wait_for("the adopted line", || async {
+        std::fs::read_to_string(&path)
+            .ok()
+            .filter(|t| t.contains(&format!("=== adopted pid {pid} after karajo restart")))
+    })
+    .await;
+    // Its end is seen and answered by the policy, as for any pid-file daemon.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    wait_for("a new daemon", || async {
+        let v = view(&d, "kept");
+        v.state.instance().map(|r| r.pid).filter(|p| *p != pid)
+    })
+    .await;
+    d.stop().await;
+    for pid in with_marker("sleep 1008") {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+    }
+}

@@ -316,6 +316,7 @@ fn words(effects: &[Effect]) -> Vec<String> {
             Effect::ServiceHistory { id, .. } => format!("history service/{id}"),
             Effect::NotifyService(alert) => format!("notify service/{}", alert.spec.id),
             Effect::WatchOrphan { id, .. } => format!("watch orphan {id}"),
+            Effect::AdoptInstance { order, .. } => format!("adopt service/{}", order.spec.id),
             Effect::DeleteLogs(paths) => format!("delete {} logs", paths.len()),
             Effect::Answer(Answer::Service { id, reply }) => {
                 format!("answer service/{id} {reply:?}")
