@@ -51,8 +51,9 @@ pub struct InstancePlan {
     pub work_dir: PathBuf,
     /// The complete environment.
     pub env: Vec<(String, String)>,
-    /// Run as this user id and group id (when karajo runs as root).
-    pub user: Option<(u32, u32)>,
+    /// `user`: run as this user (a name or a numeric uid; its uid and primary gid),
+    /// which needs karajo to run as root; empty is karajo's own.
+    pub user: String,
     /// Where the log segments go.
     pub log_dir: PathBuf,
     /// The counter of the first segment.
@@ -538,10 +539,26 @@ async fn start(
 ) -> Result<Option<RunStatus>, String> {
     crate::store::create_private_dir(&plan.work_dir)
         .map_err(|e| format!("cannot create the working directory: {e}"))?;
+    let user = resolve_user(
+        &plan.user,
+        &std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
+    )?;
+    if let Some((uid, gid)) = user {
+        // The instance's files are its own.
+        let _ = rustix::fs::chown(
+            &plan.work_dir,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        );
+    }
+    let plan = &InstancePlan {
+        user: String::new(),
+        ..plan.clone()
+    };
     for (index, command) in plan.pre_start.iter().enumerate() {
         segments.line(&format!("=== PRE_START {index}: {command}"));
-        let (mut child, reader) =
-            spawn_shell(plan, command).map_err(|e| format!("cannot run pre_start {index}: {e}"))?;
+        let (mut child, reader) = spawn_shell(plan, user, command)
+            .map_err(|e| format!("cannot run pre_start {index}: {e}"))?;
         let status = supervise(&mut child, reader, segments, controls, report)
             .await
             .map_err(|e| format!("pre_start {index}: {e}"))?;
@@ -562,7 +579,7 @@ async fn start(
         }
     }
     let (mut child, reader) =
-        spawn_shell(plan, &plan.command).map_err(|e| format!("cannot run /bin/sh: {e}"))?;
+        spawn_shell(plan, user, &plan.command).map_err(|e| format!("cannot run /bin/sh: {e}"))?;
     let pid = child
         .id()
         .and_then(|p| i32::try_from(p).ok())
@@ -695,10 +712,37 @@ async fn supervise_daemon(
     }
 }
 
+/// The uid and primary gid of `user` (a name, or a numeric uid) in the text of
+/// `/etc/passwd`; `None` for an empty `user` or karajo's own. Another user needs karajo
+/// to run as root. Supplementary groups are not set (the instance has the primary
+/// group only).
+pub fn resolve_user(user: &str, passwd: &str) -> Result<Option<(u32, u32)>, String> {
+    let user = user.trim();
+    if user.is_empty() {
+        return Ok(None);
+    }
+    let entry = passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        let (name, uid, gid) = (fields.first()?, fields.get(2)?, fields.get(3)?);
+        let (uid, gid) = (uid.parse::<u32>().ok()?, gid.parse::<u32>().ok()?);
+        (*name == user || user.parse::<u32>() == Ok(uid)).then_some((uid, gid))
+    });
+    let own = rustix::process::geteuid().as_raw();
+    match entry {
+        Some((uid, _)) if uid == own => Ok(None),
+        Some(ids) if own == 0 => Ok(Some(ids)),
+        Some(_) => Err(format!(
+            "user = {user:?}: karajo runs as uid {own}, not root, so it cannot switch users"
+        )),
+        None => Err(format!("user = {user:?}: no such user in /etc/passwd")),
+    }
+}
+
 /// Spawns `/bin/sh -c command` as the leader of a new process group, with stdin from
 /// `/dev/null` and stdout and stderr in one pipe.
 fn spawn_shell(
     plan: &InstancePlan,
+    user: Option<(u32, u32)>,
     command: &str,
 ) -> io::Result<(tokio::process::Child, io::PipeReader)> {
     let (reader, writer) = io::pipe()?;
@@ -714,7 +758,7 @@ fn spawn_shell(
         .stderr(writer)
         .process_group(0)
         .kill_on_drop(false);
-    if let Some((uid, gid)) = plan.user {
+    if let Some((uid, gid)) = user {
         cmd.uid(uid).gid(gid);
     }
     let child = cmd.spawn()?;
@@ -834,7 +878,7 @@ mod tests {
                 pre_start: Vec::new(),
                 work_dir: self.dir.path().join("work"),
                 env: vec![("PATH".to_string(), "/usr/bin:/bin".to_string())],
-                user: None,
+                user: String::new(),
                 log_dir: self.dir.path().join("log"),
                 counter: 1,
                 log_max_size: 10 * 1024 * 1024,
@@ -983,6 +1027,29 @@ mod tests {
             .filter_map(|l| l.split("line-").nth(1)?.split('-').next()?.parse().ok())
             .collect();
         assert_eq!(numbers, (0..400).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_user_is_read_from_passwd_and_needs_root_to_switch_to() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/usr/sbin/nologin\n";
+        assert_eq!(resolve_user("", passwd), Ok(None));
+        assert!(
+            resolve_user("ghost", passwd)
+                .unwrap_err()
+                .contains("no such user")
+        );
+        let root = rustix::process::geteuid().as_raw() == 0;
+        if root {
+            assert_eq!(resolve_user("nobody", passwd), Ok(Some((65534, 65534))));
+            assert_eq!(resolve_user("65534", passwd), Ok(Some((65534, 65534))));
+            assert_eq!(resolve_user("root", passwd), Ok(None), "karajo's own");
+        } else {
+            assert!(
+                resolve_user("nobody", passwd)
+                    .unwrap_err()
+                    .contains("not root")
+            );
+        }
     }
 
     #[tokio::test]

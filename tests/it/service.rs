@@ -862,3 +862,27 @@ async fn svc26_a_daemon_left_running_is_adopted_by_the_next_karajo() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_service_runs_as_its_user_when_karajo_is_root() {
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("skipped: switching users needs root");
+        return;
+    }
+    let dir = TestDir::new(&service_conf(
+        "low",
+        "\"echo uid=$(id -u) gid=$(id -g); exec sleep 1081\"",
+        "user = nobody\nworking_dir = /tmp",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    wait_status(&d, "low", "running").await;
+    let path = dir.base().join("var/log/karajo/service/low/low.1.running");
+    let log = wait_for("the ids", || async {
+        std::fs::read_to_string(&path)
+            .ok()
+            .filter(|t| t.contains("uid="))
+    })
+    .await;
+    assert!(log.contains("uid=65534 gid=65534"), "{log}");
+    d.stop().await;
+}
