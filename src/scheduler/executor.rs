@@ -812,6 +812,10 @@ impl Executor {
         let token = random_token();
         let work_dir = service_work_dir(&self.layout, &spec);
         let mut env = service_env(&spec, &instance, &token, counter, &self.service_url);
+        if let Some(file) = &spec.pid_file {
+            let path = work_dir.join(file).to_string_lossy().into_owned();
+            env.push(("KARAJO_SERVICE_PID_FILE".to_string(), path));
+        }
         let notify = if spec.wants_notify_socket() {
             let path = self.layout.service_notify_socket(&id);
             match crate::exec::notify_socket::NotifySocket::bind(&path, &id) {
