@@ -293,7 +293,7 @@ fn main() {
     let started = Instant::now();
     let mut rows = Vec::new();
     type Scenario = fn(&Opts, &tokio::runtime::Runtime) -> Vec<Row>;
-    let scenarios: [(&str, Scenario); 8] = [
+    let scenarios: [(&str, Scenario); 9] = [
         ("throughput", throughput),
         ("environment", environment_latency),
         ("idle", idle),
@@ -302,6 +302,7 @@ fn main() {
         ("startup", startup),
         ("replay", replay_cost),
         ("pings", pings),
+        ("services", services),
     ];
     for (name, scenario) in scenarios {
         if opts.wants(name) {
@@ -1024,6 +1025,109 @@ fn pings(opts: &Opts, rt: &tokio::runtime::Runtime) -> Vec<Row> {
     daemon.stop(Duration::from_secs(10));
     let _ = fs::remove_dir_all(&base.dir);
     rows
+}
+
+// ---------------------------------------------------------------------------------
+// Supervised services: 100 idle services, and a SIGKILLed instance replaced.
+
+fn services(opts: &Opts, rt: &tokio::runtime::Runtime) -> Vec<Row> {
+    let count = 100;
+    let window = Duration::from_secs(if opts.quick { 10 } else { 30 });
+    let base = opts.base("services");
+    // A marker unique to this run, to find (and clean up) the instances.
+    let marker = 200_000 + (now_secs() % 100_000);
+    let mut text = String::new();
+    for i in 0..count {
+        let _ = writeln!(
+            text,
+            "[service \"svc{i:03}\"]\ncommand = exec sleep {marker}\nrestart_delay = 100ms\nstart_seconds = 0s\n"
+        );
+    }
+    base.write_config("", &text);
+    let mut daemon = Proc::karajo(&opts.bin, &base);
+    let client = http_client();
+    rt.block_on(wait_http_ok(
+        &client,
+        &base.url("/karajo/api/environment"),
+        daemon.started,
+        Duration::from_secs(60),
+    ));
+    let service = |id: &str| -> Option<serde_json::Value> {
+        let url = base.url(&format!("/karajo/api/service?id={id}"));
+        rt.block_on(async {
+            let answer: serde_json::Value =
+                client.get(&url).send().await.ok()?.json().await.ok()?;
+            Some(answer["data"].clone())
+        })
+    };
+    let running_pid = |id: &str| -> Option<u64> {
+        let s = service(id)?;
+        (s["status"] == "running")
+            .then(|| s["pid"].as_u64())
+            .flatten()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (0..count).any(|i| running_pid(&format!("svc{i:03}")).is_none()) {
+        assert!(Instant::now() < deadline, "the services did not all start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let (mut rss, mut cpu, mut replaced) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..opts.rounds {
+        let c0 = daemon.cpu_secs();
+        let t0 = Instant::now();
+        let mut samples = Vec::new();
+        while t0.elapsed() < window {
+            std::thread::sleep(Duration::from_secs(1));
+            samples.push(daemon.rss_mib());
+        }
+        let pct = (daemon.cpu_secs() - c0) / t0.elapsed().as_secs_f64() * 100.0;
+        let r = samples.iter().copied().fold(0.0, f64::max);
+        // A SIGKILLed instance: from the kill to its replacement being ready.
+        let id = format!("svc{:03}", round % count);
+        let old = running_pid(&id).expect("a running instance");
+        let killed = Instant::now();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &old.to_string()])
+            .status();
+        let took = loop {
+            if running_pid(&id).is_some_and(|pid| pid != old) {
+                break killed.elapsed().as_secs_f64() * 1e3;
+            }
+            assert!(killed.elapsed() < Duration::from_secs(30), "no replacement");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        eprintln!("   round {round}: RSS max {r:.1} MiB, CPU {pct:.3} %, replaced in {took:.0} ms");
+        rss.push(r);
+        cpu.push(pct);
+        replaced.push(took);
+    }
+    assert!(daemon.alive(), "karajo exited");
+    daemon.stop(Duration::from_secs(30));
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", &format!("sleep {marker}")])
+        .status();
+    let _ = fs::remove_dir_all(&base.dir);
+    vec![
+        Row::new("services", "karajo resident memory, 100 idle services", "MiB", rss)
+            .note(format!(
+                "100 services `exec sleep`, all running; max VmRSS of karajo over {} s",
+                window.as_secs()
+            )),
+        Row::new(
+            "services",
+            &format!("karajo CPU over {} s, 100 idle services", window.as_secs()),
+            "% of a core",
+            cpu,
+        ),
+        Row::new(
+            "services",
+            "SIGKILLed instance to its replacement ready",
+            "ms",
+            replaced,
+        )
+        .note("restart_delay = 100ms, start_seconds = 0s (ready at spawn); polled every 5 ms through the API"),
+    ]
 }
 
 // ---------------------------------------------------------------------------------
