@@ -886,3 +886,50 @@ async fn a_service_runs_as_its_user_when_karajo_is_root() {
     assert!(log.contains("uid=65534 gid=65534"), "{log}");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn svc29_the_history_keeps_the_newest_entries() {
+    let dir = TestDir::new(&service_conf(
+        "short",
+        "\"sleep 0.2; exit 1\"",
+        "history = 3\nstart_retries = 10\nrestart_delay = 100ms\nrestart_delay_max = 200ms\nstart_seconds = 0s",
+    ));
+    let d = TestDaemon::start(&dir).await;
+    let path = dir
+        .base()
+        .join("var/lib/karajo/state/service/short.history.jsonl");
+    // Six instances ended: the file was compacted at six lines to the newest three.
+    wait_for("six instances", || async {
+        (log_names(&dir, "short")
+            .iter()
+            .filter(|n| n.ends_with(".failed"))
+            .count()
+            >= 6)
+            .then_some(())
+    })
+    .await;
+    control(&d, "short", Control::Disable).await;
+    wait_status(&d, "short", "disabled").await;
+    let answer: serde_json::Value = d
+        .http
+        .get(d.url("/karajo/api/service?id=short&history=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let history = answer["data"]["history"].as_array().unwrap();
+    assert_eq!(history.len(), 3, "{answer}");
+    let started: Vec<&str> = history
+        .iter()
+        .map(|h| h["started"].as_str().unwrap())
+        .collect();
+    assert!(
+        started[0] > started[1] && started[1] > started[2],
+        "newest first: {started:?}"
+    );
+    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+    assert!(lines < 6, "compacted: {lines} lines");
+    d.stop().await;
+}
