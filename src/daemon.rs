@@ -212,6 +212,7 @@ impl Daemon {
             let mut monitors = scheduler::restore_monitors(&restore_layout, &monitor_specs, now)?;
             let (pulses, dynamic) = scheduler::restore_pulses(&restore_layout, &pulse_config, now)?;
             monitors.extend(dynamic);
+            scheduler::sweep_removed_services(&restore_layout, &pulse_config);
             let services =
                 scheduler::restore_services(&restore_layout, &pulse_config.services, now)?;
             Ok::<_, std::io::Error>((jobs, monitors, pulses, services, state, last_alive))

@@ -261,3 +261,89 @@ pub(super) fn restore_service(
         log_dir,
     })
 }
+
+/// How long the state of a service that left the configuration is kept (monitors spec
+/// B.7), so that putting it back within a week finds its choices and counters.
+pub(super) const REMOVED_SERVICE_KEPT: std::time::Duration =
+    std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Deletes the state files (and histories) of services no longer configured whose
+/// state was last written more than [`REMOVED_SERVICE_KEPT`] ago. Returns how many
+/// services it forgot.
+pub fn sweep_removed_services(layout: &Layout, config: &crate::config::Config) -> usize {
+    let dir = layout.lib_dir().join("state/service");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let configured: std::collections::BTreeSet<String> = config
+        .services
+        .iter()
+        .map(|s| s.id.as_str().to_string())
+        .collect();
+    let mut forgotten = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_suffix(".json") else {
+            continue;
+        };
+        if configured.contains(id) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > REMOVED_SERVICE_KEPT);
+        if !old {
+            continue;
+        }
+        let _ = std::fs::remove_file(entry.path());
+        let _ = std::fs::remove_file(dir.join(format!("{id}.history.jsonl")));
+        tracing::info!(service = %id, "forgot the state of a service removed more than 7 days ago");
+        forgotten += 1;
+    }
+    forgotten
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+
+    #[test]
+    fn a_removed_service_is_forgotten_after_seven_days_and_not_before() {
+        let base = tempfile::tempdir().unwrap();
+        let layout = Layout::new(base.path());
+        let dir = layout.lib_dir().join("state/service");
+        std::fs::create_dir_all(&dir).unwrap();
+        for id in ["old", "recent", "kept"] {
+            std::fs::write(dir.join(format!("{id}.json")), "{}").unwrap();
+            std::fs::write(dir.join(format!("{id}.history.jsonl")), "").unwrap();
+        }
+        let eight_days =
+            std::time::SystemTime::now() - std::time::Duration::from_secs(8 * 24 * 3600);
+        for id in ["old", "kept"] {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(dir.join(format!("{id}.json")))
+                .unwrap();
+            file.set_modified(eight_days).unwrap();
+        }
+        let text = "[service \"kept\"]\ncommand = true\n";
+        let config_dir = tempfile::tempdir().unwrap();
+        let file = config_dir.path().join("karajo.conf");
+        std::fs::write(
+            &file,
+            format!("[karajo]\ndir_base = {}\n{text}", base.path().display()),
+        )
+        .unwrap();
+        let config = crate::config::load(&file).unwrap();
+        assert_eq!(sweep_removed_services(&layout, &config), 1);
+        assert!(!dir.join("old.json").exists() && !dir.join("old.history.jsonl").exists());
+        assert!(
+            dir.join("recent.json").exists(),
+            "removed less than 7 days ago"
+        );
+        assert!(dir.join("kept.json").exists(), "still configured");
+    }
+}
