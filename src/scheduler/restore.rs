@@ -268,7 +268,7 @@ pub(super) const REMOVED_SERVICE_KEPT: std::time::Duration =
     std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Deletes the state files (and histories) of services no longer configured whose
-/// state was last written more than [`REMOVED_SERVICE_KEPT`] ago. Returns how many
+/// state was last written more than 7 days ago. Returns how many
 /// services it forgot.
 pub fn sweep_removed_services(layout: &Layout, config: &crate::config::Config) -> usize {
     let dir = layout.lib_dir().join("state/service");
