@@ -61,12 +61,15 @@ pub fn remove(path: &Path) -> io::Result<()> {
 
 /// Appends `entry` as one JSON line (the file 0600, created when missing), then, when
 /// the file holds `2 × keep` lines or more, rewrites it atomically with the newest
-/// `keep`.
+/// `keep`. Appends are serialised in the process, so a compaction never drops a line
+/// appended while it read the file.
 pub fn append_line<T: Serialize + DeserializeOwned>(
     path: &Path,
     entry: &T,
     keep: usize,
 ) -> io::Result<()> {
+    static APPENDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = APPENDING.lock().unwrap_or_else(|e| e.into_inner());
     let mut line =
         serde_json::to_vec(entry).map_err(|e| io_context(io::Error::other(e), "encode", path))?;
     line.push(b'\n');
