@@ -563,13 +563,29 @@ pub fn close_leftover(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(context(e)),
     };
-    let len = file.metadata().map_err(context)?.len();
+    append_last_line(&mut file, kind, id, now, line).map_err(context)?;
+    file.sync_all().map_err(context)?;
+    let done = dir.join(file_name(id, counter, status));
+    rename_no_replace(&path, &done)?;
+    sync_dir(dir)?;
+    Ok(Some(done))
+}
+
+/// Appends `line` with its prefix at `now` to a log opened for reading and appending,
+/// ending a cut last line first.
+fn append_last_line(
+    file: &mut File,
+    kind: JobKind,
+    id: &JobId,
+    now: Timestamp,
+    line: &str,
+) -> io::Result<()> {
+    let len = file.metadata()?.len();
     let mut tail = Vec::new();
     if len > 0 {
         let mut last = [0u8; 1];
-        file.seek(SeekFrom::End(-1))
-            .and_then(|_| file.read_exact(&mut last))
-            .map_err(context)?;
+        file.seek(SeekFrom::End(-1))?;
+        file.read_exact(&mut last)?;
         if last[0] != b'\n' {
             tail.push(b'\n');
         }
@@ -577,12 +593,7 @@ pub fn close_leftover(
     tail.extend_from_slice(framing::line_prefix(kind, id, now).as_bytes());
     tail.extend_from_slice(line.as_bytes());
     tail.push(b'\n');
-    file.write_all(&tail).map_err(context)?;
-    file.sync_all().map_err(context)?;
-    let done = dir.join(file_name(id, counter, status));
-    rename_no_replace(&path, &done)?;
-    sync_dir(dir)?;
-    Ok(Some(done))
+    file.write_all(&tail)
 }
 
 fn recover(
@@ -598,22 +609,11 @@ fn recover(
         .append(true)
         .open(path)
         .map_err(context)?;
-    let meta = file.metadata().map_err(context)?;
-    let mtime = meta.modified().map_err(context)?;
-    let mut tail = Vec::new();
-    if meta.len() > 0 {
-        let mut last = [0u8; 1];
-        file.seek(SeekFrom::End(-1))
-            .and_then(|_| file.read_exact(&mut last))
-            .map_err(context)?;
-        if last[0] != b'\n' {
-            tail.push(b'\n');
-        }
-    }
-    tail.extend_from_slice(framing::line_prefix(kind, id, now).as_bytes());
-    tail.extend_from_slice(framing::interrupted(kind, id).as_bytes());
-    tail.push(b'\n');
-    file.write_all(&tail).map_err(context)?;
+    let mtime = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .map_err(context)?;
+    append_last_line(&mut file, kind, id, now, &framing::interrupted(kind, id)).map_err(context)?;
     // The run's last activity is when it stopped writing, not now; best effort.
     let _ = file.set_modified(mtime);
     file.sync_all().map_err(context)?;
