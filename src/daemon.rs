@@ -282,6 +282,7 @@ impl Daemon {
             wui,
             env_cache: Arc::default(),
             events: Some(events.clone()),
+            usage: Arc::default(),
         };
         let stop_http = CancellationToken::new();
         let app = web::app(app_state);

@@ -4,6 +4,7 @@
 //! and returns an [`Outcome`].
 
 mod function;
+pub mod group_usage;
 pub mod http;
 pub mod notify_socket;
 mod process;

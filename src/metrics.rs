@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::exec::group_usage::Usage;
 use crate::job::{JobKey, RunStatus};
 use crate::notify::NotifyStats;
 use crate::scheduler::Snapshot;
@@ -181,8 +182,9 @@ impl Metrics {
         self.webhooks[index].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The metrics in the Prometheus text exposition format (version 0.0.4).
-    pub fn render(&self, snapshot: &Snapshot) -> String {
+    /// The metrics in the Prometheus text exposition format (version 0.0.4);
+    /// `service_usage` is what the live service instances use, by service id.
+    pub fn render(&self, snapshot: &Snapshot, service_usage: &[(&str, Usage)]) -> String {
         let mut out = String::with_capacity(4096);
         self.render_runs(&mut out);
         let _ = writeln!(
@@ -222,6 +224,7 @@ impl Metrics {
         }
         self.render_monitor_counts(&mut out);
         self.render_services(snapshot, &mut out);
+        render_service_usage(service_usage, &mut out);
         if let Some(events) = &self.events {
             let stats = events.stats();
             out.push_str("# HELP karajo_events_total Events written to the event log, by level.\n");
@@ -399,6 +402,46 @@ fn label_value(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The resource gauges of live service instances (their whole process groups).
+fn render_service_usage(usage: &[(&str, Usage)], out: &mut String) {
+    if usage.is_empty() {
+        return;
+    }
+    type Field = fn(&Usage) -> f64;
+    let series: [(&str, &str, &str, Field); 4] = [
+        (
+            "karajo_service_cpu_seconds_total",
+            "counter",
+            "CPU time of the current instance's processes (and the children they waited for).",
+            |u| u.totals.cpu.as_secs_f64(),
+        ),
+        (
+            "karajo_service_cpu_percent",
+            "gauge",
+            "CPU share of the current instance's processes since the last reading, in percent of one core.",
+            |u| u.cpu_percent,
+        ),
+        (
+            "karajo_service_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the current instance's processes.",
+            |u| u.totals.rss_bytes as f64,
+        ),
+        (
+            "karajo_service_processes",
+            "gauge",
+            "Processes of the current instance.",
+            |u| f64::from(u.totals.processes),
+        ),
+    ];
+    for (name, kind, help, field) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (service, u) in usage {
+            let _ = writeln!(out, "{name}{{service=\"{service}\"}} {}", field(u));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,9 +455,20 @@ mod tests {
         metrics.run_finished(&key, RunStatus::Failed, Duration::from_secs(20));
         metrics.webhook(WebhookOutcome::Accepted);
         metrics.webhook(WebhookOutcome::from_status(403));
-        let text = metrics.render(&Snapshot::empty(std::sync::Arc::new(
-            crate::config::defaults(std::path::Path::new("/nonexistent")),
-        )));
+        let usage = Usage {
+            totals: crate::exec::group_usage::GroupTotals {
+                cpu: Duration::from_millis(1_250),
+                rss_bytes: 4096,
+                processes: 2,
+            },
+            cpu_percent: 12.5,
+        };
+        let text = metrics.render(
+            &Snapshot::empty(std::sync::Arc::new(crate::config::defaults(
+                std::path::Path::new("/nonexistent"),
+            ))),
+            &[("api", usage)],
+        );
         for line in [
             "karajo_runs_total{kind=\"job\",job=\"deploy\",status=\"success\"} 1",
             "karajo_runs_total{kind=\"job\",job=\"deploy\",status=\"failed\"} 1",
@@ -423,6 +477,10 @@ mod tests {
             "karajo_run_duration_seconds_bucket{kind=\"job\",job=\"deploy\",le=\"+Inf\"} 2",
             "karajo_run_duration_seconds_count{kind=\"job\",job=\"deploy\"} 2",
             "karajo_jobs_running 0",
+            "karajo_service_cpu_seconds_total{service=\"api\"} 1.25",
+            "karajo_service_cpu_percent{service=\"api\"} 12.5",
+            "karajo_service_resident_memory_bytes{service=\"api\"} 4096",
+            "karajo_service_processes{service=\"api\"} 2",
             "karajo_webhook_requests_total{outcome=\"accepted\"} 1",
             "karajo_webhook_requests_total{outcome=\"forbidden\"} 1",
         ] {

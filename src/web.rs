@@ -50,6 +50,8 @@ pub struct AppState {
     pub env_cache: Arc<api::environment::EnvCache>,
     /// The event log; `None` serves no events.
     pub events: Option<crate::store::EventLog>,
+    /// What service instances' processes use, between page views and scrapes.
+    pub usage: Arc<crate::exec::group_usage::UsageMeter>,
 }
 
 impl AppState {

@@ -49,6 +49,22 @@ impl ServiceView {
     pub fn id(&self) -> &JobId {
         &self.spec.id
     }
+
+    /// What to measure of its live instance at `now`, if it has one.
+    pub fn usage_target(&self, now: Timestamp) -> Option<crate::exec::group_usage::Target<'_>> {
+        let record = self
+            .state
+            .instance()
+            .filter(|_| self.state.status.is_live())?;
+        Some(crate::exec::group_usage::Target {
+            service: self.id().as_str(),
+            instance: &record.instance,
+            pid: record.pid,
+            pgid: record.pgid,
+            up: std::time::Duration::try_from(now.duration_since(record.spawned))
+                .unwrap_or_default(),
+        })
+    }
 }
 
 /// The answer to a service control.

@@ -98,7 +98,23 @@ pub fn routes(state: AppState) -> Router<AppState> {
 async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> axum::response::Response {
-    let text = state.metrics.render(&state.scheduler.snapshot());
+    let snapshot = state.scheduler.snapshot();
+    let now = state.clock.now();
+    let (metrics, meter) = (state.metrics.clone(), state.usage.clone());
+    let Ok(text) = tokio::task::spawn_blocking(move || {
+        let targets: Vec<_> = snapshot
+            .services
+            .iter()
+            .filter_map(|s| s.usage_target(now))
+            .collect();
+        let usage = meter.measure(&targets);
+        let measured: Vec<_> = targets.iter().map(|t| t.service).zip(usage).collect();
+        metrics.render(&snapshot, &measured)
+    })
+    .await
+    else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -91,6 +91,7 @@ pub(super) fn build(base: &Path, users: bool) -> (AppState, scheduler::Scheduler
         wui: pages::WuiState::new(config.max_sse_streams),
         env_cache: Arc::default(),
         events: None,
+        usage: Arc::default(),
     };
     (state, scheduler)
 }

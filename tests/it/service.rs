@@ -688,6 +688,116 @@ async fn svc18_ready_notify_comes_from_the_notify_socket() {
     d.stop().await;
 }
 
+/// A program written for systemd's `Type=notify` that uses the real `systemd-notify`
+/// binary (Debian's `systemd` package; the test script installs it): `--ready` makes the
+/// instance ready, `WATCHDOG=1` keeps it alive past `ping_timeout`, and when the
+/// watchdog pings stop, the liveness deadline stops the instance and a new one starts.
+#[tokio::test]
+async fn svc18b_the_real_systemd_notify_binary_makes_an_instance_ready_and_alive() {
+    let script = r#""sleep 1; systemd-notify --ready --status=warming; for i in 1 2 3 4 5 6; do sleep 0.5; systemd-notify WATCHDOG=1; done; exec sleep 1008""#;
+    let dir = TestDir::new(&service_conf(
+        "systemd",
+        script,
+        "ready = notify\nping_timeout = 2s",
+    ));
+    let started = Instant::now();
+    let d = TestDaemon::start(&dir).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(view(&d, "systemd").state.status.as_str(), "starting");
+    let running = wait_status(&d, "systemd", "running").await;
+    let first = pid_of(&running);
+    assert!(started.elapsed() >= Duration::from_millis(950));
+    // The watchdog pings run until about 4 s; without them the 2 s deadline from ready
+    // (about 1 s) would have passed at 3 s.
+    while started.elapsed() < Duration::from_millis(3_800) {
+        let v = view(&d, "systemd");
+        assert_eq!(v.state.status.as_str(), "running", "{:?}", v.state);
+        assert_eq!(pid_of(&v), first);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The last ping is at about 4 s: the instance is stopped for liveness about 2 s later.
+    wait_for("a liveness restart", || async {
+        let v = view(&d, "systemd");
+        v.state.instance().map(|r| r.pid).filter(|p| *p != first)
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(5_500),
+        "{:?}",
+        started.elapsed()
+    );
+    let log = std::fs::read_to_string(
+        dir.base()
+            .join("var/log/karajo/service/systemd/systemd.1.failed"),
+    )
+    .unwrap();
+    assert!(log.contains("no ping within ping_timeout 2s"), "{log}");
+    assert!(
+        !log.contains("systemd-notify:"),
+        "no complaint from systemd-notify: {log}"
+    );
+    d.stop().await;
+}
+
+/// Issue 13 item 8: what a running instance's processes use (the whole process group,
+/// read from /proc) is on the metrics and on the service page.
+#[tokio::test]
+async fn an_instances_cpu_and_memory_are_measured_over_its_whole_process_group() {
+    // A child that burns CPU then sleeps, and the leader (Debian's python3) holding 48 MiB.
+    let script = r#""(i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exec sleep 1012) & exec /usr/bin/python3 -c 'import time; b = b\"x\" * (48 << 20); time.sleep(1012)'""#;
+    let dir = TestDir::new(&service_conf("busy", script, ""));
+    let d = TestDaemon::start(&dir).await;
+    wait_status(&d, "busy", "running").await;
+    wait_for("the busy child done", || async {
+        (!with_marker("sleep 1012").is_empty()).then_some(())
+    })
+    .await;
+    let (memory, cpu, processes) = wait_for("the python leader's memory", || async {
+        let metrics = d
+            .http
+            .get(d.url("/karajo/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let value = |name: &str| -> Option<f64> {
+            let prefix = format!("{name}{{service=\"busy\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+        };
+        let memory = value("karajo_service_resident_memory_bytes")?;
+        (memory >= f64::from(48 << 20)).then_some((
+            memory,
+            value("karajo_service_cpu_seconds_total")?,
+            value("karajo_service_processes")?,
+        ))
+    })
+    .await;
+    assert!(memory < f64::from(512 << 20), "{memory}");
+    // The loop's CPU time is counted: it ran in the group's child, which exec'd sleep.
+    assert!(cpu >= 0.05, "cpu {cpu}");
+    assert_eq!(processes, 2.0, "python and the child's sleep");
+    let page = d
+        .http
+        .get(d.url("/karajo/app/service/busy"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("resident in <span id=\"usage-processes\">2</span> processes"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"usage-cpu-percent\""), "{page}");
+    d.stop().await;
+    assert!(with_marker("sleep 1012").is_empty());
+}
+
 #[tokio::test]
 async fn svc19_a_pid_file_names_the_process_to_watch_and_its_end_is_the_instance_end() {
     let dir = TestDir::new(&service_conf(

@@ -141,11 +141,13 @@ impl SnapshotStream {
                 Follow::Service(id) => {
                     let id = id.clone();
                     let layout = self.state.layout.clone();
+                    let meter = self.state.usage.clone();
                     let html = tokio::task::spawn_blocking(move || -> Option<String> {
                         let view = snapshot.service(id.as_str())?;
                         let history = service::history_of(&layout, view);
+                        let usage = service::measure(&meter, view, now);
                         askama::Template::render(&ServiceLiveFragment {
-                            live: service::live(view, &history, now),
+                            live: service::live(view, &history, usage, now),
                         })
                         .ok()
                     })

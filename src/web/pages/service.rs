@@ -22,6 +22,7 @@ use super::view::{self, Fact, Group, ListRow, RunRow, TimeView, human_duration};
 use super::{Chrome, Viewer, WuiError, html};
 use crate::config::duration::format_short;
 use crate::config::model::{OnExit, ReadyRule, RestartPolicy, ServicePolicy, ServiceSignal};
+use crate::exec::group_usage::{Usage, UsageMeter};
 use crate::job::{JobId, JobKind, RunStatus};
 use crate::scheduler::ServiceView;
 use crate::service::{HistoryEntry, HistoryReason, LastExit, Status, StopTarget};
@@ -346,6 +347,43 @@ pub(super) struct InstanceFacts {
     pub segment: u64,
     /// Its current log segment's page.
     pub segment_href: String,
+    /// What its processes use, when `/proc` could be read.
+    pub usage: Option<UsageFacts>,
+}
+
+/// What an instance's processes use, for people.
+#[derive(Debug, Clone)]
+pub(super) struct UsageFacts {
+    /// Their CPU time: `0.42 s`, `3 min 4 s`.
+    pub cpu_time: String,
+    /// Their CPU share: `12.5 %` (of one core).
+    pub cpu_percent: String,
+    /// Their resident memory: `81.2 MiB`.
+    pub memory: String,
+    /// How many processes.
+    pub processes: u32,
+}
+
+impl UsageFacts {
+    fn new(usage: &Usage) -> Self {
+        let cpu = usage.totals.cpu;
+        Self {
+            cpu_time: if cpu < Duration::from_secs(60) {
+                format!("{:.2} s", cpu.as_secs_f64())
+            } else {
+                human_duration(cpu)
+            },
+            cpu_percent: format!("{:.1} %", usage.cpu_percent),
+            memory: human_size(usage.totals.rss_bytes),
+            processes: usage.totals.processes,
+        }
+    }
+}
+
+/// Measures `view`'s live instance (blocking: it reads `/proc`).
+pub(super) fn measure(meter: &UsageMeter, view: &ServiceView, now: Timestamp) -> Option<Usage> {
+    let target = view.usage_target(now)?;
+    meter.measure(&[target]).pop()
 }
 
 /// How the last instance ended, for the page.
@@ -462,8 +500,13 @@ pub(super) struct ServiceLiveFragment {
     pub live: ServiceLive,
 }
 
-/// A service page's live part; `history` is [`history_of`]'s.
-pub(super) fn live(view: &ServiceView, history: &[HistoryEntry], now: Timestamp) -> ServiceLive {
+/// A service page's live part; `history` is [`history_of`]'s and `usage` [`measure`]'s.
+pub(super) fn live(
+    view: &ServiceView,
+    history: &[HistoryEntry],
+    usage: Option<Usage>,
+    now: Timestamp,
+) -> ServiceLive {
     let state = &view.state;
     let id = view.id().as_str();
     let mut segments = view::run_rows(JobKind::Service, id, &view.logs, now);
@@ -480,6 +523,7 @@ pub(super) fn live(view: &ServiceView, history: &[HistoryEntry], now: Timestamp)
             last_seen: state.last_ping.and_then(TimeView::new),
             segment: i.segment.max(i.counter),
             segment_href: view::log_href(JobKind::Service, id, i.segment.max(i.counter)),
+            usage: usage.as_ref().map(UsageFacts::new),
         });
     ServiceLive {
         status: state.status.as_str(),
@@ -868,9 +912,11 @@ pub(super) async fn page(
     let now = state.clock.now();
     let layout = state.layout.clone();
     let for_live = view.clone();
+    let meter = state.usage.clone();
     let live = tokio::task::spawn_blocking(move || {
         let history = history_of(&layout, &for_live);
-        live(&for_live, &history, now)
+        let usage = measure(&meter, &for_live, now);
+        live(&for_live, &history, usage, now)
     })
     .await?;
     html(&ServicePage {

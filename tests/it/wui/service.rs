@@ -495,6 +495,11 @@ async fn browser_a_running_service_on_the_dashboard_its_page_and_disable_enable_
         "{words}"
     );
     assert!(words.contains("GMT+7"), "localised: {words}");
+    // What the instance's processes use (issue 13 item 8): one `sleep`.
+    let memory = page.text("#usage-memory").await;
+    assert!(memory.ends_with("resident in 1 process"), "{memory}");
+    let share = page.text("#usage-cpu-percent").await;
+    assert!(share.ends_with(" %"), "{share}");
     assert_eq!(
         page.eval("document.querySelectorAll('#secret').length")
             .await,
