@@ -798,6 +798,78 @@ async fn an_instances_cpu_and_memory_are_measured_over_its_whole_process_group()
     assert!(with_marker("sleep 1012").is_empty());
 }
 
+/// A command that cannot start (a missing binary, an unknown
+/// `user`; a `working_dir` that cannot be created) is never a crash loop: each failed start waits its back-off, the service ends
+/// `fatal` after `start_retries`, and the reason is in its log and in the event log.
+#[tokio::test]
+async fn a_service_that_cannot_start_backs_off_then_is_fatal_with_the_reason() {
+    let extra = "start_retries = 2\nrestart_delay = 200ms";
+    let dir = TestDir::new(&format!(
+        "{}\n{}\n{}",
+        service_conf("nobin", "exec /nonexistent/server --port 1", extra),
+        service_conf(
+            "nodir",
+            "exec sleep 1013",
+            &format!("{extra}\nworking_dir = /dev/null/dir")
+        ),
+        service_conf(
+            "nouser",
+            "exec sleep 1014",
+            &format!("{extra}\nuser = no-such-user-here")
+        ),
+    ));
+    let started = Instant::now();
+    let d = TestDaemon::start(&dir).await;
+    for id in ["nobin", "nodir", "nouser"] {
+        let v = wait_status(&d, id, "fatal").await;
+        assert_eq!(v.state.start_failures, 3, "{id}: {:?}", v.state);
+    }
+    // Three starts with 200 ms then 400 ms between them.
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for id in ["nobin", "nodir", "nouser"] {
+        assert_eq!(
+            view(&d, id).state.status.as_str(),
+            "fatal",
+            "{id} stays fatal"
+        );
+    }
+    let logs = |id: &str| -> String {
+        let base = dir.base().join(format!("var/log/karajo/service/{id}"));
+        log_names(&dir, id)
+            .iter()
+            .map(|n| std::fs::read_to_string(base.join(n)).unwrap())
+            .collect()
+    };
+    let nobin = logs("nobin");
+    assert!(nobin.contains("/nonexistent/server: not found"), "{nobin}");
+    let nodir = logs("nodir");
+    assert!(nodir.contains("/dev/null/dir"), "{nodir}");
+    let nouser = logs("nouser");
+    assert!(nouser.contains("no such user"), "{nouser}");
+    let events: serde_json::Value = d
+        .http
+        .get(d.url("/karajo/api/event?level=error"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = events.to_string();
+    for id in ["nobin", "nodir", "nouser"] {
+        assert!(
+            text.contains(&format!("\"service\":\"{id}\"")),
+            "{id} in {text}"
+        );
+    }
+    d.stop().await;
+}
+
 #[tokio::test]
 async fn svc19_a_pid_file_names_the_process_to_watch_and_its_end_is_the_instance_end() {
     let dir = TestDir::new(&service_conf(
