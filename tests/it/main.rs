@@ -11,6 +11,7 @@ mod helpers;
 mod api;
 mod cli;
 mod client;
+mod cluster;
 mod conformance_monitor;
 mod exec;
 mod job_http;
