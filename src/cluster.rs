@@ -27,6 +27,15 @@ pub const BUILT_WITH_NATS: bool = cfg!(feature = "cluster-nats");
 pub const NOT_BUILT_MESSAGE: &str =
     "cluster: this karajo was built without cluster support (cargo feature cluster-nats)";
 
+/// Whether the daemon runs in cluster mode yet. The configuration, the NATS protocols
+/// and their tests come first; until the scheduler drives them, `enabled = true` is
+/// refused with [`NOT_YET_MESSAGE`] rather than silently running as a single node.
+pub const DAEMON_RUNS_CLUSTER: bool = false;
+
+/// What karajo says when `enabled = true` and [`DAEMON_RUNS_CLUSTER`] is false.
+pub const NOT_YET_MESSAGE: &str = "cluster: this version of karajo checks [cluster] but cannot run \
+     in cluster mode yet; set enabled = false (jobs then run on this node)";
+
 /// Names a node may not take: they are `run_on` words or subject branches.
 const RESERVED_NODE_NAMES: [&str; 4] = ["any", "all", "local", "tag"];
 
@@ -75,6 +84,12 @@ impl NodeName {
             })
             .collect();
         Self::parse(&normalised).ok()
+    }
+
+    /// `karajo`: the name of a node whose host name makes no valid one (while cluster
+    /// mode is off; on, such a node must set `node`).
+    pub fn fallback() -> Self {
+        Self("karajo".to_string())
     }
 
     /// The name.

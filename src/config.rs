@@ -5,6 +5,7 @@
 //! notifications and users, collecting every error and warning as a [`Diagnostic`] so
 //! that `karajo check` can print them all. Pure and synchronous: it only reads files.
 
+mod cluster;
 pub mod duration;
 mod fields;
 pub mod ini;

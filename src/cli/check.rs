@@ -32,6 +32,7 @@ pub fn run(config_file: &Path, now: Timestamp, out: &mut dyn Write) -> io::Resul
     match Daemon::new(config_file).load_config() {
         Ok((config, _)) => {
             print_diagnostics(out, &[], &config.warnings)?;
+            print_cluster(out, &config)?;
             print_jobs(out, &config, now)?;
             print_monitors(out, &config, now)?;
             print_services(out, &config)?;
@@ -141,8 +142,52 @@ fn print_jobs(out: &mut dyn Write, config: &Config, now: Timestamp) -> io::Resul
             path: spec.kind.webhook_path(),
         };
         print_timing(out, &timing, now)?;
+        if config.cluster.enabled {
+            writeln!(out, "  runs on {}", run_on_words(&job.run_on))?;
+        }
     }
     Ok(())
+}
+
+/// Cluster mode, when it is on: this node, its tags, where NATS is and how it
+/// authenticates (never the credentials themselves).
+fn print_cluster(out: &mut dyn Write, config: &Config) -> io::Result<()> {
+    let cluster = &config.cluster;
+    if !cluster.enabled {
+        return Ok(());
+    }
+    let tags = match cluster.tags.as_slice() {
+        [] => String::new(),
+        tags => format!(", tags {}", tags.join(", ")),
+    };
+    let auth = match &cluster.auth {
+        crate::cluster::NatsAuth::None => "no credentials".to_string(),
+        crate::cluster::NatsAuth::Creds(path) => format!("creds file {}", path.display()),
+        crate::cluster::NatsAuth::NkeySeed(path) => format!("nkey seed file {}", path.display()),
+        crate::cluster::NatsAuth::UserPassword { user, .. } => {
+            format!("user {user} and a password")
+        }
+        crate::cluster::NatsAuth::Token(_) => "a token".to_string(),
+    };
+    writeln!(
+        out,
+        "cluster: node {}{tags}; NATS at {} with {auth}; prefix {}",
+        cluster.node,
+        cluster.nats_urls.join(", "),
+        cluster.prefix
+    )
+}
+
+/// Where a job's runs go, in words.
+fn run_on_words(run_on: &crate::cluster::RunOn) -> String {
+    use crate::cluster::RunOn;
+    match run_on {
+        RunOn::Local => "every node, each on its own timer (run_on = local)".to_string(),
+        RunOn::Any => "one free node per run (run_on = any)".to_string(),
+        RunOn::All => "every live node per run (run_on = all)".to_string(),
+        RunOn::Node(node) => format!("node {node} only"),
+        RunOn::Tag(tag) => format!("one free node tagged {tag} per run"),
+    }
 }
 
 /// The monitors, when they expect check-ins and where they are pinged. The count
@@ -364,6 +409,42 @@ monitor \"nightly\" (nightly):
 DIR/karajo.conf: 1 job, 0 HTTP jobs, 2 monitors: OK
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn cluster_mode_shows_the_node_and_where_each_job_runs() {
+        let (ok, text) = check(
+            "[karajo]\nsecret = s\n[cluster]\nenabled = true\nnode = n1\ntag = gpu\nnats_url = nats://127.0.0.1:14222\n\
+             nats_user = k\nnats_password = hunter2\n[job \"a\"]\npath = /a\ncommand = true\nrun_on = tag:gpu\n",
+        );
+        assert_eq!(
+            ok,
+            crate::cluster::BUILT_WITH_NATS && crate::cluster::DAEMON_RUNS_CLUSTER,
+            "{text}"
+        );
+        if ok {
+            assert!(
+                text.contains("cluster: node n1, tags gpu; NATS at nats://127.0.0.1:14222 with user k and a password; prefix karajo"),
+                "{text}"
+            );
+            assert!(
+                text.contains("  runs on one free node tagged gpu per run"),
+                "{text}"
+            );
+        } else if crate::cluster::BUILT_WITH_NATS {
+            assert!(text.contains(crate::cluster::NOT_YET_MESSAGE), "{text}");
+        } else {
+            assert!(text.contains(crate::cluster::NOT_BUILT_MESSAGE), "{text}");
+        }
+        assert!(!text.contains("hunter2"), "{text}");
+        let (ok, text) =
+            check("[cluster]\nenabled = false\n[job \"a\"]\ncommand = true\nrun_on = n2\n");
+        assert!(ok, "{text}");
+        assert!(
+            text.contains("run_on = n2 ignored: cluster mode is off"),
+            "{text}"
+        );
+        assert!(!text.contains("cluster: node"), "{text}");
     }
 
     #[test]

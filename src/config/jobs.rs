@@ -35,6 +35,7 @@ pub(crate) const JOB_EXEC_KEYS: &[&str] = &[
     "notif_on_recover",
     "timeout",
     "kill_grace",
+    "run_on",
 ];
 
 /// The keys a `[job.http "..."]` section may hold.
@@ -56,6 +57,7 @@ pub(crate) const JOB_HTTP_KEYS: &[&str] = &[
     "http_header_secret",
     "http_timeout",
     "http_insecure",
+    "run_on",
 ];
 
 /// One job section: its name and its variables (the last definition of a name).
@@ -76,11 +78,12 @@ struct Timer {
 pub(crate) fn build_exec_job(
     def: &Definition,
     global: &Settings,
+    cluster_enabled: bool,
     problems: &mut Problems,
 ) -> JobSpec {
     let f = &def.fields;
     f.check_keys("[job]", JOB_EXEC_KEYS, problems);
-    let common = read_common(def, global, problems);
+    let common = read_common(def, global, cluster_enabled, problems);
     let commands = f.list("command");
     for var in f.all("command").filter(|v| v.value.is_empty()) {
         problems.warn(&f.file, var.line, "empty command");
@@ -110,11 +113,12 @@ pub fn no_command_message(name: &str) -> String {
 pub(crate) fn build_http_job(
     def: &Definition,
     global: &Settings,
+    cluster_enabled: bool,
     problems: &mut Problems,
 ) -> JobSpec {
     let f = &def.fields;
     f.check_keys("[job.http]", JOB_HTTP_KEYS, problems);
-    let common = read_common(def, global, problems);
+    let common = read_common(def, global, cluster_enabled, problems);
     let (http_headers, http_header_lines) = read_headers(f, problems);
     let http_request_type_text = f.text("http_request_type");
     let http = HttpSpec {
@@ -136,7 +140,12 @@ pub(crate) fn build_http_job(
 }
 
 /// The keys every job kind reads the same way.
-fn read_common(def: &Definition, global: &Settings, problems: &mut Problems) -> JobCommon {
+fn read_common(
+    def: &Definition,
+    global: &Settings,
+    cluster_enabled: bool,
+    problems: &mut Problems,
+) -> JobCommon {
     let f = &def.fields;
     let timer = read_timer(f, global, problems);
     JobCommon {
@@ -154,6 +163,7 @@ fn read_common(def: &Definition, global: &Settings, problems: &mut Problems) -> 
         notif_on_recover: f.list("notif_on_recover"),
         secret: read_secret(f, global),
         header_sign: f.text_or("header_sign", HEADER_KARAJO_SIGN),
+        run_on: super::cluster::read_run_on(f, cluster_enabled, problems),
     }
 }
 

@@ -31,6 +31,7 @@ const USER: &str = "user";
 const MONITOR: &str = "monitor";
 const WATCHTOWER: &str = "watchtower";
 const SERVICE: &str = "service";
+const CLUSTER: &str = "cluster";
 
 /// Job, monitor, service and notif definitions gathered from all files, keyed by name (so
 /// sorted, and a later definition replaces an earlier one).
@@ -40,6 +41,8 @@ struct Definitions {
     karajo_line: usize,
     /// The merged `[watchtower]` sections and the line of the first, if any.
     watchtower: Option<(usize, Vec<ini::Var>)>,
+    /// The merged `[cluster]` sections and the line of the first, if any.
+    cluster: Option<(usize, Vec<ini::Var>)>,
     jobs: BTreeMap<String, Definition>,
     http_jobs: BTreeMap<String, Definition>,
     monitors: BTreeMap<String, Definition>,
@@ -172,16 +175,18 @@ fn section_name<'a>(file: &Path, section: &'a Section, problems: &mut Problems) 
 }
 
 /// Every section name karajo knows, whatever the file.
-const KNOWN_SECTIONS: [&str; 8] = [
-    KARAJO, JOB, JOB_HTTP, MONITOR, SERVICE, NOTIF, USER, WATCHTOWER,
+const KNOWN_SECTIONS: [&str; 9] = [
+    KARAJO, JOB, JOB_HTTP, MONITOR, SERVICE, NOTIF, USER, WATCHTOWER, CLUSTER,
 ];
 
 /// The sections of the main file.
-const MAIN_SECTIONS: [&str; 7] = [KARAJO, JOB, JOB_HTTP, MONITOR, SERVICE, NOTIF, WATCHTOWER];
+const MAIN_SECTIONS: [&str; 8] = [
+    KARAJO, JOB, JOB_HTTP, MONITOR, SERVICE, NOTIF, WATCHTOWER, CLUSTER,
+];
 
 /// Where each section may be written, for the unknown-section error.
 const WHERE_SECTIONS_GO: &str = "karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"], \
-     [monitor \"NAME\"], [service \"NAME\"], [notif \"NAME\"] and [watchtower] from the main \
+     [monitor \"NAME\"], [service \"NAME\"], [notif \"NAME\"], [watchtower] and [cluster] from the main \
      file, [job \"NAME\"], [monitor \"NAME\"] and [service \"NAME\"] from job.d/*.conf, \
      [job.http \"NAME\"] from job_http.d/*.conf and [user \"NAME\"] from user.conf";
 
@@ -256,6 +261,15 @@ fn collect_main(file: &Path, doc: &Document, defs: &mut Definitions, problems: &
                     .watchtower
                     .get_or_insert_with(|| (section.line, Vec::new()));
                 vars.extend(section.vars.iter().cloned());
+            }
+            (CLUSTER, None) => {
+                let (_, vars) = defs
+                    .cluster
+                    .get_or_insert_with(|| (section.line, Vec::new()));
+                vars.extend(section.vars.iter().cloned());
+            }
+            (CLUSTER, Some(_)) => {
+                warn_section_ignored(file, section, "takes no name (write [cluster])", problems)
             }
             (KARAJO, Some(_)) => {
                 warn_section_ignored(file, section, "takes no name (write [karajo])", problems)
@@ -434,15 +448,28 @@ fn assemble(
     users: Vec<UserConfig>,
     problems: &mut Problems,
 ) -> Config {
+    let cluster_fields = defs.cluster.as_ref().map(|(line, vars)| Fields {
+        file: file.to_path_buf(),
+        line: *line,
+        vars: vars.clone(),
+    });
+    let cluster = super::cluster::build_cluster(
+        cluster_fields.as_ref(),
+        crate::cluster::BUILT_WITH_NATS,
+        settings.secret_generated,
+        &super::cluster::host_name(),
+        &|name| std::env::var(name).ok(),
+        problems,
+    );
     let exec_jobs = defs
         .jobs
         .values()
-        .map(|def| build_exec_job(def, &settings, problems));
+        .map(|def| build_exec_job(def, &settings, cluster.enabled, problems));
     let mut jobs: Vec<_> = exec_jobs.collect();
     let http_jobs = defs
         .http_jobs
         .values()
-        .map(|def| build_http_job(def, &settings, problems));
+        .map(|def| build_http_job(def, &settings, cluster.enabled, problems));
     jobs.extend(http_jobs);
     check_duplicate_ids("job", &defs.jobs, problems);
     check_duplicate_ids("job.http", &defs.http_jobs, problems);
@@ -515,6 +542,7 @@ fn assemble(
         services,
         notifs,
         users,
+        cluster,
         warnings: Vec::new(),
     }
 }

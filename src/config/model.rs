@@ -180,6 +180,8 @@ pub struct Config {
     pub monitors: Vec<MonitorSpec>,
     /// `[watchtower]`, when it has a `password` (without one its routes do not exist).
     pub watchtower: Option<WatchtowerConfig>,
+    /// `[cluster]`: cluster mode's settings (off unless `enabled = true`).
+    pub cluster: crate::cluster::ClusterSettings,
     /// `[service "..."]` sections, sorted by name. Their ids are unique among
     /// services; a job or a monitor may share one.
     pub services: Vec<ServiceSpec>,
@@ -272,6 +274,9 @@ pub struct JobCommon {
     /// `header_sign`: the header of the HMAC signature (default `X-Karajo-Sign`): read
     /// from webhooks by a command job, sent by an HTTP job.
     pub header_sign: String,
+    /// `run_on` (cluster mode): where its runs execute; `any` by default, ignored while
+    /// cluster mode is off.
+    pub run_on: crate::cluster::RunOn,
 }
 
 impl JobCommon {

@@ -604,7 +604,7 @@ fn unknown_sections_are_errors_and_unknown_keys_warn() {
         [format!(
             "{file}:8: unknown section [jobs \"typo\"] (did you mean [job \"typo\"]?); \
              karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"], [monitor \"NAME\"], \
-             [service \"NAME\"], [notif \"NAME\"] and [watchtower] from the main file, \
+             [service \"NAME\"], [notif \"NAME\"], [watchtower] and [cluster] from the main file, \
              [job \"NAME\"], [monitor \"NAME\"] and [service \"NAME\"] from job.d/*.conf, \
              [job.http \"NAME\"] from job_http.d/*.conf and [user \"NAME\"] from user.conf"
         )]

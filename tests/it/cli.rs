@@ -199,7 +199,7 @@ interval = 5m
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
     let known = "karajo reads [karajo], [job \"NAME\"], [job.http \"NAME\"], \
-                 [monitor \"NAME\"], [service \"NAME\"], [notif \"NAME\"] and [watchtower] \
+                 [monitor \"NAME\"], [service \"NAME\"], [notif \"NAME\"], [watchtower] and [cluster] \
                  from the main file, [job \"NAME\"], [monitor \"NAME\"] and [service \"NAME\"] \
                  from job.d/*.conf, [job.http \"NAME\"] from job_http.d/*.conf and \
                  [user \"NAME\"] from user.conf";

@@ -43,6 +43,7 @@ fn common(name: &str) -> JobCommon {
         notif_on_recover: Vec::new(),
         secret: "s".to_string(),
         header_sign: "X-Karajo-Sign".to_string(),
+        run_on: crate::cluster::RunOn::Any,
     }
 }
 
