@@ -6,7 +6,9 @@
 //! ([`nats`], cargo feature `cluster-nats`). Without `[cluster] enabled = true` nothing
 //! here opens a socket.
 
+pub mod coordinator;
 pub mod decide;
+pub mod memory;
 #[cfg(feature = "cluster-nats")]
 pub mod nats;
 

@@ -1,0 +1,272 @@
+//! The seam between a node's scheduler and whatever coordinates the nodes (cluster spec
+//! 6.2): the [`Coordinator`] trait (claim a timer slot, apply one event to a job's
+//! shared record through [`decide`](super::decide::decide), dispatch an order, take
+//! orders, watch the records, the nodes and this node's connection), the values it
+//! speaks in, and [`decide_with`], the one place that turns a node's view and a job's
+//! facts into the [`Ctx`] of a decision, so that every coordinator decides alike. The
+//! in-memory coordinator ([`super::memory`]) and the NATS one implement it.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use super::decide::{Action, Ctx, Decision, JobEvent, JobRecord, Refusal, decide};
+use super::{NodeName, RunOn, RunOrder, Slot};
+use crate::job::JobKey;
+
+/// A boxed future, so that the trait stays object-safe without another crate.
+pub type CoordFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who handles a timer slot (cluster spec 7.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This node: it goes on with the `Timer` transition.
+    Won,
+    /// Another node.
+    Lost {
+        /// The node that won.
+        by: NodeName,
+    },
+    /// Not connected: nothing was sent; the slot is missed here.
+    Unavailable,
+    /// Sent, but no answer in time: maybe ours. Resolve it later with
+    /// [`Coordinator::resolve`].
+    Uncertain {
+        /// The claim key.
+        key: String,
+        /// The nonce written with it.
+        nonce: String,
+    },
+}
+
+/// What reading back an uncertain claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// Our write landed: the slot is ours.
+    Ours,
+    /// Another node's.
+    Theirs(NodeName),
+    /// Nobody's.
+    Absent,
+}
+
+/// This node's link to the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Single-node mode: nothing to be connected to.
+    Local,
+    /// Connected since then.
+    Connected {
+        /// Since when.
+        since: Timestamp,
+    },
+    /// Not connected since then: cluster jobs pause on this node.
+    Disconnected {
+        /// Since when.
+        since: Timestamp,
+    },
+}
+
+impl Health {
+    /// Whether cluster work may go on.
+    pub fn is_connected(self) -> bool {
+        matches!(self, Self::Connected { .. })
+    }
+}
+
+/// Why a coordinator could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// This node is not connected; nothing was sent.
+    #[error("cluster unavailable: this node is not connected")]
+    Unavailable,
+    /// Sent, and no answer within `op_timeout`: it may have happened.
+    #[error("cluster: no answer in time for {0}; it may have happened")]
+    Uncertain(String),
+    /// The state machine refused the event; nothing was written.
+    #[error("cluster: refused ({0:?})")]
+    Refused(Refusal),
+    /// Anything else, in words naming what failed.
+    #[error("cluster: {0}")]
+    Failed(String),
+}
+
+/// What a job brings to a transition: its key, `run_on`, the digest of its definition
+/// here, and the record to start from when the cluster has none yet (its local state).
+#[derive(Debug, Clone)]
+pub struct JobCtx {
+    /// The job.
+    pub job: JobKey,
+    /// Where its runs go.
+    pub run_on: RunOn,
+    /// `sha256:<hex>` of its definition on this node.
+    pub job_digest: String,
+    /// The record a first transition starts from (seeded from local state).
+    pub seed: JobRecord,
+}
+
+/// What a node knows of the cluster when it decides.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    /// Now, by this node's clock.
+    pub now: Timestamp,
+    /// This node.
+    pub node: NodeName,
+    /// The live nodes, sorted, this one included.
+    pub live_nodes: Vec<NodeName>,
+    /// `[cluster] dispatch_timeout`.
+    pub dispatch_timeout: Duration,
+}
+
+/// Applies `event` to `record` (or to `job.seed` when there is none) as `view` sees the
+/// cluster, with fresh run ids made by `new_run`: one per live node, enough for any
+/// start.
+pub fn decide_with(
+    record: Option<&JobRecord>,
+    event: &JobEvent,
+    job: &JobCtx,
+    view: &NodeView,
+    new_run: &mut dyn FnMut() -> String,
+) -> Result<Decision, Refusal> {
+    let runs = view.live_nodes.len().max(1);
+    let ctx = Ctx {
+        now: view.now,
+        node: view.node.clone(),
+        live_nodes: view.live_nodes.clone(),
+        run_on: job.run_on.clone(),
+        new_runs: (0..runs).map(|_| new_run()).collect(),
+        dispatch_timeout: view.dispatch_timeout,
+        job: job.job.clone(),
+        job_digest: job.job_digest.clone(),
+    };
+    decide(record.unwrap_or(&job.seed), event, &ctx)
+}
+
+/// A won transition: the record as written, its revision, and what this node must now
+/// carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The record written (or unchanged when nothing needed writing).
+    pub record: JobRecord,
+    /// Its revision after the write.
+    pub revision: u64,
+    /// What to carry out, in order.
+    pub actions: Vec<Action>,
+}
+
+/// How an order delivery is answered (cluster spec 6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckKind {
+    /// Taken: remove it from the queue (a double ack).
+    Accept,
+    /// Refused for good (`Term`): never delivered again.
+    Reject,
+    /// Not now: deliver it again after this long (`Nak` with a delay).
+    Later(Duration),
+}
+
+/// Answers one delivery.
+pub trait Acker: Send {
+    /// Sends the answer.
+    fn ack(self: Box<Self>, kind: AckKind) -> CoordFuture<'static, Result<(), ClusterError>>;
+}
+
+/// One order delivered to this node, checked (signature, deadline) by the coordinator.
+pub struct Delivery {
+    /// The order.
+    pub order: RunOrder,
+    /// How many times it has been delivered, this time included.
+    pub delivered: u64,
+    /// Its answer.
+    pub acker: Box<dyn Acker>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("order", &self.order)
+            .field("delivered", &self.delivered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    /// Answers it.
+    pub async fn answer(self, kind: AckKind) -> Result<(), ClusterError> {
+        self.acker.ack(kind).await
+    }
+}
+
+/// Every job record in the cluster by its key, with its revision.
+pub type RecordTable = BTreeMap<String, (JobRecord, u64)>;
+
+/// What a node knows of another (or of itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Whether its heartbeat was seen within `lease_ttl`.
+    pub alive: bool,
+    /// When it was last seen.
+    pub last_seen: Option<Timestamp>,
+}
+
+/// Every node known, by name.
+pub type NodeTable = BTreeMap<NodeName, NodeInfo>;
+
+/// The live nodes of `table`, sorted.
+pub fn live_nodes(table: &NodeTable) -> Vec<NodeName> {
+    table
+        .iter()
+        .filter(|(_, info)| info.alive)
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// What coordinates this node with the others. Implementations: [`super::memory`] for
+/// tests, and the NATS one.
+pub trait Coordinator: Send + Sync + 'static {
+    /// This node.
+    fn node(&self) -> &NodeName;
+
+    /// Whether this node handles `slot`.
+    fn claim<'a>(&'a self, slot: &'a Slot) -> CoordFuture<'a, Claim>;
+
+    /// Reads back a claim whose answer was lost.
+    fn resolve<'a>(
+        &'a self,
+        key: &'a str,
+        nonce: &'a str,
+    ) -> CoordFuture<'a, Result<Resolved, ClusterError>>;
+
+    /// Applies `event` to `job`'s shared record with a revision check, deciding again
+    /// on a conflict; returns what the winner must carry out.
+    fn transition<'a>(
+        &'a self,
+        job: &'a JobCtx,
+        event: JobEvent,
+    ) -> CoordFuture<'a, Result<Transition, ClusterError>>;
+
+    /// Hands `order` to `target`; returns its queue sequence.
+    fn dispatch<'a>(
+        &'a self,
+        order: &'a RunOrder,
+        target: &'a RunOn,
+    ) -> CoordFuture<'a, Result<u64, ClusterError>>;
+
+    /// At most `free` orders for this node (its own, `any`, its tags).
+    fn take_orders(&self, free: usize) -> CoordFuture<'_, Result<Vec<Delivery>, ClusterError>>;
+
+    /// Every job record, kept current.
+    fn records(&self) -> watch::Receiver<RecordTable>;
+
+    /// The nodes, kept current.
+    fn nodes(&self) -> watch::Receiver<NodeTable>;
+
+    /// This node's link.
+    fn health(&self) -> watch::Receiver<Health>;
+}
