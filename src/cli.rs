@@ -8,6 +8,8 @@
 //! [`Daemon`]: crate::Daemon
 
 pub mod check;
+#[cfg(feature = "cluster-nats")]
+pub mod cluster;
 pub mod jobs;
 pub mod password;
 pub mod service;
@@ -79,6 +81,10 @@ pub enum Command {
     /// Read and control the supervised services of a running server.
     #[command(subcommand)]
     Service(service::ServiceCommand),
+    /// Cluster mode's operator commands.
+    #[cfg(feature = "cluster-nats")]
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 /// Why a subcommand failed.
@@ -150,6 +156,10 @@ pub fn run(cli: &Cli, command: &Command) -> ExitCode {
         Command::JobHttp(job) => block_on(jobs::run_job_http(job, &mut out)),
         Command::Monitor(monitor) => block_on(jobs::run_monitor(monitor, &mut out)),
         Command::Service(service) => block_on(service::run_service(service, &mut out)),
+        #[cfg(feature = "cluster-nats")]
+        Command::Cluster(command) => {
+            cluster::run_cluster(command, &mut out).map(|()| ExitCode::SUCCESS)
+        }
     };
     let _ = out.flush();
     match result {

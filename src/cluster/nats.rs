@@ -3,3 +3,4 @@
 //! consumers ([`layout`]), and the protocols built on them.
 
 pub mod layout;
+pub mod permissions;
