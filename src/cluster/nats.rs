@@ -3,3 +3,6 @@
 //! consumers ([`layout`]), and the protocols built on them.
 
 pub mod layout;
+pub mod logcollect;
+pub mod logship;
+pub mod orders;
