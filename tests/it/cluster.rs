@@ -4,4 +4,6 @@
 
 #![cfg(feature = "cluster-nats")]
 
+mod logship;
+mod orders;
 mod server;
