@@ -6,6 +6,7 @@
 //! ([`nats`], cargo feature `cluster-nats`). Without `[cluster] enabled = true` nothing
 //! here opens a socket.
 
+pub mod contract;
 pub mod coordinator;
 pub mod decide;
 pub mod memory;

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::cluster::decide::{Action, JobRecord, Refusal, TriggerReply};
+use crate::cluster::decide::{Action, JobRecord, Refusal};
 use crate::job::{JobId, JobKey, RunStatus};
 
 const T0: &str = "2026-11-30T12:00:00Z";
@@ -49,116 +49,25 @@ fn dispatched(t: &Transition) -> Vec<(RunOrder, RunOn)> {
         .collect()
 }
 
-fn reply(t: &Transition) -> Option<TriggerReply> {
-    t.actions.iter().find_map(|a| match a {
-        Action::Reply(r) => Some(*r),
-        _ => None,
-    })
-}
-
-/// Carries out a transition's dispatches as the winner would, and records their
-/// sequences.
-async fn carry_out(node: &MemoryCoordinator, job: &JobCtx, t: &Transition) {
-    for (order, target) in dispatched(t) {
-        let seq = node.dispatch(&order, &target).await.unwrap();
-        node.transition(
-            job,
-            JobEvent::Dispatched {
-                run: order.run.clone(),
-                seq,
-            },
-        )
-        .await
-        .unwrap();
-    }
-}
-
 #[tokio::test]
-async fn each_slot_is_won_by_exactly_one_of_three_nodes() {
-    let (_, _, nodes) = cluster();
-    let key = JobKey::exec(JobId::from_raw("tick"));
-    let mut wins = [0; 3];
-    for at in 0..100 {
-        let slot = Slot {
-            job: key.clone(),
-            at: 1_795_413_600 + at * 2,
-        };
-        let claims = futures_util::future::join_all(nodes.iter().map(|n| n.claim(&slot))).await;
-        let won: Vec<usize> = (0..3).filter(|i| claims[*i] == Claim::Won).collect();
-        assert_eq!(won.len(), 1, "slot {at}: {claims:?}");
-        wins[won[0]] += 1;
-        for (i, claim) in claims.iter().enumerate().filter(|(i, _)| *i != won[0]) {
-            assert_eq!(
-                *claim,
-                Claim::Lost {
-                    by: nodes[won[0]].node().clone()
-                },
-                "node {i}"
-            );
-        }
-    }
-    assert_eq!(wins.iter().sum::<i32>(), 100);
-}
-
-#[tokio::test]
-async fn three_webhooks_on_three_nodes_answer_200_200_429_and_share_one_counter() {
+async fn the_memory_cluster_keeps_the_coordinator_contract() {
     let (_, _, [n1, n2, n3]) = cluster();
-    let slow = job("slow", RunOn::Any);
-    let first = n1.transition(&slow, JobEvent::Webhook).await.unwrap();
-    carry_out(&n1, &slow, &first).await;
-    let second = n2.transition(&slow, JobEvent::Webhook).await.unwrap();
-    let third = n3.transition(&slow, JobEvent::Webhook).await.unwrap();
-    assert_eq!(reply(&first), Some(TriggerReply::Started(1)));
-    assert_eq!(reply(&second), Some(TriggerReply::Queued));
-    assert_eq!(reply(&third), Some(TriggerReply::Busy));
-    assert_eq!(
-        [&first, &second, &third].map(|t| t.revision),
-        [1, 3, 3],
-        "the 429 writes nothing (the Dispatched sequence was revision 2)"
-    );
-    // Any node takes the order, once; the queued webhook starts when it finishes.
-    let mut taken = n2.take_orders(4).await.unwrap();
-    assert_eq!(taken.len(), 1);
-    assert!(
-        n3.take_orders(4).await.unwrap().is_empty(),
-        "hidden while n2 holds it"
-    );
-    let delivery = taken.remove(0);
-    let run = delivery.order.run.clone();
-    let accepted = n2
-        .transition(
-            &slow,
-            JobEvent::Accepted {
-                run: run.clone(),
-                node: n2.node().clone(),
-            },
-        )
+    let nodes: [&dyn Coordinator; 3] = [&n1, &n2, &n3];
+    crate::cluster::contract::each_slot_is_won_once(&nodes, 100)
         .await
         .unwrap();
-    delivery.answer(AckKind::Accept).await.unwrap();
-    assert_eq!(
-        accepted.record.active.as_ref().unwrap().node,
-        Some(n2.node().clone())
-    );
-    let finished = n2
-        .transition(
-            &slow,
-            JobEvent::Finished {
-                run,
-                node: n2.node().clone(),
-                status: RunStatus::Success,
-                at: T0.parse().unwrap(),
-            },
-        )
+    crate::cluster::contract::one_queue_across_nodes(&nodes)
         .await
         .unwrap();
-    let next = dispatched(&finished);
-    assert_eq!(next.len(), 1, "the queued webhook starts");
-    assert_eq!(next[0].0.counter, 2);
-    // Every node's view of the records is the same.
-    for n in [&n1, &n2, &n3] {
+    crate::cluster::contract::orders_reach_their_node_or_tag(&nodes)
+        .await
+        .unwrap();
+    for n in nodes {
         let records = n.records().borrow().clone();
-        assert_eq!(records["job.slow"].0.counter, 2);
+        assert_eq!(
+            records["job.contract_slow"].0.counter, 2,
+            "every node sees it"
+        );
     }
 }
 
@@ -167,7 +76,9 @@ async fn orders_reach_their_node_or_tag_and_a_pinned_order_waits_for_its_node() 
     let (_, _, [n1, n2, n3]) = cluster();
     let pinned = job("pin", RunOn::Node(NodeName::parse("n2").unwrap()));
     let t = n1.transition(&pinned, JobEvent::ApiRun).await.unwrap();
-    carry_out(&n1, &pinned, &t).await;
+    crate::cluster::contract::carry_out(&n1, &pinned, &t)
+        .await
+        .unwrap();
     assert!(n1.take_orders(8).await.unwrap().is_empty());
     assert!(n3.take_orders(8).await.unwrap().is_empty());
     let taken = n2.take_orders(8).await.unwrap();
@@ -176,7 +87,9 @@ async fn orders_reach_their_node_or_tag_and_a_pinned_order_waits_for_its_node() 
 
     let gpu = job("gpu", RunOn::Tag("gpu".into()));
     let t = n2.transition(&gpu, JobEvent::ApiRun).await.unwrap();
-    carry_out(&n2, &gpu, &t).await;
+    crate::cluster::contract::carry_out(&n2, &gpu, &t)
+        .await
+        .unwrap();
     assert!(
         n2.take_orders(8).await.unwrap().is_empty(),
         "n2 has no gpu tag"
@@ -193,7 +106,9 @@ async fn orders_reach_their_node_or_tag_and_a_pinned_order_waits_for_its_node() 
         [1, 2, 3],
         "one run per live node, each its own counter"
     );
-    carry_out(&n3, &fan, &t).await;
+    crate::cluster::contract::carry_out(&n3, &fan, &t)
+        .await
+        .unwrap();
     for n in [&n1, &n2, &n3] {
         let taken = n.take_orders(8).await.unwrap();
         assert_eq!(taken.len(), 1, "{}", n.node());
@@ -206,7 +121,9 @@ async fn an_unanswered_order_is_delivered_again_after_the_ack_wait_at_most_max_d
     let (clock, cluster, [n1, n2, _]) = cluster();
     let any = job("any", RunOn::Any);
     let t = n1.transition(&any, JobEvent::ApiRun).await.unwrap();
-    carry_out(&n1, &any, &t).await;
+    crate::cluster::contract::carry_out(&n1, &any, &t)
+        .await
+        .unwrap();
     let first = n1.take_orders(1).await.unwrap();
     assert_eq!(first[0].delivered, 1);
     drop(first); // n1 dies before it answers
@@ -275,7 +192,9 @@ async fn a_dead_node_is_not_live_and_its_running_run_fails_once() {
     let (_, cluster, [n1, n2, n3]) = cluster();
     let long = job("long", RunOn::Any);
     let t = n1.transition(&long, JobEvent::Webhook).await.unwrap();
-    carry_out(&n1, &long, &t).await;
+    crate::cluster::contract::carry_out(&n1, &long, &t)
+        .await
+        .unwrap();
     let taken = n3.take_orders(1).await.unwrap();
     let run = taken[0].order.run.clone();
     n3.transition(
