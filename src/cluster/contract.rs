@@ -22,7 +22,8 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what()) }
 }
 
-fn dispatches(t: &Transition) -> Vec<(RunOrder, RunOn)> {
+/// The orders a transition dispatches, with their targets.
+pub fn dispatches(t: &Transition) -> Vec<(RunOrder, RunOn)> {
     t.actions
         .iter()
         .filter_map(|a| match a {

@@ -39,16 +39,6 @@ fn job(id: &str, run_on: RunOn) -> JobCtx {
     }
 }
 
-fn dispatched(t: &Transition) -> Vec<(RunOrder, RunOn)> {
-    t.actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Dispatch { order, target } => Some((order.clone(), target.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn the_memory_cluster_keeps_the_coordinator_contract() {
     let (_, _, [n1, n2, n3]) = cluster();
@@ -98,7 +88,7 @@ async fn orders_reach_their_node_or_tag_and_a_pinned_order_waits_for_its_node() 
 
     let fan = job("fan", RunOn::All);
     let t = n3.transition(&fan, JobEvent::Webhook).await.unwrap();
-    let orders = dispatched(&t);
+    let orders = crate::cluster::contract::dispatches(&t);
     let mut counters: Vec<u64> = orders.iter().map(|(o, _)| o.counter).collect();
     counters.sort_unstable();
     assert_eq!(
