@@ -1,5 +1,14 @@
 //! The NATS JetStream backend of cluster mode (cluster spec 5 and 7), compiled with the
 //! cargo feature `cluster-nats`: the names and settings of the buckets, streams and
-//! consumers ([`layout`]), and the protocols built on them.
+//! consumers ([`layout`]), and the protocols built on them: the connection and its
+//! health ([`connect`]), provisioning and binding ([`provision`]), node leases
+//! ([`lease`]), one-winner claims ([`claims`]) and revision-checked records
+//! ([`state`]), with their errors ([`error`]).
 
+pub mod claims;
+pub mod connect;
+pub mod error;
 pub mod layout;
+pub mod lease;
+pub mod provision;
+pub mod state;
