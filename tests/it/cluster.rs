@@ -4,4 +4,5 @@
 
 #![cfg(feature = "cluster-nats")]
 
+mod kv;
 mod server;

@@ -78,7 +78,6 @@ impl NatsServer {
     }
 
     /// `nats://127.0.0.1:<port>`.
-    #[allow(dead_code)] // used by the protocol tests that follow
     pub(crate) fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
