@@ -1,11 +1,20 @@
 //! The NATS JetStream backend of cluster mode (cluster spec 5 and 7), compiled with the
 //! cargo feature `cluster-nats`: the names and settings of the buckets, streams and
-//! consumers ([`layout`]), orders between nodes ([`orders`]), run logs shipped to and
-//! collected from the log stream ([`logship`], [`logcollect`]), and the permissions a
-//! node needs ([`permissions`]).
+//! consumers ([`layout`]), and the protocols built on them: the connection and its
+//! health ([`connect`]), provisioning and binding ([`provision`]), node leases
+//! ([`lease`]), one-winner claims ([`claims`]), revision-checked records ([`state`]),
+//! orders between nodes ([`orders`]), run logs shipped to and collected from the log
+//! stream ([`logship`], [`logcollect`]), the permissions a node needs
+//! ([`permissions`]), and their errors ([`error`]).
 
+pub mod claims;
+pub mod connect;
+pub mod error;
 pub mod layout;
+pub mod lease;
 pub mod logcollect;
 pub mod logship;
 pub mod orders;
 pub mod permissions;
+pub mod provision;
+pub mod state;

@@ -4,6 +4,7 @@
 
 #![cfg(feature = "cluster-nats")]
 
+mod kv;
 mod logship;
 mod orders;
 mod server;
