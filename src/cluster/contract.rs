@@ -83,7 +83,7 @@ pub async fn each_slot_is_won_once(nodes: &[&dyn Coordinator], slots: i64) -> Re
                 *claim == Claim::Won
                     || *claim
                         == Claim::Lost {
-                            by: winners[0].clone(),
+                            by: Some(winners[0].clone()),
                         },
                 || format!("slot {at}: {claims:?}"),
             )?;

@@ -26,10 +26,10 @@ pub type CoordFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum Claim {
     /// This node: it goes on with the `Timer` transition.
     Won,
-    /// Another node.
+    /// Another node (`None` when its claim cannot be read).
     Lost {
         /// The node that won.
-        by: NodeName,
+        by: Option<NodeName>,
     },
     /// Not connected: nothing was sent; the slot is missed here.
     Unavailable,
@@ -48,33 +48,41 @@ pub enum Claim {
 pub enum Resolved {
     /// Our write landed: the slot is ours.
     Ours,
-    /// Another node's.
-    Theirs(NodeName),
+    /// Another node's (`None` when its claim cannot be read).
+    Theirs {
+        /// The owner.
+        by: Option<NodeName>,
+    },
     /// Nobody's.
     Absent,
 }
 
-/// This node's link to the cluster.
+/// This node's link to the cluster, and since when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
-    /// Single-node mode: nothing to be connected to.
-    Local,
     /// Connected since then.
     Connected {
-        /// Since when.
+        /// When the (re)connection happened.
         since: Timestamp,
     },
-    /// Not connected since then: cluster jobs pause on this node.
+    /// Not connected (yet, or any more) since then: cluster jobs pause on this node.
     Disconnected {
-        /// Since when.
+        /// When the link went down (or the client started).
         since: Timestamp,
     },
 }
 
 impl Health {
     /// Whether cluster work may go on.
-    pub fn is_connected(self) -> bool {
+    pub fn is_connected(&self) -> bool {
         matches!(self, Self::Connected { .. })
+    }
+
+    /// When the current state began.
+    pub fn since(&self) -> Timestamp {
+        match self {
+            Self::Connected { since } | Self::Disconnected { since } => *since,
+        }
     }
 }
 

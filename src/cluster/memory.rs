@@ -257,7 +257,9 @@ impl Coordinator for MemoryCoordinator {
                 .map(|i| hub.faults.lose_claim_reply.remove(i))
                 .is_some();
             let claim = match hub.claims.get(&key) {
-                Some((by, _)) => Claim::Lost { by: by.clone() },
+                Some((by, _)) => Claim::Lost {
+                    by: Some(by.clone()),
+                },
                 None => {
                     hub.claims
                         .insert(key.clone(), (self.node.clone(), nonce.clone()));
@@ -283,7 +285,9 @@ impl Coordinator for MemoryCoordinator {
             }
             Ok(match self.cluster.hub().claims.get(key) {
                 Some((node, n)) if *node == self.node && n == nonce => Resolved::Ours,
-                Some((node, _)) => Resolved::Theirs(node.clone()),
+                Some((node, _)) => Resolved::Theirs {
+                    by: Some(node.clone()),
+                },
                 None => Resolved::Absent,
             })
         })

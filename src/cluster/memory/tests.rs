@@ -165,14 +165,16 @@ async fn a_cut_off_node_claims_nothing_and_a_lost_claim_answer_resolves_as_ours(
     assert_eq!(
         n2.claim(&slot).await,
         Claim::Lost {
-            by: n1.node().clone()
+            by: Some(n1.node().clone())
         },
         "the write landed"
     );
     assert_eq!(n1.resolve(&key, &nonce).await, Ok(Resolved::Ours));
     assert_eq!(
         n2.resolve(&key, "other").await,
-        Ok(Resolved::Theirs(n1.node().clone()))
+        Ok(Resolved::Theirs {
+            by: Some(n1.node().clone())
+        })
     );
     assert_eq!(n1.resolve("job.tick.1", &nonce).await, Ok(Resolved::Absent));
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::NodeName;
 use crate::cluster::nats::connect::Link;
-use crate::cluster::nats::error::{ClusterError, bounded};
+use crate::cluster::nats::error::{NatsError, bounded};
 use crate::cluster::nats::state::parse;
 
 /// The value of a claim key: `{"node","nonce","at"}`.
@@ -29,42 +29,7 @@ pub struct ClaimValue {
     pub at: Timestamp,
 }
 
-/// The outcome of one claim.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// This node owns the key: its `create` succeeded, or an earlier write of the
-    /// same claim landed.
-    Won,
-    /// Another node owns it (`None` when its value is unreadable).
-    Lost {
-        /// The owner.
-        by: Option<NodeName>,
-    },
-    /// No answer (or an error that does not prove the write failed): the key may be
-    /// ours. Keep `(key, nonce)` and [`Claims::resolve`] it later.
-    Uncertain {
-        /// The key.
-        key: String,
-        /// The nonce of this claim.
-        nonce: String,
-    },
-    /// The link was down, so nothing was written: record the slot as missed.
-    Unavailable,
-}
-
-/// The truth about an uncertain claim.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resolved {
-    /// The key holds our claim: we own it.
-    Ours,
-    /// The key holds another claim (`None` when its value is unreadable).
-    Theirs {
-        /// The owner.
-        by: Option<NodeName>,
-    },
-    /// The key does not exist (nobody claimed it, or the claim aged out).
-    Absent,
-}
+pub use crate::cluster::coordinator::{Claim, Resolved};
 
 /// The claims of one node in one bucket, bounded by `op_timeout`.
 #[derive(Debug, Clone)]
@@ -128,7 +93,7 @@ impl Claims {
 
     /// Reads `key` to settle an uncertain claim made with `nonce` (spec 7.2 step 4).
     /// Fails (still uncertain) when the read gets no answer.
-    pub async fn resolve(&self, key: &str, nonce: &str) -> Result<Resolved, ClusterError> {
+    pub async fn resolve(&self, key: &str, nonce: &str) -> Result<Resolved, NatsError> {
         let entry = bounded(
             self.op_timeout,
             || format!("read claim {key} in bucket {}", self.store.name),

@@ -14,41 +14,14 @@ use async_nats::{ConnectOptions, Event, ServerAddr};
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-use crate::cluster::nats::error::ClusterError;
+use crate::cluster::nats::error::NatsError;
 use crate::cluster::nats::layout::Names;
 use crate::cluster::{ClusterSettings, NatsAuth, NodeName};
 
 /// The bound on one TCP and TLS connection attempt (spec 7.1.1).
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Whether this node can talk to NATS, and since when.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
-    /// Connected to a server since this time.
-    Connected {
-        /// When the (re)connection happened.
-        since: Timestamp,
-    },
-    /// Not connected (yet, or any more) since this time: cluster jobs pause here.
-    Disconnected {
-        /// When the link went down (or the client started).
-        since: Timestamp,
-    },
-}
-
-impl Health {
-    /// Whether the link is up.
-    pub fn is_connected(&self) -> bool {
-        matches!(self, Self::Connected { .. })
-    }
-
-    /// When the current state began.
-    pub fn since(&self) -> Timestamp {
-        match self {
-            Self::Connected { since } | Self::Disconnected { since } => *since,
-        }
-    }
-}
+pub use crate::cluster::coordinator::Health;
 
 /// What the client reported, handed to the caller's callback (for the event stream and
 /// metrics). Texts are the client's; they carry no credentials.
@@ -129,7 +102,7 @@ impl Link {
 pub async fn connect(
     settings: &ClusterSettings,
     events: impl Fn(ConnEvent) + Send + Sync + 'static,
-) -> Result<Link, ClusterError> {
+) -> Result<Link, NatsError> {
     let urls = server_addrs(&settings.nats_urls)?;
     let (health_tx, health_rx) = watch::channel(Health::Disconnected {
         since: Timestamp::now(),
@@ -144,7 +117,7 @@ pub async fn connect(
     let client = options
         .connect(urls)
         .await
-        .map_err(|err| ClusterError::Connect {
+        .map_err(|err| NatsError::Connect {
             urls: settings.nats_urls.join(", "),
             source: err.into(),
         })?;
@@ -161,7 +134,7 @@ pub async fn connect(
 /// per connection attempt, replies under `_INBOX_<node>` (the permission template
 /// allows only that), named `karajo/<node>`, with the configured credentials and TLS.
 /// Reads the credentials, seed and certificate files, and says which one it cannot.
-pub async fn options(settings: &ClusterSettings) -> Result<ConnectOptions, ClusterError> {
+pub async fn options(settings: &ClusterSettings) -> Result<ConnectOptions, NatsError> {
     let node = &settings.node;
     let mut options = ConnectOptions::new()
         .retry_on_initial_connect()
@@ -176,24 +149,23 @@ pub async fn options(settings: &ClusterSettings) -> Result<ConnectOptions, Clust
             options
                 .credentials_file(path)
                 .await
-                .map_err(|source| ClusterError::File {
+                .map_err(|source| NatsError::File {
                     key: "nats_creds",
                     path: path.clone(),
                     source,
                 })?
         }
         NatsAuth::NkeySeed(path) => {
-            let seed =
-                tokio::fs::read_to_string(path)
-                    .await
-                    .map_err(|source| ClusterError::File {
-                        key: "nats_nkey_seed",
-                        path: path.clone(),
-                        source,
-                    })?;
+            let seed = tokio::fs::read_to_string(path)
+                .await
+                .map_err(|source| NatsError::File {
+                    key: "nats_nkey_seed",
+                    path: path.clone(),
+                    source,
+                })?;
             let seed = seed.trim();
             if !seed.starts_with("SU") {
-                return Err(ClusterError::Config(format!(
+                return Err(NatsError::Config(format!(
                     "nats_nkey_seed file {} does not hold an nkey user seed (SU…)",
                     path.display()
                 )));
@@ -226,14 +198,14 @@ pub fn client_name(node: &NodeName) -> String {
 }
 
 /// The seed URLs, parsed; names the one the client refuses.
-fn server_addrs(urls: &[String]) -> Result<Vec<ServerAddr>, ClusterError> {
+fn server_addrs(urls: &[String]) -> Result<Vec<ServerAddr>, NatsError> {
     if urls.is_empty() {
-        return Err(ClusterError::Config("no nats_url".into()));
+        return Err(NatsError::Config("no nats_url".into()));
     }
     urls.iter()
         .map(|url| {
             url.parse::<ServerAddr>().map_err(|err| {
-                ClusterError::Config(format!("nats_url = {url:?} is not a NATS URL: {err}"))
+                NatsError::Config(format!("nats_url = {url:?} is not a NATS URL: {err}"))
             })
         })
         .collect()
@@ -241,10 +213,10 @@ fn server_addrs(urls: &[String]) -> Result<Vec<ServerAddr>, ClusterError> {
 
 /// Checks that a TLS file can be opened, so a typo is named at start-up rather than
 /// hidden in reconnection attempts.
-fn readable(key: &'static str, path: &std::path::Path) -> Result<(), ClusterError> {
+fn readable(key: &'static str, path: &std::path::Path) -> Result<(), NatsError> {
     std::fs::File::open(path)
         .map(drop)
-        .map_err(|source| ClusterError::File {
+        .map_err(|source| NatsError::File {
             key,
             path: path.to_path_buf(),
             source,

@@ -1,4 +1,4 @@
-//! The errors of the NATS control plane ([`ClusterError`]) and the one helper that bounds
+//! The errors of the NATS control plane ([`NatsError`]) and the one helper that bounds
 //! every call to the server by `op_timeout` ([`bounded`]). Each message says what was
 //! being done and names the bucket, stream or key, so an operator can act on it without
 //! reading code. Credentials never appear in a message. This module does no I/O itself.
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// What went wrong in the NATS control plane (connect, provision, lease, claims, state).
 #[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
+pub enum NatsError {
     /// A file named in `[cluster]` (credentials, seed, certificate) cannot be read.
     #[error("cluster: cannot read {key} file {path}: {source}")]
     File {
@@ -90,7 +90,7 @@ pub enum ClusterError {
     },
 }
 
-impl ClusterError {
+impl NatsError {
     /// The error of a failed call: `what` was being done and the client said `source`.
     pub fn nats(what: impl Into<String>, source: impl Into<async_nats::Error>) -> Self {
         Self::Nats {
@@ -106,20 +106,20 @@ impl ClusterError {
 }
 
 /// Runs `call`, bounded by `op_timeout`. `what` names the operation and its object (it
-/// is only formatted on failure). A timeout becomes [`ClusterError::TimedOut`], any
-/// other failure [`ClusterError::Nats`].
+/// is only formatted on failure). A timeout becomes [`NatsError::TimedOut`], any
+/// other failure [`NatsError::Nats`].
 pub(crate) async fn bounded<T, E>(
     op_timeout: Duration,
     what: impl FnOnce() -> String,
     call: impl Future<Output = Result<T, E>>,
-) -> Result<T, ClusterError>
+) -> Result<T, NatsError>
 where
     E: std::error::Error + Send + Sync + 'static,
 {
     match tokio::time::timeout(op_timeout, call).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(ClusterError::nats(what(), err)),
-        Err(_) => Err(ClusterError::TimedOut {
+        Ok(Err(err)) => Err(NatsError::nats(what(), err)),
+        Err(_) => Err(NatsError::TimedOut {
             what: what(),
             after: op_timeout,
         }),
@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn messages_name_the_object_and_the_holder() {
-        let held = ClusterError::NameHeld {
+        let held = NatsError::NameHeld {
             node: "web-2".into(),
             pid: 1234,
             host: "x".into(),
@@ -142,7 +142,7 @@ mod tests {
             held.to_string(),
             "cluster: node name web-2 is held by a live node (pid 1234 on host x, last heartbeat 3s ago)"
         );
-        let missing = ClusterError::Missing {
+        let missing = NatsError::Missing {
             what: "bucket karajo_claims (stream KV_karajo_claims)".into(),
         };
         assert!(missing.to_string().contains("karajo_claims"));

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cluster::NodeName;
-use crate::cluster::nats::error::{ClusterError, bounded};
+use crate::cluster::nats::error::{NatsError, bounded};
 use crate::cluster::nats::state::{parse, server_time, watch_entries};
 
 /// The lease record's format version.
@@ -130,7 +130,7 @@ pub struct Lease {
 impl Lease {
     /// Claims the name `record.node` (spec 7.1.3): `create` of the key. When another
     /// process holds it and its last heartbeat is younger than `lease_ttl`, fails with
-    /// [`ClusterError::NameHeld`]. An older entry is waiting for its `max_age` removal:
+    /// [`NatsError::NameHeld`]. An older entry is waiting for its `max_age` removal:
     /// then it retries until the key is gone, for at most `lease_ttl`, and fails the
     /// same way if it never goes or is renewed meanwhile.
     pub async fn join(
@@ -138,7 +138,7 @@ impl Lease {
         record: LeaseRecord,
         lease_ttl: Duration,
         op_timeout: Duration,
-    ) -> Result<Self, ClusterError> {
+    ) -> Result<Self, NatsError> {
         let key = record.node.to_string();
         let body = serde_json::to_vec(&record).unwrap_or_default();
         let deadline = Instant::now() + lease_ttl;
@@ -153,7 +153,7 @@ impl Lease {
                 }
                 Ok(Err(err)) if err.kind() == CreateErrorKind::AlreadyExists => None,
                 Ok(Err(err)) => {
-                    return Err(ClusterError::nats(
+                    return Err(NatsError::nats(
                         format!("claim node name {key} in bucket {}", store.name),
                         err,
                     ));
@@ -168,7 +168,7 @@ impl Lease {
             .await?;
             let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
                 if held.is_some() {
-                    return Err(ClusterError::TimedOut {
+                    return Err(NatsError::TimedOut {
                         what: format!("claim node name {key} in bucket {}", store.name),
                         after: op_timeout,
                     });
@@ -187,7 +187,7 @@ impl Lease {
                 ));
             }
             if held.is_some() {
-                return Err(ClusterError::TimedOut {
+                return Err(NatsError::TimedOut {
                     what: format!("claim node name {key} in bucket {}", store.name),
                     after: op_timeout,
                 });
@@ -198,7 +198,7 @@ impl Lease {
             let renewed = seen.is_some_and(|revision| revision != entry.revision);
             let young = age.unsigned_abs() < lease_ttl;
             if young || renewed || Instant::now() >= deadline {
-                return Err(ClusterError::NameHeld {
+                return Err(NatsError::NameHeld {
                     node: key,
                     pid: holder.as_ref().map_or(0, |h| h.pid),
                     host: holder.map_or_else(|| "?".into(), |h| h.host),
@@ -247,16 +247,13 @@ impl Lease {
 
     /// One heartbeat (spec 7.1.5): counts it, lets `change` update the record (the
     /// running runs, …), and writes it on top of the last revision.
-    /// * Someone else wrote the key since: [`ClusterError::LeaseLost`] (logged as an
+    /// * Someone else wrote the key since: [`NatsError::LeaseLost`] (logged as an
     ///   error). Stop taking orders, and [`Lease::join`] again.
     /// * The key is gone (the lease expired while this process was paused): it is
     ///   claimed again, [`Beat::Rejoined`].
-    /// * No answer: [`ClusterError::TimedOut`]. The write may land; the next beat finds
+    /// * No answer: [`NatsError::TimedOut`]. The write may land; the next beat finds
     ///   out (a landed write of this process is recognised as its own).
-    pub async fn beat(
-        &mut self,
-        change: impl FnOnce(&mut LeaseRecord),
-    ) -> Result<Beat, ClusterError> {
+    pub async fn beat(&mut self, change: impl FnOnce(&mut LeaseRecord)) -> Result<Beat, NatsError> {
         let mut record = self.record.clone();
         record.beat += 1;
         change(&mut record);
@@ -275,9 +272,9 @@ impl Lease {
                 return Ok(Beat::Renewed);
             }
             Ok(Err(err)) if err.kind() == UpdateErrorKind::WrongLastRevision => {}
-            Ok(Err(err)) => return Err(ClusterError::nats(what(), err)),
+            Ok(Err(err)) => return Err(NatsError::nats(what(), err)),
             Err(_) => {
-                return Err(ClusterError::TimedOut {
+                return Err(NatsError::TimedOut {
                     what: what(),
                     after: self.op_timeout,
                 });
@@ -304,7 +301,7 @@ impl Lease {
                         Err(_) => "the key now holds an unreadable record".to_string(),
                     };
                     tracing::error!(node = %key, %why, "cluster: lease lost; this node stops taking orders");
-                    return Err(ClusterError::LeaseLost { node: key, why });
+                    return Err(NatsError::LeaseLost { node: key, why });
                 }
             },
         };
@@ -318,11 +315,11 @@ impl Lease {
             Ok(Err(err)) if err.kind() == UpdateErrorKind::WrongLastRevision => {
                 let why = "another process wrote the key while this one re-claimed it".to_string();
                 tracing::error!(node = %key, %why, "cluster: lease lost; this node stops taking orders");
-                return Err(ClusterError::LeaseLost { node: key, why });
+                return Err(NatsError::LeaseLost { node: key, why });
             }
-            Ok(Err(err)) => return Err(ClusterError::nats(what(), err)),
+            Ok(Err(err)) => return Err(NatsError::nats(what(), err)),
             Err(_) => {
-                return Err(ClusterError::TimedOut {
+                return Err(NatsError::TimedOut {
                     what: what(),
                     after: self.op_timeout,
                 });
@@ -339,7 +336,7 @@ impl Lease {
     /// Leaves (spec 7.1.7): deletes the key, which watchers see at once as a
     /// `Delete`. Only this lease's own revision is deleted: a key another process took
     /// over is left alone.
-    pub async fn leave(self) -> Result<(), ClusterError> {
+    pub async fn leave(self) -> Result<(), NatsError> {
         let key = self.record.node.to_string();
         let deleted = tokio::time::timeout(
             self.op_timeout,
@@ -352,11 +349,11 @@ impl Lease {
                 tracing::warn!(node = %key, "cluster: on leaving, the lease was no longer this process's; left it");
                 Ok(())
             }
-            Ok(Err(err)) => Err(ClusterError::nats(
+            Ok(Err(err)) => Err(NatsError::nats(
                 format!("delete lease {key} in bucket {}", self.store.name),
                 err,
             )),
-            Err(_) => Err(ClusterError::TimedOut {
+            Err(_) => Err(NatsError::TimedOut {
                 what: format!("delete lease {key} in bucket {}", self.store.name),
                 after: self.op_timeout,
             }),

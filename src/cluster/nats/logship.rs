@@ -110,7 +110,8 @@ pub enum LogError {
     },
 }
 
-/// Runs `fut` bounded by `op_timeout`, naming the operation in any error.
+/// Runs `fut` bounded by `op_timeout`, naming the operation in any error
+/// ([`super::error::bounded`], in this module's error type).
 pub(crate) async fn bounded<T, E>(
     what: impl FnOnce() -> String,
     op_timeout: Duration,
@@ -119,16 +120,23 @@ pub(crate) async fn bounded<T, E>(
 where
     E: StdError + Send + Sync + 'static,
 {
-    match tokio::time::timeout(op_timeout, fut).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(LogError::Nats {
-            what: what(),
-            source: Box::new(err),
-        }),
-        Err(_) => Err(LogError::TimedOut {
-            what: what(),
-            after: op_timeout,
-        }),
+    super::error::bounded(op_timeout, what, fut)
+        .await
+        .map_err(LogError::from)
+}
+
+impl From<super::error::NatsError> for LogError {
+    /// [`super::error::bounded`] gives a timeout or a failed call; anything else is
+    /// carried as a failed call.
+    fn from(error: super::error::NatsError) -> Self {
+        match error {
+            super::error::NatsError::TimedOut { what, after } => Self::TimedOut { what, after },
+            super::error::NatsError::Nats { what, source } => Self::Nats { what, source },
+            other => Self::Nats {
+                what: "NATS".to_string(),
+                source: Box::new(other),
+            },
+        }
     }
 }
 

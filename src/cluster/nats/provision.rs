@@ -18,7 +18,7 @@ use async_nats::jetstream::stream;
 use async_nats::jetstream::{self, ErrorCode, kv};
 
 use crate::cluster::ClusterSettings;
-use crate::cluster::nats::error::{ClusterError, bounded};
+use crate::cluster::nats::error::{NatsError, bounded};
 use crate::cluster::nats::layout::{self, Names};
 
 /// The three KV buckets, bound.
@@ -81,7 +81,7 @@ pub async fn provision(
     js: &jetstream::Context,
     names: &Names,
     settings: &ClusterSettings,
-) -> Result<Provisioned, ClusterError> {
+) -> Result<Provisioned, NatsError> {
     let op_timeout = settings.op_timeout;
     let mut done = Provisioned::default();
     let [claims, nodes, state] = layout::bucket_streams(names, settings);
@@ -140,7 +140,7 @@ pub async fn bind(
     js: &jetstream::Context,
     names: &Names,
     op_timeout: Duration,
-) -> Result<Buckets, ClusterError> {
+) -> Result<Buckets, NatsError> {
     let claims = bind_bucket(js, &names.claims_bucket(), op_timeout).await?;
     let nodes = bind_bucket(js, &names.nodes_bucket(), op_timeout).await?;
     let state = bind_bucket(js, &names.state_bucket(), op_timeout).await?;
@@ -152,15 +152,15 @@ pub async fn bind(
         match tokio::time::timeout(op_timeout, js.get_stream(&stream)).await {
             Ok(Ok(_)) => {}
             Ok(Err(err)) if stream_not_found(&err) => {
-                return Err(ClusterError::Missing {
+                return Err(NatsError::Missing {
                     what: format!("stream {stream}"),
                 });
             }
             Ok(Err(err)) => {
-                return Err(ClusterError::nats(format!("read stream {stream}"), err));
+                return Err(NatsError::nats(format!("read stream {stream}"), err));
             }
             Err(_) => {
-                return Err(ClusterError::TimedOut {
+                return Err(NatsError::TimedOut {
                     what: format!("read stream {stream}"),
                     after: op_timeout,
                 });
@@ -182,7 +182,7 @@ pub async fn open(
     js: &jetstream::Context,
     names: &Names,
     settings: &ClusterSettings,
-) -> Result<Buckets, ClusterError> {
+) -> Result<Buckets, NatsError> {
     if settings.provision {
         provision(js, names, settings).await?;
     }
@@ -202,7 +202,7 @@ async fn bind_bucket(
     js: &jetstream::Context,
     bucket: &str,
     op_timeout: Duration,
-) -> Result<kv::Store, ClusterError> {
+) -> Result<kv::Store, NatsError> {
     match tokio::time::timeout(op_timeout, js.get_key_value(bucket)).await {
         Ok(Ok(store)) => Ok(store),
         Ok(Err(err)) => {
@@ -210,14 +210,14 @@ async fn bind_bucket(
                 .and_then(|source| source.downcast_ref::<GetStreamError>())
                 .is_some_and(stream_not_found);
             if missing {
-                Err(ClusterError::Missing {
+                Err(NatsError::Missing {
                     what: format!("bucket {bucket} (stream KV_{bucket})"),
                 })
             } else {
-                Err(ClusterError::nats(format!("bind bucket {bucket}"), err))
+                Err(NatsError::nats(format!("bind bucket {bucket}"), err))
             }
         }
-        Err(_) => Err(ClusterError::TimedOut {
+        Err(_) => Err(NatsError::TimedOut {
             what: format!("bind bucket {bucket}"),
             after: op_timeout,
         }),
@@ -241,14 +241,14 @@ async fn stream_get_or_create(
     js: &jetstream::Context,
     want: &stream::Config,
     op_timeout: Duration,
-) -> Result<(stream::Stream, bool), ClusterError> {
+) -> Result<(stream::Stream, bool), NatsError> {
     let what = || format!("read stream {}", want.name);
     match tokio::time::timeout(op_timeout, js.get_stream(&want.name)).await {
         Ok(Ok(stream)) => return Ok((stream, false)),
         Ok(Err(err)) if stream_not_found(&err) => {}
-        Ok(Err(err)) => return Err(ClusterError::nats(what(), err)),
+        Ok(Err(err)) => return Err(NatsError::nats(what(), err)),
         Err(_) => {
-            return Err(ClusterError::TimedOut {
+            return Err(NatsError::TimedOut {
                 what: what(),
                 after: op_timeout,
             });
@@ -264,10 +264,10 @@ async fn stream_get_or_create(
                 let stream = bounded(op_timeout, what, js.get_stream(&want.name)).await?;
                 Ok((stream, false))
             } else {
-                Err(ClusterError::nats(create(), err))
+                Err(NatsError::nats(create(), err))
             }
         }
-        Err(_) => Err(ClusterError::TimedOut {
+        Err(_) => Err(NatsError::TimedOut {
             what: create(),
             after: op_timeout,
         }),
@@ -285,16 +285,16 @@ async fn consumer_get_or_create(
     stream: &stream::Stream,
     want: &pull::Config,
     op_timeout: Duration,
-) -> Result<(consumer::Config, bool), ClusterError> {
+) -> Result<(consumer::Config, bool), NatsError> {
     let name = name_of(want);
     let stream_name = stream.cached_info().config.name.clone();
     let what = || format!("read consumer {name} of stream {stream_name}");
     match tokio::time::timeout(op_timeout, stream.consumer_info(&name)).await {
         Ok(Ok(info)) => return Ok((info.config, false)),
         Ok(Err(err)) if consumer_missing(err.kind()) => {}
-        Ok(Err(err)) => return Err(ClusterError::nats(what(), err)),
+        Ok(Err(err)) => return Err(NatsError::nats(what(), err)),
         Err(_) => {
-            return Err(ClusterError::TimedOut {
+            return Err(NatsError::TimedOut {
                 what: what(),
                 after: op_timeout,
             });
@@ -307,10 +307,10 @@ async fn consumer_get_or_create(
             // Another node created it in between: read it.
             match tokio::time::timeout(op_timeout, stream.consumer_info(&name)).await {
                 Ok(Ok(info)) => Ok((info.config, false)),
-                _ => Err(ClusterError::nats(create(), err)),
+                _ => Err(NatsError::nats(create(), err)),
             }
         }
-        Err(_) => Err(ClusterError::TimedOut {
+        Err(_) => Err(NatsError::TimedOut {
             what: create(),
             after: op_timeout,
         }),

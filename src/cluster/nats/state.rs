@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::cluster::nats::error::{ClusterError, bounded};
+use crate::cluster::nats::error::{NatsError, bounded};
 
 /// How many times [`transition`] tries before it gives up on a contended record.
 pub const MAX_ATTEMPTS: u32 = 16;
@@ -51,7 +51,7 @@ pub enum TransitionError<E> {
         /// The key.
         key: String,
         /// Why.
-        why: ClusterError,
+        why: NatsError,
     },
     /// The write got no answer, or failed in a way that does not prove it did not
     /// happen: the record **may** hold the new value. Re-read before retrying.
@@ -64,7 +64,7 @@ pub enum TransitionError<E> {
         /// The key.
         key: String,
         /// Why.
-        why: ClusterError,
+        why: NatsError,
     },
     /// Every attempt met a newer revision (more than [`MAX_ATTEMPTS`] concurrent
     /// writers); nothing was written.
@@ -81,7 +81,7 @@ pub enum TransitionError<E> {
     },
     /// The stored value is not a record of this type; nothing was written.
     #[error(transparent)]
-    Corrupt(ClusterError),
+    Corrupt(NatsError),
 }
 
 /// Reads record `key`, applies `decide` to it (`None` when absent or deleted), and
@@ -128,7 +128,7 @@ where
         };
         let (record, out) = decide(current).map_err(TransitionError::Refused)?;
         let body = serde_json::to_vec(&record).map_err(|source| {
-            TransitionError::Corrupt(ClusterError::Corrupt {
+            TransitionError::Corrupt(NatsError::Corrupt {
                 bucket: bucket(),
                 key: key.to_string(),
                 source,
@@ -151,17 +151,14 @@ where
                 return Err(TransitionError::Uncertain {
                     bucket: bucket(),
                     key: key.to_string(),
-                    why: ClusterError::nats(
-                        format!("write key {key} in bucket {}", store.name),
-                        err,
-                    ),
+                    why: NatsError::nats(format!("write key {key} in bucket {}", store.name), err),
                 });
             }
             Err(_) => {
                 return Err(TransitionError::Uncertain {
                     bucket: bucket(),
                     key: key.to_string(),
-                    why: ClusterError::TimedOut {
+                    why: NatsError::TimedOut {
                         what: format!("write key {key} in bucket {}", store.name),
                         after: op_timeout,
                     },
@@ -182,7 +179,7 @@ pub async fn read<R: DeserializeOwned>(
     store: &kv::Store,
     key: &str,
     op_timeout: Duration,
-) -> Result<Option<(R, u64)>, ClusterError> {
+) -> Result<Option<(R, u64)>, NatsError> {
     let entry = bounded(
         op_timeout,
         || format!("read key {key} in bucket {}", store.name),
@@ -332,8 +329,8 @@ pub(crate) fn parse<R: DeserializeOwned>(
     bucket: &str,
     key: &str,
     value: &[u8],
-) -> Result<R, ClusterError> {
-    serde_json::from_slice(value).map_err(|source| ClusterError::Corrupt {
+) -> Result<R, NatsError> {
+    serde_json::from_slice(value).map_err(|source| NatsError::Corrupt {
         bucket: bucket.to_string(),
         key: key.to_string(),
         source,
@@ -359,7 +356,7 @@ mod tests {
         let uncertain: TransitionError<String> = TransitionError::Uncertain {
             bucket: "karajo_state".into(),
             key: "job.x".into(),
-            why: ClusterError::TimedOut {
+            why: NatsError::TimedOut {
                 what: "write key job.x in bucket karajo_state".into(),
                 after: Duration::from_secs(1),
             },
@@ -368,7 +365,7 @@ mod tests {
         let unavailable: TransitionError<String> = TransitionError::Unavailable {
             bucket: "karajo_state".into(),
             key: "job.x".into(),
-            why: ClusterError::TimedOut {
+            why: NatsError::TimedOut {
                 what: "read".into(),
                 after: Duration::from_secs(1),
             },

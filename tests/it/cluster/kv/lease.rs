@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use karajo::cluster::NodeName;
-use karajo::cluster::nats::error::ClusterError;
+use karajo::cluster::nats::error::NatsError;
 use karajo::cluster::nats::lease::{Beat, Lease, LeaseRecord, Liveness, NodeTable, watch_nodes};
 use tokio::sync::watch;
 
@@ -66,7 +66,7 @@ async fn a_name_is_held_by_one_live_node_expires_and_can_be_taken_again() {
         record.pid, record.host
     );
     assert!(text.starts_with(&holder), "{text}");
-    assert!(matches!(err, ClusterError::NameHeld { .. }));
+    assert!(matches!(err, NatsError::NameHeld { .. }));
     assert!(until(&mut table, Duration::from_secs(2), |t| t.is_alive(&n1)).await);
     let seen = table.borrow().nodes[&n1].clone();
     let seen_record = seen.record.clone().unwrap();
@@ -119,7 +119,7 @@ async fn a_name_is_held_by_one_live_node_expires_and_can_be_taken_again() {
         .await
     );
     let lost = lease.beat(|_| {}).await.unwrap_err();
-    assert!(matches!(lost, ClusterError::LeaseLost { .. }), "{lost}");
+    assert!(matches!(lost, NatsError::LeaseLost { .. }), "{lost}");
     assert!(
         lost.to_string().contains("pid 4242 on host elsewhere"),
         "{lost}"
