@@ -158,10 +158,11 @@ pub fn decide_with(
 /// carry out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
-    /// The record written (or unchanged when nothing needed writing).
+    /// The record written (or as it is, when nothing needed writing).
     pub record: JobRecord,
-    /// Its revision after the write.
-    pub revision: u64,
+    /// Its revision after the write; `None` when nothing needed writing (a 412 or 429
+    /// answer, a coalesced tick).
+    pub revision: Option<u64>,
     /// What to carry out, in order.
     pub actions: Vec<Action>,
 }

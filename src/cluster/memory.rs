@@ -313,15 +313,13 @@ impl Coordinator for MemoryCoordinator {
             let mut new_run = || crate::store::event_log::new_uuid_v7(view.now);
             let decision = decide_with(record, &event, job, &view, &mut new_run)
                 .map_err(ClusterError::Refused)?;
-            let revision = if decision.changed {
+            let revision = decision.changed.then(|| {
                 let revision = revision + 1;
                 hub.records.send_modify(|table| {
                     table.insert(key, (decision.record.clone(), revision));
                 });
                 revision
-            } else {
-                revision
-            };
+            });
             Ok(Transition {
                 record: decision.record,
                 revision,

@@ -1,6 +1,7 @@
 //! The NATS JetStream backend of cluster mode (cluster spec 5 and 7), compiled with the
 //! cargo feature `cluster-nats`: the names and settings of the buckets, streams and
-//! consumers ([`layout`]), and the protocols built on them: the connection and its
+//! consumers ([`layout`]), the [`Coordinator`](crate::cluster::coordinator::Coordinator)
+//! of one node ([`coordinator`]), and the protocols it is built on: the connection and its
 //! health ([`connect`]), provisioning and binding ([`provision`]), node leases
 //! ([`lease`]), one-winner claims ([`claims`]), revision-checked records ([`state`]),
 //! orders between nodes ([`orders`]), run logs shipped to and collected from the log
@@ -9,6 +10,7 @@
 
 pub mod claims;
 pub mod connect;
+pub mod coordinator;
 pub mod error;
 pub mod layout;
 pub mod lease;

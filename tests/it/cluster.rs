@@ -4,6 +4,7 @@
 
 #![cfg(feature = "cluster-nats")]
 
+mod coordinator;
 mod kv;
 mod logship;
 mod orders;

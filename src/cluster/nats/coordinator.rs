@@ -1,0 +1,425 @@
+//! The [`Coordinator`] on NATS JetStream: one node's connection, buckets, lease,
+//! claims, job records, orders and their watches, put together (cluster spec 6, 7).
+//! [`NatsCoordinator::start`] connects, provisions or binds, claims the node's name and
+//! keeps its heartbeat, and follows the nodes and the job records; the trait's calls
+//! are then the protocols of [`super::claims`], [`super::state`] and [`super::orders`],
+//! each bounded by `op_timeout`. [`NatsCoordinator::leave`] deletes the lease, so the
+//! other nodes see it go at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use tokio::sync::{Mutex, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::claims::{Claims, new_nonce};
+use super::connect::{ConnEvent, Link, connect};
+use super::error::NatsError;
+use super::layout::Names;
+use super::lease::{Lease, LeaseRecord, watch_nodes};
+use super::orders::{self, OrderSource};
+use super::provision;
+use super::state::{self, TransitionError};
+use crate::clock::SharedClock;
+use crate::cluster::coordinator::{
+    AckKind, Acker, Claim, ClusterError, CoordFuture, Coordinator, Delivery, Health, JobCtx,
+    NodeInfo, NodeTable, NodeView, RecordTable, Resolved, Transition, decide_with, live_nodes,
+};
+use crate::cluster::decide::{Decision, JobEvent, JobRecord, Refusal};
+use crate::cluster::{ClusterSettings, NodeName, RunOn, RunOrder, Slot, state_key};
+
+/// How long one [`Coordinator::take_orders`] waits for an order when none is queued.
+const TAKE_WAIT: Duration = Duration::from_millis(500);
+
+/// One node's coordinator on NATS.
+pub struct NatsCoordinator {
+    node: NodeName,
+    settings: ClusterSettings,
+    names: Names,
+    secret: Vec<u8>,
+    clock: SharedClock,
+    link: Link,
+    claims: Claims,
+    state: kv::Store,
+    orders: Mutex<OrderSource>,
+    records: watch::Receiver<RecordTable>,
+    nodes: watch::Receiver<NodeTable>,
+    /// Stops the heartbeat (which then deletes the lease) and the watchers.
+    stop: CancellationToken,
+    heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for NatsCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsCoordinator")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsCoordinator {
+    /// Connects node `settings.node`, provisions (with `provision = true`) and binds the
+    /// buckets and streams, claims the node's name (refused while another live process
+    /// holds it), and starts its heartbeat and the watches of the nodes and the job
+    /// records. Orders are signed and checked with `secret`. `events` hears the
+    /// client's connection events.
+    pub async fn start(
+        settings: &ClusterSettings,
+        secret: &[u8],
+        clock: SharedClock,
+        events: impl Fn(ConnEvent) + Send + Sync + 'static,
+    ) -> Result<Self, NatsError> {
+        let link = connect(settings, events).await?;
+        let within = settings.op_timeout.max(Duration::from_secs(5));
+        if !link.wait_connected(within).await {
+            return Err(NatsError::TimedOut {
+                what: format!("connect to NATS at {}", settings.nats_urls.join(", ")),
+                after: within,
+            });
+        }
+        let names = Names::new(&settings.prefix);
+        let buckets = provision::open(link.jetstream(), &names, settings).await?;
+        let mut record = LeaseRecord::new(settings.node.clone(), clock.now());
+        record.tags = settings.tags.clone();
+        record.nats_server = link.server_version().unwrap_or_default();
+        let lease = Lease::join(
+            &buckets.nodes,
+            record,
+            settings.lease_ttl,
+            settings.op_timeout,
+        )
+        .await?;
+        let stop = CancellationToken::new();
+        let heartbeat = tokio::spawn(keep_lease(lease, stop.clone()));
+        let nodes = follow_nodes(
+            watch_nodes(
+                buckets.nodes.clone(),
+                settings.lease_ttl,
+                settings.op_timeout,
+            ),
+            stop.clone(),
+        );
+        let records = follow_records(buckets.state.clone(), settings.op_timeout, stop.clone());
+        let orders = OrderSource::open(
+            link.jetstream(),
+            &names,
+            settings,
+            secret,
+            clock.clone(),
+            settings.op_timeout,
+        )
+        .await
+        .map_err(|e| NatsError::Config(e.to_string()))?;
+        Ok(Self {
+            node: settings.node.clone(),
+            settings: settings.clone(),
+            claims: Claims::new(
+                buckets.claims.clone(),
+                link.clone(),
+                settings.node.clone(),
+                settings.op_timeout,
+            ),
+            names,
+            secret: secret.to_vec(),
+            clock,
+            link,
+            state: buckets.state,
+            orders: Mutex::new(orders),
+            records,
+            nodes,
+            stop,
+            heartbeat: Mutex::new(Some(heartbeat)),
+        })
+    }
+
+    /// Leaves the cluster: stops the heartbeat and the watches, and deletes the lease
+    /// (the other nodes see this node go at once).
+    pub async fn leave(&self) {
+        self.stop.cancel();
+        if let Some(heartbeat) = self.heartbeat.lock().await.take() {
+            let _ = heartbeat.await;
+        }
+    }
+
+    fn view(&self) -> NodeView {
+        NodeView {
+            now: self.clock.now(),
+            node: self.node.clone(),
+            live_nodes: live_nodes(&self.nodes.borrow()),
+            dispatch_timeout: self.settings.dispatch_timeout,
+        }
+    }
+}
+
+impl Drop for NatsCoordinator {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Beats every third of `lease_ttl` until `stop`, then deletes the lease.
+async fn keep_lease(mut lease: Lease, stop: CancellationToken) {
+    let every = lease.beat_every();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(every) => {}
+        }
+        if let Err(err) = lease.beat(|_| {}).await {
+            tracing::error!(error = %err, "cluster: heartbeat failed");
+        }
+    }
+    if let Err(err) = lease.leave().await {
+        tracing::warn!(error = %err, "cluster: could not delete the lease; it expires by itself");
+    }
+}
+
+/// The node table in the coordinator's terms, kept current from the lease watcher.
+fn follow_nodes(
+    mut seen: watch::Receiver<super::lease::NodeTable>,
+    stop: CancellationToken,
+) -> watch::Receiver<NodeTable> {
+    let (tx, rx) = watch::channel(NodeTable::new());
+    tokio::spawn(async move {
+        loop {
+            let table: NodeTable = seen
+                .borrow_and_update()
+                .nodes
+                .iter()
+                .map(|(name, node)| {
+                    let info = NodeInfo {
+                        tags: node
+                            .record
+                            .as_ref()
+                            .map(|r| r.tags.clone())
+                            .unwrap_or_default(),
+                        alive: node.is_alive(),
+                        last_seen: Some(node.seen_at),
+                    };
+                    (name.clone(), info)
+                })
+                .collect();
+            tx.send_replace(table);
+            tokio::select! {
+                () = stop.cancelled() => return,
+                changed = seen.changed() => if changed.is_err() { return },
+            }
+        }
+    });
+    rx
+}
+
+/// Every job record, kept current from the state bucket's watcher.
+fn follow_records(
+    store: kv::Store,
+    op_timeout: Duration,
+    stop: CancellationToken,
+) -> watch::Receiver<RecordTable> {
+    let (tx, rx) = watch::channel(RecordTable::new());
+    let mut events = state::watch_all::<JobRecord>(store, op_timeout);
+    tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                () = stop.cancelled() => return,
+                event = events.recv() => event,
+            };
+            let Some(event) = event else { return };
+            tx.send_modify(|table| match event.record {
+                Some(record) => {
+                    table.insert(event.key, (record, event.revision));
+                }
+                None => {
+                    table.remove(&event.key);
+                }
+            });
+        }
+    });
+    rx
+}
+
+/// Why a decision was not written: refused, or nothing to write (carried back).
+#[derive(Debug)]
+enum NotWritten {
+    Refused(Refusal),
+    Unchanged(Box<Decision>),
+}
+
+impl std::fmt::Display for NotWritten {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(refusal) => write!(f, "{refusal:?}"),
+            Self::Unchanged(_) => f.write_str("nothing to write"),
+        }
+    }
+}
+
+fn order_error(e: orders::OrderError) -> ClusterError {
+    if e.is_uncertain() {
+        ClusterError::Uncertain(e.to_string())
+    } else {
+        ClusterError::Failed(e.to_string())
+    }
+}
+
+struct NatsAcker(orders::Delivery);
+
+impl Acker for NatsAcker {
+    fn ack(self: Box<Self>, kind: AckKind) -> CoordFuture<'static, Result<(), ClusterError>> {
+        Box::pin(async move {
+            let delivery = self.0;
+            match kind {
+                AckKind::Accept => delivery.accept().await,
+                AckKind::Reject => delivery.reject().await,
+                AckKind::Later(delay) => delivery.later(delay).await,
+            }
+            .map_err(order_error)
+        })
+    }
+}
+
+impl Coordinator for NatsCoordinator {
+    fn node(&self) -> &NodeName {
+        &self.node
+    }
+
+    fn claim<'a>(&'a self, slot: &'a Slot) -> CoordFuture<'a, Claim> {
+        Box::pin(async move { self.claims.claim(&slot.claim_key(), &new_nonce()).await })
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        key: &'a str,
+        nonce: &'a str,
+    ) -> CoordFuture<'a, Result<Resolved, ClusterError>> {
+        Box::pin(async move {
+            if !self.link.is_connected() {
+                return Err(ClusterError::Unavailable);
+            }
+            self.claims
+                .resolve(key, nonce)
+                .await
+                .map_err(|e| ClusterError::Failed(e.to_string()))
+        })
+    }
+
+    fn transition<'a>(
+        &'a self,
+        job: &'a JobCtx,
+        event: JobEvent,
+    ) -> CoordFuture<'a, Result<Transition, ClusterError>> {
+        Box::pin(async move {
+            if !self.link.is_connected() {
+                return Err(ClusterError::Unavailable);
+            }
+            let view = self.view();
+            let mut new_run = || crate::store::event_log::new_uuid_v7(view.now);
+            let written = state::transition(
+                &self.state,
+                &state_key(&job.job),
+                self.settings.op_timeout,
+                |current: Option<JobRecord>| match decide_with(
+                    current.as_ref(),
+                    &event,
+                    job,
+                    &view,
+                    &mut new_run,
+                ) {
+                    Ok(decision) if decision.changed => Ok((decision.record, decision.actions)),
+                    Ok(decision) => Err(NotWritten::Unchanged(Box::new(decision))),
+                    Err(refusal) => Err(NotWritten::Refused(refusal)),
+                },
+            )
+            .await;
+            match written {
+                Ok(done) => Ok(Transition {
+                    record: done.record,
+                    revision: Some(done.revision),
+                    actions: done.out,
+                }),
+                Err(TransitionError::Refused(NotWritten::Unchanged(decision))) => Ok(Transition {
+                    record: decision.record,
+                    revision: None,
+                    actions: decision.actions,
+                }),
+                Err(TransitionError::Refused(NotWritten::Refused(refusal))) => {
+                    Err(ClusterError::Refused(refusal))
+                }
+                Err(TransitionError::Unavailable { .. }) => Err(ClusterError::Unavailable),
+                Err(err @ TransitionError::Uncertain { .. }) => {
+                    Err(ClusterError::Uncertain(err.to_string()))
+                }
+                Err(err) => Err(ClusterError::Failed(err.to_string())),
+            }
+        })
+    }
+
+    fn dispatch<'a>(
+        &'a self,
+        order: &'a RunOrder,
+        target: &'a RunOn,
+    ) -> CoordFuture<'a, Result<u64, ClusterError>> {
+        Box::pin(async move {
+            if !self.link.is_connected() {
+                return Err(ClusterError::Unavailable);
+            }
+            orders::dispatch(
+                self.link.jetstream(),
+                &self.names,
+                order,
+                target,
+                &self.secret,
+                self.settings.op_timeout,
+            )
+            .await
+            .map_err(order_error)
+        })
+    }
+
+    fn take_orders(&self, free: usize) -> CoordFuture<'_, Result<Vec<Delivery>, ClusterError>> {
+        Box::pin(async move {
+            if !self.link.is_connected() {
+                return Err(ClusterError::Unavailable);
+            }
+            let pulled = self
+                .orders
+                .lock()
+                .await
+                .pull(free, TAKE_WAIT)
+                .await
+                .map_err(order_error)?;
+            for rejected in &pulled.rejected {
+                tracing::warn!(
+                    consumer = %rejected.consumer,
+                    seq = rejected.stream_seq,
+                    reason = ?rejected.reason,
+                    "cluster: order refused"
+                );
+            }
+            Ok(pulled
+                .orders
+                .into_iter()
+                .map(|delivery| Delivery {
+                    order: delivery.order().clone(),
+                    delivered: delivery.delivered(),
+                    acker: Box::new(NatsAcker(delivery)),
+                })
+                .collect())
+        })
+    }
+
+    fn records(&self) -> watch::Receiver<RecordTable> {
+        self.records.clone()
+    }
+
+    fn nodes(&self) -> watch::Receiver<NodeTable> {
+        self.nodes.clone()
+    }
+
+    fn health(&self) -> watch::Receiver<Health> {
+        self.link.health_watch()
+    }
+}
+
+/// A coordinator shared by the tasks of one node.
+pub type SharedNatsCoordinator = Arc<NatsCoordinator>;
