@@ -1,6 +1,6 @@
 //! The seam between a node's scheduler and whatever coordinates the nodes (cluster spec
 //! 6.2): the [`Coordinator`] trait (claim a timer slot, apply one event to a job's
-//! shared record through [`decide`](super::decide::decide), dispatch an order, take
+//! shared record through [`decide`](super::decide), dispatch an order, take
 //! orders, watch the records, the nodes and this node's connection), the values it
 //! speaks in, and [`decide_with`], the one place that turns a node's view and a job's
 //! facts into the [`Ctx`] of a decision, so that every coordinator decides alike. The

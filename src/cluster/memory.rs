@@ -6,7 +6,7 @@
 //! come within the ack wait, at most `max_deliver` times; a pinned order waits for its
 //! node) and injects faults: a node disconnected, killed, or a claim whose answer is
 //! lost after it was written. Every coordinator decides through
-//! [`decide_with`](super::coordinator::decide_with), as the NATS one does.
+//! [`decide_with`], as the NATS one does.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

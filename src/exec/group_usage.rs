@@ -35,7 +35,7 @@ pub struct Usage {
     /// Its processes' totals.
     pub totals: GroupTotals,
     /// CPU time per wall time in percent of one core (200 is two cores busy), over the
-    /// time since an earlier reading at least [`SHARE_WINDOW`] old, or over the
+    /// time since an earlier reading at least 1 s old, or over the
     /// instance's whole life when there is none.
     pub cpu_percent: f64,
 }

@@ -1,5 +1,5 @@
 //! The errors of the NATS control plane ([`NatsError`]) and the one helper that bounds
-//! every call to the server by `op_timeout` ([`bounded`]). Each message says what was
+//! every call to the server by `op_timeout` (`bounded`). Each message says what was
 //! being done and names the bucket, stream or key, so an operator can act on it without
 //! reading code. Credentials never appear in a message. This module does no I/O itself.
 

@@ -111,7 +111,7 @@ pub enum LogError {
 }
 
 /// Runs `fut` bounded by `op_timeout`, naming the operation in any error
-/// ([`super::error::bounded`], in this module's error type).
+/// (`error::bounded`, in this module's error type).
 pub(crate) async fn bounded<T, E>(
     what: impl FnOnce() -> String,
     op_timeout: Duration,
@@ -126,7 +126,7 @@ where
 }
 
 impl From<super::error::NatsError> for LogError {
-    /// [`super::error::bounded`] gives a timeout or a failed call; anything else is
+    /// `error::bounded` gives a timeout or a failed call; anything else is
     /// carried as a failed call.
     fn from(error: super::error::NatsError) -> Self {
         match error {

@@ -3,7 +3,7 @@
 //! spec 13 trap 1), the order, log and event streams, and this node's order consumers,
 //! each only when missing; then bind the buckets with `get_key_value`, which needs only
 //! `STREAM.INFO` and works on 2.9. An existing object whose settings differ from
-//! [`layout`](super::layout) is never changed here: the differences are logged and
+//! [`layout`] is never changed here: the differences are logged and
 //! returned ([`Drift`]), for `karajo cluster init --update`. The names and settings
 //! themselves belong to `layout`; this module only compares and creates.
 
