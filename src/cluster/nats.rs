@@ -5,13 +5,14 @@
 //! health ([`connect`]), provisioning and binding ([`provision`]), node leases
 //! ([`lease`]), one-winner claims ([`claims`]), revision-checked records ([`state`]),
 //! orders between nodes ([`orders`]), run logs shipped to and collected from the log
-//! stream ([`logship`], [`logcollect`]), the permissions a node needs
-//! ([`permissions`]), and their errors ([`error`]).
+//! stream ([`logship`], [`logcollect`]), the cluster event stream ([`events`]), the
+//! permissions a node needs ([`permissions`]), and their errors ([`error`]).
 
 pub mod claims;
 pub mod connect;
 pub mod coordinator;
 pub mod error;
+pub mod events;
 pub mod layout;
 pub mod lease;
 pub mod logcollect;

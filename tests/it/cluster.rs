@@ -5,6 +5,7 @@
 #![cfg(feature = "cluster-nats")]
 
 mod coordinator;
+mod events;
 mod kv;
 mod logship;
 mod orders;
