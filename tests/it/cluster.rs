@@ -5,6 +5,7 @@
 #![cfg(feature = "cluster-nats")]
 
 mod coordinator;
+mod init;
 mod kv;
 mod logship;
 mod orders;
