@@ -22,6 +22,7 @@ mod settings;
 mod tests;
 
 pub use jobs::{clean_path, no_command_message};
+pub use load::load_cluster;
 pub use load::{defaults, load, load_with};
 pub use model::{
     Cadence, Config, ConfigErrors, Diagnostic, ExecSpec, HttpMethod, HttpRequestType, HttpSpec,

@@ -161,6 +161,32 @@ pub(crate) fn build_cluster(
     settings
 }
 
+/// Reads `[cluster]` for an operator command that works on the cluster's NATS objects
+/// and runs no node (`karajo cluster init`): every key is read and checked as by
+/// [`build_cluster`], but `enabled = true` is not refused for what concerns running this
+/// node (a daemon that cannot run cluster mode yet, [`NOT_YET_MESSAGE`]; a generated
+/// `[karajo] secret`, which only signs orders). The daemon's own load keeps both.
+pub(crate) fn build_cluster_for_admin(
+    fields: Option<&Fields>,
+    host: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> ClusterSettings {
+    let mut own = Problems::default();
+    let settings = build_cluster(
+        fields,
+        crate::cluster::BUILT_WITH_NATS,
+        false,
+        host,
+        env,
+        &mut own,
+    );
+    own.errors.retain(|d| d.message != NOT_YET_MESSAGE);
+    problems.errors.append(&mut own.errors);
+    problems.warnings.append(&mut own.warnings);
+    settings
+}
+
 /// Reads one job's `run_on`: a bad value is an error at its line; a value other than
 /// `local` or `any` while cluster mode is off is a warning (the job runs here).
 pub(crate) fn read_run_on(f: &Fields, cluster_enabled: bool, problems: &mut Problems) -> RunOn {
@@ -513,6 +539,30 @@ mod tests {
         let mut problems = Problems::default();
         build_cluster(Some(&fields), false, false, "h", &|_| None, &mut problems);
         assert!(errors(&problems).is_empty(), "off: nothing to refuse");
+    }
+
+    #[test]
+    fn an_admin_read_does_not_refuse_enabled_but_checks_every_key() {
+        let doc = ini::parse("[cluster]\nenabled = true\nnode = n1\nreplicas = 9\n").unwrap();
+        let fields = Fields::new(std::path::Path::new("karajo.conf"), &doc.sections[0]);
+        let mut problems = Problems::default();
+        let s = build_cluster_for_admin(Some(&fields), "h", &|_| None, &mut problems);
+        assert!(s.enabled);
+        assert_eq!(s.node.as_str(), "n1");
+        assert_eq!(
+            errors(&problems),
+            ["4: replicas = 9 is invalid: JetStream keeps 1 to 5 replicas"]
+        );
+        if !DAEMON_RUNS_CLUSTER {
+            let mut problems = Problems::default();
+            build_cluster(Some(&fields), true, false, "h", &|_| None, &mut problems);
+            assert!(
+                errors(&problems)
+                    .iter()
+                    .any(|e| e.contains(NOT_YET_MESSAGE)),
+                "the daemon's read still refuses"
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::monitors::{
 use super::notif::build_notif;
 use super::services::{SERVICE_NOTIF_KEYS, build_services};
 use super::settings::{Settings, read_settings};
+use crate::cluster::ClusterSettings;
 
 /// Section names.
 const KARAJO: &str = "karajo";
@@ -108,6 +109,35 @@ pub fn load_with(
             warnings: problems.warnings,
             ..config
         })
+    } else {
+        Err(fail(&mut problems))
+    }
+}
+
+/// The `[cluster]` settings of `config_file`, for `karajo cluster init`, which works on
+/// the cluster's NATS objects and runs no node. Reads the main file only (where
+/// `[cluster]` is written), reports its syntax and section errors and every `[cluster]`
+/// error as [`load`] does, except the refusals that concern running this node in
+/// cluster mode (see `build_cluster_for_admin`). The daemon's [`load`] is unchanged.
+pub fn load_cluster(config_file: &Path) -> Result<ClusterSettings, ConfigErrors> {
+    let mut problems = Problems::default();
+    let doc = read_document(config_file, &mut problems).ok_or_else(|| fail(&mut problems))?;
+    let mut defs = Definitions::default();
+    collect_main(config_file, &doc, &mut defs, &mut problems);
+    let fields = defs.cluster.map(|(line, vars)| Fields {
+        file: config_file.to_path_buf(),
+        line,
+        vars,
+    });
+    let settings = super::cluster::build_cluster_for_admin(
+        fields.as_ref(),
+        &super::cluster::host_name(),
+        &|name| std::env::var(name).ok(),
+        &mut problems,
+    );
+    in_reading_order(&mut problems);
+    if problems.errors.is_empty() {
+        Ok(settings)
     } else {
         Err(fail(&mut problems))
     }

@@ -6,6 +6,7 @@
 
 mod coordinator;
 mod events;
+mod init;
 mod kv;
 mod logship;
 mod orders;

@@ -3,9 +3,11 @@
 //! spec 13 trap 1), the order, log and event streams, and this node's order consumers,
 //! each only when missing; then bind the buckets with `get_key_value`, which needs only
 //! `STREAM.INFO` and works on 2.9. An existing object whose settings differ from
-//! [`layout`] is never changed here: the differences are logged and
-//! returned ([`Drift`]), for `karajo cluster init --update`. The names and settings
-//! themselves belong to `layout`; this module only compares and creates.
+//! [`layout`] is never changed by [`provision`]: the differences are
+//! logged and returned ([`Drift`]). `karajo cluster init --update` applies them through
+//! [`ensure_stream`] and [`ensure_consumer`], which change only the settings that
+//! differ. The names and settings themselves belong to `layout`; this module only
+//! compares, creates and updates.
 
 use std::fmt;
 use std::time::Duration;
@@ -72,6 +74,34 @@ impl fmt::Display for Drift {
     }
 }
 
+/// What [`ensure_stream`] or [`ensure_consumer`] found and did to one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ensured {
+    /// It was missing and was created with karajo's settings.
+    Created,
+    /// It exists.
+    Exists {
+        /// Its settings that differ from karajo's (none: it matches).
+        drift: Vec<Drift>,
+        /// Whether those settings were applied (asked for, and there were some).
+        updated: bool,
+    },
+}
+
+/// The six streams karajo keeps, in the order they are provisioned: the claims, nodes
+/// and state buckets' backing streams, then the order, log and event streams.
+pub fn wanted_streams(names: &Names, settings: &ClusterSettings) -> [stream::Config; 6] {
+    let [claims, nodes, state] = layout::bucket_streams(names, settings);
+    [
+        claims,
+        nodes,
+        state,
+        layout::runs_stream(names, settings),
+        layout::logs_stream(names, settings),
+        layout::events_stream(names, settings),
+    ]
+}
+
 /// Creates what is missing (cluster spec 5.3): the three buckets as streams, the
 /// order, log and event streams, and node `settings.node`'s order consumers (its own,
 /// `run-any`, one per tag). Existing objects are kept as they are; their differences
@@ -84,28 +114,19 @@ pub async fn provision(
 ) -> Result<Provisioned, NatsError> {
     let op_timeout = settings.op_timeout;
     let mut done = Provisioned::default();
-    let [claims, nodes, state] = layout::bucket_streams(names, settings);
-    let wanted = [
-        claims,
-        nodes,
-        state,
-        layout::runs_stream(names, settings),
-        layout::logs_stream(names, settings),
-        layout::events_stream(names, settings),
-    ];
-    let nodes_stream = names.nodes_bucket();
+    let nodes_stream = format!("KV_{}", names.nodes_bucket());
     let mut runs = None;
-    for want in wanted {
-        let (stream, created) = stream_get_or_create(js, &want, op_timeout).await?;
-        let have = &stream.cached_info().config;
-        if created {
-            tracing::info!(stream = %want.name, "cluster: created stream");
-            done.created.push(want.name.clone());
-        } else {
-            done.drift.extend(stream_drift(&want, have));
+    for want in wanted_streams(names, settings) {
+        let (stream, ensured) = ensure_stream(js, &want, op_timeout, false).await?;
+        match ensured {
+            Ensured::Created => {
+                tracing::info!(stream = %want.name, "cluster: created stream");
+                done.created.push(want.name.clone());
+            }
+            Ensured::Exists { drift, .. } => done.drift.extend(drift),
         }
-        if want.name == format!("KV_{nodes_stream}") {
-            done.markers = has_markers(have);
+        if want.name == nodes_stream {
+            done.markers = has_markers(&stream.cached_info().config);
         }
         if want.name == names.runs_stream() {
             runs = Some(stream);
@@ -113,13 +134,13 @@ pub async fn provision(
     }
     if let Some(runs) = runs {
         for want in layout::node_consumers(names, settings) {
-            let (have, created) = consumer_get_or_create(&runs, &want, op_timeout).await?;
             let object = format!("{}/{}", runs.cached_info().config.name, name_of(&want));
-            if created {
-                tracing::info!(consumer = %object, "cluster: created consumer");
-                done.created.push(object);
-            } else {
-                done.drift.extend(consumer_drift(&object, &want, &have));
+            match ensure_consumer(&runs, &want, op_timeout, false).await? {
+                Ensured::Created => {
+                    tracing::info!(consumer = %object, "cluster: created consumer");
+                    done.created.push(object);
+                }
+                Ensured::Exists { drift, .. } => done.drift.extend(drift),
             }
         }
     }
@@ -131,6 +152,73 @@ pub async fn provision(
         );
     }
     Ok(done)
+}
+
+/// Creates stream `want` when it is missing. An existing one is compared with `want`;
+/// with `update`, the settings that differ are applied with `update_stream`, and only
+/// those (what karajo does not set, e.g. a description or placement, is kept). Returns
+/// the stream as the server has it afterwards. Every call is bounded by `op_timeout`.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    want: &stream::Config,
+    op_timeout: Duration,
+    update: bool,
+) -> Result<(stream::Stream, Ensured), NatsError> {
+    let (stream, created) = stream_get_or_create(js, want, op_timeout).await?;
+    if created {
+        return Ok((stream, Ensured::Created));
+    }
+    let have = &stream.cached_info().config;
+    let drift = stream_drift(want, have);
+    if !update || drift.is_empty() {
+        let ensured = Ensured::Exists {
+            drift,
+            updated: false,
+        };
+        return Ok((stream, ensured));
+    }
+    let next = apply_stream_drift(have, want, &drift);
+    let what = || format!("update stream {}", want.name);
+    bounded(op_timeout, what, js.update_stream(&next)).await?;
+    let read = || format!("read stream {}", want.name);
+    let stream = bounded(op_timeout, read, js.get_stream(&want.name)).await?;
+    let ensured = Ensured::Exists {
+        drift,
+        updated: true,
+    };
+    Ok((stream, ensured))
+}
+
+/// Creates the order consumer `want` on `stream` when it is missing. An existing one is
+/// compared with `want`; with `update`, the settings that differ are applied (a
+/// create-or-update call with the consumer's own configuration, those settings
+/// changed). The server refuses changes it cannot make (e.g. a filter on a 2.9 server),
+/// and that refusal is the error. Every call is bounded by `op_timeout`.
+pub async fn ensure_consumer(
+    stream: &stream::Stream,
+    want: &pull::Config,
+    op_timeout: Duration,
+    update: bool,
+) -> Result<Ensured, NatsError> {
+    let (have, created) = consumer_get_or_create(stream, want, op_timeout).await?;
+    if created {
+        return Ok(Ensured::Created);
+    }
+    let object = format!("{}/{}", stream.cached_info().config.name, name_of(want));
+    let drift = consumer_drift(&object, want, &have);
+    if !update || drift.is_empty() {
+        return Ok(Ensured::Exists {
+            drift,
+            updated: false,
+        });
+    }
+    let next = apply_consumer_drift(&have, want, &drift);
+    let what = || format!("update consumer {object}");
+    bounded(op_timeout, what, stream.create_consumer(next)).await?;
+    Ok(Ensured::Exists {
+        drift,
+        updated: true,
+    })
 }
 
 /// Binds the three buckets with `get_key_value`, and checks that the order, log and
@@ -390,6 +478,62 @@ fn stream_drift(want: &stream::Config, have: &stream::Config) -> Vec<Drift> {
         .collect()
 }
 
+/// `have` with the settings named in `drift` taken from `want`: what `--update` sends.
+fn apply_stream_drift(
+    have: &stream::Config,
+    want: &stream::Config,
+    drift: &[Drift],
+) -> stream::Config {
+    let mut next = have.clone();
+    for setting in drift.iter().map(|d| d.setting) {
+        match setting {
+            "subjects" => next.subjects = want.subjects.clone(),
+            "retention" => next.retention = want.retention,
+            "storage" => next.storage = want.storage,
+            "discard" => next.discard = want.discard,
+            "num_replicas" => next.num_replicas = want.num_replicas,
+            "max_age" => {
+                next.max_age = want.max_age;
+                // The server chose the duplicate window from the old max_age (at most
+                // it), and refuses one longer than the new: let it choose again.
+                if want.duplicate_window.is_zero() {
+                    next.duplicate_window = Duration::ZERO;
+                }
+            }
+            "max_bytes" => next.max_bytes = want.max_bytes,
+            "max_msgs_per_subject" => {
+                next.max_messages_per_subject = want.max_messages_per_subject;
+            }
+            "allow_rollup_hdrs" => next.allow_rollup = want.allow_rollup,
+            "deny_delete" => next.deny_delete = want.deny_delete,
+            "allow_direct" => next.allow_direct = want.allow_direct,
+            "duplicate_window" => next.duplicate_window = want.duplicate_window,
+            _ => {}
+        }
+    }
+    next
+}
+
+/// `have` with the settings named in `drift` taken from `want`: what `--update` sends.
+fn apply_consumer_drift(
+    have: &consumer::Config,
+    want: &pull::Config,
+    drift: &[Drift],
+) -> consumer::Config {
+    let mut next = have.clone();
+    for setting in drift.iter().map(|d| d.setting) {
+        match setting {
+            "filter_subject" => next.filter_subject = want.filter_subject.clone(),
+            "ack_policy" => next.ack_policy = want.ack_policy,
+            "ack_wait" => next.ack_wait = want.ack_wait,
+            "max_deliver" => next.max_deliver = want.max_deliver,
+            "max_ack_pending" => next.max_ack_pending = want.max_ack_pending,
+            _ => {}
+        }
+    }
+    next
+}
+
 /// The differences between the order consumer karajo wants and the one the server has.
 fn consumer_drift(object: &str, want: &pull::Config, have: &consumer::Config) -> Vec<Drift> {
     let pairs = [
@@ -463,6 +607,33 @@ mod tests {
             drift[0].to_string(),
             "stream KV_karajo_nodes has max_age = 15s, karajo wants 3s"
         );
+    }
+
+    #[test]
+    fn applying_drift_changes_only_the_differing_settings() {
+        let names = Names::new("karajo");
+        let mut s = settings();
+        s.lease_ttl = Duration::from_secs(3);
+        let [_, want, _] = layout::bucket_streams(&names, &s);
+        let mut have = want.clone();
+        have.max_age = Duration::from_secs(15);
+        have.description = Some("kept".into());
+        have.allow_message_ttl = false;
+        let next = apply_stream_drift(&have, &want, &stream_drift(&want, &have));
+        assert_eq!(next.max_age, Duration::from_secs(3));
+        assert_eq!(next.description.as_deref(), Some("kept"));
+        assert!(!next.allow_message_ttl, "not compared, so not changed");
+        assert_eq!(stream_drift(&want, &next), []);
+
+        let want = layout::order_consumer("run-any", "karajo.run.any", &s);
+        let mut have = want.clone().into_consumer_config();
+        have.max_deliver = 9;
+        have.description = Some("kept".into());
+        let drift = consumer_drift("KARAJO_RUNS/run-any", &want, &have);
+        let next = apply_consumer_drift(&have, &want, &drift);
+        assert_eq!(next.max_deliver, s.dispatch_max_deliver);
+        assert_eq!(next.description.as_deref(), Some("kept"));
+        assert_eq!(consumer_drift("KARAJO_RUNS/run-any", &want, &next), []);
     }
 
     #[test]
