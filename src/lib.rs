@@ -12,8 +12,10 @@
 //! configuration messages and job ids), [`percent`] (pure: percent-decoding),
 //! [`monitor`] (pure: heartbeat monitors' ping routes, state and state machine), [`web`]
 //! (the original's API and the web UI's pages in one router), [`daemon`] (the
-//! composition root), [`client`] (the typed client of a server) and [`cli`] (the
-//! `karajo` command line).
+//! composition root), [`client`] (the typed client of a server), [`cli`] (the
+//! `karajo` command line) and [`cluster`] (cluster mode on NATS JetStream: the pure
+//! per-job state machine, the coordinator seam, the NATS protocols; not yet run by the
+//! daemon).
 
 pub mod auth;
 pub mod cli;
