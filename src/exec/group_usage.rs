@@ -5,12 +5,17 @@
 //! read between requests, so idle services cost nothing.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The shortest time between the two readings a CPU share is computed from; a request
 /// sooner than this after the last reading gets that reading's share again.
 const SHARE_WINDOW: Duration = Duration::from_secs(1);
+
+/// How long one scan of `/proc` serves further requests: a service page's live stream
+/// is redrawn on every snapshot, and many viewers or a busy scheduler must not make each
+/// redraw read every process's `stat` again.
+const SCAN_REUSE: Duration = Duration::from_millis(500);
 
 /// A reading not asked for again within this long is forgotten (the service was
 /// removed or nobody looks).
@@ -134,6 +139,8 @@ struct Reading {
 #[derive(Debug, Default)]
 pub struct UsageMeter {
     readings: Mutex<HashMap<String, Reading>>,
+    /// The last scan of `/proc` and when it was made.
+    last_scan: Mutex<Option<(Instant, Arc<Vec<ProcStat>>)>>,
 }
 
 impl UsageMeter {
@@ -142,8 +149,8 @@ impl UsageMeter {
         if targets.is_empty() {
             return Vec::new();
         }
-        let processes = scan_proc();
         let now = Instant::now();
+        let processes = self.scan(now);
         let mut readings = self
             .readings
             .lock()
@@ -160,6 +167,25 @@ impl UsageMeter {
                 }
             })
             .collect()
+    }
+}
+
+impl UsageMeter {
+    /// Every process's counted fields: the last scan when it is younger than
+    /// [`SCAN_REUSE`], else a new one.
+    fn scan(&self, now: Instant) -> Arc<Vec<ProcStat>> {
+        let mut last = self
+            .last_scan
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*last {
+            Some((at, scan)) if now.duration_since(*at) < SCAN_REUSE => scan.clone(),
+            _ => {
+                let scan = Arc::new(scan_proc());
+                *last = Some((now, scan.clone()));
+                scan
+            }
+        }
     }
 }
 
