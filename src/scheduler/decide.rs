@@ -148,6 +148,25 @@ pub(crate) enum Event {
     },
     /// Stop: no new runs, cancel those running, then [`Effect::Stopped`].
     Shutdown,
+    /// Cluster mode: this node accepted an order; start run `counter` of `key` now
+    /// (the cluster's counter; its queue and pause rules were applied by the
+    /// cluster's record, so none of this node's apply).
+    ClusterStart {
+        /// The job.
+        key: JobKey,
+        /// The run's counter, from the shared record.
+        counter: u64,
+        /// What started it.
+        trigger: Trigger,
+    },
+    /// Cluster mode: job `key`'s shared record as it is now; the job's view follows
+    /// it, and a cancel it asks of a run of this node is carried out.
+    ClusterRecord {
+        /// The job.
+        key: JobKey,
+        /// The record.
+        record: Box<crate::cluster::decide::JobRecord>,
+    },
 }
 
 /// A run asked for but not started yet.
@@ -329,6 +348,26 @@ pub(crate) enum Effect {
         /// Its log directory.
         log_dir: PathBuf,
     },
+    /// Cluster mode: a cluster job's timer slot is due; claim it, and if won apply the
+    /// `Timer` transition (the cluster decides whether and where it runs).
+    ClusterSlot {
+        /// The job.
+        key: JobKey,
+        /// The slot.
+        at: Timestamp,
+    },
+    /// Cluster mode: a run this node executed for the cluster ended; ship its final
+    /// status and apply the `Finished` transition.
+    ClusterEnded {
+        /// The job.
+        key: JobKey,
+        /// The run's counter.
+        counter: u64,
+        /// How it ended.
+        status: RunStatus,
+        /// When.
+        at: Timestamp,
+    },
     /// Answer the caller of the event.
     Answer(Answer),
     /// The shutdown is complete: no run is left.
@@ -409,6 +448,8 @@ enum Active {
         trigger: Trigger,
         /// The job as it was when the run started (for its notifications).
         def: JobDef,
+        /// Started by a cluster order: its end goes back to the cluster.
+        cluster: bool,
     },
 }
 
@@ -430,6 +471,12 @@ struct JobEntry {
     pending: Option<Request>,
     /// Dropped from the configuration while running; forgotten when the run ends.
     removed: bool,
+    /// Coordinated through the cluster (cluster mode, `run_on` other than `local`):
+    /// its timer claims slots, its runs come as orders.
+    cluster: bool,
+    /// The cluster's record shows a run dispatched or running somewhere (an interval
+    /// is armed only while it does not).
+    cluster_busy: bool,
     view: Arc<JobView>,
     stale: bool,
 }
@@ -465,6 +512,8 @@ impl JobEntry {
             active: None,
             pending: None,
             removed: false,
+            cluster: false,
+            cluster_busy: false,
             stale: true,
         };
         entry.refresh_view();
@@ -474,6 +523,7 @@ impl JobEntry {
     fn effective_status(&self) -> RunStatus {
         match (&self.active, self.paused) {
             (Some(Active::Running { .. }), _) => RunStatus::Running,
+            (None, false) if self.cluster_busy => RunStatus::Running,
             (_, true) => RunStatus::Paused,
             _ => self.status,
         }
@@ -526,6 +576,9 @@ pub(crate) struct SchedulerState {
     /// The supervised services.
     pub(crate) services: Services,
     pub(crate) stopping: bool,
+    /// This node is in a cluster with this name: jobs whose `run_on` is not `local`
+    /// are coordinated through it. `None`: single-node mode.
+    pub(crate) cluster_node: Option<crate::cluster::NodeName>,
     /// Something visible changed since the last [`Effect::Publish`].
     changed: bool,
     /// Something the state file holds changed since the last [`Effect::SaveState`].
@@ -547,6 +600,7 @@ impl SchedulerState {
             monitors: Monitors::default(),
             services: Services::default(),
             stopping: false,
+            cluster_node: None,
             changed: true,
             unsaved: false,
         }
@@ -722,6 +776,15 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
             event,
         } => services::instance_event(state, &id, generation, event, now, &mut out),
         Event::Shutdown => begin_shutdown(state, &mut out),
+        Event::ClusterStart {
+            key,
+            counter,
+            trigger,
+        } => {
+            let answer = cluster_start(state, &key, counter, trigger, now, &mut out);
+            out.push(Effect::Answer(answer));
+        }
+        Event::ClusterRecord { key, record } => cluster_record(state, &key, &record, now, &mut out),
     }
     finish_effects(state, now, &mut out);
     out
@@ -812,11 +875,28 @@ fn start_run(
     now: Timestamp,
     out: &mut Vec<Effect>,
 ) {
+    let Some(job) = state.jobs.get(key) else {
+        return;
+    };
+    let counter = job.counter + 1;
+    start_numbered(state, key, request, counter, false, now, out);
+}
+
+/// Starts run `counter` of `key` now: its log, its process, a slot; `cluster` runs
+/// report their end to the cluster.
+fn start_numbered(
+    state: &mut SchedulerState,
+    key: &JobKey,
+    request: Request,
+    counter: u64,
+    cluster: bool,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) {
     let Some(job) = state.jobs.get_mut(key) else {
         return;
     };
-    job.counter += 1;
-    let counter = job.counter;
+    job.counter = job.counter.max(counter);
     // Room for the new log within the retention; an open log is never deleted.
     let keep = job.def.common.log_retention.saturating_sub(1);
     let prune = run_log::beyond_retention(&mut job.logs, keep);
@@ -839,6 +919,7 @@ fn start_run(
         started: now,
         trigger: request.trigger,
         def: job.def.clone(),
+        cluster,
     });
     if key.kind.needs_slot() {
         state.slotted += 1;
@@ -873,6 +954,7 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
         started,
         trigger,
         def,
+        cluster,
     }) = job
         .active
         .take_if(|a| matches!(a, Active::Running { counter, .. } if *counter == done.counter))
@@ -921,6 +1003,15 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
         None => job.logs.retain(|l| l.counter != counter),
     }
     state.unsaved = true;
+    if cluster {
+        // The cluster's record holds the queue: the next run comes as an order.
+        out.push(Effect::ClusterEnded {
+            key: key.clone(),
+            counter,
+            status: done.status,
+            at: done.at,
+        });
+    }
     let next = job.pending.take().filter(|_| !state.stopping);
     if job.removed {
         state.jobs.remove(&key);
@@ -1022,7 +1113,13 @@ fn fire_due_timers(state: &mut SchedulerState, now: Timestamp, out: &mut Vec<Eff
             continue;
         };
         job.next_run = None;
-        if job.paused {
+        if job.cluster {
+            // The cluster decides: one node claims the slot and applies it.
+            out.push(Effect::ClusterSlot {
+                key: key.clone(),
+                at: due,
+            });
+        } else if job.paused {
             tracing::debug!(job = %key, "timer fired while paused; skipped");
         } else if job.active.is_none() {
             activate(state, &key, Request::timer(), now, out);
@@ -1063,7 +1160,7 @@ fn arm_after(state: &mut SchedulerState, key: &JobKey, slot: Timestamp, now: Tim
         // While paused, ticks are skipped one interval apart (the original's paused
         // tick also counts as a run for the next one).
         let since = if job.paused { Some(now) } else { job.last_run };
-        let idle = job.active.is_none() && job.pending.is_none();
+        let idle = job.active.is_none() && job.pending.is_none() && !job.cluster_busy;
         idle.then(|| interval_next(since, interval, now))
     } else {
         None
@@ -1129,6 +1226,7 @@ fn reload(
             Some(job) => {
                 job.def = def;
                 job.removed = false;
+                job.cluster = state.cluster_node.is_some() && job.def.common.run_on.is_cluster();
                 arm(state, &key, now);
             }
             None => match restored.remove(&key) {
@@ -1151,8 +1249,82 @@ fn reload(
 
 fn insert(state: &mut SchedulerState, job: RestoredJob, now: Timestamp) {
     let key = job.def.key();
-    state.jobs.insert(key.clone(), JobEntry::new(job));
+    let mut entry = JobEntry::new(job);
+    entry.cluster = is_cluster_job(state, &entry.def);
+    state.jobs.insert(key.clone(), entry);
     arm(state, &key, now);
+}
+
+/// Whether `def` is coordinated through the cluster on this node.
+fn is_cluster_job(state: &SchedulerState, def: &JobDef) -> bool {
+    state.cluster_node.is_some() && def.common.run_on.is_cluster()
+}
+
+/// Starts run `counter` of a cluster job for an order this node accepted.
+fn cluster_start(
+    state: &mut SchedulerState,
+    key: &JobKey,
+    counter: u64,
+    trigger: Trigger,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) -> Answer {
+    if state.stopping {
+        return Answer::Refused(TriggerError::ShuttingDown);
+    }
+    let Some(job) = state.jobs.get(key).filter(|j| !j.removed && j.cluster) else {
+        return Answer::Refused(TriggerError::NotFound(key.to_string()));
+    };
+    if job.active.is_some() {
+        // One run per job and node: an order for another is a cluster bug.
+        return Answer::Refused(TriggerError::Busy);
+    }
+    let request = Request {
+        trigger,
+        request: None,
+    };
+    start_numbered(state, key, request, counter, true, now, out);
+    Answer::Job(key.clone())
+}
+
+/// Follows a cluster job's shared record: counter, status, pause, last run and
+/// whether a run is going somewhere; cancels this node's run when the record asks.
+fn cluster_record(
+    state: &mut SchedulerState,
+    key: &JobKey,
+    record: &crate::cluster::decide::JobRecord,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) {
+    let node = state.cluster_node.clone();
+    let Some(job) = state.jobs.get_mut(key).filter(|j| j.cluster) else {
+        return;
+    };
+    job.counter = job.counter.max(record.counter);
+    if let Some(status) = record.status {
+        job.status = status;
+    }
+    job.paused = record.paused;
+    if record.last_run.is_some() {
+        job.last_run = record.last_run;
+    }
+    job.cluster_busy = record.active.is_some();
+    let cancel_here = record.active.as_ref().is_some_and(|active| {
+        active.cancel_requested && active.node.is_some() && active.node == node
+    });
+    if cancel_here
+        && let Some(counter) = job.running_counter()
+        && record.active.as_ref().is_some_and(|a| a.counter == counter)
+    {
+        tracing::info!(job = %key, counter, "cancel requested through the cluster");
+        out.push(Effect::CancelRun {
+            key: key.clone(),
+            counter,
+        });
+    }
+    state.unsaved = true;
+    state.touch(key);
+    arm(state, key, now);
 }
 
 fn index_names(state: &mut SchedulerState) {

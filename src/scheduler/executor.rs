@@ -712,6 +712,15 @@ impl Executor {
                     self.metrics.monitor_transition(id.as_str(), to);
                 }
                 Effect::Publish => self.publish = true,
+                // Only a node in a cluster emits these, and no daemon joins one yet
+                // (`cluster::DAEMON_RUNS_CLUSTER`): the cluster agent that takes them
+                // comes with that.
+                Effect::ClusterSlot { key, at } => {
+                    tracing::error!(job = %key, %at, "a cluster slot with no cluster agent; skipped");
+                }
+                Effect::ClusterEnded { key, counter, .. } => {
+                    tracing::error!(job = %key, counter, "a cluster run ended with no cluster agent");
+                }
                 Effect::Answer(answer) => {
                     let send = self.answer(answer, std::mem::replace(&mut reply, Reply::None));
                     deferred.push(Deferred::Answer(send));

@@ -186,6 +186,25 @@ impl World {
         world
     }
 
+    /// A world whose node `n1` is in a cluster: jobs not `run_on = local` are
+    /// coordinated.
+    fn clustered(jobs: Vec<RestoredJob>) -> Self {
+        let config = Arc::new(crate::config::defaults(std::path::Path::new("/base")));
+        let mut state = SchedulerState::new(config.clone());
+        state.cluster_node = Some(crate::cluster::NodeName::parse("n1").unwrap());
+        let mut world = Self { state, now: at(T0) };
+        world.on(Event::Restore {
+            jobs,
+            max_job_running: 1,
+            config,
+            monitors: Vec::new(),
+            last_alive: None,
+            pulses: Vec::new(),
+            services: Vec::new(),
+        });
+        world
+    }
+
     fn on(&mut self, event: Event) -> Vec<String> {
         words(&decide(&mut self.state, event, self.now))
     }
@@ -323,6 +342,13 @@ fn words(effects: &[Effect]) -> Vec<String> {
                 format!("answer service/{id} {reply:?}")
             }
             Effect::Answer(Answer::ServicePing(ping)) => format!("answer ping {ping:?}"),
+            Effect::ClusterSlot { key, at } => format!("claim {key}@{at}"),
+            Effect::ClusterEnded {
+                key,
+                counter,
+                status,
+                ..
+            } => format!("cluster end {key}#{counter} {status}"),
         })
         .collect()
 }
@@ -1475,4 +1501,121 @@ fn a_cancel_forgets_a_dynamic_monitor_and_a_reload_keeps_the_others() {
     assert!(!b.spec.is_dynamic());
     assert_eq!(b.state.counter, 1);
     assert!(snapshot.ping_routes.resolve("b").is_ok());
+}
+
+// Cluster mode (cluster spec 7.2, 7.4, 7.5): the scheduler's side. The cluster's record
+// holds the queue and the pause; this node claims its timers' slots, runs the orders
+// it accepted with the cluster's counters, and reports their ends.
+
+#[test]
+fn a_cluster_jobs_due_timer_becomes_a_slot_claim_and_a_local_job_runs_as_before() {
+    let tick = minutely(exec("tick"));
+    let local = with(minutely(exec("loc")), |c| {
+        c.run_on = crate::cluster::RunOn::Local;
+    });
+    let mut w = World::clustered(vec![fresh(tick), fresh(local)]);
+    w.later(60);
+    let effects = w.on(Event::TimerDue);
+    assert!(
+        effects.contains(&"claim job/tick@2026-01-01T00:01:00Z".to_string()),
+        "{effects:?}"
+    );
+    assert!(
+        effects.contains(&"spawn job/loc#1 timer".to_string()),
+        "{effects:?}"
+    );
+    assert!(
+        !effects.iter().any(|e| e.starts_with("spawn job/tick")),
+        "{effects:?}"
+    );
+    assert_eq!(
+        w.view(&job("tick")).next_run,
+        Some(at("2026-01-01T00:02:00Z")),
+        "re-armed for the next slot"
+    );
+}
+
+#[test]
+fn an_accepted_order_runs_with_the_clusters_counter_and_its_end_goes_back() {
+    let mut w = World::clustered(vec![fresh(exec("pin"))]);
+    let effects = w.on(Event::ClusterStart {
+        key: job("pin"),
+        counter: 7,
+        trigger: Trigger::Webhook,
+    });
+    assert_eq!(
+        only_runs(effects),
+        ["spawn job/pin#7 webhook", "answer job/pin"]
+    );
+    assert_eq!(w.view(&job("pin")).counter, 7);
+    let second = w.on(Event::ClusterStart {
+        key: job("pin"),
+        counter: 8,
+        trigger: Trigger::Webhook,
+    });
+    assert_eq!(only_runs(second), ["refused: job already run"]);
+    let end = w.finish(job("pin"), 7, RunStatus::Success);
+    assert!(
+        end.contains(&"cluster end job/pin#7 success".to_string()),
+        "{end:?}"
+    );
+    assert!(
+        end.iter().any(|e| e.starts_with("notify job/pin#7")),
+        "{end:?}"
+    );
+    assert!(
+        !end.iter().any(|e| e.starts_with("spawn")),
+        "no local queue: {end:?}"
+    );
+}
+
+#[test]
+fn the_shared_record_drives_the_view_and_a_cancel_for_this_nodes_run() {
+    use crate::cluster::decide::{ActiveRun, ActiveState, JobRecord};
+    let mut w = World::clustered(vec![fresh(exec("long"))]);
+    w.on(Event::ClusterStart {
+        key: job("long"),
+        counter: 3,
+        trigger: Trigger::Api,
+    });
+    let mut record = JobRecord::seed(3, Some(RunStatus::Success), Some(at(T0)), true);
+    record.active = Some(ActiveRun {
+        run: "r3".into(),
+        counter: 3,
+        target: crate::cluster::RunOn::Any,
+        node: Some(crate::cluster::NodeName::parse("n1").unwrap()),
+        state: ActiveState::Running,
+        seq: None,
+        since: at(T0),
+        deadline: at(T0),
+        cancel_requested: true,
+        group: None,
+    });
+    let effects = w.on(Event::ClusterRecord {
+        key: job("long"),
+        record: Box::new(record.clone()),
+    });
+    assert!(
+        effects.contains(&"cancel job/long#3".to_string()),
+        "{effects:?}"
+    );
+    let view = w.view(&job("long"));
+    assert!(view.paused, "the pause is the cluster's");
+    // Another node's run: the view says running, nothing is cancelled here.
+    let mut w = World::clustered(vec![fresh(exec("long"))]);
+    if let Some(active) = record.active.as_mut() {
+        active.node = Some(crate::cluster::NodeName::parse("n2").unwrap());
+    }
+    record.paused = false;
+    let effects = w.on(Event::ClusterRecord {
+        key: job("long"),
+        record: Box::new(record),
+    });
+    assert!(
+        !effects.iter().any(|e| e.starts_with("cancel")),
+        "{effects:?}"
+    );
+    let view = w.view(&job("long"));
+    assert_eq!(view.status, RunStatus::Running);
+    assert_eq!(view.counter, 3);
 }
