@@ -6,12 +6,14 @@
 //! ([`nats`], cargo feature `cluster-nats`). Without `[cluster] enabled = true` nothing
 //! here opens a socket.
 
+pub mod agent;
 pub mod contract;
 pub mod coordinator;
 pub mod decide;
 pub mod memory;
 #[cfg(feature = "cluster-nats")]
 pub mod nats;
+pub mod status;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -29,15 +31,6 @@ pub const BUILT_WITH_NATS: bool = cfg!(feature = "cluster-nats");
 /// built without the NATS backend (cluster spec 3.2).
 pub const NOT_BUILT_MESSAGE: &str =
     "cluster: this karajo was built without cluster support (cargo feature cluster-nats)";
-
-/// Whether the daemon runs in cluster mode yet. The configuration, the NATS protocols
-/// and their tests come first; until the scheduler drives them, `enabled = true` is
-/// refused with [`NOT_YET_MESSAGE`] rather than silently running as a single node.
-pub const DAEMON_RUNS_CLUSTER: bool = false;
-
-/// What karajo says when `enabled = true` and [`DAEMON_RUNS_CLUSTER`] is false.
-pub const NOT_YET_MESSAGE: &str = "cluster: this version of karajo checks [cluster] but cannot run \
-     in cluster mode yet; set enabled = false (jobs then run on this node)";
 
 /// Names a node may not take: they are `run_on` words or subject branches.
 const RESERVED_NODE_NAMES: [&str; 4] = ["any", "all", "local", "tag"];

@@ -5,6 +5,7 @@
 //! `serve.rs`; the open-file limit it is sized from, in `nofile.rs`; the exclusive lock
 //! on `dir_base` taken before anything touches the state, in `lock.rs`.
 
+mod cluster;
 pub(crate) mod lock;
 mod nofile;
 mod serve;
@@ -55,6 +56,10 @@ pub enum DaemonError {
     /// Another karajo holds the lock on `dir_base`, or the lock file cannot be used.
     #[error(transparent)]
     Lock(#[from] lock::LockError),
+    /// Cluster mode could not start: NATS unreachable, the node's name held by a live
+    /// node, the buckets missing or different.
+    #[error("{0}")]
+    Cluster(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -192,6 +197,13 @@ impl Daemon {
             &self.replay,
         )?;
 
+        let joined = cluster::join(
+            &config,
+            &defs,
+            public_url(&config, local_addr),
+            self.clock.clone(),
+        )
+        .await?;
         let restore_layout = layout.clone();
         let now = self.clock.now();
         let monitor_specs = config.monitors.clone();
@@ -269,7 +281,13 @@ impl Daemon {
             events: Some(events.clone()),
             metrics: metrics.clone(),
             notifier: Some(notifier.clone()),
+            cluster: joined
+                .as_ref()
+                .map(|joined| (joined.node.clone(), joined.notices_tx.clone())),
         });
+        let cluster_info = joined.as_ref().map(|joined| joined.info.clone());
+        let cluster = joined
+            .map(|joined| joined.start(scheduler.clone(), layout.clone(), self.clock.clone()));
 
         let app_state = AppState {
             scheduler: scheduler.clone(),
@@ -283,6 +301,7 @@ impl Daemon {
             env_cache: Arc::default(),
             events: Some(events.clone()),
             usage: Arc::default(),
+            cluster: cluster_info,
         };
         let stop_http = CancellationToken::new();
         let app = web::app(app_state);
@@ -305,6 +324,7 @@ impl Daemon {
             stop_http,
             server_task,
             notifier,
+            cluster,
         })
     }
 }
@@ -454,6 +474,8 @@ pub struct RunningDaemon {
     stop_http: CancellationToken,
     server_task: JoinHandle<()>,
     notifier: Notifier,
+    /// Cluster mode: the agent, and how the node leaves.
+    cluster: Option<cluster::Running>,
 }
 
 impl std::fmt::Debug for RunningDaemon {
@@ -515,6 +537,9 @@ impl RunningDaemon {
     pub async fn shutdown(self) {
         self.scheduler.shutdown().await;
         let _ = self.scheduler_task.await;
+        if let Some(cluster) = self.cluster {
+            cluster.leave().await;
+        }
         if let Err(err) = self.events.close().await {
             tracing::error!(%err, "cannot close the event log");
         }

@@ -72,6 +72,10 @@ pub struct RunContext {
     pub trigger: Trigger,
     /// The triggering web hook request, for webhook runs.
     pub request: Option<Arc<WebhookRequest>>,
+    /// Cluster mode: this node's name (`KARAJO_NODE`).
+    pub node: Option<String>,
+    /// Cluster mode: the run's id, for a run ordered by the cluster (`KARAJO_RUN_ID`).
+    pub run_id: Option<String>,
 }
 
 /// A web hook request that triggered a run, as received (after its signature checked).

@@ -305,6 +305,65 @@ pub enum TriggerError {
     /// The daemon is stopping.
     #[error("karajo is shutting down")]
     ShuttingDown,
+    /// A cluster job, and this node cannot reach the cluster now (answered with 503).
+    #[error("{0}")]
+    ClusterUnavailable(String),
+}
+
+/// A pause, resume or cancel of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobControl {
+    /// Pause the job.
+    Pause,
+    /// Resume the job.
+    Resume,
+    /// Cancel its current run.
+    Cancel,
+}
+
+/// A cluster job's due timer slot or the end of a run this node executed for the
+/// cluster: what the scheduler hands to the cluster agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterNotice {
+    /// A timer slot of `key` is due.
+    Slot {
+        /// The job.
+        key: JobKey,
+        /// The slot.
+        at: Timestamp,
+    },
+    /// Run `counter` of `key`, started for a cluster order, ended; its log is closed.
+    Ended {
+        /// The job.
+        key: JobKey,
+        /// The run's counter.
+        counter: u64,
+        /// How it ended.
+        status: RunStatus,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+/// A boxed future answering a routed call.
+pub type RouteFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// Where triggers and controls of cluster jobs go instead of the local queue: the
+/// cluster agent, which applies them to the shared record.
+pub trait ClusterRoute: Send + Sync + 'static {
+    /// A run of cluster job `key` asked for by a web hook or the API.
+    fn trigger(
+        &self,
+        key: JobKey,
+        trigger: Trigger,
+    ) -> RouteFuture<Result<Arc<JobView>, TriggerError>>;
+
+    /// A pause, resume or cancel of cluster job `key`.
+    fn control(
+        &self,
+        key: JobKey,
+        control: JobControl,
+    ) -> RouteFuture<Result<Option<Arc<JobView>>, TriggerError>>;
 }
 
 /// The answer to a watchTower pulse or cancel: the monitor as it is now (`None`: it
@@ -377,13 +436,43 @@ pub(crate) enum Command {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    ClusterStart {
+        key: JobKey,
+        counter: u64,
+        trigger: Trigger,
+        run: String,
+        reply: oneshot::Sender<Result<Arc<JobView>, TriggerError>>,
+    },
+    ClusterRecord {
+        key: JobKey,
+        record: Box<crate::cluster::decide::JobRecord>,
+        revision: u64,
+        reply: oneshot::Sender<Option<Arc<JobView>>>,
+    },
+    ClusterLog {
+        key: JobKey,
+        counter: u64,
+        status: RunStatus,
+        path: std::path::PathBuf,
+    },
 }
 
 /// A cheap, cloneable handle on the scheduler task.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SchedulerHandle {
     tx: mpsc::Sender<Command>,
     snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// Cluster mode: where cluster jobs' triggers and controls go (set once the
+    /// cluster agent runs).
+    cluster: Arc<std::sync::OnceLock<Arc<dyn ClusterRoute>>>,
+}
+
+impl std::fmt::Debug for SchedulerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedulerHandle")
+            .field("cluster", &self.cluster.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SchedulerHandle {
@@ -405,6 +494,9 @@ impl SchedulerHandle {
         trigger: Trigger,
         request: Option<Arc<WebhookRequest>>,
     ) -> Result<Arc<JobView>, TriggerError> {
+        if let Some(route) = self.cluster_route(&key) {
+            return route.trigger(key, trigger).await;
+        }
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Trigger {
             key,
@@ -417,23 +509,116 @@ impl SchedulerHandle {
             .unwrap_or(Err(TriggerError::ShuttingDown))
     }
 
-    /// Pauses job `key`; `None` when there is no such job.
+    /// Pauses job `key`; `None` when there is no such job (or it is a cluster job
+    /// this node cannot reach the cluster for: see [`Self::control`]).
     pub async fn pause(&self, key: JobKey) -> Option<Arc<JobView>> {
-        let (reply, rx) = oneshot::channel();
-        self.ask(Command::Pause { key, reply }, rx).await.flatten()
+        self.control(key, JobControl::Pause).await.ok().flatten()
     }
 
     /// Resumes job `key`; `None` when there is no such job.
     pub async fn resume(&self, key: JobKey) -> Option<Arc<JobView>> {
-        let (reply, rx) = oneshot::channel();
-        self.ask(Command::Resume { key, reply }, rx).await.flatten()
+        self.control(key, JobControl::Resume).await.ok().flatten()
     }
 
     /// Cancels the current run of job `key` (a no-op when idle); `None` when there is
     /// no such job. The run ends shortly after, as `canceled`.
     pub async fn cancel(&self, key: JobKey) -> Option<Arc<JobView>> {
+        self.control(key, JobControl::Cancel).await.ok().flatten()
+    }
+
+    /// Pauses, resumes or cancels job `key`: `Ok(None)` when there is no such job,
+    /// [`TriggerError::ClusterUnavailable`] for a cluster job while this node cannot
+    /// reach the cluster.
+    pub async fn control(
+        &self,
+        key: JobKey,
+        control: JobControl,
+    ) -> Result<Option<Arc<JobView>>, TriggerError> {
+        if let Some(route) = self.cluster_route(&key) {
+            return route.control(key, control).await;
+        }
         let (reply, rx) = oneshot::channel();
-        self.ask(Command::Cancel { key, reply }, rx).await.flatten()
+        let cmd = match control {
+            JobControl::Pause => Command::Pause { key, reply },
+            JobControl::Resume => Command::Resume { key, reply },
+            JobControl::Cancel => Command::Cancel { key, reply },
+        };
+        Ok(self.ask(cmd, rx).await.flatten())
+    }
+
+    /// Sends cluster jobs' triggers and controls to `route` from now on. Set once; a
+    /// second call is ignored.
+    pub fn set_cluster_route(&self, route: Arc<dyn ClusterRoute>) {
+        let _ = self.cluster.set(route);
+    }
+
+    /// The route for job `key` when it is a cluster job and a route is set.
+    fn cluster_route(&self, key: &JobKey) -> Option<&Arc<dyn ClusterRoute>> {
+        let route = self.cluster.get()?;
+        let clustered = self
+            .snapshot
+            .borrow()
+            .job(key.kind, key.id.as_str())
+            .is_some_and(|view| view.def.common.run_on.is_cluster());
+        clustered.then_some(route)
+    }
+
+    /// Cluster mode: starts run `counter` (id `run`) of `key` for an order this node
+    /// accepted.
+    pub async fn cluster_start(
+        &self,
+        key: JobKey,
+        counter: u64,
+        trigger: Trigger,
+        run: String,
+    ) -> Result<Arc<JobView>, TriggerError> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::ClusterStart {
+            key,
+            counter,
+            trigger,
+            run,
+            reply,
+        };
+        self.ask(cmd, rx)
+            .await
+            .unwrap_or(Err(TriggerError::ShuttingDown))
+    }
+
+    /// Cluster mode: job `key`'s shared record at `revision`; answers with the job's
+    /// view once it follows the record.
+    pub async fn cluster_record(
+        &self,
+        key: JobKey,
+        record: crate::cluster::decide::JobRecord,
+        revision: u64,
+    ) -> Option<Arc<JobView>> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::ClusterRecord {
+            key,
+            record: Box::new(record),
+            revision,
+            reply,
+        };
+        self.ask(cmd, rx).await.flatten()
+    }
+
+    /// Cluster mode: run `counter` of `key` has its final log at `path` here, written
+    /// by another node's run (collected) or for a run that never ran here.
+    pub async fn cluster_log(
+        &self,
+        key: JobKey,
+        counter: u64,
+        status: RunStatus,
+        path: std::path::PathBuf,
+    ) {
+        let cmd = Command::ClusterLog {
+            key,
+            counter,
+            status,
+            path,
+        };
+        let _ = self.tx.send(cmd).await;
     }
 
     /// Replaces the job set and the configuration published with it: new jobs are

@@ -52,6 +52,8 @@ pub struct AppState {
     pub events: Option<crate::store::EventLog>,
     /// What service instances' processes use, between page views and scrapes.
     pub usage: Arc<crate::exec::group_usage::UsageMeter>,
+    /// Cluster mode: this node's view of the cluster; `None` on a single node.
+    pub cluster: Option<crate::cluster::status::ClusterInfo>,
 }
 
 impl AppState {

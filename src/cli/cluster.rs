@@ -407,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn init_settings_report_config_errors_but_not_the_not_yet_refusal() {
+    fn init_settings_report_config_errors() {
         let dir = tempfile::tempdir().unwrap();
         let mut args = parse(&["karajo", "cluster", "init"]).unwrap();
         args.config = conf(
@@ -416,7 +416,6 @@ mod tests {
         );
         let err = init_settings(&args, &|_| None).unwrap_err().to_string();
         assert!(err.contains("prefix = \"9\" is invalid"), "{err}");
-        assert!(!err.contains(crate::cluster::NOT_YET_MESSAGE), "{err}");
         args.config = dir.path().join("missing.conf");
         assert!(init_settings(&args, &|_| None).is_err());
     }

@@ -214,7 +214,7 @@ impl Delivery {
 pub type RecordTable = BTreeMap<String, (JobRecord, u64)>;
 
 /// What a node knows of another (or of itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
     /// Its tags.
     pub tags: Vec<String>,
@@ -222,6 +222,18 @@ pub struct NodeInfo {
     pub alive: bool,
     /// When it was last seen.
     pub last_seen: Option<Timestamp>,
+    /// Its karajo version (empty when unknown).
+    pub version: String,
+    /// The version of the NATS server it is connected to (empty when unknown).
+    pub nats_server: String,
+    /// `sha256:<hex>` of its job definitions (empty when unknown).
+    pub config_digest: String,
+    /// Its `max_job_running` (0 when unknown).
+    pub max_job_running: u32,
+    /// Its public URL or listen address (empty when unknown).
+    pub http: String,
+    /// How far its clock was from the server's at its last heartbeat, in ms.
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// Every node known, by name.
@@ -243,7 +255,17 @@ pub trait Coordinator: Send + Sync + 'static {
     fn node(&self) -> &NodeName;
 
     /// Whether this node handles `slot`.
-    fn claim<'a>(&'a self, slot: &'a Slot) -> CoordFuture<'a, Claim>;
+    fn claim<'a>(&'a self, slot: &'a Slot) -> CoordFuture<'a, Claim> {
+        Box::pin(async move { self.claim_key(&slot.claim_key()).await })
+    }
+
+    /// Whether this node does the one-off work named by `key` in the claims bucket (a
+    /// timer slot, `sweep.<node>.<run>`, `expire.<run>`): the first node to ask wins.
+    fn claim_key<'a>(&'a self, key: &'a str) -> CoordFuture<'a, Claim>;
+
+    /// Deletes order `seq` from the order queue (an order given up); deleting one that
+    /// is gone is not an error.
+    fn delete_order(&self, seq: u64) -> CoordFuture<'_, Result<(), ClusterError>>;
 
     /// Reads back a claim whose answer was lost.
     fn resolve<'a>(

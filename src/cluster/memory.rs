@@ -20,7 +20,7 @@ use super::coordinator::{
     NodeInfo, NodeTable, NodeView, RecordTable, Resolved, Transition, decide_with, live_nodes,
 };
 use super::decide::JobEvent;
-use super::{NodeName, RunOn, RunOrder, Slot, state_key};
+use super::{NodeName, RunOn, RunOrder, state_key};
 use crate::clock::SharedClock;
 
 /// Where an order waits.
@@ -113,6 +113,7 @@ impl MemoryCluster {
                     tags: tags.iter().map(|t| t.to_string()).collect(),
                     alive: true,
                     last_seen: Some(now),
+                    ..NodeInfo::default()
                 },
             );
         });
@@ -240,12 +241,22 @@ impl Coordinator for MemoryCoordinator {
         &self.node
     }
 
-    fn claim<'a>(&'a self, slot: &'a Slot) -> CoordFuture<'a, Claim> {
+    fn delete_order(&self, seq: u64) -> CoordFuture<'_, Result<(), ClusterError>> {
+        Box::pin(async move {
+            if !self.connected() {
+                return Err(ClusterError::Unavailable);
+            }
+            self.cluster.delete_order(seq);
+            Ok(())
+        })
+    }
+
+    fn claim_key<'a>(&'a self, key: &'a str) -> CoordFuture<'a, Claim> {
         Box::pin(async move {
             if !self.connected() {
                 return Claim::Unavailable;
             }
-            let key = slot.claim_key();
+            let key = key.to_string();
             let mut hub = self.cluster.hub();
             hub.next_nonce += 1;
             let nonce = format!("{}-{}", self.node, hub.next_nonce);

@@ -5,7 +5,7 @@
 //! health ([`connect`]), provisioning and binding ([`provision`]), node leases
 //! ([`lease`]), one-winner claims ([`claims`]), revision-checked records ([`state`]),
 //! orders between nodes ([`orders`]), run logs shipped to and collected from the log
-//! stream ([`logship`], [`logcollect`]), the cluster event stream ([`events`]), the
+//! stream ([`logship`], [`logcollect`], and for the cluster agent [`replica`]), the cluster event stream ([`events`]), the
 //! permissions a node needs ([`permissions`]), and their errors ([`error`]).
 
 pub mod claims;
@@ -20,4 +20,5 @@ pub mod logship;
 pub mod orders;
 pub mod permissions;
 pub mod provision;
+pub mod replica;
 pub mod state;

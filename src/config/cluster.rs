@@ -10,10 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::fields::{Fields, Problems};
-use crate::cluster::{
-    ClusterSettings, DAEMON_RUNS_CLUSTER, NOT_BUILT_MESSAGE, NOT_YET_MESSAGE, NatsAuth, NodeName,
-    RunOn, check_tag,
-};
+use crate::cluster::{ClusterSettings, NOT_BUILT_MESSAGE, NatsAuth, NodeName, RunOn, check_tag};
 
 /// The keys a `[cluster]` section may hold.
 pub(crate) const CLUSTER_KEYS: &[&str] = &[
@@ -149,8 +146,6 @@ pub(crate) fn build_cluster(
     if enabled {
         if !built_with_nats {
             problems.error(&f.file, line_of(f, "enabled"), NOT_BUILT_MESSAGE);
-        } else if !DAEMON_RUNS_CLUSTER {
-            problems.error(&f.file, line_of(f, "enabled"), NOT_YET_MESSAGE);
         }
         if secret_generated {
             let message = "cluster mode needs [karajo] secret set to the same value on every node: \
@@ -163,9 +158,8 @@ pub(crate) fn build_cluster(
 
 /// Reads `[cluster]` for an operator command that works on the cluster's NATS objects
 /// and runs no node (`karajo cluster init`): every key is read and checked as by
-/// [`build_cluster`], but `enabled = true` is not refused for what concerns running this
-/// node (a daemon that cannot run cluster mode yet, [`NOT_YET_MESSAGE`]; a generated
-/// `[karajo] secret`, which only signs orders). The daemon's own load keeps both.
+/// [`build_cluster`], but a generated `[karajo] secret`, which only signs orders, is
+/// not refused. The daemon's own load refuses it.
 pub(crate) fn build_cluster_for_admin(
     fields: Option<&Fields>,
     host: &str,
@@ -181,7 +175,6 @@ pub(crate) fn build_cluster_for_admin(
         env,
         &mut own,
     );
-    own.errors.retain(|d| d.message != NOT_YET_MESSAGE);
     problems.errors.append(&mut own.errors);
     problems.warnings.append(&mut own.warnings);
     settings
@@ -553,16 +546,6 @@ mod tests {
             errors(&problems),
             ["4: replicas = 9 is invalid: JetStream keeps 1 to 5 replicas"]
         );
-        if !DAEMON_RUNS_CLUSTER {
-            let mut problems = Problems::default();
-            build_cluster(Some(&fields), true, false, "h", &|_| None, &mut problems);
-            assert!(
-                errors(&problems)
-                    .iter()
-                    .any(|e| e.contains(NOT_YET_MESSAGE)),
-                "the daemon's read still refuses"
-            );
-        }
     }
 
     #[test]

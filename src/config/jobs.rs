@@ -10,7 +10,7 @@ use jiff::tz::TimeZone;
 use super::fields::{Fields, Problems, positive};
 use super::model::{
     DEFAULT_KILL_GRACE, DEFAULT_LOG_RETENTION, ExecSpec, HttpMethod, HttpRequestType, HttpSpec,
-    JobCommon, JobKindSpec, JobSpec, MIN_INTERVAL,
+    JobCommon, JobKindSpec, JobSpec,
 };
 use super::settings::{Settings, report_not_positive};
 use crate::auth::HEADER_KARAJO_SIGN;
@@ -173,7 +173,7 @@ fn read_timer(f: &Fields, global: &Settings, problems: &mut Problems) -> Timer {
         .timezone("timezone", problems)
         .unwrap_or_else(|| global.timezone.clone());
     let schedule = read_schedule(f, &timezone, problems);
-    let interval = read_interval(f, schedule.is_some(), problems);
+    let interval = read_interval(f, schedule.is_some(), global.min_interval, problems);
     Timer {
         timezone,
         schedule,
@@ -198,8 +198,13 @@ pub(crate) fn read_schedule(
 }
 
 /// `interval`: ignored (with a warning) when a schedule is set; ≤ 0 → none;
-/// under a minute → one minute.
-fn read_interval(f: &Fields, has_schedule: bool, problems: &mut Problems) -> Option<Duration> {
+/// under `[karajo] min_interval` (one minute, as in Go, unless set lower) → that.
+fn read_interval(
+    f: &Fields,
+    has_schedule: bool,
+    min_interval: Duration,
+    problems: &mut Problems,
+) -> Option<Duration> {
     let interval = f.duration("interval", problems)?;
     if has_schedule {
         if let Some(var) = f.last("interval") {
@@ -211,7 +216,7 @@ fn read_interval(f: &Fields, has_schedule: bool, problems: &mut Problems) -> Opt
         }
         return None;
     }
-    positive(interval).map(|d| d.max(MIN_INTERVAL))
+    positive(interval).map(|d| d.max(min_interval))
 }
 
 fn read_auth_kind(f: &Fields, problems: &mut Problems) -> AuthKind {

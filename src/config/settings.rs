@@ -48,6 +48,7 @@ pub(crate) const KARAJO_KEYS: &[&str] = &[
     "ping_body_limit",
     "event_retention",
     "event_day_max",
+    "min_interval",
 ];
 
 /// Length of a generated secret.
@@ -81,6 +82,7 @@ pub(crate) struct Settings {
     pub(crate) ping_body_limit: usize,
     pub(crate) event_retention: Duration,
     pub(crate) event_day_max: u64,
+    pub(crate) min_interval: Duration,
 }
 
 /// Reads the merged `[karajo]` variables; `cwd` anchors a relative `dir_base`.
@@ -114,6 +116,13 @@ pub(crate) fn read_settings(fields: &Fields, cwd: &Path, problems: &mut Problems
         max_body_size: read_max_body_size(fields, problems),
         public_url: read_public_url(fields, problems),
         max_connections: read_count(fields, "max_connections", problems),
+        min_interval: read_positive_duration(
+            fields,
+            "min_interval",
+            super::model::MIN_INTERVAL,
+            problems,
+        )
+        .max(Duration::from_secs(1)),
         header_read_timeout: read_positive_duration(
             fields,
             "header_read_timeout",

@@ -158,6 +158,8 @@ pub(crate) enum Event {
         counter: u64,
         /// What started it.
         trigger: Trigger,
+        /// The run's id in the cluster.
+        run: String,
     },
     /// Cluster mode: job `key`'s shared record as it is now; the job's view follows
     /// it, and a cancel it asks of a run of this node is carried out.
@@ -166,6 +168,21 @@ pub(crate) enum Event {
         key: JobKey,
         /// The record.
         record: Box<crate::cluster::decide::JobRecord>,
+        /// Its revision: an older one than the job has seen is ignored.
+        revision: u64,
+    },
+    /// Cluster mode: run `counter` of `key` has a final log here that this node did not
+    /// write as a run of its own (collected from the node that ran it, or written for a
+    /// run that never ran: a paused execution, a lost or unaccepted run).
+    ClusterLog {
+        /// The job.
+        key: JobKey,
+        /// The run's counter.
+        counter: u64,
+        /// Its final status.
+        status: RunStatus,
+        /// The log file.
+        path: PathBuf,
     },
 }
 
@@ -348,6 +365,8 @@ pub(crate) enum Effect {
         /// Its log directory.
         log_dir: PathBuf,
     },
+    /// Delete these logs (beyond the retention).
+    PruneLogs(Vec<PathBuf>),
     /// Cluster mode: a cluster job's timer slot is due; claim it, and if won apply the
     /// `Timer` transition (the cluster decides whether and where it runs).
     ClusterSlot {
@@ -383,6 +402,8 @@ pub(crate) struct RunOrder {
     pub(crate) counter: u64,
     /// What started it.
     pub(crate) request: Request,
+    /// The run's id when it runs for a cluster order.
+    pub(crate) cluster_run: Option<String>,
 }
 
 /// A finished run, for its notifications.
@@ -477,6 +498,8 @@ struct JobEntry {
     /// The cluster's record shows a run dispatched or running somewhere (an interval
     /// is armed only while it does not).
     cluster_busy: bool,
+    /// The revision of the newest cluster record applied.
+    cluster_revision: u64,
     view: Arc<JobView>,
     stale: bool,
 }
@@ -514,6 +537,7 @@ impl JobEntry {
             removed: false,
             cluster: false,
             cluster_busy: false,
+            cluster_revision: 0,
             stale: true,
         };
         entry.refresh_view();
@@ -780,11 +804,25 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
             key,
             counter,
             trigger,
+            run,
         } => {
-            let answer = cluster_start(state, &key, counter, trigger, now, &mut out);
+            let answer = cluster_start(state, &key, counter, trigger, run, now, &mut out);
             out.push(Effect::Answer(answer));
         }
-        Event::ClusterRecord { key, record } => cluster_record(state, &key, &record, now, &mut out),
+        Event::ClusterRecord {
+            key,
+            record,
+            revision,
+        } => {
+            cluster_record(state, &key, &record, revision, now, &mut out);
+            out.push(Effect::Answer(Answer::Job(key)));
+        }
+        Event::ClusterLog {
+            key,
+            counter,
+            status,
+            path,
+        } => cluster_log(state, &key, counter, status, path, now, &mut out),
     }
     finish_effects(state, now, &mut out);
     out
@@ -879,17 +917,17 @@ fn start_run(
         return;
     };
     let counter = job.counter + 1;
-    start_numbered(state, key, request, counter, false, now, out);
+    start_numbered(state, key, request, counter, None, now, out);
 }
 
-/// Starts run `counter` of `key` now: its log, its process, a slot; `cluster` runs
-/// report their end to the cluster.
+/// Starts run `counter` of `key` now: its log, its process, a slot; a cluster run
+/// (`cluster_run` its id) reports its end to the cluster.
 fn start_numbered(
     state: &mut SchedulerState,
     key: &JobKey,
     request: Request,
     counter: u64,
-    cluster: bool,
+    cluster_run: Option<String>,
     now: Timestamp,
     out: &mut Vec<Effect>,
 ) {
@@ -919,7 +957,7 @@ fn start_numbered(
         started: now,
         trigger: request.trigger,
         def: job.def.clone(),
-        cluster,
+        cluster: cluster_run.is_some(),
     });
     if key.kind.needs_slot() {
         state.slotted += 1;
@@ -937,6 +975,7 @@ fn start_numbered(
         def: job.def.clone(),
         counter,
         request,
+        cluster_run,
     }));
     state.unsaved = true;
     // A schedule stays armed while the run goes on; an interval's period starts when
@@ -1114,7 +1153,10 @@ fn fire_due_timers(state: &mut SchedulerState, now: Timestamp, out: &mut Vec<Eff
         };
         job.next_run = None;
         if job.cluster {
-            // The cluster decides: one node claims the slot and applies it.
+            // The cluster decides: one node claims the slot and applies it. An
+            // interval waits for the record that the slot's run (or its loss) brings,
+            // rather than coming due again at once.
+            job.cluster_busy = job.def.common.interval.is_some();
             out.push(Effect::ClusterSlot {
                 key: key.clone(),
                 at: due,
@@ -1266,6 +1308,7 @@ fn cluster_start(
     key: &JobKey,
     counter: u64,
     trigger: Trigger,
+    run: String,
     now: Timestamp,
     out: &mut Vec<Effect>,
 ) -> Answer {
@@ -1283,7 +1326,7 @@ fn cluster_start(
         trigger,
         request: None,
     };
-    start_numbered(state, key, request, counter, true, now, out);
+    start_numbered(state, key, request, counter, Some(run), now, out);
     Answer::Job(key.clone())
 }
 
@@ -1293,6 +1336,7 @@ fn cluster_record(
     state: &mut SchedulerState,
     key: &JobKey,
     record: &crate::cluster::decide::JobRecord,
+    revision: u64,
     now: Timestamp,
     out: &mut Vec<Effect>,
 ) {
@@ -1300,6 +1344,10 @@ fn cluster_record(
     let Some(job) = state.jobs.get_mut(key).filter(|j| j.cluster) else {
         return;
     };
+    if revision < job.cluster_revision {
+        return;
+    }
+    job.cluster_revision = revision;
     job.counter = job.counter.max(record.counter);
     if let Some(status) = record.status {
         job.status = status;
@@ -1309,12 +1357,19 @@ fn cluster_record(
         job.last_run = record.last_run;
     }
     job.cluster_busy = record.active.is_some();
-    let cancel_here = record.active.as_ref().is_some_and(|active| {
-        active.cancel_requested && active.node.is_some() && active.node == node
-    });
-    if cancel_here
-        && let Some(counter) = job.running_counter()
-        && record.active.as_ref().is_some_and(|a| a.counter == counter)
+    // The counter of this node's run that the record asks to cancel: the active run,
+    // or this node's member of a `run_on = all` fan-out.
+    let cancel_counter = record
+        .active
+        .as_ref()
+        .filter(|active| active.cancel_requested)
+        .and_then(|active| match (&active.group, &node) {
+            (None, Some(node)) if active.node.as_ref() == Some(node) => Some(active.counter),
+            (Some(group), Some(node)) => group.get(node).map(|member| member.counter),
+            _ => None,
+        });
+    if let Some(counter) = job.running_counter()
+        && cancel_counter == Some(counter)
     {
         tracing::info!(job = %key, counter, "cancel requested through the cluster");
         out.push(Effect::CancelRun {
@@ -1325,6 +1380,47 @@ fn cluster_record(
     state.unsaved = true;
     state.touch(key);
     arm(state, key, now);
+}
+
+/// Records a cluster run's final log that this node did not write as its own run,
+/// within the job's retention.
+fn cluster_log(
+    state: &mut SchedulerState,
+    key: &JobKey,
+    counter: u64,
+    status: RunStatus,
+    path: PathBuf,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) {
+    let Some(job) = state.jobs.get_mut(key) else {
+        return;
+    };
+    if job.running_counter() == Some(counter) {
+        // This node's own run: its end is recorded when its process ends.
+        return;
+    }
+    job.counter = job.counter.max(counter);
+    job.logs.retain(|l| l.counter != counter);
+    let keep = job.def.common.log_retention;
+    job.logs.push(LogEntry {
+        counter,
+        status,
+        path,
+        modified: now,
+        facts: RunFacts {
+            trigger: None,
+            started: None,
+            ended: Some(now),
+            exit_code: None,
+        },
+    });
+    let prune = run_log::beyond_retention(&mut job.logs, keep);
+    if !prune.is_empty() {
+        out.push(Effect::PruneLogs(prune));
+    }
+    state.unsaved = true;
+    state.touch(key);
 }
 
 fn index_names(state: &mut SchedulerState) {

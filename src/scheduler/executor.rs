@@ -24,7 +24,8 @@ use super::run::{self, RunPlan};
 use super::services::{InstanceEvent, InstanceOrder, ServiceAlert};
 use super::state_writer::StateWriter;
 use super::{
-    Command, JobDef, JobView, PulseError, PulseReply, SchedulerHandle, Snapshot, TriggerError,
+    ClusterNotice, Command, JobDef, JobView, PulseError, PulseReply, SchedulerHandle, Snapshot,
+    TriggerError,
 };
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -72,6 +73,12 @@ pub struct SchedulerOptions {
     pub metrics: Arc<Metrics>,
     /// Where finished runs are reported for notifications; `None` sends none.
     pub notifier: Option<Notifier>,
+    /// Cluster mode: this node's name, and where cluster jobs' due slots and run ends
+    /// go (the cluster agent). `None`: single-node mode.
+    pub cluster: Option<(
+        crate::cluster::NodeName,
+        mpsc::UnboundedSender<ClusterNotice>,
+    )>,
 }
 
 /// Starts the scheduler task. The returned handle talks to it; the join handle ends
@@ -80,6 +87,8 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
     let (tx, commands) = mpsc::channel(COMMAND_QUEUE);
     let (internal_tx, internal) = mpsc::unbounded_channel();
     let mut state = SchedulerState::new(opts.config.clone());
+    let (cluster_node, cluster) = opts.cluster.unzip();
+    state.cluster_node = cluster_node;
     let now = opts.clock.now();
     let restore = Event::Restore {
         jobs: opts.jobs,
@@ -120,12 +129,14 @@ pub fn spawn(opts: SchedulerOptions) -> (SchedulerHandle, JoinHandle<()>) {
         save: false,
         stopped: false,
         final_save: None,
+        cluster,
     };
     executor.perform(first, Reply::None);
     executor.flush();
     let handle = SchedulerHandle {
         tx,
         snapshot: snapshot_rx,
+        cluster: Arc::default(),
     };
     let task = tokio::spawn(async move {
         executor.run(commands, internal).await;
@@ -226,6 +237,8 @@ struct Executor {
     stopped: bool,
     /// The durable save that came with [`Effect::Stopped`].
     final_save: Option<oneshot::Receiver<()>>,
+    /// Cluster mode: the cluster agent.
+    cluster: Option<mpsc::UnboundedSender<ClusterNotice>>,
 }
 
 impl Executor {
@@ -291,6 +304,48 @@ impl Executor {
             Command::Pause { key, reply } => self.decide(Event::Pause(key), Reply::Job(reply)),
             Command::Resume { key, reply } => self.decide(Event::Resume(key), Reply::Job(reply)),
             Command::Cancel { key, reply } => self.decide(Event::Cancel(key), Reply::Job(reply)),
+            Command::ClusterStart {
+                key,
+                counter,
+                trigger,
+                run,
+                reply,
+            } => {
+                let event = Event::ClusterStart {
+                    key,
+                    counter,
+                    trigger,
+                    run,
+                };
+                self.decide(event, Reply::Trigger(reply));
+            }
+            Command::ClusterRecord {
+                key,
+                record,
+                revision,
+                reply,
+            } => {
+                let event = Event::ClusterRecord {
+                    key,
+                    record,
+                    revision,
+                };
+                self.decide(event, Reply::Job(reply));
+            }
+            Command::ClusterLog {
+                key,
+                counter,
+                status,
+                path,
+            } => {
+                let event = Event::ClusterLog {
+                    key,
+                    counter,
+                    status,
+                    path,
+                };
+                self.decide(event, Reply::None);
+            }
             Command::Reload {
                 jobs,
                 config,
@@ -527,6 +582,17 @@ impl Executor {
         self.perform(effects, reply);
     }
 
+    /// Hands a cluster job's due slot or run end to the cluster agent.
+    fn tell_cluster(&self, notice: ClusterNotice) {
+        let sent = self
+            .cluster
+            .as_ref()
+            .is_some_and(|agent| agent.send(notice).is_ok());
+        if !sent {
+            tracing::error!("a cluster job's slot or run end with no cluster agent to take it");
+        }
+    }
+
     fn perform(&mut self, effects: Vec<Effect>, mut reply: Reply) {
         // What must be on disk before the rest of this event's effects are seen: a
         // durable save (a pause, a monitor's transition) and a ping's log.
@@ -712,15 +778,27 @@ impl Executor {
                     self.metrics.monitor_transition(id.as_str(), to);
                 }
                 Effect::Publish => self.publish = true,
-                // Only a node in a cluster emits these, and no daemon joins one yet
-                // (`cluster::DAEMON_RUNS_CLUSTER`): the cluster agent that takes them
-                // comes with that.
+                Effect::PruneLogs(prune) => {
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(err) = run_log::delete_logs(&prune) {
+                            tracing::warn!(%err, "cannot delete old run logs");
+                        }
+                    });
+                }
                 Effect::ClusterSlot { key, at } => {
-                    tracing::error!(job = %key, %at, "a cluster slot with no cluster agent; skipped");
+                    self.tell_cluster(ClusterNotice::Slot { key, at });
                 }
-                Effect::ClusterEnded { key, counter, .. } => {
-                    tracing::error!(job = %key, counter, "a cluster run ended with no cluster agent");
-                }
+                Effect::ClusterEnded {
+                    key,
+                    counter,
+                    status,
+                    at,
+                } => self.tell_cluster(ClusterNotice::Ended {
+                    key,
+                    counter,
+                    status,
+                    at,
+                }),
                 Effect::Answer(answer) => {
                     let send = self.answer(answer, std::mem::replace(&mut reply, Reply::None));
                     deferred.push(Deferred::Answer(send));
@@ -761,6 +839,7 @@ impl Executor {
             def,
             counter,
             request,
+            cluster_run,
         } = order;
         let key = def.key();
         let cancel = CancellationToken::new();
@@ -775,6 +854,12 @@ impl Executor {
                 counter,
                 trigger: request.trigger,
                 request: request.request,
+                node: self
+                    .state
+                    .cluster_node
+                    .as_ref()
+                    .map(|n| n.as_str().to_string()),
+                run_id: cluster_run,
             },
             work_dir: self.layout.work_dir(key.kind, &key.id),
             request_file: self.layout.request_body_file(&key.id, counter),

@@ -247,6 +247,12 @@ fn shell_job(
             ctx.trigger.as_str().to_string(),
         ),
     ];
+    if let Some(node) = &ctx.node {
+        env.push(("KARAJO_NODE".to_string(), node.clone()));
+    }
+    if let Some(run) = &ctx.run_id {
+        env.push(("KARAJO_RUN_ID".to_string(), run.clone()));
+    }
     if let (Trigger::Webhook, Some(body)) = (ctx.trigger, body) {
         env.push((
             "KARAJO_REQUEST_BODY".to_string(),

@@ -3,6 +3,7 @@
 //! error objects (spec 4). One file per endpoint group; [`error::ApiError`] renders
 //! every failure. Who may call them is decided in [`crate::web::access`].
 
+mod cluster;
 pub mod environment;
 mod error;
 mod event;
@@ -28,6 +29,7 @@ use crate::web::{AppState, access};
 pub fn routes(state: AppState) -> Router<AppState> {
     // Read endpoints: open without users, else a session or a signature (access.rs).
     let reads = Router::new()
+        .route("/karajo/api/cluster", get(cluster::get))
         .route("/karajo/api/environment", get(environment::get_environment))
         .route("/karajo/api/job_exec/log", get(job_exec::log))
         .route("/karajo/api/job_http", get(job_http::get))

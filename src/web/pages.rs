@@ -155,6 +155,9 @@ pub enum WuiError {
     /// The daemon is stopping.
     #[error("karajo is shutting down.")]
     ShuttingDown,
+    /// A cluster job, and this node cannot reach the cluster now.
+    #[error("{0} Try again once this node is connected.")]
+    ClusterUnavailable(String),
     /// As many live streams as `max_sse_streams` allows are open.
     #[error(
         "Too many live views are open (max_sse_streams). Close other karajo pages or try again later."
@@ -180,7 +183,9 @@ impl WuiError {
             | Self::LogNotFound => StatusCode::NOT_FOUND,
             Self::Csrf | Self::WrongSecret | Self::NotLoggedIn => StatusCode::FORBIDDEN,
             Self::BadAction => StatusCode::BAD_REQUEST,
-            Self::ShuttingDown | Self::TooManyStreams => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ShuttingDown | Self::TooManyStreams | Self::ClusterUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Template(_) | Self::Io(_) | Self::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -79,6 +79,7 @@ pub(super) fn build(base: &Path, users: bool) -> (AppState, scheduler::Scheduler
         events: None,
         metrics: metrics.clone(),
         notifier: None,
+        cluster: None,
     });
     let state = AppState {
         scheduler: scheduler.clone(),
@@ -92,6 +93,7 @@ pub(super) fn build(base: &Path, users: bool) -> (AppState, scheduler::Scheduler
         env_cache: Arc::default(),
         events: None,
         usage: Arc::default(),
+        cluster: None,
     };
     (state, scheduler)
 }

@@ -9,5 +9,6 @@ mod events;
 mod init;
 mod kv;
 mod logship;
+mod nodes;
 mod orders;
 mod server;

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::cluster::Slot;
 use crate::cluster::decide::{Action, JobRecord, Refusal};
 use crate::job::{JobId, JobKey, RunStatus};
 

@@ -27,7 +27,7 @@ use crate::cluster::coordinator::{
     NodeInfo, NodeTable, NodeView, RecordTable, Resolved, Transition, decide_with, live_nodes,
 };
 use crate::cluster::decide::{Decision, JobEvent, JobRecord, Refusal};
-use crate::cluster::{ClusterSettings, NodeName, RunOn, RunOrder, Slot, state_key};
+use crate::cluster::{ClusterSettings, NodeName, RunOn, RunOrder, state_key};
 
 /// How long one [`Coordinator::take_orders`] waits for an order when none is queued.
 const TAKE_WAIT: Duration = Duration::from_millis(500);
@@ -70,6 +70,18 @@ impl NatsCoordinator {
         clock: SharedClock,
         events: impl Fn(ConnEvent) + Send + Sync + 'static,
     ) -> Result<Self, NatsError> {
+        Self::start_as(settings, secret, clock, events, |_| {}).await
+    }
+
+    /// As [`Self::start`], with `describe` filling in what the lease tells the other
+    /// nodes about this one (its address, digests, `max_job_running`).
+    pub async fn start_as(
+        settings: &ClusterSettings,
+        secret: &[u8],
+        clock: SharedClock,
+        events: impl Fn(ConnEvent) + Send + Sync + 'static,
+        describe: impl FnOnce(&mut LeaseRecord),
+    ) -> Result<Self, NatsError> {
         let link = connect(settings, events).await?;
         let within = settings.op_timeout.max(Duration::from_secs(5));
         if !link.wait_connected(within).await {
@@ -83,6 +95,7 @@ impl NatsCoordinator {
         let mut record = LeaseRecord::new(settings.node.clone(), clock.now());
         record.tags = settings.tags.clone();
         record.nats_server = link.server_version().unwrap_or_default();
+        describe(&mut record);
         let lease = Lease::join(
             &buckets.nodes,
             record,
@@ -142,6 +155,23 @@ impl NatsCoordinator {
         }
     }
 
+    /// This node's log replication through the log stream, keeping the collector's
+    /// cursor in `cursor_file`.
+    pub fn log_replica(&self, cursor_file: std::path::PathBuf) -> super::replica::NatsLogReplica {
+        super::replica::NatsLogReplica::new(
+            self.link.jetstream().clone(),
+            self.names.clone(),
+            self.node.clone(),
+            self.settings.op_timeout,
+            cursor_file,
+        )
+    }
+
+    /// The version of the NATS server this node is connected to.
+    pub fn server_version(&self) -> Option<String> {
+        self.link.server_version()
+    }
+
     fn view(&self) -> NodeView {
         NodeView {
             now: self.clock.now(),
@@ -188,14 +218,21 @@ fn follow_nodes(
                 .nodes
                 .iter()
                 .map(|(name, node)| {
+                    let record = node
+                        .record
+                        .clone()
+                        .unwrap_or_else(|| LeaseRecord::new(name.clone(), node.created));
+                    let known = node.record.is_some();
                     let info = NodeInfo {
-                        tags: node
-                            .record
-                            .as_ref()
-                            .map(|r| r.tags.clone())
-                            .unwrap_or_default(),
+                        tags: record.tags,
                         alive: node.is_alive(),
                         last_seen: Some(node.seen_at),
+                        version: if known { record.version } else { String::new() },
+                        nats_server: record.nats_server,
+                        config_digest: record.config_digest,
+                        max_job_running: record.max_job_running,
+                        http: record.http,
+                        clock_offset_ms: None,
                     };
                     (name.clone(), info)
                 })
@@ -283,8 +320,22 @@ impl Coordinator for NatsCoordinator {
         &self.node
     }
 
-    fn claim<'a>(&'a self, slot: &'a Slot) -> CoordFuture<'a, Claim> {
-        Box::pin(async move { self.claims.claim(&slot.claim_key(), &new_nonce()).await })
+    fn claim_key<'a>(&'a self, key: &'a str) -> CoordFuture<'a, Claim> {
+        Box::pin(async move { self.claims.claim(key, &new_nonce()).await })
+    }
+
+    fn delete_order(&self, seq: u64) -> CoordFuture<'_, Result<(), ClusterError>> {
+        Box::pin(async move {
+            orders::delete_order(
+                self.link.jetstream(),
+                &self.names,
+                seq,
+                self.settings.op_timeout,
+            )
+            .await
+            .map(drop)
+            .map_err(order_error)
+        })
     }
 
     fn resolve<'a>(

@@ -281,6 +281,7 @@ fn words(effects: &[Effect]) -> Vec<String> {
                 order.request.trigger.as_str()
             ),
             Effect::CancelRun { key, counter } => format!("cancel {key}#{counter}"),
+            Effect::PruneLogs(prune) => format!("prune {}", prune.len()),
             Effect::CountRun { key, status, .. } => format!("count {key} {status}"),
             Effect::Notify(n) => format!(
                 "notify {}#{} {} after {}",
@@ -1542,6 +1543,7 @@ fn an_accepted_order_runs_with_the_clusters_counter_and_its_end_goes_back() {
         key: job("pin"),
         counter: 7,
         trigger: Trigger::Webhook,
+        run: "r7".into(),
     });
     assert_eq!(
         only_runs(effects),
@@ -1552,6 +1554,7 @@ fn an_accepted_order_runs_with_the_clusters_counter_and_its_end_goes_back() {
         key: job("pin"),
         counter: 8,
         trigger: Trigger::Webhook,
+        run: "r8".into(),
     });
     assert_eq!(only_runs(second), ["refused: job already run"]);
     let end = w.finish(job("pin"), 7, RunStatus::Success);
@@ -1577,6 +1580,7 @@ fn the_shared_record_drives_the_view_and_a_cancel_for_this_nodes_run() {
         key: job("long"),
         counter: 3,
         trigger: Trigger::Api,
+        run: "r3".into(),
     });
     let mut record = JobRecord::seed(3, Some(RunStatus::Success), Some(at(T0)), true);
     record.active = Some(ActiveRun {
@@ -1594,6 +1598,7 @@ fn the_shared_record_drives_the_view_and_a_cancel_for_this_nodes_run() {
     let effects = w.on(Event::ClusterRecord {
         key: job("long"),
         record: Box::new(record.clone()),
+        revision: 5,
     });
     assert!(
         effects.contains(&"cancel job/long#3".to_string()),
@@ -1610,6 +1615,7 @@ fn the_shared_record_drives_the_view_and_a_cancel_for_this_nodes_run() {
     let effects = w.on(Event::ClusterRecord {
         key: job("long"),
         record: Box::new(record),
+        revision: 6,
     });
     assert!(
         !effects.iter().any(|e| e.starts_with("cancel")),

@@ -146,6 +146,16 @@ impl ApiError {
         err
     }
 
+    /// 503 for a cluster job while this node cannot reach the cluster (cluster spec
+    /// 7.3); answered with `Retry-After: 5`.
+    pub fn cluster_unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ERR_CLUSTER_UNAVAILABLE",
+            message,
+        )
+    }
+
     /// 503 while the daemon stops.
     pub fn shutting_down() -> Self {
         Self::new(
@@ -206,6 +216,13 @@ impl From<ApiError> for Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json::error_object(&self.message, self.name, self.code);
-        json::response(self.status, body)
+        let mut response = json::response(self.status, body);
+        if self.name == "ERR_CLUSTER_UNAVAILABLE" {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
+        response
     }
 }

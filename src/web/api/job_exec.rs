@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::json::{self, JobExecJson, LogJson};
 use super::{ApiError, AppState, access};
 use crate::job::{JobId, JobKey, JobKind};
-use crate::scheduler::{JobView, LogSummary};
+use crate::scheduler::{JobControl, JobView, LogSummary, TriggerError};
 use crate::store::run_log;
 use crate::web::access::SignRefusal;
 use crate::web::body::SMALL_BODY_LIMIT;
@@ -21,11 +21,11 @@ pub(super) async fn pause(
     request: Request,
 ) -> Result<Response, Response> {
     let key = signed_form_job(&state, request).await?;
-    Ok(reply(
-        &state,
-        state.scheduler.pause(key.clone()).await,
-        &key,
-    )?)
+    let view = state
+        .scheduler
+        .control(key.clone(), JobControl::Pause)
+        .await;
+    Ok(reply(&state, view, &key)?)
 }
 
 /// `POST /karajo/api/job_exec/resume`.
@@ -34,11 +34,11 @@ pub(super) async fn resume(
     request: Request,
 ) -> Result<Response, Response> {
     let key = signed_form_job(&state, request).await?;
-    Ok(reply(
-        &state,
-        state.scheduler.resume(key.clone()).await,
-        &key,
-    )?)
+    let view = state
+        .scheduler
+        .control(key.clone(), JobControl::Resume)
+        .await;
+    Ok(reply(&state, view, &key)?)
 }
 
 /// `POST /karajo/api/job_exec/cancel`.
@@ -47,19 +47,32 @@ pub(super) async fn cancel(
     request: Request,
 ) -> Result<Response, Response> {
     let key = signed_form_job(&state, request).await?;
-    Ok(reply(
-        &state,
-        state.scheduler.cancel(key.clone()).await,
-        &key,
-    )?)
+    let view = state
+        .scheduler
+        .control(key.clone(), JobControl::Cancel)
+        .await;
+    Ok(reply(&state, view, &key)?)
+}
+
+/// A pause, resume or cancel's outcome: the job (`None`: no such job), or the 503 of a
+/// cluster job this node cannot reach the cluster for.
+pub(super) fn control_outcome(
+    view: Result<Option<std::sync::Arc<JobView>>, TriggerError>,
+) -> Result<Option<std::sync::Arc<JobView>>, ApiError> {
+    match view {
+        Ok(view) => Ok(view),
+        Err(TriggerError::ClusterUnavailable(why)) => Err(ApiError::cluster_unavailable(why)),
+        Err(_) => Err(ApiError::shutting_down()),
+    }
 }
 
 fn reply(
     state: &AppState,
-    view: Option<std::sync::Arc<JobView>>,
+    view: Result<Option<std::sync::Arc<JobView>>, TriggerError>,
     key: &JobKey,
 ) -> Result<Response, ApiError> {
-    view.as_deref()
+    control_outcome(view)?
+        .as_deref()
         .and_then(JobExecJson::new)
         .map(|job| json::data(&job))
         .ok_or_else(|| {

@@ -44,7 +44,10 @@ pub(super) async fn pause(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = signed_query_job(&state, &uri, &headers)?;
-    let view = state.scheduler.pause(key.clone()).await;
+    let view = state
+        .scheduler
+        .control(key.clone(), crate::scheduler::JobControl::Pause)
+        .await;
     reply(&state, view, &key)
 }
 
@@ -55,16 +58,20 @@ pub(super) async fn resume(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = signed_query_job(&state, &uri, &headers)?;
-    let view = state.scheduler.resume(key.clone()).await;
+    let view = state
+        .scheduler
+        .control(key.clone(), crate::scheduler::JobControl::Resume)
+        .await;
     reply(&state, view, &key)
 }
 
 fn reply(
     state: &AppState,
-    view: Option<std::sync::Arc<crate::scheduler::JobView>>,
+    view: Result<Option<std::sync::Arc<crate::scheduler::JobView>>, crate::scheduler::TriggerError>,
     key: &JobKey,
 ) -> Result<Response, ApiError> {
-    view.as_deref()
+    super::job_exec::control_outcome(view)?
+        .as_deref()
         .and_then(JobHttpJson::new)
         .map(|job| json::data(&job))
         .ok_or_else(|| {

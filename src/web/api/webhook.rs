@@ -84,6 +84,7 @@ pub(super) async fn run(
         Err(TriggerError::Busy) => Err(ApiError::busy()),
         Err(TriggerError::NotFound(_)) => Ok(StatusCode::NOT_FOUND.into_response()),
         Err(TriggerError::ShuttingDown) => Err(ApiError::shutting_down()),
+        Err(TriggerError::ClusterUnavailable(why)) => Err(ApiError::cluster_unavailable(why)),
     }
 }
 

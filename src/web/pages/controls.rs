@@ -24,7 +24,7 @@ use super::{WuiError, monitor, parse_kind, service};
 use crate::config::model::ServiceSignal;
 use crate::job::{JobKey, JobKind, RunStatus, Trigger};
 use crate::monitor::PauseUntil;
-use crate::scheduler::{ServiceAnswer, TriggerError};
+use crate::scheduler::{JobControl, ServiceAnswer, TriggerError};
 use crate::service::Control;
 use crate::web::access;
 use crate::web::{AppState, peer};
@@ -236,25 +236,28 @@ pub(super) async fn control(
             Err(TriggerError::Busy) => Ok(back(Notice::Busy)),
             Err(TriggerError::NotFound(_)) => Err(WuiError::JobNotFound),
             Err(TriggerError::ShuttingDown) => Err(WuiError::ShuttingDown),
+            Err(TriggerError::ClusterUnavailable(why)) => Err(WuiError::ClusterUnavailable(why)),
         },
-        Action::Pause => state
-            .scheduler
-            .pause(key)
-            .await
-            .map(|_| back(Notice::Paused))
-            .ok_or(WuiError::JobNotFound),
-        Action::Resume => state
-            .scheduler
-            .resume(key)
-            .await
-            .map(|_| back(Notice::Resumed))
-            .ok_or(WuiError::JobNotFound),
-        Action::Cancel => state
-            .scheduler
-            .cancel(key)
-            .await
-            .map(|_| back(Notice::Canceled))
-            .ok_or(WuiError::JobNotFound),
+        Action::Pause => job_control(&state, key, JobControl::Pause, back(Notice::Paused)).await,
+        Action::Resume => job_control(&state, key, JobControl::Resume, back(Notice::Resumed)).await,
+        Action::Cancel => {
+            job_control(&state, key, JobControl::Cancel, back(Notice::Canceled)).await
+        }
+    }
+}
+
+/// A pause, resume or cancel of a job; `done` once it is taken.
+async fn job_control(
+    state: &AppState,
+    key: JobKey,
+    control: JobControl,
+    done: Response,
+) -> Result<Response, WuiError> {
+    match state.scheduler.control(key, control).await {
+        Ok(Some(_)) => Ok(done),
+        Ok(None) => Err(WuiError::JobNotFound),
+        Err(TriggerError::ClusterUnavailable(why)) => Err(WuiError::ClusterUnavailable(why)),
+        Err(_) => Err(WuiError::ShuttingDown),
     }
 }
 

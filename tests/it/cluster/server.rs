@@ -170,6 +170,15 @@ impl NatsServer {
     }
 
     /// Starts it again on the same port and store directory.
+    /// Starts the stopped server again on its port and store.
+    pub(crate) fn start_again(&mut self) {
+        assert!(
+            self.spawn(),
+            "nats-server starts again on port {}",
+            self.port
+        );
+    }
+
     pub(crate) fn restart(&mut self) {
         self.stop();
         assert!(self.spawn(), "nats-server restarts on port {}", self.port);

@@ -1,0 +1,392 @@
+//! Three karajo daemons on one real nats-server (cluster spec 15, the acceptance
+//! cases C01–C14 that run in one process): they see each other, a timer fires once in
+//! the cluster with counters without gaps, runs go to the node, tag or every node that
+//! `run_on` names, triggers on any node share one queue, pause and cancel reach every
+//! node, every log is on every node, and while NATS is down cluster jobs pause (503)
+//! and local jobs go on.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::server::NatsServer;
+use crate::helpers::*;
+
+/// One node: its directory and its daemon.
+struct Node {
+    dir: TestDir,
+    daemon: TestDaemon,
+}
+
+/// A cluster of nodes on one server, and the files the jobs write where they ran.
+struct Cluster {
+    server: NatsServer,
+    ran: tempfile::TempDir,
+    nodes: Vec<Node>,
+}
+
+/// `echo "$KARAJO_NODE $KARAJO_JOB_COUNTER" >> <ran>/ran.<job>` after `then`.
+fn recording(ran: &Path, job: &str, then: &str) -> String {
+    let file = ran.join(format!("ran.{job}"));
+    format!(
+        "command = \"{then}echo $KARAJO_NODE $KARAJO_JOB_COUNTER >> {}\"\n",
+        file.display()
+    )
+}
+
+impl Cluster {
+    /// `names` as nodes, each `(name, tags)`, with the same `jobs` (in which `RAN` is
+    /// replaced by the directory of the `ran.<job>` files).
+    async fn start(names: &[(&str, &str)], jobs: &dyn Fn(&Path) -> String) -> Option<Self> {
+        let server = NatsServer::start()?;
+        let ran = tempfile::tempdir().unwrap();
+        let mut cluster = Self {
+            server,
+            ran,
+            nodes: Vec::new(),
+        };
+        for (name, tags) in names {
+            let node = cluster
+                .start_node(name, tags, &jobs(cluster.ran.path()))
+                .await;
+            cluster.nodes.push(node);
+        }
+        for node in &cluster.nodes {
+            node.wait_cluster(|c| alive(c).len() == names.len()).await;
+        }
+        Some(cluster)
+    }
+
+    async fn start_node(&self, name: &str, tags: &str, jobs: &str) -> Node {
+        let tag_line = if tags.is_empty() {
+            String::new()
+        } else {
+            format!("tag = {tags}\n")
+        };
+        let conf = format!(
+            "min_interval = 1s\n\n[cluster]\nenabled = true\nnode = {name}\n{tag_line}nats_url = {}\n\
+             lease_ttl = 3s\ndispatch_ack_wait = 2s\ndispatch_max_deliver = 3\ndispatch_timeout = 20s\n\
+             misfire_grace = 30s\nop_timeout = 1s\nping_interval = 1s\n\n{jobs}",
+            self.server.url()
+        );
+        let dir = TestDir::new(&conf);
+        let daemon = TestDaemon::start(&dir).await;
+        Node { dir, daemon }
+    }
+
+    fn ran(&self, job: &str) -> Vec<(String, u64)> {
+        std::fs::read_to_string(self.ran.path().join(format!("ran.{job}")))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let (node, counter) = line.split_once(' ')?;
+                Some((node.to_string(), counter.parse().ok()?))
+            })
+            .collect()
+    }
+
+    async fn wait_ran(&self, job: &str, lines: usize) -> Vec<(String, u64)> {
+        wait_for(&format!("{lines} runs of {job}"), || async {
+            let ran = self.ran(job);
+            (ran.len() >= lines).then_some(ran)
+        })
+        .await
+    }
+
+    /// Waits until every node holds `<job>.<counter>.<status>`; returns the contents.
+    async fn wait_log_everywhere(&self, job: &str, counter: u64, status: &str) -> Vec<String> {
+        let mut contents = Vec::new();
+        for node in &self.nodes {
+            contents.push(node.dir.wait_log(job, counter, status).await);
+        }
+        contents
+    }
+
+    async fn stop(self) {
+        for node in self.nodes {
+            node.daemon.stop().await;
+        }
+    }
+}
+
+impl Node {
+    async fn cluster(&self) -> Value {
+        let res = self
+            .daemon
+            .http
+            .get(self.daemon.url("/karajo/api/cluster"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.expect("json")["data"].clone()
+    }
+
+    async fn wait_cluster(&self, done: impl Fn(&Value) -> bool) -> Value {
+        wait_for("the cluster view", || async {
+            let view = self.cluster().await;
+            done(&view).then_some(view)
+        })
+        .await
+    }
+}
+
+fn alive(cluster: &Value) -> Vec<String> {
+    cluster["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["alive"] == true)
+        .filter_map(|n| n["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn three() -> [(&'static str, &'static str); 3] {
+    [("n1", "gpu"), ("n2", ""), ("n3", "gpu")]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_see_each_other_and_runs_go_where_run_on_says_with_every_log_on_every_node() {
+    let jobs = |ran: &Path| {
+        format!(
+            "[job \"pin\"]\npath = /pin\nrun_on = n2\n{}\n\
+             [job \"fan\"]\npath = /fan\nrun_on = all\n{}\n\
+             [job \"gpu\"]\npath = /gpu\nrun_on = tag:gpu\n{}\n",
+            recording(ran, "pin", "seq 3; "),
+            recording(ran, "fan", ""),
+            recording(ran, "gpu", ""),
+        )
+    };
+    let Some(cluster) = Cluster::start(&three(), &jobs).await else {
+        return;
+    };
+    // C01: every node sees all three alive, connected, with the same definitions.
+    for node in &cluster.nodes {
+        let view = node.cluster().await;
+        assert_eq!(view["connected"], true, "{view}");
+        assert_eq!(alive(&view), ["n1", "n2", "n3"], "{view}");
+        for n in view["nodes"].as_array().unwrap() {
+            assert_eq!(n["digest_matches"], true, "{view}");
+        }
+    }
+    // C04: a webhook to n1 for a job pinned to n2 runs on n2; its log is everywhere.
+    let n1 = &cluster.nodes[0].daemon;
+    let res = n1.run_hook("/pin", &epoch_body()).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let logs = cluster.wait_log_everywhere("pin", 1, "success").await;
+    assert_eq!(cluster.ran("pin"), [("n2".to_string(), 1)]);
+    assert!(logs[0].contains("job: pin: 3\n"), "{}", logs[0]);
+    assert!(
+        logs.iter().all(|l| *l == logs[0]),
+        "identical logs: {logs:?}"
+    );
+    let n3 = &cluster.nodes[2].daemon;
+    let log: Value = n3
+        .http
+        .get(n3.url("/karajo/api/job_exec/log?id=pin&counter=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log["data"]["status"], "success", "{log}");
+    // C05: one webhook to n3 for run_on = all runs once on every node.
+    let res = n3.run_hook("/fan", &epoch_body()).await;
+    assert_eq!(res.status(), 200);
+    let mut fan = cluster.wait_ran("fan", 3).await;
+    fan.sort();
+    let nodes: Vec<&str> = fan.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(nodes, ["n1", "n2", "n3"], "{fan:?}");
+    let mut counters: Vec<u64> = fan.iter().map(|(_, c)| *c).collect();
+    counters.sort();
+    assert_eq!(counters, [1, 2, 3]);
+    for counter in 1..=3 {
+        cluster.wait_log_everywhere("fan", counter, "success").await;
+    }
+    // C06: tag:gpu runs only on n1 and n3.
+    for i in 1..=6 {
+        let res = cluster.nodes[i % 3]
+            .daemon
+            .run_hook("/gpu", &epoch_body())
+            .await;
+        assert_eq!(res.status(), 200);
+        cluster.wait_ran("gpu", i).await;
+        cluster
+            .wait_log_everywhere("gpu", i as u64, "success")
+            .await;
+    }
+    for (node, _) in cluster.ran("gpu") {
+        assert!(node == "n1" || node == "n3", "{node} is not tagged gpu");
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_fires_once_in_the_cluster_with_counters_one_to_n_on_several_nodes() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("karajo=debug")
+        .with_test_writer()
+        .try_init();
+    let jobs = |ran: &Path| {
+        format!(
+            "[job \"tick\"]\ninterval = 1s\n{}\n",
+            recording(ran, "tick", "")
+        )
+    };
+    let Some(cluster) = Cluster::start(&three(), &jobs).await else {
+        return;
+    };
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let ran = cluster.ran("tick");
+    assert!(
+        ran.len() >= 5,
+        "a 1 s interval ran {} times in 12 s: {ran:?}",
+        ran.len()
+    );
+    let counters: Vec<u64> = ran.iter().map(|(_, c)| *c).collect();
+    let expected: Vec<u64> = (1..=ran.len() as u64).collect();
+    assert_eq!(
+        counters, expected,
+        "one run per slot, no gaps or duplicates: {ran:?}"
+    );
+    let mut nodes: Vec<&str> = ran.iter().map(|(n, _)| n.as_str()).collect();
+    nodes.sort();
+    nodes.dedup();
+    assert!(nodes.len() >= 2, "runs spread over nodes: {ran:?}");
+    let last = counters.len() as u64;
+    cluster.wait_log_everywhere("tick", last, "success").await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_on_three_nodes_share_one_queue_and_pause_and_cancel_reach_every_node() {
+    let jobs = |ran: &Path| {
+        format!(
+            "[job \"slow\"]\npath = /slow\n{}\n[job \"long\"]\npath = /long\nkill_grace = 1s\n{}\n",
+            recording(ran, "slow", "sleep 2; "),
+            recording(ran, "long", "sleep 60; "),
+        )
+    };
+    let Some(cluster) = Cluster::start(&three(), &jobs).await else {
+        return;
+    };
+    // C10: three quick triggers through three nodes: 200, 200, 429, and two runs.
+    let mut codes = Vec::new();
+    for node in &cluster.nodes {
+        codes.push(
+            node.daemon
+                .run_hook("/slow", &epoch_body())
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(codes, [200, 200, 429]);
+    cluster.wait_ran("slow", 2).await;
+    cluster.wait_log_everywhere("slow", 2, "success").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(cluster.ran("slow").len(), 2);
+    // C11: a pause through n1 answers 412 to a web hook through n2, on every node.
+    let res = cluster.nodes[0].daemon.api_form("pause", "slow").await;
+    assert_eq!(res.status(), 200);
+    for node in &cluster.nodes {
+        node.daemon.wait_status("slow", "paused").await;
+    }
+    let res = cluster.nodes[1]
+        .daemon
+        .run_hook("/slow", &epoch_body())
+        .await;
+    assert_eq!(res.status(), 412);
+    let res = cluster.nodes[2].daemon.api_form("resume", "slow").await;
+    assert_eq!(res.status(), 200);
+    let res = cluster.nodes[1]
+        .daemon
+        .run_hook("/slow", &epoch_body())
+        .await;
+    assert_eq!(res.status(), 200);
+    cluster.wait_log_everywhere("slow", 3, "success").await;
+    // C12: a cancel through another node than the one running it.
+    let res = cluster.nodes[0]
+        .daemon
+        .run_hook("/long", &epoch_body())
+        .await;
+    assert_eq!(res.status(), 200);
+    let runner = wait_for("long to run somewhere", || async {
+        let view = cluster.nodes[0].cluster().await;
+        let nodes = view["nodes"].as_array()?.clone();
+        nodes.iter().position(|n| {
+            n["running"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|run| run == "job.long.1"))
+        })
+    })
+    .await;
+    let other = &cluster.nodes[(runner + 1) % 3].daemon;
+    let res = other.api_form("cancel", "long").await;
+    assert_eq!(res.status(), 200);
+    let logs = cluster.wait_log_everywhere("long", 1, "canceled").await;
+    assert!(logs.iter().all(|l| *l == logs[0]), "{logs:?}");
+    for node in &cluster.nodes {
+        node.daemon.wait_status("long", "canceled").await;
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nats_cluster_jobs_pause_with_503_local_jobs_go_on_and_counters_stay_unique() {
+    let jobs = |ran: &Path| {
+        format!(
+            "[job \"tick\"]\npath = /tick\ninterval = 1s\n{}\n[job \"loc\"]\ninterval = 1s\nrun_on = local\ncommand = true\n",
+            recording(ran, "tick", ""),
+        )
+    };
+    let names = [("n1", ""), ("n2", "")];
+    let Some(mut cluster) = Cluster::start(&names, &jobs).await else {
+        return;
+    };
+    cluster.wait_ran("tick", 2).await;
+    cluster.server.stop();
+    for node in &cluster.nodes {
+        node.wait_cluster(|c| c["connected"] == false).await;
+    }
+    let before = cluster.ran("tick").len();
+    let loc_before: Vec<usize> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.dir.log_names("loc").len())
+        .collect();
+    let res = cluster.nodes[0]
+        .daemon
+        .run_hook("/tick", &epoch_body())
+        .await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "5");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // A run going at the cut may still end; nothing new starts.
+    assert!(
+        cluster.ran("tick").len() <= before + 1,
+        "{:?}",
+        cluster.ran("tick")
+    );
+    for (node, before) in cluster.nodes.iter().zip(loc_before) {
+        assert!(node.dir.log_names("loc").len() > before, "local jobs go on");
+    }
+    cluster.server.start_again();
+    for node in &cluster.nodes {
+        node.wait_cluster(|c| c["connected"] == true).await;
+    }
+    let after = cluster.ran("tick").len();
+    cluster.wait_ran("tick", after + 3).await;
+    let counters: Vec<u64> = cluster.ran("tick").iter().map(|(_, c)| *c).collect();
+    let mut unique = counters.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        counters.len(),
+        "no counter twice: {counters:?}"
+    );
+    cluster.stop().await;
+}
