@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::coordinator::{AckKind, Claim, ClusterError, Coordinator, Delivery, JobCtx, Resolved};
 use super::decide::{Action, ActiveState, JobEvent, JobRecord, Refusal, TriggerReply};
+use super::status::ClusterStats;
 use super::{NodeName, OrderTrigger, RunOrder, Slot, state_key};
 use crate::clock::SharedClock;
 use crate::job::{JobId, JobKey, JobKind, RunStatus, Trigger};
@@ -140,6 +141,8 @@ pub struct AgentOptions {
     pub misfire_grace: Duration,
     /// `[cluster] lease_ttl`: a node not seen for this long is lost.
     pub lease_ttl: Duration,
+    /// Where the agent counts what it does.
+    pub stats: Arc<ClusterStats>,
 }
 
 /// The running agent: the route of cluster jobs' triggers, and the switch that stops
@@ -167,6 +170,7 @@ struct Shared {
     clock: SharedClock,
     misfire_grace: Duration,
     lease_ttl: Duration,
+    stats: Arc<ClusterStats>,
     started: Timestamp,
     /// The newest slot of each cluster job missed while disconnected.
     missed: Mutex<BTreeMap<JobKey, i64>>,
@@ -196,6 +200,7 @@ impl ClusterAgent {
             clock: opts.clock,
             misfire_grace: opts.misfire_grace,
             lease_ttl: opts.lease_ttl,
+            stats: opts.stats,
             missed: Mutex::default(),
             uncertain: Mutex::default(),
             running: Mutex::default(),
@@ -366,6 +371,13 @@ impl Shared {
     async fn carry_out(self: &Arc<Self>, job: &JobCtx, action: Action) {
         match action {
             Action::Dispatch { order, target } => {
+                let stats = &self.stats;
+                ClusterStats::count(match (&job.run_on, &target) {
+                    (super::RunOn::All, _) => &stats.dispatched_all,
+                    (_, super::RunOn::Node(_)) => &stats.dispatched_node,
+                    (_, super::RunOn::Tag(_)) => &stats.dispatched_tag,
+                    _ => &stats.dispatched_any,
+                });
                 match self.coordinator.dispatch(&order, &target).await {
                     Ok(seq) => {
                         let event = JobEvent::Dispatched {
@@ -401,6 +413,11 @@ impl Shared {
                     tracing::warn!(job = %job.job, run, %err, "cluster: cannot delete a given-up order");
                 }
                 tracing::warn!(job = %job.job, counter, run, node = ?node, %reason, "cluster: run ended without its node");
+                ClusterStats::count(if node.is_some() {
+                    &self.stats.failed_node_lost
+                } else {
+                    &self.stats.failed_not_accepted
+                });
                 let line = format!("!!! karajo: {reason}\n");
                 self.close_log(&job.job, counter, &run, status, Some(&line))
                     .await;
@@ -479,6 +496,7 @@ impl Shared {
             None => return self.refresh(&key).await,
         };
         if !self.connected() {
+            ClusterStats::count(&self.stats.claims_unavailable);
             tracing::warn!(job = %key, slot, "cluster unreachable: slot missed here");
             let mut missed = lock(&self.missed);
             let newest = missed.entry(key).or_insert(slot);
@@ -498,6 +516,13 @@ impl Shared {
             })
             .await;
         tracing::debug!(job = %key, slot, ?claim, "cluster: slot claimed");
+        let stats = &self.stats;
+        ClusterStats::count(match claim {
+            Claim::Won => &stats.claims_won,
+            Claim::Lost { .. } => &stats.claims_lost,
+            Claim::Unavailable => &stats.claims_unavailable,
+            Claim::Uncertain { .. } => &stats.claims_uncertain,
+        });
         match claim {
             Claim::Won => self.fire(view, slot, catchup).await,
             // The winner's transition changes the record; the watch brings it.
@@ -567,9 +592,11 @@ impl Shared {
             };
             if now - slot <= grace {
                 tracing::info!(job = %key, slot, "cluster: catching up a slot missed while unreachable");
+                ClusterStats::count(&self.stats.catchups);
                 self.claim_and_fire(&view, slot, true).await;
             } else {
                 tracing::warn!(job = %key, slot, "cluster: a slot missed while unreachable is past misfire_grace; skipped");
+                ClusterStats::count(&self.stats.missed_slots);
                 self.refresh(&key).await;
             }
         }
@@ -589,6 +616,7 @@ impl Shared {
         };
         let Some(view) = self.view(&key) else {
             tracing::warn!(job = %key, run = %order.run, "cluster: an order for a job this node does not define; refused");
+            ClusterStats::count(&self.stats.failed_rejected);
             return answer(AckKind::Reject).await;
         };
         let job = Self::job_ctx(&view);
@@ -609,6 +637,7 @@ impl Shared {
         }
         answer(AckKind::Accept).await;
         if order.job_digest != job.job_digest {
+            ClusterStats::count(&self.stats.failed_rejected);
             let why = format!(
                 "definition of job {} differs on node {}; run not started",
                 key.id,

@@ -3,6 +3,7 @@
 //! shared job records) and whether its job definitions match this node's.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,52 @@ pub struct ClusterInfo {
     pub config_digest: String,
     /// The version of the NATS server at the start.
     pub nats_server: String,
+    /// What this node's agent counted.
+    pub stats: Arc<ClusterStats>,
+}
+
+/// What a node's cluster agent counts, for the `karajo_cluster_*` metrics (cluster
+/// spec 11.1). Every counter only grows.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    /// Slot claims won.
+    pub claims_won: AtomicU64,
+    /// Slot claims another node won.
+    pub claims_lost: AtomicU64,
+    /// Slot claims whose answer was lost (read back later).
+    pub claims_uncertain: AtomicU64,
+    /// Slots due while this node could not reach the cluster.
+    pub claims_unavailable: AtomicU64,
+    /// Orders dispatched to one node.
+    pub dispatched_node: AtomicU64,
+    /// Orders dispatched to any node.
+    pub dispatched_any: AtomicU64,
+    /// Orders dispatched to the nodes of a tag.
+    pub dispatched_tag: AtomicU64,
+    /// Orders dispatched as members of a `run_on = all` fan-out.
+    pub dispatched_all: AtomicU64,
+    /// Runs ended because no node accepted their order in time.
+    pub failed_not_accepted: AtomicU64,
+    /// Orders this node refused (unknown job, different definition).
+    pub failed_rejected: AtomicU64,
+    /// Runs ended because their node stopped answering.
+    pub failed_node_lost: AtomicU64,
+    /// Missed slots caught up after a reconnection.
+    pub catchups: AtomicU64,
+    /// Missed slots past `misfire_grace`, skipped.
+    pub missed_slots: AtomicU64,
+}
+
+impl ClusterStats {
+    /// Adds one to `counter`.
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The value of `counter`.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for ClusterInfo {

@@ -14,7 +14,7 @@ use crate::clock::SharedClock;
 use crate::cluster::NodeName;
 use crate::cluster::agent::{AgentOptions, ClusterAgent, LogReplica, job_digest};
 use crate::cluster::coordinator::Coordinator;
-use crate::cluster::status::ClusterInfo;
+use crate::cluster::status::{ClusterInfo, ClusterStats};
 use crate::config::Config;
 use crate::scheduler::{ClusterNotice, JobDef, SchedulerHandle};
 use crate::store::Layout;
@@ -34,6 +34,7 @@ pub(super) struct Joined {
     pub(super) info: ClusterInfo,
     misfire_grace: Duration,
     lease_ttl: Duration,
+    stats: Arc<ClusterStats>,
 }
 
 /// A running node of the cluster.
@@ -100,12 +101,15 @@ pub(super) async fn join(
     let leave: Leave = Box::new(move || Box::pin(async move { leaving.leave().await }));
     let coordinator: Arc<dyn Coordinator> = coordinator;
     let (notices_tx, notices) = mpsc::unbounded_channel();
+    let stats = Arc::new(ClusterStats::default());
     Ok(Some(Joined {
         info: ClusterInfo {
             coordinator: coordinator.clone(),
             config_digest: digest,
             nats_server,
+            stats: stats.clone(),
         },
+        stats,
         coordinator,
         logs: Some(logs),
         leave,
@@ -145,6 +149,7 @@ impl Joined {
             clock,
             misfire_grace: self.misfire_grace,
             lease_ttl: self.lease_ttl,
+            stats: self.stats,
         });
         Running {
             agent,
