@@ -11,4 +11,5 @@ mod kv;
 mod logship;
 mod nodes;
 mod orders;
+mod processes;
 mod server;
