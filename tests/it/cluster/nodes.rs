@@ -39,6 +39,14 @@ impl Cluster {
     /// `names` as nodes, each `(name, tags)`, with the same `jobs` (in which `RAN` is
     /// replaced by the directory of the `ran.<job>` files).
     async fn start(names: &[(&str, &str)], jobs: &dyn Fn(&Path) -> String) -> Option<Self> {
+        Self::start_each(names, &|ran, _| jobs(ran)).await
+    }
+
+    /// As [`Cluster::start`], with each node's jobs from `jobs(ran, node)`.
+    async fn start_each(
+        names: &[(&str, &str)],
+        jobs: &dyn Fn(&Path, &str) -> String,
+    ) -> Option<Self> {
         let server = NatsServer::start()?;
         let ran = tempfile::tempdir().unwrap();
         let mut cluster = Self {
@@ -48,7 +56,7 @@ impl Cluster {
         };
         for (name, tags) in names {
             let node = cluster
-                .start_node(name, tags, &jobs(cluster.ran.path()))
+                .start_node(name, tags, &jobs(cluster.ran.path(), name))
                 .await;
             cluster.nodes.push(node);
         }
@@ -152,7 +160,8 @@ async fn three_nodes_see_each_other_and_runs_go_where_run_on_says_with_every_log
         format!(
             "[job \"pin\"]\npath = /pin\nrun_on = n2\n{}\n\
              [job \"fan\"]\npath = /fan\nrun_on = all\n{}\n\
-             [job \"gpu\"]\npath = /gpu\nrun_on = tag:gpu\n{}\n",
+             [job \"gpu\"]\npath = /gpu\nrun_on = tag:gpu\n{}\n\
+             [job \"big\"]\npath = /big\nrun_on = n3\ncommand = seq 10000\n",
             recording(ran, "pin", "seq 3; "),
             recording(ran, "fan", ""),
             recording(ran, "gpu", ""),
@@ -220,6 +229,16 @@ async fn three_nodes_see_each_other_and_runs_go_where_run_on_says_with_every_log
     for (node, _) in cluster.ran("gpu") {
         assert!(node == "n1" || node == "n3", "{node} is not tagged gpu");
     }
+    // C15: 10,000 lines of output arrive byte for byte on every node.
+    let res = n1.run_hook("/big", &epoch_body()).await;
+    assert_eq!(res.status(), 200);
+    let logs = cluster.wait_log_everywhere("big", 1, "success").await;
+    assert!(
+        logs[0].contains("job: big: 10000\n"),
+        "{}",
+        &logs[0][logs[0].len().saturating_sub(300)..]
+    );
+    assert!(logs.iter().all(|l| *l == logs[0]), "identical logs");
     cluster.stop().await;
 }
 
@@ -387,6 +406,56 @@ async fn without_nats_cluster_jobs_pause_with_503_local_jobs_go_on_and_counters_
         unique.len(),
         counters.len(),
         "no counter twice: {counters:?}"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_definition_is_flagged_and_refuses_to_run_it() {
+    let jobs = |_: &Path, node: &str| {
+        let command = if node == "n2" {
+            "echo changed"
+        } else {
+            "echo same"
+        };
+        format!("[job \"pin2\"]\npath = /pin2\nrun_on = n2\ncommand = {command}\n")
+    };
+    let Some(cluster) = Cluster::start_each(&[("n1", ""), ("n2", "")], &jobs).await else {
+        return;
+    };
+    // C18: every node sees that n2's definitions differ from its own.
+    let view = cluster.nodes[0].cluster().await;
+    let matches: Vec<(String, bool)> = view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap().to_string(),
+                n["digest_matches"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        matches,
+        [("n1".to_string(), true), ("n2".to_string(), false)]
+    );
+    // A run that reaches n2 fails there, saying why, and runs nothing.
+    let res = cluster.nodes[0]
+        .daemon
+        .run_hook("/pin2", &epoch_body())
+        .await;
+    assert_eq!(res.status(), 200);
+    let logs = cluster.wait_log_everywhere("pin2", 1, "failed").await;
+    assert!(
+        logs[0].contains("definition of job pin2 differs on node n2"),
+        "{}",
+        logs[0]
+    );
+    assert!(
+        !logs[1].contains("changed") && !logs[1].contains("same\n"),
+        "{}",
+        logs[1]
     );
     cluster.stop().await;
 }
