@@ -413,6 +413,14 @@ impl Shared {
                     tracing::warn!(job = %job.job, run, %err, "cluster: cannot delete a given-up order");
                 }
                 tracing::warn!(job = %job.job, counter, run, node = ?node, %reason, "cluster: run ended without its node");
+                let kind = if node.is_some() {
+                    "run_lost"
+                } else {
+                    "not_accepted"
+                };
+                let job_key = super::state_key(&job.job);
+                self.coordinator
+                    .report(kind, Some(&job_key), Some(&run), &reason);
                 ClusterStats::count(if node.is_some() {
                     &self.stats.failed_node_lost
                 } else {
@@ -532,6 +540,9 @@ impl Shared {
             }
             Claim::Uncertain { key: claim, nonce } => {
                 tracing::warn!(job = %key, slot, "cluster: no answer to a slot claim; it is read back later");
+                let why = format!("no answer to the claim of slot {slot}; read back later");
+                self.coordinator
+                    .report("claim_uncertain", Some(&state_key(&key)), None, &why);
                 lock(&self.uncertain).push((key, slot, claim, nonce));
             }
         }
@@ -592,10 +603,16 @@ impl Shared {
             };
             if now - slot <= grace {
                 tracing::info!(job = %key, slot, "cluster: catching up a slot missed while unreachable");
+                let why = format!("slot {slot} missed while unreachable; run late");
+                self.coordinator
+                    .report("catchup", Some(&state_key(&key)), None, &why);
                 ClusterStats::count(&self.stats.catchups);
                 self.claim_and_fire(&view, slot, true).await;
             } else {
                 tracing::warn!(job = %key, slot, "cluster: a slot missed while unreachable is past misfire_grace; skipped");
+                let why = format!("slot {slot} missed while unreachable, past misfire_grace");
+                self.coordinator
+                    .report("missed", Some(&state_key(&key)), None, &why);
                 ClusterStats::count(&self.stats.missed_slots);
                 self.refresh(&key).await;
             }
@@ -615,7 +632,14 @@ impl Shared {
             return answer(AckKind::Reject).await;
         };
         let Some(view) = self.view(&key) else {
-            tracing::warn!(job = %key, run = %order.run, "cluster: an order for a job this node does not define; refused");
+            let why = format!("job {} is not defined on node {}", key.id, self.node());
+            tracing::warn!(job = %key, run = %order.run, "cluster: {why}; order refused");
+            self.coordinator.report(
+                "order_rejected",
+                Some(&state_key(&key)),
+                Some(&order.run),
+                &why,
+            );
             ClusterStats::count(&self.stats.failed_rejected);
             return answer(AckKind::Reject).await;
         };
@@ -685,6 +709,9 @@ impl Shared {
     /// Ends an accepted run that this node did not start: its log says why.
     async fn end_unstarted(self: &Arc<Self>, job: &JobCtx, order: &RunOrder, why: &str) {
         tracing::error!(job = %job.job, run = %order.run, "{why}");
+        let job_key = state_key(&job.job);
+        self.coordinator
+            .report("order_rejected", Some(&job_key), Some(&order.run), why);
         let line = format!("!!! karajo: {why}\n");
         self.close_log(
             &job.job,
@@ -816,7 +843,12 @@ impl Shared {
                     continue;
                 }
                 let event = match event {
-                    JobEvent::NodeLost { node } => self.lost_end(&key, record, node).await,
+                    JobEvent::NodeLost { node } => {
+                        let why = format!("node {node} stopped answering");
+                        self.coordinator
+                            .report("node_lost", Some(state), None, &why);
+                        self.lost_end(&key, record, node).await
+                    }
                     event => event,
                 };
                 let job = Self::job_ctx(&view);

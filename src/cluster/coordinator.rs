@@ -300,4 +300,21 @@ pub trait Coordinator: Send + Sync + 'static {
 
     /// This node's link.
     fn health(&self) -> watch::Receiver<Health>;
+
+    /// Records that `kind` (a cluster spec 11.3 event type: `order_rejected`,
+    /// `node_lost`, …) happened, about `job` and `run` when given, in the cluster's
+    /// event stream. Never waits. Without a stream, only this node's log has it.
+    fn report(&self, kind: &'static str, job: Option<&str>, run: Option<&str>, message: &str) {
+        tracing::info!(kind, job, run, "cluster event: {message}");
+    }
+
+    /// The newest `limit` events of the last day, oldest first, as their JSON bodies
+    /// (`{"at","node","type","job"?,"run"?,"message"}`).
+    fn recent_events(
+        &self,
+        limit: usize,
+    ) -> CoordFuture<'_, Result<Vec<serde_json::Value>, ClusterError>> {
+        let _ = limit;
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }

@@ -6,13 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
 use super::DaemonError;
 use crate::clock::SharedClock;
 use crate::cluster::NodeName;
-use crate::cluster::agent::{AgentOptions, ClusterAgent, LogReplica, job_digest};
+use crate::cluster::agent::{AgentOptions, ClusterAgent, LogReplica};
 use crate::cluster::coordinator::Coordinator;
 use crate::cluster::status::{ClusterInfo, ClusterStats};
 use crate::config::Config;
@@ -48,7 +47,10 @@ type Leave = Box<dyn FnOnce() -> crate::scheduler::RouteFuture<()> + Send>;
 
 /// `sha256:<hex>` over every cluster job's digest: equal on nodes whose cluster jobs
 /// are defined alike.
+#[cfg(feature = "cluster-nats")]
 fn config_digest(defs: &[JobDef]) -> (String, std::collections::BTreeMap<String, String>) {
+    use crate::cluster::agent::job_digest;
+    use sha2::{Digest as _, Sha256};
     let jobs: std::collections::BTreeMap<String, String> = defs
         .iter()
         .filter(|def| def.common.run_on.is_cluster())

@@ -30,6 +30,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
     // Read endpoints: open without users, else a session or a signature (access.rs).
     let reads = Router::new()
         .route("/karajo/api/cluster", get(cluster::get))
+        .route("/karajo/api/cluster/events", get(cluster::events))
         .route("/karajo/api/environment", get(environment::get_environment))
         .route("/karajo/api/job_exec/log", get(job_exec::log))
         .route("/karajo/api/job_http", get(job_http::get))

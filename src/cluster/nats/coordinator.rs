@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::claims::{Claims, new_nonce};
 use super::connect::{ConnEvent, Link, connect};
 use super::error::NatsError;
+use super::events::{ClusterEvent, ClusterEventKind, EventPublisher, recent_events, recent_since};
 use super::layout::Names;
 use super::lease::{Lease, LeaseRecord, watch_nodes};
 use super::orders::{self, OrderSource};
@@ -43,6 +44,7 @@ pub struct NatsCoordinator {
     claims: Claims,
     state: kv::Store,
     orders: Mutex<OrderSource>,
+    events: EventPublisher,
     records: watch::Receiver<RecordTable>,
     nodes: watch::Receiver<NodeTable>,
     /// Stops the heartbeat (which then deletes the lease) and the watchers.
@@ -124,7 +126,14 @@ impl NatsCoordinator {
         )
         .await
         .map_err(|e| NatsError::Config(e.to_string()))?;
+        let events = EventPublisher::spawn(link.clone(), names.clone(), settings.op_timeout);
+        events.emit(ClusterEvent::new(
+            settings.node.clone(),
+            ClusterEventKind::Join,
+            format!("node {} joined", settings.node),
+        ));
         Ok(Self {
+            events,
             node: settings.node.clone(),
             settings: settings.clone(),
             claims: Claims::new(
@@ -149,6 +158,13 @@ impl NatsCoordinator {
     /// Leaves the cluster: stops the heartbeat and the watches, and deletes the lease
     /// (the other nodes see this node go at once).
     pub async fn leave(&self) {
+        self.events.emit(ClusterEvent::new(
+            self.node.clone(),
+            ClusterEventKind::Leave,
+            format!("node {} left", self.node),
+        ));
+        // The event goes out while the link is still up.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         self.stop.cancel();
         if let Some(heartbeat) = self.heartbeat.lock().await.take() {
             let _ = heartbeat.await;
@@ -440,12 +456,14 @@ impl Coordinator for NatsCoordinator {
                 .await
                 .map_err(order_error)?;
             for rejected in &pulled.rejected {
-                tracing::warn!(
-                    consumer = %rejected.consumer,
-                    seq = rejected.stream_seq,
-                    reason = ?rejected.reason,
-                    "cluster: order refused"
-                );
+                self.events.emit(ClusterEvent::new(
+                    self.node.clone(),
+                    ClusterEventKind::OrderRejected,
+                    format!(
+                        "order {} on {} refused: {}",
+                        rejected.stream_seq, rejected.consumer, rejected.reason
+                    ),
+                ));
             }
             Ok(pulled
                 .orders
@@ -469,6 +487,40 @@ impl Coordinator for NatsCoordinator {
 
     fn health(&self) -> watch::Receiver<Health> {
         self.link.health_watch()
+    }
+
+    fn report(&self, kind: &'static str, job: Option<&str>, run: Option<&str>, message: &str) {
+        let kind = ClusterEventKind::parse(kind).unwrap_or(ClusterEventKind::NatsError);
+        let mut event = ClusterEvent::new(self.node.clone(), kind, message);
+        if let Some(job) = job {
+            event = event.with_job(job);
+        }
+        if let Some(run) = run {
+            event = event.with_run(run);
+        }
+        self.events.emit(event);
+    }
+
+    fn recent_events(
+        &self,
+        limit: usize,
+    ) -> CoordFuture<'_, Result<Vec<serde_json::Value>, ClusterError>> {
+        Box::pin(async move {
+            let since = recent_since(self.clock.now());
+            let events = recent_events(
+                self.link.jetstream(),
+                &self.names,
+                limit,
+                since,
+                self.settings.op_timeout,
+            )
+            .await
+            .map_err(|e| ClusterError::Failed(e.to_string()))?;
+            Ok(events
+                .iter()
+                .filter_map(|event| serde_json::to_value(event).ok())
+                .collect())
+        })
     }
 }
 
