@@ -22,19 +22,35 @@ struct NodeProc {
     proc: Option<Proc>,
 }
 
-fn node_conf(server: &NatsServer, name: &str, port: u16, jobs: &str) -> String {
+fn node_conf(
+    server: &NatsServer,
+    name: &str,
+    port: u16,
+    dispatch_timeout: &str,
+    jobs: &str,
+) -> String {
     format!(
         "listen_address = 127.0.0.1:{port}\nmin_interval = 1s\n\n[cluster]\nenabled = true\nnode = {name}\n\
          nats_url = {}\nlease_ttl = 3s\ndispatch_ack_wait = 2s\ndispatch_max_deliver = 3\n\
-         dispatch_timeout = 20s\nmisfire_grace = 30s\nop_timeout = 1s\nping_interval = 1s\n\n{jobs}",
+         dispatch_timeout = {dispatch_timeout}\nmisfire_grace = 30s\nop_timeout = 1s\nping_interval = 1s\n\n{jobs}",
         server.url()
     )
 }
 
 impl NodeProc {
     fn new(server: &NatsServer, name: &'static str, jobs: &str) -> Self {
+        Self::with_timeout(server, name, "20s", jobs)
+    }
+
+    /// A node whose orders wait `dispatch_timeout` to be accepted.
+    fn with_timeout(
+        server: &NatsServer,
+        name: &'static str,
+        dispatch_timeout: &str,
+        jobs: &str,
+    ) -> Self {
         let port = free_port();
-        let dir = TestDir::new(&node_conf(server, name, port, jobs));
+        let dir = TestDir::new(&node_conf(server, name, port, dispatch_timeout, jobs));
         Self {
             name,
             dir,
@@ -222,9 +238,16 @@ async fn a_pinned_order_waits_for_its_node_and_counters_go_on_after_every_node_r
     let mut n3 = nodes[2].proc.take().unwrap();
     n3.wait_exit().await;
     assert_eq!(nodes[0].hook("/pin3").await, 200);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    for counter in 2..=3 {
+        assert_eq!(nodes[1].hook("/count").await, 200);
+        nodes[1].dir.wait_log("count", counter, "success").await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(ran_lines(ran.path(), "pin3").is_empty());
     nodes[2].start().await;
+    // C16: the node that was away collects the logs of the runs it missed.
+    nodes[2].dir.wait_log("count", 2, "success").await;
+    nodes[2].dir.wait_log("count", 3, "success").await;
     nodes[0].dir.wait_log("pin3", 1, "success").await;
     nodes[2].dir.wait_log("pin3", 1, "success").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -243,11 +266,45 @@ async fn a_pinned_order_waits_for_its_node_and_counters_go_on_after_every_node_r
     }
     assert_eq!(nodes[1].hook("/count").await, 200);
     for node in &nodes {
-        node.dir.wait_log("count", 2, "success").await;
+        node.dir.wait_log("count", 4, "success").await;
     }
     let lines = ran_lines(ran.path(), "count");
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[1].ends_with(" 2"), "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[3].ends_with(" 4"), "{lines:?}");
+    for node in &nodes {
+        node.proc().signal(Signal::TERM);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_for_a_node_that_stays_down_fails_as_not_accepted_and_never_runs_later() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let ran = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<NodeProc> = ["n1", "n3"]
+        .into_iter()
+        .map(|name| NodeProc::with_timeout(&server, name, "4s", &jobs(ran.path())))
+        .collect();
+    for node in &mut nodes {
+        node.start().await;
+    }
+    for node in &nodes {
+        node.wait_alive(2).await;
+    }
+    // C09: n3 stops; its order is given up after dispatch_timeout, and n3, back
+    // later, does not run it.
+    nodes[1].proc().signal(Signal::TERM);
+    let mut n3 = nodes[1].proc.take().unwrap();
+    n3.wait_exit().await;
+    assert_eq!(nodes[0].hook("/pin3").await, 200);
+    let log = nodes[0].dir.wait_log("pin3", 1, "failed").await;
+    assert!(log.contains("not accepted by n3 within 4s"), "{log}");
+    assert_eq!(nodes[0].job("pin3").await["status"], "failed");
+    nodes[1].start().await;
+    nodes[1].dir.wait_log("pin3", 1, "failed").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(ran_lines(ran.path(), "pin3").is_empty());
     for node in &nodes {
         node.proc().signal(Signal::TERM);
     }
