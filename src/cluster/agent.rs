@@ -179,6 +179,8 @@ struct Shared {
     /// The runs this node executes for the cluster, by job and counter: their run id
     /// and where their shipping hears of their end.
     running: Mutex<HashMap<(JobKey, u64), RunHere>>,
+    /// The tasks recording runs' ends, waited for when the node leaves.
+    ending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// A run this node executes for the cluster.
@@ -204,6 +206,7 @@ impl ClusterAgent {
             missed: Mutex::default(),
             uncertain: Mutex::default(),
             running: Mutex::default(),
+            ending: Mutex::default(),
         });
         let stop = CancellationToken::new();
         let mut tasks = vec![
@@ -1045,7 +1048,13 @@ async fn notices(
                 status,
                 at,
             } => {
-                tokio::spawn(async move { shared.ended(key, counter, status, at).await });
+                let task = tokio::spawn({
+                    let shared = shared.clone();
+                    async move { shared.ended(key, counter, status, at).await }
+                });
+                let mut ending = lock(&shared.ending);
+                ending.retain(|task| !task.is_finished());
+                ending.push(task);
             }
         }
     }
