@@ -6,13 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
 use super::DaemonError;
 use crate::clock::SharedClock;
 use crate::cluster::NodeName;
-use crate::cluster::agent::{AgentOptions, ClusterAgent, LogReplica, job_digest};
+use crate::cluster::agent::{AgentOptions, ClusterAgent, LogReplica};
 use crate::cluster::coordinator::Coordinator;
 use crate::cluster::status::{ClusterInfo, ClusterStats};
 use crate::config::Config;
@@ -48,13 +47,18 @@ type Leave = Box<dyn FnOnce() -> crate::scheduler::RouteFuture<()> + Send>;
 
 /// `sha256:<hex>` over every cluster job's digest: equal on nodes whose cluster jobs
 /// are defined alike.
+#[cfg(feature = "cluster-nats")]
 fn config_digest(defs: &[JobDef]) -> (String, std::collections::BTreeMap<String, String>) {
+    use sha2::Digest as _;
     let jobs: std::collections::BTreeMap<String, String> = defs
         .iter()
         .filter(|def| def.common.run_on.is_cluster())
-        .map(|def| (crate::cluster::state_key(&def.key()), job_digest(def)))
+        .map(|def| {
+            let digest = crate::cluster::agent::job_digest(def);
+            (crate::cluster::state_key(&def.key()), digest)
+        })
         .collect();
-    let mut hash = Sha256::new();
+    let mut hash = sha2::Sha256::new();
     for (key, digest) in &jobs {
         hash.update(format!("{key}={digest}\n").as_bytes());
     }
