@@ -1,8 +1,9 @@
 //! The typed client of a karajo server: every call of the original's Go client
 //! (spec 10) with exactly its request shapes and signatures, typed answers
 //! ([`types`]) and errors that carry the server's message and code, plus karajo's own
-//! calls for heartbeat monitors and supervised services. The command line's
-//! `karajo job ...`, `job-http ...`, `monitor ...` and `service ...` use it. It owns nothing on the server side
+//! calls for heartbeat monitors, supervised services and the cluster's status. The
+//! command line's `karajo job ...`, `job-http ...`, `monitor ...`, `service ...` and
+//! `cluster status` use it. It owns nothing on the server side
 //! and must not reach into the daemon: it only speaks HTTP.
 //!
 //! ```no_run
@@ -32,6 +33,7 @@ pub use self::types::{
     Env, JobBase, JobExec, JobHttp, JobLog, LogSummary, Monitor, Service, ServiceExit,
     ServiceHistoryEntry,
 };
+pub use crate::cluster::status::{ClusterStatus, NodeStatus};
 
 use crate::auth::replay::{EPOCH_FIELD, NONCE_FIELD};
 use crate::auth::session::SESSION_COOKIE;
@@ -55,6 +57,7 @@ const API_JOB_HTTP_LOG: &str = "/karajo/api/job_http/log";
 const API_JOB_HTTP_PAUSE: &str = "/karajo/api/job_http/pause";
 const API_JOB_HTTP_RESUME: &str = "/karajo/api/job_http/resume";
 const API_AUTH_LOGIN: &str = "/karajo/api/auth/login";
+const API_CLUSTER: &str = "/karajo/api/cluster";
 const API_SERVICE: &str = "/karajo/api/service";
 const API_SERVICE_LOG: &str = "/karajo/api/service/log";
 const API_SERVICE_ENABLE: &str = "/karajo/api/service/enable";
@@ -470,6 +473,12 @@ impl Client {
     ) -> Result<Service, ClientError> {
         let extra = format!("{}&signal={}", cas_field(cas), query_escape(signal));
         self.post_form_with(API_SERVICE_SIGNAL, id, &extra).await
+    }
+
+    /// `GET /karajo/api/cluster`: the server's link to the cluster and every node it
+    /// knows. A server not in cluster mode answers 404 (`ERR_CLUSTER_DISABLED`).
+    pub async fn cluster(&self) -> Result<ClusterStatus, ClientError> {
+        self.get(API_CLUSTER, "").await
     }
 
     /// A fresh stamp: now and a random nonce, so no two requests sign the same bytes.

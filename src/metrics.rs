@@ -1,7 +1,9 @@
 //! Operational metrics in the Prometheus text format: runs by job and status, a run
 //! duration histogram per job, web hook requests by outcome, and, read from the
-//! scheduler's snapshot when rendered, running jobs and queue depth. Counters are
-//! plain atomics and one short-held lock per finished run; rendering never blocks a run.
+//! scheduler's snapshot when rendered, running jobs and queue depth. In cluster mode the
+//! `karajo_cluster_*` metrics (cluster spec 11.1) are read from the node's
+//! [`ClusterInfo`] when rendered. Counters are plain atomics and one short-held lock per
+//! finished run; rendering never blocks a run.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::cluster::status::{ClusterInfo, ClusterStats};
 use crate::exec::group_usage::Usage;
 use crate::job::{JobKey, RunStatus};
 use crate::notify::NotifyStats;
@@ -183,8 +186,15 @@ impl Metrics {
     }
 
     /// The metrics in the Prometheus text exposition format (version 0.0.4);
-    /// `service_usage` is what the live service instances use, by service id.
-    pub fn render(&self, snapshot: &Snapshot, service_usage: &[(&str, Usage)]) -> String {
+    /// `service_usage` is what the live service instances use, by service id; `cluster`
+    /// is this node's part of the cluster in cluster mode (`None` adds no
+    /// `karajo_cluster_*` metric).
+    pub fn render(
+        &self,
+        snapshot: &Snapshot,
+        service_usage: &[(&str, Usage)],
+        cluster: Option<&ClusterInfo>,
+    ) -> String {
         let mut out = String::with_capacity(4096);
         self.render_runs(&mut out);
         let _ = writeln!(
@@ -256,6 +266,9 @@ impl Metrics {
                  karajo_notifications_pending {}",
                 n.queued, n.sent, n.retried, n.failed, n.pending
             );
+        }
+        if let Some(cluster) = cluster {
+            render_cluster(cluster, &mut out);
         }
         out
     }
@@ -442,6 +455,104 @@ fn render_service_usage(usage: &[(&str, Usage)], out: &mut String) {
     }
 }
 
+/// The `karajo_cluster_*` metrics (cluster spec 11.1): this node's link, the nodes it
+/// knows, and what its cluster agent counted.
+fn render_cluster(cluster: &ClusterInfo, out: &mut String) {
+    let connected = cluster.coordinator.health().borrow().is_connected();
+    let nodes = cluster.coordinator.nodes().borrow().clone();
+    let alive = nodes.values().filter(|node| node.alive).count();
+    let _ = writeln!(
+        out,
+        "# HELP karajo_cluster_connected Whether this node reaches the cluster.\n# TYPE karajo_cluster_connected gauge\nkarajo_cluster_connected {}",
+        u8::from(connected)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP karajo_cluster_nodes_alive Nodes whose heartbeat was seen within lease_ttl.\n# TYPE karajo_cluster_nodes_alive gauge\nkarajo_cluster_nodes_alive {alive}"
+    );
+    out.push_str("# HELP karajo_cluster_node_info Every node known, with its karajo version and its NATS server's version.\n");
+    out.push_str("# TYPE karajo_cluster_node_info gauge\n");
+    let this_node = cluster.coordinator.node();
+    for (name, node) in &nodes {
+        let nats_server = if name == this_node {
+            &cluster.nats_server
+        } else {
+            &node.nats_server
+        };
+        let _ = writeln!(
+            out,
+            "karajo_cluster_node_info{{node=\"{}\",version=\"{}\",nats_server=\"{}\"}} 1",
+            label_value(name.as_str()),
+            label_value(&node.version),
+            label_value(nats_server)
+        );
+    }
+    let stats = &cluster.stats;
+    render_cluster_counters(
+        out,
+        "karajo_cluster_claims_total",
+        "Timer slot claims, by result.",
+        "result",
+        &[
+            ("won", &stats.claims_won),
+            ("lost", &stats.claims_lost),
+            ("uncertain", &stats.claims_uncertain),
+            ("unavailable", &stats.claims_unavailable),
+        ],
+    );
+    render_cluster_counters(
+        out,
+        "karajo_cluster_orders_dispatched_total",
+        "Run orders dispatched, by target.",
+        "target",
+        &[
+            ("node", &stats.dispatched_node),
+            ("any", &stats.dispatched_any),
+            ("tag", &stats.dispatched_tag),
+            ("all", &stats.dispatched_all),
+        ],
+    );
+    render_cluster_counters(
+        out,
+        "karajo_cluster_orders_failed_total",
+        "Run orders that failed, by reason.",
+        "reason",
+        &[
+            ("not_accepted", &stats.failed_not_accepted),
+            ("rejected", &stats.failed_rejected),
+            ("node_lost", &stats.failed_node_lost),
+        ],
+    );
+    let _ = writeln!(
+        out,
+        "# HELP karajo_cluster_missed_slots_total Missed timer slots past misfire_grace, skipped.\n# TYPE karajo_cluster_missed_slots_total counter\nkarajo_cluster_missed_slots_total {}",
+        ClusterStats::get(&stats.missed_slots)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP karajo_cluster_catchups_total Missed timer slots caught up after a reconnection.\n# TYPE karajo_cluster_catchups_total counter\nkarajo_cluster_catchups_total {}",
+        ClusterStats::get(&stats.catchups)
+    );
+}
+
+/// One counter family of the cluster agent's counts, one series per `label` value.
+fn render_cluster_counters(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: &[(&str, &AtomicU64)],
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, counter) in series {
+        let _ = writeln!(
+            out,
+            "{name}{{{label}=\"{value}\"}} {}",
+            ClusterStats::get(counter)
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,6 +579,7 @@ mod tests {
                 std::path::Path::new("/nonexistent"),
             ))),
             &[("api", usage)],
+            None,
         );
         for line in [
             "karajo_runs_total{kind=\"job\",job=\"deploy\",status=\"success\"} 1",
@@ -486,5 +598,97 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line}\n{text}");
         }
+        assert!(!text.contains("karajo_cluster_"), "single node:\n{text}");
+    }
+
+    #[test]
+    fn cluster_mode_adds_the_link_the_nodes_and_the_agents_counts() {
+        use crate::cluster::NodeName;
+        use crate::cluster::memory::MemoryCluster;
+
+        let clock: crate::clock::SharedClock = Arc::new(crate::clock::ManualClock::new(
+            "2024-05-01T12:00:00Z".parse().unwrap(),
+        ));
+        let cluster = MemoryCluster::new(
+            clock.clone(),
+            Duration::from_secs(600),
+            Duration::from_secs(30),
+            5,
+        );
+        let n1 = cluster.join("n1", &[]);
+        let _n2 = cluster.join("n2", &["gpu"]);
+        let _n3 = cluster.join("n3", &[]);
+        let name = |n: &str| NodeName::parse(n).unwrap();
+        cluster.update_node(&name("n1"), |info| info.version = "1.2.0".into());
+        cluster.update_node(&name("n2"), |info| {
+            info.version = "1.1.0".into();
+            info.nats_server = "2.10.1".into();
+        });
+        cluster.set_alive(&name("n3"), false);
+        let stats = Arc::new(ClusterStats::default());
+        for counter in [
+            &stats.claims_won,
+            &stats.claims_won,
+            &stats.claims_unavailable,
+            &stats.dispatched_tag,
+            &stats.failed_node_lost,
+            &stats.catchups,
+        ] {
+            ClusterStats::count(counter);
+        }
+        let info = ClusterInfo {
+            coordinator: Arc::new(n1),
+            config_digest: "sha256:00".into(),
+            nats_server: "2.9.10".into(),
+            stats,
+        };
+        let snapshot = Snapshot::empty(Arc::new(crate::config::defaults(std::path::Path::new(
+            "/nonexistent",
+        ))));
+        let text = Metrics::default().render(&snapshot, &[], Some(&info));
+        for line in [
+            "# HELP karajo_cluster_connected ",
+            "# TYPE karajo_cluster_connected gauge\nkarajo_cluster_connected 1\n",
+            "# TYPE karajo_cluster_nodes_alive gauge\nkarajo_cluster_nodes_alive 2\n",
+            "# TYPE karajo_cluster_node_info gauge\n\
+             karajo_cluster_node_info{node=\"n1\",version=\"1.2.0\",nats_server=\"2.9.10\"} 1\n\
+             karajo_cluster_node_info{node=\"n2\",version=\"1.1.0\",nats_server=\"2.10.1\"} 1\n\
+             karajo_cluster_node_info{node=\"n3\",version=\"\",nats_server=\"\"} 1\n",
+            "# TYPE karajo_cluster_claims_total counter\n\
+             karajo_cluster_claims_total{result=\"won\"} 2\n\
+             karajo_cluster_claims_total{result=\"lost\"} 0\n\
+             karajo_cluster_claims_total{result=\"uncertain\"} 0\n\
+             karajo_cluster_claims_total{result=\"unavailable\"} 1\n",
+            "# TYPE karajo_cluster_orders_dispatched_total counter\n\
+             karajo_cluster_orders_dispatched_total{target=\"node\"} 0\n\
+             karajo_cluster_orders_dispatched_total{target=\"any\"} 0\n\
+             karajo_cluster_orders_dispatched_total{target=\"tag\"} 1\n\
+             karajo_cluster_orders_dispatched_total{target=\"all\"} 0\n",
+            "# TYPE karajo_cluster_orders_failed_total counter\n\
+             karajo_cluster_orders_failed_total{reason=\"not_accepted\"} 0\n\
+             karajo_cluster_orders_failed_total{reason=\"rejected\"} 0\n\
+             karajo_cluster_orders_failed_total{reason=\"node_lost\"} 1\n",
+            "# TYPE karajo_cluster_missed_slots_total counter\nkarajo_cluster_missed_slots_total 0\n",
+            "# TYPE karajo_cluster_catchups_total counter\nkarajo_cluster_catchups_total 1\n",
+        ] {
+            assert!(text.contains(line), "missing {line}\n{text}");
+        }
+        for line in text.lines().filter(|l| l.contains("karajo_cluster_")) {
+            let name = line
+                .trim_start_matches("# HELP ")
+                .trim_start_matches("# TYPE ")
+                .split(['{', ' '])
+                .next()
+                .unwrap();
+            assert!(
+                text.contains(&format!("# HELP {name} "))
+                    && text.contains(&format!("# TYPE {name} ")),
+                "{name} lacks HELP or TYPE"
+            );
+        }
+
+        cluster.set_connected(&name("n1"), false);
+        let text = Metrics::default().render(&snapshot, &[], Some(&info));
+        assert!(text.contains("\nkarajo_cluster_connected 0\n"), "{text}");
     }
 }

@@ -3,8 +3,11 @@
 //! `init` (cluster spec 5.3, 12.3) connects with the `[cluster]` settings of the
 //! configuration, usually as a separate admin identity, creates the buckets, streams
 //! and order consumers that are missing, reports those whose settings differ, and with
-//! `--update` applies the differences; one line per object. The NATS work itself is in
-//! [`crate::cluster::nats`]; this module reads the arguments and writes the lines.
+//! `--update` applies the differences; one line per object. `status` (cluster spec
+//! 12.3) reads `GET /karajo/api/cluster` of the local daemon with the same client and
+//! options as `karajo job ...` and prints this node's link and a table of the nodes it
+//! knows. The NATS work itself is in [`crate::cluster::nats`]; this module reads the
+//! arguments and writes the lines.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,8 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use jiff::Timestamp;
 
 use super::CliError;
+use super::jobs::{ServerArgs, field, or_dash, print_json, show_time, write_all};
+use crate::client::{ClientError, ClusterStatus, NodeStatus};
 use crate::cluster::nats::connect::{ConnEvent, connect};
 use crate::cluster::nats::layout::{self, Names};
 use crate::cluster::nats::permissions::user_entry;
@@ -44,6 +50,12 @@ pub enum ClusterCommand {
     /// Create the cluster's buckets, streams and order consumers that are missing, and
     /// report (with --update: apply) settings that differ from the configuration.
     Init(InitArgs),
+    /// Print the local daemon's link to the cluster and every node it knows (from its
+    /// API, so the daemon must run in cluster mode).
+    Status {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 /// `karajo cluster init`: what to create, and as whom.
@@ -103,10 +115,126 @@ pub fn run_cluster(command: &ClusterCommand, out: &mut dyn Write) -> Result<(), 
             let settings = init_settings(args, &|name| std::env::var(name).ok())?;
             super::block_on(init(&settings, args.update, out)).map(drop)
         }
+        ClusterCommand::Status { server } => super::block_on(status(server, out)).map(drop),
     }
 }
 
-/// A failure of the NATS work, as the command line reports it (`karajo: <message>`).
+/// Reads the daemon's cluster status and prints it (as JSON with `--json`). A daemon
+/// that cannot be reached, or that is not in cluster mode, is an error that says so.
+async fn status(server: &ServerArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let daemon = crate::redact::url(&server.server).into_owned();
+    let unreachable = |err: CliError| match err {
+        CliError::Client(ClientError::Http { source, .. }) => failed(format!(
+            "cannot reach the karajo daemon at {daemon}: {}",
+            crate::exec::http::error_chain(&source.without_url())
+        )),
+        other => other,
+    };
+    let client = server.reader().await.map_err(unreachable)?;
+    let status = client.cluster().await.map_err(|err| {
+        if err.code() == Some(404) {
+            failed(format!(
+                "cluster mode is off on the karajo daemon at {daemon} ([cluster] enabled = false)"
+            ))
+        } else {
+            unreachable(err.into())
+        }
+    })?;
+    if server.json {
+        print_json(out, &status)
+    } else {
+        write_all(out, format_status(&status, Timestamp::now()).as_bytes())
+    }
+}
+
+/// The cluster as `karajo cluster status` prints it at `now`: this node and its link,
+/// then one row per node (name, tags, alive or dead with the age of its last
+/// heartbeat, version, ✓ or ✗ for its job definitions against this node's, its runs).
+pub fn format_status(status: &ClusterStatus, now: Timestamp) -> String {
+    let link = if status.connected {
+        "connected"
+    } else {
+        "disconnected"
+    };
+    let mut text = [
+        field("node", status.node.as_str()),
+        field(
+            "cluster",
+            &format!(
+                "{link} since {} ({})",
+                show_time(Some(status.since)),
+                age(status.since, now)
+            ),
+        ),
+        field("nats", or_dash(&status.nats_server)),
+        "\n".to_string(),
+    ]
+    .concat();
+    let header = ["NODE", "TAGS", "STATE", "VERSION", "DIGEST", "RUNNING"].map(String::from);
+    let rows: Vec<[String; 6]> = std::iter::once(header)
+        .chain(status.nodes.iter().map(|node| node_row(node, now)))
+        .collect();
+    let mut widths = [0; 6];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in &rows {
+        let mut line = String::new();
+        for (width, cell) in widths.iter().zip(row) {
+            line.push_str(&format!("{cell:<width$}  "));
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// One node's cells in the `status` table.
+fn node_row(node: &NodeStatus, now: Timestamp) -> [String; 6] {
+    let state = match (node.alive, node.last_seen) {
+        (true, Some(seen)) => format!("alive ({})", age(seen, now)),
+        (false, Some(seen)) => format!("dead ({})", age(seen, now)),
+        (true, None) => "alive".to_string(),
+        (false, None) => "dead (never seen)".to_string(),
+    };
+    let digest = if node.config_digest.is_empty() {
+        "?"
+    } else if node.digest_matches {
+        "✓"
+    } else {
+        "✗"
+    };
+    let list = |items: &[String], separator: &str| {
+        if items.is_empty() {
+            "-".to_string()
+        } else {
+            items.join(separator)
+        }
+    };
+    [
+        node.name.as_str().to_string(),
+        list(&node.tags, ","),
+        state,
+        or_dash(&node.version).to_string(),
+        digest.to_string(),
+        list(&node.running, " "),
+    ]
+}
+
+/// How long before `now` `at` was, in whole seconds: `12s ago`, `1h5m ago` (`0s ago`
+/// for a time ahead of `now`, another node's clock being ahead).
+fn age(at: Timestamp, now: Timestamp) -> String {
+    let seconds = u64::try_from(now.duration_since(at).as_secs()).unwrap_or(0);
+    format!(
+        "{} ago",
+        super::short_duration(Duration::from_secs(seconds))
+    )
+}
+
+/// A failure of the NATS work or of the call to the daemon, as the command line
+/// reports it (`karajo: <message>`).
 /// The messages name objects and URLs without their user info, never a credential.
 fn failed(message: impl std::fmt::Display) -> CliError {
     CliError::Usage(message.to_string())
@@ -418,6 +546,93 @@ mod tests {
         assert!(err.contains("prefix = \"9\" is invalid"), "{err}");
         args.config = dir.path().join("missing.conf");
         assert!(init_settings(&args, &|_| None).is_err());
+    }
+
+    fn node(name: &str, alive: bool, last_seen: Option<&str>) -> NodeStatus {
+        NodeStatus {
+            name: NodeName::parse(name).unwrap(),
+            tags: Vec::new(),
+            alive,
+            last_seen: last_seen.map(|at| at.parse().unwrap()),
+            version: "1.2.0".into(),
+            config_digest: "sha256:aa".into(),
+            digest_matches: true,
+            running: Vec::new(),
+            max_job_running: 4,
+            clock_offset_ms: None,
+        }
+    }
+
+    #[test]
+    fn status_prints_the_link_and_one_row_per_node() {
+        let mut web1 = node("web-1", true, Some("2024-05-01T11:59:58Z"));
+        web1.tags = vec!["gpu".into(), "ssd".into()];
+        web1.running = vec!["job.deploy.3".into(), "job_http.ping.12".into()];
+        let mut web2 = node("web-2", false, Some("2024-05-01T10:54:30Z"));
+        web2.version = "1.1.0".into();
+        web2.config_digest = "sha256:bb".into();
+        web2.digest_matches = false;
+        let mut web3 = node("web-3", false, None);
+        web3.version = String::new();
+        web3.config_digest = String::new();
+        web3.digest_matches = false;
+        let status = ClusterStatus {
+            enabled: true,
+            node: NodeName::parse("web-1").unwrap(),
+            connected: true,
+            since: "2024-05-01T11:55:00Z".parse().unwrap(),
+            nats_server: "2.9.10".into(),
+            nodes: vec![web1, web2, web3],
+        };
+        let now: Timestamp = "2024-05-01T12:00:00Z".parse().unwrap();
+        assert_eq!(
+            format_status(&status, now),
+            "\
+node:     web-1
+cluster:  connected since 2024-05-01 11:55:00 UTC (5m ago)
+nats:     2.9.10
+
+NODE   TAGS     STATE               VERSION  DIGEST  RUNNING
+web-1  gpu,ssd  alive (2s ago)      1.2.0    ✓       job.deploy.3 job_http.ping.12
+web-2  -        dead (1h5m30s ago)  1.1.0    ✗       -
+web-3  -        dead (never seen)   -        ?       -
+"
+        );
+        let lost = ClusterStatus {
+            connected: false,
+            since: "2024-05-01T12:00:03Z".parse().unwrap(),
+            nats_server: String::new(),
+            nodes: Vec::new(),
+            ..status
+        };
+        assert_eq!(
+            format_status(&lost, now),
+            "\
+node:     web-1
+cluster:  disconnected since 2024-05-01 12:00:03 UTC (0s ago)
+nats:     -
+
+NODE  TAGS  STATE  VERSION  DIGEST  RUNNING
+"
+        );
+    }
+
+    #[test]
+    fn status_takes_the_options_of_the_other_client_commands() {
+        let cli = Cli::try_parse_from([
+            "karajo",
+            "cluster",
+            "status",
+            "--server",
+            "http://h:1",
+            "--json",
+        ])
+        .unwrap();
+        let Some(Command::Cluster(ClusterCommand::Status { server })) = cli.command else {
+            panic!("{:?}", cli.command);
+        };
+        assert_eq!(server.server, "http://h:1");
+        assert!(server.json);
     }
 
     #[test]

@@ -49,14 +49,16 @@ type Leave = Box<dyn FnOnce() -> crate::scheduler::RouteFuture<()> + Send>;
 /// are defined alike.
 #[cfg(feature = "cluster-nats")]
 fn config_digest(defs: &[JobDef]) -> (String, std::collections::BTreeMap<String, String>) {
-    use crate::cluster::agent::job_digest;
-    use sha2::{Digest as _, Sha256};
+    use sha2::Digest as _;
     let jobs: std::collections::BTreeMap<String, String> = defs
         .iter()
         .filter(|def| def.common.run_on.is_cluster())
-        .map(|def| (crate::cluster::state_key(&def.key()), job_digest(def)))
+        .map(|def| {
+            let digest = crate::cluster::agent::job_digest(def);
+            (crate::cluster::state_key(&def.key()), digest)
+        })
         .collect();
-    let mut hash = Sha256::new();
+    let mut hash = sha2::Sha256::new();
     for (key, digest) in &jobs {
         hash.update(format!("{key}={digest}\n").as_bytes());
     }

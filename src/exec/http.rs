@@ -272,7 +272,7 @@ fn output(log: &SharedLog, bytes: &[u8]) {
 }
 
 /// An error with its causes, as one line (reqwest's top error alone says little).
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -104,6 +104,7 @@ async fn metrics(
     let snapshot = state.scheduler.snapshot();
     let now = state.clock.now();
     let (metrics, meter) = (state.metrics.clone(), state.usage.clone());
+    let cluster = state.cluster.clone();
     let Ok(text) = tokio::task::spawn_blocking(move || {
         let targets: Vec<_> = snapshot
             .services
@@ -112,7 +113,7 @@ async fn metrics(
             .collect();
         let usage = meter.measure(&targets);
         let measured: Vec<_> = targets.iter().map(|t| t.service).zip(usage).collect();
-        metrics.render(&snapshot, &measured)
+        metrics.render(&snapshot, &measured, cluster.as_ref())
     })
     .await
     else {

@@ -1,7 +1,8 @@
 //! The command line run as a process (assert_cmd): `--version`, `hash-password` with
 //! the password on standard input, `check` on good and bad configurations, `sign`
 //! against the README vector, `job` and `job-http` against a daemon started
-//! in-process, and `--log-format json` of a served daemon.
+//! in-process, `cluster status` against a single-node daemon and none, and
+//! `--log-format json` of a served daemon.
 
 use std::io::BufRead as _;
 use std::process::{Output, Stdio};
@@ -494,4 +495,40 @@ async fn reads_against_a_server_with_users_work_signed_or_logged_in() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("400"), "{}", text(&out.stderr));
     d.stop().await;
+}
+
+#[cfg(feature = "cluster-nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_status_says_when_the_daemon_is_single_node_or_unreachable() {
+    let dir = TestDir::new("[job \"hello\"]\npath = /hello\ncommand = echo hello\n");
+    let hash = bcrypt::hash("pw", 4).expect("hash");
+    dir.write(
+        "etc/karajo/user.conf",
+        &format!("[user \"admin\"]\npassword = {hash}\n"),
+    );
+    let d = TestDaemon::start(&dir).await;
+    let server = d.url("");
+    let status = |server: &str| args(&["cluster", "status", "--server", server]);
+    // The read is signed (the daemon has a user), and the daemon is not in cluster mode.
+    let out = karajo(status(&server), None, &[("KARAJO_SECRET", SECRET)]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "karajo: cluster mode is off on the karajo daemon at {server} ([cluster] enabled = false)\n"
+        )
+    );
+    d.stop().await;
+
+    // Nothing listens there any more.
+    let out = karajo(status(&server), None, &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "karajo: cannot reach the karajo daemon at {server}: "
+        )),
+        "{stderr}"
+    );
 }

@@ -2,8 +2,8 @@
 //! cases C01–C14 that run in one process): they see each other, a timer fires once in
 //! the cluster with counters without gaps, runs go to the node, tag or every node that
 //! `run_on` names, triggers on any node share one queue, pause and cancel reach every
-//! node, every log is on every node, and while NATS is down cluster jobs pause (503)
-//! and local jobs go on.
+//! node, every log is on every node, the metrics and `karajo cluster status` show the
+//! nodes, and while NATS is down cluster jobs pause (503) and local jobs go on.
 
 use std::path::Path;
 use std::time::Duration;
@@ -239,6 +239,60 @@ async fn three_nodes_see_each_other_and_runs_go_where_run_on_says_with_every_log
         &logs[0][logs[0].len().saturating_sub(300)..]
     );
     assert!(logs.iter().all(|l| *l == logs[0]), "identical logs");
+    // Spec 11.1 and 12.3: the metrics and `karajo cluster status` show the three nodes.
+    let metrics = n1
+        .http
+        .get(n1.url("/karajo/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "\nkarajo_cluster_connected 1\n".to_string(),
+        "\nkarajo_cluster_nodes_alive 3\n".to_string(),
+        "\nkarajo_cluster_claims_total{result=\"won\"} ".to_string(),
+    ]
+    .into_iter()
+    .chain(["n1", "n2", "n3"].map(|node| {
+        format!(
+            "\nkarajo_cluster_node_info{{node=\"{node}\",version=\"{}\",nats_server=\"",
+            env!("CARGO_PKG_VERSION")
+        )
+    })) {
+        assert!(metrics.contains(&line), "missing {line}\n{metrics}");
+    }
+    let server = n1.url("");
+    let status = tokio::task::spawn_blocking(move || {
+        assert_cmd::cargo::cargo_bin_cmd!("karajo")
+            .env_remove("KARAJO_SECRET")
+            .args(["cluster", "status", "--server", &server])
+            .output()
+            .expect("karajo runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(
+        stdout.starts_with("node:     n1\ncluster:  connected since "),
+        "{stdout}"
+    );
+    for node in ["n1", "n2", "n3"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|line| line.starts_with(&format!("{node} "))
+                    && line.contains(" alive (")
+                    && line.contains(" ✓ ")),
+            "{node}: {stdout}"
+        );
+    }
     cluster.stop().await;
 }
 
