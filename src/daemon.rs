@@ -205,6 +205,7 @@ impl Daemon {
         )
         .await?;
         let restore_layout = layout.clone();
+        let cluster_mode = joined.is_some();
         let now = self.clock.now();
         let monitor_specs = config.monitors.clone();
         let pulse_config = config.clone();
@@ -220,7 +221,7 @@ impl Daemon {
                 );
             }
             let last_alive = AliveMark::load(&restore_layout.alive_file()).map(|m| m.alive_at);
-            let jobs = scheduler::restore_jobs(&restore_layout, defs, &state, now)?;
+            let jobs = scheduler::restore_jobs(&restore_layout, defs, &state, now, cluster_mode)?;
             let mut monitors = scheduler::restore_monitors(&restore_layout, &monitor_specs, now)?;
             let (pulses, dynamic) = scheduler::restore_pulses(&restore_layout, &pulse_config, now)?;
             monitors.extend(dynamic);

@@ -837,6 +837,14 @@ impl Shared {
                     {
                         work.push((format!("sweep.{node}.{run}"), JobEvent::NodeLost { node }));
                     }
+                    // A run this node accepted before it restarted: nobody runs it.
+                    (ActiveState::Running, Some(node))
+                        if node == *self.node()
+                            && active.since < self.started
+                            && !self.runs_here(&run) =>
+                    {
+                        work.push((format!("sweep.{node}.{run}"), JobEvent::NodeLost { node }));
+                    }
                     _ => {}
                 }
             }
@@ -860,6 +868,11 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Whether this process runs `run`.
+    fn runs_here(&self, run: &str) -> bool {
+        lock(&self.running).values().any(|here| here.run == run)
     }
 
     /// How to end the run of a lost node: as its log's final message says, when the

@@ -524,13 +524,14 @@ impl Executor {
         let layout = self.layout.clone();
         let now = self.clock.now();
         let back = self.internal_tx.clone();
+        let cluster_mode = self.state.cluster_node.is_some();
         tokio::spawn(async move {
             let restored = tokio::task::spawn_blocking(move || {
                 let jobs = new
                     .into_iter()
                     .filter_map(|def| {
                         let key = def.key();
-                        restore_job(&layout, def, &saved, now)
+                        restore_job(&layout, def, &saved, now, cluster_mode)
                             .inspect_err(
                                 |err| tracing::error!(job = %key, %err, "cannot add job on reload"),
                             )

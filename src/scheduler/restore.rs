@@ -34,15 +34,17 @@ pub struct RestoredJob {
 }
 
 /// Creates each job's directories and restores its state. Fails on the first job whose
-/// directories cannot be created or read, naming the path.
+/// directories cannot be created or read, naming the path. In `cluster_mode`, a cluster
+/// job's `.running` logs stay open (see [`run_log::scan_with`]).
 pub fn restore_jobs(
     layout: &Layout,
     defs: Vec<JobDef>,
     state: &StateFile,
     now: Timestamp,
+    cluster_mode: bool,
 ) -> io::Result<Vec<RestoredJob>> {
     defs.into_iter()
-        .map(|def| restore_job(layout, def, state, now))
+        .map(|def| restore_job(layout, def, state, now, cluster_mode))
         .collect()
 }
 
@@ -52,13 +54,16 @@ pub(super) fn restore_job(
     def: JobDef,
     state: &StateFile,
     now: Timestamp,
+    cluster_mode: bool,
 ) -> io::Result<RestoredJob> {
     let (kind, id) = (def.kind(), def.id().clone());
     let id = &id;
     let key = def.key();
     layout.ensure_job_dirs(kind, id)?;
     let log_dir = layout.log_dir(kind, id);
-    let mut scan = run_log::scan(&log_dir, kind, id, now)?;
+    let clustered = cluster_mode && def.common.run_on.is_cluster();
+    let close = kind.closes_interrupted_runs() && !clustered;
+    let mut scan = run_log::scan_with(&log_dir, kind, id, now, close)?;
     for entry in &scan.recovered {
         tracing::warn!(job = %key, counter = entry.counter, "run was interrupted by a stop of karajo; recorded as failed");
     }

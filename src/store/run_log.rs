@@ -160,6 +160,19 @@ pub fn file_name(id: &JobId, counter: u64, status: RunStatus) -> String {
 /// A missing directory is an empty scan. Only call this while no run of the job is in
 /// progress.
 pub fn scan(log_dir: &Path, kind: JobKind, id: &JobId, now: Timestamp) -> io::Result<LogScan> {
+    scan_with(log_dir, kind, id, now, kind.closes_interrupted_runs())
+}
+
+/// As [`scan`], with `close_interrupted` saying whether `.running` logs are closed as
+/// `failed`. Cluster mode leaves a cluster job's open logs open: another node may still
+/// be running the run (its copy here is being collected), or will close it.
+pub fn scan_with(
+    log_dir: &Path,
+    kind: JobKind,
+    id: &JobId,
+    now: Timestamp,
+    close_interrupted: bool,
+) -> io::Result<LogScan> {
     let mut scan = LogScan::default();
     let dir = match fs::read_dir(log_dir) {
         Ok(dir) => dir,
@@ -181,7 +194,7 @@ pub fn scan(log_dir: &Path, kind: JobKind, id: &JobId, now: Timestamp) -> io::Re
             scan.ignored.push(path);
             continue;
         };
-        if status == RunStatus::Running && kind.closes_interrupted_runs() {
+        if status == RunStatus::Running && close_interrupted {
             let entry = recover(&path, kind, id, counter, now)?;
             scan.recovered.push(entry.clone());
             scan.entries.push(entry);

@@ -63,7 +63,7 @@ pub(super) fn build(base: &Path, users: bool) -> (AppState, scheduler::Scheduler
         crate::daemon::job_defs(&config, &Default::default(), "127.0.0.1:1", &replay).unwrap();
     let clock: SharedClock = Arc::new(SystemClock);
     let restored =
-        scheduler::restore_jobs(&layout, defs, &StateFile::default(), clock.now()).unwrap();
+        scheduler::restore_jobs(&layout, defs, &StateFile::default(), clock.now(), false).unwrap();
     let metrics = Arc::new(Metrics::new(None));
     let (scheduler, _task) = scheduler::spawn(SchedulerOptions {
         layout: layout.clone(),

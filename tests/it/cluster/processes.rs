@@ -309,3 +309,57 @@ async fn an_order_for_a_node_that_stays_down_fails_as_not_accepted_and_never_run
         node.proc().signal(Signal::TERM);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_completes_the_logs_it_was_copying_and_ends_its_own_lost_runs() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let ran = tempfile::tempdir().unwrap();
+    let jobs = |ran: &Path| {
+        format!(
+            "{}[job \"slow1\"]\npath = /slow1\nrun_on = n1\ncommand = \"echo before; sleep 4; echo after\"\n",
+            jobs(ran)
+        )
+    };
+    let mut nodes: Vec<NodeProc> = ["n1", "n2"]
+        .into_iter()
+        .map(|name| NodeProc::new(&server, name, &jobs(ran.path())))
+        .collect();
+    for node in &mut nodes {
+        node.start().await;
+    }
+    for node in &nodes {
+        node.wait_alive(2).await;
+    }
+    // n2 restarts while it holds a copy of n1's run in progress: the copy is completed,
+    // not closed as failed.
+    assert_eq!(nodes[1].hook("/slow1").await, 200);
+    nodes[1].dir.wait_log("slow1", 1, "running").await;
+    nodes[1].proc().signal(Signal::TERM);
+    let mut n2 = nodes[1].proc.take().unwrap();
+    n2.wait_exit().await;
+    nodes[1].start().await;
+    let theirs = nodes[1].dir.wait_log("slow1", 1, "success").await;
+    let mine = nodes[0].dir.wait_log("slow1", 1, "success").await;
+    assert_eq!(theirs, mine);
+    assert!(mine.contains("slow1: after\n"), "{mine}");
+    // n1 alone: killed while it runs `long`, started again once its lease is gone; it
+    // ends the run it lost itself.
+    nodes[1].proc().signal(Signal::TERM);
+    let mut n2 = nodes[1].proc.take().unwrap();
+    n2.wait_exit().await;
+    assert_eq!(nodes[0].hook("/long").await, 200);
+    nodes[0].runner_of("job.long.1").await;
+    nodes[0].proc().signal(Signal::KILL);
+    let _ = nodes[0].proc.take();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    nodes[0].start().await;
+    let log = nodes[0].dir.wait_log("long", 1, "failed").await;
+    assert!(log.contains("node n1 stopped answering"), "{log}");
+    wait_for("long to be failed", || async {
+        (nodes[0].job("long").await["status"] == "failed").then_some(())
+    })
+    .await;
+    nodes[0].proc().signal(Signal::TERM);
+}
