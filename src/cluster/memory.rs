@@ -152,6 +152,16 @@ impl MemoryCluster {
         });
     }
 
+    /// Changes what the node table says of `node`, as its heartbeats would (its
+    /// version, its config digest, its `max_job_running`, …).
+    pub fn update_node(&self, node: &NodeName, update: impl FnOnce(&mut NodeInfo)) {
+        self.hub().nodes.send_modify(|table| {
+            if let Some(info) = table.get_mut(node) {
+                update(info);
+            }
+        });
+    }
+
     /// `node`'s next claim is written, but its answer is lost (it gets `Uncertain`).
     pub fn lose_next_claim_reply(&self, node: &NodeName) {
         self.hub().faults.lose_claim_reply.push(node.clone());
