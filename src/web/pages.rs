@@ -2,7 +2,8 @@
 //! assets from the top-level `wui/` folder, embedded in the binary) for logging in,
 //! the live dashboard (cards or a list, see `dashboard.rs`), a job's page with its
 //! controls, a heartbeat monitor's page (`monitor.rs`), a supervised service's page
-//! (`service.rs`), live run logs, and the event log's page (`event_log.rs`), plus
+//! (`service.rs`), live run logs, the event log's page (`event_log.rs`) and, in
+//! cluster mode, the nodes page with the cluster banners (`cluster.rs`), plus
 //! `dir_public` served at `/`. It reads the
 //! scheduler's snapshots and the run logs and calls the scheduler handle; it owns no
 //! job state. Sessions and users are in [`crate::auth`]; who may read is decided in
@@ -18,6 +19,7 @@
 mod ansi;
 mod assets;
 mod chart;
+mod cluster;
 mod controls;
 mod dashboard;
 mod event_log;
@@ -110,9 +112,14 @@ pub(crate) struct Chrome {
     pub version: &'static str,
     /// The assets' fingerprint, for cache busting.
     pub assets: &'static str,
+    /// Cluster mode: the navigation's link to the nodes page, and the banners; `None`
+    /// on a single node, whose pages show nothing of it.
+    pub cluster: Option<cluster::ClusterChrome>,
 }
 
 impl Chrome {
+    /// The frame of a page for `viewer`; `None` for a page anyone may see (the login
+    /// page), which shows no cluster banner.
     pub(crate) fn new(state: &AppState, viewer: Option<&Viewer>) -> Self {
         let session = viewer.and_then(|v| v.session.as_ref());
         Self {
@@ -121,6 +128,10 @@ impl Chrome {
             csrf: session.map(|s| s.csrf.clone()).unwrap_or_default(),
             version: crate::VERSION,
             assets: assets::fingerprint(),
+            cluster: state.cluster.as_ref().map(|info| match viewer {
+                Some(_) => cluster::ClusterChrome::of(info),
+                None => cluster::ClusterChrome::link_only(),
+            }),
         }
     }
 }
@@ -155,6 +166,9 @@ pub enum WuiError {
     /// The daemon is stopping.
     #[error("karajo is shutting down.")]
     ShuttingDown,
+    /// The nodes page of a karajo that is not in cluster mode.
+    #[error("Cluster mode is off: this karajo runs on its own, with no other nodes to show.")]
+    ClusterOff,
     /// A cluster job, and this node cannot reach the cluster now.
     #[error("{0} Try again once this node is connected.")]
     ClusterUnavailable(String),
@@ -180,7 +194,8 @@ impl WuiError {
             Self::JobNotFound
             | Self::MonitorNotFound
             | Self::ServiceNotFound
-            | Self::LogNotFound => StatusCode::NOT_FOUND,
+            | Self::LogNotFound
+            | Self::ClusterOff => StatusCode::NOT_FOUND,
             Self::Csrf | Self::WrongSecret | Self::NotLoggedIn => StatusCode::FORBIDDEN,
             Self::BadAction => StatusCode::BAD_REQUEST,
             Self::ShuttingDown | Self::TooManyStreams | Self::ClusterUnavailable(_) => {
@@ -210,8 +225,9 @@ struct ErrorInfo {
 }
 
 impl ErrorInfo {
-    /// The page for a site called `site`.
-    fn render(&self, site: String) -> String {
+    /// The page for a site called `site`; in cluster mode (`cluster_mode`) its
+    /// navigation links the nodes page (no banner: the page does not know its viewer).
+    fn render(&self, site: String, cluster_mode: bool) -> String {
         let page = ErrorPage {
             chrome: Chrome {
                 site,
@@ -219,6 +235,7 @@ impl ErrorInfo {
                 csrf: String::new(),
                 version: crate::VERSION,
                 assets: assets::fingerprint(),
+                cluster: cluster_mode.then(cluster::ClusterChrome::link_only),
             },
             title: self.title,
             message: self.message.clone(),
@@ -245,7 +262,7 @@ impl IntoResponse for WuiError {
             message,
         };
         // The configured name is not known here; `name_error_pages` puts it in.
-        let body = info.render("karajo".into());
+        let body = info.render("karajo".into(), false);
         let mut res = (
             status,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -260,7 +277,7 @@ impl IntoResponse for WuiError {
 /// Renders error pages again with the configured `name` in their title and heading.
 async fn name_error_pages(State(state): State<AppState>, mut res: Response) -> Response {
     if let Some(info) = res.extensions_mut().remove::<ErrorInfo>() {
-        let body = info.render(state.config().name.clone());
+        let body = info.render(state.config().name.clone(), state.cluster.is_some());
         let (mut parts, _) = res.into_parts();
         parts.headers.remove(header::CONTENT_LENGTH);
         return Response::from_parts(parts, axum::body::Body::from(body));
@@ -286,6 +303,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/karajo/app", get(screens::dashboard))
         .route("/karajo/app/", get(screens::dashboard))
         .route(event_log::PATH, get(event_log::page))
+        .route(cluster::PATH, get(cluster::page))
         .route("/karajo/app/{kind}/{id}", get(screens::job))
         .route("/karajo/app/{kind}/{id}/log/{counter}", get(screens::log))
         .route_layer(middleware::from_fn_with_state(state.clone(), page_gate));

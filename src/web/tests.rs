@@ -3,7 +3,8 @@
 //! `tower::ServiceExt::oneshot`, once without users and once with users (and no
 //! session, no signature); signed controls, which pass in both; web hooks, which
 //! find their job in the scheduler's job set; and the service routes' answers for a
-//! service the scheduler does not have.
+//! service the scheduler does not have; and the cluster's page, banners and link, on an
+//! in-memory cluster and on a single node.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -182,6 +183,8 @@ fn table() -> Vec<Row> {
         row(Method::GET, "/karajo/app/job/hello", 200, 303),
         row(Method::GET, "/karajo/app/job_http/ping", 200, 303),
         row(Method::GET, "/karajo/app/job/hello/log/1", 404, 303),
+        // The nodes page: cluster mode is off here (404), behind the page rule.
+        row(Method::GET, "/karajo/app/cluster", 404, 303),
         row(
             Method::GET,
             "/karajo/job_exec/log?id=hello&counter=1",
@@ -412,4 +415,210 @@ async fn service_routes_check_the_signature_then_answer_404_for_an_unknown_servi
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A page's status and body, from 127.0.0.1.
+async fn page(
+    service: &(
+         impl tower::Service<
+        Request,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+    > + Clone
+     ),
+    uri: &str,
+) -> (StatusCode, String) {
+    let req = from_localhost(Method::GET, uri, String::new(), None);
+    let res = service.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+/// The navigation of a single node's pages, as it has always been.
+const SINGLE_NODE_NAV: &str = r#"<nav aria-label="Main"><a href="/karajo/app/">Jobs</a> <a href="/karajo/app/events" id="nav-events">Events</a></nav>"#;
+
+#[tokio::test]
+async fn a_single_node_has_no_cluster_page_banner_or_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _scheduler) = build(dir.path(), false);
+    let service = app(state);
+    let (status, body) = page(&service, "/karajo/app/cluster").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("Cluster mode is off"), "{body}");
+    assert!(body.contains("<title>Not Found · table</title>"), "{body}");
+    for uri in [
+        "/karajo/app/",
+        "/karajo/app/job/hello",
+        "/karajo/app/events",
+        "/karajo/app/cluster",
+    ] {
+        let (_, body) = page(&service, uri).await;
+        assert!(body.contains(SINGLE_NODE_NAV), "{uri}: {body}");
+        assert!(
+            body.contains("</header>\n<main id=\"main\">"),
+            "{uri}: {body}"
+        );
+        assert!(
+            !body.contains("nav-cluster") && !body.contains("banner"),
+            "{uri}"
+        );
+    }
+}
+
+/// Puts `state` in cluster mode on an in-memory cluster of `web-1` (this node) and
+/// `web-2` (tagged `gpu`), both alive with the same job definitions, `hello` running on
+/// `web-2`.
+async fn join_cluster(
+    state: &mut AppState,
+) -> (
+    Arc<crate::cluster::memory::MemoryCluster>,
+    crate::cluster::memory::MemoryCoordinator,
+) {
+    use crate::cluster::coordinator::{Coordinator as _, JobCtx};
+    use crate::cluster::decide::{JobEvent, JobRecord};
+    use crate::cluster::memory::MemoryCluster;
+    use crate::cluster::{NodeName, RunOn};
+    use crate::job::{JobId, JobKey};
+
+    let cluster = MemoryCluster::new(
+        state.clock.clone(),
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_secs(2),
+        3,
+    );
+    let this = cluster.join("web-1", &[]);
+    cluster.join("web-2", &["gpu"]);
+    for name in ["web-1", "web-2"] {
+        cluster.update_node(&NodeName::parse(name).unwrap(), |info| {
+            info.version = "0.1.0".into();
+            info.config_digest = CLUSTER_DIGEST.into();
+            info.max_job_running = 2;
+        });
+    }
+    let hello = JobCtx {
+        job: JobKey::exec(JobId::from_raw("hello")),
+        run_on: RunOn::Any,
+        job_digest: "sha256:00".into(),
+        seed: JobRecord::seed(0, None, None, false),
+    };
+    let started = this.transition(&hello, JobEvent::ApiRun).await.unwrap();
+    let run = started.record.active.unwrap().run;
+    let node = NodeName::parse("web-2").unwrap();
+    this.transition(&hello, JobEvent::Accepted { run, node })
+        .await
+        .unwrap();
+    state.cluster = Some(crate::cluster::status::ClusterInfo {
+        coordinator: Arc::new(this.clone()),
+        config_digest: CLUSTER_DIGEST.into(),
+        nats_server: "2.9.10".into(),
+        stats: Arc::default(),
+    });
+    (cluster, this)
+}
+
+/// The job definitions' digest of the nodes of [`join_cluster`].
+const CLUSTER_DIGEST: &str = "sha256:1234";
+
+#[tokio::test]
+async fn in_cluster_mode_the_nodes_page_the_banners_and_the_link_show() {
+    use crate::cluster::NodeName;
+    use crate::cluster::coordinator::Coordinator as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut state, _scheduler) = build(dir.path(), false);
+    let (cluster, this) = join_cluster(&mut state).await;
+    let web2 = NodeName::parse("web-2").unwrap();
+    let service = app(state);
+
+    let (status, body) = page(&service, "/karajo/app/cluster").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("<title>Cluster · table</title>"), "{body}");
+    assert!(
+        body.contains(r#"id="nav-cluster">Cluster</a></nav>"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<tr data-node="web-1" class="alive">"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<tr data-node="web-2" class="alive">"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            r#"<td class="running"><a href="/karajo/app/job/hello/log/1">hello #1</a></td>"#
+        ),
+        "{body}"
+    );
+    assert!(!body.contains(CLUSTER_DIGEST), "digests stay off the page");
+    assert!(
+        !body.contains("banner"),
+        "connected, same definitions: {body}"
+    );
+
+    // web-2 changes its job definitions, then dies; this node loses its link.
+    cluster.update_node(&web2, |info| info.config_digest = "sha256:5678".into());
+    let (_, body) = page(&service, "/karajo/app/").await;
+    assert!(
+        body.contains(r#"id="cluster-drift">node web-2 runs different job definitions</p>"#),
+        "{body}"
+    );
+    cluster.set_alive(&web2, false);
+    cluster.set_connected(this.node(), false);
+    for uri in [
+        "/karajo/app/",
+        "/karajo/app/job/hello",
+        "/karajo/app/events",
+        "/karajo/app/cluster",
+    ] {
+        let (status, body) = page(&service, uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert!(
+            body.contains("id=\"cluster-unreachable\">cluster unreachable since <time datetime=\""),
+            "{uri}: {body}"
+        );
+        assert!(
+            body.contains("; cluster jobs are paused on this node</p>"),
+            "{uri}"
+        );
+        assert!(
+            !body.contains("cluster-drift"),
+            "a dead node does not count: {uri}"
+        );
+        assert!(body.contains(r#"id="nav-cluster""#), "{uri}");
+    }
+    let (_, body) = page(&service, "/karajo/app/cluster").await;
+    assert!(
+        body.contains(r#"<tr data-node="web-2" class="dead">"#),
+        "{body}"
+    );
+    assert!(
+        body.contains("has been cut off from the cluster since"),
+        "{body}"
+    );
+    // An error page links the nodes page too.
+    let (status, body) = page(&service, "/karajo/app/job/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains(r#"id="nav-cluster""#), "{body}");
+}
+
+#[tokio::test]
+async fn with_users_the_nodes_page_needs_a_session_and_the_login_page_has_no_banner() {
+    use crate::cluster::coordinator::Coordinator as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut state, _scheduler) = build(dir.path(), true);
+    let (cluster, this) = join_cluster(&mut state).await;
+    cluster.set_connected(this.node(), false);
+    let service = app(state);
+    let (status, _) = page(&service, "/karajo/app/cluster").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, body) = page(&service, "/karajo/login").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(r#"id="nav-cluster""#), "{body}");
+    assert!(!body.contains("banner"), "{body}");
 }
