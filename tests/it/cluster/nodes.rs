@@ -48,6 +48,17 @@ impl Cluster {
         jobs: &dyn Fn(&Path, &str) -> String,
     ) -> Option<Self> {
         let server = NatsServer::start()?;
+        Some(Self::start_on(server, names, jobs, &|_| String::new()).await)
+    }
+
+    /// As [`Cluster::start_each`] on `server`, with `cluster_keys(node)` added to each
+    /// node's `[cluster]` section.
+    async fn start_on(
+        server: NatsServer,
+        names: &[(&str, &str)],
+        jobs: &dyn Fn(&Path, &str) -> String,
+        cluster_keys: &dyn Fn(&str) -> String,
+    ) -> Self {
         let ran = tempfile::tempdir().unwrap();
         let mut cluster = Self {
             server,
@@ -55,17 +66,17 @@ impl Cluster {
             nodes: Vec::new(),
         };
         for (name, tags) in names {
-            let node = cluster
-                .start_node(name, tags, &jobs(cluster.ran.path(), name))
-                .await;
+            let keys = format!("{}{}", cluster_keys(name), jobs(cluster.ran.path(), name));
+            let node = cluster.start_node(name, tags, &keys).await;
             cluster.nodes.push(node);
         }
         for node in &cluster.nodes {
             node.wait_cluster(|c| alive(c).len() == names.len()).await;
         }
-        Some(cluster)
+        cluster
     }
 
+    /// Starts node `name`; `jobs` follows its `[cluster]` keys (and may add to them).
     async fn start_node(&self, name: &str, tags: &str, jobs: &str) -> Node {
         let tag_line = if tags.is_empty() {
             String::new()
@@ -75,7 +86,7 @@ impl Cluster {
         let conf = format!(
             "min_interval = 1s\n\n[cluster]\nenabled = true\nnode = {name}\n{tag_line}nats_url = {}\n\
              lease_ttl = 3s\ndispatch_ack_wait = 2s\ndispatch_max_deliver = 3\ndispatch_timeout = 20s\n\
-             misfire_grace = 30s\nop_timeout = 1s\nping_interval = 1s\n\n{jobs}",
+             misfire_grace = 30s\nop_timeout = 1s\nping_interval = 1s\n{jobs}",
             self.server.url()
         );
         let dir = TestDir::new(&conf);
@@ -511,5 +522,97 @@ async fn a_node_with_another_definition_is_flagged_and_refuses_to_run_it() {
         "{}",
         logs[1]
     );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_with_their_own_nkeys_and_the_permission_template_run_timers_and_pinned_hooks() {
+    use karajo::cluster::NodeName;
+    use karajo::cluster::nats::layout::Names;
+    use karajo::cluster::nats::permissions::user_entry;
+    let dir = tempfile::tempdir().unwrap();
+    let names = Names::new("karajo");
+    let admin = nkeys::KeyPair::new_user();
+    let nodes = [("n1", "gpu"), ("n2", ""), ("n3", "gpu")];
+    let mut users = format!("{{ nkey: {} }}\n", admin.public_key());
+    let mut seeds = std::collections::BTreeMap::new();
+    for (node, tags) in nodes {
+        let key = nkeys::KeyPair::new_user();
+        let tags: Vec<String> = tags.split_whitespace().map(str::to_string).collect();
+        let name = NodeName::parse(node).unwrap();
+        users.push_str(&user_entry(&names, &name, &tags, Some(&key.public_key())));
+        let seed = dir.path().join(format!("{node}.seed"));
+        std::fs::write(&seed, format!("{}\n", key.seed().unwrap())).unwrap();
+        seeds.insert(node.to_string(), seed);
+    }
+    let conf = dir.path().join("auth.conf");
+    std::fs::write(
+        &conf,
+        format!("authorization {{\n  users = [\n{users}  ]\n}}\n"),
+    )
+    .unwrap();
+    let Some(server) = NatsServer::start_with_config(Some(&conf)) else {
+        return;
+    };
+    // The administrator prepares the buckets, streams and consumers (cluster init).
+    let mut settings = super::kv::settings(&server, "n1");
+    let admin_seed = dir.path().join("admin.seed");
+    std::fs::write(&admin_seed, format!("{}\n", admin.seed().unwrap())).unwrap();
+    settings.auth = karajo::cluster::NatsAuth::NkeySeed(admin_seed);
+    let admin_link = super::kv::link(&settings).await;
+    for (node, tags) in nodes {
+        settings.node = NodeName::parse(node).unwrap();
+        settings.tags = tags.split_whitespace().map(str::to_string).collect();
+        karajo::cluster::nats::provision::provision(admin_link.jetstream(), &names, &settings)
+            .await
+            .unwrap();
+    }
+    let jobs = |ran: &Path, _: &str| {
+        format!(
+            "\n[job \"tick\"]\ninterval = 1s\n{}\n[job \"pin\"]\npath = /pin\nrun_on = n2\n{}\n",
+            recording(ran, "tick", ""),
+            recording(ran, "pin", ""),
+        )
+    };
+    let keys = |node: &str| {
+        format!(
+            "provision = false\nnats_nkey_seed = {}\n",
+            seeds[node].display()
+        )
+    };
+    let cluster = Cluster::start_on(server, &nodes, &jobs, &keys).await;
+    // C22: C02 and C04 pass unchanged.
+    let res = cluster.nodes[0]
+        .daemon
+        .run_hook("/pin", &epoch_body())
+        .await;
+    assert_eq!(res.status(), 200);
+    cluster.wait_log_everywhere("pin", 1, "success").await;
+    assert_eq!(cluster.ran("pin"), [("n2".to_string(), 1)]);
+    let ticks = cluster.wait_ran("tick", 4).await;
+    let counters: Vec<u64> = ticks.iter().map(|(_, c)| *c).collect();
+    assert_eq!(counters, (1..=ticks.len() as u64).collect::<Vec<_>>());
+    cluster.wait_log_everywhere("tick", 3, "success").await;
+    // Each node may publish its own events, and read everyone's.
+    let n3 = &cluster.nodes[2].daemon;
+    wait_for("every node's join event", || async {
+        let res: Value = n3
+            .http
+            .get(n3.url("/karajo/api/cluster/events"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let joined: Vec<&str> = res["data"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["type"] == "join")
+            .filter_map(|e| e["node"].as_str())
+            .collect();
+        (joined.len() == 3).then_some(())
+    })
+    .await;
     cluster.stop().await;
 }
