@@ -75,6 +75,10 @@ pub(crate) async fn execute(plan: RunPlan, writer: RunLogWriter) -> Finished {
     exec::log_line(&log, framing::begin());
     // The second line names what started the run, for the web UI of any kept log.
     exec::log_line(&log, &framing::trigger(ctx.trigger));
+    // In cluster mode, the third names the node it runs on (every node has the log).
+    if let Some(node) = &ctx.node {
+        exec::log_line(&log, &framing::node(node));
+    }
 
     let body_file = write_request_body(&ctx, &request_file).await;
     let outcome = match &body_file {

@@ -20,6 +20,8 @@ const TIME_LEN: usize = 24;
 const BEGIN: &str = "=== BEGIN";
 /// The start of the second line, which names what started the run.
 const TRIGGER: &str = "=== TRIGGER: ";
+/// The start of the third line of a run in cluster mode, which names the node it ran on.
+const NODE: &str = "=== NODE: ";
 /// The start of the line before each command of a shell run.
 const EXECUTE: &str = "--- Execute ";
 /// The line that ends a successful run, before the `finished.` line.
@@ -148,6 +150,21 @@ pub fn trigger(trigger: Trigger) -> String {
     format!("{TRIGGER}{}", trigger.as_str())
 }
 
+/// `=== NODE: <node>`, the third line of a run in cluster mode: where it ran.
+pub fn node(node: &str) -> String {
+    format!("{NODE}{node}")
+}
+
+/// The node a run ran on, from the `=== NODE:` line among the first lines of its log
+/// (`head`, whole lines with their prefixes); `None` outside cluster mode.
+pub fn node_of(head: &[u8]) -> Option<String> {
+    head.split(|&b| b == b'\n').take(4).find_map(|line| {
+        let text = text_of(line).strip_prefix(NODE.as_bytes())?;
+        let name = std::str::from_utf8(text).ok()?.trim();
+        (!name.is_empty()).then(|| name.to_string())
+    })
+}
+
 /// `--- Execute NN: <command>`, before command `index` (from 0) of a shell run.
 pub fn execute(index: usize, command: &str) -> String {
     format!("{EXECUTE}{index:2}: {command}")
@@ -268,6 +285,20 @@ mod tests {
         assert_eq!(t.to_string(), "2026-11-22T21:08:11Z");
         assert!(prefix_time(b"2026-11-22T21:08:11 UTC job").is_none());
         assert!(prefix_time(b"short").is_none());
+    }
+
+    #[test]
+    fn the_node_line_names_where_a_cluster_run_ran() {
+        let p = "2026-11-30 21:00:00 UTC job: pin: ";
+        let head = format!(
+            "{p}=== BEGIN\n{p}=== TRIGGER: webhook\n{p}{}\n{p}1\n",
+            node("n2")
+        );
+        assert_eq!(node_of(head.as_bytes()).as_deref(), Some("n2"));
+        let single = format!("{p}=== BEGIN\n{p}=== TRIGGER: webhook\n{p}--- Execute  0: x\n");
+        assert_eq!(node_of(single.as_bytes()), None);
+        let late = format!("{p}a\n{p}b\n{p}c\n{p}d\n{p}{}\n", node("n9"));
+        assert_eq!(node_of(late.as_bytes()), None, "only the run's first lines");
     }
 
     #[test]

@@ -236,6 +236,8 @@ struct LogPage {
     follow: Option<String>,
     /// When only the end of the log is shown: the log's size and how much is shown.
     cut: Option<(String, String)>,
+    /// Cluster mode: the node the run ran on, from its log.
+    node: Option<String>,
     content: String,
 }
 
@@ -333,6 +335,9 @@ pub(super) async fn log(
         raw_href: format!("{base}/raw"),
         follow: running.then(|| format!("{base}/events?offset={offset}&from={from}")),
         cut: (from > 0).then(|| (human_size(len), human_size(len - from))),
+        node: (from == 0)
+            .then(|| crate::store::framing::node_of(&content))
+            .flatten(),
         content: html_content,
     })
 }

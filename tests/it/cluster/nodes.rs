@@ -197,6 +197,7 @@ async fn three_nodes_see_each_other_and_runs_go_where_run_on_says_with_every_log
     let logs = cluster.wait_log_everywhere("pin", 1, "success").await;
     assert_eq!(cluster.ran("pin"), [("n2".to_string(), 1)]);
     assert!(logs[0].contains("job: pin: 3\n"), "{}", logs[0]);
+    assert!(logs[0].contains("job: pin: === NODE: n2\n"), "{}", logs[0]);
     assert!(
         logs.iter().all(|l| *l == logs[0]),
         "identical logs: {logs:?}"
@@ -212,6 +213,19 @@ async fn three_nodes_see_each_other_and_runs_go_where_run_on_says_with_every_log
         .await
         .unwrap();
     assert_eq!(log["data"]["status"], "success", "{log}");
+    let page = n3
+        .http
+        .get(n3.url("/karajo/app/job/pin/log/1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<dt>Ran on</dt><dd id=\"run-node\">n2</dd>"),
+        "{page}"
+    );
     // C05: one webhook to n3 for run_on = all runs once on every node.
     let res = n3.run_hook("/fan", &epoch_body()).await;
     assert_eq!(res.status(), 200);
