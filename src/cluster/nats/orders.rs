@@ -450,7 +450,10 @@ impl OrderSource {
             return Ok(pulled);
         }
         let count = self.consumers.len();
-        let start = self.next % count;
+        // A random first consumer and slice: nodes whose pulls would otherwise keep in
+        // step with a timer (a slot every second, slices of half a second) take turns
+        // at the shared queues instead of one of them taking every order.
+        let start = (self.next + rand::random_range(0..count)) % count;
         self.next = (start + 1) % count;
         for i in 0..count {
             let index = (start + i) % count;
@@ -467,7 +470,9 @@ impl OrderSource {
             if left.is_zero() {
                 break;
             }
-            let slice = left.min(self.poll_slice).max(Duration::from_millis(10));
+            let slice = left
+                .min(self.poll_slice.mul_f64(rand::random_range(0.5..1.5)))
+                .max(Duration::from_millis(10));
             let index = (start + turn) % count;
             turn += 1;
             self.fetch(index, free, Some(slice), &mut pulled).await?;
