@@ -362,9 +362,11 @@ async fn a_timer_fires_once_in_the_cluster_with_counters_one_to_n_on_several_nod
 async fn triggers_on_three_nodes_share_one_queue_and_pause_and_cancel_reach_every_node() {
     let jobs = |ran: &Path| {
         format!(
-            "[job \"slow\"]\npath = /slow\n{}\n[job \"long\"]\npath = /long\nkill_grace = 1s\n{}\n",
+            "[job \"slow\"]\npath = /slow\n{}\n[job \"long\"]\npath = /long\nkill_grace = 1s\n{}\n\
+             [job \"tick\"]\ninterval = 1s\n{}\n",
             recording(ran, "slow", "sleep 2; "),
             recording(ran, "long", "sleep 60; "),
+            recording(ran, "tick", ""),
         )
     };
     let Some(cluster) = Cluster::start(&three(), &jobs).await else {
@@ -405,6 +407,30 @@ async fn triggers_on_three_nodes_share_one_queue_and_pause_and_cancel_reach_ever
         .await;
     assert_eq!(res.status(), 200);
     cluster.wait_log_everywhere("slow", 3, "success").await;
+    // C11 for a timer: paused through n1, its ticks become paused executions, with an
+    // empty `tick.<k>.paused` on every node; resumed through n3, it runs again.
+    cluster.wait_ran("tick", 1).await;
+    let res = cluster.nodes[0].daemon.api_form("pause", "tick").await;
+    assert_eq!(res.status(), 200);
+    let paused = wait_for("a paused tick", || async {
+        let names = cluster.nodes[0].dir.log_names("tick");
+        names
+            .iter()
+            .find(|n| n.ends_with(".paused"))
+            .and_then(|n| n.split('.').nth(1)?.parse::<u64>().ok())
+    })
+    .await;
+    let logs = cluster.wait_log_everywhere("tick", paused, "paused").await;
+    assert!(logs.iter().all(String::is_empty), "{logs:?}");
+    let ran_before = cluster.ran("tick").len();
+    let res = cluster.nodes[2].daemon.api_form("resume", "tick").await;
+    assert_eq!(res.status(), 200);
+    cluster.wait_ran("tick", ran_before + 1).await;
+    let counters: Vec<u64> = cluster.ran("tick").iter().map(|(_, c)| *c).collect();
+    assert!(
+        !counters.contains(&paused),
+        "a paused execution runs nothing: {counters:?}"
+    );
     // C12: a cancel through another node than the one running it.
     let res = cluster.nodes[0]
         .daemon
