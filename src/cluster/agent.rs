@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -263,11 +262,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// `sha256:<hex>` of what makes a job's runs what they are, the same on every node
-/// whose configuration defines the job alike: its name, timer, `run_on`, secret
-/// (hashed with the rest, never shown) and its kind's keys. Paths under `dir_base`,
-/// notifications and retention may differ between nodes.
-pub fn job_digest(def: &JobDef) -> String {
+/// `hmac-sha256:<hex>` of what makes a job's runs what they are, the same on every
+/// node whose configuration defines the job alike: its name, timer, `run_on`, secret and
+/// its kind's keys. Paths under `dir_base`, notifications and retention may differ
+/// between nodes. It is keyed with `key`, the cluster's shared `[karajo] secret`, so
+/// that whoever reads a lease without that secret cannot test guesses of a job's secret
+/// against it (a plain hash of a definition holding a weak secret could be brute-forced).
+pub fn job_digest(def: &JobDef, key: &[u8]) -> String {
     let common = &def.common;
     let kind = match &def.kind {
         JobDefKind::Exec { spec, function } => {
@@ -286,7 +287,8 @@ pub fn job_digest(def: &JobDef) -> String {
         common.header_sign,
         kind
     );
-    format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+    let mac = crate::auth::signature::sign_hmac_sha256(key, text.as_bytes());
+    format!("hmac-sha256:{mac}")
 }
 
 /// The job key of a state-bucket key `<kind>.<id>`.
@@ -337,12 +339,13 @@ impl Shared {
 
     /// What a transition of `view`'s job brings: its `run_on`, digest, and its local
     /// state as the seed of a record the cluster does not have yet.
-    fn job_ctx(view: &JobView) -> JobCtx {
+    fn job_ctx(&self, view: &JobView) -> JobCtx {
         let status = Some(view.status).filter(|s| s.is_final() && *s != RunStatus::Paused);
+        let key = self.scheduler.snapshot().config.secret.clone();
         JobCtx {
             job: view.def.key(),
             run_on: view.def.common.run_on.clone(),
-            job_digest: job_digest(&view.def),
+            job_digest: job_digest(&view.def, key.as_bytes()),
             seed: JobRecord::seed(view.counter, status, view.last_run, view.paused),
         }
     }
@@ -552,7 +555,7 @@ impl Shared {
     }
 
     async fn fire(self: &Arc<Self>, view: &JobView, slot: i64, catchup: bool) {
-        let job = Self::job_ctx(view);
+        let job = self.job_ctx(view);
         match self.apply(&job, JobEvent::Timer { slot, catchup }).await {
             Ok(_) | Err(ClusterError::Refused(Refusal::Unchanged)) => {}
             Err(err) => {
@@ -646,7 +649,7 @@ impl Shared {
             ClusterStats::count(&self.stats.failed_rejected);
             return answer(AckKind::Reject).await;
         };
-        let job = Self::job_ctx(&view);
+        let job = self.job_ctx(&view);
         let accepted = JobEvent::Accepted {
             run: order.run.clone(),
             node: self.node().clone(),
@@ -778,7 +781,7 @@ impl Shared {
             let _ = shipped.await;
         }
         let Some(view) = self.view(&key) else { return };
-        let job = Self::job_ctx(&view);
+        let job = self.job_ctx(&view);
         let finished = JobEvent::Finished {
             run: here.run.clone(),
             node: self.node().clone(),
@@ -862,7 +865,7 @@ impl Shared {
                     }
                     event => event,
                 };
-                let job = Self::job_ctx(&view);
+                let job = self.job_ctx(&view);
                 if let Err(err) = self.apply(&job, event).await {
                     tracing::warn!(job = %key, %err, "cluster: sweep not applied");
                 }
@@ -985,7 +988,7 @@ impl ClusterRoute for Route {
                 Trigger::Webhook => JobEvent::Webhook,
                 Trigger::Api | Trigger::Timer => JobEvent::ApiRun,
             };
-            let job = Shared::job_ctx(&view);
+            let job = shared.job_ctx(&view);
             match shared.apply(&job, event).await {
                 Ok(Some(TriggerReply::Paused)) => Err(TriggerError::Paused),
                 Ok(Some(TriggerReply::Busy)) => Err(TriggerError::Busy),
@@ -1024,7 +1027,7 @@ impl ClusterRoute for Route {
                 JobControl::Resume => JobEvent::Resume,
                 JobControl::Cancel => JobEvent::Cancel,
             };
-            let job = Shared::job_ctx(&view);
+            let job = shared.job_ctx(&view);
             match shared.apply(&job, event).await {
                 Ok(_) | Err(ClusterError::Refused(_)) => Ok(shared.view(&key)),
                 Err(err) => {

@@ -48,13 +48,16 @@ type Leave = Box<dyn FnOnce() -> crate::scheduler::RouteFuture<()> + Send>;
 /// `sha256:<hex>` over every cluster job's digest: equal on nodes whose cluster jobs
 /// are defined alike.
 #[cfg(feature = "cluster-nats")]
-fn config_digest(defs: &[JobDef]) -> (String, std::collections::BTreeMap<String, String>) {
+fn config_digest(
+    defs: &[JobDef],
+    key: &[u8],
+) -> (String, std::collections::BTreeMap<String, String>) {
     use sha2::Digest as _;
     let jobs: std::collections::BTreeMap<String, String> = defs
         .iter()
         .filter(|def| def.common.run_on.is_cluster())
         .map(|def| {
-            let digest = crate::cluster::agent::job_digest(def);
+            let digest = crate::cluster::agent::job_digest(def, key);
             (crate::cluster::state_key(&def.key()), digest)
         })
         .collect();
@@ -78,7 +81,7 @@ pub(super) async fn join(
     if !settings.enabled {
         return Ok(None);
     }
-    let (digest, job_digests) = config_digest(defs);
+    let (digest, job_digests) = config_digest(defs, config.secret.as_bytes());
     let max_job_running = u32::try_from(config.max_job_running).unwrap_or(u32::MAX);
     let lease_digest = digest.clone();
     let coordinator = NatsCoordinator::start_as(
