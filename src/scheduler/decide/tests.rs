@@ -1625,3 +1625,32 @@ fn the_shared_record_drives_the_view_and_a_cancel_for_this_nodes_run() {
     assert_eq!(view.status, RunStatus::Running);
     assert_eq!(view.counter, 3);
 }
+
+#[test]
+fn a_jobs_cluster_digest_changes_with_its_definition_and_the_shared_secret_only() {
+    use crate::cluster::agent::job_digest;
+    let key = b"shared-secret";
+    let base = job_digest(&exec("pin"), key);
+    assert!(base.starts_with("hmac-sha256:"), "{base}");
+    assert_eq!(
+        base,
+        job_digest(&exec("pin"), key),
+        "the same on every node"
+    );
+    // What may differ between nodes does not change it.
+    let local = with(exec("pin"), |c| {
+        c.file = "/elsewhere/job.d/pin.conf".into();
+        c.line = 40;
+        c.log_retention = 99;
+        c.notif_on_failed = vec!["ops".into()];
+    });
+    assert_eq!(base, job_digest(&local, key));
+    // What changes what a run does, does.
+    let other_secret = with(exec("pin"), |c| c.secret = "t".into());
+    assert_ne!(base, job_digest(&other_secret, key));
+    let other_place = with(exec("pin"), |c| c.run_on = crate::cluster::RunOn::All);
+    assert_ne!(base, job_digest(&other_place, key));
+    assert_ne!(base, job_digest(&http("pin"), key));
+    // Keyed: without the shared secret a reader of the lease cannot reproduce it.
+    assert_ne!(base, job_digest(&exec("pin"), b"another-cluster"));
+}
