@@ -63,6 +63,15 @@ fn cmdline(pid: u32) -> String {
 }
 
 /// The pids of live (not zombie) processes whose command line contains `marker`.
+/// Waits until no live process runs `marker`: a group that was signalled is gone a
+/// moment after the service says it stopped, not at the same instant.
+async fn wait_gone(marker: &str) {
+    wait_for(&format!("no process running {marker}"), || async {
+        with_marker(marker).is_empty().then_some(())
+    })
+    .await;
+}
+
 fn with_marker(marker: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -116,7 +125,7 @@ async fn svc01_an_instance_starts_and_is_running_after_start_seconds() {
     assert!(log.contains("service: web: === START instance "), "{log}");
     d.stop().await;
     // A clean shutdown stops it and closes its log as canceled.
-    assert!(with_marker("sleep 1001").is_empty());
+    wait_gone("sleep 1001").await;
     assert_eq!(log_names(&dir, "web"), ["web.1.canceled"]);
 }
 
@@ -262,7 +271,7 @@ async fn svc10_a_disable_survives_a_restart_of_karajo() {
     let d = TestDaemon::start(&dir).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(view(&d, "web").state.status.as_str(), "disabled");
-    assert!(with_marker("sleep 1012").is_empty());
+    wait_gone("sleep 1012").await;
     control(&d, "web", Control::Enable).await;
     wait_status(&d, "web", "running").await;
     d.stop().await;
@@ -335,7 +344,8 @@ async fn svc23_a_clean_shutdown_stops_services_by_descending_priority() {
     wait_status(&d, "a", "running").await;
     wait_status(&d, "b", "running").await;
     d.stop().await;
-    assert!(with_marker("sleep 1021").is_empty() && with_marker("sleep 1022").is_empty());
+    wait_gone("sleep 1021").await;
+    wait_gone("sleep 1022").await;
     let a =
         std::fs::read_to_string(dir.base().join("var/log/karajo/service/a/a.1.canceled")).unwrap();
     let b =
@@ -795,7 +805,7 @@ async fn an_instances_cpu_and_memory_are_measured_over_its_whole_process_group()
     );
     assert!(page.contains("id=\"usage-cpu-percent\""), "{page}");
     d.stop().await;
-    assert!(with_marker("sleep 1012").is_empty());
+    wait_gone("sleep 1012").await;
 }
 
 /// A command that cannot start (a missing binary, an unknown
@@ -909,7 +919,7 @@ async fn svc19_a_pid_file_names_the_process_to_watch_and_its_end_is_the_instance
     );
     assert_eq!(cmdline(again), "sleep 1005");
     d.stop().await;
-    assert!(with_marker("sleep 1005").is_empty(), "stopped at shutdown");
+    wait_gone("sleep 1005").await;
 }
 
 #[tokio::test]

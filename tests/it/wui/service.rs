@@ -77,6 +77,15 @@ fn with_marker(marker: &str) -> Vec<u32> {
     pids
 }
 
+/// Waits until no live process runs `marker`: a group that was signalled is gone a
+/// moment after the service says it stopped, not at the same instant.
+async fn wait_gone(marker: &str, what: &str) {
+    wait_for(what, || async {
+        with_marker(marker).is_empty().then_some(())
+    })
+    .await;
+}
+
 fn view(d: &TestDaemon, id: &str) -> std::sync::Arc<ServiceView> {
     let snapshot = d.daemon.as_ref().unwrap().scheduler().snapshot();
     snapshot.service(id).cloned().expect("the service")
@@ -299,7 +308,7 @@ async fn service_pages_never_carry_env_values_or_the_secret_and_unknown_ids_are_
     }
     assert_eq!(view(&d, "web_api").state.status.as_str(), "running");
     d.stop().await;
-    assert!(with_marker("sleep 1042").is_empty(), "stopped with karajo");
+    wait_gone("sleep 1042", "stopped with karajo").await;
 }
 
 #[tokio::test]
@@ -372,7 +381,7 @@ async fn with_users_service_pages_need_a_session_and_controls_its_csrf_token() {
         "{events}"
     );
     d.stop().await;
-    assert!(with_marker("sleep 1043").is_empty(), "stopped with karajo");
+    wait_gone("sleep 1043", "stopped with karajo").await;
 }
 
 // ---------------------------------------------------------------------------
@@ -524,7 +533,7 @@ async fn browser_a_running_service_on_the_dashboard_its_page_and_disable_enable_
     )
     .await;
     assert_eq!(view(&d, "web_api").state.status.as_str(), "disabled");
-    assert!(with_marker("sleep 1041").is_empty(), "the instance is gone");
+    wait_gone("sleep 1041", "the instance is gone").await;
     page.wait(
         "the ending in the history",
         "document.querySelector('#history .reason') && document.querySelector('#history .reason').dataset.reason === 'stopped'",
@@ -577,5 +586,5 @@ async fn browser_a_running_service_on_the_dashboard_its_page_and_disable_enable_
     drop(page);
     drop(browser);
     d.stop().await;
-    assert!(with_marker("sleep 1041").is_empty(), "stopped with karajo");
+    wait_gone("sleep 1041", "stopped with karajo").await;
 }
