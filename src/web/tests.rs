@@ -622,3 +622,120 @@ async fn with_users_the_nodes_page_needs_a_session_and_the_login_page_has_no_ban
     assert!(body.contains(r#"id="nav-cluster""#), "{body}");
     assert!(!body.contains("banner"), "{body}");
 }
+
+/// The JSON of a GET from 127.0.0.1, and its text.
+async fn api_json(
+    service: &(
+         impl tower::Service<
+        Request,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+    > + Clone
+     ),
+    uri: &str,
+) -> (serde_json::Value, String) {
+    let (status, body) = page(service, uri).await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    (serde_json::from_str(&body).unwrap(), body)
+}
+
+#[tokio::test]
+async fn in_cluster_mode_job_pages_and_job_objects_show_run_on_and_the_active_run() {
+    use crate::cluster::coordinator::{Coordinator as _, JobCtx};
+    use crate::cluster::decide::{JobEvent, JobRecord};
+    use crate::cluster::{RunOn, contract};
+    use crate::job::{JobId, JobKey};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut state, _scheduler) = build(dir.path(), false);
+    let (_cluster, this) = join_cluster(&mut state).await;
+    let service = app(state);
+
+    // `hello` runs on web-2; `ping` has no run in progress.
+    let (status, body) = page(&service, "/karajo/app/job/hello").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains(r#"<dt>Runs on</dt><dd id="runs-on">any</dd>"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            r#"<p class="cluster-active" id="cluster-active">Run #1 running on web-2</p>"#
+        ),
+        "{body}"
+    );
+    let (_, body) = page(&service, "/karajo/app/job_http/ping").await;
+    assert!(body.contains(r#"id="runs-on">any</dd>"#), "{body}");
+    assert!(!body.contains("cluster-active"), "{body}");
+
+    let (env, text) = api_json(&service, "/karajo/api/environment").await;
+    let hello = &env["data"]["jobs"]["hello"];
+    assert_eq!(hello["run_on"], "any", "{text}");
+    assert_eq!(hello["active"]["node"], "web-2", "{text}");
+    assert_eq!(hello["active"]["state"], "running", "{text}");
+    assert!(
+        hello["active"]["run"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
+    assert!(
+        hello["active"]["since"]
+            .as_str()
+            .is_some_and(|s| s.ends_with('Z'))
+    );
+    // The new fields come after the original's.
+    assert!(
+        text.contains(r#""run_on":"any","active":{"run":""#),
+        "{text}"
+    );
+    let ping = &env["data"]["http_jobs"]["ping"];
+    assert_eq!(ping["run_on"], "any", "{text}");
+    assert!(ping.get("active").is_none(), "{text}");
+
+    // A web hook dispatches `ping`: no node has it yet.
+    let ctx = JobCtx {
+        job: JobKey::http(JobId::from_raw("ping")),
+        run_on: RunOn::Any,
+        job_digest: "sha256:00".into(),
+        seed: JobRecord::seed(0, None, None, false),
+    };
+    let t = this.transition(&ctx, JobEvent::Webhook).await.unwrap();
+    contract::carry_out(&this, &ctx, &t).await.unwrap();
+    let (_, body) = page(&service, "/karajo/app/job_http/ping").await;
+    assert!(
+        body.contains(r#"id="cluster-active">Run #1 dispatched to any "#),
+        "{body}"
+    );
+    assert!(body.contains(" s ago</p>"), "{body}");
+    // The environment's cached answer follows the records.
+    let (env, text) = api_json(&service, "/karajo/api/environment").await;
+    let ping = &env["data"]["http_jobs"]["ping"];
+    assert_eq!(ping["active"]["state"], "dispatched", "{text}");
+    assert!(ping["active"]["node"].is_null(), "{text}");
+    let (one, text) = api_json(&service, "/karajo/api/job_http?id=ping").await;
+    assert_eq!(one["data"]["run_on"], "any", "{text}");
+    assert_eq!(one["data"]["active"]["state"], "dispatched", "{text}");
+    assert_eq!(one["data"]["active"], ping["active"], "{text}");
+}
+
+#[tokio::test]
+async fn a_single_node_shows_no_run_on_or_active_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _scheduler) = build(dir.path(), false);
+    let service = app(state);
+    for uri in ["/karajo/app/job/hello", "/karajo/app/job_http/ping"] {
+        let (status, body) = page(&service, uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert!(
+            !body.contains("Runs on") && !body.contains("cluster-active"),
+            "{uri}: {body}"
+        );
+    }
+    for uri in ["/karajo/api/environment", "/karajo/api/job_http?id=ping"] {
+        let (_, text) = api_json(&service, uri).await;
+        assert!(
+            !text.contains("run_on") && !text.contains(r#""active""#),
+            "{uri}: {text}"
+        );
+    }
+}

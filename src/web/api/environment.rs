@@ -14,7 +14,8 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::AppState;
-use super::json::{self, JobExecJson, JobHttpJson};
+use super::json::{self, ClusterPlace, JobExecJson, JobHttpJson};
+use crate::cluster::status::ClusterInfo;
 use crate::scheduler::Snapshot;
 
 #[derive(Serialize)]
@@ -39,7 +40,8 @@ struct EnvJson<'a> {
 }
 
 /// The last rendered answer and what it was rendered from. The answer is a pure
-/// function of the snapshot and the configuration, so while neither changes (clients
+/// function of the snapshot and the configuration (and, in cluster mode, of the jobs'
+/// places in the cluster, compared as well), so while none changes (clients
 /// polling a quiet daemon) it is served again instead of serializing every job, and
 /// compressing it, per request. Holding the `Arc`s keeps their addresses from being
 /// reused, so comparing pointers is exact.
@@ -49,22 +51,35 @@ pub struct EnvCache(Mutex<Option<Arc<Rendered>>>);
 #[derive(Debug)]
 struct Rendered {
     snapshot: Arc<Snapshot>,
+    /// Cluster mode: each job's place, in the snapshot's order.
+    places: Option<Vec<ClusterPlace>>,
     plain: Bytes,
     /// The gzip form, made by the first client that accepts it.
     gzip: OnceLock<Bytes>,
 }
 
 impl EnvCache {
-    fn get(&self, snapshot: Arc<Snapshot>) -> Arc<Rendered> {
+    fn get(&self, snapshot: Arc<Snapshot>, cluster: Option<&ClusterInfo>) -> Arc<Rendered> {
+        let places = cluster.map(|cluster| {
+            let records = cluster.coordinator.records();
+            let table = records.borrow();
+            snapshot
+                .jobs
+                .iter()
+                .map(|view| ClusterPlace::in_table(&table, view))
+                .collect::<Vec<_>>()
+        });
         let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = last.as_ref()
             && Arc::ptr_eq(&r.snapshot, &snapshot)
+            && r.places == places
         {
             return r.clone();
         }
         let rendered = Arc::new(Rendered {
-            plain: Bytes::from(render(&snapshot)),
+            plain: Bytes::from(render(&snapshot, places.as_deref())),
             snapshot,
+            places,
             gzip: OnceLock::new(),
         });
         *last = Some(rendered.clone());
@@ -74,7 +89,9 @@ impl EnvCache {
 
 /// Serves the environment, gzip-compressed when the client accepts it.
 pub(super) async fn get_environment(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let rendered = state.env_cache.get(state.scheduler.snapshot());
+    let rendered = state
+        .env_cache
+        .get(state.scheduler.snapshot(), state.cluster.as_ref());
     let mut response = if accepts_gzip(&headers) {
         let body = rendered.gzip.get_or_init(|| gzip(&rendered.plain));
         let mut response = body.clone().into_response();
@@ -119,19 +136,23 @@ fn gzip(plain: &[u8]) -> Bytes {
     Bytes::from(encoder.finish().unwrap_or_default())
 }
 
-/// The environment envelope `{"data":{...},"code":200}` as JSON text.
-fn render(snapshot: &Snapshot) -> String {
+/// The environment envelope `{"data":{...},"code":200}` as JSON text; in cluster mode
+/// with each job's place (`places`, in the snapshot's order).
+fn render(snapshot: &Snapshot, places: Option<&[ClusterPlace]>) -> String {
     let cfg = &snapshot.config;
+    let place = |i: usize| places.and_then(|p| p.get(i)).cloned();
     let env = EnvJson {
         jobs: snapshot
             .jobs
             .iter()
-            .filter_map(|view| Some((view.name(), JobExecJson::new(view)?)))
+            .enumerate()
+            .filter_map(|(i, view)| Some((view.name(), JobExecJson::new(view)?.placed(place(i)))))
             .collect(),
         http_jobs: snapshot
             .jobs
             .iter()
-            .filter_map(|view| Some((view.name(), JobHttpJson::new(view)?)))
+            .enumerate()
+            .filter_map(|(i, view)| Some((view.name(), JobHttpJson::new(view)?.placed(place(i)))))
             .collect(),
         name: &cfg.name,
         listen_address: &cfg.listen_address,

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 
-use super::json::{self, JobExecJson, LogJson};
+use super::json::{self, ClusterPlace, JobExecJson, LogJson};
 use super::{ApiError, AppState, access};
 use crate::job::{JobId, JobKey, JobKind};
 use crate::scheduler::{JobControl, JobView, LogSummary, TriggerError};
@@ -73,8 +73,10 @@ fn reply(
 ) -> Result<Response, ApiError> {
     control_outcome(view)?
         .as_deref()
-        .and_then(JobExecJson::new)
-        .map(|job| json::data(&job))
+        .and_then(|view| {
+            let place = ClusterPlace::of(state.cluster.as_ref(), view);
+            JobExecJson::new(view).map(|job| json::data(&job.placed(place)))
+        })
         .ok_or_else(|| {
             let message = state
                 .scheduler

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 
 use super::job_exec::{LogQuery, form_value, serve_log};
-use super::json::{self, JobHttpJson};
+use super::json::{self, ClusterPlace, JobHttpJson};
 use super::{ApiError, AppState, access};
 use crate::job::{JobId, JobKey, JobKind};
 
@@ -25,7 +25,10 @@ pub(super) async fn get(
     let snapshot = state.scheduler.snapshot();
     snapshot
         .job(JobKind::Http, &query.id)
-        .and_then(|view| JobHttpJson::new(view).map(|job| json::data(&job)))
+        .and_then(|view| {
+            let place = ClusterPlace::of(state.cluster.as_ref(), view);
+            JobHttpJson::new(view).map(|job| json::data(&job.placed(place)))
+        })
         .ok_or_else(|| ApiError::invalid_job_id(snapshot.unknown_job(JobKind::Http, &query.id)))
 }
 
@@ -72,8 +75,10 @@ fn reply(
 ) -> Result<Response, ApiError> {
     super::job_exec::control_outcome(view)?
         .as_deref()
-        .and_then(JobHttpJson::new)
-        .map(|job| json::data(&job))
+        .and_then(|view| {
+            let place = ClusterPlace::of(state.cluster.as_ref(), view);
+            JobHttpJson::new(view).map(|job| json::data(&job.placed(place)))
+        })
         .ok_or_else(|| {
             let message = state
                 .scheduler

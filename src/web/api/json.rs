@@ -11,6 +11,9 @@ use base64::Engine as _;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::cluster::coordinator::RecordTable;
+use crate::cluster::decide::ActiveState;
+use crate::cluster::status::ClusterInfo;
 use crate::redact::{self, SecretHeaders};
 use crate::scheduler::{JobDefKind, JobView, LogSummary};
 
@@ -208,6 +211,12 @@ pub struct JobExecJson<'a> {
     /// New: the run time limit in nanoseconds; omitted when unset.
     #[serde(skip_serializing_if = "is_zero")]
     timeout: u128,
+    /// Cluster mode only: the job's `run_on`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_on: Option<String>,
+    /// Cluster mode only, while the job's record has a run in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active: Option<ActiveJson>,
 }
 
 impl<'a> JobExecJson<'a> {
@@ -224,7 +233,18 @@ impl<'a> JobExecJson<'a> {
             commands: &cfg.commands,
             base: JobBaseJson::new(view),
             timeout: cfg.timeout.map_or(0, |d| d.as_nanos()),
+            run_on: None,
+            active: None,
         })
+    }
+
+    /// The job with its place in the cluster (cluster mode); unchanged for `None`.
+    pub fn placed(mut self, place: Option<ClusterPlace>) -> Self {
+        if let Some(place) = place {
+            self.run_on = Some(place.run_on);
+            self.active = place.active;
+        }
+        self
     }
 }
 
@@ -244,6 +264,12 @@ pub struct JobHttpJson<'a> {
     http_timeout: u128,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     http_insecure: bool,
+    /// Cluster mode only: the job's `run_on`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_on: Option<String>,
+    /// Cluster mode only, while the job's record has a run in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active: Option<ActiveJson>,
 }
 
 impl<'a> JobHttpJson<'a> {
@@ -267,7 +293,68 @@ impl<'a> JobHttpJson<'a> {
             base: JobBaseJson::new(view),
             http_timeout: cfg.http_timeout.map_or(0, |d| d.as_nanos()),
             http_insecure: cfg.http_insecure,
+            run_on: None,
+            active: None,
         })
+    }
+
+    /// The job with its place in the cluster (cluster mode); unchanged for `None`.
+    pub fn placed(mut self, place: Option<ClusterPlace>) -> Self {
+        if let Some(place) = place {
+            self.run_on = Some(place.run_on);
+            self.active = place.active;
+        }
+        self
+    }
+}
+
+/// Cluster mode: what a job object adds (cluster spec 12.2), its `run_on` and the run
+/// its shared record has in progress, read from the coordinator's copy of the records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterPlace {
+    run_on: String,
+    active: Option<ActiveJson>,
+}
+
+/// `"active":{"run","node","state","since"}`: the run id, the node executing it (`null`
+/// until a node accepts the order, and for a `run_on = all` fan-out), `dispatched` or
+/// `running`, and when it was dispatched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActiveJson {
+    run: String,
+    node: Option<String>,
+    state: &'static str,
+    since: String,
+}
+
+impl ClusterPlace {
+    /// The place of `view` in `cluster`; `None` on a single node. Borrows the records
+    /// for the moment of the read.
+    pub fn of(cluster: Option<&ClusterInfo>, view: &JobView) -> Option<Self> {
+        let records = cluster?.coordinator.records();
+        let table = records.borrow();
+        Some(Self::in_table(&table, view))
+    }
+
+    /// The place of `view` with the records `table`.
+    pub fn in_table(table: &RecordTable, view: &JobView) -> Self {
+        let key = crate::cluster::state_key(&view.def.key());
+        let active = table
+            .get(&key)
+            .and_then(|(record, _)| record.active.as_ref())
+            .map(|active| ActiveJson {
+                run: active.run.clone(),
+                node: active.node.as_ref().map(|n| n.as_str().to_string()),
+                state: match active.state {
+                    ActiveState::Dispatched => "dispatched",
+                    ActiveState::Running => "running",
+                },
+                since: time(Some(active.since)),
+            });
+        Self {
+            run_on: view.def.common.run_on.to_string(),
+            active,
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::json::{self, JobExecJson};
+use super::json::{self, ClusterPlace, JobExecJson};
 use super::{ApiError, AppState};
 use crate::auth::{
     SignatureId, WebhookAuth, github_delivery_id, github_delivery_keys, verify_webhook,
@@ -79,7 +79,12 @@ pub(super) async fn run(
         )
         .await;
     match accepted {
-        Ok(view) => Ok(json::data_ok(&JobExecJson::new(&view))),
+        Ok(view) => {
+            let place = ClusterPlace::of(state.cluster.as_ref(), &view);
+            Ok(json::data_ok(
+                &JobExecJson::new(&view).map(|job| job.placed(place)),
+            ))
+        }
         Err(TriggerError::Paused) => Err(ApiError::paused()),
         Err(TriggerError::Busy) => Err(ApiError::busy()),
         Err(TriggerError::NotFound(_)) => Ok(StatusCode::NOT_FOUND.into_response()),

@@ -300,5 +300,7 @@ pub(super) async fn page(
     })
 }
 
+pub(super) mod job;
+
 #[cfg(test)]
 mod tests;

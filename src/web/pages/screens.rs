@@ -119,6 +119,8 @@ struct JobPage {
     live: JobLive,
     notice: Option<&'static str>,
     csrf: Option<String>,
+    /// Cluster mode: where the job runs and its run in progress.
+    cluster: Option<super::cluster::job::JobPlace>,
 }
 
 /// `GET /karajo/app/{kind}/{id}`: a job's state, runs, definition and controls; for
@@ -152,6 +154,7 @@ pub(super) async fn job(
         live,
         notice: notice_text(&query.notice),
         csrf: viewer.session.as_ref().map(|s| s.csrf.clone()),
+        cluster: super::cluster::job::JobPlace::of(state.cluster.as_ref(), &view, now),
     })
 }
 

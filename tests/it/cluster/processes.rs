@@ -183,6 +183,12 @@ async fn a_killed_node_has_its_run_failed_by_the_others_and_a_live_name_cannot_b
     // C07: kill -9 the node running `long`; the others fail the run within seconds.
     assert_eq!(nodes[0].hook("/long").await, 200);
     let runner = nodes[0].runner_of("job.long.1").await;
+    // Cluster spec 12.2: a job object names its run_on and its run in progress.
+    let long = nodes[0].job("long").await;
+    assert_eq!(long["run_on"], "any", "{long}");
+    assert_eq!(long["active"]["node"], runner.as_str(), "{long}");
+    assert_eq!(long["active"]["state"], "running", "{long}");
+    assert_eq!(nodes[0].job("pin3").await["run_on"], "n3");
     let at = nodes.iter().position(|n| n.name == runner).unwrap();
     nodes[at].proc().signal(Signal::KILL);
     let _ = nodes[at].proc.take();
