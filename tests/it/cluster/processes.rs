@@ -130,6 +130,27 @@ impl NodeProc {
     }
 }
 
+/// Starts `names` as nodes with `jobs` (orders waiting `dispatch_timeout` at most),
+/// once every one of them sees all of them alive.
+async fn start_nodes(
+    server: &NatsServer,
+    names: &[&'static str],
+    dispatch_timeout: &str,
+    jobs: &str,
+) -> Vec<NodeProc> {
+    let mut nodes: Vec<NodeProc> = names
+        .iter()
+        .map(|name| NodeProc::with_timeout(server, name, dispatch_timeout, jobs))
+        .collect();
+    for node in &mut nodes {
+        node.start().await;
+    }
+    for node in &nodes {
+        node.wait_alive(names.len()).await;
+    }
+    nodes
+}
+
 fn ran_lines(ran: &Path, job: &str) -> Vec<String> {
     std::fs::read_to_string(ran.join(format!("ran.{job}")))
         .unwrap_or_default()
@@ -159,16 +180,7 @@ async fn a_killed_node_has_its_run_failed_by_the_others_and_a_live_name_cannot_b
         return;
     };
     let ran = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<NodeProc> = ["n1", "n2", "n3"]
-        .into_iter()
-        .map(|name| NodeProc::new(&server, name, &jobs(ran.path())))
-        .collect();
-    for node in &mut nodes {
-        node.start().await;
-    }
-    for node in &nodes {
-        node.wait_alive(3).await;
-    }
+    let mut nodes = start_nodes(&server, &["n1", "n2", "n3"], "20s", &jobs(ran.path())).await;
     // C17: a fourth process named n1 exits non-zero, naming the live holder.
     let twin = NodeProc::new(&server, "n1", &jobs(ran.path()));
     let out = std::process::Command::new(assert_cmd::cargo::cargo_bin!("karajo"))
@@ -227,16 +239,7 @@ async fn a_pinned_order_waits_for_its_node_and_counters_go_on_after_every_node_r
         return;
     };
     let ran = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<NodeProc> = ["n1", "n2", "n3"]
-        .into_iter()
-        .map(|name| NodeProc::new(&server, name, &jobs(ran.path())))
-        .collect();
-    for node in &mut nodes {
-        node.start().await;
-    }
-    for node in &nodes {
-        node.wait_alive(3).await;
-    }
+    let mut nodes = start_nodes(&server, &["n1", "n2", "n3"], "20s", &jobs(ran.path())).await;
     assert_eq!(nodes[0].hook("/count").await, 200);
     nodes[0].dir.wait_log("count", 1, "success").await;
     // C08: n3 stops; an order pinned to it waits and runs once when it is back.
@@ -288,16 +291,7 @@ async fn an_order_for_a_node_that_stays_down_fails_as_not_accepted_and_never_run
         return;
     };
     let ran = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<NodeProc> = ["n1", "n3"]
-        .into_iter()
-        .map(|name| NodeProc::with_timeout(&server, name, "4s", &jobs(ran.path())))
-        .collect();
-    for node in &mut nodes {
-        node.start().await;
-    }
-    for node in &nodes {
-        node.wait_alive(2).await;
-    }
+    let mut nodes = start_nodes(&server, &["n1", "n3"], "4s", &jobs(ran.path())).await;
     // C09: n3 stops; its order is given up after dispatch_timeout, and n3, back
     // later, does not run it.
     nodes[1].proc().signal(Signal::TERM);
@@ -328,16 +322,7 @@ async fn a_restarted_node_completes_the_logs_it_was_copying_and_ends_its_own_los
             jobs(ran)
         )
     };
-    let mut nodes: Vec<NodeProc> = ["n1", "n2"]
-        .into_iter()
-        .map(|name| NodeProc::new(&server, name, &jobs(ran.path())))
-        .collect();
-    for node in &mut nodes {
-        node.start().await;
-    }
-    for node in &nodes {
-        node.wait_alive(2).await;
-    }
+    let mut nodes = start_nodes(&server, &["n1", "n2"], "20s", &jobs(ran.path())).await;
     // n2 restarts while it holds a copy of n1's run in progress: the copy is completed,
     // not closed as failed.
     assert_eq!(nodes[1].hook("/slow1").await, 200);
