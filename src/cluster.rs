@@ -10,9 +10,11 @@ pub mod agent;
 pub mod contract;
 pub mod coordinator;
 pub mod decide;
+pub mod local;
 pub mod memory;
 #[cfg(feature = "cluster-nats")]
 pub mod nats;
+pub mod pending;
 pub mod status;
 
 use std::fmt;
@@ -204,6 +206,16 @@ pub fn kind_word(kind: JobKind) -> &'static str {
 /// The KV key of a job's shared state record: `<kind>.<id>` (cluster spec 5.1).
 pub fn state_key(job: &JobKey) -> String {
     format!("{}.{}", kind_word(job.kind), job.id)
+}
+
+/// The job a state key names, if it is a command or HTTP job with a plain id.
+pub fn parse_state_key(key: &str) -> Option<JobKey> {
+    let (kind, id) = key.split_once('.')?;
+    let kind = JobKind::parse(kind).filter(|k| matches!(k, JobKind::Exec | JobKind::Http))?;
+    crate::store::is_plain_id(id).then(|| JobKey {
+        kind,
+        id: crate::job::JobId::from_raw(id),
+    })
 }
 
 /// One due time of a job's timer, in whole UTC seconds (`0` for an interval job that has

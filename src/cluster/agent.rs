@@ -13,11 +13,12 @@
 //! NATS log stream), so every node holds every run's log.
 //!
 //! While this node cannot reach the cluster, cluster jobs pause here (spec 9.3): due
-//! slots are remembered as missed and triggers answer 503; once connected again, the
+//! slots are remembered as missed ([`PendingSlots`], kept across restarts) and triggers
+//! answer 503; once connected again, claims whose answer was lost are read back and the
 //! newest missed slot of each job is claimed once if it is still within
 //! `misfire_grace`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::coordinator::{AckKind, Claim, ClusterError, Coordinator, Delivery, JobCtx, Resolved};
 use super::decide::{Action, ActiveState, JobEvent, JobRecord, Refusal, TriggerReply};
+use super::pending::{PendingSlots, UncertainClaim};
 use super::status::ClusterStats;
-use super::{NodeName, OrderTrigger, RunOrder, Slot, state_key};
+use super::{NodeName, OrderTrigger, RunOrder, Slot, parse_state_key, state_key};
 use crate::clock::SharedClock;
 use crate::job::{JobId, JobKey, JobKind, RunStatus, Trigger};
 use crate::scheduler::{
@@ -142,6 +144,8 @@ pub struct AgentOptions {
     pub lease_ttl: Duration,
     /// Where the agent counts what it does.
     pub stats: Arc<ClusterStats>,
+    /// The slots left unsettled by the last process (and where to keep this one's).
+    pub pending: PendingSlots,
 }
 
 /// The running agent: the route of cluster jobs' triggers, and the switch that stops
@@ -171,10 +175,12 @@ struct Shared {
     lease_ttl: Duration,
     stats: Arc<ClusterStats>,
     started: Timestamp,
-    /// The newest slot of each cluster job missed while disconnected.
-    missed: Mutex<BTreeMap<JobKey, i64>>,
-    /// Claims whose answer was lost: job, slot, key and nonce.
-    uncertain: Mutex<Vec<(JobKey, i64, String, String)>>,
+    /// The slots missed while disconnected and the claims whose answer was lost, kept
+    /// across restarts.
+    pending: PendingSlots,
+    /// Held while the pending slots are being settled, so that two settlements (a
+    /// reconnection and a sweep) never race.
+    settling: tokio::sync::Mutex<()>,
     /// The runs this node executes for the cluster, by job and counter: their run id
     /// and where their shipping hears of their end.
     running: Mutex<HashMap<(JobKey, u64), RunHere>>,
@@ -202,8 +208,8 @@ impl ClusterAgent {
             misfire_grace: opts.misfire_grace,
             lease_ttl: opts.lease_ttl,
             stats: opts.stats,
-            missed: Mutex::default(),
-            uncertain: Mutex::default(),
+            pending: opts.pending,
+            settling: tokio::sync::Mutex::new(()),
             running: Mutex::default(),
             ending: Mutex::default(),
         });
@@ -292,15 +298,6 @@ pub fn job_digest(def: &JobDef, key: &[u8]) -> String {
 }
 
 /// The job key of a state-bucket key `<kind>.<id>`.
-fn parse_state_key(key: &str) -> Option<JobKey> {
-    let (kind, id) = key.split_once('.')?;
-    let kind = JobKind::parse(kind).filter(|k| matches!(k, JobKind::Exec | JobKind::Http))?;
-    crate::store::is_plain_id(id).then(|| JobKey {
-        kind,
-        id: JobId::from_raw(id),
-    })
-}
-
 fn order_key(order: &RunOrder) -> Option<JobKey> {
     parse_state_key(&format!("{}.{}", order.kind, order.job))
 }
@@ -512,15 +509,15 @@ impl Shared {
         if !self.connected() {
             ClusterStats::count(&self.stats.claims_unavailable);
             tracing::warn!(job = %key, slot, "cluster unreachable: slot missed here");
-            let mut missed = lock(&self.missed);
-            let newest = missed.entry(key).or_insert(slot);
-            *newest = (*newest).max(slot);
+            self.pending.miss(&key, slot);
             return;
         }
         self.claim_and_fire(&view, slot, false).await;
     }
 
-    async fn claim_and_fire(self: &Arc<Self>, view: &JobView, slot: i64, catchup: bool) {
+    /// Claims `slot` of the job and fires it if the claim is won. Returns `false` when
+    /// nothing was sent (this node is not connected): the slot is then missed.
+    async fn claim_and_fire(self: &Arc<Self>, view: &JobView, slot: i64, catchup: bool) -> bool {
         let key = view.def.key();
         let claim = self
             .coordinator
@@ -542,16 +539,23 @@ impl Shared {
             // The winner's transition changes the record; the watch brings it.
             Claim::Lost { .. } => {}
             Claim::Unavailable => {
-                lock(&self.missed).insert(key, slot);
+                self.pending.miss(&key, slot);
+                return false;
             }
             Claim::Uncertain { key: claim, nonce } => {
                 tracing::warn!(job = %key, slot, "cluster: no answer to a slot claim; it is read back later");
                 let why = format!("no answer to the claim of slot {slot}; read back later");
                 self.coordinator
                     .report("claim_uncertain", Some(&state_key(&key)), None, &why);
-                lock(&self.uncertain).push((key, slot, claim, nonce));
+                self.pending.uncertain(UncertainClaim {
+                    job: key,
+                    slot,
+                    key: claim,
+                    nonce,
+                });
             }
         }
+        true
     }
 
     async fn fire(self: &Arc<Self>, view: &JobView, slot: i64, catchup: bool) {
@@ -580,31 +584,37 @@ impl Shared {
         }
     }
 
-    /// After a reconnection: reads back the uncertain claims, then claims the newest
-    /// missed slot of each job once if it is within `misfire_grace` (spec 7.2.4–5).
+    /// Settles the pending slots while connected (after a reconnection, at start, and
+    /// at each sweep): reads back the uncertain claims, then claims the newest missed
+    /// slot of each job once if it is within `misfire_grace` (spec 7.2.4–5). An entry
+    /// leaves the pending list only once it is settled.
     async fn recover(self: &Arc<Self>) {
+        let _settling = self.settling.lock().await;
+        if self.pending.is_empty() || !self.connected() {
+            return;
+        }
         let now = self.clock.now().as_second();
         let grace = i64::try_from(self.misfire_grace.as_secs()).unwrap_or(i64::MAX);
-        let uncertain = std::mem::take(&mut *lock(&self.uncertain));
-        for (key, slot, claim, nonce) in uncertain {
-            match self.coordinator.resolve(&claim, &nonce).await {
-                Ok(Resolved::Ours) if now - slot <= grace => {
-                    if let Some(view) = self.view(&key) {
-                        self.fire(&view, slot, true).await;
-                    }
+        for claim in self.pending.snapshot().uncertain {
+            let Some(view) = self.view(&claim.job) else {
+                self.pending.settle_uncertain(&claim);
+                continue;
+            };
+            match self.coordinator.resolve(&claim.key, &claim.nonce).await {
+                Ok(Resolved::Ours) if now - claim.slot <= grace => {
+                    self.fire(&view, claim.slot, true).await;
                 }
-                Ok(Resolved::Ours | Resolved::Theirs { .. }) => self.refresh(&key).await,
-                Ok(Resolved::Absent) => {
-                    let mut missed = lock(&self.missed);
-                    let newest = missed.entry(key).or_insert(slot);
-                    *newest = (*newest).max(slot);
-                }
-                Err(_) => lock(&self.uncertain).push((key, slot, claim, nonce)),
+                Ok(Resolved::Ours | Resolved::Theirs { .. }) => self.refresh(&claim.job).await,
+                // Nobody's: the missed-slot rule fires it at most once.
+                Ok(Resolved::Absent) => self.pending.miss(&claim.job, claim.slot),
+                // Still no answer: read back at the next sweep.
+                Err(_) => continue,
             }
+            self.pending.settle_uncertain(&claim);
         }
-        let missed = std::mem::take(&mut *lock(&self.missed));
-        for (key, slot) in missed {
+        for (key, slot) in self.pending.snapshot().missed {
             let Some(view) = self.view(&key) else {
+                self.pending.settle_missed(&key, slot);
                 continue;
             };
             if now - slot <= grace {
@@ -613,7 +623,10 @@ impl Shared {
                 self.coordinator
                     .report("catchup", Some(&state_key(&key)), None, &why);
                 ClusterStats::count(&self.stats.catchups);
-                self.claim_and_fire(&view, slot, true).await;
+                if !self.claim_and_fire(&view, slot, true).await {
+                    // Cut off again: the slot stays missed.
+                    continue;
+                }
             } else {
                 tracing::warn!(job = %key, slot, "cluster: a slot missed while unreachable is past misfire_grace; skipped");
                 let why = format!("slot {slot} missed while unreachable, past misfire_grace");
@@ -622,6 +635,7 @@ impl Shared {
                 ClusterStats::count(&self.stats.missed_slots);
                 self.refresh(&key).await;
             }
+            self.pending.settle_missed(&key, slot);
         }
     }
 
@@ -1150,6 +1164,9 @@ async fn keep_clean(shared: Arc<Shared>, stop: CancellationToken) {
             () = tokio::time::sleep(every) => {}
         }
         shared.sweep().await;
+        // Claims whose answer was lost while connected are read back here (spec
+        // 7.2.4), as are the slots a restart brought back.
+        shared.recover().await;
     }
 }
 
@@ -1157,6 +1174,10 @@ async fn keep_clean(shared: Arc<Shared>, stop: CancellationToken) {
 async fn follow_health(shared: Arc<Shared>, stop: CancellationToken) {
     let mut health = shared.coordinator.health();
     let mut was_connected = health.borrow_and_update().is_connected();
+    if was_connected {
+        // The slots the last process left unsettled.
+        shared.recover().await;
+    }
     loop {
         tokio::select! {
             () = stop.cancelled() => return,

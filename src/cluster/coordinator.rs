@@ -4,7 +4,8 @@
 //! orders, watch the records, the nodes and this node's connection), the values it
 //! speaks in, and [`decide_with`], the one place that turns a node's view and a job's
 //! facts into the [`Ctx`] of a decision, so that every coordinator decides alike. The
-//! in-memory coordinator ([`super::memory`]) and the NATS one implement it.
+//! local coordinator ([`super::local`]), the in-memory one ([`super::memory`]) and the
+//! NATS one implement it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -248,8 +249,8 @@ pub fn live_nodes(table: &NodeTable) -> Vec<NodeName> {
         .collect()
 }
 
-/// What coordinates this node with the others. Implementations: [`super::memory`] for
-/// tests, and the NATS one.
+/// What coordinates this node with the others. Implementations: [`super::local`] (a
+/// cluster of one: always yes), [`super::memory`] for tests, and the NATS one.
 pub trait Coordinator: Send + Sync + 'static {
     /// This node.
     fn node(&self) -> &NodeName;

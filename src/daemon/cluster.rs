@@ -13,6 +13,7 @@ use crate::clock::SharedClock;
 use crate::cluster::NodeName;
 use crate::cluster::agent::{AgentOptions, ClusterAgent, LogReplica};
 use crate::cluster::coordinator::Coordinator;
+use crate::cluster::pending::PendingSlots;
 use crate::cluster::status::{ClusterInfo, ClusterStats};
 use crate::config::Config;
 use crate::scheduler::{ClusterNotice, JobDef, SchedulerHandle};
@@ -147,7 +148,10 @@ impl Joined {
         layout: Layout,
         clock: SharedClock,
     ) -> Running {
+        let pending =
+            PendingSlots::load(layout.lib_dir().join("cluster-pending.json"), clock.now());
         let agent = ClusterAgent::start(AgentOptions {
+            pending,
             coordinator: self.coordinator,
             scheduler,
             notices: self.notices,

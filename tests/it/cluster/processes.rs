@@ -354,3 +354,58 @@ async fn a_restarted_node_completes_the_logs_it_was_copying_and_ends_its_own_los
     .await;
     nodes[0].proc().signal(Signal::TERM);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_missed_while_unreachable_is_caught_up_once_after_a_kill_and_restart() {
+    let Some(mut server) = NatsServer::start() else {
+        return;
+    };
+    let ran = tempfile::tempdir().unwrap();
+    // One slot a minute, about 20 s from now: missed while the server is down.
+    let slot = jiff::Timestamp::now().as_second() + 20;
+    let second = slot.rem_euclid(60);
+    let jobs = format!(
+        "[job \"minute\"]\nschedule = \"{second} * * * * *\"\ncommand = \"echo $KARAJO_NODE $KARAJO_JOB_COUNTER >> {}\"\n",
+        ran.path().join("ran.minute").display()
+    );
+    let mut nodes = start_nodes(&server, &["n1"], "20s", &jobs).await;
+    server.stop();
+    wait_for("n1 to see the cluster unreachable", || async {
+        (nodes[0].get("/karajo/api/cluster").await["data"]["connected"] == false).then_some(())
+    })
+    .await;
+    let until_slot = slot - jiff::Timestamp::now().as_second();
+    assert!(
+        until_slot > 0,
+        "the node started and was cut off before the slot"
+    );
+    tokio::time::sleep(Duration::from_secs(until_slot.unsigned_abs())).await;
+    // Spec 7.2.1 and 9.3: the missed slot is in the state directory, not only in memory.
+    let pending = nodes[0]
+        .dir
+        .base()
+        .join("var/lib/karajo/cluster-pending.json");
+    let text = wait_for("the missed slot to be kept on disk", || async {
+        std::fs::read_to_string(&pending).ok()
+    })
+    .await;
+    assert!(text.contains("\"job.minute\""), "{text}");
+    nodes[0].proc().signal(Signal::KILL);
+    let _ = nodes[0].proc.take();
+    server.start_again();
+    nodes[0].start().await;
+    // The restarted node catches the slot up once, long before the next one is due.
+    nodes[0].dir.wait_log("minute", 1, "success").await;
+    wait_for("the pending slot to be settled", || async {
+        (!pending.exists()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(ran_lines(ran.path(), "minute"), ["n1 1"]);
+    let events = nodes[0].get("/karajo/api/cluster/events?limit=50").await;
+    assert!(
+        events.to_string().contains("catchup"),
+        "a catch-up event: {events}"
+    );
+    nodes[0].proc().signal(Signal::TERM);
+}
