@@ -76,6 +76,8 @@ pub struct RunContext {
     pub node: Option<String>,
     /// Cluster mode: the run's id, for a run ordered by the cluster (`KARAJO_RUN_ID`).
     pub run_id: Option<String>,
+    /// The attempt it retries, the run it follows, or the slot it catches up.
+    pub origin: Option<crate::job::RunOrigin>,
 }
 
 /// A web hook request that triggered a run, as received (after its signature checked).

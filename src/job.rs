@@ -279,15 +279,109 @@ pub enum Trigger {
     Webhook,
     /// The library API or a future UI/CLI "run now".
     Api,
+    /// Another attempt of a failed run (`retry`).
+    Retry,
+    /// The end of another job's run (`on_success`, `on_failure`).
+    Chain,
+    /// A timer slot missed while karajo was down (`catch_up`).
+    CatchUp,
 }
 
 impl Trigger {
-    /// `timer`, `webhook` or `api`.
+    /// Every trigger, in the order the web UI lists them.
+    pub const ALL: [Self; 6] = [
+        Self::Timer,
+        Self::Webhook,
+        Self::Api,
+        Self::Retry,
+        Self::Chain,
+        Self::CatchUp,
+    ];
+
+    /// `timer`, `webhook`, `api`, `retry`, `chain` or `catch-up`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Timer => "timer",
             Self::Webhook => "webhook",
             Self::Api => "api",
+            Self::Retry => "retry",
+            Self::Chain => "chain",
+            Self::CatchUp => "catch-up",
+        }
+    }
+}
+
+/// Why a run started, beyond its [`Trigger`]: which attempt of which run it retries,
+/// which run it follows in a chain, which missed slot it catches up. The run's log
+/// says it in its first lines, and its commands see it in their environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOrigin {
+    /// Attempt `attempt` of `attempts` of run `first` (the first attempt's counter).
+    Retry {
+        /// This attempt's number, from 2.
+        attempt: u32,
+        /// Every attempt allowed: `retry + 1`.
+        attempts: u32,
+        /// The counter of the first attempt.
+        first: u64,
+    },
+    /// Started by the end of run `counter` of job `job`.
+    Chain {
+        /// The parent job's id.
+        job: JobId,
+        /// The parent run's counter.
+        counter: u64,
+        /// How the parent run ended.
+        status: RunStatus,
+    },
+    /// Catches up the timer slot `slot`, missed while karajo was down.
+    CatchUp {
+        /// The missed slot.
+        slot: jiff::Timestamp,
+    },
+}
+
+impl RunOrigin {
+    /// The log line that says it: `=== RETRY 2/3 of #41`, `=== CHAIN: after build #12
+    /// (success)`, `=== CATCH-UP: slot 2026-11-30T03:00:00Z`.
+    pub fn log_line(&self) -> String {
+        match self {
+            Self::Retry {
+                attempt,
+                attempts,
+                first,
+            } => format!("=== RETRY {attempt}/{attempts} of #{first}"),
+            Self::Chain {
+                job,
+                counter,
+                status,
+            } => format!("=== CHAIN: after {job} #{counter} ({})", status.as_str()),
+            Self::CatchUp { slot } => format!("=== CATCH-UP: slot {slot}"),
+        }
+    }
+
+    /// The environment it gives the run's commands.
+    pub fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Self::Retry {
+                attempt,
+                attempts,
+                first,
+            } => vec![
+                ("KARAJO_RETRY_ATTEMPT".into(), attempt.to_string()),
+                ("KARAJO_RETRY_ATTEMPTS".into(), attempts.to_string()),
+                ("KARAJO_RETRY_OF".into(), first.to_string()),
+            ],
+            Self::Chain {
+                job,
+                counter,
+                status,
+            } => vec![
+                ("KARAJO_PARENT_JOB".into(), job.to_string()),
+                ("KARAJO_PARENT_COUNTER".into(), counter.to_string()),
+                ("KARAJO_PARENT_STATUS".into(), status.as_str().into()),
+            ],
+            Self::CatchUp { slot } => vec![("KARAJO_CATCH_UP_SLOT".into(), slot.to_string())],
         }
     }
 }

@@ -10,6 +10,7 @@
 mod decide;
 mod executor;
 mod monitors;
+mod policy;
 mod restore;
 pub mod run;
 mod services;
@@ -180,7 +181,15 @@ pub struct JobView {
     pub logs: Vec<LogSummary>,
     /// A trigger is waiting behind the current run.
     pub queued: bool,
+    /// A failed run's next attempt, waiting for its time.
+    pub retry: Option<crate::store::RetryState>,
+    /// The triggers refused lately because a run was going on (`overlap = skip`),
+    /// newest last, at most [`SKIPS_KEPT`].
+    pub skipped: Vec<(Timestamp, Trigger)>,
 }
+
+/// How many skipped triggers a job's view keeps.
+pub const SKIPS_KEPT: usize = 10;
 
 impl JobView {
     /// The job's id.

@@ -27,7 +27,7 @@ use std::path::Path;
 pub use event_log::{EventLimits, EventLog, EventQuery, EventRecord, NewEvent};
 pub use layout::Layout;
 pub use run_log::{LogEntry, LogScan, RunFacts, RunLogWriter};
-pub use state::{JobState, StateError, StateFile, StateWarning};
+pub use state::{JobState, RetryState, StateError, StateFile, StateWarning};
 
 /// Adds what was being done and to which path to an IO error, keeping its kind so
 /// callers can still match on `NotFound`, `AlreadyExists` and so on.

@@ -124,6 +124,8 @@ struct Timing<'a> {
     schedule: Option<&'a Schedule>,
     interval: Option<Duration>,
     path: Option<&'a str>,
+    /// `jitter`: how late every start is after its slot.
+    offset: Duration,
 }
 
 fn print_jobs(out: &mut dyn Write, config: &Config, now: Timestamp) -> io::Result<()> {
@@ -140,10 +142,23 @@ fn print_jobs(out: &mut dyn Write, config: &Config, now: Timestamp) -> io::Resul
             schedule: job.schedule.as_ref(),
             interval: job.interval,
             path: spec.kind.webhook_path(),
+            offset: job.policies.jitter_offset(&spec.key()),
         };
         print_timing(out, &timing, now)?;
         if config.cluster.enabled {
             writeln!(out, "  runs on {}", run_on_words(&job.run_on))?;
+        }
+        for (label, text) in job.policies.describe(&spec.key()) {
+            writeln!(out, "  {}: {text}", label.to_ascii_lowercase())?;
+        }
+        for (label, chain) in [
+            ("on success", &job.policies.on_success),
+            ("on failure", &job.policies.on_failure),
+        ] {
+            if !chain.is_empty() {
+                let names: Vec<&str> = chain.iter().map(|c| c.job.as_str()).collect();
+                writeln!(out, "  {label}: starts {}", names.join(", "))?;
+            }
         }
     }
     Ok(())
@@ -210,7 +225,7 @@ fn print_monitor(out: &mut dyn Write, monitor: &MonitorSpec, now: Timestamp) -> 
             "overdue"
         }
         Cadence::Schedule { schedule, .. } => {
-            print_schedule(out, schedule, now)?;
+            print_schedule(out, schedule, now, Duration::ZERO)?;
             "a slot passes without a check-in"
         }
     };
@@ -282,8 +297,13 @@ fn print_shutdown_budget(out: &mut dyn Write, budget: &ShutdownBudget) -> io::Re
     )
 }
 
-/// A schedule and its next [`UPCOMING`] due times.
-fn print_schedule(out: &mut dyn Write, schedule: &Schedule, now: Timestamp) -> io::Result<()> {
+/// A schedule and its next due times, each `offset` (the job's jitter) after its slot.
+fn print_schedule(
+    out: &mut dyn Write,
+    schedule: &Schedule,
+    now: Timestamp,
+    offset: Duration,
+) -> io::Result<()> {
     writeln!(
         out,
         "  schedule {:?}: {}",
@@ -291,7 +311,12 @@ fn print_schedule(out: &mut dyn Write, schedule: &Schedule, now: Timestamp) -> i
         schedule.describe()
     )?;
     let tz = schedule.timezone();
-    let upcoming = schedule.upcoming(now, UPCOMING);
+    let from = now.checked_sub(offset).unwrap_or(now);
+    let upcoming: Vec<Timestamp> = schedule
+        .upcoming(from, UPCOMING)
+        .into_iter()
+        .filter_map(|at| at.checked_add(offset).ok())
+        .collect();
     if upcoming.is_empty() {
         writeln!(out, "    never due")?;
     }
@@ -304,7 +329,7 @@ fn print_schedule(out: &mut dyn Write, schedule: &Schedule, now: Timestamp) -> i
 fn print_timing(out: &mut dyn Write, timing: &Timing<'_>, now: Timestamp) -> io::Result<()> {
     let mut said = false;
     if let Some(schedule) = timing.schedule {
-        print_schedule(out, schedule, now)?;
+        print_schedule(out, schedule, now, timing.offset)?;
         said = true;
     } else if let Some(interval) = timing.interval {
         writeln!(

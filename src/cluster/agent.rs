@@ -1000,7 +1000,11 @@ impl ClusterRoute for Route {
             }
             let event = match trigger {
                 Trigger::Webhook => JobEvent::Webhook,
-                Trigger::Api | Trigger::Timer => JobEvent::ApiRun,
+                Trigger::Api
+                | Trigger::Timer
+                | Trigger::Retry
+                | Trigger::Chain
+                | Trigger::CatchUp => JobEvent::ApiRun,
             };
             let job = shared.job_ctx(&view);
             match shared.apply(&job, event).await {

@@ -60,6 +60,14 @@ pub(crate) const JOB_HTTP_KEYS: &[&str] = &[
     "run_on",
 ];
 
+/// A job kind's own keys and the policy keys every job takes.
+fn job_keys(own: &[&'static str]) -> Vec<&'static str> {
+    own.iter()
+        .chain(super::policies::POLICY_KEYS)
+        .copied()
+        .collect()
+}
+
 /// One job section: its name and its variables (the last definition of a name).
 #[derive(Debug, Clone)]
 pub(crate) struct Definition {
@@ -82,7 +90,7 @@ pub(crate) fn build_exec_job(
     problems: &mut Problems,
 ) -> JobSpec {
     let f = &def.fields;
-    f.check_keys("[job]", JOB_EXEC_KEYS, problems);
+    f.check_keys("[job]", &job_keys(JOB_EXEC_KEYS), problems);
     let common = read_common(def, global, cluster_enabled, problems);
     let commands = f.list("command");
     for var in f.all("command").filter(|v| v.value.is_empty()) {
@@ -117,7 +125,7 @@ pub(crate) fn build_http_job(
     problems: &mut Problems,
 ) -> JobSpec {
     let f = &def.fields;
-    f.check_keys("[job.http]", JOB_HTTP_KEYS, problems);
+    f.check_keys("[job.http]", &job_keys(JOB_HTTP_KEYS), problems);
     let common = read_common(def, global, cluster_enabled, problems);
     let (http_headers, http_header_lines) = read_headers(f, problems);
     let http_request_type_text = f.text("http_request_type");
@@ -148,6 +156,19 @@ fn read_common(
 ) -> JobCommon {
     let f = &def.fields;
     let timer = read_timer(f, global, problems);
+    let run_on = super::cluster::read_run_on(f, cluster_enabled, problems);
+    if cluster_enabled && run_on.is_cluster() {
+        // The cluster's shared record decides these for a cluster job.
+        for key in super::policies::LOCAL_ONLY_KEYS {
+            if let Some(var) = f.last(key) {
+                let message = format!(
+                    "{key} applies to jobs run on this node only; a cluster job (run_on = {}) ignores it (set run_on = local to use it)",
+                    run_on
+                );
+                problems.warn(&f.file, var.line, message);
+            }
+        }
+    }
     JobCommon {
         name: def.name.clone(),
         id: JobId::from_name(&def.name),
@@ -163,7 +184,8 @@ fn read_common(
         notif_on_recover: f.list("notif_on_recover"),
         secret: read_secret(f, global),
         header_sign: f.text_or("header_sign", HEADER_KARAJO_SIGN),
-        run_on: super::cluster::read_run_on(f, cluster_enabled, problems),
+        run_on,
+        policies: super::policies::read_policies(f, timer.interval, problems),
     }
 }
 
@@ -425,8 +447,12 @@ fn path_line(def: Option<&Definition>) -> Option<usize> {
 }
 
 /// The `notif_on_*` keys of a job.
-pub(crate) const JOB_NOTIF_KEYS: &[&str] =
-    &["notif_on_success", "notif_on_failed", "notif_on_recover"];
+pub(crate) const JOB_NOTIF_KEYS: &[&str] = &[
+    "notif_on_success",
+    "notif_on_failed",
+    "notif_on_recover",
+    "notif_on_retry",
+];
 
 /// Warns about names under `keys` (a section's `notif_on_*` keys) that no `[notif]`
 /// section defines.

@@ -277,6 +277,8 @@ pub struct JobCommon {
     /// `run_on` (cluster mode): where its runs execute; `any` by default, ignored while
     /// cluster mode is off.
     pub run_on: crate::cluster::RunOn,
+    /// Retries, overlap, catch-up, jitter and chains, as the scheduler applies them.
+    pub policies: super::policies::Policies,
 }
 
 impl JobCommon {

@@ -18,18 +18,22 @@ use jiff::Timestamp;
 use super::monitors::{
     self, MonitorAlert, MonitorLogWrite, Monitors, PingAnswer, PulseError, RestoredMonitor,
 };
+use super::policy::{self, Cadence};
 use super::restore::RestoredJob;
 use super::services::{
     self, InstanceEvent, InstanceOrder, RestoredService, ServiceAlert, ServicePingAnswer, Services,
 };
 use super::{JobDef, JobView, LogSummary, Snapshot, TriggerError};
 use crate::config::Config;
+use crate::config::policies::Overlap;
 use crate::exec::WebhookRequest;
 use crate::job::JobId;
-use crate::job::{JobKey, RunStatus, Trigger};
+use crate::job::{JobKey, RunOrigin, RunStatus, Trigger};
 use crate::monitor::{MonitorState, PauseUntil, Ping, Pulse};
 use crate::schedule::interval_next;
 use crate::store::NewEvent;
+use crate::store::RetryState;
+use crate::store::event_log::{Level, Source};
 use crate::store::monitor_files::PingBlock;
 use crate::store::{LogEntry, RunFacts, run_log};
 
@@ -193,14 +197,22 @@ pub(crate) struct Request {
     pub(crate) trigger: Trigger,
     /// The web hook request whose body the run gets.
     pub(crate) request: Option<Arc<WebhookRequest>>,
+    /// The attempt it retries, the run it follows, or the slot it catches up.
+    pub(crate) origin: Option<RunOrigin>,
 }
 
 impl Request {
     /// A timer's request.
     pub(crate) fn timer() -> Self {
+        Self::from(Trigger::Timer, None)
+    }
+
+    /// A request by `trigger` for the reason `origin`.
+    pub(crate) fn from(trigger: Trigger, origin: Option<RunOrigin>) -> Self {
         Self {
-            trigger: Trigger::Timer,
+            trigger,
             request: None,
+            origin,
         }
     }
 }
@@ -425,6 +437,9 @@ pub(crate) struct Notice {
     pub(crate) log: PathBuf,
     /// The job's previous run that ended `success` or `failed`.
     pub(crate) previous: Option<RunStatus>,
+    /// A failed attempt that another follows: it goes to `notif_on_retry` instead
+    /// of `notif_on_failed`.
+    pub(crate) retrying: bool,
 }
 
 /// The answer to the event's caller.
@@ -471,6 +486,8 @@ enum Active {
         def: JobDef,
         /// Started by a cluster order: its end goes back to the cluster.
         cluster: bool,
+        /// Which attempt, chain or catch-up it is.
+        origin: Option<RunOrigin>,
     },
 }
 
@@ -490,6 +507,9 @@ struct JobEntry {
     active: Option<Active>,
     /// A trigger accepted while a run is active.
     pending: Option<Request>,
+    /// `overlap = allow`: the runs going on beside `active`, by counter (always
+    /// [`Active::Running`]).
+    side: BTreeMap<u64, Active>,
     /// Dropped from the configuration while running; forgotten when the run ends.
     removed: bool,
     /// Coordinated through the cluster (cluster mode, `run_on` other than `local`):
@@ -500,6 +520,12 @@ struct JobEntry {
     cluster_busy: bool,
     /// The revision of the newest cluster record applied.
     cluster_revision: u64,
+    /// A failed run's next attempt, waiting for its time.
+    retry: Option<RetryState>,
+    /// Missed timer slots still to catch up, oldest first.
+    catch_up: VecDeque<Timestamp>,
+    /// Triggers refused lately by `overlap = skip`.
+    skipped: VecDeque<(Timestamp, Trigger)>,
     view: Arc<JobView>,
     stale: bool,
 }
@@ -522,6 +548,8 @@ impl JobEntry {
                 counter: job.counter,
                 logs: Vec::new(),
                 queued: false,
+                retry: job.retry,
+                skipped: Vec::new(),
             }),
             def: job.def,
             log_dir: job.log_dir,
@@ -534,10 +562,14 @@ impl JobEntry {
             last_completed,
             active: None,
             pending: None,
+            side: BTreeMap::new(),
             removed: false,
             cluster: false,
             cluster_busy: false,
             cluster_revision: 0,
+            retry: job.retry,
+            catch_up: VecDeque::new(),
+            skipped: VecDeque::new(),
             stale: true,
         };
         entry.refresh_view();
@@ -547,6 +579,7 @@ impl JobEntry {
     fn effective_status(&self) -> RunStatus {
         match (&self.active, self.paused) {
             (Some(Active::Running { .. }), _) => RunStatus::Running,
+            _ if !self.side.is_empty() => RunStatus::Running,
             (None, false) if self.cluster_busy => RunStatus::Running,
             (_, true) => RunStatus::Paused,
             _ => self.status,
@@ -558,6 +591,14 @@ impl JobEntry {
             Some(Active::Running { counter, .. }) => Some(*counter),
             _ => None,
         }
+    }
+
+    /// The counters of every run going on: the active one and those beside it.
+    fn running_counters(&self) -> Vec<u64> {
+        self.running_counter()
+            .into_iter()
+            .chain(self.side.keys().copied())
+            .collect()
     }
 
     fn refresh_view(&mut self) {
@@ -574,6 +615,8 @@ impl JobEntry {
             counter: self.counter,
             logs: self.logs.iter().map(LogSummary::from).collect(),
             queued: self.pending.is_some() || matches!(self.active, Some(Active::Waiting(_))),
+            retry: self.retry,
+            skipped: self.skipped.iter().copied().collect(),
         });
     }
 }
@@ -587,6 +630,8 @@ pub(crate) struct SchedulerState {
     by_name: Vec<JobKey>,
     /// `(due, job)` for every armed timer.
     timers: BTreeSet<(Timestamp, JobKey)>,
+    /// `(due, job)` for every failed run's next attempt.
+    retries: BTreeSet<(Timestamp, JobKey)>,
     /// Jobs whose accepted run waits for a slot, first come first served.
     waiting: VecDeque<JobKey>,
     /// Runs holding a `max_job_running` slot.
@@ -616,6 +661,7 @@ impl SchedulerState {
             jobs: BTreeMap::new(),
             by_name: Vec::new(),
             timers: BTreeSet::new(),
+            retries: BTreeSet::new(),
             waiting: VecDeque::new(),
             slotted: 0,
             unslotted: 0,
@@ -633,10 +679,16 @@ impl SchedulerState {
     /// When the earliest timer (of a job or a monitor) is due.
     pub(crate) fn next_due(&self) -> Option<Timestamp> {
         let job = self.timers.first().map(|(due, _)| *due);
-        [job, self.monitors.next_due(), self.services.next_due()]
-            .into_iter()
-            .flatten()
-            .min()
+        let retry = self.retries.first().map(|(due, _)| *due);
+        [
+            job,
+            retry,
+            self.monitors.next_due(),
+            self.services.next_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Something visible changed: a snapshot is due.
@@ -708,7 +760,10 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
                 services::insert(state, service, now, &mut out);
             }
             for job in jobs {
+                let key = job.def.key();
+                let missed_from = job.next_run;
                 insert(state, job, now);
+                catch_up(state, &key, missed_from, now, &mut out);
             }
             index_names(state);
             for monitor in monitors {
@@ -872,21 +927,112 @@ fn trigger(
     if state.stopping {
         return Answer::Refused(TriggerError::ShuttingDown);
     }
-    let Some(job) = state.jobs.get_mut(key).filter(|j| !j.removed) else {
+    if state.jobs.get(key).is_none_or(|j| j.removed) {
         return Answer::Refused(TriggerError::NotFound(key.to_string()));
+    }
+    match accept(state, key, request, now, out) {
+        Ok(()) => Answer::Job(key.clone()),
+        Err(refused) => Answer::Refused(refused),
+    }
+}
+
+/// Takes a run request for job `key` as its `overlap` policy says while a run goes
+/// on (a trigger, a timer tick, a retry, a chained run alike): `queue` keeps one
+/// waiting and refuses more, `skip` refuses it and records the skip, `replace`
+/// cancels the running run and puts this one next (in place of any waiting one).
+fn accept(
+    state: &mut SchedulerState,
+    key: &JobKey,
+    request: Request,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) -> Result<(), TriggerError> {
+    let Some(job) = state.jobs.get_mut(key) else {
+        return Err(TriggerError::NotFound(key.to_string()));
     };
     if job.paused {
-        return Answer::Refused(TriggerError::Paused);
+        return Err(TriggerError::Paused);
     }
-    if job.active.is_none() {
+    let Some(active) = &job.active else {
         activate(state, key, request, now, out);
-    } else if job.pending.is_none() {
-        job.pending = Some(request);
-        state.touch(key);
-    } else {
-        return Answer::Refused(TriggerError::Busy);
+        return Ok(());
+    };
+    let running = usize::from(matches!(active, Active::Running { .. })) + job.side.len();
+    match job.def.common.policies.overlap {
+        Overlap::Allow { max_parallel }
+            if max_parallel.is_none_or(|max| running < max as usize)
+                && matches!(active, Active::Running { .. })
+                && (!key.kind.needs_slot() || state.slotted < state.max_running) =>
+        {
+            start_beside(state, key, request, now, out);
+        }
+        Overlap::Queue | Overlap::Allow { .. } => {
+            if job.pending.is_some() {
+                return Err(TriggerError::Busy);
+            }
+            job.pending = Some(request);
+        }
+        Overlap::Skip => {
+            let trigger = request.trigger;
+            tracing::info!(job = %key, trigger = trigger.as_str(), "a run is going on; trigger skipped (overlap = skip)");
+            job.skipped.push_back((now, trigger));
+            while job.skipped.len() > super::SKIPS_KEPT {
+                job.skipped.pop_front();
+            }
+            state.touch(key);
+            let message = format!(
+                "trigger {} skipped: a run is going on (overlap = skip)",
+                trigger.as_str()
+            );
+            out.extend(job_event(key, Level::Info, "skipped", message));
+            return Err(TriggerError::Busy);
+        }
+        Overlap::Replace => match active {
+            Active::Running { counter, .. } => {
+                tracing::info!(job = %key, counter, "replacing the running run (overlap = replace)");
+                out.push(Effect::CancelRun {
+                    key: key.clone(),
+                    counter: *counter,
+                });
+                job.pending = Some(request);
+            }
+            Active::Waiting(_) => job.active = Some(Active::Waiting(request)),
+        },
     }
-    Answer::Job(key.clone())
+    state.touch(key);
+    Ok(())
+}
+
+/// Starts a run of job `key` beside the one going on (`overlap = allow`): its own
+/// counter, log and slot.
+fn start_beside(
+    state: &mut SchedulerState,
+    key: &JobKey,
+    request: Request,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) {
+    let Some(job) = state.jobs.get_mut(key) else {
+        return;
+    };
+    let going = job.active.take();
+    start_run(state, key, request, now, out);
+    let Some(job) = state.jobs.get_mut(key) else {
+        return;
+    };
+    if let Some(started) = job.active.take()
+        && let Active::Running { counter, .. } = &started
+    {
+        job.side.insert(*counter, started);
+    }
+    job.active = going;
+    state.touch(key);
+}
+
+/// An entry of the event log about job `key`.
+fn job_event(key: &JobKey, level: Level, kind: &str, message: String) -> Option<Effect> {
+    let event = NewEvent::new(key.to_string(), level, message, Source::Karajo).ok()?;
+    Some(Effect::RecordEvent(event.with_kind(kind).ok()?))
 }
 
 /// Starts an accepted run now, or queues it for a free slot.
@@ -958,7 +1104,13 @@ fn start_numbered(
         trigger: request.trigger,
         def: job.def.clone(),
         cluster: cluster_run.is_some(),
+        origin: request.origin.clone(),
     });
+    // Any run that starts supersedes a retry still waiting (a retry takes its own
+    // wait before it starts).
+    if let Some(wait) = job.retry.take() {
+        state.retries.remove(&(wait.due, key.clone()));
+    }
     if key.kind.needs_slot() {
         state.slotted += 1;
     } else {
@@ -985,6 +1137,7 @@ fn start_numbered(
 
 fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mut Vec<Effect>) {
     let key = done.key.clone();
+    let stopping = state.stopping;
     let Some(job) = state.jobs.get_mut(&key) else {
         return;
     };
@@ -994,13 +1147,21 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
         trigger,
         def,
         cluster,
+        origin,
     }) = job
         .active
         .take_if(|a| matches!(a, Active::Running { counter, .. } if *counter == done.counter))
+        .or_else(|| job.side.remove(&done.counter))
     else {
         tracing::warn!(job = %key, counter = done.counter, "the end of a run that is not running; ignored");
         return;
     };
+    // The oldest run beside it, if any, becomes the job's active run.
+    if job.active.is_none()
+        && let Some(oldest) = job.side.keys().next().copied()
+    {
+        job.active = job.side.remove(&oldest);
+    }
     if key.kind.needs_slot() {
         state.slotted = state.slotted.saturating_sub(1);
     } else {
@@ -1018,6 +1179,31 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
     if matches!(done.status, RunStatus::Success | RunStatus::Failed) {
         job.last_completed = Some(done.status);
     }
+    // Retries and chains are the job's own: a cluster run's end goes to the cluster.
+    let policies = &def.common.policies;
+    let (attempt, first) = match &origin {
+        Some(RunOrigin::Retry { attempt, first, .. }) => (*attempt, *first),
+        _ => (1, counter),
+    };
+    let retry = (done.status == RunStatus::Failed
+        && attempt <= policies.retry
+        && !cluster
+        && !job.paused
+        && !job.removed
+        && !stopping)
+        .then(|| RetryState {
+            attempt: attempt + 1,
+            first,
+            due: policy::later(done.at, policy::retry_delay(policies, &key, first, attempt)),
+        });
+    let chained: Vec<String> = match (done.status, &retry, cluster || stopping) {
+        (RunStatus::Success, None, false) => &policies.on_success,
+        (RunStatus::Failed, None, false) => &policies.on_failure,
+        _ => &[][..],
+    }
+    .iter()
+    .map(|chain| chain.job.clone())
+    .collect();
     match &done.log {
         Some(path) => {
             if let Some(entry) = job.logs.iter_mut().find(|l| l.counter == counter) {
@@ -1028,7 +1214,7 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
                 entry.facts.exit_code = done.exit_code;
             }
             out.push(Effect::Notify(Notice {
-                def,
+                def: def.clone(),
                 counter,
                 status: done.status,
                 trigger,
@@ -1036,10 +1222,25 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
                 ended: done.at,
                 log: path.clone(),
                 previous,
+                retrying: retry.is_some(),
             }));
         }
         // The log could not be created: the run left no file.
         None => job.logs.retain(|l| l.counter != counter),
+    }
+    if let Some(wait) = retry {
+        tracing::info!(job = %key, counter, attempt = wait.attempt, due = %wait.due, "run failed; retrying");
+        let message = format!(
+            "run #{counter} failed; attempt {}/{} at {}",
+            wait.attempt,
+            policies.retry + 1,
+            wait.due
+        );
+        out.extend(job_event(&key, Level::Warning, "retry", message));
+        job.retry = Some(wait);
+        state.retries.insert((wait.due, key.clone()));
+        // A kill -9 right after must not lose the retry.
+        out.push(Effect::SaveState { durable: true });
     }
     state.unsaved = true;
     if cluster {
@@ -1051,11 +1252,24 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
             at: done.at,
         });
     }
-    let next = job.pending.take().filter(|_| !state.stopping);
-    if job.removed {
+    let next = job
+        .pending
+        .take()
+        .or_else(|| catch_up_request(job))
+        .filter(|_| !stopping);
+    if job.removed && job.active.is_none() {
         state.jobs.remove(&key);
         index_names(state);
         state.changed = true;
+    } else if job.active.is_some() {
+        // Runs go on beside it (`overlap = allow`): the next request takes the
+        // freed place by the job's rule.
+        if let Some(next) = next
+            && let Err(refused) = accept(state, &key, next, now, out)
+        {
+            tracing::debug!(job = %key, %refused, "waiting run not taken");
+        }
+        state.touch(&key);
     } else {
         if let Some(next) = next {
             if key.kind.needs_slot() {
@@ -1069,7 +1283,104 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
         state.touch(&key);
         arm(state, &key, now);
     }
+    for target in chained {
+        start_chained(state, &key, counter, done.status, &target, now, out);
+    }
     fill_slots(state, now, out);
+}
+
+/// Asks for a run of the job named `target` (of either kind), started by the end of
+/// run `counter` of `parent`; the target's own pause and overlap rules apply.
+fn start_chained(
+    state: &mut SchedulerState,
+    parent: &JobKey,
+    counter: u64,
+    status: RunStatus,
+    target: &str,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) {
+    let Some(key) = state
+        .jobs
+        .iter()
+        .find(|(_, j)| !j.removed && j.def.name().eq_ignore_ascii_case(target.trim()))
+        .map(|(key, _)| key.clone())
+    else {
+        tracing::warn!(job = %parent, target, "chained job is not defined any more; not started");
+        return;
+    };
+    let origin = RunOrigin::Chain {
+        job: parent.id.clone(),
+        counter,
+        status,
+    };
+    let request = Request::from(Trigger::Chain, Some(origin));
+    match accept(state, &key, request, now, out) {
+        Ok(()) => tracing::info!(job = %key, parent = %parent, counter, "chained run accepted"),
+        Err(refused) => {
+            tracing::info!(job = %key, parent = %parent, counter, %refused, "chained run refused");
+            let message = format!("chained run after {parent} #{counter} refused: {refused}");
+            out.extend(job_event(&key, Level::Info, "chain_refused", message));
+        }
+    }
+}
+
+/// The next missed slot of the job to catch up, as a request.
+fn catch_up_request(job: &mut JobEntry) -> Option<Request> {
+    let slot = job.catch_up.pop_front()?;
+    Some(Request::from(
+        Trigger::CatchUp,
+        Some(RunOrigin::CatchUp { slot }),
+    ))
+}
+
+/// At start-up: the slots of job `key` missed since `missed_from` (the due time the
+/// state file had) that its `catch_up` policy runs, one after another from now.
+fn catch_up(
+    state: &mut SchedulerState,
+    key: &JobKey,
+    missed_from: Option<Timestamp>,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) {
+    let Some(job) = state.jobs.get_mut(key) else {
+        return;
+    };
+    let Some(due) = missed_from else { return };
+    let common = &job.def.common;
+    if job.cluster || job.paused {
+        return;
+    }
+    let cadence = match (&common.schedule, common.interval) {
+        (Some(schedule), _) => Cadence::Schedule(schedule),
+        (None, Some(interval)) => Cadence::Interval(interval),
+        (None, None) => return,
+    };
+    let first = policy::earlier(due, common.policies.jitter_offset(key));
+    let (slots, left_out) = policy::missed_slots(&common.policies, cadence, first, now);
+    if slots.is_empty() {
+        return;
+    }
+    tracing::info!(job = %key, missed = slots.len(), left_out, "catching up slots missed while karajo was down");
+    let message = format!(
+        "{} slot(s) missed while karajo was down are caught up (from {}){}",
+        slots.len(),
+        slots[0],
+        if left_out > 0 {
+            format!("; {left_out} older ones are not (catch_up cap)")
+        } else {
+            String::new()
+        }
+    );
+    out.extend(job_event(key, Level::Info, "catch_up", message));
+    job.catch_up = slots.into();
+    if job.active.is_none()
+        && let Some(request) = catch_up_request(job)
+    {
+        activate(state, key, request, now, out);
+        // An interval's timer waits for the catch-up runs to end.
+        arm(state, key, now);
+    }
 }
 
 /// Starts waiting runs while slots are free.
@@ -1101,6 +1412,12 @@ fn set_paused(
         return;
     };
     job.paused = paused;
+    if paused && drop_retry(state, key) {
+        tracing::info!(job = %key, "paused: the waiting retry is dropped");
+    }
+    let Some(job) = state.jobs.get_mut(key) else {
+        return;
+    };
     if !paused {
         // Some kinds reset a resumed job's status (spec 6.4); a run in progress
         // still shows `running` and sets the status when it ends.
@@ -1122,12 +1439,14 @@ fn cancel(state: &mut SchedulerState, key: &JobKey, out: &mut Vec<Effect>) -> An
         return Answer::Unknown;
     };
     match &job.active {
-        Some(Active::Running { counter, .. }) => {
-            tracing::info!(job = %key, counter, "cancel requested");
-            out.push(Effect::CancelRun {
-                key: key.clone(),
-                counter: *counter,
-            });
+        Some(Active::Running { .. }) => {
+            for counter in job.running_counters() {
+                tracing::info!(job = %key, counter, "cancel requested");
+                out.push(Effect::CancelRun {
+                    key: key.clone(),
+                    counter,
+                });
+            }
         }
         Some(Active::Waiting(_)) => {
             // The waiting run is dropped; one queued behind it takes its place.
@@ -1137,7 +1456,11 @@ fn cancel(state: &mut SchedulerState, key: &JobKey, out: &mut Vec<Effect>) -> An
             }
             state.touch(key);
         }
-        None => {}
+        None => {
+            if drop_retry(state, key) {
+                tracing::info!(job = %key, "cancel: the waiting retry is dropped");
+            }
+        }
     }
     Answer::Job(key.clone())
 }
@@ -1161,18 +1484,50 @@ fn fire_due_timers(state: &mut SchedulerState, now: Timestamp, out: &mut Vec<Eff
                 key: key.clone(),
                 at: due,
             });
-        } else if job.paused {
-            tracing::debug!(job = %key, "timer fired while paused; skipped");
-        } else if job.active.is_none() {
-            activate(state, &key, Request::timer(), now, out);
-        } else if job.pending.is_none() {
-            job.pending = Some(Request::timer());
-        } else {
-            tracing::debug!(job = %key, "timer fired while a run is running and another queued; coalesced");
+        } else if let Err(refused) = accept(state, &key, Request::timer(), now, out) {
+            tracing::debug!(job = %key, %refused, "timer tick not taken");
         }
         state.touch(&key);
         arm_after(state, &key, due, now);
     }
+    while let Some((due, key)) = state.retries.first().cloned() {
+        if due > now {
+            break;
+        }
+        state.retries.pop_first();
+        let Some(job) = state.jobs.get_mut(&key) else {
+            continue;
+        };
+        let Some(wait) = job.retry.take_if(|w| w.due == due) else {
+            continue;
+        };
+        let origin = RunOrigin::Retry {
+            attempt: wait.attempt,
+            attempts: job.def.common.policies.retry + 1,
+            first: wait.first,
+        };
+        state.touch(&key);
+        if let Err(refused) = accept(
+            state,
+            &key,
+            Request::from(Trigger::Retry, Some(origin)),
+            now,
+            out,
+        ) {
+            tracing::info!(job = %key, %refused, "retry not taken");
+        }
+    }
+}
+
+/// Drops job `key`'s waiting retry (a pause, a cancel, a reload that ends retries).
+fn drop_retry(state: &mut SchedulerState, key: &JobKey) -> bool {
+    let Some(wait) = state.jobs.get_mut(key).and_then(|j| j.retry.take()) else {
+        return false;
+    };
+    state.retries.remove(&(wait.due, key.clone()));
+    state.unsaved = true;
+    state.touch(key);
+    true
 }
 
 /// Arms the job's timer from `now` (after a run, a resume or a reload).
@@ -1191,19 +1546,23 @@ fn arm_after(state: &mut SchedulerState, key: &JobKey, slot: Timestamp, now: Tim
     if job.removed || state.stopping {
         return;
     }
+    // `jitter` delays every start by the job's own stable offset: slots are computed
+    // without it, timers are set with it.
+    let offset = job.def.common.policies.jitter_offset(key);
     let next = if let Some(schedule) = job.def.common.schedule.as_ref() {
-        let next = schedule.next_after(slot);
-        Some(if next <= now {
-            schedule.next_after(now)
+        let next = schedule.next_after(policy::earlier(slot, offset));
+        let next = if policy::later(next, offset) <= now {
+            schedule.next_after(policy::earlier(now, offset))
         } else {
             next
-        })
+        };
+        Some(policy::later(next, offset))
     } else if let Some(interval) = job.def.common.interval {
         // While paused, ticks are skipped one interval apart (the original's paused
         // tick also counts as a run for the next one).
         let since = if job.paused { Some(now) } else { job.last_run };
         let idle = job.active.is_none() && job.pending.is_none() && !job.cluster_busy;
-        idle.then(|| interval_next(since, interval, now))
+        idle.then(|| policy::later(interval_next(since, interval, now), offset))
     } else {
         None
     };
@@ -1248,7 +1607,7 @@ fn reload(
         let Some(job) = state.jobs.get_mut(&key) else {
             continue;
         };
-        if job.running_counter().is_some() {
+        if !job.running_counters().is_empty() {
             // Forgotten when its run ends.
             job.removed = true;
             job.pending = None;
@@ -1293,6 +1652,10 @@ fn insert(state: &mut SchedulerState, job: RestoredJob, now: Timestamp) {
     let key = job.def.key();
     let mut entry = JobEntry::new(job);
     entry.cluster = is_cluster_job(state, &entry.def);
+    if let Some(wait) = entry.retry {
+        // A retry the last process left waiting: still due (or overdue).
+        state.retries.insert((wait.due, key.clone()));
+    }
     state.jobs.insert(key.clone(), entry);
     arm(state, &key, now);
 }
@@ -1322,10 +1685,7 @@ fn cluster_start(
         // One run per job and node: an order for another is a cluster bug.
         return Answer::Refused(TriggerError::Busy);
     }
-    let request = Request {
-        trigger,
-        request: None,
-    };
+    let request = Request::from(trigger, None);
     start_numbered(state, key, request, counter, Some(run), now, out);
     Answer::Job(key.clone())
 }
@@ -1440,10 +1800,18 @@ fn begin_shutdown(state: &mut SchedulerState, out: &mut Vec<Effect>) {
     state.stopping = true;
     state.timers.clear();
     state.waiting.clear();
+    state.retries.clear();
     for (key, job) in &mut state.jobs {
         job.pending = None;
-        job.next_run = None;
+        job.catch_up.clear();
+        // `next_run` stays: saved, it tells the next start which slots it missed.
         job.stale = true;
+        for counter in job.side.keys() {
+            out.push(Effect::CancelRun {
+                key: key.clone(),
+                counter: *counter,
+            });
+        }
         match &job.active {
             Some(Active::Running { counter, .. }) => out.push(Effect::CancelRun {
                 key: key.clone(),

@@ -298,7 +298,11 @@ impl Executor {
                 request,
                 reply,
             } => {
-                let request = Request { trigger, request };
+                let request = Request {
+                    trigger,
+                    request,
+                    origin: None,
+                };
                 self.decide(Event::Trigger { key, request }, Reply::Trigger(reply));
             }
             Command::Pause { key, reply } => self.decide(Event::Pause(key), Reply::Job(reply)),
@@ -855,6 +859,7 @@ impl Executor {
                 counter,
                 trigger: request.trigger,
                 request: request.request,
+                origin: request.origin,
                 node: self
                     .state
                     .cluster_node
@@ -1089,6 +1094,12 @@ impl Executor {
                 previous: notice.previous,
             };
             let [success, failed, recover] = def.common.notif_lists();
+            // A failed attempt that another follows goes to `notif_on_retry` only.
+            let failed = if notice.retrying {
+                &def.common.policies.notif_on_retry[..]
+            } else {
+                failed
+            };
             let on = NotifyOn {
                 success,
                 failed,

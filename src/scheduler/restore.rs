@@ -31,6 +31,11 @@ pub struct RestoredJob {
     pub logs: Vec<LogEntry>,
     /// Where its logs are.
     pub log_dir: PathBuf,
+    /// When its timer was to fire next, as the state file says (the start-up compares
+    /// it with now for `catch_up`).
+    pub next_run: Option<Timestamp>,
+    /// A failed run's next attempt, as the state file says.
+    pub retry: Option<crate::store::RetryState>,
 }
 
 /// Creates each job's directories and restores its state. Fails on the first job whose
@@ -100,6 +105,8 @@ pub(super) fn restore_job(
         last_run,
         logs: scan.entries,
         log_dir,
+        next_run: saved.and_then(|s| s.next_run),
+        retry: saved.and_then(|s| s.retry),
     })
 }
 

@@ -79,6 +79,10 @@ pub(crate) async fn execute(plan: RunPlan, writer: RunLogWriter) -> Finished {
     if let Some(node) = &ctx.node {
         exec::log_line(&log, &framing::node(node));
     }
+    // A retry, a chained run or a catch-up says which.
+    if let Some(origin) = &ctx.origin {
+        exec::log_line(&log, &origin.log_line());
+    }
 
     let body_file = write_request_body(&ctx, &request_file).await;
     let outcome = match &body_file {
@@ -256,6 +260,9 @@ fn shell_job(
     }
     if let Some(run) = &ctx.run_id {
         env.push(("KARAJO_RUN_ID".to_string(), run.clone()));
+    }
+    if let Some(origin) = &ctx.origin {
+        env.extend(origin.env());
     }
     if let (Trigger::Webhook, Some(body)) = (ctx.trigger, body) {
         env.push((

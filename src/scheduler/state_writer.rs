@@ -342,6 +342,7 @@ fn record(file: &mut StateFile, snapshot: &Snapshot) {
             last_run: view.last_run,
             next_run: view.next_run,
             counter: view.counter,
+            retry: view.retry,
         };
     }
 }

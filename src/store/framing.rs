@@ -209,9 +209,7 @@ pub fn interrupted(kind: JobKind, id: &JobId) -> String {
 pub fn parse_trigger(text: &[u8]) -> Option<Trigger> {
     let word = std::str::from_utf8(text.strip_prefix(TRIGGER.as_bytes())?).ok()?;
     let word = word.trim();
-    [Trigger::Timer, Trigger::Webhook, Trigger::Api]
-        .into_iter()
-        .find(|t| t.as_str() == word)
+    Trigger::ALL.into_iter().find(|t| t.as_str() == word)
 }
 
 /// The index and command of a `--- Execute NN: <command>` line (the text after the

@@ -46,6 +46,35 @@ pub struct JobState {
     pub next_run: Option<Timestamp>,
     /// The counter of the job's last run.
     pub counter: u64,
+    /// A failed run's next attempt, waiting for its time (`retry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryState>,
+}
+
+/// The next attempt of a failed run: which attempt, of which run, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryState {
+    /// The number of the attempt to make, from 2.
+    pub attempt: u32,
+    /// The counter of the run's first attempt.
+    pub first: u64,
+    /// When it starts (RFC 3339 in the file).
+    #[serde(with = "rfc3339")]
+    pub due: Timestamp,
+}
+
+/// `Timestamp` as an RFC 3339 string.
+mod rfc3339 {
+    use jiff::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(at: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&at.to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
 }
 
 /// The state file could not be used, and could not be moved aside either; saving over

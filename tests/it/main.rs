@@ -21,6 +21,7 @@ mod logs;
 mod monitor;
 mod notify;
 mod notify_monitor;
+mod policies;
 mod process;
 mod schedule;
 mod secrets;

@@ -44,6 +44,7 @@ fn common(name: &str) -> JobCommon {
         secret: "s".to_string(),
         header_sign: "X-Karajo-Sign".to_string(),
         run_on: crate::cluster::RunOn::Any,
+        policies: crate::config::policies::Policies::default(),
     }
 }
 
@@ -126,6 +127,8 @@ fn fresh(def: JobDef) -> RestoredJob {
         last_run: None,
         logs: Vec::new(),
         log_dir,
+        next_run: None,
+        retry: None,
     }
 }
 
@@ -155,10 +158,7 @@ fn job_http(id: &str) -> JobKey {
 }
 
 fn api() -> Request {
-    Request {
-        trigger: Trigger::Api,
-        request: None,
-    }
+    Request::from(Trigger::Api, None)
 }
 
 /// The scheduler's state and a clock that only moves when told.
@@ -1654,3 +1654,5 @@ fn a_jobs_cluster_digest_changes_with_its_definition_and_the_shared_secret_only(
     // Keyed: without the shared secret a reader of the lease cannot reproduce it.
     assert_ne!(base, job_digest(&exec("pin"), b"another-cluster"));
 }
+
+mod policies;

@@ -150,7 +150,14 @@ pub(super) async fn job(
     let live = tokio::task::spawn_blocking(move || src.live(&for_live, now)).await?;
     html(&JobPage {
         chrome: Chrome::new(&state, Some(&viewer)),
-        job: view::detail(&view, now),
+        job: view::detail(&view, now, |name| {
+            let snapshot = state.scheduler.snapshot();
+            let target = snapshot
+                .jobs
+                .iter()
+                .find(|j| j.name().eq_ignore_ascii_case(name.trim()))?;
+            Some((target.def.kind(), target.id().to_string()))
+        }),
         live,
         notice: notice_text(&query.notice),
         csrf: viewer.session.as_ref().map(|s| s.csrf.clone()),

@@ -366,6 +366,10 @@ pub(super) struct JobLive {
     pub chart: String,
     /// The chart's scale in words.
     pub chart_scale: String,
+    /// A failed run's next attempt: `attempt 2 of 3 (after #41)` and when.
+    pub retry: Option<(String, TimeView)>,
+    /// Triggers skipped lately (`overlap = skip`): how many, and the newest.
+    pub skipped: Option<(usize, TimeView)>,
 }
 
 /// A labelled value of a job's definition.
@@ -396,6 +400,8 @@ pub(super) struct JobDetail {
     pub upcoming: Vec<ZonedTime>,
     /// Other settings.
     pub facts: Vec<Fact>,
+    /// The jobs its runs' ends start.
+    pub chains: Vec<ChainFact>,
     /// Commands (command jobs) or request headers (HTTP jobs).
     pub lines: Vec<String>,
     /// The heading of `lines`.
@@ -638,12 +644,48 @@ impl ViewSource {
             runs,
             chart,
             chart_scale,
+            retry: view.retry.and_then(|wait| {
+                let what = format!(
+                    "attempt {} of {} (after #{})",
+                    wait.attempt,
+                    view.def.common.policies.retry + 1,
+                    wait.first
+                );
+                Some((what, TimeView::new(wait.due)?))
+            }),
+            skipped: view
+                .skipped
+                .last()
+                .and_then(|(at, _)| Some((view.skipped.len(), TimeView::new(*at)?))),
         }
     }
 }
 
-/// A job's definition for its page.
-pub(super) fn detail(view: &JobView, now: Timestamp) -> JobDetail {
+/// A job that a chain starts, linked.
+#[derive(Debug, Clone)]
+pub(super) struct ChainLink {
+    /// The target's name.
+    pub name: String,
+    /// Its page; `None` when no such job is defined now.
+    pub href: Option<String>,
+}
+
+/// `on_success` or `on_failure`: the jobs a run's end starts.
+#[derive(Debug, Clone)]
+pub(super) struct ChainFact {
+    /// `On success` or `On failure`.
+    pub name: &'static str,
+    /// The jobs.
+    pub jobs: Vec<ChainLink>,
+}
+
+/// A job's definition for its page; `find` gives the job called by a name (either
+/// kind), for the links of its chains.
+pub(super) fn detail(
+    view: &JobView,
+    now: Timestamp,
+    find: impl Fn(&str) -> Option<(JobKind, String)>,
+) -> JobDetail {
     let kind = view.def.kind();
     let id = view.id().to_string();
     let common = &*view.def.common;
@@ -655,12 +697,16 @@ pub(super) fn detail(view: &JobView, now: Timestamp) -> JobDetail {
         ),
         (None, None) => "none: runs only when triggered".to_string(),
     };
+    // With `jitter`, every start is the job's offset after its slot.
+    let offset = common.policies.jitter_offset(&view.def.key());
     let upcoming = common
         .schedule
         .as_ref()
         .map(|s| {
-            s.upcoming(now, 5)
+            let from = now.checked_sub(offset).unwrap_or(now);
+            s.upcoming(from, 5)
                 .into_iter()
+                .filter_map(|at| at.checked_add(offset).ok())
                 .filter_map(|at| ZonedTime::new(at, s.timezone()))
                 .collect()
         })
@@ -736,7 +782,28 @@ pub(super) fn detail(view: &JobView, now: Timestamp) -> JobDetail {
         name: "Logs kept",
         value: common.log_retention.to_string(),
     });
+    for (name, value) in common.policies.describe(&view.def.key()) {
+        facts.push(Fact { name, value });
+    }
+    let chains = [
+        ("On success", &common.policies.on_success),
+        ("On failure", &common.policies.on_failure),
+    ]
+    .into_iter()
+    .filter(|(_, jobs)| !jobs.is_empty())
+    .map(|(name, jobs)| ChainFact {
+        name,
+        jobs: jobs
+            .iter()
+            .map(|chain| ChainLink {
+                name: chain.job.clone(),
+                href: find(&chain.job).map(|(kind, id)| job_href(kind, &id)),
+            })
+            .collect(),
+    })
+    .collect();
     JobDetail {
+        chains,
         kind: kind.as_str(),
         kind_label: kind.title(),
         control_href: format!("{}/control", job_href(kind, &id)),
