@@ -159,7 +159,10 @@ fn read_common(
     let run_on = super::cluster::read_run_on(f, cluster_enabled, problems);
     if cluster_enabled && run_on.is_cluster() {
         // The cluster's shared record decides these for a cluster job.
-        for key in super::policies::LOCAL_ONLY_KEYS {
+        let local_only = super::policies::POLICY_KEYS
+            .iter()
+            .filter(|key| **key != super::policies::CLUSTER_POLICY_KEY);
+        for key in local_only {
             if let Some(var) = f.last(key) {
                 let message = format!(
                     "{key} applies to jobs run on this node only; a cluster job (run_on = {}) ignores it (set run_on = local to use it)",

@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use super::fields::{Fields, Problems, positive};
 
+/// The one policy key a cluster job follows (the same offset on every node); the
+/// others are decided by the cluster's shared record.
+pub(crate) const CLUSTER_POLICY_KEY: &str = "jitter";
+
 /// The policy keys a job section may hold, besides its kind's own.
 pub(crate) const POLICY_KEYS: &[&str] = &[
     "retry",
@@ -24,21 +28,6 @@ pub(crate) const POLICY_KEYS: &[&str] = &[
     "catch_up",
     "catch_up_window",
     "jitter",
-    "on_success",
-    "on_failure",
-];
-
-/// The policy keys a cluster job ignores (its runs follow the cluster's record); only
-/// `jitter` applies to it, the same on every node.
-pub(crate) const LOCAL_ONLY_KEYS: &[&str] = &[
-    "retry",
-    "retry_delay",
-    "retry_delay_max",
-    "notif_on_retry",
-    "overlap",
-    "max_parallel",
-    "catch_up",
-    "catch_up_window",
     "on_success",
     "on_failure",
 ];

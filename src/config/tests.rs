@@ -1071,3 +1071,27 @@ fn load_with_reports_jobs_without_command_unless_a_function_is_registered() {
     );
     assert!(load_with(&fx.main_file(), &|name| name == "a").is_ok());
 }
+
+#[test]
+fn a_cluster_job_is_warned_that_only_jitter_of_the_policies_applies_to_it() {
+    let f = Fixture::new();
+    f.main(
+        "secret = s3cret-s3cret",
+        "[cluster]\nenabled = true\nnode = n1\nnats_url = nats://127.0.0.1:1\n\n\
+         [job \"shared\"]\ncommand = true\nretry = 2\njitter = 10s\n\n\
+         [job \"here\"]\nrun_on = local\ncommand = true\nretry = 2\n",
+    );
+    let config = match f.load() {
+        Ok(config) => config,
+        // Without the NATS backend, enabled = true is itself refused.
+        Err(_) if !crate::cluster::BUILT_WITH_NATS => return,
+        Err(errors) => panic!("{errors}"),
+    };
+    let warnings = messages(&config.warnings);
+    let about: Vec<&String> = warnings.iter().filter(|w| w.contains("ignores")).collect();
+    assert_eq!(about.len(), 1, "{warnings:?}");
+    assert!(
+        about[0].contains(":11: retry applies to jobs run on this node only"),
+        "{warnings:?}"
+    );
+}
