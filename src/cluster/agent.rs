@@ -828,6 +828,7 @@ impl Shared {
         let settled = now.duration_since(self.started).as_secs_f64() > self.lease_ttl.as_secs_f64();
         let alive = |node: &NodeName| nodes.get(node).is_some_and(|n| n.alive);
         let records = self.coordinator.records().borrow().clone();
+        let dead = self.coordinator.dead_orders();
         for (state, (record, _)) in &records {
             let Some(key) = parse_state_key(state) else {
                 continue;
@@ -836,16 +837,28 @@ impl Shared {
                 continue;
             };
             let mut work: Vec<(String, JobEvent)> = Vec::new();
-            let members: Vec<(Option<NodeName>, String, ActiveState)> = match &active.group {
-                None => vec![(active.node.clone(), active.run.clone(), active.state)],
+            type Member = (Option<NodeName>, String, ActiveState, Option<u64>);
+            let members: Vec<Member> = match &active.group {
+                None => vec![(
+                    active.node.clone(),
+                    active.run.clone(),
+                    active.state,
+                    active.seq,
+                )],
                 Some(group) => group
                     .iter()
                     .filter(|(_, m)| m.status.is_none())
-                    .map(|(node, m)| (Some(node.clone()), m.run.clone(), m.state))
+                    .map(|(node, m)| (Some(node.clone()), m.run.clone(), m.state, m.seq))
                     .collect(),
             };
-            for (node, run, state) in members {
+            for (node, run, state, seq) in members {
                 match (state, node) {
+                    // The server gave up delivering it: no node will accept it.
+                    (ActiveState::Dispatched, _)
+                        if let Some(seq) = seq.filter(|seq| dead.contains(seq)) =>
+                    {
+                        work.push((format!("dead.{seq}"), JobEvent::OrderDead { run }));
+                    }
                     (ActiveState::Dispatched, _) if active.deadline <= now => {
                         work.push((format!("expire.{run}"), JobEvent::DispatchExpired { run }));
                     }
@@ -884,6 +897,10 @@ impl Shared {
                     tracing::warn!(job = %key, %err, "cluster: sweep not applied");
                 }
             }
+        }
+        // Dead orders of no active run (settled meanwhile) need nothing more.
+        for seq in dead {
+            self.coordinator.forget_dead_order(seq);
         }
     }
 

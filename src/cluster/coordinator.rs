@@ -302,6 +302,18 @@ pub trait Coordinator: Send + Sync + 'static {
     /// This node's link.
     fn health(&self) -> watch::Receiver<Health>;
 
+    /// The stream sequences of orders the server gave up delivering (MaxDeliver
+    /// reached, spec 7.5): the sweep fails their runs at once instead of at
+    /// `dispatch_timeout`. Without that signal, none.
+    fn dead_orders(&self) -> Vec<u64> {
+        Vec::new()
+    }
+
+    /// The dead order `seq` was dealt with (its run failed, the order deleted).
+    fn forget_dead_order(&self, seq: u64) {
+        let _ = seq;
+    }
+
     /// Records that `kind` (a cluster spec 11.3 event type: `order_rejected`,
     /// `node_lost`, …) happened, about `job` and `run` when given, in the cluster's
     /// event stream. Never waits. Without a stream, only this node's log has it.

@@ -419,6 +419,20 @@ impl Coordinator for MemoryCoordinator {
         })
     }
 
+    /// Orders delivered `max_deliver` times whose last delivery went unanswered for
+    /// the ack wait, as the server's advisory reports them.
+    fn dead_orders(&self) -> Vec<u64> {
+        let now = self.cluster.clock.now();
+        let max_deliver = self.cluster.max_deliver;
+        self.cluster
+            .hub()
+            .orders
+            .iter()
+            .filter(|q| q.delivered >= max_deliver && q.hidden_until.is_none_or(|u| u <= now))
+            .map(|q| q.seq)
+            .collect()
+    }
+
     fn records(&self) -> watch::Receiver<RecordTable> {
         self.cluster.hub().records.subscribe()
     }

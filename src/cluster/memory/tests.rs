@@ -131,6 +131,12 @@ async fn an_unanswered_order_is_delivered_again_after_the_ack_wait_at_most_max_d
         n2.take_orders(1).await.unwrap().is_empty(),
         "max_deliver = 3"
     );
+    let dead = cluster.queued()[0].0;
+    assert_eq!(
+        n1.dead_orders(),
+        [dead],
+        "reported as the server's advisory does"
+    );
     assert_eq!(
         cluster.queued().len(),
         1,

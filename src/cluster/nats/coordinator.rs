@@ -47,6 +47,8 @@ pub struct NatsCoordinator {
     events: EventPublisher,
     records: watch::Receiver<RecordTable>,
     nodes: watch::Receiver<NodeTable>,
+    /// Orders the server gave up delivering, from its max-deliveries advisory.
+    dead: Arc<std::sync::Mutex<std::collections::BTreeSet<u64>>>,
     /// Stops the heartbeat (which then deletes the lease) and the watchers.
     stop: CancellationToken,
     heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -126,6 +128,20 @@ impl NatsCoordinator {
         )
         .await
         .map_err(|e| NatsError::Config(e.to_string()))?;
+        let dead = Arc::default();
+        match orders::DeadOrders::subscribe(link.client(), &names, settings.op_timeout).await {
+            Ok(advisories) => {
+                tokio::spawn(follow_dead_orders(
+                    advisories,
+                    Arc::clone(&dead),
+                    stop.clone(),
+                ));
+            }
+            // The sweep still gives such an order up at its dispatch_timeout.
+            Err(err) => {
+                tracing::warn!(%err, "cluster: no max-deliveries advisories; dead orders end at dispatch_timeout")
+            }
+        }
         let events = EventPublisher::spawn(link.clone(), names.clone(), settings.op_timeout);
         events.emit(ClusterEvent::new(
             settings.node.clone(),
@@ -150,6 +166,7 @@ impl NatsCoordinator {
             orders: Mutex::new(orders),
             records,
             nodes,
+            dead,
             stop,
             heartbeat: Mutex::new(Some(heartbeat)),
         })
@@ -443,6 +460,14 @@ impl Coordinator for NatsCoordinator {
         })
     }
 
+    fn dead_orders(&self) -> Vec<u64> {
+        lock_dead(&self.dead).iter().copied().collect()
+    }
+
+    fn forget_dead_order(&self, seq: u64) {
+        lock_dead(&self.dead).remove(&seq);
+    }
+
     fn take_orders(&self, free: usize) -> CoordFuture<'_, Result<Vec<Delivery>, ClusterError>> {
         Box::pin(async move {
             if !self.link.is_connected() {
@@ -526,3 +551,34 @@ impl Coordinator for NatsCoordinator {
 
 /// A coordinator shared by the tasks of one node.
 pub type SharedNatsCoordinator = Arc<NatsCoordinator>;
+
+/// The most dead orders remembered between two sweeps; more are left to their
+/// `dispatch_timeout`, so a flood of advisories cannot grow memory without bound.
+const DEAD_ORDERS_KEPT: usize = 4096;
+
+fn lock_dead(
+    dead: &std::sync::Mutex<std::collections::BTreeSet<u64>>,
+) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<u64>> {
+    dead.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Remembers each order the server reports dead until the sweep deals with it.
+async fn follow_dead_orders(
+    mut advisories: orders::DeadOrders,
+    dead: Arc<std::sync::Mutex<std::collections::BTreeSet<u64>>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => return,
+            next = advisories.next() => next,
+        };
+        let Some(order) = next else { return };
+        tracing::warn!(seq = order.stream_seq, deliveries = order.deliveries, consumer = %order.consumer, "cluster: an order reached its delivery limit");
+        let mut dead = lock_dead(&dead);
+        if dead.len() < DEAD_ORDERS_KEPT {
+            dead.insert(order.stream_seq);
+        }
+    }
+}

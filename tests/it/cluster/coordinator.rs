@@ -74,3 +74,67 @@ async fn three_nats_nodes_keep_the_coordinator_contract() {
     .expect("a node that leaves is gone at once")
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_never_answered_is_reported_dead_by_the_servers_advisory() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let mut settings = settings(&server, "n1");
+    settings.dispatch_max_deliver = 2;
+    settings.dispatch_ack_wait = Duration::from_secs(1);
+    let n1 = NatsCoordinator::start(&settings, SECRET, Arc::new(SystemClock), |_| {})
+        .await
+        .unwrap();
+    let job = contract::job("never_acked", karajo::cluster::RunOn::Any);
+    let t = n1
+        .transition(&job, karajo::cluster::decide::JobEvent::ApiRun)
+        .await
+        .unwrap();
+    contract::carry_out(&n1, &job, &t).await.unwrap();
+    let mut records = n1.records();
+    let seq = tokio::time::timeout(
+        Duration::from_secs(5),
+        records.wait_for(|t| {
+            t.get("job.never_acked")
+                .and_then(|(r, _)| r.active.as_ref()?.seq)
+                .is_some()
+        }),
+    )
+    .await
+    .expect("the record keeps the order's sequence")
+    .unwrap()["job.never_acked"]
+        .0
+        .active
+        .as_ref()
+        .and_then(|a| a.seq)
+        .unwrap();
+    // Taken and never answered, as by a node that dies each time it pulls.
+    let mut deliveries = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while deliveries < 2 && tokio::time::Instant::now() < deadline {
+        let taken = n1.take_orders(1).await.unwrap();
+        deliveries += taken.len();
+        drop(taken);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(deliveries, 2, "delivered up to dispatch_max_deliver");
+    // The server reports it when a pull would deliver it once more.
+    let reported = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if n1.dead_orders().contains(&seq) {
+                return;
+            }
+            assert!(
+                n1.take_orders(1).await.unwrap().is_empty(),
+                "no third delivery"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(reported.is_ok(), "order {seq} reported dead");
+    n1.forget_dead_order(seq);
+    assert!(n1.dead_orders().is_empty());
+    n1.leave().await;
+}
