@@ -15,6 +15,7 @@ pub mod model;
 mod monitors;
 pub mod net;
 pub mod notif;
+pub mod policies;
 mod services;
 mod settings;
 

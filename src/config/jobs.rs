@@ -60,6 +60,14 @@ pub(crate) const JOB_HTTP_KEYS: &[&str] = &[
     "run_on",
 ];
 
+/// A job kind's own keys and the policy keys every job takes.
+fn job_keys(own: &[&'static str]) -> Vec<&'static str> {
+    own.iter()
+        .chain(super::policies::POLICY_KEYS)
+        .copied()
+        .collect()
+}
+
 /// One job section: its name and its variables (the last definition of a name).
 #[derive(Debug, Clone)]
 pub(crate) struct Definition {
@@ -82,7 +90,7 @@ pub(crate) fn build_exec_job(
     problems: &mut Problems,
 ) -> JobSpec {
     let f = &def.fields;
-    f.check_keys("[job]", JOB_EXEC_KEYS, problems);
+    f.check_keys("[job]", &job_keys(JOB_EXEC_KEYS), problems);
     let common = read_common(def, global, cluster_enabled, problems);
     let commands = f.list("command");
     for var in f.all("command").filter(|v| v.value.is_empty()) {
@@ -117,7 +125,7 @@ pub(crate) fn build_http_job(
     problems: &mut Problems,
 ) -> JobSpec {
     let f = &def.fields;
-    f.check_keys("[job.http]", JOB_HTTP_KEYS, problems);
+    f.check_keys("[job.http]", &job_keys(JOB_HTTP_KEYS), problems);
     let common = read_common(def, global, cluster_enabled, problems);
     let (http_headers, http_header_lines) = read_headers(f, problems);
     let http_request_type_text = f.text("http_request_type");
@@ -164,6 +172,7 @@ fn read_common(
         secret: read_secret(f, global),
         header_sign: f.text_or("header_sign", HEADER_KARAJO_SIGN),
         run_on: super::cluster::read_run_on(f, cluster_enabled, problems),
+        policies: super::policies::read_policies(f, timer.interval, problems),
     }
 }
 

@@ -504,6 +504,15 @@ fn assemble(
     check_duplicate_ids("job", &defs.jobs, problems);
     check_duplicate_ids("job.http", &defs.http_jobs, problems);
     check_duplicate_paths(&jobs, &defs.jobs, problems);
+    let chained: Vec<_> = jobs
+        .iter()
+        .map(|job| super::policies::ChainedJob {
+            name: &job.common.name,
+            file: &job.common.file,
+            policies: &job.common.policies,
+        })
+        .collect();
+    super::policies::check_chains(&chained, problems);
     let monitors = defs
         .monitors
         .values()

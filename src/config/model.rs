@@ -277,6 +277,9 @@ pub struct JobCommon {
     /// `run_on` (cluster mode): where its runs execute; `any` by default, ignored while
     /// cluster mode is off.
     pub run_on: crate::cluster::RunOn,
+    /// Retries, overlap, catch-up, jitter and chains (issue 15): read and checked;
+    /// the scheduler does not apply them yet.
+    pub policies: super::policies::Policies,
 }
 
 impl JobCommon {

@@ -44,6 +44,7 @@ fn common(name: &str) -> JobCommon {
         secret: "s".to_string(),
         header_sign: "X-Karajo-Sign".to_string(),
         run_on: crate::cluster::RunOn::Any,
+        policies: crate::config::policies::Policies::default(),
     }
 }
 
