@@ -333,6 +333,58 @@ impl Client {
         decode(&url, status, &bytes)
     }
 
+    /// As [`Client::job_exec_run`], with the run's parameters in the signed JSON body's
+    /// `params` object (the job declares them with `param = NAME`).
+    pub async fn job_exec_run_with(
+        &self,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<JobExec, ClientError> {
+        if params.is_empty() {
+            return self.job_exec_run(path).await;
+        }
+        let hook = format!("/{}", path.trim_start_matches('/'));
+        let url = format!("{}{API_JOB_EXEC_RUN}{hook}", self.base);
+        let stamp = self.stamp();
+        let mut body = serde_json::json!({ "id": "", EPOCH_FIELD: stamp.epoch });
+        if !stamp.nonce.is_empty() {
+            body[NONCE_FIELD] = stamp.nonce.clone().into();
+        }
+        body["params"] = params
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        let body = body.to_string();
+        let sign = sign_hmac_sha256(&self.secret, body.as_bytes());
+        let request = self
+            .http
+            .post(&url)
+            .header(HEADER_KARAJO_SIGN, sign)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let (status, bytes) = self.send("POST", &url, request).await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(ClientError::NotFound { path: hook });
+        }
+        decode(&url, status, &bytes)
+    }
+
+    /// `POST /karajo/api/job_exec/run`: runs the command job `id` now (trigger `api`),
+    /// with its parameters, signed with the global secret like a pause. Works for any
+    /// command job, with or without a web hook.
+    pub async fn job_exec_run_id(
+        &self,
+        id: &str,
+        params: &[(String, String)],
+    ) -> Result<JobExec, ClientError> {
+        let extra: String = params
+            .iter()
+            .map(|(k, v)| format!("&param.{}={}", query_escape(k), query_escape(v)))
+            .collect();
+        self.post_form_with(API_JOB_EXEC_RUN, id, &extra).await
+    }
+
     /// `POST /karajo/api/job_exec/pause`: pauses a command job.
     pub async fn job_exec_pause(&self, id: &str) -> Result<JobExec, ClientError> {
         self.post_form(API_JOB_EXEC_PAUSE, id).await

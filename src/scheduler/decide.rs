@@ -193,6 +193,9 @@ pub(crate) struct Request {
     pub(crate) trigger: Trigger,
     /// The web hook request whose body the run gets.
     pub(crate) request: Option<Arc<WebhookRequest>>,
+    /// Extra environment of the run: a delivery's `KARAJO_GIT_*`, a manual run's
+    /// `KARAJO_PARAM_*` (issue 15).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Request {
@@ -201,6 +204,7 @@ impl Request {
         Self {
             trigger: Trigger::Timer,
             request: None,
+            env: Vec::new(),
         }
     }
 }
@@ -1325,6 +1329,7 @@ fn cluster_start(
     let request = Request {
         trigger,
         request: None,
+        env: Vec::new(),
     };
     start_numbered(state, key, request, counter, Some(run), now, out);
     Answer::Job(key.clone())

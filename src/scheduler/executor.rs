@@ -296,9 +296,14 @@ impl Executor {
                 key,
                 trigger,
                 request,
+                env,
                 reply,
             } => {
-                let request = Request { trigger, request };
+                let request = Request {
+                    trigger,
+                    request,
+                    env,
+                };
                 self.decide(Event::Trigger { key, request }, Reply::Trigger(reply));
             }
             Command::Pause { key, reply } => self.decide(Event::Pause(key), Reply::Job(reply)),
@@ -855,6 +860,7 @@ impl Executor {
                 counter,
                 trigger: request.trigger,
                 request: request.request,
+                env: request.env,
                 node: self
                     .state
                     .cluster_node

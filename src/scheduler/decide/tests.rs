@@ -161,6 +161,7 @@ fn api() -> Request {
     Request {
         trigger: Trigger::Api,
         request: None,
+        env: Vec::new(),
     }
 }
 
