@@ -317,3 +317,60 @@ async fn undeclared_missing_and_bad_params_are_refused_with_400_naming_them() {
     assert!(dir.log_names("deploy").is_empty());
     d.stop().await;
 }
+
+/// A signed GitHub push of `r` (of a commit of its own: GitHub's replay guard also
+/// knows bodies) to the `gh` job: the answer's status.
+async fn push(d: &TestDaemon, delivery: &str, r: &str) -> u16 {
+    let body = github_push(r).replace(SHA, &format!("{:040x}", rand::random::<u128>()));
+    github(d, "push", delivery, &body, true)
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_reload_changes_the_rules_and_one_with_a_bad_glob_keeps_the_old_ones() {
+    let conf = |refs: &str| {
+        format!(
+            "[job \"gh\"]\npath = /gh\nauth_kind = github\nsecret = ghsecret\n\
+             github_refs = {refs}\n{WRITE_ENV}\n"
+        )
+    };
+    let dir = TestDir::new(&conf("refs/heads/main"));
+    let d = TestDaemon::start(&dir).await;
+    let swap = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(dir.config_file()).unwrap();
+        let changed = text.replace(&conf(from), &conf(to));
+        assert_ne!(text, changed);
+        std::fs::write(dir.config_file(), changed).unwrap();
+    };
+    assert_eq!(push(&d, "r-1", "refs/heads/dev").await, 202);
+
+    swap("refs/heads/main", "refs/heads/dev");
+    d.daemon.as_ref().unwrap().reload().await.unwrap();
+    assert_eq!(push(&d, "r-2", "refs/heads/main").await, 202);
+    assert_eq!(push(&d, "r-3", "refs/heads/dev").await, 200);
+    let env = env_of(&dir, "gh", 1).await;
+    assert!(env.contains("KARAJO_GIT_REF=refs/heads/dev\n"), "{env}");
+
+    // A glob that cannot match: the reload fails, naming the file and line, and the
+    // running rules stay.
+    swap("refs/heads/dev", "heads/main");
+    let err = d
+        .daemon
+        .as_ref()
+        .unwrap()
+        .reload()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("karajo.conf:"), "{err}");
+    assert!(
+        err.contains("github_refs = \"heads/main\" cannot match any ref"),
+        "{err}"
+    );
+    assert_eq!(push(&d, "r-4", "refs/heads/main").await, 202);
+    assert_eq!(push(&d, "r-5", "refs/heads/dev").await, 200);
+    dir.wait_log("gh", 2, "success").await;
+    d.stop().await;
+}
