@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 pub use self::types::{
-    Env, JobBase, JobExec, JobHttp, JobLog, LogSummary, Monitor, Service, ServiceExit,
+    Env, JobBase, JobExec, JobHttp, JobLog, LogSummary, Monitor, ParamDecl, Service, ServiceExit,
     ServiceHistoryEntry,
 };
 pub use crate::cluster::status::{ClusterStatus, NodeStatus};
@@ -316,9 +316,13 @@ impl Client {
     /// `X-Karajo-Sign` with the client's secret. The job must use `hmac-sha256` with
     /// that secret.
     pub async fn job_exec_run(&self, path: &str) -> Result<JobExec, ClientError> {
+        self.post_hook(path, run_body(&self.stamp())).await
+    }
+
+    /// Posts `body` to the web hook `path`, signed in `X-Karajo-Sign`.
+    async fn post_hook(&self, path: &str, body: String) -> Result<JobExec, ClientError> {
         let hook = format!("/{}", path.trim_start_matches('/'));
         let url = format!("{}{API_JOB_EXEC_RUN}{hook}", self.base);
-        let body = run_body(&self.stamp());
         let sign = sign_hmac_sha256(&self.secret, body.as_bytes());
         let request = self
             .http
@@ -343,8 +347,6 @@ impl Client {
         if params.is_empty() {
             return self.job_exec_run(path).await;
         }
-        let hook = format!("/{}", path.trim_start_matches('/'));
-        let url = format!("{}{API_JOB_EXEC_RUN}{hook}", self.base);
         let stamp = self.stamp();
         let mut body = serde_json::json!({ "id": "", EPOCH_FIELD: stamp.epoch });
         if !stamp.nonce.is_empty() {
@@ -355,19 +357,7 @@ impl Client {
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect::<serde_json::Map<_, _>>()
             .into();
-        let body = body.to_string();
-        let sign = sign_hmac_sha256(&self.secret, body.as_bytes());
-        let request = self
-            .http
-            .post(&url)
-            .header(HEADER_KARAJO_SIGN, sign)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        let (status, bytes) = self.send("POST", &url, request).await?;
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Err(ClientError::NotFound { path: hook });
-        }
-        decode(&url, status, &bytes)
+        self.post_hook(path, body.to_string()).await
     }
 
     /// `POST /karajo/api/job_exec/run`: runs the command job `id` now (trigger `api`),

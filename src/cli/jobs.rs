@@ -451,6 +451,31 @@ pub fn format_job_exec(job: &JobExec) -> String {
             &format!("{} ({})", job.path, job.auth_kind),
         ));
     }
+    if !job.hook_events.is_empty() || !job.hook_refs.is_empty() {
+        let any = |list: &[String]| match list {
+            [] => "any".to_string(),
+            list => list.join(", "),
+        };
+        lines.push(field(
+            "rules",
+            &format!(
+                "events {}; refs {}",
+                any(&job.hook_events),
+                any(&job.hook_refs)
+            ),
+        ));
+    }
+    if !job.params.is_empty() {
+        let params: Vec<String> = job
+            .params
+            .iter()
+            .map(|p| match &p.default {
+                Some(d) => format!("{}={d}", p.name),
+                None => format!("{} (required)", p.name),
+            })
+            .collect();
+        lines.push(field("params", &params.join(", ")));
+    }
     lines.push(format_logs(&job.logs));
     lines.concat()
 }

@@ -577,6 +577,12 @@ async fn job_run_by_id_with_params_and_their_refusal() {
     );
     dir.wait_log("deploy", 1, "success").await;
     assert_eq!(out_file("deploy", 1), "a b; $(x)|v9\n");
+    let out = karajo(job(&["get", "deploy"]), None, &[]).await;
+    assert!(
+        text(&out.stdout).contains("params:   ENV (required), TAG=latest\n"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // Through the web hook path.
     let out = karajo(

@@ -59,6 +59,12 @@ async fn a_github_push_to_dev_runs_nothing_and_one_to_main_runs_with_its_git_var
          github_events = push, release\ngithub_refs = refs/heads/main, refs/tags/v*\n{WRITE_ENV}\n"
     ));
     let d = TestDaemon::start(&dir).await;
+    let job = d.job("gh").await;
+    assert_eq!(job["hook_events"], serde_json::json!(["push", "release"]));
+    assert_eq!(
+        job["hook_refs"],
+        serde_json::json!(["refs/heads/main", "refs/tags/v*"])
+    );
 
     // Unsigned: refused before the rules, never a 202.
     let res = github(&d, "push", "d-0", &github_push("refs/heads/dev"), false).await;
@@ -201,6 +207,10 @@ async fn api_run(d: &TestDaemon, body: &str, content_type: &str) -> reqwest::Res
 async fn params_reach_the_command_as_environment_only_through_the_api_and_the_web_hook() {
     let dir = deploy_dir();
     let d = TestDaemon::start(&dir).await;
+    assert_eq!(
+        d.job("deploy").await["params"],
+        serde_json::json!([{"name": "ENV"}, {"name": "TAG", "default": "latest"}])
+    );
     let hostile = "prod'; touch pwned; echo \"$(touch pwned2)";
 
     // By id, JSON: the value as given, the default for the other.

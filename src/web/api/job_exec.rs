@@ -41,27 +41,16 @@ pub(super) async fn run(
         .resolve(&given)
         .map_err(|e| super::webhook::params_refused(e.to_string()))?;
     let key = JobKey::exec(JobId::from_raw(id));
+    let key_id = key.id.clone();
     let accepted = state
         .scheduler
         .trigger_with_env(key, crate::job::Trigger::Api, None, env)
         .await;
-    match accepted {
-        Ok(view) => {
-            let place = ClusterPlace::of(state.cluster.as_ref(), &view);
-            Ok(json::data_ok(
-                &JobExecJson::new(&view).map(|job| job.placed(place)),
-            ))
-        }
-        Err(TriggerError::Paused) => Err(ApiError::paused().into()),
-        Err(TriggerError::Busy) => Err(ApiError::busy().into()),
-        Err(TriggerError::NotFound(_)) => {
-            Err(ApiError::job_not_found(snapshot.unknown_job(JobKind::Exec, "")).into())
-        }
-        Err(TriggerError::ShuttingDown) => Err(ApiError::shutting_down().into()),
-        Err(TriggerError::ClusterUnavailable(why)) => {
-            Err(ApiError::cluster_unavailable(why).into())
-        }
-    }
+    Ok(super::webhook::run_answer(&state, accepted, || {
+        Response::from(ApiError::job_not_found(
+            snapshot.unknown_job(JobKind::Exec, key_id.as_str()),
+        ))
+    })?)
 }
 
 /// The job id and the parameters of a run request's body (see [`run`]).

@@ -98,6 +98,16 @@ pub(super) async fn run(
             env,
         )
         .await;
+    run_answer(&state, accepted, || StatusCode::NOT_FOUND.into_response())
+}
+
+/// The answer to a run asked for: the job as it was when the run was accepted (the
+/// original's envelope), or why not; `gone` answers a job removed meanwhile.
+pub(super) fn run_answer(
+    state: &AppState,
+    accepted: Result<Arc<crate::scheduler::JobView>, TriggerError>,
+    gone: impl FnOnce() -> Response,
+) -> Result<Response, ApiError> {
     match accepted {
         Ok(view) => {
             let place = ClusterPlace::of(state.cluster.as_ref(), &view);
@@ -107,7 +117,7 @@ pub(super) async fn run(
         }
         Err(TriggerError::Paused) => Err(ApiError::paused()),
         Err(TriggerError::Busy) => Err(ApiError::busy()),
-        Err(TriggerError::NotFound(_)) => Ok(StatusCode::NOT_FOUND.into_response()),
+        Err(TriggerError::NotFound(_)) => Ok(gone()),
         Err(TriggerError::ShuttingDown) => Err(ApiError::shutting_down()),
         Err(TriggerError::ClusterUnavailable(why)) => Err(ApiError::cluster_unavailable(why)),
     }
