@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 pub use self::types::{
-    Env, JobBase, JobExec, JobHttp, JobLog, LogSummary, Monitor, Service, ServiceExit,
+    Env, JobBase, JobExec, JobHttp, JobLog, LogSummary, Monitor, ParamDecl, Service, ServiceExit,
     ServiceHistoryEntry,
 };
 pub use crate::cluster::status::{ClusterStatus, NodeStatus};
@@ -316,9 +316,13 @@ impl Client {
     /// `X-Karajo-Sign` with the client's secret. The job must use `hmac-sha256` with
     /// that secret.
     pub async fn job_exec_run(&self, path: &str) -> Result<JobExec, ClientError> {
+        self.post_hook(path, run_body(&self.stamp())).await
+    }
+
+    /// Posts `body` to the web hook `path`, signed in `X-Karajo-Sign`.
+    async fn post_hook(&self, path: &str, body: String) -> Result<JobExec, ClientError> {
         let hook = format!("/{}", path.trim_start_matches('/'));
         let url = format!("{}{API_JOB_EXEC_RUN}{hook}", self.base);
-        let body = run_body(&self.stamp());
         let sign = sign_hmac_sha256(&self.secret, body.as_bytes());
         let request = self
             .http
@@ -331,6 +335,44 @@ impl Client {
             return Err(ClientError::NotFound { path: hook });
         }
         decode(&url, status, &bytes)
+    }
+
+    /// As [`Client::job_exec_run`], with the run's parameters in the signed JSON body's
+    /// `params` object (the job declares them with `param = NAME`).
+    pub async fn job_exec_run_with(
+        &self,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<JobExec, ClientError> {
+        if params.is_empty() {
+            return self.job_exec_run(path).await;
+        }
+        let stamp = self.stamp();
+        let mut body = serde_json::json!({ "id": "", EPOCH_FIELD: stamp.epoch });
+        if !stamp.nonce.is_empty() {
+            body[NONCE_FIELD] = stamp.nonce.clone().into();
+        }
+        body["params"] = params
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        self.post_hook(path, body.to_string()).await
+    }
+
+    /// `POST /karajo/api/job_exec/run`: runs the command job `id` now (trigger `api`),
+    /// with its parameters, signed with the global secret like a pause. Works for any
+    /// command job, with or without a web hook.
+    pub async fn job_exec_run_id(
+        &self,
+        id: &str,
+        params: &[(String, String)],
+    ) -> Result<JobExec, ClientError> {
+        let extra: String = params
+            .iter()
+            .map(|(k, v)| format!("&param.{}={}", query_escape(k), query_escape(v)))
+            .collect();
+        self.post_form_with(API_JOB_EXEC_RUN, id, &extra).await
     }
 
     /// `POST /karajo/api/job_exec/pause`: pauses a command job.

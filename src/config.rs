@@ -8,6 +8,7 @@
 mod cluster;
 pub mod duration;
 mod fields;
+pub mod hook_rules;
 pub mod ini;
 mod jobs;
 mod load;
@@ -15,6 +16,7 @@ pub mod model;
 mod monitors;
 pub mod net;
 pub mod notif;
+pub mod params;
 pub mod policies;
 mod services;
 mod settings;

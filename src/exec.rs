@@ -72,6 +72,9 @@ pub struct RunContext {
     pub trigger: Trigger,
     /// The triggering web hook request, for webhook runs.
     pub request: Option<Arc<WebhookRequest>>,
+    /// Extra environment variables: a web hook delivery's `KARAJO_GIT_*`, a manual
+    /// run's `KARAJO_PARAM_*`; shell runs add them after karajo's own.
+    pub env: Vec<(String, String)>,
     /// Cluster mode: this node's name (`KARAJO_NODE`).
     pub node: Option<String>,
     /// Cluster mode: the run's id, for a run ordered by the cluster (`KARAJO_RUN_ID`).

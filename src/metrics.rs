@@ -39,12 +39,14 @@ pub enum WebhookOutcome {
     NotFound,
     /// The body was over `max_body_size`.
     TooLarge,
+    /// A verified GitHub or SourceHut delivery the job's rules ignore (202).
+    Ignored,
     /// Anything else (shutting down, malformed request).
     Other,
 }
 
 impl WebhookOutcome {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::Accepted,
         Self::Forbidden,
         Self::Replayed,
@@ -52,6 +54,7 @@ impl WebhookOutcome {
         Self::Busy,
         Self::NotFound,
         Self::TooLarge,
+        Self::Ignored,
         Self::Other,
     ];
 
@@ -64,6 +67,7 @@ impl WebhookOutcome {
             Self::Busy => "busy",
             Self::NotFound => "not_found",
             Self::TooLarge => "too_large",
+            Self::Ignored => "ignored",
             Self::Other => "other",
         }
     }
@@ -72,6 +76,7 @@ impl WebhookOutcome {
     pub fn from_status(status: u16) -> Self {
         match status {
             200 => Self::Accepted,
+            202 => Self::Ignored,
             401 | 403 => Self::Forbidden,
             409 => Self::Replayed,
             412 => Self::Paused,

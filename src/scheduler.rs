@@ -386,6 +386,7 @@ pub(crate) enum Command {
         key: JobKey,
         trigger: Trigger,
         request: Option<Arc<WebhookRequest>>,
+        env: Vec<(String, String)>,
         reply: oneshot::Sender<Result<Arc<JobView>, TriggerError>>,
     },
     Pause {
@@ -503,6 +504,20 @@ impl SchedulerHandle {
         trigger: Trigger,
         request: Option<Arc<WebhookRequest>>,
     ) -> Result<Arc<JobView>, TriggerError> {
+        self.trigger_with_env(key, trigger, request, Vec::new())
+            .await
+    }
+
+    /// As [`Self::trigger`], with extra environment variables for the run (a
+    /// delivery's `KARAJO_GIT_*`, a manual run's `KARAJO_PARAM_*`). A cluster job's
+    /// run does not get them: the cluster's orders carry no environment.
+    pub async fn trigger_with_env(
+        &self,
+        key: JobKey,
+        trigger: Trigger,
+        request: Option<Arc<WebhookRequest>>,
+        env: Vec<(String, String)>,
+    ) -> Result<Arc<JobView>, TriggerError> {
         if let Some(route) = self.cluster_route(&key) {
             return route.trigger(key, trigger).await;
         }
@@ -511,6 +526,7 @@ impl SchedulerHandle {
             key,
             trigger,
             request,
+            env,
             reply,
         };
         self.ask(cmd, rx)

@@ -145,6 +145,7 @@ fn print_jobs(out: &mut dyn Write, config: &Config, now: Timestamp) -> io::Resul
             offset: job.policies.jitter_offset(&spec.key()),
         };
         print_timing(out, &timing, now)?;
+        print_hooks(out, spec)?;
         if config.cluster.enabled {
             writeln!(out, "  runs on {}", run_on_words(&job.run_on))?;
         }
@@ -160,6 +161,20 @@ fn print_jobs(out: &mut dyn Write, config: &Config, now: Timestamp) -> io::Resul
                 writeln!(out, "  {label}: starts {}", names.join(", "))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// A command job's web hook rules and run parameters (issue 15), a line each.
+fn print_hooks(out: &mut dyn Write, spec: &crate::config::JobSpec) -> io::Result<()> {
+    let crate::config::JobKindSpec::Exec(exec) = &spec.kind else {
+        return Ok(());
+    };
+    if let Some(rules) = exec.hook_rules.describe(exec.auth_kind.as_str()) {
+        writeln!(out, "  {rules}")?;
+    }
+    if let Some(params) = exec.params.describe() {
+        writeln!(out, "  {params}")?;
     }
     Ok(())
 }
@@ -370,6 +385,25 @@ mod tests {
         let ok = run(&file, now, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         (ok, text.replace(&dir.path().display().to_string(), "DIR"))
+    }
+
+    #[test]
+    fn web_hook_rules_and_params_are_shown_a_line_each() {
+        let (ok, text) = check(
+            "secret = s\n\
+             [job \"deploy\"]\npath = /gh\nauth_kind = github\ngithub_events = push\n\
+             github_refs = refs/heads/main, refs/tags/v*\nparam = ENV\nparam = TAG=latest\n\
+             command = true\n",
+        );
+        assert!(ok, "{text}");
+        assert!(
+            text.contains(
+                "job \"deploy\" (deploy):\n  on web hook /gh\n  runs on github events push, \
+                 refs refs/heads/main, refs/tags/v*; other deliveries get 202\n  \
+                 params: ENV (required), TAG=latest\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -44,6 +44,14 @@ pub struct ServerArgs {
     pub json: bool,
 }
 
+/// A `--param NAME=VALUE`.
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("{text:?}: give NAME=VALUE")),
+    }
+}
+
 fn parse_timeout(text: &str) -> Result<Duration, String> {
     let d = crate::config::duration::parse(text).map_err(|e| e.to_string())?;
     Duration::try_from(d).map_err(|_| format!("{text}: must not be negative"))
@@ -98,10 +106,15 @@ pub enum JobCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Run a job through its web hook (hmac-sha256 with the given secret).
+    /// Run a job now: by id (signed with the global secret), or through its web hook
+    /// when given its path starting with `/` (hmac-sha256 with the given secret).
     Run {
-        /// The job's web hook `path` (`/hello`).
-        path: String,
+        /// The job id (`hello`), or its web hook `path` (`/hello`).
+        target: String,
+        /// A run parameter the job declares (`param = NAME`), as NAME=VALUE; repeatable.
+        /// Values reach the commands as KARAJO_PARAM_NAME, never on a command line.
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -296,8 +309,17 @@ pub async fn run_job(command: &JobCommand, out: &mut dyn Write) -> Result<(), Cl
                 .ok_or_else(|| CliError::Usage(format!("no command job has the id {id:?}")))?;
             print_job_exec(out, job, server.json)
         }
-        JobCommand::Run { path, server } => {
-            let job = server.client(true)?.job_exec_run(path).await?;
+        JobCommand::Run {
+            target,
+            params,
+            server,
+        } => {
+            let client = server.client(true)?;
+            let job = if target.starts_with('/') {
+                client.job_exec_run_with(target, params).await?
+            } else {
+                client.job_exec_run_id(target, params).await?
+            };
             print_job_exec(out, &job, server.json)
         }
         JobCommand::Pause { id, server } => {
@@ -428,6 +450,31 @@ pub fn format_job_exec(job: &JobExec) -> String {
             "web hook",
             &format!("{} ({})", job.path, job.auth_kind),
         ));
+    }
+    if !job.hook_events.is_empty() || !job.hook_refs.is_empty() {
+        let any = |list: &[String]| match list {
+            [] => "any".to_string(),
+            list => list.join(", "),
+        };
+        lines.push(field(
+            "rules",
+            &format!(
+                "events {}; refs {}",
+                any(&job.hook_events),
+                any(&job.hook_refs)
+            ),
+        ));
+    }
+    if !job.params.is_empty() {
+        let params: Vec<String> = job
+            .params
+            .iter()
+            .map(|p| match &p.default {
+                Some(d) => format!("{}={d}", p.name),
+                None => format!("{} (required)", p.name),
+            })
+            .collect();
+        lines.push(field("params", &params.join(", ")));
     }
     lines.push(format_logs(&job.logs));
     lines.concat()

@@ -364,6 +364,26 @@ pub struct JobExec {
     /// The run time limit; zero when unset (karajo-rs only).
     #[serde(default, with = "nanos", skip_serializing_if = "Duration::is_zero")]
     pub timeout: Duration,
+    /// The events a GitHub or SourceHut delivery must have to run the job (karajo-rs
+    /// only); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hook_events: Vec<String>,
+    /// The ref globs a delivery's ref must match (karajo-rs only); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hook_refs: Vec<String>,
+    /// The run parameters the job declares (karajo-rs only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<ParamDecl>,
+}
+
+/// A run parameter a command job declares (`param = NAME` or `NAME=default`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamDecl {
+    /// The name, upper-case.
+    pub name: String,
+    /// The default; `None` when the parameter is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 /// An HTTP job (`[job.http "..."]`, the original's `JobHTTP`). Its [`JobBase`] fields

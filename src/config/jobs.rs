@@ -90,15 +90,23 @@ pub(crate) fn build_exec_job(
     problems: &mut Problems,
 ) -> JobSpec {
     let f = &def.fields;
-    f.check_keys("[job]", &job_keys(JOB_EXEC_KEYS), problems);
+    let mut keys = job_keys(JOB_EXEC_KEYS);
+    keys.extend(super::hook_rules::HOOK_RULE_KEYS);
+    keys.extend(super::params::PARAM_KEYS);
+    f.check_keys("[job]", &keys, problems);
     let common = read_common(def, global, cluster_enabled, problems);
     let commands = f.list("command");
+    let path = clean_path(&f.text("path"));
+    let auth_kind = read_auth_kind(f, problems);
+    let timer = common.schedule.is_some() || common.interval.is_some();
     for var in f.all("command").filter(|v| v.value.is_empty()) {
         problems.warn(&f.file, var.line, "empty command");
     }
     let exec = ExecSpec {
-        path: clean_path(&f.text("path")),
-        auth_kind: read_auth_kind(f, problems),
+        hook_rules: super::hook_rules::read_hook_rules(f, auth_kind, path.is_some(), problems),
+        params: super::params::read_params(f, timer, problems),
+        path,
+        auth_kind,
         sourcehut_public_key: f
             .key32("sourcehut_public_key", problems)
             .unwrap_or(global.sourcehut_public_key),

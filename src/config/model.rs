@@ -354,6 +354,11 @@ pub struct ExecSpec {
     pub timeout: Option<Duration>,
     /// `kill_grace` (new): time between SIGTERM and SIGKILL (default 5s).
     pub kill_grace: Duration,
+    /// `github_events`, `github_refs`, `sourcehut_events`, `sourcehut_refs` (issue 15):
+    /// which web hook deliveries run the job.
+    pub hook_rules: super::hook_rules::HookRules,
+    /// `param` (issue 15): the parameters a manual run may give.
+    pub params: super::params::Params,
 }
 
 /// The HTTP method of a `[job.http]` request.

@@ -199,6 +199,9 @@ pub(crate) struct Request {
     pub(crate) request: Option<Arc<WebhookRequest>>,
     /// The attempt it retries, the run it follows, or the slot it catches up.
     pub(crate) origin: Option<RunOrigin>,
+    /// Extra environment of the run: a delivery's `KARAJO_GIT_*`, a manual run's
+    /// `KARAJO_PARAM_*` (issue 15).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Request {
@@ -213,6 +216,7 @@ impl Request {
             trigger,
             request: None,
             origin,
+            env: Vec::new(),
         }
     }
 }
@@ -488,6 +492,9 @@ enum Active {
         cluster: bool,
         /// Which attempt, chain or catch-up it is.
         origin: Option<RunOrigin>,
+        /// Its extra environment (parameters, a delivery's git facts), which a retry
+        /// of it gets again.
+        env: Vec<(String, String)>,
     },
 }
 
@@ -522,6 +529,9 @@ struct JobEntry {
     cluster_revision: u64,
     /// A failed run's next attempt, waiting for its time.
     retry: Option<RetryState>,
+    /// The extra environment the waiting retry gets (in memory only: parameters may
+    /// be secrets, so a retry after a restart gets the defaults).
+    retry_env: Vec<(String, String)>,
     /// Missed timer slots still to catch up, oldest first.
     catch_up: VecDeque<Timestamp>,
     /// Triggers refused lately by `overlap = skip`.
@@ -568,6 +578,7 @@ impl JobEntry {
             cluster_busy: false,
             cluster_revision: 0,
             retry: job.retry,
+            retry_env: Vec::new(),
             catch_up: VecDeque::new(),
             skipped: VecDeque::new(),
             stale: true,
@@ -1105,6 +1116,7 @@ fn start_numbered(
         def: job.def.clone(),
         cluster: cluster_run.is_some(),
         origin: request.origin.clone(),
+        env: request.env.clone(),
     });
     // Any run that starts supersedes a retry still waiting (a retry takes its own
     // wait before it starts).
@@ -1148,6 +1160,7 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
         def,
         cluster,
         origin,
+        env,
     }) = job
         .active
         .take_if(|a| matches!(a, Active::Running { counter, .. } if *counter == done.counter))
@@ -1238,6 +1251,7 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
         );
         out.extend(job_event(&key, Level::Warning, "retry", message));
         job.retry = Some(wait);
+        job.retry_env = env;
         state.retries.insert((wait.due, key.clone()));
         // A kill -9 right after must not lose the retry.
         out.push(Effect::SaveState { durable: true });
@@ -1506,14 +1520,10 @@ fn fire_due_timers(state: &mut SchedulerState, now: Timestamp, out: &mut Vec<Eff
             attempts: job.def.common.policies.retry + 1,
             first: wait.first,
         };
+        let mut request = Request::from(Trigger::Retry, Some(origin));
+        request.env = std::mem::take(&mut job.retry_env);
         state.touch(&key);
-        if let Err(refused) = accept(
-            state,
-            &key,
-            Request::from(Trigger::Retry, Some(origin)),
-            now,
-            out,
-        ) {
+        if let Err(refused) = accept(state, &key, request, now, out) {
             tracing::info!(job = %key, %refused, "retry not taken");
         }
     }
@@ -1521,7 +1531,11 @@ fn fire_due_timers(state: &mut SchedulerState, now: Timestamp, out: &mut Vec<Eff
 
 /// Drops job `key`'s waiting retry (a pause, a cancel, a reload that ends retries).
 fn drop_retry(state: &mut SchedulerState, key: &JobKey) -> bool {
-    let Some(wait) = state.jobs.get_mut(key).and_then(|j| j.retry.take()) else {
+    let Some(job) = state.jobs.get_mut(key) else {
+        return false;
+    };
+    job.retry_env.clear();
+    let Some(wait) = job.retry.take() else {
         return false;
     };
     state.retries.remove(&(wait.due, key.clone()));

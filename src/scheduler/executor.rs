@@ -296,12 +296,14 @@ impl Executor {
                 key,
                 trigger,
                 request,
+                env,
                 reply,
             } => {
                 let request = Request {
                     trigger,
                     request,
                     origin: None,
+                    env,
                 };
                 self.decide(Event::Trigger { key, request }, Reply::Trigger(reply));
             }
@@ -860,6 +862,7 @@ impl Executor {
                 trigger: request.trigger,
                 request: request.request,
                 origin: request.origin,
+                env: request.env,
                 node: self
                     .state
                     .cluster_node

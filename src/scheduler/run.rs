@@ -270,6 +270,13 @@ fn shell_job(
             body.to_string_lossy().into_owned(),
         ));
     }
+    env.extend(ctx.env.iter().cloned());
+    // A run nobody gave values to (a timer, a delivery) gets the defaults.
+    for (name, value) in cfg.params.defaults() {
+        if !env.iter().any(|(n, _)| *n == name) {
+            env.push((name, value));
+        }
+    }
     ShellJob {
         commands: cfg.commands.clone(),
         work_dir: work_dir.to_path_buf(),

@@ -4,6 +4,7 @@
 //! every failure. Who may call them is decided in [`crate::web::access`].
 
 mod cluster;
+mod delivery;
 pub mod environment;
 mod error;
 mod event;
@@ -20,6 +21,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 pub use error::ApiError;
+pub(crate) use job_exec::PARAM_FIELD;
 pub(crate) use webhook::count_outcome;
 
 use crate::web::{AppState, access};
@@ -46,6 +48,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         ));
     Router::new()
         .route("/karajo/api/job_exec/run/{*path}", post(webhook::run))
+        .route("/karajo/api/job_exec/run", post(job_exec::run))
         .route("/karajo/api/job_exec/pause", post(job_exec::pause))
         .route("/karajo/api/job_exec/resume", post(job_exec::resume))
         .route("/karajo/api/job_exec/cancel", post(job_exec::cancel))

@@ -163,6 +163,9 @@ pub enum WuiError {
     /// An unknown control action.
     #[error("Unknown action.")]
     BadAction,
+    /// Run now with parameters the job refuses.
+    #[error("Not started: {0}.")]
+    Params(String),
     /// The daemon is stopping.
     #[error("karajo is shutting down.")]
     ShuttingDown,
@@ -197,7 +200,7 @@ impl WuiError {
             | Self::LogNotFound
             | Self::ClusterOff => StatusCode::NOT_FOUND,
             Self::Csrf | Self::WrongSecret | Self::NotLoggedIn => StatusCode::FORBIDDEN,
-            Self::BadAction => StatusCode::BAD_REQUEST,
+            Self::BadAction | Self::Params(_) => StatusCode::BAD_REQUEST,
             Self::ShuttingDown | Self::TooManyStreams | Self::ClusterUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -532,3 +532,89 @@ async fn cluster_status_says_when_the_daemon_is_single_node_or_unreachable() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn job_run_by_id_with_params_and_their_refusal() {
+    let dir = TestDir::new(
+        "[job \"deploy\"]\nparam = ENV\nparam = TAG=latest\n\
+         command = \"printf '%s|%s\\n' \\\"$KARAJO_PARAM_ENV\\\" \\\"$KARAJO_PARAM_TAG\\\" > out.$KARAJO_JOB_COUNTER\"\n\
+         [job \"hook\"]\npath = /hook\nparam = ENV\n\
+         command = \"printf '%s\\n' \\\"$KARAJO_PARAM_ENV\\\" > out.$KARAJO_JOB_COUNTER\"\n",
+    );
+    let d = TestDaemon::start(&dir).await;
+    let server = d.base_url.clone();
+    let job = |list: &[&str]| {
+        let mut all = vec!["job".to_string()];
+        all.extend(args(list));
+        all.extend(args(&["--server", &server]));
+        all
+    };
+    let secret = [("KARAJO_SECRET", SECRET)];
+    let out_file = |id: &str, n: u64| {
+        std::fs::read_to_string(dir.base().join(format!("var/lib/karajo/job/{id}/out.{n}")))
+            .unwrap()
+    };
+
+    // By id (no web hook needed), a value with spaces and shell syntax.
+    let out = karajo(
+        job(&[
+            "run",
+            "deploy",
+            "--param",
+            "ENV=a b; $(x)",
+            "--param",
+            "tag=v9",
+        ]),
+        None,
+        &secret,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("id:       deploy\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    dir.wait_log("deploy", 1, "success").await;
+    assert_eq!(out_file("deploy", 1), "a b; $(x)|v9\n");
+    let out = karajo(job(&["get", "deploy"]), None, &[]).await;
+    assert!(
+        text(&out.stdout).contains("params:   ENV (required), TAG=latest\n"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Through the web hook path.
+    let out = karajo(
+        job(&["run", "/hook", "--param", "ENV=via-hook"]),
+        None,
+        &secret,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    dir.wait_log("hook", 1, "success").await;
+    assert_eq!(out_file("hook", 1), "via-hook\n");
+
+    // Refusals name the parameters and exit 1.
+    let out = karajo(job(&["run", "deploy", "--param", "HOST=x"]), None, &secret).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("undeclared parameter: HOST"), "{err}");
+    assert!(err.contains("code 400"), "{err}");
+    let out = karajo(job(&["run", "deploy"]), None, &secret).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("missing parameter: ENV"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = karajo(job(&["run", "deploy", "--param", "novalue"]), None, &secret).await;
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(
+        text(&out.stderr).contains("give NAME=VALUE"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(dir.log_names("deploy").len(), 1);
+    d.stop().await;
+}

@@ -5,11 +5,13 @@
 //! a description with HTML); the dashboard's list, search, filters and counts, and
 //! the dashboard with 1,000 jobs, are in [`dashboard`]; heartbeat monitors' pages and
 //! the event log's page are in [`monitor`]; supervised services' pages, cards and rows
-//! are in [`service`]. Screenshots go to `target/screenshots/`.
+//! are in [`service`]; Run now with parameters is in [`params`]. Screenshots go to
+//! `target/screenshots/`.
 
 mod cdp;
 mod dashboard;
 mod monitor;
+mod params;
 mod service;
 
 use karajo::job::{JobId, JobKey, JobKind, Trigger};

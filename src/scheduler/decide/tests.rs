@@ -57,6 +57,8 @@ fn exec_kind() -> JobDefKind {
             commands: vec!["true".to_string()],
             timeout: None,
             kill_grace: Duration::from_secs(5),
+            hook_rules: Default::default(),
+            params: Default::default(),
         }),
         function: None,
     }

@@ -1,6 +1,7 @@
 //! The command job API of the original (spec 4.4 rows 4 to 7): pause, resume and
 //! cancel, signed with the global secret over the raw body (each signature good for one
-//! request), and the log reader, which the HTTP job API shares.
+//! request), and the log reader, which the HTTP job API shares. Also run by id with
+//! parameters (issue 15), signed the same way.
 
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
@@ -14,6 +15,73 @@ use crate::scheduler::{JobControl, JobView, LogSummary, TriggerError};
 use crate::store::run_log;
 use crate::web::access::SignRefusal;
 use crate::web::body::SMALL_BODY_LIMIT;
+
+/// `POST /karajo/api/job_exec/run`: runs a command job now (trigger `api`), signed
+/// with the global secret like pause. The body is a form (`id=ID&param.NAME=VALUE`) or
+/// a JSON object (`{"id":"ID","params":{"NAME":"VALUE"}}`), stamped with
+/// `_karajo_epoch`. Parameters the job does not declare, required ones left out and bad
+/// values are refused with `400` naming them.
+pub(super) async fn run(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, Response> {
+    let body = signed_form(&state, request).await?;
+    let (id, given) = run_request(&body).map_err(super::webhook::params_refused)?;
+    let id = id.to_ascii_lowercase();
+    let snapshot = state.scheduler.snapshot();
+    let spec = snapshot
+        .job(JobKind::Exec, &id)
+        .and_then(|view| match &view.def.kind {
+            crate::scheduler::JobDefKind::Exec { spec, .. } => Some(spec.clone()),
+            crate::scheduler::JobDefKind::Http { .. } => None,
+        })
+        .ok_or_else(|| ApiError::job_not_found(snapshot.unknown_job(JobKind::Exec, &id)))?;
+    let env = spec
+        .params
+        .resolve(&given)
+        .map_err(|e| super::webhook::params_refused(e.to_string()))?;
+    let key = JobKey::exec(JobId::from_raw(id));
+    let key_id = key.id.clone();
+    let accepted = state
+        .scheduler
+        .trigger_with_env(key, crate::job::Trigger::Api, None, env)
+        .await;
+    Ok(super::webhook::run_answer(&state, accepted, || {
+        Response::from(ApiError::job_not_found(
+            snapshot.unknown_job(JobKind::Exec, key_id.as_str()),
+        ))
+    })?)
+}
+
+/// The job id and the parameters of a run request's body (see [`run`]).
+fn run_request(body: &[u8]) -> Result<(String, Vec<(String, String)>), String> {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) {
+        let id = map
+            .get("id")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        return Ok((id, super::webhook::json_params(map.get("params"))?));
+    }
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(body).map_err(|e| format!("the body is not a form: {e}"))?;
+    let id = pairs
+        .iter()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let params = pairs
+        .into_iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(PARAM_FIELD)
+                .map(|name| (name.to_string(), v))
+        })
+        .collect();
+    Ok((id, params))
+}
+
+/// The prefix of a parameter's field in a form: `param.ENV=prod`.
+pub(crate) const PARAM_FIELD: &str = "param.";
 
 /// `POST /karajo/api/job_exec/pause`.
 pub(super) async fn pause(

@@ -211,6 +211,15 @@ pub struct JobExecJson<'a> {
     /// New: the run time limit in nanoseconds; omitted when unset.
     #[serde(skip_serializing_if = "is_zero")]
     timeout: u128,
+    /// New: `github_events` or `sourcehut_events`; omitted when empty.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    hook_events: &'a [String],
+    /// New: `github_refs` or `sourcehut_refs`; omitted when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hook_refs: Vec<&'a str>,
+    /// New: the declared run parameters; omitted when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    params: Vec<ParamJson<'a>>,
     /// Cluster mode only: the job's `run_on`.
     #[serde(skip_serializing_if = "Option::is_none")]
     run_on: Option<String>,
@@ -233,6 +242,17 @@ impl<'a> JobExecJson<'a> {
             commands: &cfg.commands,
             base: JobBaseJson::new(view),
             timeout: cfg.timeout.map_or(0, |d| d.as_nanos()),
+            hook_events: &cfg.hook_rules.events,
+            hook_refs: cfg.hook_rules.refs.iter().map(|g| g.as_str()).collect(),
+            params: cfg
+                .params
+                .list
+                .iter()
+                .map(|p| ParamJson {
+                    name: &p.name,
+                    default: p.default.as_deref(),
+                })
+                .collect(),
             run_on: None,
             active: None,
         })
@@ -246,6 +266,14 @@ impl<'a> JobExecJson<'a> {
         }
         self
     }
+}
+
+/// A declared run parameter: its name and, unless required, its default.
+#[derive(Debug, Serialize)]
+struct ParamJson<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default: Option<&'a str>,
 }
 
 /// An HTTP job (`JobHTTP`, spec 4.3) in the original's field order. The values of

@@ -2,7 +2,10 @@
 //! The job and its signature headers are checked before the body is read; then the
 //! body is read within the shared budget, the signature verified, spent in the replay
 //! guard (stamped with `_karajo_epoch` for `hmac-sha256`; a GitHub delivery id or a
-//! SourceHut nonce for those), and the run queued. Nothing else happens here.
+//! SourceHut nonce for those), and the run queued. A GitHub or SourceHut delivery then
+//! meets the job's web hook rules (issue 15): one they ignore is answered `202` with
+//! the reason and runs nothing; one that runs gets its `KARAJO_GIT_*` variables. An
+//! `hmac-sha256` body may carry the run's parameters as a JSON object `params`.
 
 use std::sync::Arc;
 
@@ -10,12 +13,14 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::delivery;
 use super::json::{self, ClusterPlace, JobExecJson};
 use super::{ApiError, AppState};
 use crate::auth::{
     SignatureId, WebhookAuth, github_delivery_id, github_delivery_keys, verify_webhook,
     webhook_headers_present,
 };
+use crate::config::hook_rules::Verdict;
 use crate::exec::WebhookRequest;
 use crate::job::{AuthKind, JobKey, Trigger};
 use crate::metrics::WebhookOutcome;
@@ -66,18 +71,43 @@ pub(super) async fn run(
             ApiError::forbidden_because(err.to_string())
         });
     }
+    // Signed and spent: only now does the body's content count.
+    let env = match delivery::read(exec.auth_kind, &headers, &body.bytes) {
+        Some(delivery) => {
+            let verdict = exec.hook_rules.judge(exec.auth_kind.as_str(), &delivery);
+            if let Verdict::Ignore(reason) = &verdict {
+                tracing::info!(job = %JobKey::exec(job.id.clone()), %reason, "web hook delivery ignored by the job's rules");
+                return Ok(delivery::ignored(&delivery, reason));
+            }
+            delivery::git_env(&delivery, delivery::chosen(&verdict))
+        }
+        None => body_params(&body.bytes)
+            .and_then(|given| exec.params.resolve(&given).map_err(|e| e.to_string()))
+            .map_err(params_refused)?,
+    };
     let request = Arc::new(WebhookRequest {
         headers,
         body: body.bytes.clone(),
     });
     let accepted = state
         .scheduler
-        .trigger(
+        .trigger_with_env(
             JobKey::exec(job.id.clone()),
             Trigger::Webhook,
             Some(request),
+            env,
         )
         .await;
+    run_answer(&state, accepted, || StatusCode::NOT_FOUND.into_response())
+}
+
+/// The answer to a run asked for: the job as it was when the run was accepted (the
+/// original's envelope), or why not; `gone` answers a job removed meanwhile.
+pub(super) fn run_answer(
+    state: &AppState,
+    accepted: Result<Arc<crate::scheduler::JobView>, TriggerError>,
+    gone: impl FnOnce() -> Response,
+) -> Result<Response, ApiError> {
     match accepted {
         Ok(view) => {
             let place = ClusterPlace::of(state.cluster.as_ref(), &view);
@@ -87,10 +117,44 @@ pub(super) async fn run(
         }
         Err(TriggerError::Paused) => Err(ApiError::paused()),
         Err(TriggerError::Busy) => Err(ApiError::busy()),
-        Err(TriggerError::NotFound(_)) => Ok(StatusCode::NOT_FOUND.into_response()),
+        Err(TriggerError::NotFound(_)) => Ok(gone()),
         Err(TriggerError::ShuttingDown) => Err(ApiError::shutting_down()),
         Err(TriggerError::ClusterUnavailable(why)) => Err(ApiError::cluster_unavailable(why)),
     }
+}
+
+/// The parameters of a signed body: its JSON object `params` of strings; none when
+/// the body is not a JSON object or has no `params`.
+pub(super) fn body_params(body: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body)
+    else {
+        return Ok(Vec::new());
+    };
+    json_params(map.get("params"))
+}
+
+/// A JSON `params` value: an object whose values are strings.
+pub(super) fn json_params(
+    params: Option<&serde_json::Value>,
+) -> Result<Vec<(String, String)>, String> {
+    let Some(params) = params.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let serde_json::Value::Object(params) = params else {
+        return Err("params must be a JSON object of strings".to_string());
+    };
+    params
+        .iter()
+        .map(|(name, value)| match value {
+            serde_json::Value::String(value) => Ok((name.clone(), value.clone())),
+            _ => Err(format!("parameter {name}: the value must be a JSON string")),
+        })
+        .collect()
+}
+
+/// The `400` of refused parameters.
+pub(super) fn params_refused(why: String) -> ApiError {
+    ApiError::with(StatusCode::BAD_REQUEST, "ERR_PARAMS", why)
 }
 
 /// Spends a verified delivery's signature: stamped for `hmac-sha256`, by delivery for

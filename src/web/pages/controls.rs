@@ -187,6 +187,22 @@ pub(super) struct ControlForm {
     /// A service's `signal` control: `HUP`, `USR1`, ….
     #[serde(default)]
     signal: String,
+    /// The other fields: a command job's run parameters are `param.NAME`.
+    #[serde(flatten)]
+    rest: std::collections::BTreeMap<String, String>,
+}
+
+impl ControlForm {
+    /// The run parameters the form gives (`param.NAME` fields).
+    fn params(&self) -> Vec<(String, String)> {
+        self.rest
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(crate::web::api::PARAM_FIELD)
+                    .map(|name| (name.to_string(), v.clone()))
+            })
+            .collect()
+    }
 }
 
 /// `POST /karajo/app/{kind}/{id}/control`.
@@ -221,7 +237,7 @@ pub(super) async fn control(
     match action {
         Action::Run => match state
             .scheduler
-            .trigger(key.clone(), Trigger::Api, None)
+            .trigger_with_env(key.clone(), Trigger::Api, None, run_env(&view, &form)?)
             .await
         {
             Ok(view) if view.queued => Ok(back(Notice::Queued)),
@@ -243,6 +259,21 @@ pub(super) async fn control(
         Action::Cancel => {
             job_control(&state, key, JobControl::Cancel, back(Notice::Canceled)).await
         }
+    }
+}
+
+/// The environment of a run now: a command job's parameters from the form, checked
+/// against those it declares (a refusal names them).
+fn run_env(
+    view: &crate::scheduler::JobView,
+    form: &ControlForm,
+) -> Result<Vec<(String, String)>, WuiError> {
+    match &view.def.kind {
+        crate::scheduler::JobDefKind::Exec { spec, .. } => spec
+            .params
+            .resolve(&form.params())
+            .map_err(|e| WuiError::Params(e.to_string())),
+        crate::scheduler::JobDefKind::Http { .. } => Ok(Vec::new()),
     }
 }
 

@@ -408,6 +408,21 @@ pub(super) struct JobDetail {
     pub lines_title: &'static str,
     /// Where the control form posts.
     pub control_href: String,
+    /// The parameters Run now asks for (issue 15), with their defaults.
+    pub params: Vec<ParamField>,
+}
+
+/// One parameter field of the Run now form.
+#[derive(Debug, Clone)]
+pub(super) struct ParamField {
+    /// The form field's name (`param.ENV`).
+    pub field: String,
+    /// The parameter's name.
+    pub name: String,
+    /// The default filled in; empty for a required one.
+    pub value: String,
+    /// Declared without a default.
+    pub required: bool,
 }
 
 /// The key of a dashboard entry: `<kind>/<id>` (`job/hello`).
@@ -727,6 +742,18 @@ pub(super) fn detail(
                     ),
                 });
             }
+            if let Some(rules) = job.hook_rules.describe(job.auth_kind.as_str()) {
+                facts.push(Fact {
+                    name: "Web hook rules",
+                    value: rules,
+                });
+            }
+            if let Some(params) = job.params.describe() {
+                facts.push(Fact {
+                    name: "Parameters",
+                    value: params.trim_start_matches("params: ").to_string(),
+                });
+            }
             if let Some(timeout) = job.timeout {
                 facts.push(Fact {
                     name: "Timeout",
@@ -815,7 +842,25 @@ pub(super) fn detail(
         facts,
         lines,
         lines_title,
+        params: param_fields(&view.def.kind),
     }
+}
+
+/// The Run now form's parameter fields of a command job (none for HTTP jobs).
+fn param_fields(kind: &JobDefKind) -> Vec<ParamField> {
+    let JobDefKind::Exec { spec, .. } = kind else {
+        return Vec::new();
+    };
+    spec.params
+        .list
+        .iter()
+        .map(|p| ParamField {
+            field: format!("{}{}", crate::web::api::PARAM_FIELD, p.name),
+            name: p.name.clone(),
+            value: p.default.clone().unwrap_or_default(),
+            required: p.default.is_none(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

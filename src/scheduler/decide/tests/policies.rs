@@ -372,3 +372,30 @@ fn overlap_allow_still_respects_max_job_running() {
     );
     assert_eq!(w.snapshot().running, 2);
 }
+
+#[test]
+fn a_retry_gets_the_parameters_of_the_run_it_repeats() {
+    let mut w = World::new(4, vec![fresh(retrying(exec("a"), 1))]);
+    let mut request = Request::from(Trigger::Api, None);
+    request.env = vec![("KARAJO_PARAM_TARGET".into(), "blue".into())];
+    w.on(Event::Trigger {
+        key: job("a"),
+        request,
+    });
+    end(&mut w, job("a"), 1, RunStatus::Failed);
+    let retried = fire_retry(&mut w, &job("a"));
+    let env: Vec<_> = retried
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SpawnRun(order) => Some(order.request.env.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        env,
+        [vec![(
+            "KARAJO_PARAM_TARGET".to_string(),
+            "blue".to_string()
+        )]]
+    );
+}
