@@ -315,11 +315,17 @@ mod tests {
         let _ = child.wait();
         assert!(first.totals.processes >= 3, "{first:?}");
         assert!(second.totals.cpu > first.totals.cpu, "{first:?} {second:?}");
+        // A shared, loaded machine gives the busy loop what it can: the figures must
+        // agree with each other rather than reach a fixed share.
+        assert!(second.totals.cpu >= Duration::from_millis(50), "{second:?}");
+        let gained = (second.totals.cpu - first.totals.cpu).as_secs_f64();
+        let share = 100.0 * gained / 1.1;
+        assert!(second.cpu_percent > 1.0, "{second:?}");
         assert!(
-            second.totals.cpu >= Duration::from_millis(300),
-            "{second:?}"
+            (second.cpu_percent - share).abs() <= share * 0.5 + 5.0,
+            "{} % against {share:.1} % gained over 1.1 s: {second:?}",
+            second.cpu_percent
         );
-        assert!(second.cpu_percent > 20.0, "{second:?}");
         assert!(second.totals.rss_bytes >= 64 << 20, "{second:?}");
         // No process of another group is counted: an unknown group is empty.
         let none = meter.measure(&[Target {
