@@ -22,6 +22,7 @@ mod logs;
 mod monitor;
 mod notify;
 mod notify_monitor;
+mod pid1;
 mod process;
 mod schedule;
 mod secrets;
