@@ -14,6 +14,7 @@ mod client;
 mod cluster;
 mod conformance_monitor;
 mod exec;
+mod grafana;
 mod import;
 mod job_http;
 mod lock;
