@@ -13,6 +13,7 @@ mod cli;
 mod client;
 mod cluster;
 mod conformance_monitor;
+mod container;
 mod exec;
 mod grafana;
 mod import;
