@@ -17,7 +17,7 @@ use super::CliError;
 /// What `karajo import` imports.
 #[derive(Debug, clap::Subcommand)]
 pub enum ImportCommand {
-    /// Translate a crontab into a job.d/*.conf file, one [job] per cron line.
+    /// Translate a crontab into a job.d/*.conf file, one `[job]` per cron line.
     Crontab(CrontabArgs),
 }
 
@@ -46,7 +46,9 @@ pub struct CrontabArgs {
     #[arg(long, value_name = "AREA/CITY")]
     pub timezone: Option<String>,
     /// The file to write (default: `$dir_base/etc/karajo/job.d/<name>.conf` of the
-    /// configuration given with --config, `<name>` being `crontab` or `cron-<file>`).
+    /// configuration given with --config; `<name>` is `crontab` for standard input,
+    /// the file's name when it starts with `cron` or ends with `crontab`, else
+    /// `cron-<file name>`).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Print the job.d file on standard output instead of writing it.

@@ -98,11 +98,20 @@ fn as_pid_1_karajo_reaps_orphans_and_passes_sigterm_on() {
         return;
     }
     let port = crate::process::free_port();
+    // The orphans wait for this file, so the test sees them before they end; the job
+    // waits until each has left the job's process group (which karajo stops when the
+    // job's shell exits) and marked itself ready.
+    let go_dir = tempfile::tempdir().unwrap();
+    let go = go_dir.path().join("go");
     let dir = TestDir::new(&format!(
         "listen_address = 127.0.0.1:{port}\n\n\
          [job \"orphans\"]\n\
          interval = 1h\n\
-         command = \"for i in 1 2 3; do setsid sleep 2 </dev/null >/dev/null 2>&1 & done\"\n"
+         command = \"for i in 1 2 3; do setsid sh -c 'touch {marks}/ready.$$; \
+         while [ ! -e {go} ]; do sleep 0.05; done' </dev/null >/dev/null 2>&1 & done; \
+         until [ $(ls {marks} | grep -c ready) -ge 3 ]; do sleep 0.05; done\"\n",
+        marks = go_dir.path().display(),
+        go = go.display()
     ));
     let unshare = Command::new("unshare")
         .args(["--pid", "--fork", "--kill-child"])
@@ -130,13 +139,14 @@ fn as_pid_1_karajo_reaps_orphans_and_passes_sigterm_on() {
     assert_eq!(daemon.len(), 1, "{:?}", children(init));
     let log = dir.log_dir("orphans").join("orphans.1.success");
     wait_until("the job's run", || log.exists());
-    // The sleeps were handed to PID 1 when their shell ended ...
+    // The waiting shells were handed to PID 1 when the job's shell ended ...
     wait_until("the orphans to reach PID 1", || {
-        children(init).iter().filter(|c| c.2 == "sleep").count() == 3
+        children(init).iter().filter(|c| c.2 == "sh").count() == 3
     });
     // ... and once they end, none stays a zombie.
+    std::fs::write(&go, "").unwrap();
     wait_until("the orphans to be reaped", || {
-        children(init).iter().all(|c| c.2 != "sleep")
+        children(init).iter().all(|c| c.2 != "sh")
     });
     let left = children(init);
     assert!(left.iter().all(|c| c.1 != 'Z'), "zombies: {left:?}");
