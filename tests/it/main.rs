@@ -26,6 +26,7 @@ mod notify;
 mod notify_monitor;
 mod pid1;
 mod process;
+mod root;
 mod schedule;
 mod secrets;
 mod security;
