@@ -1,15 +1,17 @@
 //! The `karajo` command line: the clap definitions of every subcommand and the code
 //! that runs them, except serving, which `main.rs` does with the [`Daemon`]. It owns
 //! the argument grammar (including the original's single-dash `-config FILE`), the
-//! output of `check`, `sign`, `hash-password`, `job`, `job-http`, `monitor` and
-//! `service`, and their exit
-//! codes; it reaches a running server only through [`crate::client`].
+//! output of `check`, `sign`, `hash-password`, `job`, `job-http`, `monitor`,
+//! `service`, `import`, `man` and `completions`, and their exit codes; it reaches a
+//! running server only through [`crate::client`].
 //!
 //! [`Daemon`]: crate::Daemon
 
 pub mod check;
 #[cfg(feature = "cluster-nats")]
 pub mod cluster;
+pub mod docs;
+pub mod import;
 pub mod jobs;
 pub mod password;
 pub mod service;
@@ -62,7 +64,7 @@ pub enum Command {
     #[command(alias = "VERSION", alias = "Version")]
     Version,
     /// Check the configuration as the daemon would, and show each job's next runs.
-    Check,
+    Check(check::CheckArgs),
     /// Print the signature header of the payload read from standard input.
     Sign(sign::SignArgs),
     /// Read a password (without echo on a terminal, or one line from standard input)
@@ -81,6 +83,13 @@ pub enum Command {
     /// Read and control the supervised services of a running server.
     #[command(subcommand)]
     Service(service::ServiceCommand),
+    /// Translate other schedulers' configuration into karajo's (a crontab).
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+    /// Print the manual page (roff), or write one page per subcommand with --dir.
+    Man(docs::ManArgs),
+    /// Print the completion script of a shell (bash, zsh or fish).
+    Completions(docs::CompletionsArgs),
     /// Cluster mode's operator commands.
     #[cfg(feature = "cluster-nats")]
     #[command(subcommand)]
@@ -141,17 +150,29 @@ pub fn run(cli: &Cli, command: &Command) -> ExitCode {
         Command::Version => writeln!(out, "karajo version {}", crate::VERSION)
             .map(|()| ExitCode::SUCCESS)
             .map_err(CliError::output),
-        Command::Check => check::run(&cli.config, jiff::Timestamp::now(), &mut out)
-            .map(|ok| {
-                if ok {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
-            })
-            .map_err(CliError::output),
+        Command::Check(args) => match args.format {
+            check::CheckFormat::Text => check::run(&cli.config, jiff::Timestamp::now(), &mut out),
+            check::CheckFormat::Json => {
+                check::run_json(&cli.config, jiff::Timestamp::now(), &mut out)
+            }
+        }
+        .map(|ok| {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        })
+        .map_err(CliError::output),
         Command::Sign(args) => sign::run(args, &mut std::io::stdin().lock(), &mut out),
         Command::HashPassword(args) => password::run(args, &mut out),
+        Command::Import(command) => {
+            import::run(command, &cli.config, &mut out).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Man(args) => docs::run_man(args, &mut out).map(|()| ExitCode::SUCCESS),
+        Command::Completions(args) => {
+            docs::run_completions(args, &mut out).map(|()| ExitCode::SUCCESS)
+        }
         Command::Job(job) => block_on(jobs::run_job(job, &mut out)),
         Command::JobHttp(job) => block_on(jobs::run_job_http(job, &mut out)),
         Command::Monitor(monitor) => block_on(jobs::run_monitor(monitor, &mut out)),
@@ -209,7 +230,7 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Version)));
         let cli = parse(&["karajo", "check", "-config", "d.conf"]);
         assert_eq!(cli.config, PathBuf::from("d.conf"));
-        assert!(matches!(cli.command, Some(Command::Check)));
+        assert!(matches!(cli.command, Some(Command::Check(_))));
         let cli = parse(&["karajo"]);
         assert_eq!(cli.config, PathBuf::from(DEFAULT_CONFIG));
         assert_eq!(cli.log_format, LogFormat::Text);

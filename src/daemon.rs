@@ -3,11 +3,13 @@
 //! (SIGTERM/SIGINT stop, SIGHUP reloads). Tests start it in-process on a temporary
 //! `dir_base` and `127.0.0.1:0`. The HTTP server's accept loop and its limits are in
 //! `serve.rs`; the open-file limit it is sized from, in `nofile.rs`; the exclusive lock
-//! on `dir_base` taken before anything touches the state, in `lock.rs`.
+//! on `dir_base` taken before anything touches the state, in `lock.rs`; the warning
+//! about running as root, in `root.rs`.
 
 mod cluster;
 pub(crate) mod lock;
 mod nofile;
+mod root;
 mod serve;
 
 use std::collections::HashMap;
@@ -160,6 +162,9 @@ impl Daemon {
             config::load_with(&self.config_file, &|name| self.functions.contains_key(name))?;
         let nofile = nofile::raise_nofile_limit();
         for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        if let Some(warning) = root::root_warning(&config, rustix::process::geteuid().is_root()) {
             tracing::warn!("{warning}");
         }
         if config.secret_generated {

@@ -12,7 +12,8 @@
 //! configuration messages and job ids), [`percent`] (pure: percent-decoding),
 //! [`monitor`] (pure: heartbeat monitors' ping routes, state and state machine), [`web`]
 //! (the original's API and the web UI's pages in one router), [`daemon`] (the
-//! composition root), [`client`] (the typed client of a server), [`cli`] (the
+//! composition root), [`init`] (karajo as PID 1: reaps orphans, passes signals on),
+//! [`client`] (the typed client of a server), [`cli`] (the
 //! `karajo` command line) and [`cluster`] (cluster mode on NATS JetStream: the pure
 //! per-job state machine, the coordinator seam, the NATS protocols; not yet run by the
 //! daemon).
@@ -25,6 +26,7 @@ pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod exec;
+pub mod init;
 pub mod job;
 pub mod metrics;
 pub mod monitor;

@@ -1,5 +1,6 @@
 //! The `karajo` command: parses the command line ([`karajo::cli`]), and either runs a
-//! subcommand or sets up logging and serves with the daemon from the library. Accepts
+//! subcommand or sets up logging and serves with the daemon from the library (as PID 1,
+//! through the small init of [`karajo::init`]). Accepts
 //! the original's single-dash `-config FILE` as well as `--config FILE`.
 
 use std::process::ExitCode;
@@ -10,6 +11,11 @@ fn main() -> ExitCode {
     let cli = cli::parse();
     if let Some(command) = &cli.command {
         return cli::run(&cli, command);
+    }
+    // As PID 1 (a container's entry point) karajo stays a minimal init that reaps
+    // orphans and serves from a child process; see karajo::init.
+    if karajo::init::wanted() {
+        return karajo::init::run();
     }
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {

@@ -1,6 +1,6 @@
 //! The README's examples, run as written: this test copies the repository's `etc/`
 //! (and an empty `var/`) to a temporary directory, starts the sample daemon there with
-//! `karajo -config etc/karajo/karajo.conf` as "Set up" says, and runs every ```` ```sh ````
+//! `karajo -config etc/karajo/karajo.conf` as "From a clone" says, and runs every ```` ```sh ````
 //! block of README.md in order, each with `bash -euo pipefail -c BLOCK` in a fresh shell
 //! whose working directory is the temporary copy, so each block must be self-contained.
 //! A block fails when it exits non-zero or takes longer than [`BLOCK_TIMEOUT`].
@@ -8,7 +8,8 @@
 //! **The binary.** The shells (and the daemon) get the test build of `karajo`
 //! (`CARGO_BIN_EXE_karajo`) first on their `PATH`, which is what the README's
 //! `export PATH="$PWD/target/release:$PATH"` step does for a reader; the test also
-//! checks that the README has such a step before the first `karajo` command.
+//! checks that the README has such a step (or a `dpkg -i` of the package) before the
+//! first `karajo` command.
 //!
 //! **Expected output.** A plain ```` ``` ```` block right after a `sh` block (only blank
 //! lines between them) is that block's expected output: its standard output and
@@ -376,7 +377,8 @@ fn readme_examples_run_as_written() {
     let fences = parse_fences(&readme);
     let examples = examples(&fences);
 
-    // The PATH step: a line that puts karajo on the PATH before the first that runs it.
+    // The PATH step: a line that puts karajo on the PATH before the first that runs it
+    // (installing the Debian package puts it in /usr/bin).
     let lines = || {
         examples
             .iter()
@@ -386,7 +388,9 @@ fn readme_examples_run_as_written() {
         .position(|(_, l)| runs_karajo(l))
         .expect("the README runs karajo somewhere");
     let path_step = lines().position(|(_, l)| {
-        l.contains("export PATH=\"$PWD/target/release:$PATH\"") || l.contains("cargo install")
+        l.contains("export PATH=\"$PWD/target/release:$PATH\"")
+            || l.contains("cargo install")
+            || l.contains("dpkg -i")
     });
     assert!(
         path_step.is_some_and(|p| p < first_karajo),

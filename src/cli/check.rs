@@ -6,6 +6,11 @@
 //! can size systemd's `TimeoutStopSec=`. It reads files only; it starts nothing. When a
 //! daemon holds the lock on the configuration's `dir_base` it says so, as information:
 //! the probe takes a shared lock for an instant and creates nothing.
+//!
+//! With `--format json` ([`run_json`]) the same report is one JSON object on standard
+//! output, for CI pipelines and editors: `ok`, `errors` and `warnings` (each with
+//! `file`, `line` and `message`), then `jobs`, `monitors` and `services` with their
+//! timing, and `daemon_pid` when a daemon holds the lock. The exit code is the same.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -25,6 +30,24 @@ pub const UPCOMING: usize = 5;
 
 /// How many characters of a service's command its line shows.
 const COMMAND_SHOWN: usize = 40;
+
+/// How `karajo check` writes its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// Lines for a human.
+    #[default]
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// The arguments of `karajo check`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CheckArgs {
+    /// The format of the report.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+}
 
 /// Checks `config_file` as of `now` and writes the report to `out`. Returns whether the
 /// configuration has no error (warnings allowed).
@@ -74,6 +97,161 @@ pub fn run(config_file: &Path, now: Timestamp, out: &mut dyn Write) -> io::Resul
             Ok(false)
         }
     }
+}
+
+/// Checks `config_file` as of `now` and writes the report to `out` as one JSON
+/// object (and a newline). Returns whether the configuration has no error.
+pub fn run_json(config_file: &Path, now: Timestamp, out: &mut dyn Write) -> io::Result<bool> {
+    use serde_json::{Value, json};
+    let mut report = serde_json::Map::new();
+    report.insert("config".into(), json!(config_file.display().to_string()));
+    let ok = match Daemon::new(config_file).load_config() {
+        Ok((config, _)) => {
+            report.insert("ok".into(), json!(true));
+            report.insert("errors".into(), json!([]));
+            report.insert("warnings".into(), diagnostics_json(&config.warnings));
+            report.insert("jobs".into(), jobs_json(&config, now));
+            report.insert(
+                "monitors".into(),
+                Value::Array(
+                    config
+                        .monitors
+                        .iter()
+                        .map(|m| monitor_json(m, now))
+                        .collect(),
+                ),
+            );
+            report.insert(
+                "services".into(),
+                Value::Array(config.services.iter().map(service_json).collect()),
+            );
+            let pid = match crate::daemon::lock::holder(&Layout::new(&config.dir_base)) {
+                Ok(Some(Some(pid))) => json!(pid),
+                _ => Value::Null,
+            };
+            report.insert("daemon_pid".into(), pid);
+            true
+        }
+        Err(DaemonError::Config(problems)) => {
+            report.insert("ok".into(), json!(false));
+            report.insert("errors".into(), diagnostics_json(&problems.errors));
+            report.insert("warnings".into(), diagnostics_json(&problems.warnings));
+            false
+        }
+        Err(other) => {
+            report.insert("ok".into(), json!(false));
+            report.insert(
+                "errors".into(),
+                json!([{
+                    "file": config_file.display().to_string(),
+                    "line": 0,
+                    "message": other.to_string(),
+                }]),
+            );
+            report.insert("warnings".into(), json!([]));
+            false
+        }
+    };
+    serde_json::to_writer_pretty(&mut *out, &Value::Object(report))?;
+    writeln!(out)?;
+    Ok(ok)
+}
+
+fn diagnostics_json(list: &[Diagnostic]) -> serde_json::Value {
+    serde_json::Value::Array(
+        list.iter()
+            .map(|d| {
+                serde_json::json!({
+                    "file": d.file.display().to_string(),
+                    "line": d.line,
+                    "message": d.message,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn schedule_json(schedule: &Schedule, now: Timestamp) -> serde_json::Value {
+    let tz = schedule.timezone();
+    let next: Vec<String> = schedule
+        .upcoming(now, UPCOMING)
+        .into_iter()
+        .map(|at| at.to_zoned(tz.clone()).to_string())
+        .collect();
+    serde_json::json!({
+        "expr": schedule.as_str(),
+        "description": schedule.describe(),
+        "timezone": tz.iana_name(),
+        "next": next,
+    })
+}
+
+fn jobs_json(config: &Config, now: Timestamp) -> serde_json::Value {
+    let jobs = config.jobs.iter().map(|spec| {
+        let job = &spec.common;
+        let mut o = serde_json::Map::new();
+        o.insert("kind".into(), spec.kind().as_str().into());
+        o.insert("name".into(), job.name.clone().into());
+        o.insert("id".into(), job.id.as_str().into());
+        o.insert("file".into(), job.file.display().to_string().into());
+        o.insert("line".into(), job.line.into());
+        o.insert(
+            "schedule".into(),
+            job.schedule
+                .as_ref()
+                .map_or(serde_json::Value::Null, |s| schedule_json(s, now)),
+        );
+        let interval = match (&job.schedule, job.interval) {
+            (None, Some(interval)) => super::short_duration(interval).into(),
+            _ => serde_json::Value::Null,
+        };
+        o.insert("interval".into(), interval);
+        o.insert(
+            "path".into(),
+            spec.kind
+                .webhook_path()
+                .map_or(serde_json::Value::Null, Into::into),
+        );
+        if config.cluster.enabled {
+            o.insert("run_on".into(), run_on_words(&job.run_on).into());
+        }
+        serde_json::Value::Object(o)
+    });
+    serde_json::Value::Array(jobs.collect())
+}
+
+fn monitor_json(monitor: &MonitorSpec, now: Timestamp) -> serde_json::Value {
+    let rules = &monitor.rules;
+    let (period, schedule) = match &rules.cadence {
+        Cadence::Period(period) => (
+            serde_json::Value::from(super::short_duration(*period)),
+            serde_json::Value::Null,
+        ),
+        Cadence::Schedule { schedule, .. } => {
+            (serde_json::Value::Null, schedule_json(schedule, now))
+        }
+    };
+    serde_json::json!({
+        "name": monitor.name,
+        "id": monitor.id.as_str(),
+        "file": monitor.file.display().to_string(),
+        "line": monitor.line,
+        "period": period,
+        "schedule": schedule,
+        "grace": super::short_duration(rules.grace),
+        "ping_path": format!("{}{}", crate::config::model::MONITOR_PING_ROUTE, monitor.path),
+        "auth_kind": monitor.auth.as_str(),
+    })
+}
+
+fn service_json(service: &ServiceSpec) -> serde_json::Value {
+    serde_json::json!({
+        "name": service.name,
+        "id": service.id.as_str(),
+        "priority": service.priority,
+        "restart": service.policy.restart.as_str(),
+        "command": shorten_command(&service.command),
+    })
 }
 
 fn print_diagnostics(
@@ -617,6 +795,68 @@ DIR/karajo.conf: 1 job, 0 HTTP jobs, 4 services: OK
         assert!(run(&file, now, &mut out).unwrap());
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("info:"), "{text}");
+    }
+
+    fn check_json(conf: &str) -> (bool, serde_json::Value) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("karajo.conf");
+        let text = format!("[karajo]\ndir_base = {}\n{conf}", dir.path().display());
+        std::fs::write(&file, text).unwrap();
+        let mut out = Vec::new();
+        let now: Timestamp = "2023-01-09T00:00:30Z".parse().unwrap();
+        let ok = run_json(&file, now, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let text = text.replace(&dir.path().display().to_string(), "DIR");
+        (ok, serde_json::from_str(&text).unwrap())
+    }
+
+    #[test]
+    fn json_reports_jobs_with_their_timing() {
+        let (ok, report) = check_json(
+            "secret = s\nbogus = 1\n\
+             [job \"nightly\"]\nschedule = daily@03:00\ntimezone = Europe/Paris\ncommand = true\n\
+             [job \"hello\"]\ninterval = 5m\npath = /hello\ncommand = echo hi\n\
+             [monitor \"m\"]\nperiod = 1h\ntoken = 0123456789abcdef\n\
+             [service \"web\"]\ncommand = exec ./server\n",
+        );
+        assert!(ok);
+        assert_eq!(report["ok"], true);
+        assert_eq!(report["config"], "DIR/karajo.conf");
+        assert_eq!(report["errors"], serde_json::json!([]));
+        assert_eq!(report["warnings"][0]["file"], "DIR/karajo.conf");
+        assert_eq!(report["warnings"][0]["line"], 4);
+        let jobs = report["jobs"].as_array().unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[0]["name"], "hello");
+        assert_eq!(jobs[0]["interval"], "5m");
+        assert_eq!(jobs[0]["path"], "/hello");
+        assert_eq!(jobs[0]["schedule"], serde_json::Value::Null);
+        assert_eq!(jobs[1]["kind"], "job");
+        assert_eq!(jobs[1]["schedule"]["expr"], "daily@03:00");
+        assert_eq!(jobs[1]["schedule"]["timezone"], "Europe/Paris");
+        assert_eq!(
+            jobs[1]["schedule"]["next"][0],
+            "2023-01-09T03:00:00+01:00[Europe/Paris]"
+        );
+        assert_eq!(report["monitors"][0]["period"], "1h");
+        assert_eq!(report["services"][0]["restart"], "on-failure");
+        assert_eq!(report["daemon_pid"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn json_reports_errors_with_file_and_line() {
+        let (ok, report) = check_json("secret = s\n[job \"bad\"]\ninterval = 60\ncommand = true\n");
+        assert!(!ok);
+        assert_eq!(report["ok"], false);
+        assert_eq!(report["errors"][0]["line"], 5);
+        assert!(
+            report["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("interval"),
+            "{report}"
+        );
+        assert!(report.get("jobs").is_none());
     }
 
     #[test]
