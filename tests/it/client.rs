@@ -327,6 +327,12 @@ async fn job_http_calls_through_the_client() {
     .await;
     assert_eq!(log.job_id, "test_success");
     assert!(!log.content.is_empty());
+    // The log is closed on disk a moment before the scheduler hears the run ended.
+    wait_for("the HTTP job's run to end", || async {
+        let job = client.job_http("test_success").await.ok()?;
+        (job.status != "running").then_some(())
+    })
+    .await;
 
     let job = client.job_http_pause("test_success").await.unwrap();
     assert_eq!(job.status, "paused");
