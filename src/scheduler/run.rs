@@ -31,6 +31,9 @@ pub(crate) struct RunPlan {
     pub(crate) group_dir: PathBuf,
     pub(crate) cancel: CancellationToken,
     pub(crate) clock: SharedClock,
+    /// Called once the run's work is done, before its log is closed and made durable
+    /// (the scheduler gives the run's slot back).
+    pub(crate) executed: Box<dyn FnOnce() + Send>,
 }
 
 /// The run log behind the executor's [`LogSink`]; emptied when the run is closed, so a
@@ -66,6 +69,7 @@ pub(crate) async fn execute(plan: RunPlan, writer: RunLogWriter) -> Finished {
         group_dir,
         cancel,
         clock,
+        executed,
     } = plan;
     let id = ctx.job_id.clone();
     let key = def.key();
@@ -97,6 +101,7 @@ pub(crate) async fn execute(plan: RunPlan, writer: RunLogWriter) -> Finished {
             def.kind.run(run).await
         }
     };
+    executed();
     exec::log_line(&log, &closing_line(def.kind(), &id, &outcome));
     // The body file goes on the same blocking thread that closes the log.
     let body_path = body_file.ok().flatten();
