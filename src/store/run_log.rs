@@ -8,6 +8,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::num::NonZeroU64;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -22,6 +23,12 @@ use super::{io_context, is_plain_id, rename_no_replace, sync_dir};
 
 /// Size of the writer's buffer; output reaches the file in writes of about this size.
 const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Each time this much more output has reached a log, the kernel is asked to start
+/// writing it to disk (and to drop the pages of the window before, written by then):
+/// the fsync at the end of a run with a large output then has little left to wait for,
+/// and the output does not fill the page cache.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 /// The statuses a log file name can carry, `running` first: see [`find`].
 const FILE_STATUSES: [RunStatus; 6] = [
@@ -398,6 +405,8 @@ pub struct RunLogWriter {
     /// Whether the last byte written was `\n` (or nothing was written yet).
     at_line_start: bool,
     bytes_written: u64,
+    /// The window of the file whose writeback was started last: `[from, to)`.
+    writeback: (u64, u64),
 }
 
 impl RunLogWriter {
@@ -445,6 +454,7 @@ impl RunLogWriter {
             prefix: Vec::new(),
             at_line_start: true,
             bytes_written: 0,
+            writeback: (0, 0),
         })
     }
 
@@ -489,7 +499,38 @@ impl RunLogWriter {
     pub fn flush(&mut self) -> io::Result<()> {
         self.out
             .flush()
-            .map_err(|e| io_context(e, "write log", &self.path))
+            .map_err(|e| io_context(e, "write log", &self.path))?;
+        self.start_writeback();
+        Ok(())
+    }
+
+    /// Every [`WRITEBACK_STEP`] of output: starts the writeback of what was written
+    /// since the last time and drops the window before it from the page cache. Only
+    /// advice: the fsync in [`finish`](Self::finish) still makes the log durable.
+    fn start_writeback(&mut self) {
+        use rustix::fs::{Advice, fadvise};
+        let (from, to) = self.writeback;
+        let written = self.bytes_written;
+        if written < to + WRITEBACK_STEP {
+            return;
+        }
+        self.writeback = (to, written);
+        // POSIX_FADV_DONTNEED starts the writeback of a range's dirty pages (without
+        // waiting for it) and drops its clean ones. Submitting the writeback takes the
+        // kernel a while, so one thread of its own does it, not the one copying output.
+        let advise = move |file: &File| {
+            let _ = fadvise(file, to, NonZeroU64::new(written - to), Advice::DontNeed);
+            let _ = fadvise(file, from, NonZeroU64::new(to - from), Advice::DontNeed);
+        };
+        let Ok(file) = self.out.get_ref().try_clone() else {
+            return;
+        };
+        if let Some(thread) = writeback_thread()
+            && thread.send(Box::new(move || advise(&file))).is_ok()
+        {
+            return;
+        }
+        advise(self.out.get_ref());
     }
 
     /// Ends the run: terminates an unfinished last line with `\n`, flushes, syncs the
@@ -554,6 +595,28 @@ impl RunLogWriter {
         }
         Ok(())
     }
+}
+
+/// The thread that starts the writeback of large logs (see
+/// [`RunLogWriter::flush`]); `None` when it cannot be started.
+fn writeback_thread() -> Option<&'static std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>> {
+    type Job = Box<dyn FnOnce() + Send>;
+    static THREAD: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    THREAD
+        .get_or_init(|| {
+            let (send, receive) = std::sync::mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name("karajo-writeback".into())
+                .spawn(move || {
+                    for job in receive {
+                        job();
+                    }
+                })
+                .ok()
+                .map(|_| send)
+        })
+        .as_ref()
 }
 
 /// Marks an interrupted `.running` log failed; see [`scan`].
@@ -1009,6 +1072,33 @@ mod tests {
         let found = find(d, &srht(), 1).unwrap().unwrap();
         assert_eq!(found.status, RunStatus::Success);
         assert_eq!(found.path, d.join("srht.1.success"));
+    }
+
+    #[test]
+    fn a_large_output_is_complete_after_its_writeback_was_started_on_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let clock = clock_at("2023-01-09T00:00:00Z");
+        let mut w = RunLogWriter::create(d, JobKind::Exec, &srht(), 1, clock).unwrap();
+        let line = [b"x".repeat(99), b"\n".to_vec()].concat();
+        let chunk = line.repeat(640); // 64,000 bytes
+        let chunks = (WRITEBACK_STEP as usize * 5 / 2) / chunk.len() + 1;
+        for _ in 0..chunks {
+            w.write_output(&chunk).unwrap();
+            w.flush().unwrap();
+        }
+        assert!(w.writeback.1 >= 2 * WRITEBACK_STEP, "{:?}", w.writeback);
+        let written = w.bytes_written();
+        let path = w.finish(RunStatus::Success).unwrap();
+        let content = fs::read(&path).unwrap();
+        assert_eq!(content.len() as u64, written);
+        let prefixed = [P.as_bytes(), &line].concat();
+        assert!(
+            content
+                .chunks(prefixed.len())
+                .all(|l| l == prefixed.as_slice())
+        );
+        assert_eq!(content.len(), prefixed.len() * 640 * chunks);
     }
 
     #[test]
