@@ -86,8 +86,40 @@ pub fn read_facts(path: &Path, status: RunStatus, modified: Timestamp) -> io::Re
         .metadata()
         .map_err(|e| io_context(e, "stat", path))?
         .len();
+    facts_of(&mut file, path, len, status, modified)
+}
+
+/// A log's modification time and its facts (see [`read_facts`]), from one open of the
+/// file: the start-up scan's reading of each log. A log that cannot be opened or read
+/// is listed all the same, with no record beyond its end (its modification time).
+fn read_entry(path: &Path, status: RunStatus) -> io::Result<(Timestamp, RunFacts)> {
+    let unread = |modified| RunFacts {
+        ended: Some(modified),
+        ..RunFacts::default()
+    };
+    let Ok(mut file) = File::open(path) else {
+        let modified = modified(path)?;
+        return Ok((modified, unread(modified)));
+    };
+    let context = |e| io_context(e, "stat", path);
+    let meta = file.metadata().map_err(context)?;
+    let modified = timestamp(meta.modified().map_err(context)?).map_err(context)?;
+    let facts = facts_of(&mut file, path, meta.len(), status, modified)
+        .unwrap_or_else(|_| unread(modified));
+    Ok((modified, facts))
+}
+
+/// [`read_facts`] of an open log of `len` bytes. A log no longer than its head is read
+/// once.
+fn facts_of(
+    file: &mut File,
+    path: &Path,
+    len: u64,
+    status: RunStatus,
+    modified: Timestamp,
+) -> io::Result<RunFacts> {
     let mut head = Vec::new();
-    (&mut file)
+    (&mut *file)
         .take(FACTS_HEAD)
         .read_to_end(&mut head)
         .map_err(|e| io_context(e, "read", path))?;
@@ -107,9 +139,21 @@ pub fn read_facts(path: &Path, status: RunStatus, modified: Timestamp) -> io::Re
     if status == RunStatus::Running {
         return Ok(facts);
     }
-    let (_, tail) =
-        read_tail(&mut file, len, FACTS_TAIL).map_err(|e| io_context(e, "read", path))?;
-    let lines: Vec<&[u8]> = tail.split(|&b| b == b'\n').collect();
+    let tail = if head.len() as u64 == len {
+        // The whole log is in `head` (FACTS_HEAD <= FACTS_TAIL).
+        None
+    } else {
+        Some(
+            read_tail(file, len, FACTS_TAIL)
+                .map_err(|e| io_context(e, "read", path))?
+                .1,
+        )
+    };
+    let lines: Vec<&[u8]> = tail
+        .as_ref()
+        .unwrap_or(&head)
+        .split(|&b| b == b'\n')
+        .collect();
     facts.ended = lines
         .iter()
         .rev()
@@ -202,29 +246,28 @@ pub fn scan_with(
             continue;
         };
         if status == RunStatus::Running && close_interrupted {
-            let entry = recover(&path, kind, id, counter, now)?;
+            let mut entry = recover(&path, kind, id, counter, now)?;
             scan.recovered.push(entry.clone());
+            // A log that cannot be read is still listed, with no record beyond its end.
+            entry.facts =
+                read_facts(&entry.path, entry.status, entry.modified).unwrap_or(RunFacts {
+                    ended: Some(entry.modified),
+                    ..RunFacts::default()
+                });
             scan.entries.push(entry);
         } else {
-            let modified = modified(&path)?;
+            let (modified, facts) = read_entry(&path, status)?;
             scan.entries.push(LogEntry {
                 counter,
                 status,
                 path,
                 modified,
-                facts: RunFacts::default(),
+                facts,
             });
         }
     }
     if !scan.recovered.is_empty() {
         sync_dir(log_dir)?;
-    }
-    // A log that cannot be read is still listed, with no record beyond its end.
-    for entry in &mut scan.entries {
-        entry.facts = read_facts(&entry.path, entry.status, entry.modified).unwrap_or(RunFacts {
-            ended: Some(entry.modified),
-            ..RunFacts::default()
-        });
     }
     scan.entries
         .sort_by(|a, b| (a.counter, &a.path).cmp(&(b.counter, &b.path)));
