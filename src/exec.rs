@@ -3,6 +3,7 @@
 //! serving, scheduling or where logs live: it gets a [`RunContext`] and a [`LogSink`]
 //! and returns an [`Outcome`].
 
+mod direct;
 mod function;
 pub mod group_usage;
 pub mod http;

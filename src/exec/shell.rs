@@ -1,7 +1,9 @@
 //! Shell command jobs: each `command` runs through `/bin/sh -c`, in order, in the job's
-//! work directory with a fixed environment, stopping at the first failure. Standard
-//! output and standard error share one pipe, so their lines stay in the order they were
-//! written, and are streamed into the run log as they arrive.
+//! work directory with a fixed environment, stopping at the first failure; a command
+//! with no shell syntax at all runs as its program directly, as the shell would have
+//! run it (see the `direct` module). Standard output and standard error share one
+//! pipe, so their lines stay in the order they were written, and are streamed into the
+//! run log as they arrive.
 
 use std::io;
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use tokio::io::AsyncReadExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::direct::{self, Direct};
 use super::process::{GroupRecord, group_of, signal_group, terminate};
 use super::{Outcome, SharedLog, log_line};
 use crate::store::framing;
@@ -77,22 +80,23 @@ async fn run_one(
 ) -> io::Result<Ended> {
     let (reader, writer) = io::pipe()?;
     let _ = rustix::pipe::fcntl_setpipe_size(&writer, PIPE_CAPACITY);
-    let mut child = {
-        let mut cmd = tokio::process::Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(command)
-            .current_dir(&job.work_dir)
-            .env_clear()
-            .envs(job.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(writer.try_clone()?)
-            .stderr(writer)
-            .process_group(0)
-            .kill_on_drop(true);
-        cmd.spawn()?
-        // `cmd` drops here and with it our copies of the pipe's write end, so the
-        // reader sees end-of-file once the command's processes are gone.
+    let path = job
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    let mut child = match direct::direct(command, path, &job.work_dir) {
+        // A program the shell would run as a script (no `#!`), or one gone since it
+        // was looked up: the shell runs it, or says why not.
+        Some(program) => match spawn(job, Some(&program), command, &writer) {
+            Ok(child) => child,
+            Err(_) => spawn(job, None, command, &writer)?,
+        },
+        None => spawn(job, None, command, &writer)?,
     };
+    // Our copy of the pipe's write end goes, so the reader sees end-of-file once the
+    // command's processes are gone.
+    drop(writer);
     let pgid = group_of(&child);
     let _record = pgid
         .zip(job.group_record.as_ref())
@@ -133,6 +137,41 @@ async fn run_one(
         );
     }
     Ok(ended)
+}
+
+/// Spawns `command` through `/bin/sh -c`, or, given `direct`, its program itself with
+/// the environment the shell would have given it, in a new process group with its
+/// output going to `writer`.
+fn spawn(
+    job: &ShellJob,
+    direct: Option<&Direct>,
+    command: &str,
+    writer: &io::PipeWriter,
+) -> io::Result<tokio::process::Child> {
+    let mut cmd = match direct {
+        Some(d) => {
+            let mut cmd = tokio::process::Command::new(&d.program);
+            cmd.arg0(&d.arg0).args(&d.args);
+            cmd
+        }
+        None => {
+            let mut cmd = tokio::process::Command::new("/bin/sh");
+            cmd.arg("-c").arg(command);
+            cmd
+        }
+    };
+    cmd.current_dir(&job.work_dir)
+        .env_clear()
+        .envs(job.env.iter().map(|(k, v)| (k, v)));
+    if direct.is_some() && !job.env.iter().any(|(k, _)| k == "PWD") {
+        cmd.env("PWD", direct::shell_pwd(&job.work_dir));
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(writer.try_clone()?)
+        .stderr(writer.try_clone()?)
+        .process_group(0)
+        .kill_on_drop(true);
+    cmd.spawn()
 }
 
 /// Stops what a finished command left running in its group: SIGTERM, then SIGKILL once
@@ -249,5 +288,154 @@ mod tests {
         assert_eq!(outcome, Outcome::TimedOut(Duration::from_millis(300)));
         assert!(started.elapsed() < Duration::from_secs(5), "{text}");
         assert!(!text.contains("\nnever\n"), "{text}");
+    }
+
+    /// A job whose commands run in `dir`, with the PATH the daemon gives commands.
+    fn job_in(dir: &std::path::Path, commands: &[&str]) -> ShellJob {
+        let mut j = job(commands);
+        j.work_dir = dir.to_path_buf();
+        j.env = vec![
+            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+            ("KARAJO_JOB_COUNTER".into(), "7".into()),
+        ];
+        j
+    }
+
+    /// The output lines of a run's log, without karajo's `--- Execute` lines.
+    fn output_of(text: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("--- Execute"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Runs `direct_cmd` (no shell syntax: run without the shell) and `shell_cmd` (the
+    /// same through the shell) and returns both outcomes and outputs.
+    async fn both(
+        dir: &std::path::Path,
+        direct_cmd: &str,
+        shell_cmd: &str,
+    ) -> ((Outcome, Vec<String>), (Outcome, Vec<String>)) {
+        let path = "/usr/local/bin:/usr/bin:/bin";
+        assert!(
+            direct::direct(direct_cmd, Some(path), dir).is_some(),
+            "{direct_cmd} should run without the shell"
+        );
+        assert!(
+            direct::direct(shell_cmd, Some(path), dir).is_none(),
+            "{shell_cmd} should run through the shell"
+        );
+        let (o1, t1) = run(&job_in(dir, &[direct_cmd])).await;
+        let (o2, t2) = run(&job_in(dir, &[shell_cmd])).await;
+        ((o1, output_of(&t1)), (o2, output_of(&t2)))
+    }
+
+    #[tokio::test]
+    async fn a_command_without_shell_syntax_gets_the_shells_environment_and_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (direct, shell) = both(dir.path(), "env", "exec env").await;
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        assert_eq!(direct.0, Outcome::Success);
+        assert_eq!(sorted(direct.1.clone()), sorted(shell.1), "environment");
+        let pwd = std::fs::canonicalize(dir.path()).unwrap();
+        assert!(
+            direct.1.contains(&format!("PWD={}", pwd.display())),
+            "{:?}",
+            direct.1
+        );
+        let (direct, shell) = both(
+            dir.path(),
+            "readlink /proc/self/cwd",
+            "exec readlink /proc/self/cwd",
+        )
+        .await;
+        assert_eq!(direct, shell);
+        assert_eq!(direct.1, [pwd.display().to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_command_without_shell_syntax_leads_its_own_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let (direct, _) = both(
+            dir.path(),
+            "cat /proc/self/stat",
+            "exec cat /proc/self/stat",
+        )
+        .await;
+        let stat = &direct.1[0];
+        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+        let pid = stat.split(' ').next().unwrap();
+        // After the name: state, ppid, pgrp.
+        assert_eq!(fields[2], pid, "{stat}");
+        assert_eq!(fields[1], std::process::id().to_string(), "{stat}");
+    }
+
+    #[tokio::test]
+    async fn a_command_without_shell_syntax_exits_and_writes_as_through_the_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        // Standard error, and a failing exit status.
+        let (direct, shell) = both(
+            dir.path(),
+            "ls /nonexistent-karajo",
+            "exec ls /nonexistent-karajo",
+        )
+        .await;
+        assert_eq!(direct, shell);
+        assert_eq!(direct.0, Outcome::Exited(2));
+        assert!(
+            direct.1[0].contains("/nonexistent-karajo"),
+            "{:?}",
+            direct.1
+        );
+        // A program killed by a signal.
+        let script = dir.path().join("die.sh");
+        std::fs::write(&script, "#!/bin/sh\necho dying\nkill -9 $$\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let (direct, shell) = both(dir.path(), "./die.sh", "exec ./die.sh").await;
+        assert_eq!(direct, shell);
+        assert_eq!(direct.0, Outcome::Failed("signal: killed".into()));
+        assert_eq!(direct.1, ["dying"]);
+        // The environment's counter reaches the program.
+        let (direct, _) = both(
+            dir.path(),
+            "printenv KARAJO_JOB_COUNTER",
+            "exec printenv KARAJO_JOB_COUNTER",
+        )
+        .await;
+        assert_eq!(direct, (Outcome::Success, vec!["7".to_string()]));
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_gets_the_shells_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (outcome, text) = run(&job_in(dir.path(), &["nosuch-karajo-program a b"])).await;
+        assert_eq!(outcome, Outcome::Exited(127));
+        assert_eq!(
+            output_of(&text),
+            ["/bin/sh: 1: nosuch-karajo-program: not found"]
+        );
+        // Not executable: the shell's "Permission denied", status 126.
+        std::fs::write(dir.path().join("data"), "x").unwrap();
+        let (outcome, text) = run(&job_in(dir.path(), &["./data"])).await;
+        assert_eq!(outcome, Outcome::Exited(126));
+        assert_eq!(output_of(&text), ["/bin/sh: 1: ./data: Permission denied"]);
+    }
+
+    #[tokio::test]
+    async fn a_script_without_an_interpreter_line_is_run_by_the_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("plain");
+        std::fs::write(&script, "echo from a plain script; exit 4\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let path = "/usr/local/bin:/usr/bin:/bin";
+        assert!(direct::direct("./plain", Some(path), dir.path()).is_some());
+        let (outcome, text) = run(&job_in(dir.path(), &["./plain"])).await;
+        assert_eq!(outcome, Outcome::Exited(4));
+        assert_eq!(output_of(&text), ["from a plain script"]);
     }
 }

@@ -68,6 +68,14 @@ pub(crate) enum Event {
     },
     /// The earliest timer is due (or past due) at `now`.
     TimerDue,
+    /// A run's work is done (its commands exited) and its log is being closed: it
+    /// still runs until [`Event::RunFinished`], but gives its slot back now.
+    RunExecuted {
+        /// The job.
+        key: JobKey,
+        /// The run.
+        counter: u64,
+    },
     /// A run ended.
     RunFinished(Finished),
     /// The API paused a job.
@@ -647,6 +655,10 @@ pub(crate) struct SchedulerState {
     waiting: VecDeque<JobKey>,
     /// Runs holding a `max_job_running` slot.
     slotted: usize,
+    /// Slotted runs whose work is done and whose log is being made durable: they
+    /// count as running but hold no slot (an fsync is not work `max_job_running`
+    /// limits).
+    closing: BTreeSet<(JobKey, u64)>,
     /// Runs of kinds that need no slot.
     unslotted: usize,
     max_running: usize,
@@ -666,6 +678,11 @@ pub(crate) struct SchedulerState {
 }
 
 impl SchedulerState {
+    /// Whether a slotted run may start now.
+    fn slot_free(&self) -> bool {
+        self.slotted.saturating_sub(self.closing.len()) < self.max_running
+    }
+
     /// An empty state; [`Event::Restore`] fills it.
     pub(crate) fn new(config: Arc<Config>) -> Self {
         Self {
@@ -675,6 +692,7 @@ impl SchedulerState {
             retries: BTreeSet::new(),
             waiting: VecDeque::new(),
             slotted: 0,
+            closing: BTreeSet::new(),
             unslotted: 0,
             max_running: 1,
             config,
@@ -791,6 +809,7 @@ pub(crate) fn decide(state: &mut SchedulerState, event: Event, now: Timestamp) -
             monitors::fire_due(state, now, &mut out);
             services::fire_due(state, now, &mut out);
         }
+        Event::RunExecuted { key, counter } => executed(state, key, counter, now, &mut out),
         Event::RunFinished(done) => finished(state, done, now, &mut out),
         Event::Pause(key) => set_paused(state, &key, true, now, &mut out),
         Event::Resume(key) => set_paused(state, &key, false, now, &mut out),
@@ -958,6 +977,7 @@ fn accept(
     now: Timestamp,
     out: &mut Vec<Effect>,
 ) -> Result<(), TriggerError> {
+    let slot_free = !key.kind.needs_slot() || state.slot_free();
     let Some(job) = state.jobs.get_mut(key) else {
         return Err(TriggerError::NotFound(key.to_string()));
     };
@@ -973,7 +993,7 @@ fn accept(
         Overlap::Allow { max_parallel }
             if max_parallel.is_none_or(|max| running < max as usize)
                 && matches!(active, Active::Running { .. })
-                && (!key.kind.needs_slot() || state.slotted < state.max_running) =>
+                && slot_free =>
         {
             start_beside(state, key, request, now, out);
         }
@@ -1054,7 +1074,7 @@ fn activate(
     now: Timestamp,
     out: &mut Vec<Effect>,
 ) {
-    if !key.kind.needs_slot() || state.slotted < state.max_running {
+    if !key.kind.needs_slot() || state.slot_free() {
         start_run(state, key, request, now, out);
     } else if let Some(job) = state.jobs.get_mut(key) {
         job.active = Some(Active::Waiting(request));
@@ -1177,6 +1197,7 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
     }
     if key.kind.needs_slot() {
         state.slotted = state.slotted.saturating_sub(1);
+        state.closing.remove(&(key.clone(), counter));
     } else {
         state.unslotted = state.unslotted.saturating_sub(1);
     }
@@ -1397,9 +1418,25 @@ fn catch_up(
     }
 }
 
+/// Gives the slot of a run whose work is done back (once), and fills it.
+fn executed(
+    state: &mut SchedulerState,
+    key: JobKey,
+    counter: u64,
+    now: Timestamp,
+    out: &mut Vec<Effect>,
+) {
+    let running = state.jobs.get(&key).is_some_and(
+        |job| matches!(job.active, Some(Active::Running { counter: c, .. }) if c == counter),
+    );
+    if running && key.kind.needs_slot() && state.closing.insert((key, counter)) {
+        fill_slots(state, now, out);
+    }
+}
+
 /// Starts waiting runs while slots are free.
 fn fill_slots(state: &mut SchedulerState, now: Timestamp, out: &mut Vec<Effect>) {
-    while state.slotted < state.max_running {
+    while state.slot_free() {
         let Some(key) = state.waiting.pop_front() else {
             return;
         };

@@ -156,6 +156,8 @@ enum Deferred {
 
 /// What run tasks and blocking work report back.
 enum Internal {
+    /// A run's work is done; its log is being closed.
+    Executed(JobKey, u64),
     /// A run ended.
     Finished(Finished),
     /// The jobs new to a reload were restored from disk.
@@ -410,6 +412,9 @@ impl Executor {
 
     fn internal(&mut self, msg: Internal) {
         match msg {
+            Internal::Executed(key, counter) => {
+                self.decide(Event::RunExecuted { key, counter }, Reply::None);
+            }
             Internal::Finished(done) => {
                 self.cancels.remove(&(done.key.clone(), done.counter));
                 self.decide(Event::RunFinished(done), Reply::None);
@@ -876,6 +881,12 @@ impl Executor {
             def,
             cancel,
             clock: self.clock.clone(),
+            executed: {
+                let (back, key) = (self.internal_tx.clone(), key.clone());
+                Box::new(move || {
+                    let _ = back.send(Internal::Executed(key, counter));
+                })
+            },
         };
         let back = self.internal_tx.clone();
         let clock = self.clock.clone();

@@ -31,6 +31,9 @@ pub(crate) struct RunPlan {
     pub(crate) group_dir: PathBuf,
     pub(crate) cancel: CancellationToken,
     pub(crate) clock: SharedClock,
+    /// Called once the run's work is done, before its log is closed and made durable
+    /// (the scheduler gives the run's slot back).
+    pub(crate) executed: Box<dyn FnOnce() + Send>,
 }
 
 /// The run log behind the executor's [`LogSink`]; emptied when the run is closed, so a
@@ -66,6 +69,7 @@ pub(crate) async fn execute(plan: RunPlan, writer: RunLogWriter) -> Finished {
         group_dir,
         cancel,
         clock,
+        executed,
     } = plan;
     let id = ctx.job_id.clone();
     let key = def.key();
@@ -101,17 +105,26 @@ pub(crate) async fn execute(plan: RunPlan, writer: RunLogWriter) -> Finished {
             def.kind.run(run).await
         }
     };
+    executed();
     exec::log_line(&log, &closing_line(def.kind(), &id, &outcome));
-    if let Ok(Some(path)) = &body_file {
-        let _ = tokio::fs::remove_file(path).await;
-    }
+    // The body file goes on the same blocking thread that closes the log.
+    let body_path = body_file.ok().flatten();
+    let remove_body = move || {
+        if let Some(path) = body_path {
+            let _ = std::fs::remove_file(path);
+        }
+    };
 
     let writer = file.lock().unwrap_or_else(|e| e.into_inner()).0.take();
     let status = outcome.status();
     let mut log_path = None;
     if let Some(writer) = writer {
         let running = writer.path().to_path_buf();
-        let closed = tokio::task::spawn_blocking(move || writer.finish(status)).await;
+        let closed = tokio::task::spawn_blocking(move || {
+            remove_body();
+            writer.finish(status)
+        })
+        .await;
         log_path = Some(match closed {
             Ok(Ok(path)) => path,
             Ok(Err(err)) => {
@@ -123,6 +136,8 @@ pub(crate) async fn execute(plan: RunPlan, writer: RunLogWriter) -> Finished {
                 running.with_extension(status.as_str())
             }
         });
+    } else {
+        let _ = tokio::task::spawn_blocking(remove_body).await;
     }
     match &outcome {
         Outcome::Success => tracing::info!(job = %key, counter, "run succeeded"),
@@ -224,9 +239,9 @@ fn closing_line(kind: JobKind, id: &JobId, outcome: &Outcome) -> String {
 }
 
 /// Writes a webhook run's raw body (mode 0600) where its commands can read it; `None`
-/// for runs without a request.
+/// for runs without a request or with an empty body.
 async fn write_request_body(ctx: &RunContext, path: &Path) -> io::Result<Option<PathBuf>> {
-    let Some(request) = &ctx.request else {
+    let Some(request) = ctx.request.as_ref().filter(|r| !r.body.is_empty()) else {
         return Ok(None);
     };
     let (path, body) = (path.to_path_buf(), request.body.clone());

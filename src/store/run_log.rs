@@ -8,6 +8,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::num::NonZeroU64;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -22,6 +23,12 @@ use super::{io_context, is_plain_id, rename_no_replace, sync_dir};
 
 /// Size of the writer's buffer; output reaches the file in writes of about this size.
 const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Each time this much more output has reached a log, the kernel is asked to start
+/// writing it to disk (and to drop the pages of the window before, written by then):
+/// the fsync at the end of a run with a large output then has little left to wait for,
+/// and the output does not fill the page cache.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 /// The statuses a log file name can carry, `running` first: see [`find`].
 const FILE_STATUSES: [RunStatus; 6] = [
@@ -79,8 +86,40 @@ pub fn read_facts(path: &Path, status: RunStatus, modified: Timestamp) -> io::Re
         .metadata()
         .map_err(|e| io_context(e, "stat", path))?
         .len();
+    facts_of(&mut file, path, len, status, modified)
+}
+
+/// A log's modification time and its facts (see [`read_facts`]), from one open of the
+/// file: the start-up scan's reading of each log. A log that cannot be opened or read
+/// is listed all the same, with no record beyond its end (its modification time).
+fn read_entry(path: &Path, status: RunStatus) -> io::Result<(Timestamp, RunFacts)> {
+    let unread = |modified| RunFacts {
+        ended: Some(modified),
+        ..RunFacts::default()
+    };
+    let Ok(mut file) = File::open(path) else {
+        let modified = modified(path)?;
+        return Ok((modified, unread(modified)));
+    };
+    let context = |e| io_context(e, "stat", path);
+    let meta = file.metadata().map_err(context)?;
+    let modified = timestamp(meta.modified().map_err(context)?).map_err(context)?;
+    let facts = facts_of(&mut file, path, meta.len(), status, modified)
+        .unwrap_or_else(|_| unread(modified));
+    Ok((modified, facts))
+}
+
+/// [`read_facts`] of an open log of `len` bytes. A log no longer than its head is read
+/// once.
+fn facts_of(
+    file: &mut File,
+    path: &Path,
+    len: u64,
+    status: RunStatus,
+    modified: Timestamp,
+) -> io::Result<RunFacts> {
     let mut head = Vec::new();
-    (&mut file)
+    (&mut *file)
         .take(FACTS_HEAD)
         .read_to_end(&mut head)
         .map_err(|e| io_context(e, "read", path))?;
@@ -100,9 +139,21 @@ pub fn read_facts(path: &Path, status: RunStatus, modified: Timestamp) -> io::Re
     if status == RunStatus::Running {
         return Ok(facts);
     }
-    let (_, tail) =
-        read_tail(&mut file, len, FACTS_TAIL).map_err(|e| io_context(e, "read", path))?;
-    let lines: Vec<&[u8]> = tail.split(|&b| b == b'\n').collect();
+    let tail = if head.len() as u64 == len {
+        // The whole log is in `head` (FACTS_HEAD <= FACTS_TAIL).
+        None
+    } else {
+        Some(
+            read_tail(file, len, FACTS_TAIL)
+                .map_err(|e| io_context(e, "read", path))?
+                .1,
+        )
+    };
+    let lines: Vec<&[u8]> = tail
+        .as_ref()
+        .unwrap_or(&head)
+        .split(|&b| b == b'\n')
+        .collect();
     facts.ended = lines
         .iter()
         .rev()
@@ -195,29 +246,28 @@ pub fn scan_with(
             continue;
         };
         if status == RunStatus::Running && close_interrupted {
-            let entry = recover(&path, kind, id, counter, now)?;
+            let mut entry = recover(&path, kind, id, counter, now)?;
             scan.recovered.push(entry.clone());
+            // A log that cannot be read is still listed, with no record beyond its end.
+            entry.facts =
+                read_facts(&entry.path, entry.status, entry.modified).unwrap_or(RunFacts {
+                    ended: Some(entry.modified),
+                    ..RunFacts::default()
+                });
             scan.entries.push(entry);
         } else {
-            let modified = modified(&path)?;
+            let (modified, facts) = read_entry(&path, status)?;
             scan.entries.push(LogEntry {
                 counter,
                 status,
                 path,
                 modified,
-                facts: RunFacts::default(),
+                facts,
             });
         }
     }
     if !scan.recovered.is_empty() {
         sync_dir(log_dir)?;
-    }
-    // A log that cannot be read is still listed, with no record beyond its end.
-    for entry in &mut scan.entries {
-        entry.facts = read_facts(&entry.path, entry.status, entry.modified).unwrap_or(RunFacts {
-            ended: Some(entry.modified),
-            ..RunFacts::default()
-        });
     }
     scan.entries
         .sort_by(|a, b| (a.counter, &a.path).cmp(&(b.counter, &b.path)));
@@ -398,6 +448,8 @@ pub struct RunLogWriter {
     /// Whether the last byte written was `\n` (or nothing was written yet).
     at_line_start: bool,
     bytes_written: u64,
+    /// The window of the file whose writeback was started last: `[from, to)`.
+    writeback: (u64, u64),
 }
 
 impl RunLogWriter {
@@ -445,6 +497,7 @@ impl RunLogWriter {
             prefix: Vec::new(),
             at_line_start: true,
             bytes_written: 0,
+            writeback: (0, 0),
         })
     }
 
@@ -489,7 +542,38 @@ impl RunLogWriter {
     pub fn flush(&mut self) -> io::Result<()> {
         self.out
             .flush()
-            .map_err(|e| io_context(e, "write log", &self.path))
+            .map_err(|e| io_context(e, "write log", &self.path))?;
+        self.start_writeback();
+        Ok(())
+    }
+
+    /// Every [`WRITEBACK_STEP`] of output: starts the writeback of what was written
+    /// since the last time and drops the window before it from the page cache. Only
+    /// advice: the fsync in [`finish`](Self::finish) still makes the log durable.
+    fn start_writeback(&mut self) {
+        use rustix::fs::{Advice, fadvise};
+        let (from, to) = self.writeback;
+        let written = self.bytes_written;
+        if written < to + WRITEBACK_STEP {
+            return;
+        }
+        self.writeback = (to, written);
+        // POSIX_FADV_DONTNEED starts the writeback of a range's dirty pages (without
+        // waiting for it) and drops its clean ones. Submitting the writeback takes the
+        // kernel a while, so one thread of its own does it, not the one copying output.
+        let advise = move |file: &File| {
+            let _ = fadvise(file, to, NonZeroU64::new(written - to), Advice::DontNeed);
+            let _ = fadvise(file, from, NonZeroU64::new(to - from), Advice::DontNeed);
+        };
+        let Ok(file) = self.out.get_ref().try_clone() else {
+            return;
+        };
+        if let Some(thread) = writeback_thread()
+            && thread.send(Box::new(move || advise(&file))).is_ok()
+        {
+            return;
+        }
+        advise(self.out.get_ref());
     }
 
     /// Ends the run: terminates an unfinished last line with `\n`, flushes, syncs the
@@ -554,6 +638,28 @@ impl RunLogWriter {
         }
         Ok(())
     }
+}
+
+/// The thread that starts the writeback of large logs (see
+/// [`RunLogWriter::flush`]); `None` when it cannot be started.
+fn writeback_thread() -> Option<&'static std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>> {
+    type Job = Box<dyn FnOnce() + Send>;
+    static THREAD: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    THREAD
+        .get_or_init(|| {
+            let (send, receive) = std::sync::mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name("karajo-writeback".into())
+                .spawn(move || {
+                    for job in receive {
+                        job();
+                    }
+                })
+                .ok()
+                .map(|_| send)
+        })
+        .as_ref()
 }
 
 /// Marks an interrupted `.running` log failed; see [`scan`].
@@ -1009,6 +1115,33 @@ mod tests {
         let found = find(d, &srht(), 1).unwrap().unwrap();
         assert_eq!(found.status, RunStatus::Success);
         assert_eq!(found.path, d.join("srht.1.success"));
+    }
+
+    #[test]
+    fn a_large_output_is_complete_after_its_writeback_was_started_on_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let clock = clock_at("2023-01-09T00:00:00Z");
+        let mut w = RunLogWriter::create(d, JobKind::Exec, &srht(), 1, clock).unwrap();
+        let line = [b"x".repeat(99), b"\n".to_vec()].concat();
+        let chunk = line.repeat(640); // 64,000 bytes
+        let chunks = (WRITEBACK_STEP as usize * 5 / 2) / chunk.len() + 1;
+        for _ in 0..chunks {
+            w.write_output(&chunk).unwrap();
+            w.flush().unwrap();
+        }
+        assert!(w.writeback.1 >= 2 * WRITEBACK_STEP, "{:?}", w.writeback);
+        let written = w.bytes_written();
+        let path = w.finish(RunStatus::Success).unwrap();
+        let content = fs::read(&path).unwrap();
+        assert_eq!(content.len() as u64, written);
+        let prefixed = [P.as_bytes(), &line].concat();
+        assert!(
+            content
+                .chunks(prefixed.len())
+                .all(|l| l == prefixed.as_slice())
+        );
+        assert_eq!(content.len(), prefixed.len() * 640 * chunks);
     }
 
     #[test]

@@ -278,3 +278,20 @@ pub(crate) fn is_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Whether the process-group journal of `base` (`var/run/karajo/groups/journal`)
+/// holds a record named `name` (`<job>.<counter>`) that was never ended.
+pub(crate) fn group_recorded(base: &Path, name: &str) -> bool {
+    let text =
+        std::fs::read_to_string(base.join("var/run/karajo/groups/journal")).unwrap_or_default();
+    let mut live: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        match fields.as_slice() {
+            ["+", number, .., last] => live.push((number.to_string(), last.to_string())),
+            ["-", number] => live.retain(|(n, _)| n != number),
+            _ => {}
+        }
+    }
+    live.iter().any(|(_, n)| n == name)
+}

@@ -18,10 +18,8 @@ async fn a_second_daemon_on_the_same_dir_base_refuses_and_touches_nothing() {
     let first = TestDaemon::start(&dir).await;
     assert_eq!(first.run_hook("/slow", &epoch_body()).await.status(), 200);
     dir.wait_log("slow", 1, "running").await;
-    let record = dir.base().join("var/run/karajo/groups/slow.1");
-    wait_for("the run's group record", || {
-        let record = record.clone();
-        async move { record.exists().then_some(()) }
+    wait_for("the run's group record", || async {
+        group_recorded(dir.base(), "slow.1").then_some(())
     })
     .await;
     // The first daemon writes its state soon after the run starts; then it rests.
@@ -56,7 +54,10 @@ async fn a_second_daemon_on_the_same_dir_base_refuses_and_touches_nothing() {
     );
 
     // The first daemon's run goes on: its group, its log and the state are untouched.
-    assert!(record.exists(), "the group record was removed");
+    assert!(
+        group_recorded(dir.base(), "slow.1"),
+        "the group record was removed"
+    );
     assert_eq!(dir.log_names("slow"), ["slow.1.running"]);
     assert_eq!(first.job("slow").await["status"], "running");
     assert_eq!(std::fs::read(&state_file).ok(), state_before);

@@ -244,12 +244,9 @@ async fn after_kill_9_interrupted_runs_are_recorded_and_counters_never_reused() 
         sleepers.push(sleeper);
         // karajo records the command's group just after spawning it; a kill -9 in
         // between (a few microseconds) would leave it unrecorded.
-        let record = dir
-            .base()
-            .join(format!("var/run/karajo/groups/long.{round}"));
-        wait_for("the run's group record", || {
-            let record = record.clone();
-            async move { record.exists().then_some(()) }
+        let record = format!("long.{round}");
+        wait_for("the run's group record", || async {
+            group_recorded(dir.base(), &record).then_some(())
         })
         .await;
         drop(p); // SIGKILL
@@ -294,10 +291,8 @@ async fn a_second_karajo_process_refuses_and_a_kill_9_releases_the_lock() {
         }
     })
     .await;
-    let record = dir.base().join("var/run/karajo/groups/long.1");
-    wait_for("the run's group record", || {
-        let record = record.clone();
-        async move { record.exists().then_some(()) }
+    wait_for("the run's group record", || async {
+        group_recorded(dir.base(), "long.1").then_some(())
     })
     .await;
 
@@ -328,7 +323,7 @@ async fn a_second_karajo_process_refuses_and_a_kill_9_releases_the_lock() {
         "the second karajo stopped the first one's job"
     );
     assert!(
-        record.exists(),
+        group_recorded(dir.base(), "long.1"),
         "the second karajo removed the group record"
     );
     assert_eq!(dir.log_names("long"), ["long.1.running"]);

@@ -455,14 +455,14 @@ async fn files_under_var_are_private_and_old_directories_are_tightened() {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let groups = base.join("var/run/karajo/groups");
-    // The command reports the modes of its request body file and of its process
-    // group's record while it runs (the record is written just after the command
-    // starts, so it waits for it). Nothing listens on port 1, so the notification
+    // The command reports the modes of its request body file and of the process
+    // groups' journal while it runs (its record is written just after the command
+    // starts, so it waits for the journal). Nothing listens on port 1, so the notification
     // stays in the spool.
     let conf = format!(
         "[job \"modes\"]\npath = /modes\n\
          command = stat -c body=%a $KARAJO_REQUEST_BODY\n\
-         command = \"r={groups}/modes.$KARAJO_JOB_COUNTER; \
+         command = \"r={groups}/journal; \
          for i in $(seq 400); do [ -f $r ] && break; sleep 0.05; done; \
          stat -c record=%a $r\"\n\
          command = stat -c groups=%a {groups}\n\

@@ -495,6 +495,44 @@ fn a_freed_slot_goes_to_the_first_waiter() {
 }
 
 #[test]
+fn a_run_whose_work_is_done_gives_its_slot_back_but_still_runs() {
+    let mut w = World::new(
+        1,
+        vec![fresh(exec("a")), fresh(exec("b")), fresh(exec("c"))],
+    );
+    w.trigger(job("a"));
+    w.trigger(job("a"));
+    w.trigger(job("b"));
+    w.trigger(job("c"));
+    let executed = |key: JobKey, counter| Event::RunExecuted { key, counter };
+    // a's commands exited; its log is being closed: b gets the slot.
+    assert_eq!(
+        only_runs(w.on(executed(job("a"), 1))),
+        ["spawn job/b#1 api"]
+    );
+    let snapshot = w.snapshot();
+    assert_eq!((snapshot.running, snapshot.waiting), (2, 1));
+    assert_eq!(w.view(&job("a")).status, RunStatus::Running);
+    // Told twice, or about a run that is not running: nothing more.
+    assert!(only_runs(w.on(executed(job("a"), 1))).is_empty());
+    assert!(only_runs(w.on(executed(job("c"), 1))).is_empty());
+    assert!(only_runs(w.on(executed(job("a"), 7))).is_empty());
+    // a ends: its slot is already taken by b, so c still waits; a's queued run goes
+    // behind c.
+    assert!(only_runs(w.finish(job("a"), 1, RunStatus::Success)).is_empty());
+    let snapshot = w.snapshot();
+    assert_eq!((snapshot.running, snapshot.waiting), (1, 2));
+    assert_eq!(
+        only_runs(w.finish(job("b"), 1, RunStatus::Success)),
+        ["spawn job/c#1 api"]
+    );
+    assert_eq!(
+        only_runs(w.finish(job("c"), 1, RunStatus::Success)),
+        ["spawn job/a#2 api"]
+    );
+}
+
+#[test]
 fn a_queued_run_of_a_busy_job_waits_behind_other_waiters() {
     let mut w = World::new(1, vec![fresh(exec("a")), fresh(exec("b"))]);
     w.trigger(job("a"));
