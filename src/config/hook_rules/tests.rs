@@ -1,3 +1,6 @@
+//! Table tests of the web hook rules: the ref glob matcher (including hostile refs),
+//! globs that cannot match, the rule matcher, and the keys read with file and line.
+
 use std::path::Path;
 
 use super::*;

@@ -1,3 +1,6 @@
+//! Table tests of declared run parameters: reading `param`, bad declarations, the
+//! timer-run warning, and the checks of the values a run is given.
+
 use std::path::Path;
 
 use super::*;

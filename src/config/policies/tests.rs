@@ -1,3 +1,6 @@
+//! Table tests of the policy keys: every key read, each bad value an error with its
+//! file and line, and the chain checks (unknown targets, cycles).
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

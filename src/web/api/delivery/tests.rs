@@ -1,3 +1,6 @@
+//! Tests of reading a delivery's event, refs and commit from real GitHub and SourceHut
+//! payload shapes (JSON and form-encoded), and of the run parameters' refusals.
+
 use axum::http::HeaderValue;
 
 use super::*;
