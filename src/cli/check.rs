@@ -553,16 +553,25 @@ fn show_time(at: Timestamp, tz: &TimeZone) -> String {
 mod tests {
     use super::*;
 
-    fn check(conf: &str) -> (bool, String) {
+    /// What `check` (`run` or `run_json`) says of a file holding `conf`, with the
+    /// temporary directory written as `DIR`.
+    fn checked(
+        conf: &str,
+        check: fn(&Path, Timestamp, &mut dyn Write) -> io::Result<bool>,
+    ) -> (bool, String) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("karajo.conf");
         let text = format!("[karajo]\ndir_base = {}\n{conf}", dir.path().display());
         std::fs::write(&file, text).unwrap();
         let mut out = Vec::new();
         let now: Timestamp = "2023-01-09T00:00:30Z".parse().unwrap();
-        let ok = run(&file, now, &mut out).unwrap();
+        let ok = check(&file, now, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         (ok, text.replace(&dir.path().display().to_string(), "DIR"))
+    }
+
+    fn check(conf: &str) -> (bool, String) {
+        checked(conf, run)
     }
 
     #[test]
@@ -798,15 +807,7 @@ DIR/karajo.conf: 1 job, 0 HTTP jobs, 4 services: OK
     }
 
     fn check_json(conf: &str) -> (bool, serde_json::Value) {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("karajo.conf");
-        let text = format!("[karajo]\ndir_base = {}\n{conf}", dir.path().display());
-        std::fs::write(&file, text).unwrap();
-        let mut out = Vec::new();
-        let now: Timestamp = "2023-01-09T00:00:30Z".parse().unwrap();
-        let ok = run_json(&file, now, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let text = text.replace(&dir.path().display().to_string(), "DIR");
+        let (ok, text) = checked(conf, run_json);
         (ok, serde_json::from_str(&text).unwrap())
     }
 

@@ -1215,6 +1215,7 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
     }
     // Retries and chains are the job's own: a cluster run's end goes to the cluster.
     let policies = &def.common.policies;
+    let attempts = policies.retry + 1;
     let (attempt, first) = match &origin {
         Some(RunOrigin::Retry { attempt, first, .. }) => (*attempt, *first),
         _ => (1, counter),
@@ -1248,7 +1249,7 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
                 entry.facts.exit_code = done.exit_code;
             }
             out.push(Effect::Notify(Notice {
-                def: def.clone(),
+                def,
                 counter,
                 status: done.status,
                 trigger,
@@ -1266,9 +1267,7 @@ fn finished(state: &mut SchedulerState, done: Finished, now: Timestamp, out: &mu
         tracing::info!(job = %key, counter, attempt = wait.attempt, due = %wait.due, "run failed; retrying");
         let message = format!(
             "run #{counter} failed; attempt {}/{} at {}",
-            wait.attempt,
-            policies.retry + 1,
-            wait.due
+            wait.attempt, attempts, wait.due
         );
         out.extend(job_event(&key, Level::Warning, "retry", message));
         job.retry = Some(wait);
