@@ -543,6 +543,21 @@ impl RunningDaemon {
     pub async fn shutdown(self) {
         self.scheduler.shutdown().await;
         let _ = self.scheduler_task.await;
+        // The next start then reads no log whose facts it could know.
+        let last = self.scheduler.snapshot();
+        let layout = Layout::new(&last.config.dir_base);
+        let jobs: Vec<_> = last
+            .jobs
+            .iter()
+            .map(|j| (j.def.kind(), j.id().clone()))
+            .collect();
+        match tokio::task::spawn_blocking(move || scheduler::refresh_facts_cache(&layout, &jobs))
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(%err, "cannot write the log facts cache"),
+            Err(err) => tracing::warn!(%err, "cannot write the log facts cache"),
+        }
         if let Some(cluster) = self.cluster {
             cluster.leave().await;
         }

@@ -24,8 +24,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use executor::{SchedulerOptions, spawn};
 pub use monitors::{MonitorView, PingAnswer, PulseError, RestoredMonitor};
 pub use restore::{
-    RestoredJob, restore_jobs, restore_monitors, restore_pulses, restore_services,
-    sweep_removed_services,
+    RestoredJob, refresh_facts_cache, restore_jobs, restore_monitors, restore_pulses,
+    restore_services, sweep_removed_services,
 };
 pub use services::{RestoredService, ServiceAnswer, ServicePingAnswer, ServiceView};
 

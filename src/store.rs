@@ -12,6 +12,7 @@
 //! notifications hold what jobs print and receive, so nobody else may read them.
 
 pub mod event_log;
+pub mod facts_cache;
 pub mod framing;
 pub mod json_file;
 pub mod layout;
@@ -25,6 +26,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::Path;
 
 pub use event_log::{EventLimits, EventLog, EventQuery, EventRecord, NewEvent};
+pub use facts_cache::FactsCache;
 pub use layout::Layout;
 pub use run_log::{LogEntry, LogScan, RunFacts, RunLogWriter};
 pub use state::{JobState, RetryState, StateError, StateFile, StateWarning};

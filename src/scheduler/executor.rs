@@ -542,7 +542,15 @@ impl Executor {
                     .into_iter()
                     .filter_map(|def| {
                         let key = def.key();
-                        restore_job(&layout, def, &saved, now, cluster_mode)
+                        restore_job(
+                            &layout,
+                            def,
+                            &saved,
+                            now,
+                            cluster_mode,
+                            Default::default(),
+                            &mut Default::default(),
+                        )
                             .inspect_err(
                                 |err| tracing::error!(job = %key, %err, "cannot add job on reload"),
                             )

@@ -11,8 +11,13 @@ use jiff::Timestamp;
 
 use super::JobDef;
 use super::monitors::RestoredMonitor;
+use crate::job::JobId;
 use crate::job::{JobKind, RunStatus};
-use crate::store::{Layout, LogEntry, StateFile, run_log};
+use crate::store::facts_cache::DirFacts;
+use crate::store::{FactsCache, Layout, LogEntry, StateFile, run_log};
+
+/// At most this many threads read the jobs' log directories at start-up.
+const RESTORE_THREADS: usize = 4;
 
 /// A job's state as found on disk.
 #[derive(Debug)]
@@ -41,6 +46,11 @@ pub struct RestoredJob {
 /// Creates each job's directories and restores its state. Fails on the first job whose
 /// directories cannot be created or read, naming the path. In `cluster_mode`, a cluster
 /// job's `.running` logs stay open (see [`run_log::scan_with`]).
+///
+/// The logs' facts come from the log facts cache where it knows them (see
+/// [`facts_cache`](crate::store::facts_cache)); when the scan had to read logs the
+/// cache did not know, or the cache knew logs that are gone, the cache is written anew
+/// on a thread of its own, so the start does not wait for it.
 pub fn restore_jobs(
     layout: &Layout,
     defs: Vec<JobDef>,
@@ -48,18 +58,87 @@ pub fn restore_jobs(
     now: Timestamp,
     cluster_mode: bool,
 ) -> io::Result<Vec<RestoredJob>> {
-    defs.into_iter()
-        .map(|def| restore_job(layout, def, state, now, cluster_mode))
-        .collect()
+    let path = layout.log_facts_file();
+    let mut old = FactsCache::load(&path);
+    let mut work: Vec<(JobDef, DirFacts)> = defs
+        .into_iter()
+        .map(|def| {
+            let cached = old.take(def.kind(), def.id());
+            (def, cached)
+        })
+        .collect();
+    // The directories are independent: they are read by a few threads at once, each
+    // taking a run of consecutive jobs, so the order stays the configuration's.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, RESTORE_THREADS);
+    let per_thread = work.len().div_ceil(threads).max(1);
+    let mut fresh = FactsCache::default();
+    let mut jobs = Vec::with_capacity(work.len());
+    std::thread::scope(|scope| {
+        let mut chunks = Vec::new();
+        while !work.is_empty() {
+            let rest = work.split_off(per_thread.min(work.len()));
+            let chunk = std::mem::replace(&mut work, rest);
+            chunks.push(scope.spawn(move || {
+                let mut fresh = FactsCache::default();
+                let jobs = chunk
+                    .into_iter()
+                    .map(|(def, cached)| {
+                        restore_job(layout, def, state, now, cluster_mode, cached, &mut fresh)
+                    })
+                    .collect::<io::Result<Vec<_>>>();
+                (jobs, fresh)
+            }));
+        }
+        for chunk in chunks {
+            let (restored, part) = chunk
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            jobs.extend(restored?);
+            fresh.absorb(part);
+        }
+        Ok::<_, io::Error>(())
+    })?;
+    if fresh.changed() || !old.is_empty() {
+        std::thread::spawn(move || {
+            if let Err(err) = fresh.save(&path) {
+                tracing::warn!(%err, "cannot write the log facts cache");
+            }
+        });
+    }
+    Ok(jobs)
 }
 
-/// Restores one job (see [`restore_jobs`]).
+/// Brings the log facts cache up to date with the log directories of `jobs` (reading
+/// only the logs it does not know), and writes it when that changed it: at shutdown,
+/// so that the next start reads no log.
+pub fn refresh_facts_cache(layout: &Layout, jobs: &[(JobKind, JobId)]) -> io::Result<()> {
+    let path = layout.log_facts_file();
+    let mut old = FactsCache::load(&path);
+    let mut fresh = FactsCache::default();
+    let now = Timestamp::now();
+    for (kind, id) in jobs {
+        let cached = old.take(*kind, id);
+        let scan = run_log::scan_with(&layout.log_dir(*kind, id), *kind, id, now, false, cached)?;
+        fresh.insert(*kind, id, scan.cache, scan.cache_changed);
+    }
+    if fresh.changed() || !old.is_empty() {
+        fresh.save(&path)?;
+    }
+    Ok(())
+}
+
+/// Restores one job (see [`restore_jobs`]), with the log facts the cache holds for its
+/// directory; puts what the cache is to hold for it now in `fresh`.
 pub(super) fn restore_job(
     layout: &Layout,
     def: JobDef,
     state: &StateFile,
     now: Timestamp,
     cluster_mode: bool,
+    cached: DirFacts,
+    fresh: &mut FactsCache,
 ) -> io::Result<RestoredJob> {
     let (kind, id) = (def.kind(), def.id().clone());
     let id = &id;
@@ -68,7 +147,7 @@ pub(super) fn restore_job(
     let log_dir = layout.log_dir(kind, id);
     let clustered = cluster_mode && def.common.run_on.is_cluster();
     let close = kind.closes_interrupted_runs() && !clustered;
-    let mut scan = run_log::scan_with(&log_dir, kind, id, now, close)?;
+    let mut scan = run_log::scan_with(&log_dir, kind, id, now, close, cached)?;
     for entry in &scan.recovered {
         tracing::warn!(job = %key, counter = entry.counter, "run was interrupted by a stop of karajo; recorded as failed");
     }
@@ -76,9 +155,22 @@ pub(super) fn restore_job(
         tracing::warn!(job = %key, file = %path.display(), "ignoring a file in the log directory that is not a run log of this job");
     }
     let retention = def.common.log_retention;
-    if let Err(err) = run_log::prune(&mut scan.entries, retention) {
-        tracing::warn!(job = %key, %err, "cannot delete old run logs");
+    match run_log::prune(&mut scan.entries, retention) {
+        Ok(pruned) => {
+            for path in pruned {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let pruned = run_log::parse_name(name, id.as_str());
+                scan.cache_changed |= pruned.and_then(|k| scan.cache.logs.remove(&k)).is_some();
+            }
+        }
+        Err(err) => tracing::warn!(job = %key, %err, "cannot delete old run logs"),
     }
+    fresh.insert(
+        kind,
+        id,
+        std::mem::take(&mut scan.cache),
+        scan.cache_changed,
+    );
     let saved = state.get(kind, id);
     let newest = scan.newest_status.unwrap_or(RunStatus::Started);
     let paused = match saved {
@@ -357,5 +449,170 @@ mod sweep_tests {
             "removed less than 7 days ago"
         );
         assert!(dir.join("kept.json").exists(), "still configured");
+    }
+}
+
+#[cfg(test)]
+mod facts_cache_tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::job::Trigger;
+    use crate::store::framing;
+
+    fn defs(base: &Path) -> Vec<JobDef> {
+        let etc = base.join("etc/karajo");
+        std::fs::create_dir_all(&etc).unwrap();
+        let conf = format!(
+            "[karajo]\ndir_base = {}\n[job \"a\"]\ncommand = true\n[job \"b\"]\ncommand = true\nlog_retention = 2\n",
+            base.display()
+        );
+        std::fs::write(etc.join("karajo.conf"), conf).unwrap();
+        let config = crate::config::load_with(&etc.join("karajo.conf"), &|_| false).unwrap();
+        let replay = Arc::new(crate::auth::replay::ReplayGuard::new(
+            16,
+            Default::default(),
+        ));
+        crate::daemon::job_defs(&config, &Default::default(), "127.0.0.1:1", &replay).unwrap()
+    }
+
+    /// Writes run `counter` of command job `id`: started by `trigger` at second
+    /// `start`, its one command exiting `code` a second later.
+    fn write_log(layout: &Layout, id: &str, counter: u64, trigger: Trigger, start: i64, code: i32) {
+        let id = JobId::from_raw(id);
+        let at =
+            |s: i64| framing::line_prefix(JobKind::Exec, &id, Timestamp::from_second(s).unwrap());
+        let (status, closing) = match code {
+            0 => (RunStatus::Success, framing::done(JobKind::Exec, &id)),
+            code => (
+                RunStatus::Failed,
+                framing::failed(JobKind::Exec, &id, format!("exit status {code}")),
+            ),
+        };
+        let text = format!(
+            "{}{}\n{}{}\n{}{}\n{}{}\n",
+            at(start),
+            framing::begin(),
+            at(start),
+            framing::trigger(trigger),
+            at(start),
+            framing::execute(0, "true"),
+            at(start + 1),
+            closing
+        );
+        let dir = layout.log_dir(JobKind::Exec, &id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(run_log::file_name(&id, counter, status)), text).unwrap();
+    }
+
+    fn restore(layout: &Layout, base: &Path) -> Vec<RestoredJob> {
+        restore_jobs(
+            layout,
+            defs(base),
+            &StateFile::default(),
+            Timestamp::now(),
+            false,
+        )
+        .unwrap()
+    }
+
+    fn logs(jobs: &[RestoredJob]) -> Vec<Vec<LogEntry>> {
+        jobs.iter().map(|j| j.logs.clone()).collect()
+    }
+
+    #[test]
+    fn facts_from_the_cache_are_those_of_the_logs_and_a_replaced_log_is_read_again() {
+        let base = tempfile::tempdir().unwrap();
+        let layout = Layout::new(base.path());
+        write_log(&layout, "a", 1, Trigger::Timer, 1_700_000_000, 0);
+        write_log(&layout, "a", 2, Trigger::Webhook, 1_700_000_100, 3);
+        write_log(&layout, "b", 7, Trigger::CatchUp, 1_700_000_200, 0);
+        let read = logs(&restore(&layout, base.path()));
+        assert_eq!(read[0][1].facts.exit_code, Some(3));
+        assert_eq!(read[0][1].facts.trigger, Some(Trigger::Webhook));
+
+        let jobs = [
+            (JobKind::Exec, JobId::from_raw("a")),
+            (JobKind::Exec, JobId::from_raw("b")),
+        ];
+        refresh_facts_cache(&layout, &jobs).unwrap();
+        let cache = FactsCache::load(&layout.log_facts_file());
+        assert_eq!(cache.len(), 3);
+        // The logs' contents no longer matter to a start: only the cache is read...
+        let dir = layout.log_dir(JobKind::Exec, &JobId::from_raw("a"));
+        let first = dir.join("a.1.success");
+        let modified = std::fs::metadata(&first).unwrap().modified().unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&first)
+            .unwrap();
+        file.set_len(0).unwrap();
+        file.set_modified(modified).unwrap();
+        drop(file);
+        assert_eq!(logs(&restore(&layout, base.path())), read);
+
+        // ...until a log is another file under the same name (a new inode): it is read.
+        std::fs::remove_file(dir.join("a.2.failed")).unwrap();
+        write_log(&layout, "a", 2, Trigger::Api, 1_700_000_300, 4);
+        let again = logs(&restore(&layout, base.path()));
+        assert_eq!(again[0][1].facts.trigger, Some(Trigger::Api));
+        assert_eq!(again[0][1].facts.exit_code, Some(4));
+        assert_eq!(again[1], read[1]);
+
+        // A damaged cache is not used: every log is read.
+        std::fs::write(layout.log_facts_file(), "karajo log facts 1\njob/a\t1\n").unwrap();
+        let unread = logs(&restore(&layout, base.path()));
+        assert_eq!(unread[0][0].facts.trigger, None, "a.1 is empty now");
+        assert_eq!(unread[0][1], again[0][1]);
+    }
+
+    #[test]
+    fn the_cache_forgets_pruned_and_deleted_logs() {
+        let base = tempfile::tempdir().unwrap();
+        let layout = Layout::new(base.path());
+        for counter in 1..=3 {
+            write_log(
+                &layout,
+                "b",
+                counter,
+                Trigger::Timer,
+                1_700_000_000 + counter as i64,
+                0,
+            );
+        }
+        write_log(&layout, "a", 1, Trigger::Timer, 1_700_000_000, 0);
+        let jobs = [
+            (JobKind::Exec, JobId::from_raw("a")),
+            (JobKind::Exec, JobId::from_raw("b")),
+        ];
+        refresh_facts_cache(&layout, &jobs).unwrap();
+        assert_eq!(FactsCache::load(&layout.log_facts_file()).len(), 4);
+        // b keeps 2 logs: the start prunes #1, and the cache written after it forgets it.
+        let restored = restore(&layout, base.path());
+        assert_eq!(restored[1].logs.len(), 2);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while FactsCache::load(&layout.log_facts_file()).len() != 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cache was not rewritten"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::fs::remove_file(
+            layout
+                .log_dir(JobKind::Exec, &JobId::from_raw("a"))
+                .join("a.1.success"),
+        )
+        .unwrap();
+        refresh_facts_cache(&layout, &jobs).unwrap();
+        let mut cache = FactsCache::load(&layout.log_facts_file());
+        assert!(
+            cache
+                .take(JobKind::Exec, &JobId::from_raw("a"))
+                .logs
+                .is_empty()
+        );
+        assert_eq!(cache.len(), 2);
     }
 }

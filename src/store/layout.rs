@@ -70,6 +70,12 @@ impl Layout {
         self.log_root().join(kind.as_str()).join(id.as_str())
     }
 
+    /// `$dir_base/var/lib/karajo/state/log-facts`: the log facts cache (see
+    /// [`facts_cache`](super::facts_cache)).
+    pub fn log_facts_file(&self) -> PathBuf {
+        self.lib_dir().join("state/log-facts")
+    }
+
     /// `$dir_base/var/lib/karajo/state.json`.
     pub fn state_file(&self) -> PathBuf {
         self.lib_dir().join("state.json")

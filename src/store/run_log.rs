@@ -9,7 +9,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::num::NonZeroU64;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirEntryExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -18,6 +18,7 @@ use jiff::Timestamp;
 use crate::clock::SharedClock;
 use crate::job::{JobId, JobKind, RunStatus, Trigger};
 
+use super::facts_cache::{CachedLog, DirFacts};
 use super::framing::{self, rounded_second};
 use super::{io_context, is_plain_id, rename_no_replace, sync_dir};
 
@@ -92,21 +93,22 @@ pub fn read_facts(path: &Path, status: RunStatus, modified: Timestamp) -> io::Re
 /// A log's modification time and its facts (see [`read_facts`]), from one open of the
 /// file: the start-up scan's reading of each log. A log that cannot be opened or read
 /// is listed all the same, with no record beyond its end (its modification time).
-fn read_entry(path: &Path, status: RunStatus) -> io::Result<(Timestamp, RunFacts)> {
+fn read_entry(path: &Path, status: RunStatus) -> io::Result<(Timestamp, u64, RunFacts)> {
     let unread = |modified| RunFacts {
         ended: Some(modified),
         ..RunFacts::default()
     };
     let Ok(mut file) = File::open(path) else {
-        let modified = modified(path)?;
-        return Ok((modified, unread(modified)));
+        let meta = fs::metadata(path).map_err(|e| io_context(e, "stat", path))?;
+        let modified = modified_of(&meta).map_err(|e| io_context(e, "stat", path))?;
+        return Ok((modified, meta.len(), unread(modified)));
     };
     let context = |e| io_context(e, "stat", path);
     let meta = file.metadata().map_err(context)?;
-    let modified = timestamp(meta.modified().map_err(context)?).map_err(context)?;
+    let modified = modified_of(&meta).map_err(context)?;
     let facts = facts_of(&mut file, path, meta.len(), status, modified)
         .unwrap_or_else(|_| unread(modified));
-    Ok((modified, facts))
+    Ok((modified, meta.len(), facts))
 }
 
 /// [`read_facts`] of an open log of `len` bytes. A log no longer than its head is read
@@ -190,6 +192,12 @@ pub struct LogScan {
     /// Entries of the directory that are not this job's log files (other names, other
     /// jobs' ids, sub-directories, symlinks). They are left alone.
     pub ignored: Vec<PathBuf>,
+    /// What the log facts cache is to hold for this directory now: every closed log in
+    /// it, with its facts (see [`facts_cache`](super::facts_cache)).
+    pub cache: DirFacts,
+    /// Whether [`LogScan::cache`] differs from what the cache held: a log had to be
+    /// read, or a log the cache knew is gone.
+    pub cache_changed: bool,
 }
 
 /// The file name `<id>.<counter>.<status>`.
@@ -211,20 +219,42 @@ pub fn file_name(id: &JobId, counter: u64, status: RunStatus) -> String {
 /// A missing directory is an empty scan. Only call this while no run of the job is in
 /// progress.
 pub fn scan(log_dir: &Path, kind: JobKind, id: &JobId, now: Timestamp) -> io::Result<LogScan> {
-    scan_with(log_dir, kind, id, now, kind.closes_interrupted_runs())
+    scan_with(
+        log_dir,
+        kind,
+        id,
+        now,
+        kind.closes_interrupted_runs(),
+        DirFacts::default(),
+    )
 }
 
 /// As [`scan`], with `close_interrupted` saying whether `.running` logs are closed as
-/// `failed`. Cluster mode leaves a cluster job's open logs open: another node may still
-/// be running the run (its copy here is being collected), or will close it.
+/// `failed` (cluster mode leaves a cluster job's open logs open: another node may still
+/// be running the run, or will close it), and `cached` the facts the log facts cache
+/// holds for this directory. A closed log the cache knows under the same name and inode
+/// is not opened: when the directory's modification time is still the one the cache
+/// saw (no file was added, renamed or removed since), it is not even stated; otherwise
+/// its size and modification time must match as well. What the cache is to hold for
+/// the directory now is in [`LogScan::cache`].
 pub fn scan_with(
     log_dir: &Path,
     kind: JobKind,
     id: &JobId,
     now: Timestamp,
     close_interrupted: bool,
+    mut cached: DirFacts,
 ) -> io::Result<LogScan> {
     let mut scan = LogScan::default();
+    // The directory's time is taken before it is listed: a change made while or after
+    // it is listed makes the next scan check each file.
+    let listed = match fs::metadata(log_dir) {
+        Ok(meta) => meta.modified().ok().and_then(|t| timestamp(t).ok()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(scan),
+        Err(e) => return Err(io_context(e, "read log directory", log_dir)),
+    };
+    let unchanged = listed.is_some() && cached.listed == listed;
+    scan.cache.listed = listed;
     let dir = match fs::read_dir(log_dir) {
         Ok(dir) => dir,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(scan),
@@ -256,7 +286,28 @@ pub fn scan_with(
                 });
             scan.entries.push(entry);
         } else {
-            let (modified, facts) = read_entry(&path, status)?;
+            let ino = dirent.ino();
+            let known = cached
+                .logs
+                .remove(&(counter, status))
+                .filter(|log| log.ino == ino && status != RunStatus::Running)
+                .filter(|log| unchanged || log.matches(dirent.metadata().ok().as_ref()));
+            let (modified, size, facts) = match known {
+                Some(log) => (log.modified, log.size, log.facts),
+                None => {
+                    scan.cache_changed |= status != RunStatus::Running;
+                    read_entry(&path, status)?
+                }
+            };
+            if status != RunStatus::Running {
+                let log = CachedLog {
+                    ino,
+                    size,
+                    modified,
+                    facts,
+                };
+                scan.cache.logs.insert((counter, status), log);
+            }
             scan.entries.push(LogEntry {
                 counter,
                 status,
@@ -266,6 +317,7 @@ pub fn scan_with(
             });
         }
     }
+    scan.cache_changed |= !cached.logs.is_empty() || cached.listed != listed;
     if !scan.recovered.is_empty() {
         sync_dir(log_dir)?;
     }
@@ -749,7 +801,7 @@ fn recover(
 }
 
 /// Parses `<id>.<counter>.<status>` for job `id`; `None` for any other name.
-fn parse_name(name: &str, id: &str) -> Option<(u64, RunStatus)> {
+pub fn parse_name(name: &str, id: &str) -> Option<(u64, RunStatus)> {
     let mut fields = name.split('.');
     let (Some(first), Some(counter), Some(status), None) =
         (fields.next(), fields.next(), fields.next(), fields.next())
@@ -768,11 +820,9 @@ fn parse_name(name: &str, id: &str) -> Option<(u64, RunStatus)> {
     (status.is_final() || status == RunStatus::Running).then_some((counter, status))
 }
 
-fn modified(path: &Path) -> io::Result<Timestamp> {
-    fs::metadata(path)
-        .and_then(|m| m.modified())
-        .and_then(timestamp)
-        .map_err(|e| io_context(e, "stat", path))
+/// A file's modification time.
+pub(super) fn modified_of(meta: &fs::Metadata) -> io::Result<Timestamp> {
+    meta.modified().and_then(timestamp)
 }
 
 fn timestamp(t: SystemTime) -> io::Result<Timestamp> {

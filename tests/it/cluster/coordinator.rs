@@ -125,10 +125,14 @@ async fn an_order_never_answered_is_reported_dead_by_the_servers_advisory() {
             if n1.dead_orders().contains(&seq) {
                 return;
             }
-            assert!(
-                n1.take_orders(1).await.unwrap().is_empty(),
-                "no third delivery"
-            );
+            // A pull may go unanswered while the only order waits at its last
+            // delivery (the server holds the pull to its expiry): no answer is fine,
+            // a third delivery is not.
+            match n1.take_orders(1).await {
+                Ok(taken) => assert!(taken.is_empty(), "no third delivery"),
+                Err(karajo::cluster::coordinator::ClusterError::Uncertain(_)) => {}
+                Err(err) => panic!("pull failed: {err}"),
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
