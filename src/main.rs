@@ -18,7 +18,12 @@ fn main() -> ExitCode {
         return karajo::init::run();
     }
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_keep_alive(std::time::Duration::from_secs(60))
+        .max_blocking_threads(32)
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("karajo: cannot start the async runtime: {err}");

@@ -7,7 +7,8 @@
 //! and synced before it is answered), and the writer writes what the latest published
 //! snapshot says. Jobs that left the configuration keep their entries, so a job removed
 //! and added back is still paused. The liveness mark is rewritten every
-//! [`ALIVE_INTERVAL`], and marked clean when the writer ends.
+//! [`ALIVE_INTERVAL`] while there are monitors (they read it back after a restart),
+//! and marked clean when the writer ends.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -217,12 +218,16 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Save>) {
         let mut alive = tokio::time::interval(ALIVE_INTERVAL);
         loop {
+            // Only monitors read the mark back: with none, karajo does not wake to
+            // write it (a daemon of jobs alone is idle until a job is due). A monitor
+            // added later comes with a save, which brings the loop back here.
+            let watching = !self.snapshots.borrow().monitors.is_empty();
             let first = tokio::select! {
                 save = rx.recv() => match save {
                     Some(save) => save,
                     None => break,
                 },
-                _ = alive.tick() => {
+                _ = alive.tick(), if watching => {
                     self.mark_alive(false).await;
                     continue;
                 }
