@@ -220,13 +220,7 @@ impl Notifier {
         let stats = Arc::new(NotifyStats::default());
         let spool = Spool::new(opts.spool_dir);
         let stop = CancellationToken::new();
-        let http = reqwest::Client::builder()
-            .timeout(opts.webhook_timeout)
-            .build()
-            .map_err(|err| {
-                tracing::error!(%err, "cannot build the HTTP client; webhook notifications will fail");
-                err
-            });
+        let http = LazyClient::new(opts.webhook_timeout);
         let worker = Worker {
             rx,
             table: table_rx,
@@ -460,7 +454,7 @@ struct Worker {
     retry: RetryPolicy,
     concurrency: usize,
     smtp_timeout: Duration,
-    http: Arc<Result<reqwest::Client, reqwest::Error>>,
+    http: Arc<LazyClient>,
     /// Items by due time (and arrival order).
     waiting: BTreeMap<(Instant, u64), Item>,
     /// Spool file names queued or in flight, so a file loaded at start and also
@@ -656,11 +650,39 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
+/// The HTTP client of webhook and Pushover notifications, built when the first one
+/// is sent: a daemon whose notifications are all mail (or none) never sets up TLS,
+/// which costs start-up time and resident memory.
+struct LazyClient {
+    timeout: Duration,
+    client: std::sync::OnceLock<Result<reqwest::Client, reqwest::Error>>,
+}
+
+impl LazyClient {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            client: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> &Result<reqwest::Client, reqwest::Error> {
+        self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(self.timeout)
+                .build()
+                .inspect_err(|err| {
+                    tracing::error!(%err, "cannot build the HTTP client; webhook notifications will fail");
+                })
+        })
+    }
+}
+
 /// One attempt to deliver `pending` with the settings in force (and its target,
 /// where the notif's `allow_target` rule still accepts it).
 async fn deliver(
     table: &Table,
-    http: &Result<reqwest::Client, reqwest::Error>,
+    http: &LazyClient,
     smtp_timeout: Duration,
     pending: &Pending,
 ) -> Result<(), SendError> {
@@ -680,7 +702,8 @@ async fn deliver(
         },
     };
     let client = || {
-        http.as_ref()
+        http.get()
+            .as_ref()
             .map_err(|e| SendError::NoClient(e.to_string()))
     };
     match &notif.kind {

@@ -286,8 +286,12 @@ impl Writer {
                     tracing::error!(service = %id, %err, "cannot save the service's state");
                 }
             }
+            let watchtower = layout.watchtower_file();
             if let Some(pulses) = &pulses
-                && let Err(err) = monitor_files::save_pulses(&layout.watchtower_file(), pulses)
+                && let Err(err) = watchtower
+                    .parent()
+                    .map_or(Ok(()), create_private_dir)
+                    .and_then(|()| monitor_files::save_pulses(&watchtower, pulses))
             {
                 tracing::error!(%err, "cannot save the watchTower monitors");
             }
