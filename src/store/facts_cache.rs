@@ -18,7 +18,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io;
+use std::io::{self, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use jiff::Timestamp;
@@ -155,9 +156,11 @@ impl FactsCache {
         self.dirs.values().all(|d| d.logs.is_empty())
     }
 
-    /// Writes the cache to `path` (0600), through a new file renamed over the old one,
-    /// so a reader never sees half of it. Not synced: after a power cut the cache may
-    /// be the previous one or none, and either is only read as a cache.
+    /// Writes the cache to `path` (0600), through a new file of a name of its own
+    /// renamed over the old one, so a reader never sees half of it and two writers
+    /// (a start's and a shutdown's) never write into one file. Not synced: after a
+    /// power cut the cache may be the previous one or none, and either is only read
+    /// as a cache.
     pub fn save(&self, path: &Path) -> io::Result<()> {
         let mut text = String::with_capacity(self.len() * 96 + 64);
         text.push_str(HEADER);
@@ -190,12 +193,20 @@ impl FactsCache {
             }
         }
         let _ = writeln!(text, "end {count}");
-        if let Some(parent) = path.parent() {
-            super::create_private_dir(parent)?;
-        }
-        let fresh = path.with_extension("new");
-        super::write_private(&fresh, text.as_bytes())?;
-        std::fs::rename(&fresh, path).map_err(|e| super::io_context(e, "rename", &fresh))
+        let dir = path.parent().unwrap_or(Path::new("."));
+        super::create_private_dir(dir)?;
+        let mut fresh = tempfile::Builder::new()
+            .prefix(".log-facts.")
+            .permissions(std::fs::Permissions::from_mode(super::FILE_MODE))
+            .tempfile_in(dir)
+            .map_err(|e| super::io_context(e, "create a file in", dir))?;
+        fresh
+            .write_all(text.as_bytes())
+            .map_err(|e| super::io_context(e, "write", fresh.path()))?;
+        fresh
+            .persist(path)
+            .map(drop)
+            .map_err(|e| super::io_context(e.error, "rename over", path))
     }
 }
 
@@ -319,6 +330,30 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn two_writers_at_once_leave_one_whole_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log-facts");
+        let small = sample();
+        let mut big = sample();
+        let mut more = big.take(JobKind::Exec, &JobId::from_raw("a"));
+        for counter in 3..2000 {
+            let log = more.logs[&(1, RunStatus::Success)];
+            more.logs.insert((counter, RunStatus::Success), log);
+        }
+        big.insert(JobKind::Exec, &JobId::from_raw("a"), more, true);
+        for _ in 0..20 {
+            std::thread::scope(|scope| {
+                scope.spawn(|| small.save(&path).unwrap());
+                scope.spawn(|| big.save(&path).unwrap());
+            });
+            let loaded = FactsCache::load(&path).len();
+            assert!(loaded == 2 || loaded == 1999, "{loaded} logs");
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file is left");
     }
 
     #[test]
