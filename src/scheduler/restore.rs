@@ -11,8 +11,7 @@ use jiff::Timestamp;
 
 use super::JobDef;
 use super::monitors::RestoredMonitor;
-use crate::job::JobId;
-use crate::job::{JobKind, RunStatus};
+use crate::job::{JobId, JobKind, RunStatus};
 use crate::store::facts_cache::DirFacts;
 use crate::store::{FactsCache, Layout, LogEntry, StateFile, run_log};
 
