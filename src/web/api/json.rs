@@ -220,12 +220,9 @@ pub struct JobExecJson<'a> {
     /// New: the declared run parameters; omitted when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     params: Vec<ParamJson<'a>>,
-    /// Cluster mode only: the job's `run_on`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    run_on: Option<String>,
-    /// Cluster mode only, while the job's record has a run in progress.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    active: Option<ActiveJson>,
+    /// Cluster mode only: the job's `run_on`, and its run in progress.
+    #[serde(flatten)]
+    cluster: Option<ClusterPlace>,
 }
 
 impl<'a> JobExecJson<'a> {
@@ -253,16 +250,14 @@ impl<'a> JobExecJson<'a> {
                     default: p.default.as_deref(),
                 })
                 .collect(),
-            run_on: None,
-            active: None,
+            cluster: None,
         })
     }
 
     /// The job with its place in the cluster (cluster mode); unchanged for `None`.
     pub fn placed(mut self, place: Option<ClusterPlace>) -> Self {
-        if let Some(place) = place {
-            self.run_on = Some(place.run_on);
-            self.active = place.active;
+        if place.is_some() {
+            self.cluster = place;
         }
         self
     }
@@ -292,12 +287,9 @@ pub struct JobHttpJson<'a> {
     http_timeout: u128,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     http_insecure: bool,
-    /// Cluster mode only: the job's `run_on`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    run_on: Option<String>,
-    /// Cluster mode only, while the job's record has a run in progress.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    active: Option<ActiveJson>,
+    /// Cluster mode only: the job's `run_on`, and its run in progress.
+    #[serde(flatten)]
+    cluster: Option<ClusterPlace>,
 }
 
 impl<'a> JobHttpJson<'a> {
@@ -321,16 +313,14 @@ impl<'a> JobHttpJson<'a> {
             base: JobBaseJson::new(view),
             http_timeout: cfg.http_timeout.map_or(0, |d| d.as_nanos()),
             http_insecure: cfg.http_insecure,
-            run_on: None,
-            active: None,
+            cluster: None,
         })
     }
 
     /// The job with its place in the cluster (cluster mode); unchanged for `None`.
     pub fn placed(mut self, place: Option<ClusterPlace>) -> Self {
-        if let Some(place) = place {
-            self.run_on = Some(place.run_on);
-            self.active = place.active;
+        if place.is_some() {
+            self.cluster = place;
         }
         self
     }
@@ -338,9 +328,11 @@ impl<'a> JobHttpJson<'a> {
 
 /// Cluster mode: what a job object adds (cluster spec 12.2), its `run_on` and the run
 /// its shared record has in progress, read from the coordinator's copy of the records.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClusterPlace {
     run_on: String,
+    /// While the job's record has a run in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
     active: Option<ActiveJson>,
 }
 
